@@ -1,0 +1,219 @@
+//! The command line: parses arguments, runs one pipeline, prints the result, picks the exit code.
+//! The only place that uses `anyhow`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, DiagnosticFormat};
+use crate::plan::Options;
+use crate::plan::render::{self, PlanFormat};
+use crate::reconcile::{self, TenantOutcome};
+use crate::store;
+
+/// Gatehouse: tenants, users, flags, plans and applications declared in Git, reconciled into PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log output format (logs go to stderr).
+    #[arg(long, global = true, env = "GATEHOUSE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a config repository without touching any database. Exit 0 valid, 1 invalid, 2 could not run.
+    Validate {
+        /// The config repository (any directory of YAML files).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+        format: DiagnosticFormat,
+    },
+    /// Show what `apply` would change, and the drift. Exit 0 no changes, 1 changes, 2 error.
+    Plan {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
+        format: PlanFormat,
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
+    /// Converge the database with the config repository. Exit 0 converged, 1 some tenants failed, 2 error.
+    Apply {
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+        /// `json` prints the per-tenant report as JSON.
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+        #[command(flatten)]
+        apply: ApplyArgs,
+    },
+    /// Write the JSON Schemas of the config format (editors and CI validate YAML with them).
+    Schema {
+        #[arg(long, default_value = "schemas")]
+        out: PathBuf,
+    },
+    /// Create the database if needed and run the migrations.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ReportFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL; the database is created if it does not exist.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/gatehouse",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Allow removing more than half of a tenant's users, or all of them (deleting a tenant).
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+}
+
+pub fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,gatehouse=info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs a command and maps its result to the documented exit codes.
+pub fn run(cli: Cli) -> ExitCode {
+    match execute(cli.command) {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn execute(command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Validate { dir, format } => validate(&dir, format),
+        Command::Schema { out } => write_schemas(&out),
+        Command::Plan { dir, format, apply } => runtime()?.block_on(plan(&dir, format, &apply)),
+        Command::Apply { dir, format, apply: args } => runtime()?.block_on(apply(&dir, format, &args)),
+        Command::Migrate { database } => runtime()?.block_on(async {
+            store::connect(&database.database_url).await?;
+            println!("database is migrated");
+            Ok(0)
+        }),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+fn load(dir: &Path) -> anyhow::Result<config::Validated> {
+    config::load_repo(dir).with_context(|| format!("cannot read config repository {}", dir.display()))
+}
+
+fn validate(dir: &Path, format: DiagnosticFormat) -> anyhow::Result<u8> {
+    let validated = load(dir)?;
+    print!("{}", config::diagnostic::render(&validated.diagnostics(), validated.files_read, format));
+    Ok(if validated.is_valid() { 0 } else { 1 })
+}
+
+fn write_schemas(out: &Path) -> anyhow::Result<u8> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (name, text) in config::schema::all() {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    Ok(0)
+}
+
+async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
+    let validated = load(dir)?;
+    let pool = store::connect(&args.database.database_url).await?;
+    let plan = reconcile::plan(&pool, &validated, Options { allow_mass_delete: args.allow_mass_delete }).await?;
+    anstream::print!("{}", render::render(&plan, format));
+    let s = plan.summary();
+    Ok(if !validated.is_valid() || s.refused_tenants > 0 {
+        2
+    } else if plan.has_changes() {
+        1
+    } else {
+        0
+    })
+}
+
+async fn apply(dir: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
+    let validated = load(dir)?;
+    let commit = crate::source::work_tree_commit(dir);
+    let pool = store::connect(&args.database.database_url).await?;
+    let options = Options { allow_mass_delete: args.allow_mass_delete };
+    let report = reconcile::apply(&pool, &validated, options, commit.as_deref()).await?;
+    match format {
+        ReportFormat::Json => println!("{:#}", serde_json::to_value(&report)?),
+        ReportFormat::Text => print_report(&report, &validated),
+    }
+    Ok(if report.succeeded() && validated.is_valid() { 0 } else { 1 })
+}
+
+fn print_report(report: &reconcile::ApplyReport, validated: &config::Validated) {
+    for (subject, diagnostic) in &validated.problems {
+        if !matches!(subject, config::Subject::Tenant(_)) {
+            eprintln!("{diagnostic}");
+        }
+    }
+    let mut failed = 0;
+    for t in &report.tenants {
+        match &t.outcome {
+            TenantOutcome::Applied { .. } => {}
+            TenantOutcome::Failed { reason } | TenantOutcome::Refused { reason } => {
+                failed += 1;
+                eprintln!("tenant {}: not applied: {reason}", t.tenant);
+            }
+            TenantOutcome::Invalid { problems } => {
+                failed += 1;
+                eprintln!("tenant {}: invalid, keeps its last good state:", t.tenant);
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+            }
+        }
+    }
+    if let Some(error) = &report.global_error {
+        eprintln!("error: {error}");
+    }
+    let applied = report.tenants.iter().filter(|t| matches!(t.outcome, TenantOutcome::Applied { .. })).count();
+    let commit = report.commit.as_deref().map(|c| format!(" at {c}")).unwrap_or_default();
+    println!(
+        "applied {} changes{commit}: {applied} tenants updated, {failed} not applied; {} drifted fields kept, {} orphans",
+        report.applied_changes, report.drift_kept, report.orphans
+    );
+}

@@ -1,0 +1,198 @@
+//! Reads a config repository: every `*.yaml`/`*.yml` file below the root (hidden files and folders
+//! such as `.git` and `.github` are skipped), every YAML document in each, parsed into `Document`s.
+//! Structural problems are collected, never fatal: one bad file does not hide the others.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::diagnostic::{Diagnostic, Subject};
+use super::document::Document;
+
+/// A file of the repository, read into memory.
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    /// Relative to the repository root, with `/` separators.
+    pub path: String,
+    pub text: String,
+}
+
+/// A document that parsed, with where it came from.
+#[derive(Debug, Clone)]
+pub struct ParsedDocument {
+    /// Index into `Loaded::files`.
+    pub file: usize,
+    /// 0-based index of the document within its file.
+    pub index: usize,
+    pub document: Document,
+}
+
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub files: Vec<SourceFile>,
+    pub documents: Vec<ParsedDocument>,
+    pub problems: Vec<(Subject, Diagnostic)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0} is not a directory")]
+    NotADirectory(PathBuf),
+}
+
+/// Reads every config file below `root`, sorted by path so that output is stable.
+pub fn read_repo(root: &Path) -> Result<Vec<SourceFile>, ReadError> {
+    if !root.is_dir() {
+        return Err(ReadError::NotADirectory(root.to_owned()));
+    }
+    let mut paths = Vec::new();
+    collect_yaml_paths(root, &mut paths)?;
+    paths.sort();
+    paths
+        .into_par_iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
+            Ok(SourceFile { path: relative(root, &path), text })
+        })
+        .collect()
+}
+
+fn collect_yaml_paths(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
+    let io = |source| ReadError::Io { path: dir.to_owned(), source };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        if name.to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(io)?;
+        if file_type.is_dir() {
+            collect_yaml_paths(&path, out)?;
+        } else if path.extension().is_some_and(|ext| ext == "yaml" || ext == "yml") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn relative(root: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(root).unwrap_or(path);
+    rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}
+
+/// Parses every document of every file, in parallel; the result keeps file order.
+pub fn parse(files: Vec<SourceFile>) -> Loaded {
+    let per_file: Vec<FileParse> = files.par_iter().map(parse_file).collect();
+    let mut loaded = Loaded { files, ..Loaded::default() };
+    for (file, (documents, problems)) in per_file.into_iter().enumerate() {
+        loaded.documents.extend(documents.into_iter().map(|(index, document)| ParsedDocument {
+            file,
+            index,
+            document,
+        }));
+        loaded.problems.extend(problems);
+    }
+    loaded
+}
+
+/// A file's documents (with their index in the file) and its problems.
+type FileParse = (Vec<(usize, Document)>, Vec<(Subject, Diagnostic)>);
+
+fn parse_file(file: &SourceFile) -> FileParse {
+    let mut documents = Vec::new();
+    let mut problems = Vec::new();
+    let mut last_error = None;
+    for (index, deserializer) in serde_yaml::Deserializer::from_str(&file.text).enumerate() {
+        match Option::<Document>::deserialize(deserializer) {
+            Ok(Some(document)) => documents.push((index, document)),
+            Ok(None) => {} // an empty document, such as a trailing `---`
+            Err(error) => {
+                let message = error.to_string();
+                // A syntax error repeats for every later document: the rest of the file is unreadable.
+                if last_error.as_ref() == Some(&message) {
+                    break;
+                }
+                let subject = attribute(&file.text, index, &file.path);
+                problems.push((subject, diagnostic(&file.path, &error)));
+                last_error = Some(message);
+            }
+        }
+    }
+    (documents, problems)
+}
+
+/// Which resource a document that failed to parse was meant to declare, read leniently so that
+/// `apply` holds back just that resource.
+fn attribute(text: &str, index: usize, path: &str) -> Subject {
+    let document =
+        serde_yaml::Deserializer::from_str(text).nth(index).and_then(|d| serde_yaml::Value::deserialize(d).ok());
+    let field = |value: &serde_yaml::Value, key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    let kind = document.as_ref().and_then(|d| field(d, "kind"));
+    let name = document.as_ref().and_then(|d| d.get("metadata")).and_then(|m| field(m, "name"));
+    match (kind.as_deref(), name) {
+        (Some("Tenant"), Some(name)) => Subject::Tenant(name),
+        (Some("Plan"), Some(name)) => Subject::Plan(name),
+        (Some("Application"), Some(name)) => Subject::Application(name),
+        _ => Subject::File(path.to_owned()),
+    }
+}
+
+/// Turns a serde_yaml error into a located diagnostic, splitting its text into path and message.
+/// A syntax error with context ("…, while scanning a quoted scalar at line 7 column 16") is located
+/// where that construct starts, which is where the fix is.
+fn diagnostic(file: &str, error: &serde_yaml::Error) -> Diagnostic {
+    let (mut line, mut column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
+    let text = error.to_string();
+    let (problem, context) = match text.split_once(", while ") {
+        Some((problem, context)) => (problem, Some(context)),
+        None => (text.as_str(), None),
+    };
+    let (problem, problem_at) = split_position(problem);
+    let text = match context.map(split_position) {
+        Some((context, Some(start))) => {
+            (line, column) = start;
+            let end = problem_at.map(|(l, c)| format!(" at line {l} column {c}")).unwrap_or_default();
+            format!("while {context} that starts here: {problem}{end}")
+        }
+        Some((context, None)) => format!("{problem}, while {context}"),
+        None => problem.to_owned(),
+    };
+    let (path, message) = match text.split_once(": ") {
+        Some((path, message)) if looks_like_path(path) => (path.to_owned(), message.to_owned()),
+        _ => (String::new(), text),
+    };
+    Diagnostic { file: file.to_owned(), line, column, path, message: hint(message) }
+}
+
+/// Splits "message at line 7 column 16" into the message and its position.
+fn split_position(text: &str) -> (&str, Option<(usize, usize)>) {
+    let Some(i) = text.rfind(" at line ") else {
+        return (text, None);
+    };
+    let position = text[i + " at line ".len()..].split_once(" column ");
+    match position.and_then(|(l, c)| Some((l.trim().parse().ok()?, c.trim().parse().ok()?))) {
+        Some(at) => (&text[..i], Some(at)),
+        None => (text, None),
+    }
+}
+
+fn looks_like_path(s: &str) -> bool {
+    !s.is_empty() && !s.contains(' ') && s.chars().all(|c| c.is_alphanumeric() || "._[]-".contains(c))
+}
+
+/// Adds the fix to messages whose fix is not obvious from serde's wording.
+fn hint(message: String) -> String {
+    if message.starts_with("unknown variant") && message.contains("gatehouse.dev/v1") {
+        format!("{message}; every document starts with `apiVersion: gatehouse.dev/v1`")
+    } else if message.starts_with("unknown variant") && message.contains("`Tenant`") {
+        format!("{message}; `kind` names the resource type")
+    } else if message.starts_with("unknown field") {
+        format!("{message}; remove it or fix its spelling")
+    } else {
+        message
+    }
+}

@@ -1,0 +1,510 @@
+//! Semantic checks: raw documents → the typed `DesiredState`, with every problem of the repository
+//! reported at once, each located by file, line, column and field path.
+//!
+//! A resource with any problem is left out of the desired state and named in `Validated::problems`,
+//! so that `apply` keeps its last good state while every valid resource converges.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::diagnostic::{Diagnostic, Subject};
+use super::document::{BudgetSpec, Document, RawFlagValue, SsoSpec};
+use super::load::{Loaded, ParsedDocument};
+use super::position::PositionIndex;
+use crate::model::{
+    AppName, Application, Budget, DesiredState, Email, FlagKey, FlagType, FlagValue, Plan, PlanName, Role, SecretRef,
+    Sso, SyncPolicy, Tenant, TenantName, TenantStatus, User, UserStatus,
+};
+
+#[derive(Debug, Default)]
+pub struct Validated {
+    pub desired: DesiredState,
+    /// Every problem, each with the resource it holds back, sorted by file and position.
+    pub problems: Vec<(Subject, Diagnostic)>,
+    pub files_read: usize,
+}
+
+impl Validated {
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        self.problems.iter().map(|(_, d)| d.clone()).collect()
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    /// The problems that hold back tenant `name`.
+    pub fn tenant_problems(&self, name: &str) -> Vec<&Diagnostic> {
+        self.problems.iter().filter(|(s, _)| matches!(s, Subject::Tenant(n) if n == name)).map(|(_, d)| d).collect()
+    }
+
+    /// Whether a live resource must be kept as it is: its declaration is invalid, or it was last
+    /// declared in a file that could not be read far enough to tell.
+    pub fn holds_back(&self, subject: &Subject, source_file: Option<&str>) -> bool {
+        self.problems
+            .iter()
+            .any(|(s, _)| s == subject || matches!((s, source_file), (Subject::File(f), Some(src)) if f == src))
+    }
+}
+
+/// Checks every parsed document and builds the desired state from the valid ones.
+pub fn validate(loaded: Loaded) -> Validated {
+    let mut checker = Checker { loaded: &loaded, pending: Vec::new() };
+    let plans = checker.plans();
+    let applications = checker.applications();
+    let tenants = checker.tenants(&plans, &applications);
+
+    let mut problems = loaded.problems.clone();
+    problems.extend(checker.locate());
+    problems.sort_by(|a, b| a.1.cmp(&b.1));
+    problems.dedup();
+    let invalid: BTreeSet<&Subject> = problems.iter().map(|(s, _)| s).collect();
+    let keep = |subject: Subject| !invalid.contains(&subject);
+
+    let desired = DesiredState {
+        plans: plans
+            .into_values()
+            .filter_map(|c| c.valid)
+            .filter(|p| keep(Subject::Plan(p.name.to_string())))
+            .collect(),
+        applications: applications
+            .into_values()
+            .filter_map(|c| c.valid)
+            .filter(|a| keep(Subject::Application(a.name.to_string())))
+            .collect(),
+        tenants: tenants.into_iter().filter(|t| keep(Subject::Tenant(t.name.to_string()))).collect(),
+    };
+    Validated { desired, problems, files_read: loaded.files.len() }
+}
+
+/// A problem whose line and column are looked up at the end, only for files that have problems.
+struct Pending {
+    subject: Subject,
+    file: usize,
+    document: usize,
+    path: String,
+    message: String,
+}
+
+/// What a plan or application name resolves to: `valid` is `None` when its declaration has problems.
+struct Candidate<T> {
+    file: usize,
+    valid: Option<T>,
+}
+
+struct Checker<'a> {
+    loaded: &'a Loaded,
+    pending: Vec<Pending>,
+}
+
+impl<'a> Checker<'a> {
+    fn report(&mut self, doc: &ParsedDocument, subject: &Subject, path: impl Into<String>, message: impl Into<String>) {
+        self.pending.push(Pending {
+            subject: subject.clone(),
+            file: doc.file,
+            document: doc.index,
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn file(&self, doc: &ParsedDocument) -> &'a str {
+        &self.loaded.files[doc.file].path
+    }
+
+    fn problem_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn of_kind(&self, pick: fn(&Document) -> bool) -> Vec<&'a ParsedDocument> {
+        self.loaded.documents.iter().filter(|d| pick(&d.document)).collect()
+    }
+
+    /// Checks a resource's name and that no earlier document of the same kind took it.
+    fn name<N>(
+        &mut self,
+        doc: &ParsedDocument,
+        subject: &Subject,
+        parse: fn(&str) -> Result<N, crate::model::NameError>,
+        seen: &mut HashMap<String, usize>,
+    ) -> Option<N> {
+        let raw = doc.document.name();
+        let parsed = parse(raw).map_err(|e| self.report(doc, subject, "metadata.name", e.0)).ok();
+        if let Some(first) = seen.get(raw) {
+            let first = &self.loaded.files[*first].path;
+            let kind = doc.document.kind().as_str();
+            self.report(
+                doc,
+                subject,
+                "metadata.name",
+                format!("{kind} `{raw}` is declared twice (also in {first}); names must be unique"),
+            );
+        } else {
+            seen.insert(raw.to_owned(), doc.file);
+        }
+        parsed
+    }
+
+    fn display_name(&mut self, doc: &ParsedDocument, subject: &Subject, path: &str, value: &str) {
+        if value.trim().is_empty() || value.chars().count() > 200 {
+            self.report(doc, subject, path, "must be 1 to 200 characters");
+        }
+    }
+
+    fn budget(&mut self, doc: &ParsedDocument, subject: &Subject, spec: Option<&BudgetSpec>) -> Option<Budget> {
+        let spec = spec?;
+        if spec.monthly_limit <= 0 {
+            self.report(
+                doc,
+                subject,
+                "spec.budget.monthlyLimit",
+                format!("must be greater than 0, not {}", spec.monthly_limit),
+            );
+        }
+        let mut previous = 0;
+        for (i, percent) in spec.warn_at.iter().enumerate() {
+            if !(1..=99).contains(percent) || *percent <= previous {
+                self.report(
+                    doc,
+                    subject,
+                    format!("spec.budget.warnAt[{i}]"),
+                    format!("{percent} is not allowed: warnAt lists percentages from 1 to 99 in increasing order, such as [75, 90]"),
+                );
+            }
+            previous = *percent;
+        }
+        Some(Budget {
+            monthly_limit: spec.monthly_limit.max(0).unsigned_abs(),
+            on_limit: spec.on_limit,
+            warn_at: spec.warn_at.iter().map(|p| (*p).clamp(0, 100) as u8).collect(),
+        })
+    }
+
+    /// Parses flag keys and types of one document's `spec.flags`.
+    fn flags(
+        &mut self,
+        doc: &ParsedDocument,
+        subject: &Subject,
+        flags: &BTreeMap<String, RawFlagValue>,
+    ) -> Vec<(FlagKey, FlagType, serde_json::Value)> {
+        let mut out = Vec::new();
+        for (key, RawFlagValue(value)) in flags {
+            let path = format!("spec.flags.{key}");
+            let parsed_key = FlagKey::parse(key).map_err(|e| self.report(doc, subject, &path, e.0)).ok();
+            let flag_type = FlagType::of(value);
+            if flag_type.is_none() {
+                self.report(
+                    doc,
+                    subject,
+                    &path,
+                    "a flag value is a boolean, integer, number, string or object; not null or a list",
+                );
+            }
+            if let (Some(key), Some(flag_type)) = (parsed_key, flag_type) {
+                out.push((key, flag_type, value.clone()));
+            }
+        }
+        out
+    }
+
+    fn plans(&mut self) -> BTreeMap<String, Candidate<Plan>> {
+        let mut seen = HashMap::new();
+        let mut flag_types: HashMap<FlagKey, (FlagType, String)> = HashMap::new();
+        let mut parsed = Vec::new();
+        for doc in self.of_kind(|d| matches!(d, Document::Plan { .. })) {
+            let Document::Plan { metadata, spec } = &doc.document else {
+                continue;
+            };
+            let subject = Subject::Plan(metadata.name.clone());
+            let before = self.problem_count();
+            let name = self.name(doc, &subject, PlanName::parse, &mut seen);
+            if let Some(display_name) = &spec.display_name {
+                self.display_name(doc, &subject, "spec.displayName", display_name);
+            }
+            let budget = self.budget(doc, &subject, spec.budget.as_ref());
+            let flags = self.flags(doc, &subject, &spec.flags);
+            for (key, flag_type, _) in &flags {
+                match flag_types.get_mut(key) {
+                    None => {
+                        flag_types.insert(key.clone(), (*flag_type, metadata.name.clone()));
+                    }
+                    Some((known, _)) if known.accepts(*flag_type) => {}
+                    Some((known, _)) if flag_type.accepts(*known) => *known = *flag_type,
+                    Some((known, other)) => {
+                        let message = format!(
+                            "flag `{key}` is {flag_type} here but {known} in plan `{other}`; a flag has one type in every plan and tenant"
+                        );
+                        self.report(doc, &subject, format!("spec.flags.{key}"), message);
+                    }
+                }
+            }
+            let ok = self.problem_count() == before;
+            parsed.push((doc, metadata.name.clone(), name.filter(|_| ok), spec, budget, flags));
+        }
+        let mut plans = BTreeMap::new();
+        for (doc, raw_name, name, spec, budget, flags) in parsed {
+            let valid = name.map(|name| Plan {
+                name,
+                display_name: spec.display_name.clone(),
+                flags: flags
+                    .into_iter()
+                    .filter_map(|(key, _, value)| {
+                        let flag_type = flag_types.get(&key)?.0;
+                        Some((key, FlagValue::typed(flag_type, value)?))
+                    })
+                    .collect(),
+                budget,
+                source: self.file(doc).to_owned(),
+            });
+            plans.entry(raw_name).or_insert(Candidate { file: doc.file, valid });
+        }
+        plans
+    }
+
+    fn applications(&mut self) -> BTreeMap<String, Candidate<Application>> {
+        let mut seen = HashMap::new();
+        let mut applications = BTreeMap::new();
+        for doc in self.of_kind(|d| matches!(d, Document::Application { .. })) {
+            let Document::Application { metadata, spec } = &doc.document else {
+                continue;
+            };
+            let subject = Subject::Application(metadata.name.clone());
+            let before = self.problem_count();
+            let name = self.name(doc, &subject, AppName::parse, &mut seen);
+            self.display_name(doc, &subject, "spec.displayName", &spec.display_name);
+            let owner = Email::parse(&spec.owner).map_err(|e| self.report(doc, &subject, "spec.owner", e.0)).ok();
+            let ok = self.problem_count() == before;
+            let valid = match (name, owner) {
+                (Some(name), Some(owner)) if ok => {
+                    let scopes: BTreeSet<_> = spec.scopes.iter().copied().collect();
+                    Some(Application {
+                        name,
+                        display_name: spec.display_name.clone(),
+                        owner,
+                        status: spec.status,
+                        scopes: scopes.into_iter().collect(),
+                        source: self.file(doc).to_owned(),
+                    })
+                }
+                _ => None,
+            };
+            applications.entry(metadata.name.clone()).or_insert(Candidate { file: doc.file, valid });
+        }
+        applications
+    }
+
+    fn sso(&mut self, doc: &ParsedDocument, subject: &Subject, spec: Option<&SsoSpec>) -> Option<Sso> {
+        let spec = spec?;
+        let host = spec.issuer.strip_prefix("https://").unwrap_or_default();
+        if host.is_empty() || host.starts_with('/') || spec.issuer.contains(char::is_whitespace) {
+            self.report(
+                doc,
+                subject,
+                "spec.sso.issuer",
+                format!("`{}` is not an https URL; OIDC issuers must use https", spec.issuer),
+            );
+        }
+        if spec.client_id.trim().is_empty() {
+            self.report(doc, subject, "spec.sso.clientId", "must not be empty");
+        }
+        let env = &spec.client_secret_ref.env;
+        let env_ok = env.chars().next().is_some_and(|c| c.is_ascii_uppercase() || c == '_')
+            && env.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if !env_ok {
+            self.report(
+                doc,
+                subject,
+                "spec.sso.clientSecretRef.env",
+                format!("`{env}` is not an environment variable name: use A-Z, 0-9 and '_'"),
+            );
+        }
+        Some(Sso {
+            issuer: spec.issuer.trim_end_matches('/').to_owned(),
+            client_id: spec.client_id.clone(),
+            client_secret_ref: SecretRef { env: env.clone() },
+        })
+    }
+
+    fn tenants(
+        &mut self,
+        plans: &BTreeMap<String, Candidate<Plan>>,
+        applications: &BTreeMap<String, Candidate<Application>>,
+    ) -> Vec<Tenant> {
+        let mut seen = HashMap::new();
+        let mut emails: HashMap<Email, (String, usize)> = HashMap::new();
+        let mut tenants = Vec::new();
+        for doc in self.of_kind(|d| matches!(d, Document::Tenant { .. })) {
+            let Document::Tenant { metadata, spec } = &doc.document else {
+                continue;
+            };
+            let subject = Subject::Tenant(metadata.name.clone());
+            let before = self.problem_count();
+            let name = self.name(doc, &subject, TenantName::parse, &mut seen);
+            self.display_name(doc, &subject, "spec.displayName", &spec.display_name);
+
+            let plan = match plans.get(&spec.plan) {
+                Some(Candidate { valid: Some(plan), .. }) => Some(plan),
+                Some(Candidate { file, valid: None }) => {
+                    let file = &self.loaded.files[*file].path;
+                    self.report(
+                        doc,
+                        &subject,
+                        "spec.plan",
+                        format!("plan `{}` has problems (see {file}); fix them first", spec.plan),
+                    );
+                    None
+                }
+                None => {
+                    let known: Vec<&str> = plans.keys().map(String::as_str).collect();
+                    self.report(
+                        doc,
+                        &subject,
+                        "spec.plan",
+                        format!("plan `{}` is not declared; declared plans: {}", spec.plan, known.join(", ")),
+                    );
+                    None
+                }
+            };
+
+            let mut app_names = BTreeSet::new();
+            for (i, app) in spec.applications.iter().enumerate() {
+                match applications.get(app) {
+                    Some(Candidate { valid: Some(a), .. }) => {
+                        app_names.insert(a.name.clone());
+                    }
+                    Some(Candidate { valid: None, .. }) => {
+                        self.report(
+                            doc,
+                            &subject,
+                            format!("spec.applications[{i}]"),
+                            format!("application `{app}` has problems; fix them first"),
+                        );
+                    }
+                    None => {
+                        self.report(
+                            doc,
+                            &subject,
+                            format!("spec.applications[{i}]"),
+                            format!("application `{app}` is not declared"),
+                        );
+                    }
+                }
+            }
+
+            let budget = self.budget(doc, &subject, spec.budget.as_ref());
+            let sso = self.sso(doc, &subject, spec.sso.as_ref());
+            let users = self.users(doc, &subject, &metadata.name, spec, &mut emails);
+
+            let mut flags = BTreeMap::new();
+            for (key, own_type, value) in self.flags(doc, &subject, &spec.flags) {
+                let path = format!("spec.flags.{key}");
+                let Some(plan) = plan else { continue };
+                match plan.flags.get(&key) {
+                    None => self.report(
+                        doc,
+                        &subject,
+                        path,
+                        format!("flag `{key}` is not declared by plan `{}`; add a default there first", plan.name),
+                    ),
+                    Some(default) => match FlagValue::typed(default.flag_type(), value) {
+                        Some(typed) => {
+                            flags.insert(key, typed);
+                        }
+                        None => {
+                            let expected = default.flag_type();
+                            self.report(doc, &subject, path, format!("flag `{key}` is {expected} in plan `{}`, so this value must be {expected} too, not {own_type}", plan.name));
+                        }
+                    },
+                }
+            }
+
+            if self.problem_count() != before {
+                continue;
+            }
+            if let (Some(name), Some(plan)) = (name, plan) {
+                tenants.push(Tenant {
+                    name,
+                    display_name: spec.display_name.clone(),
+                    plan: plan.name.clone(),
+                    status: spec.status,
+                    sync: SyncPolicy {
+                        self_heal: spec.sync.self_heal.unwrap_or(true),
+                        prune: spec.sync.prune.unwrap_or(true),
+                    },
+                    budget,
+                    sso,
+                    applications: app_names.into_iter().collect(),
+                    users,
+                    flags,
+                    source: self.file(doc).to_owned(),
+                });
+            }
+        }
+        tenants.sort_by(|a, b| a.name.cmp(&b.name));
+        tenants
+    }
+
+    fn users(
+        &mut self,
+        doc: &ParsedDocument,
+        subject: &Subject,
+        tenant: &str,
+        spec: &super::document::TenantSpec,
+        emails: &mut HashMap<Email, (String, usize)>,
+    ) -> Vec<User> {
+        let mut users = Vec::new();
+        for (i, user) in spec.users.iter().enumerate() {
+            let path = format!("spec.users[{i}]");
+            if let Some(name) = &user.name {
+                self.display_name(doc, subject, &format!("{path}.name"), name);
+            }
+            let email = match Email::parse(&user.email) {
+                Ok(email) => email,
+                Err(e) => {
+                    self.report(doc, subject, format!("{path}.email"), e.0);
+                    continue;
+                }
+            };
+            if let Some((other, file)) = emails.get(&email) {
+                let where_ = if other == tenant { "this tenant".to_owned() } else { format!("tenant `{other}`") };
+                let file = &self.loaded.files[*file].path;
+                self.report(
+                    doc,
+                    subject,
+                    format!("{path}.email"),
+                    format!("{email} is already a user of {where_} ({file}); an email belongs to one user"),
+                );
+                continue;
+            }
+            emails.insert(email.clone(), (tenant.to_owned(), doc.file));
+            users.push(User { email, name: user.name.clone(), role: user.role, status: user.status });
+        }
+        let has_owner = users.iter().any(|u| u.role == Role::Owner && u.status == UserStatus::Active);
+        if spec.status == TenantStatus::Active && !has_owner {
+            let path = if spec.users.is_empty() { "spec" } else { "spec.users" };
+            self.report(
+                doc,
+                subject,
+                path,
+                format!("active tenant `{tenant}` has no active owner: give at least one active user `role: owner`"),
+            );
+        }
+        users.sort_by(|a, b| a.email.cmp(&b.email));
+        users
+    }
+
+    /// Resolves positions, building each file's index once and only for files with problems.
+    fn locate(&mut self) -> Vec<(Subject, Diagnostic)> {
+        let mut indexes: HashMap<usize, PositionIndex> = HashMap::new();
+        std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|p| {
+                let file = &self.loaded.files[p.file];
+                let index = indexes.entry(p.file).or_insert_with(|| PositionIndex::build(&file.text));
+                let position = index.locate(p.document, &p.path);
+                let (line, column) = position.map_or((1, 1), |pos| (pos.line, pos.column));
+                let diagnostic = Diagnostic { file: file.path.clone(), line, column, path: p.path, message: p.message };
+                (p.subject, diagnostic)
+            })
+            .collect()
+    }
+}

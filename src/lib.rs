@@ -1,0 +1,18 @@
+//! Gatehouse: the control plane of a multi-tenant B2B SaaS platform.
+//!
+//! A Git repository of YAML declares tenants, users, flags, plans and applications. Data flows one way:
+//!
+//! ```text
+//! source (git work tree / remote)  →  config (parse + validate)  →  plan (diff desired vs live)
+//!       →  reconcile (apply, one transaction per tenant | report drift)  →  status
+//! ```
+//!
+//! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `cli` is the edge.
+
+pub mod cli;
+pub mod config;
+pub mod model;
+pub mod plan;
+pub mod reconcile;
+pub mod source;
+pub mod store;

@@ -1,0 +1,13 @@
+//! The shared vocabulary of every stage: typed names parsed once at the edge, and the declared
+//! resources (`Tenant`, `User`, `Plan`, `Application`). Depends on nothing else in the crate.
+
+mod flag;
+mod names;
+mod resources;
+
+pub use flag::{FlagType, FlagValue};
+pub use names::{AppName, Email, FlagKey, NameError, PlanName, TenantName};
+pub use resources::{
+    AppStatus, Application, Budget, DesiredState, OnLimit, Plan, Role, Scope, SecretRef, Sso, SyncPolicy, Tenant,
+    TenantStatus, User, UserStatus,
+};

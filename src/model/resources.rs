@@ -1,0 +1,199 @@
+//! The declared resources after validation: what Git says the platform should look like.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{AppName, Email, FlagKey, FlagValue, PlanName, TenantName};
+
+/// Declares `as_str` for a unit-only enum from its serde names, so SQL, hashes and output agree.
+macro_rules! str_enum {
+    ($name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+            pub fn parse(text: &str) -> Option<Self> {
+                Self::ALL.iter().copied().find(|v| v.as_str() == text)
+            }
+        }
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A tenant user's role: `owner` (everything, incl. contract and SSO), `admin` (users), `user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    User,
+}
+str_enum!(Role { Owner => "owner", Admin => "admin", User => "user" });
+
+/// What Git says about a user's access. Live users also pass through `invited` until they set a
+/// credential; that is lifecycle, not drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    #[default]
+    Active,
+    Disabled,
+}
+str_enum!(UserStatus { Active => "active", Disabled => "disabled" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TenantStatus {
+    #[default]
+    Active,
+    Suspended,
+}
+str_enum!(TenantStatus { Active => "active", Suspended => "suspended" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AppStatus {
+    #[default]
+    Active,
+    Disabled,
+}
+str_enum!(AppStatus { Active => "active", Disabled => "disabled" });
+
+/// What happens when a tenant reaches its monthly budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum OnLimit {
+    /// Refuse further usage.
+    Block,
+    /// Refuse unless an owner approves an override.
+    RequireOverride,
+    /// Allow, but warn.
+    Warn,
+}
+str_enum!(OnLimit { Block => "block", RequireOverride => "requireOverride", Warn => "warn" });
+
+/// What an application's API keys may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub enum Scope {
+    #[serde(rename = "flags:read")]
+    FlagsRead,
+    #[serde(rename = "usage:write")]
+    UsageWrite,
+    #[serde(rename = "usage:read")]
+    UsageRead,
+    #[serde(rename = "audit:write")]
+    AuditWrite,
+    #[serde(rename = "auth:introspect")]
+    AuthIntrospect,
+}
+str_enum!(Scope {
+    FlagsRead => "flags:read",
+    UsageWrite => "usage:write",
+    UsageRead => "usage:read",
+    AuditWrite => "audit:write",
+    AuthIntrospect => "auth:introspect",
+});
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Budget {
+    pub monthly_limit: u64,
+    pub on_limit: OnLimit,
+    /// Percentages of the limit at which to warn, strictly increasing, each 1..=99.
+    pub warn_at: Vec<u8>,
+}
+
+/// How the reconciler treats this tenant's drift and removed resources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncPolicy {
+    /// Revert changes made outside Git on the next pass.
+    pub self_heal: bool,
+    /// Delete resources that were removed from Git.
+    pub prune: bool,
+}
+
+impl Default for SyncPolicy {
+    fn default() -> Self {
+        Self { self_heal: true, prune: true }
+    }
+}
+
+/// Where a secret is read from at run time; the secret itself never lives in Git.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SecretRef {
+    pub env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Sso {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret_ref: SecretRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub email: Email,
+    pub name: Option<String>,
+    pub role: Role,
+    pub status: UserStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tenant {
+    pub name: TenantName,
+    pub display_name: String,
+    pub plan: PlanName,
+    pub status: TenantStatus,
+    pub sync: SyncPolicy,
+    pub budget: Option<Budget>,
+    pub sso: Option<Sso>,
+    /// The applications this tenant uses, sorted.
+    pub applications: Vec<AppName>,
+    pub users: Vec<User>,
+    /// The tenant's overrides of its plan's flag defaults.
+    pub flags: BTreeMap<FlagKey, FlagValue>,
+    /// The file that declares it, relative to the repository root.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub name: PlanName,
+    pub display_name: Option<String>,
+    /// Flag defaults for every tenant on this plan.
+    pub flags: BTreeMap<FlagKey, FlagValue>,
+    pub budget: Option<Budget>,
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Application {
+    pub name: AppName,
+    pub display_name: String,
+    pub owner: Email,
+    pub status: AppStatus,
+    /// Sorted, without duplicates.
+    pub scopes: Vec<Scope>,
+    pub source: String,
+}
+
+/// Every valid resource of a config repository, each kind sorted by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DesiredState {
+    pub plans: Vec<Plan>,
+    pub applications: Vec<Application>,
+    pub tenants: Vec<Tenant>,
+}

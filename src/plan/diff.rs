@@ -1,0 +1,368 @@
+//! The three-way diff. For each resource: desired fields (Git), live fields (database) and the hash
+//! of what Git last applied decide between create, update, delete, drift and orphan.
+
+use std::collections::{BTreeSet, HashMap};
+
+use uuid::Uuid;
+
+use super::fields::{self, Fields};
+use super::live::{LiveRow, LiveState, LiveTenant, ManagedBy, TenantDetail};
+use super::{
+    Action, Change, Drift, DriftedField, FieldChange, Plan, Reason, Record, Resource, TenantPlan, TenantState,
+};
+use crate::config::{Subject, Validated};
+use crate::model::{SyncPolicy, Tenant};
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Allow a plan that removes more than half of a tenant's users, or all of them.
+    pub allow_mass_delete: bool,
+}
+
+/// Tenants whose users and flags must be read to plan them: everything except tenants whose Git
+/// declaration and live rows are both unchanged since the reconciler last left them converged.
+pub fn tenants_to_inspect(validated: &Validated, live: &LiveState) -> Vec<Uuid> {
+    let desired: HashMap<&str, &Tenant> = validated.desired.tenants.iter().map(|t| (t.name.as_str(), t)).collect();
+    live.tenants
+        .iter()
+        .filter(|(name, tenant)| match desired.get(name.as_str()) {
+            Some(t) => !is_converged(t, tenant),
+            None => tenant.row.managed_by == ManagedBy::Git,
+        })
+        .map(|(_, tenant)| tenant.row.id)
+        .collect()
+}
+
+fn is_converged(desired: &Tenant, live: &LiveTenant) -> bool {
+    live.row.managed_by == ManagedBy::Git
+        && live.applied_tree_hash == Some(fields::tree_hash(desired))
+        && live.checked_revision == Some(live.live_revision)
+}
+
+/// Desired and live rows of one global kind, with how to name them.
+type GlobalKind<'a> =
+    (&'a HashMap<String, Fields>, &'a HashMap<String, LiveRow>, fn(String) -> Resource, fn(String) -> Subject);
+
+/// The whole plan: global resources, then every tenant that is not in sync.
+pub fn diff(validated: &Validated, live: &LiveState, options: Options) -> Plan {
+    let mut plan = Plan::default();
+    let global_policy = SyncPolicy { self_heal: true, prune: true };
+
+    let desired_plans: HashMap<String, Fields> =
+        validated.desired.plans.iter().map(|p| (p.name.to_string(), fields::of_plan(p))).collect();
+    let desired_apps: HashMap<String, Fields> =
+        validated.desired.applications.iter().map(|a| (a.name.to_string(), fields::of_application(a))).collect();
+    let sources: HashMap<Resource, &str> = (validated.desired.plans.iter())
+        .map(|p| (Resource::Plan { name: p.name.to_string() }, p.source.as_str()))
+        .chain(
+            validated
+                .desired
+                .applications
+                .iter()
+                .map(|a| (Resource::Application { name: a.name.to_string() }, a.source.as_str())),
+        )
+        .collect();
+    let kinds: [GlobalKind; 2] = [
+        (&desired_plans, &live.plans, |name| Resource::Plan { name }, Subject::Plan),
+        (&desired_apps, &live.applications, |name| Resource::Application { name }, Subject::Application),
+    ];
+    for (desired, live_rows, resource, subject) in kinds {
+        for name in sorted_union(desired.keys(), live_rows.keys()) {
+            let row = live_rows.get(&name);
+            if validated.holds_back(&subject(name.clone()), row.and_then(|r| r.source.as_deref())) {
+                continue;
+            }
+            match diff_row(resource(name.clone()), desired.get(&name), row, global_policy) {
+                RowOutcome::Change(c) => plan.global.push(c),
+                RowOutcome::Drift(d, c) => {
+                    plan.global_drift.push(d);
+                    plan.global.extend(c);
+                }
+                RowOutcome::Orphan | RowOutcome::Nothing => {}
+            }
+        }
+    }
+
+    let desired_tenants: HashMap<&str, &Tenant> =
+        validated.desired.tenants.iter().map(|t| (t.name.as_str(), t)).collect();
+    let invalid_names = validated.problems.iter().filter_map(|(s, _)| match s {
+        Subject::Tenant(name) => Some(name),
+        _ => None,
+    });
+    let names: BTreeSet<&str> = desired_tenants
+        .keys()
+        .copied()
+        .chain(live.tenants.keys().map(String::as_str))
+        .chain(invalid_names.map(String::as_str))
+        .collect();
+    for name in names {
+        let live_tenant = live.tenants.get(name);
+        let source = live_tenant.and_then(|t| t.row.source.as_deref());
+        if validated.holds_back(&Subject::Tenant(name.to_owned()), source) {
+            let mut problems: Vec<_> = validated.tenant_problems(name).into_iter().cloned().collect();
+            problems.extend(
+                validated
+                    .problems
+                    .iter()
+                    .filter(|(s, _)| matches!((s, source), (Subject::File(f), Some(src)) if f == src))
+                    .map(|(_, d)| d.clone()),
+            );
+            plan.tenants.push(held_back(name, live_tenant, problems));
+            continue;
+        }
+        let detail = live_tenant.and_then(|t| live.details.get(&t.row.id));
+        let tenant_plan = diff_tenant(desired_tenants.get(name).copied(), live_tenant, detail, options);
+        if !matches!(tenant_plan.state, TenantState::Synced) {
+            plan.tenants.push(tenant_plan);
+        }
+    }
+    for change in &mut plan.global {
+        change.source = sources.get(&change.resource).map(|s| (*s).to_owned());
+    }
+    plan
+}
+
+fn held_back(name: &str, live: Option<&LiveTenant>, problems: Vec<crate::config::Diagnostic>) -> TenantPlan {
+    TenantPlan {
+        name: name.to_owned(),
+        source: problems.first().map(|d| d.file.clone()),
+        state: TenantState::Invalid { problems },
+        changes: Vec::new(),
+        drift: Vec::new(),
+        orphans: Vec::new(),
+        id: live.map(|t| t.row.id),
+        live_revision: live.map(|t| t.live_revision),
+        record: None,
+    }
+}
+
+/// Plans one tenant. `detail` is `None` when `tenants_to_inspect` found nothing to look at.
+pub fn diff_tenant(
+    desired: Option<&Tenant>,
+    live: Option<&LiveTenant>,
+    detail: Option<&TenantDetail>,
+    options: Options,
+) -> TenantPlan {
+    let name = desired.map(|t| t.name.to_string()).or_else(|| live.map(|t| t.name.clone())).unwrap_or_default();
+    let mut plan = TenantPlan {
+        name: name.clone(),
+        source: desired.map(|t| t.source.clone()).or_else(|| live.and_then(|t| t.row.source.clone())),
+        state: TenantState::Synced,
+        changes: Vec::new(),
+        drift: Vec::new(),
+        orphans: Vec::new(),
+        id: live.map(|t| t.row.id),
+        live_revision: live.map(|t| t.live_revision),
+        record: None,
+    };
+    let empty = TenantDetail::default();
+    let detail = match (desired, live, detail) {
+        (Some(_), Some(_), None) => return plan, // converged, not inspected
+        (_, _, detail) => detail.unwrap_or(&empty),
+    };
+    if live.is_some_and(|t| t.row.managed_by == ManagedBy::Api) && desired.is_none() {
+        return plan; // created through the API and never declared in Git: not ours
+    }
+    let policy = match (desired, live) {
+        (Some(t), _) => t.sync,
+        (None, Some(t)) => SyncPolicy { self_heal: true, prune: t.prune },
+        (None, None) => return plan,
+    };
+
+    let tenant_resource = Resource::Tenant { name: name.clone() };
+    let desired_fields = desired.map(fields::of_tenant);
+    let tenant_outcome = diff_row(tenant_resource.clone(), desired_fields.as_ref(), live.map(|t| &t.row), policy);
+    if let RowOutcome::Orphan = tenant_outcome {
+        plan.orphans.push(tenant_resource);
+        plan.state = TenantState::OutOfSync;
+        return plan;
+    }
+
+    let user_resource = |email: String| Resource::User { tenant: name.clone(), email };
+    let desired_users: HashMap<String, Fields> = desired
+        .map(|t| t.users.iter().map(|u| (u.email.to_string(), fields::of_user(u))).collect())
+        .unwrap_or_default();
+    // A tenant being deleted takes all its rows with it, whoever created them.
+    let row_policy = if desired.is_none() { SyncPolicy { self_heal: true, prune: true } } else { policy };
+    let mut outcomes = Vec::new();
+    for email in sorted_union(desired_users.keys(), detail.users.keys()) {
+        let live_row = detail.users.get(&email).map(|r| claim_if_deleting(r, desired.is_none()));
+        outcomes.push(diff_row(user_resource(email.clone()), desired_users.get(&email), live_row.as_ref(), row_policy));
+    }
+    let desired_flags: HashMap<String, Fields> = desired
+        .map(|t| t.flags.iter().map(|(k, v)| (k.to_string(), fields::flag(v.as_json()))).collect())
+        .unwrap_or_default();
+    for key in sorted_union(desired_flags.keys(), detail.flags.keys()) {
+        let resource = Resource::Flag { tenant: name.clone(), key: key.clone() };
+        let live_row = detail.flags.get(&key).map(|r| claim_if_deleting(r, desired.is_none()));
+        outcomes.push(diff_row(resource, desired_flags.get(&key), live_row.as_ref(), row_policy));
+    }
+
+    // Creates start with the tenant row, deletes end with it.
+    let deleting_tenant = matches!(&tenant_outcome, RowOutcome::Change(c) if c.action == Action::Delete);
+    let mut tenant_change = None;
+    for outcome in std::iter::once(tenant_outcome).chain(outcomes) {
+        match outcome {
+            RowOutcome::Nothing => {}
+            RowOutcome::Orphan => {}
+            RowOutcome::Change(c) if matches!(c.resource, Resource::Tenant { .. }) => tenant_change = Some(c),
+            RowOutcome::Change(c) => plan.changes.push(c),
+            RowOutcome::Drift(d, c) => {
+                plan.drift.push(d);
+                plan.changes.extend(c);
+            }
+        }
+    }
+    for email in detail.users.keys().filter(|e| !desired_users.contains_key(*e)) {
+        if !deleting_tenant && !policy.prune && detail.users[email].managed_by == ManagedBy::Git {
+            plan.orphans.push(user_resource(email.clone()));
+        }
+    }
+    for key in detail.flags.keys().filter(|k| !desired_flags.contains_key(*k)) {
+        if !deleting_tenant && !policy.prune && detail.flags[key].managed_by == ManagedBy::Git {
+            plan.orphans.push(Resource::Flag { tenant: name.clone(), key: key.clone() });
+        }
+    }
+    plan.orphans.sort();
+    if let Some(change) = tenant_change {
+        if deleting_tenant {
+            plan.changes.push(change);
+        } else {
+            plan.changes.insert(0, change);
+        }
+    }
+
+    if let Some(t) = desired {
+        let unreverted = plan.drift.iter().any(|d| !d.revert);
+        plan.record = Some(Record {
+            tree_hash: fields::tree_hash(t),
+            sync: t.sync,
+            source: t.source.clone(),
+            converged: !unreverted && plan.orphans.is_empty(),
+        });
+    }
+    let needs_record = live.is_none_or(|l| {
+        l.applied_tree_hash != plan.record.as_ref().map(|r| r.tree_hash)
+            || plan.record.as_ref().is_some_and(|r| r.converged && l.checked_revision != Some(l.live_revision))
+    });
+    plan.state = if plan.changes.is_empty() && plan.drift.is_empty() && plan.orphans.is_empty() && !needs_record {
+        TenantState::Synced
+    } else {
+        TenantState::OutOfSync
+    };
+
+    let deletes = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Delete && matches!(c.resource, Resource::User { .. }))
+        .count();
+    let users = detail.users.len();
+    if !options.allow_mass_delete && deletes > 0 && (deletes == users || deletes * 2 > users) {
+        plan.state = TenantState::Refused {
+            reason: format!(
+                "would delete {deletes} of {users} users; apply with --allow-mass-delete if this is intended"
+            ),
+        };
+    }
+    plan
+}
+
+/// When a tenant is deleted its API-created rows go with it, so they are planned as Git's to delete.
+fn claim_if_deleting(row: &LiveRow, deleting: bool) -> LiveRow {
+    let mut row = row.clone();
+    if deleting {
+        row.managed_by = ManagedBy::Git;
+    }
+    row
+}
+
+enum RowOutcome {
+    Nothing,
+    Change(Change),
+    /// Drift, with the change that reverts it when the policy self-heals.
+    Drift(Drift, Option<Change>),
+    /// Removed from Git, not pruned.
+    Orphan,
+}
+
+fn diff_row(resource: Resource, desired: Option<&Fields>, live: Option<&LiveRow>, policy: SyncPolicy) -> RowOutcome {
+    let change = |action, reason, fields, id, desired: Option<&Fields>| Change {
+        resource: resource.clone(),
+        action,
+        reason,
+        fields,
+        id,
+        hash: desired.map(fields::hash),
+        desired: desired.cloned(),
+        source: None,
+    };
+    match (desired, live) {
+        (None, None) => RowOutcome::Nothing,
+        (Some(d), None) => RowOutcome::Change(change(Action::Create, Reason::Git, creation(d), None, Some(d))),
+        (None, Some(l)) if l.managed_by == ManagedBy::Api => RowOutcome::Nothing,
+        (None, Some(l)) if policy.prune => {
+            RowOutcome::Change(change(Action::Delete, Reason::Git, deletion(&l.fields), Some(l.id), None))
+        }
+        (None, Some(_)) => RowOutcome::Orphan,
+        (Some(d), Some(l)) if l.managed_by == ManagedBy::Api => {
+            RowOutcome::Change(change(Action::Update, Reason::Adopt, field_changes(&l.fields, d), Some(l.id), Some(d)))
+        }
+        (Some(d), Some(l)) => {
+            let desired_hash = fields::hash(d);
+            let live_hash = fields::hash(&l.fields);
+            if l.applied_hash != Some(desired_hash) {
+                // Git changed (or was never applied here): apply converges, over any drift.
+                RowOutcome::Change(change(
+                    Action::Update,
+                    Reason::Git,
+                    field_changes(&l.fields, d),
+                    Some(l.id),
+                    Some(d),
+                ))
+            } else if live_hash == desired_hash {
+                RowOutcome::Nothing
+            } else {
+                let drifted = field_changes(&l.fields, d)
+                    .into_iter()
+                    .map(|f| DriftedField { field: f.field, applied: f.after, live: f.before })
+                    .collect();
+                let drift = Drift { resource: resource.clone(), fields: drifted, revert: policy.self_heal };
+                let revert = policy
+                    .self_heal
+                    .then(|| change(Action::Update, Reason::Drift, field_changes(&l.fields, d), Some(l.id), Some(d)));
+                RowOutcome::Drift(drift, revert)
+            }
+        }
+    }
+}
+
+fn field_changes(before: &Fields, after: &Fields) -> Vec<FieldChange> {
+    after
+        .iter()
+        .filter(|(field, value)| before.get(*field) != Some(value))
+        .map(|(field, value)| FieldChange {
+            field,
+            before: before.get(field).cloned().unwrap_or_default(),
+            after: value.clone(),
+        })
+        .collect()
+}
+
+fn creation(desired: &Fields) -> Vec<FieldChange> {
+    desired
+        .iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(field, value)| FieldChange { field, before: serde_json::Value::Null, after: value.clone() })
+        .collect()
+}
+
+fn deletion(live: &Fields) -> Vec<FieldChange> {
+    live.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(field, value)| FieldChange { field, before: value.clone(), after: serde_json::Value::Null })
+        .collect()
+}
+
+fn sorted_union<'a>(a: impl Iterator<Item = &'a String>, b: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
+    a.chain(b).cloned().collect()
+}

@@ -1,0 +1,129 @@
+//! One representation for the declared fields of every kind of resource: a sorted map of JSON values.
+//! The desired side (from `model`) and the live side (from database columns) are both built through
+//! the constructors here, so a hash computed on either side means the same thing.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::model::{Application, Plan, Tenant, User, UserStatus};
+
+/// Declared fields by name; sorted, so serialisation and hashing are deterministic.
+pub type Fields = BTreeMap<&'static str, Value>;
+
+/// SHA-256 of a resource's declared fields, as stored in `applied_hash`.
+pub type Hash = [u8; 32];
+
+pub fn hash(fields: &Fields) -> Hash {
+    // Serialising a BTreeMap of JSON values cannot fail.
+    let bytes = serde_json::to_vec(fields).unwrap_or_default();
+    Sha256::digest(bytes).into()
+}
+
+fn opt<T: serde::Serialize>(value: Option<T>) -> Value {
+    value.map_or(Value::Null, |v| serde_json::to_value(v).unwrap_or(Value::Null))
+}
+
+pub fn plan(display_name: Option<&str>, flags: Value, budget: Value) -> Fields {
+    Fields::from([("displayName", opt(display_name)), ("flags", flags), ("budget", budget)])
+}
+
+pub fn application(display_name: &str, owner: &str, status: &str, scopes: &[String]) -> Fields {
+    Fields::from([
+        ("displayName", json!(display_name)),
+        ("owner", json!(owner)),
+        ("status", json!(status)),
+        ("scopes", json!(scopes)),
+    ])
+}
+
+pub fn tenant(
+    display_name: &str,
+    plan: &str,
+    status: &str,
+    budget: Value,
+    sso: Value,
+    applications: &[String],
+) -> Fields {
+    Fields::from([
+        ("displayName", json!(display_name)),
+        ("plan", json!(plan)),
+        ("status", json!(status)),
+        ("budget", budget),
+        ("sso", sso),
+        ("applications", json!(applications)),
+    ])
+}
+
+/// `enabled` rather than the live status: `invited → active` is a user's lifecycle, not drift.
+pub fn user(email: &str, name: Option<&str>, role: &str, enabled: bool) -> Fields {
+    Fields::from([("email", json!(email)), ("name", opt(name)), ("role", json!(role)), ("enabled", json!(enabled))])
+}
+
+pub fn flag(value: &Value) -> Fields {
+    Fields::from([("value", value.clone())])
+}
+
+pub fn of_plan(p: &Plan) -> Fields {
+    let flags: serde_json::Map<String, Value> =
+        p.flags.iter().map(|(k, v)| (k.to_string(), v.as_json().clone())).collect();
+    plan(p.display_name.as_deref(), Value::Object(flags), opt(p.budget.as_ref()))
+}
+
+pub fn of_application(a: &Application) -> Fields {
+    let scopes: Vec<String> = a.scopes.iter().map(|s| s.as_str().to_owned()).collect();
+    application(&a.display_name, a.owner.as_str(), a.status.as_str(), &scopes)
+}
+
+pub fn of_tenant(t: &Tenant) -> Fields {
+    let applications: Vec<String> = t.applications.iter().map(|a| a.to_string()).collect();
+    tenant(
+        &t.display_name,
+        t.plan.as_str(),
+        t.status.as_str(),
+        opt(t.budget.as_ref()),
+        opt(t.sso.as_ref()),
+        &applications,
+    )
+}
+
+pub fn of_user(u: &User) -> Fields {
+    user(u.email.as_str(), u.name.as_deref(), u.role.as_str(), u.status == UserStatus::Active)
+}
+
+/// Hash of everything Git says about a tenant: its fields, users, flags, sync policy and file. When
+/// it equals the stored one and nothing changed live, the tenant is skipped without loading its rows.
+pub fn tree_hash(t: &Tenant) -> Hash {
+    let mut hasher = Sha256::new();
+    hasher.update(hash(&of_tenant(t)));
+    hasher.update([u8::from(t.sync.self_heal), u8::from(t.sync.prune)]);
+    hasher.update(t.source.as_bytes());
+    for u in &t.users {
+        hasher.update(hash(&of_user(u)));
+    }
+    for (key, value) in &t.flags {
+        hasher.update(key.as_str().as_bytes());
+        hasher.update(hash(&flag(value.as_json())));
+    }
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_key_order_does_not_change_the_hash() {
+        let a: Value = serde_json::from_str(r#"{"b": 1, "a": {"y": 2, "x": 3}}"#).unwrap_or_default();
+        let b: Value = serde_json::from_str(r#"{"a": {"x": 3, "y": 2}, "b": 1}"#).unwrap_or_default();
+        assert_eq!(hash(&flag(&a)), hash(&flag(&b)));
+        assert_ne!(hash(&flag(&a)), hash(&flag(&json!({"b": 2}))));
+    }
+
+    #[test]
+    fn an_invited_user_hashes_like_an_active_one() {
+        assert_eq!(hash(&user("a@b.example", None, "owner", true)), hash(&user("a@b.example", None, "owner", true)));
+        assert_ne!(hash(&user("a@b.example", None, "owner", true)), hash(&user("a@b.example", None, "owner", false)));
+    }
+}

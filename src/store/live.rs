@@ -1,0 +1,147 @@
+//! Reads live state into the shape `plan::diff` compares: declared columns become `Fields` through
+//! the same constructors the desired side uses.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use super::Result;
+use crate::plan::fields::{self, Hash};
+use crate::plan::live::{LiveRow, LiveState, LiveTenant, ManagedBy, TenantDetail};
+
+fn hash(bytes: Option<Vec<u8>>) -> Option<Hash> {
+    bytes.and_then(|b| b.try_into().ok())
+}
+
+fn json_or_null(value: Option<Value>) -> Value {
+    value.unwrap_or(Value::Null)
+}
+
+/// Plans, applications and every tenant's own row (not their users or flags).
+pub async fn load_live(conn: &mut PgConnection) -> Result<LiveState> {
+    let mut state = LiveState::default();
+    let plans =
+        sqlx::query("SELECT id, name, display_name, flags, budget, managed_by, applied_hash, source_file FROM plans")
+            .fetch_all(&mut *conn)
+            .await?;
+    for r in plans {
+        let fields =
+            fields::plan(r.get::<Option<&str>, _>("display_name"), r.get("flags"), json_or_null(r.get("budget")));
+        state.plans.insert(r.get("name"), row(&r, fields));
+    }
+    let applications = sqlx::query(
+        "SELECT id, name, display_name, owner, status, scopes, managed_by, applied_hash, source_file FROM applications",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in applications {
+        let scopes: Vec<String> = r.get("scopes");
+        let fields = fields::application(r.get("display_name"), r.get("owner"), r.get("status"), &scopes);
+        state.applications.insert(r.get("name"), row(&r, fields));
+    }
+    for tenant in tenants(conn, None, false).await? {
+        state.tenants.insert(tenant.name.clone(), tenant);
+    }
+    Ok(state)
+}
+
+/// One tenant's row, locked for the rest of the transaction when `lock` is set.
+pub async fn load_tenant(conn: &mut PgConnection, name: &str) -> Result<Option<LiveTenant>> {
+    Ok(tenants(conn, Some(name), true).await?.pop())
+}
+
+async fn tenants(conn: &mut PgConnection, only: Option<&str>, lock: bool) -> Result<Vec<LiveTenant>> {
+    let mut sql = String::from(
+        "SELECT t.id, t.name, t.display_name, p.name AS plan, t.status, t.budget, t.sso, t.applications,
+                t.prune, t.managed_by, t.applied_hash, t.applied_tree_hash, t.source_file,
+                t.live_revision, t.checked_revision
+         FROM tenants t JOIN plans p ON p.id = t.plan_id",
+    );
+    if only.is_some() {
+        sql.push_str(" WHERE t.name = $1");
+    }
+    if lock {
+        sql.push_str(" FOR UPDATE OF t");
+    }
+    let mut query = sqlx::query(&sql);
+    if let Some(name) = only {
+        query = query.bind(name);
+    }
+    let rows = query.fetch_all(conn).await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            let applications: Vec<String> = r.get("applications");
+            let fields = fields::tenant(
+                r.get("display_name"),
+                r.get("plan"),
+                r.get("status"),
+                json_or_null(r.get("budget")),
+                json_or_null(r.get("sso")),
+                &applications,
+            );
+            LiveTenant {
+                name: r.get("name"),
+                row: row(r, fields),
+                applied_tree_hash: hash(r.get("applied_tree_hash")),
+                live_revision: r.get("live_revision"),
+                checked_revision: r.get("checked_revision"),
+                prune: r.get("prune"),
+            }
+        })
+        .collect())
+}
+
+fn row(r: &sqlx::postgres::PgRow, fields: fields::Fields) -> LiveRow {
+    LiveRow {
+        id: r.get("id"),
+        fields,
+        managed_by: ManagedBy::parse(r.get("managed_by")),
+        applied_hash: hash(r.get("applied_hash")),
+        source: r.try_get("source_file").ok().flatten(),
+    }
+}
+
+/// Users and flags of the given tenants.
+pub async fn load_details(conn: &mut PgConnection, tenant_ids: &[Uuid]) -> Result<HashMap<Uuid, TenantDetail>> {
+    let mut details: HashMap<Uuid, TenantDetail> = tenant_ids.iter().map(|id| (*id, TenantDetail::default())).collect();
+    if tenant_ids.is_empty() {
+        return Ok(details);
+    }
+    let users = sqlx::query(
+        "SELECT id, tenant_id, email, name, role, status, managed_by, applied_hash FROM users WHERE tenant_id = ANY($1)",
+    )
+    .bind(tenant_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in users {
+        let email: String = r.get("email");
+        let enabled = r.get::<&str, _>("status") != "disabled";
+        let fields = fields::user(&email, r.get::<Option<&str>, _>("name"), r.get("role"), enabled);
+        let tenant: Uuid = r.get("tenant_id");
+        details.entry(tenant).or_default().users.insert(email, row(&r, fields));
+    }
+    let flags = sqlx::query(
+        "SELECT id, tenant_id, key, value, managed_by, applied_hash FROM tenant_flags WHERE tenant_id = ANY($1)",
+    )
+    .bind(tenant_ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in flags {
+        let fields = fields::flag(&r.get::<Value, _>("value"));
+        let tenant: Uuid = r.get("tenant_id");
+        details.entry(tenant).or_default().flags.insert(r.get("key"), row(&r, fields));
+    }
+    Ok(details)
+}
+
+/// Locks the given tenant rows for the rest of the transaction and returns their live revisions.
+pub async fn lock_tenants(conn: &mut PgConnection, tenant_ids: &[Uuid]) -> Result<HashMap<Uuid, i64>> {
+    let rows = sqlx::query("SELECT id, live_revision FROM tenants WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+        .bind(tenant_ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(|r| (r.get("id"), r.get("live_revision"))).collect())
+}

@@ -1,0 +1,96 @@
+//! The only module that speaks SQL. Functions take `&mut PgConnection` (or a pool for reads), so the
+//! caller decides what runs in which transaction.
+
+mod audit;
+mod live;
+mod write;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres};
+
+pub use audit::{AuditEntry, insert_audit};
+pub use live::{load_details, load_live, load_tenant, lock_tenants};
+pub use write::{apply_global, apply_tenants};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot reach PostgreSQL at {target}: {reason}. Is it running? (locally: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start) Or set DATABASE_URL / --database-url"
+    )]
+    Unreachable { target: String, reason: String },
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("another reconciler is applying to this database right now; try again when it is done")]
+    Busy,
+    #[error("{0} changed while it was being planned")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+}
+
+/// `host:port/database`, never the password.
+fn describe(options: &PgConnectOptions) -> String {
+    format!("{}:{}/{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"))
+}
+
+/// Connects, creating the database if it does not exist and running the embedded migrations.
+pub async fn connect(url: &str) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    let target = describe(&options);
+    let unreachable = |e: sqlx::Error| StoreError::Unreachable { target: target.clone(), reason: e.to_string() };
+    if !Postgres::database_exists(url).await.map_err(unreachable)? {
+        tracing::info!(database = %target, "creating database");
+        Postgres::create_database(url).await.map_err(unreachable)?;
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(unreachable)?;
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<()> {
+    sqlx::migrate!("./migrations").run(pool).await?;
+    Ok(())
+}
+
+/// Held while a reconciler applies: a session-level advisory lock on a dedicated connection, released
+/// when this value is dropped (or the process dies).
+pub struct ReconcilerLock {
+    _connection: sqlx::pool::PoolConnection<Postgres>,
+}
+
+const RECONCILER_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
+
+/// Takes the reconciler lock, or fails with `Busy` at once when another reconciler holds it.
+pub async fn try_lock_reconciler(pool: &PgPool) -> Result<ReconcilerLock> {
+    let mut connection = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(RECONCILER_LOCK_KEY)
+        .fetch_one(&mut *connection)
+        .await?;
+    if !locked {
+        return Err(StoreError::Busy);
+    }
+    // Closing the connection, rather than returning it to the pool, is what releases a session-level
+    // advisory lock, so the lock cannot leak to the next user of the connection.
+    connection.close_on_drop();
+    Ok(ReconcilerLock { _connection: connection })
+}
+
+/// Marks the current transaction as the reconciler's, so the drift triggers ignore its writes.
+pub async fn mark_reconciler(conn: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL gatehouse.reconciler = 'on'").execute(conn).await?;
+    Ok(())
+}
