@@ -30,7 +30,7 @@ pub async fn plan(pool: &PgPool, validated: &Validated, options: Options) -> Res
     Ok(plan::diff(validated, &live, options))
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "camelCase")]
 pub enum TenantOutcome {
     Applied { changes: usize },
@@ -73,7 +73,18 @@ pub async fn apply(
     options: Options,
     commit: Option<&str>,
 ) -> Result<ApplyReport> {
-    let _lock = store::try_lock_reconciler(pool).await?;
+    let lock = store::try_lock_reconciler(pool).await?;
+    let report = apply_locked(pool, validated, options, commit).await;
+    lock.release().await?;
+    report
+}
+
+async fn apply_locked(
+    pool: &PgPool,
+    validated: &Validated,
+    options: Options,
+    commit: Option<&str>,
+) -> Result<ApplyReport> {
     let plan = plan(pool, validated, options).await?;
     let mut report = ApplyReport {
         commit: commit.map(str::to_owned),

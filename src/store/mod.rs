@@ -65,10 +65,11 @@ pub async fn migrate(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Held while a reconciler applies: a session-level advisory lock on a dedicated connection, released
-/// when this value is dropped (or the process dies).
+/// Held while a reconciler applies: a session-level advisory lock on a dedicated connection.
+/// `release` frees it at once; if the value is dropped instead (an error, a panic) the connection is
+/// closed, which frees it too, and the process dying frees it as well.
 pub struct ReconcilerLock {
-    _connection: sqlx::pool::PoolConnection<Postgres>,
+    connection: sqlx::pool::PoolConnection<Postgres>,
 }
 
 const RECONCILER_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
@@ -83,10 +84,18 @@ pub async fn try_lock_reconciler(pool: &PgPool) -> Result<ReconcilerLock> {
     if !locked {
         return Err(StoreError::Busy);
     }
-    // Closing the connection, rather than returning it to the pool, is what releases a session-level
-    // advisory lock, so the lock cannot leak to the next user of the connection.
+    // Closing the connection, rather than returning it to the pool, is what frees a session-level
+    // lock when `release` is not reached, so the lock cannot leak to the connection's next user.
     connection.close_on_drop();
-    Ok(ReconcilerLock { _connection: connection })
+    Ok(ReconcilerLock { connection })
+}
+
+impl ReconcilerLock {
+    /// Frees the lock now, and returns the connection to the pool.
+    pub async fn release(mut self) -> Result<()> {
+        sqlx::query("SELECT pg_advisory_unlock($1)").bind(RECONCILER_LOCK_KEY).execute(&mut *self.connection).await?;
+        Ok(())
+    }
 }
 
 /// Marks the current transaction as the reconciler's, so the drift triggers ignore its writes.

@@ -1,0 +1,112 @@
+//! The command line as CI and operators use it: exit codes, output formats, clear errors.
+
+use crate::helpers::{Repo, TestDb, gatehouse, project_dir, stderr, stdout};
+
+fn example() -> String {
+    project_dir().join("example-config-repo").display().to_string()
+}
+
+#[test]
+fn validate_accepts_the_example_repo_without_a_database() {
+    let output = gatehouse(&["validate", &example()], &[("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "valid: 11 files, no problems\n");
+}
+
+#[test]
+fn validate_exits_1_with_github_annotations_for_an_invalid_repo() {
+    let dir = project_dir().join("tests/fixtures/invalid/missing-plan");
+    let output = gatehouse(&["validate", "--format", "github", &dir.display().to_string()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output),
+        "::error file=tenant.yaml,line=6,col=9,title=gatehouse validate::spec.plan: plan `platinum` is not declared; declared plans: pro\n"
+    );
+}
+
+#[test]
+fn validate_json_lists_every_problem() {
+    let dir = project_dir().join("tests/fixtures/invalid/budget-not-sane");
+    let output = gatehouse(&["validate", "--format", "json", &dir.display().to_string()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let body: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(body["valid"], false);
+    assert_eq!(body["errors"].as_array().map(Vec::len), Some(3));
+    assert_eq!(body["errors"][0]["path"], "spec.budget.monthlyLimit");
+}
+
+#[test]
+fn validate_exits_2_when_it_cannot_read_the_repo() {
+    let output = gatehouse(&["validate", "/nonexistent/config"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("/nonexistent/config is not a directory"), "{}", stderr(&output));
+}
+
+#[test]
+fn plan_fails_with_a_clear_message_when_postgres_is_unreachable() {
+    let output =
+        gatehouse(&["plan", &example()], &[("DATABASE_URL", "postgres://gatehouse:s3cret@127.0.0.1:1/gatehouse")]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("cannot reach PostgreSQL at 127.0.0.1:1/gatehouse"), "{message}");
+    assert!(!message.contains("s3cret"), "the password leaked: {message}");
+}
+
+#[tokio::test]
+async fn plan_then_apply_then_plan_through_the_binary() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let dir = repo.path().display().to_string();
+    let env = [("DATABASE_URL", db.url.as_str())];
+
+    let first = gatehouse(&["plan", &dir], &env);
+    assert_eq!(first.status.code(), Some(1), "changes pending: {}", stderr(&first));
+    assert!(stdout(&first).starts_with("Plan: 51 to create, 0 to update, 0 to delete"), "{}", stdout(&first));
+
+    let applied = gatehouse(&["apply", &dir], &env);
+    assert_eq!(applied.status.code(), Some(0), "{}", stderr(&applied));
+    assert!(stdout(&applied).starts_with("applied 51 changes"), "{}", stdout(&applied));
+
+    let second = gatehouse(&["plan", &dir], &env);
+    assert_eq!(second.status.code(), Some(0));
+    assert_eq!(stdout(&second), "No changes: the live state matches the config repository.\n");
+}
+
+#[tokio::test]
+async fn plan_as_markdown_is_a_short_pull_request_comment() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    crate::helpers::apply(&db, &repo).await;
+    repo.edit(
+        "tenants/acme.yaml",
+        "{ email: dan@acme.example, role: user }",
+        "{ email: dan@acme.example, role: admin }",
+    );
+    let output =
+        gatehouse(&["plan", "--format", "markdown", &repo.path().display().to_string()], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(output.status.code(), Some(1));
+    let md = stdout(&output);
+    assert!(md.contains("| `acme` | 0 | 1 | 0 | 0 | 0 | out of sync |"), "{md}");
+    assert!(md.contains("~ user dan@acme.example\n      role: \"user\" → \"admin\""), "{md}");
+}
+
+#[tokio::test]
+async fn apply_exits_1_and_names_the_tenants_it_could_not_apply() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    repo.edit("tenants/hooli.yaml", "plan: pro", "plan: platinum");
+    let output = gatehouse(&["apply", &repo.path().display().to_string()], &[("DATABASE_URL", &db.url)]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("tenant hooli: invalid, keeps its last good state:\n  tenants/hooli.yaml:9:9"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(db.count("SELECT count(*) FROM tenants").await, 5);
+}
+
+#[test]
+fn help_documents_every_command() {
+    let output = gatehouse(&["--help"], &[]);
+    let help = stdout(&output);
+    for command in ["validate", "plan", "apply", "schema", "migrate"] {
+        assert!(help.contains(command), "{command} missing from --help");
+    }
+}

@@ -1,0 +1,92 @@
+//! Every semantic and structural rule has an invalid fixture repo under `tests/fixtures/invalid/`;
+//! each must produce exactly the diagnostics in its `expected.txt`.
+
+use gatehouse::config::{self, DiagnosticFormat};
+
+use crate::helpers::project_dir;
+
+fn fixtures() -> Vec<std::path::PathBuf> {
+    let mut dirs: Vec<_> = std::fs::read_dir(project_dir().join("tests/fixtures/invalid"))
+        .expect("fixtures dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+#[test]
+fn every_invalid_fixture_reports_exactly_its_expected_problems() {
+    let dirs = fixtures();
+    assert!(dirs.len() >= 17, "fixtures missing: {dirs:?}");
+    for dir in dirs {
+        let validated = config::load_repo(&dir).expect("readable");
+        assert!(!validated.is_valid(), "{} should be invalid", dir.display());
+        let text = config::diagnostic::render(&validated.diagnostics(), validated.files_read, DiagnosticFormat::Text);
+        let expected = std::fs::read_to_string(dir.join("expected.txt")).expect("expected.txt");
+        assert_eq!(text, expected, "diagnostics of {}", dir.display());
+    }
+}
+
+#[test]
+fn the_example_repo_is_valid_and_realistic() {
+    let validated = config::load_repo(&project_dir().join("example-config-repo")).expect("readable");
+    assert_eq!(validated.diagnostics(), vec![]);
+    let desired = &validated.desired;
+    assert!(desired.plans.len() >= 3);
+    assert!(desired.applications.len() >= 2);
+    assert!(desired.tenants.len() >= 6);
+    let users: Vec<_> = desired.tenants.iter().flat_map(|t| &t.users).collect();
+    assert!(users.len() >= 30);
+    use gatehouse::model::{FlagType, Role, TenantStatus, UserStatus};
+    for role in Role::ALL {
+        assert!(users.iter().any(|u| u.role == *role), "no user with role {role}");
+    }
+    assert!(users.iter().any(|u| u.status == UserStatus::Disabled));
+    assert!(desired.tenants.iter().any(|t| t.status == TenantStatus::Suspended));
+    assert!(desired.tenants.iter().any(|t| !t.sync.self_heal));
+    assert!(desired.tenants.iter().any(|t| !t.sync.prune));
+    let overrides: Vec<FlagType> =
+        desired.tenants.iter().flat_map(|t| t.flags.values().map(|v| v.flag_type())).collect();
+    for flag_type in [FlagType::Boolean, FlagType::Integer, FlagType::Number, FlagType::String, FlagType::Object] {
+        assert!(overrides.contains(&flag_type), "no tenant overrides a {flag_type} flag");
+    }
+}
+
+#[test]
+fn problems_in_many_files_are_all_reported_in_one_run() {
+    let repo = crate::helpers::Repo::example();
+    repo.edit("tenants/stark.yaml", "displayName: Stark Industries", "displayName: \"Stark Industries");
+    repo.edit("tenants/globex.yaml", "plan: pro", "plan: pro\n  colour: blue");
+    repo.edit("tenants/hooli.yaml", "plan: pro", "plan: platinum");
+    repo.edit("tenants/umbrella.yaml", "ada@umbrella.example", "alice@acme.example");
+    repo.edit("tenants/acme.yaml", "role: owner }", "role: admin }");
+    repo.edit("tenants/acme.yaml", "role: owner }", "role: admin }");
+    let diagnostics = repo.validated().diagnostics();
+    let found: Vec<String> = diagnostics.iter().map(|d| format!("{}:{}:{}", d.file, d.line, d.column)).collect();
+    assert_eq!(
+        found,
+        [
+            "tenants/acme.yaml:16:3",
+            "tenants/globex.yaml:9:3",
+            "tenants/hooli.yaml:9:9",
+            "tenants/stark.yaml:7:16",
+            "tenants/umbrella.yaml:14:16"
+        ],
+        "{diagnostics:#?}"
+    );
+    assert!(diagnostics[0].message.contains("no active owner"));
+    assert!(diagnostics[1].message.contains("unknown field `colour`"));
+    assert!(diagnostics[2].message.contains("plan `platinum` is not declared"));
+    assert!(diagnostics[3].message.contains("quoted scalar"));
+    assert!(diagnostics[4].message.contains("already a user of tenant `acme`"));
+}
+
+#[test]
+fn hidden_files_and_folders_are_not_config() {
+    let repo = crate::helpers::Repo::example();
+    repo.write(".github/workflows/ci.yaml", "on: push\njobs: {}\n");
+    repo.write(".gitlab-ci.yml", "stages: [test]\n");
+    let validated = repo.validated();
+    assert!(validated.is_valid(), "{:?}", validated.diagnostics());
+}

@@ -1,0 +1,166 @@
+//! Test fixtures: databases, config repositories, and running the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gatehouse::config::{self, Validated};
+use gatehouse::plan::Options;
+use gatehouse::reconcile::{self, ApplyReport};
+use sqlx::PgPool;
+
+/// The server the tests create their databases on; override with `GATEHOUSE_TEST_DATABASE_URL`.
+pub fn server_url() -> String {
+    std::env::var("GATEHOUSE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
+}
+
+/// A database of its own for one test, migrated by `store::connect` as `plan`/`apply` do, and dropped
+/// when the test ends.
+pub struct TestDb {
+    pub url: String,
+    pub pool: PgPool,
+    name: String,
+}
+
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+impl TestDb {
+    pub async fn new() -> Self {
+        let name = format!("gatehouse_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
+        let url = format!("{}/{name}", server_url());
+        let pool = gatehouse::store::connect(&url).await.expect("test database");
+        TestDb { url, pool, name }
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect(sql)
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        sqlx::query(sql).execute(&self.pool).await.expect(sql);
+    }
+
+    pub async fn text(&self, sql: &str) -> String {
+        sqlx::query_scalar(sql).fetch_one(&self.pool).await.expect(sql)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let (server, name) = (server_url(), self.name.clone());
+        // Drop runs outside any async context, so the cleanup gets a small runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(pool) = PgPool::connect(&format!("{server}/postgres")).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&pool).await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub fn project_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A writable copy of a config repository in a temp dir.
+pub struct Repo {
+    dir: tempfile::TempDir,
+}
+
+impl Repo {
+    pub fn example() -> Self {
+        Self::copy_of(&project_dir().join("example-config-repo"))
+    }
+
+    pub fn copy_of(source: &Path) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_dir(source, dir.path());
+        Repo { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, file: &str, text: &str) {
+        let path = self.dir.path().join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    pub fn remove(&self, file: &str) {
+        std::fs::remove_file(self.dir.path().join(file)).expect("remove");
+    }
+
+    /// Replaces `from` by `to` in `file`; fails the test when `from` is not there.
+    pub fn edit(&self, file: &str, from: &str, to: &str) {
+        let path = self.dir.path().join(file);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(text.contains(from), "{file} does not contain {from:?}");
+        std::fs::write(path, text.replacen(from, to, 1)).expect("write");
+    }
+
+    pub fn validated(&self) -> Validated {
+        config::load_repo(self.path()).expect("readable repo")
+    }
+
+    /// Makes the repo a git work tree with everything committed; returns the commit id.
+    pub fn commit_all(&self, message: &str) -> String {
+        let repo =
+            git2::Repository::open(self.path()).or_else(|_| git2::Repository::init(self.path())).expect("git repo");
+        let mut index = repo.index().expect("index");
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add");
+        index.write().expect("write index");
+        let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
+        let signature = git2::Signature::now("Test", "test@gatehouse.invalid").expect("signature");
+        let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
+        let parents: Vec<&git2::Commit> = parent.iter().collect();
+        repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).expect("commit").to_string()
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+pub async fn apply(db: &TestDb, repo: &Repo) -> ApplyReport {
+    apply_with(db, repo, Options::default()).await
+}
+
+pub async fn apply_with(db: &TestDb, repo: &Repo, options: Options) -> ApplyReport {
+    reconcile::apply(&db.pool, &repo.validated(), options, None).await.expect("apply runs")
+}
+
+pub async fn plan(db: &TestDb, repo: &Repo) -> gatehouse::plan::Plan {
+    reconcile::plan(&db.pool, &repo.validated(), Options::default()).await.expect("plan runs")
+}
+
+/// Runs the real binary with `args`, environment `env`, and returns its output.
+pub fn gatehouse(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    command.args(args).env_remove("DATABASE_URL").env("NO_COLOR", "1");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("gatehouse runs")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

@@ -1,0 +1,10 @@
+//! One integration-test binary: real PostgreSQL (a fresh database per test), real git repositories
+//! in temp dirs, and the real `gatehouse` binary for the command-line tests.
+
+mod helpers;
+
+mod apply;
+mod cli;
+mod config_fixtures;
+mod drift;
+mod schemas;
