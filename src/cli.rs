@@ -172,11 +172,19 @@ async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Resul
 }
 
 async fn apply(dir: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
-    let validated = load(dir)?;
-    let commit = crate::source::work_tree_commit(dir);
+    let started = std::time::Instant::now();
+    // Reading the commit (git status) and loading the config are independent: do both at once.
+    let (validated, commit) = std::thread::scope(|scope| {
+        let commit = scope.spawn(|| crate::source::work_tree_commit(dir));
+        (load(dir), commit.join().ok().flatten())
+    });
+    let validated = validated?;
+    let loaded = started.elapsed();
     let pool = store::connect(&args.database.database_url).await?;
+    let connected = started.elapsed();
     let options = Options { allow_mass_delete: args.allow_mass_delete };
     let report = reconcile::apply(&pool, &validated, options, commit.as_deref()).await?;
+    tracing::debug!(?loaded, ?connected, total = ?started.elapsed(), "apply finished");
     match format {
         ReportFormat::Json => println!("{:#}", serde_json::to_value(&report)?),
         ReportFormat::Text => print_report(&report, &validated),

@@ -43,21 +43,29 @@ pub enum ReadError {
     NotADirectory(PathBuf),
 }
 
-/// Reads every config file below `root`, sorted by path so that output is stable.
-pub fn read_repo(root: &Path) -> Result<Vec<SourceFile>, ReadError> {
+/// The paths of every config file below `root`, sorted so that output is stable.
+pub fn find_files(root: &Path) -> Result<Vec<PathBuf>, ReadError> {
     if !root.is_dir() {
         return Err(ReadError::NotADirectory(root.to_owned()));
     }
     let mut paths = Vec::new();
     collect_yaml_paths(root, &mut paths)?;
     paths.sort();
-    paths
+    Ok(paths)
+}
+
+/// Reads and parses every file, in parallel; the result keeps file order.
+pub fn read_and_parse(root: &Path, paths: Vec<PathBuf>) -> Result<Loaded, ReadError> {
+    let per_file: Vec<(SourceFile, FileParse)> = paths
         .into_par_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
-            Ok(SourceFile { path: relative(root, &path), text })
+            let file = SourceFile { path: relative(root, &path), text };
+            let parsed = parse_file(&file);
+            Ok((file, parsed))
         })
-        .collect()
+        .collect::<Result<_, ReadError>>()?;
+    Ok(assemble(per_file))
 }
 
 fn collect_yaml_paths(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
@@ -84,14 +92,13 @@ fn relative(root: &Path, path: &Path) -> String {
     rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
 }
 
-/// Parses every document of every file, in parallel; the result keeps file order.
-pub fn parse(files: Vec<SourceFile>) -> Loaded {
-    let per_file: Vec<FileParse> = files.par_iter().map(parse_file).collect();
-    let mut loaded = Loaded { files, ..Loaded::default() };
-    for (file, (documents, problems)) in per_file.into_iter().enumerate() {
-        loaded.documents.extend(documents.into_iter().map(|(index, document)| ParsedDocument {
-            file,
-            index,
+fn assemble(per_file: Vec<(SourceFile, FileParse)>) -> Loaded {
+    let mut loaded = Loaded::default();
+    for (index, (file, (documents, problems))) in per_file.into_iter().enumerate() {
+        loaded.files.push(file);
+        loaded.documents.extend(documents.into_iter().map(|(i, document)| ParsedDocument {
+            file: index,
+            index: i,
             document,
         }));
         loaded.problems.extend(problems);

@@ -18,6 +18,10 @@ pub use validate::Validated;
 
 /// Reads, parses and validates the config repository at `root`.
 pub fn load_repo(root: &Path) -> Result<Validated, ReadError> {
-    let files = load::read_repo(root)?;
-    Ok(validate::validate(load::parse(files)))
+    let started = std::time::Instant::now();
+    let loaded = load::read_and_parse(root, load::find_files(root)?)?;
+    let parsed = started.elapsed();
+    let validated = validate::validate(loaded);
+    tracing::debug!(?parsed, total = ?started.elapsed(), files = validated.files_read, "config loaded");
+    Ok(validated)
 }

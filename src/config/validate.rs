@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use rayon::prelude::*;
+
 use super::diagnostic::{Diagnostic, Subject};
 use super::document::{BudgetSpec, Document, RawFlagValue, SsoSpec};
 use super::load::{Loaded, ParsedDocument};
@@ -127,21 +129,21 @@ impl<'a> Checker<'a> {
         parse: fn(&str) -> Result<N, crate::model::NameError>,
         seen: &mut HashMap<String, usize>,
     ) -> Option<N> {
+        let parsed = parse(doc.document.name()).map_err(|e| self.report(doc, subject, "metadata.name", e.0)).ok();
+        self.unique_name(doc, subject, seen);
+        parsed
+    }
+
+    fn unique_name(&mut self, doc: &ParsedDocument, subject: &Subject, seen: &mut HashMap<String, usize>) {
         let raw = doc.document.name();
-        let parsed = parse(raw).map_err(|e| self.report(doc, subject, "metadata.name", e.0)).ok();
         if let Some(first) = seen.get(raw) {
             let first = &self.loaded.files[*first].path;
             let kind = doc.document.kind().as_str();
-            self.report(
-                doc,
-                subject,
-                "metadata.name",
-                format!("{kind} `{raw}` is declared twice (also in {first}); names must be unique"),
-            );
+            let message = format!("{kind} `{raw}` is declared twice (also in {first}); names must be unique");
+            self.report(doc, subject, "metadata.name", message);
         } else {
             seen.insert(raw.to_owned(), doc.file);
         }
-        parsed
     }
 
     fn display_name(&mut self, doc: &ParsedDocument, subject: &Subject, path: &str, value: &str) {
@@ -324,123 +326,156 @@ impl<'a> Checker<'a> {
         })
     }
 
+    /// Tenants are checked one document at a time in parallel (everything a document can say about
+    /// itself), then together for what spans documents: unique names and unique emails.
     fn tenants(
         &mut self,
         plans: &BTreeMap<String, Candidate<Plan>>,
         applications: &BTreeMap<String, Candidate<Application>>,
     ) -> Vec<Tenant> {
+        let loaded = self.loaded;
+        let checked: Vec<(&ParsedDocument, Option<Tenant>, Vec<(usize, Email)>, Vec<Pending>)> = self
+            .of_kind(|d| matches!(d, Document::Tenant { .. }))
+            .into_par_iter()
+            .map(|doc| {
+                let mut local = Checker { loaded, pending: Vec::new() };
+                let (tenant, emails) = local.tenant(doc, plans, applications);
+                (doc, tenant, emails, local.pending)
+            })
+            .collect();
+
         let mut seen = HashMap::new();
-        let mut emails: HashMap<Email, (String, usize)> = HashMap::new();
+        let mut owners: HashMap<Email, (&str, usize)> = HashMap::new();
         let mut tenants = Vec::new();
-        for doc in self.of_kind(|d| matches!(d, Document::Tenant { .. })) {
-            let Document::Tenant { metadata, spec } = &doc.document else {
-                continue;
-            };
-            let subject = Subject::Tenant(metadata.name.clone());
+        for (doc, tenant, emails, pending) in checked {
+            let name = doc.document.name();
+            let subject = Subject::Tenant(name.to_owned());
+            let mut valid = pending.is_empty();
+            self.pending.extend(pending);
             let before = self.problem_count();
-            let name = self.name(doc, &subject, TenantName::parse, &mut seen);
-            self.display_name(doc, &subject, "spec.displayName", &spec.display_name);
-
-            let plan = match plans.get(&spec.plan) {
-                Some(Candidate { valid: Some(plan), .. }) => Some(plan),
-                Some(Candidate { file, valid: None }) => {
+            self.unique_name(doc, &subject, &mut seen);
+            for (i, email) in emails {
+                if let Some((other, file)) = owners.get(&email) {
+                    let owner = if *other == name { "this tenant".to_owned() } else { format!("tenant `{other}`") };
                     let file = &self.loaded.files[*file].path;
-                    self.report(
-                        doc,
-                        &subject,
-                        "spec.plan",
-                        format!("plan `{}` has problems (see {file}); fix them first", spec.plan),
-                    );
-                    None
-                }
-                None => {
-                    let known: Vec<&str> = plans.keys().map(String::as_str).collect();
-                    self.report(
-                        doc,
-                        &subject,
-                        "spec.plan",
-                        format!("plan `{}` is not declared; declared plans: {}", spec.plan, known.join(", ")),
-                    );
-                    None
-                }
-            };
-
-            let mut app_names = BTreeSet::new();
-            for (i, app) in spec.applications.iter().enumerate() {
-                match applications.get(app) {
-                    Some(Candidate { valid: Some(a), .. }) => {
-                        app_names.insert(a.name.clone());
-                    }
-                    Some(Candidate { valid: None, .. }) => {
-                        self.report(
-                            doc,
-                            &subject,
-                            format!("spec.applications[{i}]"),
-                            format!("application `{app}` has problems; fix them first"),
-                        );
-                    }
-                    None => {
-                        self.report(
-                            doc,
-                            &subject,
-                            format!("spec.applications[{i}]"),
-                            format!("application `{app}` is not declared"),
-                        );
-                    }
+                    let message =
+                        format!("{email} is already a user of {owner} ({file}); an email belongs to one user");
+                    self.report(doc, &subject, format!("spec.users[{i}].email"), message);
+                } else {
+                    owners.insert(email, (name, doc.file));
                 }
             }
-
-            let budget = self.budget(doc, &subject, spec.budget.as_ref());
-            let sso = self.sso(doc, &subject, spec.sso.as_ref());
-            let users = self.users(doc, &subject, &metadata.name, spec, &mut emails);
-
-            let mut flags = BTreeMap::new();
-            for (key, own_type, value) in self.flags(doc, &subject, &spec.flags) {
-                let path = format!("spec.flags.{key}");
-                let Some(plan) = plan else { continue };
-                match plan.flags.get(&key) {
-                    None => self.report(
-                        doc,
-                        &subject,
-                        path,
-                        format!("flag `{key}` is not declared by plan `{}`; add a default there first", plan.name),
-                    ),
-                    Some(default) => match FlagValue::typed(default.flag_type(), value) {
-                        Some(typed) => {
-                            flags.insert(key, typed);
-                        }
-                        None => {
-                            let expected = default.flag_type();
-                            self.report(doc, &subject, path, format!("flag `{key}` is {expected} in plan `{}`, so this value must be {expected} too, not {own_type}", plan.name));
-                        }
-                    },
-                }
-            }
-
-            if self.problem_count() != before {
-                continue;
-            }
-            if let (Some(name), Some(plan)) = (name, plan) {
-                tenants.push(Tenant {
-                    name,
-                    display_name: spec.display_name.clone(),
-                    plan: plan.name.clone(),
-                    status: spec.status,
-                    sync: SyncPolicy {
-                        self_heal: spec.sync.self_heal.unwrap_or(true),
-                        prune: spec.sync.prune.unwrap_or(true),
-                    },
-                    budget,
-                    sso,
-                    applications: app_names.into_iter().collect(),
-                    users,
-                    flags,
-                    source: self.file(doc).to_owned(),
-                });
+            valid &= self.problem_count() == before;
+            if let Some(tenant) = tenant.filter(|_| valid) {
+                tenants.push(tenant);
             }
         }
         tenants.sort_by(|a, b| a.name.cmp(&b.name));
         tenants
+    }
+
+    /// Checks one tenant document on its own; returns the tenant when it has no problem, and the
+    /// emails it declares (with their index in `spec.users`) for the repository-wide check.
+    fn tenant(
+        &mut self,
+        doc: &ParsedDocument,
+        plans: &BTreeMap<String, Candidate<Plan>>,
+        applications: &BTreeMap<String, Candidate<Application>>,
+    ) -> (Option<Tenant>, Vec<(usize, Email)>) {
+        let Document::Tenant { metadata, spec } = &doc.document else { return (None, Vec::new()) };
+        let subject = Subject::Tenant(metadata.name.clone());
+        let name = TenantName::parse(&metadata.name).map_err(|e| self.report(doc, &subject, "metadata.name", e.0)).ok();
+        self.display_name(doc, &subject, "spec.displayName", &spec.display_name);
+
+        let plan = match plans.get(&spec.plan) {
+            Some(Candidate { valid: Some(plan), .. }) => Some(plan),
+            Some(Candidate { file, valid: None }) => {
+                let file = &self.loaded.files[*file].path;
+                let message = format!("plan `{}` has problems (see {file}); fix them first", spec.plan);
+                self.report(doc, &subject, "spec.plan", message);
+                None
+            }
+            None => {
+                let known: Vec<&str> = plans.keys().map(String::as_str).collect();
+                let message = format!("plan `{}` is not declared; declared plans: {}", spec.plan, known.join(", "));
+                self.report(doc, &subject, "spec.plan", message);
+                None
+            }
+        };
+
+        let mut app_names = BTreeSet::new();
+        for (i, app) in spec.applications.iter().enumerate() {
+            let path = format!("spec.applications[{i}]");
+            match applications.get(app) {
+                Some(Candidate { valid: Some(a), .. }) => {
+                    app_names.insert(a.name.clone());
+                }
+                Some(Candidate { valid: None, .. }) => {
+                    self.report(doc, &subject, path, format!("application `{app}` has problems; fix them first"))
+                }
+                None => self.report(doc, &subject, path, format!("application `{app}` is not declared")),
+            }
+        }
+
+        let budget = self.budget(doc, &subject, spec.budget.as_ref());
+        let sso = self.sso(doc, &subject, spec.sso.as_ref());
+        let (users, emails) = self.users(doc, &subject, &metadata.name, spec);
+        let flags = plan.map(|plan| self.tenant_flags(doc, &subject, plan, &spec.flags)).unwrap_or_default();
+
+        let tenant = match (name, plan) {
+            (Some(name), Some(plan)) if self.pending.is_empty() => Some(Tenant {
+                name,
+                display_name: spec.display_name.clone(),
+                plan: plan.name.clone(),
+                status: spec.status,
+                sync: SyncPolicy {
+                    self_heal: spec.sync.self_heal.unwrap_or(true),
+                    prune: spec.sync.prune.unwrap_or(true),
+                },
+                budget,
+                sso,
+                applications: app_names.into_iter().collect(),
+                users,
+                flags,
+                source: self.file(doc).to_owned(),
+            }),
+            _ => None,
+        };
+        (tenant, emails)
+    }
+
+    /// A tenant's flag overrides, each declared by its plan and of the plan's type.
+    fn tenant_flags(
+        &mut self,
+        doc: &ParsedDocument,
+        subject: &Subject,
+        plan: &Plan,
+        raw: &BTreeMap<String, RawFlagValue>,
+    ) -> BTreeMap<FlagKey, FlagValue> {
+        let mut flags = BTreeMap::new();
+        for (key, own_type, value) in self.flags(doc, subject, raw) {
+            let path = format!("spec.flags.{key}");
+            let Some(default) = plan.flags.get(&key) else {
+                let message =
+                    format!("flag `{key}` is not declared by plan `{}`; add a default there first", plan.name);
+                self.report(doc, subject, path, message);
+                continue;
+            };
+            let expected = default.flag_type();
+            match FlagValue::typed(expected, value) {
+                Some(typed) => {
+                    flags.insert(key, typed);
+                }
+                None => {
+                    let message = format!(
+                        "flag `{key}` is {expected} in plan `{}`, so this value must be {expected} too, not {own_type}",
+                        plan.name
+                    );
+                    self.report(doc, subject, path, message);
+                }
+            }
+        }
+        flags
     }
 
     fn users(
@@ -449,47 +484,31 @@ impl<'a> Checker<'a> {
         subject: &Subject,
         tenant: &str,
         spec: &super::document::TenantSpec,
-        emails: &mut HashMap<Email, (String, usize)>,
-    ) -> Vec<User> {
-        let mut users = Vec::new();
+    ) -> (Vec<User>, Vec<(usize, Email)>) {
+        let mut users = Vec::with_capacity(spec.users.len());
+        let mut emails = Vec::with_capacity(spec.users.len());
         for (i, user) in spec.users.iter().enumerate() {
             let path = format!("spec.users[{i}]");
             if let Some(name) = &user.name {
                 self.display_name(doc, subject, &format!("{path}.name"), name);
             }
-            let email = match Email::parse(&user.email) {
-                Ok(email) => email,
-                Err(e) => {
-                    self.report(doc, subject, format!("{path}.email"), e.0);
-                    continue;
+            match Email::parse(&user.email) {
+                Ok(email) => {
+                    emails.push((i, email.clone()));
+                    users.push(User { email, name: user.name.clone(), role: user.role, status: user.status });
                 }
-            };
-            if let Some((other, file)) = emails.get(&email) {
-                let where_ = if other == tenant { "this tenant".to_owned() } else { format!("tenant `{other}`") };
-                let file = &self.loaded.files[*file].path;
-                self.report(
-                    doc,
-                    subject,
-                    format!("{path}.email"),
-                    format!("{email} is already a user of {where_} ({file}); an email belongs to one user"),
-                );
-                continue;
+                Err(e) => self.report(doc, subject, format!("{path}.email"), e.0),
             }
-            emails.insert(email.clone(), (tenant.to_owned(), doc.file));
-            users.push(User { email, name: user.name.clone(), role: user.role, status: user.status });
         }
         let has_owner = users.iter().any(|u| u.role == Role::Owner && u.status == UserStatus::Active);
         if spec.status == TenantStatus::Active && !has_owner {
             let path = if spec.users.is_empty() { "spec" } else { "spec.users" };
-            self.report(
-                doc,
-                subject,
-                path,
-                format!("active tenant `{tenant}` has no active owner: give at least one active user `role: owner`"),
-            );
+            let message =
+                format!("active tenant `{tenant}` has no active owner: give at least one active user `role: owner`");
+            self.report(doc, subject, path, message);
         }
         users.sort_by(|a, b| a.email.cmp(&b.email));
-        users
+        (users, emails)
     }
 
     /// Resolves positions, building each file's index once and only for files with problems.

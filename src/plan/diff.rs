@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use rayon::prelude::*;
 use uuid::Uuid;
 
 use super::fields::{self, Fields};
@@ -19,12 +20,18 @@ pub struct Options {
     pub allow_mass_delete: bool,
 }
 
+/// Desired tenants by name.
+pub type DesiredTenants<'a> = HashMap<&'a str, &'a Tenant>;
+
+pub fn desired_tenants(validated: &Validated) -> DesiredTenants<'_> {
+    validated.desired.tenants.iter().map(|t| (t.name.as_str(), t)).collect()
+}
+
 /// Tenants whose users and flags must be read to plan them: everything except tenants whose Git
 /// declaration and live rows are both unchanged since the reconciler last left them converged.
-pub fn tenants_to_inspect(validated: &Validated, live: &LiveState) -> Vec<Uuid> {
-    let desired: HashMap<&str, &Tenant> = validated.desired.tenants.iter().map(|t| (t.name.as_str(), t)).collect();
+pub fn tenants_to_inspect(desired: &DesiredTenants, live: &LiveState) -> Vec<Uuid> {
     live.tenants
-        .iter()
+        .par_iter()
         .filter(|(name, tenant)| match desired.get(name.as_str()) {
             Some(t) => !is_converged(t, tenant),
             None => tenant.row.managed_by == ManagedBy::Git,
@@ -35,19 +42,31 @@ pub fn tenants_to_inspect(validated: &Validated, live: &LiveState) -> Vec<Uuid> 
 
 fn is_converged(desired: &Tenant, live: &LiveTenant) -> bool {
     live.row.managed_by == ManagedBy::Git
+        && live.live_revision == live.checked_revision.unwrap_or(-1)
         && live.applied_tree_hash == Some(fields::tree_hash(desired))
-        && live.checked_revision == Some(live.live_revision)
 }
 
 /// Desired and live rows of one global kind, with how to name them.
 type GlobalKind<'a> =
     (&'a HashMap<String, Fields>, &'a HashMap<String, LiveRow>, fn(String) -> Resource, fn(String) -> Subject);
 
-/// The whole plan: global resources, then every tenant that is not in sync.
+/// The whole plan: global resources, then every tenant that is not in sync. `live.details` must
+/// hold the tenants `tenants_to_inspect` named.
 pub fn diff(validated: &Validated, live: &LiveState, options: Options) -> Plan {
-    let mut plan = Plan::default();
-    let global_policy = SyncPolicy { self_heal: true, prune: true };
+    let (global, global_drift) = diff_global(validated, live);
+    let desired = desired_tenants(validated);
+    let tenants = tenant_names(validated, live)
+        .iter()
+        .map(|name| plan_tenant(name, validated, &desired, live, options))
+        .filter(|t| !matches!(t.state, TenantState::Synced))
+        .collect();
+    Plan { global, global_drift, tenants }
+}
 
+/// Changes and drift of plans and applications; they always self-heal and prune.
+pub fn diff_global(validated: &Validated, live: &LiveState) -> (Vec<Change>, Vec<Drift>) {
+    let (mut changes, mut drifts) = (Vec::new(), Vec::new());
+    let global_policy = SyncPolicy { self_heal: true, prune: true };
     let desired_plans: HashMap<String, Fields> =
         validated.desired.plans.iter().map(|p| (p.name.to_string(), fields::of_plan(p))).collect();
     let desired_apps: HashMap<String, Fields> =
@@ -55,10 +74,7 @@ pub fn diff(validated: &Validated, live: &LiveState, options: Options) -> Plan {
     let sources: HashMap<Resource, &str> = (validated.desired.plans.iter())
         .map(|p| (Resource::Plan { name: p.name.to_string() }, p.source.as_str()))
         .chain(
-            validated
-                .desired
-                .applications
-                .iter()
+            (validated.desired.applications.iter())
                 .map(|a| (Resource::Application { name: a.name.to_string() }, a.source.as_str())),
         )
         .collect();
@@ -73,53 +89,55 @@ pub fn diff(validated: &Validated, live: &LiveState, options: Options) -> Plan {
                 continue;
             }
             match diff_row(resource(name.clone()), desired.get(&name), row, global_policy) {
-                RowOutcome::Change(c) => plan.global.push(c),
+                RowOutcome::Change(c) => changes.push(c),
                 RowOutcome::Drift(d, c) => {
-                    plan.global_drift.push(d);
-                    plan.global.extend(c);
+                    drifts.push(d);
+                    changes.extend(c);
                 }
                 RowOutcome::Orphan | RowOutcome::Nothing => {}
             }
         }
     }
-
-    let desired_tenants: HashMap<&str, &Tenant> =
-        validated.desired.tenants.iter().map(|t| (t.name.as_str(), t)).collect();
-    let invalid_names = validated.problems.iter().filter_map(|(s, _)| match s {
-        Subject::Tenant(name) => Some(name),
-        _ => None,
-    });
-    let names: BTreeSet<&str> = desired_tenants
-        .keys()
-        .copied()
-        .chain(live.tenants.keys().map(String::as_str))
-        .chain(invalid_names.map(String::as_str))
-        .collect();
-    for name in names {
-        let live_tenant = live.tenants.get(name);
-        let source = live_tenant.and_then(|t| t.row.source.as_deref());
-        if validated.holds_back(&Subject::Tenant(name.to_owned()), source) {
-            let mut problems: Vec<_> = validated.tenant_problems(name).into_iter().cloned().collect();
-            problems.extend(
-                validated
-                    .problems
-                    .iter()
-                    .filter(|(s, _)| matches!((s, source), (Subject::File(f), Some(src)) if f == src))
-                    .map(|(_, d)| d.clone()),
-            );
-            plan.tenants.push(held_back(name, live_tenant, problems));
-            continue;
-        }
-        let detail = live_tenant.and_then(|t| live.details.get(&t.row.id));
-        let tenant_plan = diff_tenant(desired_tenants.get(name).copied(), live_tenant, detail, options);
-        if !matches!(tenant_plan.state, TenantState::Synced) {
-            plan.tenants.push(tenant_plan);
-        }
-    }
-    for change in &mut plan.global {
+    for change in &mut changes {
         change.source = sources.get(&change.resource).map(|s| (*s).to_owned());
     }
-    plan
+    (changes, drifts)
+}
+
+/// Every tenant name to consider, sorted: declared (valid or not) or live.
+pub fn tenant_names(validated: &Validated, live: &LiveState) -> Vec<String> {
+    let invalid = validated.problems.iter().filter_map(|(s, _)| match s {
+        Subject::Tenant(name) => Some(name.as_str()),
+        _ => None,
+    });
+    let names: BTreeSet<&str> = (validated.desired.tenants.iter().map(|t| t.name.as_str()))
+        .chain(live.tenants.keys().map(String::as_str))
+        .chain(invalid)
+        .collect();
+    names.into_iter().map(str::to_owned).collect()
+}
+
+/// Plans one tenant by name: held back when its declaration has problems, otherwise diffed.
+pub fn plan_tenant(
+    name: &str,
+    validated: &Validated,
+    desired: &DesiredTenants,
+    live: &LiveState,
+    options: Options,
+) -> TenantPlan {
+    let live_tenant = live.tenants.get(name);
+    let source = live_tenant.and_then(|t| t.row.source.as_deref());
+    if validated.holds_back(&Subject::Tenant(name.to_owned()), source) {
+        let mut problems: Vec<_> = validated.tenant_problems(name).into_iter().cloned().collect();
+        problems.extend(
+            (validated.problems.iter())
+                .filter(|(s, _)| matches!((s, source), (Subject::File(f), Some(src)) if f == src))
+                .map(|(_, d)| d.clone()),
+        );
+        return held_back(name, live_tenant, problems);
+    }
+    let detail = live_tenant.and_then(|t| live.details.get(&t.row.id));
+    diff_tenant(desired.get(name).copied(), live_tenant, detail, options)
 }
 
 fn held_back(name: &str, live: Option<&LiveTenant>, problems: Vec<crate::config::Diagnostic>) -> TenantPlan {

@@ -16,9 +16,15 @@ pub type Fields = BTreeMap<&'static str, Value>;
 pub type Hash = [u8; 32];
 
 pub fn hash(fields: &Fields) -> Hash {
-    // Serialising a BTreeMap of JSON values cannot fail.
-    let bytes = serde_json::to_vec(fields).unwrap_or_default();
-    Sha256::digest(bytes).into()
+    hash_json(fields)
+}
+
+/// SHA-256 of a value's JSON, streamed into the hasher without an intermediate buffer.
+fn hash_json<T: serde::Serialize + ?Sized>(value: &T) -> Hash {
+    let mut hasher = Sha256::new();
+    // Writing JSON of plain data into a hasher cannot fail.
+    let _ = serde_json::to_writer(&mut hasher, value);
+    hasher.finalize().into()
 }
 
 fn opt<T: serde::Serialize>(value: Option<T>) -> Value {
@@ -94,19 +100,10 @@ pub fn of_user(u: &User) -> Fields {
 
 /// Hash of everything Git says about a tenant: its fields, users, flags, sync policy and file. When
 /// it equals the stored one and nothing changed live, the tenant is skipped without loading its rows.
+/// Only ever compared with itself (never with live rows), so the model's own serialisation serves:
+/// users, flags and applications are sorted, so equal declarations hash alike.
 pub fn tree_hash(t: &Tenant) -> Hash {
-    let mut hasher = Sha256::new();
-    hasher.update(hash(&of_tenant(t)));
-    hasher.update([u8::from(t.sync.self_heal), u8::from(t.sync.prune)]);
-    hasher.update(t.source.as_bytes());
-    for u in &t.users {
-        hasher.update(hash(&of_user(u)));
-    }
-    for (key, value) in &t.flags {
-        hasher.update(key.as_str().as_bytes());
-        hasher.update(hash(&flag(value.as_json())));
-    }
-    hasher.finalize().into()
+    hash_json(t)
 }
 
 #[cfg(test)]

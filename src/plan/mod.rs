@@ -16,7 +16,10 @@ use crate::config::Diagnostic;
 use crate::model::SyncPolicy;
 use fields::{Fields, Hash};
 
-pub use diff::{Options, diff, diff_tenant, tenants_to_inspect};
+pub use diff::{
+    DesiredTenants, Options, desired_tenants, diff, diff_global, diff_tenant, plan_tenant, tenant_names,
+    tenants_to_inspect,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]

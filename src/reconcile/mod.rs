@@ -1,13 +1,18 @@
-//! Stage 4 of the pipeline: read live state, plan, and apply. `apply` converges global resources
-//! first, then tenants in batches (each batch one transaction; a batch that fails is retried one
-//! tenant per transaction, so one tenant's failure never holds back another), then global deletes.
+//! Stage 4 of the pipeline: read live state, plan, and apply.
+//!
+//! `apply` converges global resources first, then tenants, then deletes global resources the tenants
+//! no longer use. Tenants are planned and applied in batches, streaming: while one batch is written
+//! (one transaction for the batch), the next is planned, so memory stays bounded and the two cores
+//! work together. A batch that fails is retried one tenant per transaction, so a tenant's failure
+//! never holds back another, and every tenant is always at its old or its new state.
 
 mod audit;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::config::Validated;
 use crate::model::Tenant;
@@ -16,16 +21,19 @@ use crate::store::{self, StoreError};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Tenants per transaction on the fast path; large enough to amortise round trips, small enough that
-/// a failed batch is cheap to redo tenant by tenant.
+/// Tenants per batch: enough to amortise round trips, few enough that a failed batch is cheap to
+/// redo tenant by tenant and that memory stays small.
 const BATCH_TENANTS: usize = 500;
-const BATCH_CHANGES: usize = 20_000;
+
+/// Batches written at once, each on its own connection, while the next one is planned: with two,
+/// PostgreSQL writes on two cores (`cargo bench --bench declarative` measures it).
+const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Reads live state and plans the changes that would converge it with `validated`.
 pub async fn plan(pool: &PgPool, validated: &Validated, options: Options) -> Result<Plan> {
     let mut conn = pool.acquire().await?;
     let mut live = store::load_live(&mut conn).await?;
-    let inspect = plan::tenants_to_inspect(validated, &live);
+    let inspect = plan::tenants_to_inspect(&plan::desired_tenants(validated), &live);
     live.details = store::load_details(&mut conn, &inspect).await?;
     Ok(plan::diff(validated, &live, options))
 }
@@ -47,6 +55,7 @@ pub struct TenantResult {
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ApplyReport {
     pub commit: Option<String>,
     /// Visible changes applied, all kinds together.
@@ -63,6 +72,13 @@ impl ApplyReport {
     /// Whether every declared resource converged (kept drift and orphans are not failures).
     pub fn succeeded(&self) -> bool {
         self.global_error.is_none() && self.tenants.iter().all(|t| matches!(t.outcome, TenantOutcome::Applied { .. }))
+    }
+
+    fn add(&mut self, result: TenantResult) {
+        if let TenantOutcome::Applied { changes } = result.outcome {
+            self.applied_changes += changes;
+        }
+        self.tenants.push(result);
     }
 }
 
@@ -85,16 +101,12 @@ async fn apply_locked(
     options: Options,
     commit: Option<&str>,
 ) -> Result<ApplyReport> {
-    let plan = plan(pool, validated, options).await?;
-    let mut report = ApplyReport {
-        commit: commit.map(str::to_owned),
-        drift_kept: plan.tenants.iter().flat_map(|t| &t.drift).filter(|d| !d.revert).count(),
-        orphans: plan.tenants.iter().map(|t| t.orphans.len()).sum(),
-        ..ApplyReport::default()
-    };
+    let mut report = ApplyReport { commit: commit.map(str::to_owned), ..ApplyReport::default() };
+    let mut live = store::load_live(&mut *pool.acquire().await?).await?;
 
+    let (global, _drift) = plan::diff_global(validated, &live);
     let (global_deletes, global_upserts): (Vec<&Change>, Vec<&Change>) =
-        plan.global.iter().partition(|c| c.action == Action::Delete);
+        global.iter().partition(|c| c.action == Action::Delete);
     if let Err(e) = apply_global(pool, &global_upserts, commit).await {
         // Tenants may reference what failed to apply: stop before touching them.
         report.global_error = Some(format!("plans and applications: {e}"));
@@ -102,50 +114,59 @@ async fn apply_locked(
     }
     report.applied_changes += global_upserts.iter().filter(|c| c.is_visible()).count();
 
-    let mut ready = Vec::new();
-    for tenant in &plan.tenants {
-        match &tenant.state {
-            TenantState::Invalid { problems } => report.tenants.push(TenantResult {
-                tenant: tenant.name.clone(),
-                outcome: TenantOutcome::Invalid { problems: problems.clone() },
-            }),
-            TenantState::Refused { reason } => {
-                refuse(pool, tenant, reason, commit).await?;
-                report.tenants.push(TenantResult {
+    let desired = plan::desired_tenants(validated);
+    let inspect: HashSet<Uuid> = plan::tenants_to_inspect(&desired, &live).into_iter().collect();
+    let names = plan::tenant_names(validated, &live);
+    tracing::debug!(tenants = names.len(), inspect = inspect.len(), "planning tenants");
+    let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Vec<TenantResult>>> = Default::default();
+    for chunk in names.chunks(BATCH_TENANTS) {
+        let ids: Vec<Uuid> = chunk
+            .iter()
+            .filter_map(|n| live.tenants.get(n))
+            .map(|t| t.row.id)
+            .filter(|id| inspect.contains(id))
+            .collect();
+        live.details = store::load_details(&mut *pool.acquire().await?, &ids).await?;
+        let mut ready = Vec::new();
+        for name in chunk {
+            let tenant = plan::plan_tenant(name, validated, &desired, &live, options);
+            report.drift_kept += tenant.drift.iter().filter(|d| !d.revert).count();
+            report.orphans += tenant.orphans.len();
+            match &tenant.state {
+                TenantState::Invalid { problems } => report.add(TenantResult {
                     tenant: tenant.name.clone(),
-                    outcome: TenantOutcome::Refused { reason: reason.clone() },
-                });
+                    outcome: TenantOutcome::Invalid { problems: problems.clone() },
+                }),
+                TenantState::Refused { reason } => {
+                    refuse(pool, &tenant.name, reason, commit).await?;
+                    let outcome = TenantOutcome::Refused { reason: reason.clone() };
+                    report.add(TenantResult { tenant: tenant.name.clone(), outcome });
+                }
+                TenantState::OutOfSync => ready.push(tenant),
+                TenantState::Synced => {}
             }
-            TenantState::OutOfSync => ready.push(tenant),
-            TenantState::Synced => {}
+        }
+        if ready.is_empty() {
+            continue;
+        }
+        if in_flight.len() == BATCHES_IN_FLIGHT {
+            if let Some(oldest) = in_flight.pop_front() {
+                oldest.await.map_err(|e| StoreError::Task(e.to_string()))?.into_iter().for_each(|r| report.add(r));
+            }
+        }
+        {
+            let fallback: HashMap<String, Tenant> = ready
+                .iter()
+                .filter_map(|t| desired.get(t.name.as_str()))
+                .map(|t| (t.name.to_string(), (*t).clone()))
+                .collect();
+            let batch =
+                Batch { pool: pool.clone(), plans: ready, fallback, options, commit: commit.map(str::to_owned) };
+            in_flight.push_back(tokio::spawn(batch.apply()));
         }
     }
-    let desired: HashMap<&str, &Tenant> = validated.desired.tenants.iter().map(|t| (t.name.as_str(), t)).collect();
-    for batch in batches(&ready) {
-        match apply_batch(pool, batch, commit).await {
-            Ok(()) => {
-                for tenant in batch {
-                    let changes = tenant.visible_changes().count();
-                    report.applied_changes += changes;
-                    report.tenants.push(TenantResult {
-                        tenant: tenant.name.clone(),
-                        outcome: TenantOutcome::Applied { changes },
-                    });
-                }
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, tenants = batch.len(), "batch failed; applying its tenants one by one");
-                for tenant in batch {
-                    let outcome =
-                        apply_alone(pool, &tenant.name, desired.get(tenant.name.as_str()).copied(), options, commit)
-                            .await;
-                    if let TenantOutcome::Applied { changes } = outcome {
-                        report.applied_changes += changes;
-                    }
-                    report.tenants.push(TenantResult { tenant: tenant.name.clone(), outcome });
-                }
-            }
-        }
+    for batch in in_flight {
+        batch.await.map_err(|e| StoreError::Task(e.to_string()))?.into_iter().for_each(|r| report.add(r));
     }
 
     if let Err(e) = apply_global(pool, &global_deletes, commit).await {
@@ -155,22 +176,6 @@ async fn apply_locked(
     }
     report.tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     Ok(report)
-}
-
-fn batches<'a>(ready: &'a [&'a TenantPlan]) -> Vec<&'a [&'a TenantPlan]> {
-    let mut out = Vec::new();
-    let (mut start, mut changes) = (0, 0);
-    for (i, tenant) in ready.iter().enumerate() {
-        if i > start && (i - start >= BATCH_TENANTS || changes + tenant.changes.len() > BATCH_CHANGES) {
-            out.push(&ready[start..i]);
-            (start, changes) = (i, 0);
-        }
-        changes += tenant.changes.len();
-    }
-    if start < ready.len() {
-        out.push(&ready[start..]);
-    }
-    out
 }
 
 async fn apply_global(pool: &PgPool, changes: &[&Change], commit: Option<&str>) -> Result<()> {
@@ -185,18 +190,51 @@ async fn apply_global(pool: &PgPool, changes: &[&Change], commit: Option<&str>) 
     Ok(())
 }
 
+/// A batch of planned tenants, owned so that it can be written while the next batch is planned.
+struct Batch {
+    pool: PgPool,
+    plans: Vec<TenantPlan>,
+    /// The declarations of the batch's tenants, to re-plan them one by one if the batch fails.
+    fallback: HashMap<String, Tenant>,
+    options: Options,
+    commit: Option<String>,
+}
+
+impl Batch {
+    async fn apply(self) -> Vec<TenantResult> {
+        let commit = self.commit.as_deref();
+        let plans: Vec<&TenantPlan> = self.plans.iter().collect();
+        match apply_together(&self.pool, &plans, commit).await {
+            Ok(()) => plans
+                .iter()
+                .map(|t| TenantResult {
+                    tenant: t.name.clone(),
+                    outcome: TenantOutcome::Applied { changes: t.visible_changes().count() },
+                })
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = %e, tenants = plans.len(), "batch failed; applying its tenants one by one");
+                let mut results = Vec::with_capacity(plans.len());
+                for tenant in plans {
+                    let desired = self.fallback.get(&tenant.name);
+                    let outcome = apply_alone(&self.pool, &tenant.name, desired, self.options, commit).await;
+                    results.push(TenantResult { tenant: tenant.name.clone(), outcome });
+                }
+                results
+            }
+        }
+    }
+}
+
 /// One transaction for a batch of tenants, applied only if none of them changed since it was read.
-async fn apply_batch(pool: &PgPool, batch: &[&TenantPlan], commit: Option<&str>) -> Result<()> {
+async fn apply_together(pool: &PgPool, batch: &[&TenantPlan], commit: Option<&str>) -> Result<()> {
     let mut tx = pool.begin().await?;
     store::mark_reconciler(&mut tx).await?;
     let ids: Vec<_> = batch.iter().filter_map(|t| t.id).collect();
     let revisions = store::lock_tenants(&mut tx, &ids).await?;
-    for tenant in batch {
-        if let Some(id) = tenant.id {
-            if revisions.get(&id) != tenant.live_revision.as_ref() {
-                return Err(StoreError::Conflict(format!("tenant {}", tenant.name)));
-            }
-        }
+    if let Some(changed) = batch.iter().find(|t| t.id.is_some_and(|id| revisions.get(&id) != t.live_revision.as_ref()))
+    {
+        return Err(StoreError::Conflict(format!("tenant {}", changed.name)));
     }
     store::apply_tenants(&mut tx, batch, commit).await?;
     let entries: Vec<_> =
@@ -242,7 +280,7 @@ async fn apply_alone(
 }
 
 /// A refusal is a denial: it is audited, in its own transaction.
-async fn refuse(pool: &PgPool, tenant: &TenantPlan, reason: &str, commit: Option<&str>) -> Result<()> {
+async fn refuse(pool: &PgPool, tenant: &str, reason: &str, commit: Option<&str>) -> Result<()> {
     let mut conn = pool.acquire().await?;
-    store::insert_audit(&mut conn, &[audit::refusal(&tenant.name, reason, commit)]).await
+    store::insert_audit(&mut conn, &[audit::refusal(tenant, reason, commit)]).await
 }

@@ -30,6 +30,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("another reconciler is applying to this database right now; try again when it is done")]
     Busy,
+    #[error("a background task failed: {0}")]
+    Task(String),
     #[error("{0} changed while it was being planned")]
     Conflict(String),
     #[error("database error: {0}")]

@@ -101,15 +101,24 @@ async fn unchanged_tenants_are_not_read_again_so_work_follows_the_change() {
         let mut conn = db.pool.acquire().await.expect("conn");
         gatehouse::store::load_live(&mut conn).await.expect("live")
     };
-    assert_eq!(gatehouse::plan::tenants_to_inspect(&validated, &live().await), Vec::<uuid::Uuid>::new());
+    assert_eq!(
+        gatehouse::plan::tenants_to_inspect(&gatehouse::plan::desired_tenants(&validated), &live().await),
+        Vec::<uuid::Uuid>::new()
+    );
 
     // A change that is not drift (last sign-in, say) leaves the tenant skipped...
     db.execute("UPDATE users SET updated_at = now() WHERE email = 'pepper@stark.example'").await;
-    assert_eq!(gatehouse::plan::tenants_to_inspect(&validated, &live().await), Vec::<uuid::Uuid>::new());
+    assert_eq!(
+        gatehouse::plan::tenants_to_inspect(&gatehouse::plan::desired_tenants(&validated), &live().await),
+        Vec::<uuid::Uuid>::new()
+    );
     // ...a change to a declared column marks exactly its tenant for inspection.
     db.execute("UPDATE users SET name = 'Pep' WHERE email = 'pepper@stark.example'").await;
     let stark = db.text("SELECT id::text FROM tenants WHERE name = 'stark'").await;
     let inspect: Vec<String> =
-        gatehouse::plan::tenants_to_inspect(&validated, &live().await).iter().map(|id| id.to_string()).collect();
+        gatehouse::plan::tenants_to_inspect(&gatehouse::plan::desired_tenants(&validated), &live().await)
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
     assert_eq!(inspect, vec![stark]);
 }
