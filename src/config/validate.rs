@@ -87,6 +87,9 @@ struct Pending {
     message: String,
 }
 
+/// A tenant document checked on its own: the tenant if valid, its emails with their index, its problems.
+type CheckedTenant<'a> = (&'a ParsedDocument, Option<Tenant>, Vec<(usize, Email)>, Vec<Pending>);
+
 /// What a plan or application name resolves to: `valid` is `None` when its declaration has problems.
 struct Candidate<T> {
     file: usize,
@@ -334,7 +337,7 @@ impl<'a> Checker<'a> {
         applications: &BTreeMap<String, Candidate<Application>>,
     ) -> Vec<Tenant> {
         let loaded = self.loaded;
-        let checked: Vec<(&ParsedDocument, Option<Tenant>, Vec<(usize, Email)>, Vec<Pending>)> = self
+        let checked: Vec<CheckedTenant> = self
             .of_kind(|d| matches!(d, Document::Tenant { .. }))
             .into_par_iter()
             .map(|doc| {
