@@ -30,14 +30,17 @@ const PLAN_FLAGS: [(&str, &str); 8] = [
     ("region", "eu"),
 ];
 
+/// A tenant's override of plan flag number `flag`, as JSON (which is also YAML), for the repo and
+/// the COPY baseline alike.
 fn override_value(tenant: usize, flag: usize) -> String {
-    match flag {
-        0 => (tenant % 2 == 0).to_string(),
-        1 => (10 + tenant % 90).to_string(),
-        2 => format!("{}.5", tenant % 100),
-        3 => format!("tier-{}", tenant % 7),
-        _ => format!("{{ theme: dark, size: {} }}", tenant % 3),
-    }
+    let value = match flag {
+        0 => serde_json::json!(tenant % 2 == 0),
+        1 => serde_json::json!(10 + tenant % 90),
+        2 => serde_json::json!((tenant % 100) as f64 + 0.5),
+        3 => serde_json::json!(format!("tier-{}", tenant % 7)),
+        _ => serde_json::json!({ "theme": "dark", "size": tenant % 3 }),
+    };
+    value.to_string()
 }
 
 fn tenant_yaml(t: usize, owner_role_of_user_1: &str) -> String {
@@ -56,8 +59,8 @@ fn tenant_yaml(t: usize, owner_role_of_user_1: &str) -> String {
         let _ = writeln!(y, "    - {{ email: user{u}@t{t:05}.example, role: {role} }}");
     }
     y.push_str("  flags:\n");
-    for f in 0..FLAGS_PER_TENANT {
-        let _ = writeln!(y, "    {}: {}", PLAN_FLAGS[f].0, override_value(t, f));
+    for (f, (key, _)) in PLAN_FLAGS.iter().enumerate().take(FLAGS_PER_TENANT) {
+        let _ = writeln!(y, "    {key}: {}", override_value(t, f));
     }
     y
 }
@@ -156,15 +159,8 @@ async fn copy_baseline(pool: &sqlx::PgPool, tenants: usize) -> Duration {
             };
             let _ = writeln!(u_rows, "{}\t{id}\tuser{u}@t{t:05}.example\t{role}\tinvited\tgit", uuid::Uuid::now_v7());
         }
-        for f in 0..FLAGS_PER_TENANT {
-            let value = match f {
-                0 => (t % 2 == 0).to_string(),
-                1 => (10 + t % 90).to_string(),
-                2 => format!("{}.5", t % 100),
-                3 => format!("\"tier-{}\"", t % 7),
-                _ => format!("{{\"size\": {}, \"theme\": \"dark\"}}", t % 3),
-            };
-            let _ = writeln!(f_rows, "{}\t{id}\t{}\t{value}\tgit", uuid::Uuid::now_v7(), PLAN_FLAGS[f].0);
+        for (f, (key, _)) in PLAN_FLAGS.iter().enumerate().take(FLAGS_PER_TENANT) {
+            let _ = writeln!(f_rows, "{}\t{id}\t{key}\t{}\tgit", uuid::Uuid::now_v7(), override_value(t, f));
         }
     }
     let started = Instant::now();
