@@ -218,10 +218,14 @@ fn print_report(report: &reconcile::ApplyReport, validated: &config::Validated) 
     if let Some(error) = &report.global_error {
         eprintln!("error: {error}");
     }
-    let applied = report.tenants.iter().filter(|t| matches!(t.outcome, TenantOutcome::Applied { .. })).count();
+    let applied = report
+        .tenants
+        .iter()
+        .filter(|t| matches!(t.outcome, TenantOutcome::Applied { changes } if changes > 0))
+        .count();
     let commit = report.commit.as_deref().map(|c| format!(" at {c}")).unwrap_or_default();
     println!(
-        "applied {} changes{commit}: {applied} tenants updated, {failed} not applied; {} drifted fields kept, {} orphans",
+        "applied {} changes{commit}: {applied} tenants changed, {failed} not applied; {} drifted resources kept, {} orphans",
         report.applied_changes, report.drift_kept, report.orphans
     );
 }

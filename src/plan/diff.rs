@@ -141,10 +141,15 @@ pub fn plan_tenant(
 }
 
 fn held_back(name: &str, live: Option<&LiveTenant>, problems: Vec<crate::config::Diagnostic>) -> TenantPlan {
+    let source = problems.first().map(|d| d.file.clone());
+    empty_plan(name.to_owned(), source, live, TenantState::Invalid { problems })
+}
+
+fn empty_plan(name: String, source: Option<String>, live: Option<&LiveTenant>, state: TenantState) -> TenantPlan {
     TenantPlan {
-        name: name.to_owned(),
-        source: problems.first().map(|d| d.file.clone()),
-        state: TenantState::Invalid { problems },
+        name,
+        source,
+        state,
         changes: Vec::new(),
         drift: Vec::new(),
         orphans: Vec::new(),
@@ -162,17 +167,8 @@ pub fn diff_tenant(
     options: Options,
 ) -> TenantPlan {
     let name = desired.map(|t| t.name.to_string()).or_else(|| live.map(|t| t.name.clone())).unwrap_or_default();
-    let mut plan = TenantPlan {
-        name: name.clone(),
-        source: desired.map(|t| t.source.clone()).or_else(|| live.and_then(|t| t.row.source.clone())),
-        state: TenantState::Synced,
-        changes: Vec::new(),
-        drift: Vec::new(),
-        orphans: Vec::new(),
-        id: live.map(|t| t.row.id),
-        live_revision: live.map(|t| t.live_revision),
-        record: None,
-    };
+    let source = desired.map(|t| t.source.clone()).or_else(|| live.and_then(|t| t.row.source.clone()));
+    let mut plan = empty_plan(name.clone(), source, live, TenantState::Synced);
     let empty = TenantDetail::default();
     let detail = match (desired, live, detail) {
         (Some(_), Some(_), None) => return plan, // converged, not inspected
