@@ -7,8 +7,10 @@
 //!       →  reconcile (apply, one transaction per tenant | report drift)  →  status
 //! ```
 //!
-//! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `cli` is the edge.
+//! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `api` (axum) reads
+//! status and store; `cli` is the edge.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod model;
@@ -16,3 +18,4 @@ pub mod plan;
 pub mod reconcile;
 pub mod source;
 pub mod store;
+pub mod telemetry;

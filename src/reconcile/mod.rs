@@ -7,6 +7,7 @@
 //! never holds back another, and every tenant is always at its old or its new state.
 
 mod audit;
+pub mod controller;
 
 use std::collections::{HashMap, HashSet};
 
@@ -52,6 +53,25 @@ pub struct TenantResult {
     pub tenant: String,
     #[serde(flatten)]
     pub outcome: TenantOutcome,
+    /// Drift found on this pass (reverted or kept).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<plan::Drift>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub orphans: Vec<plan::Resource>,
+    #[serde(skip)]
+    pub source: Option<String>,
+}
+
+impl TenantResult {
+    fn of(plan: &TenantPlan, outcome: TenantOutcome) -> Self {
+        TenantResult {
+            tenant: plan.name.clone(),
+            outcome,
+            drift: plan.drift.clone(),
+            orphans: plan.orphans.clone(),
+            source: plan.source.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -90,12 +110,15 @@ pub async fn apply(
     commit: Option<&str>,
 ) -> Result<ApplyReport> {
     let lock = store::try_lock_reconciler(pool).await?;
-    let report = apply_locked(pool, validated, options, commit).await;
+    let report = apply_with_lock(&lock, pool, validated, options, commit).await;
     lock.release().await?;
     report
 }
 
-async fn apply_locked(
+/// `apply` for a caller that already holds the reconciler lock (the `serve` leader); the lock is the
+/// proof asked for.
+pub async fn apply_with_lock(
+    _lock: &store::ReconcilerLock,
     pool: &PgPool,
     validated: &Validated,
     options: Options,
@@ -133,14 +156,12 @@ async fn apply_locked(
             report.drift_kept += tenant.drift.iter().filter(|d| !d.revert).count();
             report.orphans += tenant.orphans.len();
             match &tenant.state {
-                TenantState::Invalid { problems } => report.add(TenantResult {
-                    tenant: tenant.name.clone(),
-                    outcome: TenantOutcome::Invalid { problems: problems.clone() },
-                }),
+                TenantState::Invalid { problems } => {
+                    report.add(TenantResult::of(&tenant, TenantOutcome::Invalid { problems: problems.clone() }))
+                }
                 TenantState::Refused { reason } => {
                     refuse(pool, &tenant.name, reason, commit).await?;
-                    let outcome = TenantOutcome::Refused { reason: reason.clone() };
-                    report.add(TenantResult { tenant: tenant.name.clone(), outcome });
+                    report.add(TenantResult::of(&tenant, TenantOutcome::Refused { reason: reason.clone() }));
                 }
                 TenantState::OutOfSync => ready.push(tenant),
                 TenantState::Synced => {}
@@ -207,10 +228,7 @@ impl Batch {
         match apply_together(&self.pool, &plans, commit).await {
             Ok(()) => plans
                 .iter()
-                .map(|t| TenantResult {
-                    tenant: t.name.clone(),
-                    outcome: TenantOutcome::Applied { changes: t.visible_changes().count() },
-                })
+                .map(|t| TenantResult::of(t, TenantOutcome::Applied { changes: t.visible_changes().count() }))
                 .collect(),
             Err(e) => {
                 tracing::debug!(error = %e, tenants = plans.len(), "batch failed; applying its tenants one by one");
@@ -218,7 +236,7 @@ impl Batch {
                 for tenant in plans {
                     let desired = self.fallback.get(&tenant.name);
                     let outcome = apply_alone(&self.pool, &tenant.name, desired, self.options, commit).await;
-                    results.push(TenantResult { tenant: tenant.name.clone(), outcome });
+                    results.push(TenantResult::of(tenant, outcome));
                 }
                 results
             }

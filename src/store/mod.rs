@@ -3,6 +3,7 @@
 
 mod audit;
 mod live;
+pub mod status;
 mod write;
 
 use std::str::FromStr;
@@ -93,11 +94,25 @@ pub async fn try_lock_reconciler(pool: &PgPool) -> Result<ReconcilerLock> {
 }
 
 impl ReconcilerLock {
+    /// Whether the connection holding the lock still answers; a lost connection has lost the lock.
+    pub async fn still_held(&mut self) -> bool {
+        sqlx::query("SELECT 1").execute(&mut *self.connection).await.is_ok()
+    }
+
     /// Frees the lock now, and returns the connection to the pool.
     pub async fn release(mut self) -> Result<()> {
         sqlx::query("SELECT pg_advisory_unlock($1)").bind(RECONCILER_LOCK_KEY).execute(&mut *self.connection).await?;
         Ok(())
     }
+}
+
+/// The channel every replica listens on; a message asks the leader for a pass now.
+pub const SYNC_CHANNEL: &str = "gatehouse_sync";
+
+/// Wakes the leader, wherever it runs.
+pub async fn notify_sync(pool: &PgPool) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')").bind(SYNC_CHANNEL).execute(pool).await?;
+    Ok(())
 }
 
 /// Marks the current transaction as the reconciler's, so the drift triggers ignore its writes.

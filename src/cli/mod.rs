@@ -7,6 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod serve;
+mod status;
+
 use crate::config::{self, DiagnosticFormat};
 use crate::plan::Options;
 use crate::plan::render::{self, PlanFormat};
@@ -64,6 +67,10 @@ pub enum Command {
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
     },
+    /// Run the API and the reconciler: keep the database converged with the config repository.
+    Serve(serve::ServeArgs),
+    /// Ask a running server whether the platform is synced. Exit 0 synced, 1 not, 2 cannot ask.
+    Status(status::StatusArgs),
     /// Create the database if needed and run the migrations.
     Migrate {
         #[command(flatten)]
@@ -124,6 +131,8 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Schema { out } => write_schemas(&out),
         Command::Plan { dir, format, apply } => runtime()?.block_on(plan(&dir, format, &apply)),
         Command::Apply { dir, format, apply: args } => runtime()?.block_on(apply(&dir, format, &args)),
+        Command::Serve(args) => runtime()?.block_on(serve::serve(args)),
+        Command::Status(args) => status::status(args),
         Command::Migrate { database } => runtime()?.block_on(async {
             store::connect(&database.database_url).await?;
             println!("database is migrated");

@@ -1,0 +1,40 @@
+//! Liveness, readiness and metrics.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Result};
+use crate::store::status;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+}
+
+/// The process is up.
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// The database answers and a reconcile pass has completed.
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
+    let check = async {
+        let mut conn = state.pool.acquire().await.ok()?;
+        status::sync_state(&mut conn).await.ok()
+    };
+    let sync = tokio::time::timeout(std::time::Duration::from_secs(1), check).await.ok().flatten();
+    match sync {
+        None => Err(ApiError::Unavailable("the database does not answer".into())),
+        Some(sync) if sync.last_attempt_at.is_none() => {
+            Err(ApiError::Unavailable("no reconcile pass has completed yet".into()))
+        }
+        Some(sync) => Ok(Json(json!({ "status": "ready", "sync": sync.state }))),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
+}

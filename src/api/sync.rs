@@ -1,0 +1,103 @@
+//! Operator endpoints: sync status (overall and per tenant, with drift and errors), manual sync, pause
+//! and resume. Everything is read from the database, so every replica answers the same.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Result};
+use crate::store::{self, status};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/sync/status", get(overall))
+        .route("/v1/sync/tenants", get(tenants))
+        .route("/v1/sync/tenants/{tenant}", get(tenant))
+        .route("/v1/sync", post(sync_now))
+        .route("/v1/sync/pause", post(pause))
+        .route("/v1/sync/resume", post(resume))
+}
+
+async fn overall(State(state): State<AppState>) -> Result<Json<status::SyncState>> {
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    Ok(Json(status::sync_state(&mut conn).await?))
+}
+
+#[derive(Deserialize)]
+struct Page {
+    #[serde(default)]
+    after: String,
+    limit: Option<i64>,
+}
+
+/// Tenants that are not simply in sync (the rest are `Synced` at the overall commit), by name.
+async fn tenants(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>> {
+    let limit = page.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be from 1 to 1000".into()));
+    }
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    let sync = status::sync_state(&mut conn).await?;
+    let items = status::tenant_statuses(&mut conn, &page.after, limit).await?;
+    let next = (items.len() as i64 == limit).then(|| items.last().map(|t| t.tenant.clone())).flatten();
+    Ok(Json(json!({ "counts": sync.counts, "commit": sync.source_commit, "tenants": items, "next": next })))
+}
+
+/// One tenant: its state, the commit it is synced to, errors with file:line, and each drifted field
+/// with the applied and live value and who changed it when (from the audit log).
+async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>> {
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    let sync = status::sync_state(&mut conn).await?;
+    let row = status::tenant_sync(&mut conn, &name).await?;
+    let record = status::tenant_record(&mut conn, &name).await?;
+    if row.is_none() && record.is_none() {
+        return Err(ApiError::NotFound(format!("no tenant `{name}` is declared or live")));
+    }
+    let mut drift = row.as_ref().and_then(|r| r.drift.as_array().cloned()).unwrap_or_default();
+    for entry in &mut drift {
+        let resource = entry["resource"].as_str().unwrap_or_default().to_owned();
+        let (by, at) = match status::last_change_outside_git(&mut conn, &resource).await? {
+            Some((actor, at)) => (json!(actor), json!(at)),
+            None => (json!("unknown: changed outside Gatehouse, no audit record"), Value::Null),
+        };
+        entry["changedBy"] = by;
+        entry["changedAt"] = at;
+    }
+    let state_name = row.as_ref().map_or("Synced", |r| r.state.as_str());
+    Ok(Json(json!({
+        "tenant": name,
+        "state": state_name,
+        "syncedCommit": (state_name == "Synced").then_some(sync.source_commit.clone()).flatten(),
+        "sourceCommit": sync.source_commit,
+        "appliedCommit": record.as_ref().and_then(|r| r.applied_commit.clone()),
+        "managedBy": record.as_ref().map(|r| r.managed_by.clone()),
+        "sourceFile": row.as_ref().and_then(|r| r.source_file.clone()).or(record.and_then(|r| r.source_file)),
+        "lastAttemptAt": sync.last_attempt_at,
+        "errors": row.as_ref().map_or(json!([]), |r| r.errors.clone()),
+        "drift": drift,
+        "orphans": row.as_ref().map_or(json!([]), |r| r.orphans.clone()),
+    })))
+}
+
+async fn sync_now(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>)> {
+    status::request_sync(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?).await?;
+    store::notify_sync(&state.pool).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "sync requested" }))))
+}
+
+async fn pause(State(state): State<AppState>) -> Result<Json<Value>> {
+    set_paused(&state, true).await
+}
+
+async fn resume(State(state): State<AppState>) -> Result<Json<Value>> {
+    set_paused(&state, false).await
+}
+
+async fn set_paused(state: &AppState, paused: bool) -> Result<Json<Value>> {
+    status::set_paused(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?, paused).await?;
+    store::notify_sync(&state.pool).await?;
+    Ok(Json(json!({ "paused": paused })))
+}

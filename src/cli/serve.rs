@@ -1,0 +1,136 @@
+//! `gatehouse serve`: the API and the reconciler in one process, until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use super::DatabaseArgs;
+use crate::reconcile::controller::{self, Controller};
+use crate::source::{Credentials, Secret, Source};
+use crate::telemetry::Metrics;
+use crate::{api, plan, store};
+
+fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.to_owned()))
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The config repository: a local directory (read in place and watched), a path to a git
+    /// repository, or a git URL (file://, https://, ssh://).
+    #[arg(long, env = "GATEHOUSE_REPO")]
+    pub repo: String,
+    /// Branch, tag or ref to follow (default: the remote's HEAD).
+    #[arg(long = "ref", env = "GATEHOUSE_REF")]
+    pub reference: Option<String>,
+    /// Address the API listens on.
+    #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// Time between reconcile passes (drift is checked on every pass), such as 60s or 500ms.
+    #[arg(long, env = "GATEHOUSE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub interval: Duration,
+    /// Shared secret of Git webhooks (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token).
+    #[arg(long, env = "GATEHOUSE_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret)]
+    pub webhook_secret: Option<Secret>,
+    /// Bearer token for the operator endpoints (/v1/sync/...).
+    #[arg(long, env = "GATEHOUSE_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub operator_token: Option<Secret>,
+    /// HTTPS token for the git remote.
+    #[arg(long, env = "GATEHOUSE_GIT_TOKEN", hide_env_values = true, value_parser = secret)]
+    pub git_token: Option<Secret>,
+    /// SSH private key file for the git remote.
+    #[arg(long, env = "GATEHOUSE_SSH_KEY")]
+    pub ssh_key: Option<PathBuf>,
+    /// Where the git remote is cloned (default: a folder under the system temp dir).
+    #[arg(long, env = "GATEHOUSE_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// This replica's name in the status (default: host name and process id).
+    #[arg(long, env = "GATEHOUSE_REPLICA")]
+    pub replica: Option<String>,
+    /// Allow removing more than half of a tenant's users, or all of them.
+    #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
+    pub allow_mass_delete: bool,
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let pool = store::connect(&args.database.database_url).await?;
+    crate::source::set_network_timeouts(Duration::from_secs(10), Duration::from_secs(30));
+    let cache = args.cache_dir.clone().unwrap_or_else(|| default_cache(&args.repo));
+    let credentials = Credentials { token: args.git_token.clone(), ssh_key: args.ssh_key.clone() };
+    let source = Source::new(&args.repo, args.reference.clone(), cache, credentials);
+    let replica = args.replica.clone().unwrap_or_else(default_replica);
+
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let metrics = Arc::new(Metrics::default());
+    let _watcher = match &source {
+        Source::Directory(dir) => {
+            Some(controller::watch_directory(dir, wake.clone()).context("cannot watch the config directory")?)
+        }
+        Source::Git(_) => None,
+    };
+    tokio::spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
+    let reconciler = Controller {
+        pool: pool.clone(),
+        source: source.clone(),
+        options: plan::Options { allow_mass_delete: args.allow_mass_delete },
+        interval: args.interval,
+        replica: replica.clone(),
+        wake,
+        metrics: metrics.clone(),
+    };
+    let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    tracing::info!(%address, source = %source.describe(), %replica, interval = ?args.interval, "gatehouse is serving");
+    let state = api::AppState {
+        pool,
+        metrics,
+        operator_token: args.operator_token.clone(),
+        webhook_secret: args.webhook_secret.clone(),
+    };
+    api::serve(listener, state, shutdown.clone()).await?;
+    reconciler.await?;
+    Ok(0)
+}
+
+/// One cache folder per remote, so that two remotes never share a clone.
+fn default_cache(repo: &str) -> PathBuf {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(repo.as_bytes());
+    std::env::temp_dir().join(format!("gatehouse-{}", &hex::encode(digest)[..16]))
+}
+
+fn default_replica() -> String {
+    let host =
+        std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_else(|_| "gatehouse".into());
+    format!("{host}-{}", std::process::id())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("stopping: finishing the pass and the requests in flight");
+    shutdown.cancel();
+}

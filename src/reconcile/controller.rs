@@ -1,0 +1,374 @@
+//! The `serve` reconcile loop, shaped like kube-runtime's controller: a pass is
+//! fetch → load → plan → apply | report drift → write status; the next pass is always scheduled (after
+//! the interval, or sooner when a webhook, a manual sync or a file change wakes it); errors back off
+//! exponentially with jitter, capped at the interval.
+//!
+//! Only the replica holding the reconciler lock runs passes; the others keep trying to take it, so one
+//! takes over within an interval when the leader dies. A commit whose apply failed is not retried in a
+//! loop: its failed tenants are held back until a new commit or a manual sync.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::{ApplyReport, TenantOutcome};
+use crate::config::{Diagnostic, Subject, Validated};
+use crate::plan::Options;
+use crate::source::Source;
+use crate::store::status::{self, PassRecord, TenantStatus};
+use crate::store::{self, ReconcilerLock};
+use crate::telemetry::Metrics;
+
+pub struct Controller {
+    pub pool: PgPool,
+    pub source: Source,
+    pub options: Options,
+    pub interval: Duration,
+    /// This replica's name, shown as the leader in the status.
+    pub replica: String,
+    pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What a pass did, for logs and for choosing the next delay.
+enum Pass {
+    NotLeader,
+    Paused,
+    Done { commit: Option<String>, succeeded: bool },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum PassError {
+    #[error(transparent)]
+    Source(#[from] crate::source::SourceError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ReadError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("background task failed: {0}")]
+    Task(String),
+}
+
+impl PassError {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Source(_) => "source",
+            Self::Config(_) => "config",
+            Self::Store(_) => "database",
+            Self::Task(_) => "internal",
+        }
+    }
+}
+
+/// State kept by the leader between passes.
+#[derive(Default)]
+struct Memory {
+    lock: Option<ReconcilerLock>,
+    /// The commit whose apply failed, with the tenants that failed and why.
+    failed: Option<(Option<String>, BTreeMap<String, String>)>,
+    errors_in_a_row: u32,
+}
+
+impl Controller {
+    /// Runs passes until `shutdown`; a pass in progress finishes first (each tenant is applied in a
+    /// transaction, so stopping between passes never leaves one half-applied).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut memory = Memory::default();
+        loop {
+            let started = Instant::now();
+            let delay = match self.pass(&mut memory).await {
+                Ok(pass) => {
+                    memory.errors_in_a_row = 0;
+                    if let Pass::Done { commit, succeeded } = pass {
+                        self.metrics.pass_finished(started.elapsed(), succeeded);
+                        tracing::info!(commit = commit.as_deref().unwrap_or("-"), succeeded, elapsed = ?started.elapsed(), "reconciled");
+                    }
+                    self.interval
+                }
+                Err(error) => {
+                    memory.errors_in_a_row += 1;
+                    self.metrics.error(error.kind());
+                    tracing::warn!(%error, attempt = memory.errors_in_a_row, "reconcile pass failed");
+                    self.record_error(&error).await;
+                    backoff(memory.errors_in_a_row, self.interval)
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(delay) => {}
+                () = self.wake.notified() => {
+                    // Coalesce a burst of triggers (a push touching many files) into one pass.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        if let Some(lock) = memory.lock.take() {
+            let _ = lock.release().await;
+        }
+        tracing::info!("reconciler stopped");
+    }
+
+    async fn pass(&self, memory: &mut Memory) -> Result<Pass, PassError> {
+        if !self.lead(memory).await {
+            return Ok(Pass::NotLeader);
+        }
+        let state = status::sync_state(&mut *self.pool.acquire().await.map_err(store::StoreError::from)?).await?;
+        if state.paused {
+            self.record(PassRecord { state: "Paused".into(), ..self.empty_record(&state) }).await?;
+            return Ok(Pass::Paused);
+        }
+        let source = self.source.clone();
+        let snapshot = tokio::task::spawn_blocking(move || source.fetch()).await.map_err(task)??;
+        let dir = snapshot.dir.clone();
+        let mut validated =
+            tokio::task::spawn_blocking(move || crate::config::load_repo(&dir)).await.map_err(task)??;
+        let commit = snapshot.commit;
+
+        let retry = state.sync_requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != commit);
+        if retry {
+            memory.failed = None;
+        } else if let Some((_, tenants)) = &memory.failed {
+            hold_back(&mut validated, tenants, commit.as_deref());
+        }
+        let lock = memory.lock.as_ref().ok_or(PassError::Task("leadership lost".into()))?;
+        let report = super::apply_with_lock(lock, &self.pool, &validated, self.options, commit.as_deref()).await?;
+
+        let failures: BTreeMap<String, String> = report
+            .tenants
+            .iter()
+            .filter_map(|t| match &t.outcome {
+                TenantOutcome::Failed { reason } | TenantOutcome::Refused { reason } => {
+                    Some((t.tenant.clone(), reason.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        let succeeded = validated.is_valid() && report.succeeded();
+        if !failures.is_empty() {
+            memory.failed = Some((commit.clone(), failures));
+        }
+        let record = self.pass_record(&validated, &report, commit.clone(), succeeded);
+        self.metrics.observe(&record);
+        self.record(record).await?;
+        Ok(Pass::Done { commit, succeeded })
+    }
+
+    /// Keeps or takes the reconciler lock; `false` when another replica leads.
+    async fn lead(&self, memory: &mut Memory) -> bool {
+        if let Some(lock) = memory.lock.as_mut() {
+            if lock.still_held().await {
+                return true;
+            }
+            tracing::warn!("lost the database connection holding leadership");
+            memory.lock = None;
+        }
+        match store::try_lock_reconciler(&self.pool).await {
+            Ok(lock) => {
+                tracing::info!(replica = %self.replica, "leading the reconciler");
+                memory.lock = Some(lock);
+                true
+            }
+            Err(store::StoreError::Busy) => false,
+            Err(error) => {
+                tracing::warn!(%error, "cannot reach the database to lead");
+                false
+            }
+        }
+    }
+
+    fn empty_record(&self, state: &status::SyncState) -> PassRecord {
+        PassRecord {
+            state: state.state.clone(),
+            source_commit: None,
+            synced_commit: None,
+            failed_commit: state.failed_commit.clone(),
+            error: None,
+            leader: self.replica.clone(),
+            counts: state.counts.clone(),
+            tenants: None,
+        }
+    }
+
+    fn pass_record(
+        &self,
+        validated: &Validated,
+        report: &ApplyReport,
+        commit: Option<String>,
+        succeeded: bool,
+    ) -> PassRecord {
+        let tenants: Vec<TenantStatus> = report.tenants.iter().filter_map(tenant_status).collect();
+        let count = |state: &str| tenants.iter().filter(|t| t.state == state).count();
+        let (errors, drifted, out_of_sync) = (count("Error"), count("Drifted"), count("OutOfSync"));
+        let total = validated.desired.tenants.len() + count_invalid_only(validated, report);
+        let synced = total.saturating_sub(errors + drifted + out_of_sync);
+        let problems: Vec<String> = (validated.problems.iter())
+            .filter(|(s, _)| !matches!(s, Subject::Tenant(_)))
+            .map(|(_, d)| d.to_string())
+            .chain(report.global_error.clone())
+            .chain((errors > 0).then(|| format!("{errors} tenants not applied; see /v1/sync/tenants")))
+            .collect();
+        let state = if !succeeded {
+            "Error"
+        } else if drifted > 0 {
+            "Drifted"
+        } else {
+            "Synced"
+        };
+        PassRecord {
+            state: state.to_owned(),
+            synced_commit: succeeded.then(|| commit.clone()).flatten(),
+            failed_commit: if succeeded { None } else { commit.clone() },
+            source_commit: commit,
+            error: (!problems.is_empty()).then(|| problems.join("; ")),
+            leader: self.replica.clone(),
+            counts: json!({ "Synced": synced, "OutOfSync": out_of_sync, "Drifted": drifted, "Error": errors }),
+            tenants: Some(tenants),
+        }
+    }
+
+    async fn record(&self, record: PassRecord) -> Result<(), store::StoreError> {
+        let mut tx = self.pool.begin().await?;
+        status::record_pass(&mut tx, &record).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_error(&self, error: &PassError) {
+        let Ok(mut conn) = self.pool.acquire().await else { return };
+        let Ok(state) = status::sync_state(&mut conn).await else { return };
+        let record = PassRecord { state: "Error".into(), error: Some(error.to_string()), ..self.empty_record(&state) };
+        if let Err(e) = status::record_pass(&mut conn, &record).await {
+            tracing::warn!(error = %e, "cannot record the failed pass");
+        }
+    }
+}
+
+fn task(error: tokio::task::JoinError) -> PassError {
+    PassError::Task(error.to_string())
+}
+
+/// Tenants that failed at `commit` are held back like invalid ones until something changes.
+fn hold_back(validated: &mut Validated, tenants: &BTreeMap<String, String>, commit: Option<&str>) {
+    for (tenant, reason) in tenants {
+        let message = format!(
+            "not retried: applying commit {} failed ({reason}); push a new commit or POST /v1/sync to retry",
+            commit.unwrap_or("-")
+        );
+        let diagnostic = Diagnostic { file: String::new(), line: 0, column: 0, path: String::new(), message };
+        validated.problems.push((Subject::Tenant(tenant.clone()), diagnostic));
+    }
+}
+
+/// Invalid tenants that are not in the desired state still count among the tenants.
+fn count_invalid_only(validated: &Validated, report: &ApplyReport) -> usize {
+    report
+        .tenants
+        .iter()
+        .filter(|t| matches!(t.outcome, TenantOutcome::Invalid { .. }))
+        .filter(|t| !validated.desired.tenants.iter().any(|d| d.name.as_str() == t.tenant))
+        .count()
+}
+
+/// The status row of a tenant that is not simply in sync; `None` for one that is.
+fn tenant_status(result: &super::TenantResult) -> Option<TenantStatus> {
+    let (state, errors) = match &result.outcome {
+        TenantOutcome::Invalid { problems } => ("Error", serde_json::to_value(problems).unwrap_or_default()),
+        TenantOutcome::Failed { reason } | TenantOutcome::Refused { reason } => {
+            ("Error", json!([{ "message": reason }]))
+        }
+        TenantOutcome::Applied { .. } if result.drift.iter().any(|d| !d.revert) => ("Drifted", json!([])),
+        TenantOutcome::Applied { .. } if !result.orphans.is_empty() => ("Synced", json!([])),
+        TenantOutcome::Applied { .. } => return None,
+    };
+    let drift: Vec<_> = result
+        .drift
+        .iter()
+        .flat_map(|d| {
+            d.fields.iter().map(move |f| {
+                json!({ "resource": d.resource.to_string(), "field": f.field, "applied": f.applied, "live": f.live, "reverted": d.revert })
+            })
+        })
+        .collect();
+    let orphans: Vec<String> = result.orphans.iter().map(ToString::to_string).collect();
+    Some(TenantStatus {
+        tenant: result.tenant.clone(),
+        state: state.to_owned(),
+        source_file: result.source.clone(),
+        last_attempt_at: None,
+        errors,
+        drift: json!(drift),
+        orphans: json!(orphans),
+    })
+}
+
+/// 1 s, 2 s, 4 s, … capped at `cap`, each scaled by a jitter in [0.5, 1).
+fn backoff(attempt: u32, cap: Duration) -> Duration {
+    let exponential = Duration::from_secs(1u64 << attempt.saturating_sub(1).min(16)).min(cap);
+    let jitter = 0.5 + f64::from(uuid::Uuid::now_v7().as_u128() as u16) / f64::from(u16::MAX) / 2.0;
+    exponential.mul_f64(jitter)
+}
+
+/// Wakes `wake` on every message of the sync channel (webhooks and manual syncs on any replica).
+pub async fn listen_for_syncs(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let mut attempt = 0;
+    while !shutdown.is_cancelled() {
+        let listener = async {
+            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+            listener.listen(store::SYNC_CHANNEL).await?;
+            loop {
+                listener.recv().await?;
+                wake.notify_one();
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), sqlx::Error>(())
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            result = listener => if let Err(error) = result {
+                attempt += 1;
+                tracing::warn!(%error, "sync listener lost its connection; reconnecting");
+                tokio::time::sleep(backoff(attempt, Duration::from_secs(30))).await;
+            }
+        }
+    }
+}
+
+/// Wakes `wake` when a YAML file below `dir` changes. The watcher lives as long as the returned value.
+pub fn watch_directory(dir: &std::path::Path, wake: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
+    use notify::Watcher as _;
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let relevant = event.is_ok_and(|e| {
+            !e.kind.is_access() && e.paths.iter().any(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+        });
+        if relevant {
+            wake.notify_one();
+        }
+    })?;
+    watcher.watch(dir, notify::RecursiveMode::Recursive)?;
+    Ok(watcher)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_stops_at_the_cap() {
+        let cap = Duration::from_secs(60);
+        for attempt in 1..=10 {
+            let full = Duration::from_secs(1 << (attempt - 1)).min(cap);
+            let delay = backoff(attempt, cap);
+            assert!(
+                delay >= full / 2 && delay <= full,
+                "attempt {attempt}: {delay:?} not in [{:?}, {full:?}]",
+                full / 2
+            );
+        }
+        assert!(backoff(40, cap) <= cap);
+    }
+}

@@ -1,0 +1,200 @@
+//! Sync status: written by the reconciler on every pass, read by the API on every replica.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+
+use super::Result;
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncState {
+    pub paused: bool,
+    /// `Synced | OutOfSync | Drifted | Error | Paused | Unknown`.
+    pub state: String,
+    /// The commit the source was at on the last pass.
+    pub source_commit: Option<String>,
+    /// The last commit every valid tenant converged to.
+    pub synced_commit: Option<String>,
+    pub failed_commit: Option<String>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub sync_requested: bool,
+    pub leader: Option<String>,
+    /// Tenants per state.
+    pub counts: Value,
+}
+
+pub async fn sync_state(conn: &mut PgConnection) -> Result<SyncState> {
+    let r = sqlx::query(
+        "SELECT paused, state, source_commit, synced_commit, failed_commit, last_attempt_at, last_success_at,
+                last_error, sync_requested, leader, counts FROM sync_state",
+    )
+    .fetch_one(conn)
+    .await?;
+    Ok(SyncState {
+        paused: r.get("paused"),
+        state: r.get("state"),
+        source_commit: r.get("source_commit"),
+        synced_commit: r.get("synced_commit"),
+        failed_commit: r.get("failed_commit"),
+        last_attempt_at: r.get("last_attempt_at"),
+        last_success_at: r.get("last_success_at"),
+        last_error: r.get("last_error"),
+        sync_requested: r.get("sync_requested"),
+        leader: r.get("leader"),
+        counts: r.get("counts"),
+    })
+}
+
+pub async fn set_paused(conn: &mut PgConnection, paused: bool) -> Result<()> {
+    sqlx::query("UPDATE sync_state SET paused = $1, updated_at = now()").bind(paused).execute(conn).await?;
+    Ok(())
+}
+
+/// Asks the reconciler for a pass now, even on a commit whose apply failed.
+pub async fn request_sync(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query("UPDATE sync_state SET sync_requested = true, updated_at = now()").execute(conn).await?;
+    Ok(())
+}
+
+/// One tenant that is not simply in sync.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantStatus {
+    pub tenant: String,
+    /// `OutOfSync | Drifted | Error`, or `Synced` with orphans to report.
+    pub state: String,
+    pub source_file: Option<String>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub errors: Value,
+    pub drift: Value,
+    pub orphans: Value,
+}
+
+/// What one reconcile pass found, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct PassRecord {
+    pub state: String,
+    pub source_commit: Option<String>,
+    /// Set when the pass converged every valid tenant.
+    pub synced_commit: Option<String>,
+    pub failed_commit: Option<String>,
+    pub error: Option<String>,
+    pub leader: String,
+    pub counts: Value,
+    /// Whether the pass replaces the per-tenant rows (a pass that never got to plan keeps them).
+    pub tenants: Option<Vec<TenantStatus>>,
+}
+
+pub async fn record_pass(conn: &mut PgConnection, pass: &PassRecord) -> Result<()> {
+    sqlx::query(
+        "UPDATE sync_state SET state = $1, source_commit = coalesce($2, source_commit),
+                synced_commit = coalesce($3, synced_commit), failed_commit = $4, last_error = $5, leader = $6,
+                counts = $7, last_attempt_at = now(),
+                last_success_at = CASE WHEN $5::text IS NULL THEN now() ELSE last_success_at END,
+                sync_requested = false, updated_at = now()",
+    )
+    .bind(&pass.state)
+    .bind(&pass.source_commit)
+    .bind(&pass.synced_commit)
+    .bind(&pass.failed_commit)
+    .bind(&pass.error)
+    .bind(&pass.leader)
+    .bind(&pass.counts)
+    .execute(&mut *conn)
+    .await?;
+    let Some(tenants) = &pass.tenants else { return Ok(()) };
+    sqlx::query("DELETE FROM tenant_sync").execute(&mut *conn).await?;
+    if tenants.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&TenantStatus) -> Value| tenants.iter().map(f).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO tenant_sync (tenant, state, source_file, errors, drift, orphans)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::jsonb[])",
+    )
+    .bind(tenants.iter().map(|t| t.tenant.as_str()).collect::<Vec<_>>())
+    .bind(tenants.iter().map(|t| t.state.as_str()).collect::<Vec<_>>())
+    .bind(tenants.iter().map(|t| t.source_file.as_deref()).collect::<Vec<_>>())
+    .bind(column(|t| t.errors.clone()))
+    .bind(column(|t| t.drift.clone()))
+    .bind(column(|t| t.orphans.clone()))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+fn tenant_status(r: &sqlx::postgres::PgRow) -> TenantStatus {
+    TenantStatus {
+        tenant: r.get("tenant"),
+        state: r.get("state"),
+        source_file: r.get("source_file"),
+        last_attempt_at: r.get("last_attempt_at"),
+        errors: r.get("errors"),
+        drift: r.get("drift"),
+        orphans: r.get("orphans"),
+    }
+}
+
+/// Tenants that are not simply in sync, by name, after `after`, at most `limit`.
+pub async fn tenant_statuses(conn: &mut PgConnection, after: &str, limit: i64) -> Result<Vec<TenantStatus>> {
+    let rows = sqlx::query("SELECT * FROM tenant_sync WHERE tenant > $1 ORDER BY tenant LIMIT $2")
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(tenant_status).collect())
+}
+
+/// A tenant's row in `tenant_sync`, if it has one.
+pub async fn tenant_sync(conn: &mut PgConnection, tenant: &str) -> Result<Option<TenantStatus>> {
+    let row = sqlx::query("SELECT * FROM tenant_sync WHERE tenant = $1").bind(tenant).fetch_optional(conn).await?;
+    Ok(row.as_ref().map(tenant_status))
+}
+
+/// A tenant's live row as the status API shows it: whether it exists, who manages it, the commit that
+/// last changed it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRecord {
+    pub managed_by: String,
+    pub applied_commit: Option<String>,
+    pub source_file: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub async fn tenant_record(conn: &mut PgConnection, tenant: &str) -> Result<Option<TenantRecord>> {
+    let row = sqlx::query("SELECT managed_by, applied_commit, source_file, updated_at FROM tenants WHERE name = $1")
+        .bind(tenant)
+        .fetch_optional(conn)
+        .await?;
+    Ok(row.map(|r| TenantRecord {
+        managed_by: r.get("managed_by"),
+        applied_commit: r.get("applied_commit"),
+        source_file: r.get("source_file"),
+        updated_at: r.get("updated_at"),
+    }))
+}
+
+/// Who last changed `resource` other than the reconciler, and when, from the audit log.
+pub async fn last_change_outside_git(
+    conn: &mut PgConnection,
+    resource: &str,
+) -> Result<Option<(String, DateTime<Utc>)>> {
+    let row = sqlx::query(
+        "SELECT actor, occurred_at FROM audit_log WHERE resource = $1 AND actor <> 'gatehouse-reconciler'
+         ORDER BY occurred_at DESC LIMIT 1",
+    )
+    .bind(resource)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| (r.get("actor"), r.get("occurred_at"))))
+}
+
+/// Whether the database answers.
+pub async fn ping(pool: &sqlx::PgPool) -> bool {
+    sqlx::query("SELECT 1").execute(pool).await.is_ok()
+}
