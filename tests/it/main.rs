@@ -8,3 +8,4 @@ mod cli;
 mod config_fixtures;
 mod drift;
 mod schemas;
+mod serve;
