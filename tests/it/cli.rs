@@ -110,3 +110,142 @@ fn help_documents_every_command() {
         assert!(help.contains(command), "{command} missing from --help");
     }
 }
+
+/// The real `gatehouse serve`, stopped (SIGTERM) when dropped.
+struct ServeProcess {
+    child: std::process::Child,
+    base: String,
+}
+
+impl ServeProcess {
+    /// Starts `serve` on an ephemeral port and reads the address it logs.
+    fn start(repo: &std::path::Path, database_url: &str) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+            .args(["serve", "--repo", &repo.display().to_string(), "--listen", "127.0.0.1:0", "--interval", "1s"])
+            .env("DATABASE_URL", database_url)
+            .env("GATEHOUSE_OPERATOR_TOKEN", "cli-test-token")
+            .env("NO_COLOR", "1")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("serve starts");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let base = loop {
+            let line = lines.next().expect("serve exited before serving").expect("log line");
+            if let Some(rest) = line.split("address=").nth(1) {
+                break format!("http://{}", rest.split_whitespace().next().expect("address"));
+            }
+        };
+        // Keep draining the log so the process never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        ServeProcess { child, base }
+    }
+
+    fn terminate(&mut self) -> Option<i32> {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        self.child.wait().ok().and_then(|s| s.code())
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_syncs_the_example_repo_and_status_reports_it() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let mut serve = ServeProcess::start(repo.path(), &db.url);
+    let status = |args: &[&str]| {
+        let mut all = vec!["status", "--server", serve.base.as_str()];
+        all.extend_from_slice(args);
+        gatehouse(&all, &[("GATEHOUSE_OPERATOR_TOKEN", "cli-test-token")])
+    };
+    let started = std::time::Instant::now();
+    let synced = loop {
+        let output = status(&[]);
+        if output.status.code() == Some(0) {
+            break output;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "not synced: {}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let text = stdout(&synced);
+    assert!(text.starts_with("Synced  commit "), "{text}");
+    assert!(text.contains("tenants: 6 synced, 0 out of sync, 0 drifted, 0 error"), "{text}");
+
+    db.execute("UPDATE users SET role = 'admin' WHERE email = 'leon@umbrella.example'").await;
+    let started = std::time::Instant::now();
+    let detail = loop {
+        let output = status(&["--tenant", "umbrella"]);
+        if stdout(&output).contains("drift") {
+            break output;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{}", stdout(&output));
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(detail.status.code(), Some(1), "a drifted tenant is not synced");
+    assert!(
+        stdout(&detail)
+            .contains("tenant/umbrella/user/leon@umbrella.example role: applied \"user\", live \"admin\" (kept"),
+        "{}",
+        stdout(&detail)
+    );
+    let json = status(&["--format", "json"]);
+    let body: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(body["state"], "Drifted");
+
+    let metrics = ureq::get(&format!("{}/metrics", serve.base)).call().expect("metrics").into_string().expect("text");
+    for name in [
+        "gatehouse_reconcile_duration_seconds_bucket",
+        "gatehouse_last_successful_sync_timestamp_seconds",
+        "gatehouse_tenants{state=\"Drifted\"} 1",
+        "gatehouse_drifted_resources 1",
+    ] {
+        assert!(metrics.contains(name), "{name} missing from /metrics:\n{metrics}");
+    }
+    assert_eq!(serve.terminate(), Some(0), "SIGTERM stops serve cleanly");
+}
+
+#[test]
+fn status_without_a_server_exits_2_with_a_clear_message() {
+    let output = gatehouse(&["status", "--server", "http://127.0.0.1:1"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("cannot reach http://127.0.0.1:1"), "{}", stderr(&output));
+}
+
+#[test]
+fn serve_help_never_shows_secrets_from_the_environment() {
+    let secrets = [
+        ("GATEHOUSE_OPERATOR_TOKEN", "op-secret-1"),
+        ("GATEHOUSE_WEBHOOK_SECRET", "hook-secret-2"),
+        ("GATEHOUSE_GIT_TOKEN", "git-secret-3"),
+        ("DATABASE_URL", "postgres://u:db-secret-4@h/d"),
+    ];
+    let output = gatehouse(&["serve", "--help"], &secrets);
+    let help = stdout(&output);
+    for flag in ["--repo", "--ref", "--listen", "--database-url", "--interval", "--webhook-secret", "--operator-token"]
+    {
+        assert!(help.contains(flag), "{flag} missing from serve --help");
+    }
+    for env in [
+        "GATEHOUSE_REPO",
+        "GATEHOUSE_REF",
+        "GATEHOUSE_LISTEN",
+        "GATEHOUSE_INTERVAL",
+        "GATEHOUSE_WEBHOOK_SECRET",
+        "GATEHOUSE_OPERATOR_TOKEN",
+    ] {
+        assert!(help.contains(env), "{env} missing from serve --help");
+    }
+    for (_, secret) in secrets {
+        assert!(!help.contains(secret), "serve --help shows a secret");
+    }
+}

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod apply;
+mod chart;
 mod cli;
 mod config_fixtures;
 mod drift;
