@@ -10,88 +10,13 @@
 //! generated repository there, for profiling.
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const USERS_PER_TENANT: usize = 10;
-const FLAGS_PER_TENANT: usize = 5;
-const ROLES: [&str; 3] = ["owner", "admin", "user"];
+#[path = "common/synthetic.rs"]
+mod synthetic;
 
-/// Plan flag defaults: every type a flag can have.
-const PLAN_FLAGS: [(&str, &str); 8] = [
-    ("ai_enabled", "false"),
-    ("max_projects", "10"),
-    ("storage_gb", "2.5"),
-    ("tier", "standard"),
-    ("dashboard", "{ theme: light }"),
-    ("beta", "false"),
-    ("seats", "5"),
-    ("region", "eu"),
-];
-
-/// A tenant's override of plan flag number `flag`, as JSON (which is also YAML), for the repo and
-/// the COPY baseline alike.
-fn override_value(tenant: usize, flag: usize) -> String {
-    let value = match flag {
-        0 => serde_json::json!(tenant % 2 == 0),
-        1 => serde_json::json!(10 + tenant % 90),
-        2 => serde_json::json!((tenant % 100) as f64 + 0.5),
-        3 => serde_json::json!(format!("tier-{}", tenant % 7)),
-        _ => serde_json::json!({ "theme": "dark", "size": tenant % 3 }),
-    };
-    value.to_string()
-}
-
-fn tenant_yaml(t: usize, owner_role_of_user_1: &str) -> String {
-    let mut y = format!(
-        "apiVersion: gatehouse.dev/v1\nkind: Tenant\nmetadata:\n  name: t{t:05}\nspec:\n  displayName: Tenant {t}\n  plan: {}\n  users:\n",
-        ["free", "pro", "enterprise"][t % 3]
-    );
-    for u in 0..USERS_PER_TENANT {
-        let role = if u == 0 {
-            "owner"
-        } else if u == 1 {
-            owner_role_of_user_1
-        } else {
-            ROLES[u % 3]
-        };
-        let _ = writeln!(y, "    - {{ email: user{u}@t{t:05}.example, role: {role} }}");
-    }
-    y.push_str("  flags:\n");
-    for (f, (key, _)) in PLAN_FLAGS.iter().enumerate().take(FLAGS_PER_TENANT) {
-        let _ = writeln!(y, "    {key}: {}", override_value(t, f));
-    }
-    y
-}
-
-fn generate(dir: &Path, tenants: usize) {
-    std::fs::create_dir_all(dir.join("tenants")).expect("mkdir");
-    for plan in ["free", "pro", "enterprise"] {
-        let mut y =
-            format!("apiVersion: gatehouse.dev/v1\nkind: Plan\nmetadata: {{ name: {plan} }}\nspec:\n  flags:\n");
-        for (key, value) in PLAN_FLAGS {
-            let _ = writeln!(y, "    {key}: {value}");
-        }
-        std::fs::write(dir.join(format!("plan-{plan}.yaml")), y).expect("write plan");
-    }
-    for t in 0..tenants {
-        std::fs::write(dir.join(format!("tenants/t{t:05}.yaml")), tenant_yaml(t, "admin")).expect("write tenant");
-    }
-    let repo = git2::Repository::init(dir).expect("git init");
-    commit(&repo, "synthetic config");
-}
-
-fn commit(repo: &git2::Repository, message: &str) {
-    let mut index = repo.index().expect("index");
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add");
-    index.write().expect("index write");
-    let tree = repo.find_tree(index.write_tree().expect("tree")).expect("tree");
-    let signature = git2::Signature::now("bench", "bench@gatehouse.invalid").expect("signature");
-    let parent = repo.head().ok().and_then(|h| h.peel_to_commit().ok());
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).expect("commit");
-}
+use synthetic::{FLAGS_PER_TENANT, PLAN_FLAGS, ROLES, USERS_PER_TENANT, commit, generate, override_value, tenant_yaml};
 
 struct Run {
     elapsed: Duration,
@@ -223,7 +148,7 @@ async fn main() {
     let mut one_change = Vec::new();
     for tenant in [42, tenants / 2, tenants - 1] {
         std::fs::write(repo_dir.join(format!("tenants/t{tenant:05}.yaml")), tenant_yaml(tenant, "user")).expect("edit");
-        commit(&git, "one user's role");
+        let _ = commit(&git, "one user's role");
         one_change.push(run(&["apply", &repo], &url, 0));
         let role: String =
             sqlx::query_scalar(&format!("SELECT role FROM users WHERE email = 'user1@t{tenant:05}.example'"))

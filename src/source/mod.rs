@@ -110,6 +110,9 @@ pub fn set_network_timeouts(connect: Duration, io: Duration) {
     }
 }
 
+/// Where the fetched commit is kept in the cache repository.
+const FETCHED: &str = "refs/gatehouse/fetched";
+
 impl GitRemote {
     fn fetch(&self) -> Result<Snapshot, git2::Error> {
         let repo = match git2::Repository::open(&self.cache) {
@@ -137,9 +140,12 @@ impl GitRemote {
         });
         let mut options = git2::FetchOptions::new();
         options.remote_callbacks(callbacks).download_tags(git2::AutotagOption::None);
+        // Fetching into a ref of our own (not just FETCH_HEAD) lets the next fetch tell the remote what
+        // it already has, so it downloads only the new commits' objects.
         let reference = self.reference.as_deref().unwrap_or("HEAD");
-        remote.fetch(&[reference], Some(&mut options), None)?;
-        let commit = repo.find_reference("FETCH_HEAD")?.peel_to_commit()?;
+        let refspec = format!("+{reference}:{FETCHED}");
+        remote.fetch(&[refspec.as_str()], Some(&mut options), None)?;
+        let commit = repo.find_reference(FETCHED)?.peel_to_commit()?;
         let mut checkout = git2::build::CheckoutBuilder::new();
         checkout.force().remove_untracked(true);
         repo.checkout_tree(commit.as_object(), Some(&mut checkout))?;
