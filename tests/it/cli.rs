@@ -1,6 +1,6 @@
 //! The command line as CI and operators use it: exit codes, output formats, clear errors.
 
-use crate::helpers::{Repo, TestDb, gatehouse, project_dir, stderr, stdout};
+use crate::helpers::{Repo, ServeProcess, TestDb, gatehouse, project_dir, stderr, stdout};
 
 fn example() -> String {
     project_dir().join("example-config-repo").display().to_string()
@@ -111,53 +111,10 @@ fn help_documents_every_command() {
     }
 }
 
-/// The real `gatehouse serve`, stopped (SIGTERM) when dropped.
-struct ServeProcess {
-    child: std::process::Child,
-    base: String,
-}
-
-impl ServeProcess {
-    /// Starts `serve` on an ephemeral port and reads the address it logs.
-    fn start(repo: &std::path::Path, database_url: &str) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-            .args(["serve", "--repo", &repo.display().to_string(), "--listen", "127.0.0.1:0", "--interval", "1s"])
-            .env("DATABASE_URL", database_url)
-            .env("GATEHOUSE_OPERATOR_TOKEN", "cli-test-token")
-            .env("NO_COLOR", "1")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("serve starts");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = std::io::BufReader::new(stderr).lines();
-        let base = loop {
-            let line = lines.next().expect("serve exited before serving").expect("log line");
-            if let Some(rest) = line.split("address=").nth(1) {
-                break format!("http://{}", rest.split_whitespace().next().expect("address"));
-            }
-        };
-        // Keep draining the log so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        ServeProcess { child, base }
-    }
-
-    fn terminate(&mut self) -> Option<i32> {
-        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
-        self.child.wait().ok().and_then(|s| s.code())
-    }
-}
-
-impl Drop for ServeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_syncs_the_example_repo_and_status_reports_it() {
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let mut serve = ServeProcess::start(repo.path(), &db.url);
+    let mut serve = ServeProcess::start(repo.path(), &db.url, "1s");
     let status = |args: &[&str]| {
         let mut all = vec!["status", "--server", serve.base.as_str()];
         all.extend_from_slice(args);

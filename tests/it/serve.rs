@@ -13,7 +13,7 @@ use hmac::Mac;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Repo, TestDb, gatehouse, stdout};
+use crate::helpers::{Repo, ServeProcess, TestDb};
 
 const OPERATOR: &str = "operator-token-for-tests";
 const WEBHOOK: &str = "webhook-secret-for-tests";
@@ -23,6 +23,7 @@ struct Running {
     base: String,
     shutdown: CancellationToken,
     reconciler: tokio::task::JoinHandle<()>,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Running {
@@ -37,7 +38,7 @@ impl Running {
             options: Default::default(),
             interval,
             replica: replica.to_owned(),
-            wake,
+            wake: wake.clone(),
             metrics: metrics.clone(),
         };
         let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
@@ -50,7 +51,7 @@ impl Running {
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
         };
         tokio::spawn(api::serve(listener, state, shutdown.clone()));
-        Running { base, shutdown, reconciler }
+        Running { base, shutdown, reconciler, wake }
     }
 
     async fn get(&self, path: &str) -> (u16, Value) {
@@ -397,8 +398,8 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
     .await;
 }
 
-#[tokio::test]
-async fn apply_killed_mid_way_leaves_every_tenant_old_or_new_and_the_next_apply_converges() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_killed_mid_apply_leaves_every_tenant_old_or_new_and_converges_after_restart() {
     let db = TestDb::new().await;
     let repo = Repo::example();
     for t in 0..1500 {
@@ -409,25 +410,101 @@ async fn apply_killed_mid_way_leaves_every_tenant_old_or_new_and_the_next_apply_
             .collect();
         repo.write(&format!("big/t{t:04}.yaml"), &format!("apiVersion: gatehouse.dev/v1\nkind: Tenant\nmetadata: {{ name: big{t} }}\nspec:\n  displayName: Big {t}\n  plan: free\n  users:\n{users}"));
     }
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["apply", &repo.path().display().to_string()])
-        .env("DATABASE_URL", &db.url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("apply starts");
+    let mut first = ServeProcess::start(repo.path(), &db.url, "60s");
     within(Duration::from_secs(30), "apply under way", || async {
         db.count("SELECT count(*) FROM tenants").await > 200
     })
     .await;
-    child.kill().expect("kill -9");
-    let _ = child.wait();
+    first.child.kill().expect("kill -9");
+    let _ = first.child.wait();
     let tenants = db.count("SELECT count(*) FROM tenants WHERE name LIKE 'big%'").await;
     assert!(tenants < 1500, "killed before the end ({tenants} tenants)");
     let half = db.count("SELECT count(*) FROM tenants t WHERE t.name LIKE 'big%' AND (SELECT count(*) FROM users u WHERE u.tenant_id = t.id) <> 10").await;
     assert_eq!(half, 0, "a tenant is never half-applied");
 
-    let output = gatehouse(&["apply", &repo.path().display().to_string()], &[("DATABASE_URL", &db.url)]);
-    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
-    assert_eq!(db.count("SELECT count(*) FROM users WHERE email LIKE '%@big%'").await, 15_000);
+    let mut restarted = ServeProcess::start(repo.path(), &db.url, "60s");
+    within(Duration::from_secs(60), "the restarted service converges", || async {
+        db.count("SELECT count(*) FROM users WHERE email LIKE '%@big%'").await == 15_000
+            && db.text("SELECT state FROM sync_state").await == "Synced"
+    })
+    .await;
+    assert_eq!(restarted.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edit_in_a_watched_directory_is_applied_within_about_a_second() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server =
+        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_secs(600), "r1")
+            .await;
+    within(Duration::from_secs(10), "first sync", || async {
+        server.get("/v1/sync/status").await.1["state"] == "Synced"
+    })
+    .await;
+    let _watcher = controller::watch_directory(repo.path(), server.wake.clone()).expect("watch");
+    repo.edit(
+        "tenants/stark.yaml",
+        "{ email: happy@stark.example, role: user }",
+        "{ email: happy@stark.example, role: admin }",
+    );
+    within(Duration::from_millis(1500), "the edit applied", || async {
+        db.text("SELECT role FROM users WHERE email = 'happy@stark.example'").await == "admin"
+    })
+    .await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_is_not_retried_in_a_loop_until_a_manual_sync() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server =
+        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_millis(100), "r1")
+            .await;
+    within(Duration::from_secs(10), "first sync", || async {
+        server.get("/v1/sync/status").await.1["state"] == "Synced"
+    })
+    .await;
+    repo.remove("tenants/globex.yaml"); // deleting a tenant needs --allow-mass-delete: refused
+    let refusals = "SELECT count(*) FROM audit_log WHERE action = 'tenant.apply' AND outcome = 'failure'";
+    within(Duration::from_secs(3), "refused once", || async { db.count(refusals).await == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(800)).await; // several more passes
+    assert_eq!(db.count(refusals).await, 1, "the failed commit is not retried pass after pass");
+    let (_, globex) = server.get("/v1/sync/tenants/globex").await;
+    assert_eq!(globex["state"], "Error");
+    assert!(globex["errors"][0]["message"].as_str().unwrap_or_default().contains("not retried"), "{globex}");
+
+    let manual =
+        http("POST", format!("{}/v1/sync", server.base), vec![("authorization", format!("Bearer {OPERATOR}"))], vec![])
+            .await;
+    assert_eq!(manual.0, 202);
+    within(Duration::from_secs(3), "retried after a manual sync", || async { db.count(refusals).await == 2 }).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_is_followed_by_file_url_and_by_tag() {
+    let repo = Repo::example();
+    let first = repo.commit_all("v1");
+    let work = git2::Repository::open(repo.path()).expect("work");
+    let target = work.find_object(git2::Oid::from_str(&first).expect("oid"), None).expect("commit");
+    work.tag_lightweight("v1", &target, false).expect("tag");
+    repo.edit("tenants/stark.yaml", "role: admin", "role: user");
+    let second = repo.commit_all("after v1");
+    let remote = bare_remote_of(&repo);
+    let mut origin = work.remote_anonymous(&remote.path().display().to_string()).expect("remote");
+    origin.push(&["refs/tags/v1:refs/tags/v1"], None).expect("push tag");
+
+    let url = format!("file://{}", remote.path().display());
+    let cache = tempfile::tempdir().expect("cache");
+    let head = Source::new(&url, None, cache.path().join("head"), Credentials::default()).fetch().expect("fetch HEAD");
+    assert_eq!(head.commit.as_deref(), Some(second.as_str()));
+    let tagged = Source::new(&url, Some("refs/tags/v1".into()), cache.path().join("tag"), Credentials::default())
+        .fetch()
+        .expect("fetch tag");
+    assert_eq!(tagged.commit.as_deref(), Some(first.as_str()));
+    let text = std::fs::read_to_string(tagged.dir.join("tenants/stark.yaml")).expect("checked out");
+    assert!(text.contains("name: Tony Stark, role: admin"), "the tag's content is checked out");
+    let missing =
+        Source::new(&url, Some("refs/heads/nope".into()), cache.path().join("x"), Credentials::default()).fetch();
+    assert!(missing.is_err());
 }
