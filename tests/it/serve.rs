@@ -54,6 +54,21 @@ impl Running {
         Running { base, shutdown, reconciler, wake }
     }
 
+    /// Serves `repo` (as a watched-directory source) and waits for its first pass to sync.
+    async fn synced_on(db: &TestDb, repo: &Repo, interval: Duration) -> Self {
+        let server = Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), interval, "r1").await;
+        within(Duration::from_secs(10), "first sync", || async {
+            server.get("/v1/sync/status").await.1["state"] == "Synced"
+        })
+        .await;
+        server
+    }
+
+    async fn post(&self, path: &str) -> (u16, Value) {
+        http("POST", format!("{}{path}", self.base), vec![("authorization", format!("Bearer {OPERATOR}"))], Vec::new())
+            .await
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         http("GET", format!("{}{path}", self.base), vec![("authorization", format!("Bearer {OPERATOR}"))], Vec::new())
             .await
@@ -173,13 +188,7 @@ async fn a_pushed_commit_is_live_within_two_seconds_of_a_signed_webhook() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manual_sql_change_shows_as_drift_within_one_interval() {
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let server =
-        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_millis(300), "r1")
-            .await;
-    within(Duration::from_secs(10), "first sync", || async {
-        server.get("/v1/sync/status").await.1["state"] == "Synced"
-    })
-    .await;
+    let server = Running::synced_on(&db, &repo, Duration::from_millis(300)).await;
 
     db.execute("UPDATE users SET role = 'admin' WHERE email = 'leon@umbrella.example'").await;
     db.execute("UPDATE users SET role = 'user' WHERE email = 'carol@acme.example'").await;
@@ -205,13 +214,7 @@ async fn a_manual_sql_change_shows_as_drift_within_one_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_invalid_tenant_file_shows_error_with_its_line_while_the_others_converge() {
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let server =
-        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_millis(200), "r1")
-            .await;
-    within(Duration::from_secs(10), "first sync", || async {
-        server.get("/v1/sync/status").await.1["state"] == "Synced"
-    })
-    .await;
+    let server = Running::synced_on(&db, &repo, Duration::from_millis(200)).await;
 
     repo.edit(
         "tenants/globex.yaml",
@@ -269,17 +272,8 @@ async fn operator_endpoints_need_the_operator_token_and_denials_are_audited() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pause_stops_applying_and_resume_with_a_manual_sync_catches_up() {
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let server =
-        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_secs(600), "r1")
-            .await;
-    within(Duration::from_secs(10), "first sync", || async {
-        server.get("/v1/sync/status").await.1["state"] == "Synced"
-    })
-    .await;
-    let post = |path: &str| {
-        http("POST", format!("{}{path}", server.base), vec![("authorization", format!("Bearer {OPERATOR}"))], vec![])
-    };
-    assert_eq!(post("/v1/sync/pause").await.0, 200);
+    let server = Running::synced_on(&db, &repo, Duration::from_secs(600)).await;
+    assert_eq!(server.post("/v1/sync/pause").await.0, 200);
     within(Duration::from_secs(3), "paused", || async { server.get("/v1/sync/status").await.1["state"] == "Paused" })
         .await;
     repo.edit(
@@ -293,8 +287,8 @@ async fn pause_stops_applying_and_resume_with_a_manual_sync_catches_up() {
         "user",
         "nothing applied while paused"
     );
-    assert_eq!(post("/v1/sync/resume").await.0, 200);
-    assert_eq!(post("/v1/sync").await.0, 202);
+    assert_eq!(server.post("/v1/sync/resume").await.0, 200);
+    assert_eq!(server.post("/v1/sync").await.0, 202);
     within(Duration::from_secs(3), "applied after resume", || async {
         db.text("SELECT role FROM users WHERE email = 'happy@stark.example'").await == "admin"
     })
@@ -434,13 +428,7 @@ async fn serve_killed_mid_apply_leaves_every_tenant_old_or_new_and_converges_aft
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_in_a_watched_directory_is_applied_within_about_a_second() {
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let server =
-        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_secs(600), "r1")
-            .await;
-    within(Duration::from_secs(10), "first sync", || async {
-        server.get("/v1/sync/status").await.1["state"] == "Synced"
-    })
-    .await;
+    let server = Running::synced_on(&db, &repo, Duration::from_secs(600)).await;
     let _watcher = controller::watch_directory(repo.path(), server.wake.clone()).expect("watch");
     repo.edit(
         "tenants/stark.yaml",
@@ -457,13 +445,7 @@ async fn an_edit_in_a_watched_directory_is_applied_within_about_a_second() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_commit_is_not_retried_in_a_loop_until_a_manual_sync() {
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let server =
-        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_millis(100), "r1")
-            .await;
-    within(Duration::from_secs(10), "first sync", || async {
-        server.get("/v1/sync/status").await.1["state"] == "Synced"
-    })
-    .await;
+    let server = Running::synced_on(&db, &repo, Duration::from_millis(100)).await;
     repo.remove("tenants/globex.yaml"); // deleting a tenant needs --allow-mass-delete: refused
     let refusals = "SELECT count(*) FROM audit_log WHERE action = 'tenant.apply' AND outcome = 'failure'";
     within(Duration::from_secs(3), "refused once", || async { db.count(refusals).await == 1 }).await;
@@ -473,10 +455,7 @@ async fn a_failed_commit_is_not_retried_in_a_loop_until_a_manual_sync() {
     assert_eq!(globex["state"], "Error");
     assert!(globex["errors"][0]["message"].as_str().unwrap_or_default().contains("not retried"), "{globex}");
 
-    let manual =
-        http("POST", format!("{}/v1/sync", server.base), vec![("authorization", format!("Bearer {OPERATOR}"))], vec![])
-            .await;
-    assert_eq!(manual.0, 202);
+    assert_eq!(server.post("/v1/sync").await.0, 202);
     within(Duration::from_secs(3), "retried after a manual sync", || async { db.count(refusals).await == 2 }).await;
     server.stop().await;
 }
