@@ -125,7 +125,13 @@ impl GitRemote {
         let mut remote = repo.remote_anonymous(&self.url)?;
         let mut callbacks = git2::RemoteCallbacks::new();
         let credentials = self.credentials.clone();
+        let mut attempts = 0;
         callbacks.credentials(move |_url, username, allowed| {
+            // libgit2 asks again after a rejection; a second refusal means the credential is wrong.
+            attempts += 1;
+            if attempts > 2 {
+                return Err(git2::Error::from_str("authentication failed: check the token or SSH key"));
+            }
             if allowed.contains(git2::CredentialType::SSH_KEY) {
                 if let Some(key) = &credentials.ssh_key {
                     return git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None);

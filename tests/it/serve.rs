@@ -487,3 +487,71 @@ async fn a_remote_is_followed_by_file_url_and_by_tag() {
         Source::new(&url, Some("refs/heads/nope".into()), cache.path().join("x"), Credentials::default()).fetch();
     assert!(missing.is_err());
 }
+
+/// git's own smart-HTTP server (`git http-backend`) behind basic auth, on 127.0.0.1.
+struct GitHttpServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl GitHttpServer {
+    fn start(root: &Path, token: &str) -> Self {
+        use std::io::BufRead;
+        let script = crate::helpers::project_dir().join("tests/support/git_http_server.py");
+        let mut child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(root)
+            .arg(token)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs the git HTTP server");
+        let stdout = child.stdout.take().expect("stdout");
+        let port = std::io::BufReader::new(stdout)
+            .lines()
+            .next()
+            .expect("port line")
+            .expect("line")
+            .trim()
+            .parse()
+            .expect("port");
+        GitHttpServer { child, port }
+    }
+}
+
+impl Drop for GitHttpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn an_https_style_remote_is_fetched_with_the_token_which_never_shows_in_errors() {
+    let repo = Repo::example();
+    let commit = repo.commit_all("over http");
+    let root = tempfile::tempdir().expect("root");
+    let remote = root.path().join("config.git");
+    git2::Repository::init_bare(&remote).expect("bare");
+    push(&repo, &remote);
+    let server = GitHttpServer::start(root.path(), "tok-123-secret");
+    let url = format!("http://127.0.0.1:{}/config.git", server.port);
+    let cache = tempfile::tempdir().expect("cache");
+
+    let with_token = Credentials { token: Some(Secret::new("tok-123-secret".into())), ssh_key: None };
+    let fetched = Source::new(&url, None, cache.path().join("ok"), with_token).fetch().expect("fetch with token");
+    assert_eq!(fetched.commit.as_deref(), Some(commit.as_str()));
+    assert!(fetched.dir.join("tenants/acme.yaml").is_file());
+
+    let wrong = Credentials { token: Some(Secret::new("tok-wrong".into())), ssh_key: None };
+    let error =
+        Source::new(&url, None, cache.path().join("wrong"), wrong).fetch().expect_err("a wrong token is refused");
+    let without =
+        Source::new(&url, None, cache.path().join("none"), Credentials::default()).fetch().expect_err("no token");
+    for message in [error.to_string(), without.to_string()] {
+        assert!(message.starts_with(&format!("cannot fetch {url}")), "{message}");
+        assert!(!message.contains("tok-"), "a token leaked: {message}");
+    }
+    let with_userinfo = format!("http://x-access-token:tok-123-secret@127.0.0.1:{}/config.git", server.port);
+    let source = Source::new(&with_userinfo, None, cache.path().join("userinfo"), Credentials::default());
+    assert!(!source.describe().contains("tok-123-secret"), "{}", source.describe());
+}
