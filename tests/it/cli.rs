@@ -206,3 +206,16 @@ fn serve_help_never_shows_secrets_from_the_environment() {
         assert!(!help.contains(secret), "serve --help shows a secret");
     }
 }
+
+#[test]
+fn logs_can_be_json_lines_for_log_collectors() {
+    let output = gatehouse(&["validate", &example(), "--log-format", "json"], &[("RUST_LOG", "gatehouse=debug")]);
+    assert_eq!(output.status.code(), Some(0));
+    let logs = stderr(&output);
+    assert!(!logs.is_empty(), "debug logging produced nothing");
+    for line in logs.lines() {
+        let entry: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(entry["timestamp"].is_string() && entry["level"].is_string(), "{line}");
+    }
+    assert!(logs.contains("\"message\":\"config loaded\""), "{logs}");
+}
