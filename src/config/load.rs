@@ -2,10 +2,13 @@
 //! such as `.git` and `.github` are skipped), every YAML document in each, parsed into `Document`s.
 //! Structural problems are collected, never fatal: one bad file does not hide the others.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::Deserialize;
+use sha2::Digest as _;
 
 use super::diagnostic::{Diagnostic, Subject};
 use super::document::Document;
@@ -25,7 +28,8 @@ pub struct ParsedDocument {
     pub file: usize,
     /// 0-based index of the document within its file.
     pub index: usize,
-    pub document: Document,
+    /// Shared with the parse cache, so an unchanged file costs no copy.
+    pub document: Arc<Document>,
 }
 
 #[derive(Debug, Default)]
@@ -54,18 +58,33 @@ pub fn find_files(root: &Path) -> Result<Vec<PathBuf>, ReadError> {
     Ok(paths)
 }
 
-/// Reads and parses every file, in parallel; the result keeps file order.
-pub fn read_and_parse(root: &Path, paths: Vec<PathBuf>) -> Result<Loaded, ReadError> {
-    let per_file: Vec<(SourceFile, FileParse)> = paths
+/// Parsed files by path and content hash, kept between passes by a long-running reconciler so that a
+/// pass parses only the files that changed.
+#[derive(Debug, Default)]
+pub struct ParseCache {
+    files: HashMap<String, ([u8; 32], FileParse)>,
+}
+
+/// Reads and parses every file, in parallel; the result keeps file order. Files whose content is in
+/// `cache` are not parsed again; `cache` is updated to exactly the files read.
+pub fn read_and_parse(root: &Path, paths: Vec<PathBuf>, cache: &mut ParseCache) -> Result<Loaded, ReadError> {
+    let known = &cache.files;
+    let per_file: Vec<(SourceFile, [u8; 32], FileParse)> = paths
         .into_par_iter()
         .map(|path| {
             let text = std::fs::read_to_string(&path).map_err(|source| ReadError::Io { path: path.clone(), source })?;
             let file = SourceFile { path: relative(root, &path), text };
-            let parsed = parse_file(&file);
-            Ok((file, parsed))
+            let digest: [u8; 32] = sha2::Sha256::digest(file.text.as_bytes()).into();
+            let parsed = match known.get(&file.path) {
+                Some((cached, parsed)) if *cached == digest => parsed.clone(),
+                _ => parse_file(&file),
+            };
+            Ok((file, digest, parsed))
         })
         .collect::<Result<_, ReadError>>()?;
-    Ok(assemble(per_file))
+    cache.files =
+        per_file.iter().map(|(file, digest, parsed)| (file.path.clone(), (*digest, parsed.clone()))).collect();
+    Ok(assemble(per_file.into_iter().map(|(file, _, parsed)| (file, parsed)).collect()))
 }
 
 fn collect_yaml_paths(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
@@ -107,7 +126,7 @@ fn assemble(per_file: Vec<(SourceFile, FileParse)>) -> Loaded {
 }
 
 /// A file's documents (with their index in the file) and its problems.
-type FileParse = (Vec<(usize, Document)>, Vec<(Subject, Diagnostic)>);
+type FileParse = (Vec<(usize, Arc<Document>)>, Vec<(Subject, Diagnostic)>);
 
 fn parse_file(file: &SourceFile) -> FileParse {
     let mut documents = Vec::new();
@@ -115,7 +134,7 @@ fn parse_file(file: &SourceFile) -> FileParse {
     let mut last_error = None;
     for (index, deserializer) in serde_yaml::Deserializer::from_str(&file.text).enumerate() {
         match Option::<Document>::deserialize(deserializer) {
-            Ok(Some(document)) => documents.push((index, document)),
+            Ok(Some(document)) => documents.push((index, Arc::new(document))),
             Ok(None) => {} // an empty document, such as a trailing `---`
             Err(error) => {
                 let message = error.to_string();

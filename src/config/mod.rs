@@ -13,13 +13,18 @@ pub mod validate;
 use std::path::Path;
 
 pub use diagnostic::{Diagnostic, DiagnosticFormat, Subject};
-pub use load::ReadError;
+pub use load::{ParseCache, ReadError};
 pub use validate::Validated;
 
 /// Reads, parses and validates the config repository at `root`.
 pub fn load_repo(root: &Path) -> Result<Validated, ReadError> {
+    load_repo_cached(root, &mut ParseCache::default())
+}
+
+/// `load_repo` that parses only the files whose content is not in `cache` (and updates it).
+pub fn load_repo_cached(root: &Path, cache: &mut ParseCache) -> Result<Validated, ReadError> {
     let started = std::time::Instant::now();
-    let loaded = load::read_and_parse(root, load::find_files(root)?)?;
+    let loaded = load::read_and_parse(root, load::find_files(root)?, cache)?;
     let parsed = started.elapsed();
     let validated = validate::validate(loaded);
     tracing::debug!(?parsed, total = ?started.elapsed(), files = validated.files_read, "config loaded");

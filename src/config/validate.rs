@@ -220,7 +220,7 @@ impl<'a> Checker<'a> {
         let mut flag_types: HashMap<FlagKey, (FlagType, String)> = HashMap::new();
         let mut parsed = Vec::new();
         for doc in self.of_kind(|d| matches!(d, Document::Plan { .. })) {
-            let Document::Plan { metadata, spec } = &doc.document else {
+            let Document::Plan { metadata, spec } = &*doc.document else {
                 continue;
             };
             let subject = Subject::Plan(metadata.name.clone());
@@ -273,7 +273,7 @@ impl<'a> Checker<'a> {
         let mut seen = HashMap::new();
         let mut applications = BTreeMap::new();
         for doc in self.of_kind(|d| matches!(d, Document::Application { .. })) {
-            let Document::Application { metadata, spec } = &doc.document else {
+            let Document::Application { metadata, spec } = &*doc.document else {
                 continue;
             };
             let subject = Subject::Application(metadata.name.clone());
@@ -389,7 +389,7 @@ impl<'a> Checker<'a> {
         plans: &BTreeMap<String, Candidate<Plan>>,
         applications: &BTreeMap<String, Candidate<Application>>,
     ) -> (Option<Tenant>, Vec<(usize, Email)>) {
-        let Document::Tenant { metadata, spec } = &doc.document else { return (None, Vec::new()) };
+        let Document::Tenant { metadata, spec } = &*doc.document else { return (None, Vec::new()) };
         let subject = Subject::Tenant(metadata.name.clone());
         let name = TenantName::parse(&metadata.name).map_err(|e| self.report(doc, &subject, "metadata.name", e.0)).ok();
         self.display_name(doc, &subject, "spec.displayName", &spec.display_name);

@@ -69,6 +69,8 @@ impl PassError {
 #[derive(Default)]
 struct Memory {
     lock: Option<ReconcilerLock>,
+    /// Parsed files of the previous pass: a pass parses only what changed.
+    parsed: Option<crate::config::ParseCache>,
     /// The commit whose apply failed, with the tenants that failed and why.
     failed: Option<(Option<String>, BTreeMap<String, String>)>,
     errors_in_a_row: u32,
@@ -125,8 +127,13 @@ impl Controller {
         let source = self.source.clone();
         let snapshot = tokio::task::spawn_blocking(move || source.fetch()).await.map_err(task)??;
         let dir = snapshot.dir.clone();
-        let mut validated =
-            tokio::task::spawn_blocking(move || crate::config::load_repo(&dir)).await.map_err(task)??;
+        let mut cache = memory.parsed.take().unwrap_or_default();
+        let (loaded, cache) =
+            tokio::task::spawn_blocking(move || (crate::config::load_repo_cached(&dir, &mut cache), cache))
+                .await
+                .map_err(task)?;
+        memory.parsed = Some(cache);
+        let mut validated = loaded?;
         let commit = snapshot.commit;
 
         let retry = state.sync_requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != commit);

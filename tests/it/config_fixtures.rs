@@ -90,3 +90,29 @@ fn hidden_files_and_folders_are_not_config() {
     let validated = repo.validated();
     assert!(validated.is_valid(), "{:?}", validated.diagnostics());
 }
+
+#[test]
+fn a_reconciler_parses_only_the_files_that_changed_since_its_last_pass() {
+    use gatehouse::config::ParseCache;
+    use gatehouse::config::load::{find_files, read_and_parse};
+    let repo = crate::helpers::Repo::example();
+    let mut cache = ParseCache::default();
+    let document = |loaded: &gatehouse::config::load::Loaded, name: &str| {
+        loaded.documents.iter().find(|d| d.document.name() == name).map(|d| d.document.clone()).expect(name)
+    };
+    let first = read_and_parse(repo.path(), find_files(repo.path()).expect("files"), &mut cache).expect("read");
+    repo.edit("tenants/stark.yaml", "role: admin", "role: user");
+    let second = read_and_parse(repo.path(), find_files(repo.path()).expect("files"), &mut cache).expect("read");
+    assert!(
+        std::sync::Arc::ptr_eq(&document(&first, "acme"), &document(&second, "acme")),
+        "unchanged file parsed again"
+    );
+    assert!(
+        !std::sync::Arc::ptr_eq(&document(&first, "stark"), &document(&second, "stark")),
+        "changed file not parsed again"
+    );
+
+    repo.remove("tenants/globex.yaml");
+    let third = read_and_parse(repo.path(), find_files(repo.path()).expect("files"), &mut cache).expect("read");
+    assert!(third.documents.iter().all(|d| d.document.name() != "globex"), "a removed file is gone from the cache");
+}
