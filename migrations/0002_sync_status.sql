@@ -13,7 +13,8 @@ CREATE TABLE sync_state (
     last_attempt_at timestamptz,
     last_success_at timestamptz,
     last_error      text,
-    sync_requested  boolean NOT NULL DEFAULT false,
+    -- Incremented by every manual sync; the leader retries failed commits when it grows.
+    sync_requests   bigint NOT NULL DEFAULT 0,
     leader          text,
     counts          jsonb NOT NULL DEFAULT '{}',
     updated_at      timestamptz NOT NULL DEFAULT now()

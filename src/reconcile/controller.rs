@@ -73,6 +73,8 @@ struct Memory {
     parsed: Option<crate::config::ParseCache>,
     /// The commit whose apply failed, with the tenants that failed and why.
     failed: Option<(Option<String>, BTreeMap<String, String>)>,
+    /// Manual syncs already acted on; a higher count in the status asks for a retry.
+    handled_sync_requests: i64,
     errors_in_a_row: u32,
 }
 
@@ -136,7 +138,9 @@ impl Controller {
         let mut validated = loaded?;
         let commit = snapshot.commit;
 
-        let retry = state.sync_requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != commit);
+        let requested = state.sync_requests > memory.handled_sync_requests;
+        memory.handled_sync_requests = state.sync_requests;
+        let retry = requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != commit);
         if retry {
             memory.failed = None;
         } else if let Some((_, tenants)) = &memory.failed {

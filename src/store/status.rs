@@ -21,7 +21,8 @@ pub struct SyncState {
     pub last_attempt_at: Option<DateTime<Utc>>,
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
-    pub sync_requested: bool,
+    /// Manual syncs requested so far.
+    pub sync_requests: i64,
     pub leader: Option<String>,
     /// Tenants per state.
     pub counts: Value,
@@ -30,7 +31,7 @@ pub struct SyncState {
 pub async fn sync_state(conn: &mut PgConnection) -> Result<SyncState> {
     let r = sqlx::query(
         "SELECT paused, state, source_commit, synced_commit, failed_commit, last_attempt_at, last_success_at,
-                last_error, sync_requested, leader, counts FROM sync_state",
+                last_error, sync_requests, leader, counts FROM sync_state",
     )
     .fetch_one(conn)
     .await?;
@@ -43,7 +44,7 @@ pub async fn sync_state(conn: &mut PgConnection) -> Result<SyncState> {
         last_attempt_at: r.get("last_attempt_at"),
         last_success_at: r.get("last_success_at"),
         last_error: r.get("last_error"),
-        sync_requested: r.get("sync_requested"),
+        sync_requests: r.get("sync_requests"),
         leader: r.get("leader"),
         counts: r.get("counts"),
     })
@@ -56,7 +57,7 @@ pub async fn set_paused(conn: &mut PgConnection, paused: bool) -> Result<()> {
 
 /// Asks the reconciler for a pass now, even on a commit whose apply failed.
 pub async fn request_sync(conn: &mut PgConnection) -> Result<()> {
-    sqlx::query("UPDATE sync_state SET sync_requested = true, updated_at = now()").execute(conn).await?;
+    sqlx::query("UPDATE sync_state SET sync_requests = sync_requests + 1, updated_at = now()").execute(conn).await?;
     Ok(())
 }
 
@@ -95,7 +96,7 @@ pub async fn record_pass(conn: &mut PgConnection, pass: &PassRecord) -> Result<(
                 synced_commit = coalesce($3, synced_commit), failed_commit = $4, last_error = $5, leader = $6,
                 counts = $7, last_attempt_at = now(),
                 last_success_at = CASE WHEN $5::text IS NULL THEN now() ELSE last_success_at END,
-                sync_requested = false, updated_at = now()",
+                updated_at = now()",
     )
     .bind(&pass.state)
     .bind(&pass.source_commit)
