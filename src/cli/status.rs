@@ -124,7 +124,7 @@ fn tenant_text(body: &Value) -> String {
         text(&body["appliedCommit"]),
     );
     for e in body["errors"].as_array().into_iter().flatten() {
-        let at = if e["file"].is_string() {
+        let at = if e["file"].as_str().is_some_and(|f| !f.is_empty()) {
             format!("{}:{}:{}: ", text(&e["file"]), text(&e["line"]), text(&e["column"]))
         } else {
             String::new()

@@ -65,6 +65,22 @@ pub struct ParseCache {
     files: HashMap<String, ([u8; 32], FileParse)>,
 }
 
+impl ParseCache {
+    /// Identifies the content last read: equal fingerprints mean identical files. Unlike a commit id it
+    /// also tells edits apart in a plain directory or a dirty work tree.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        let mut files: Vec<_> = self.files.iter().map(|(path, (digest, _))| (path, digest)).collect();
+        files.sort();
+        let mut hasher = sha2::Sha256::new();
+        for (path, digest) in files {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(digest);
+        }
+        hasher.finalize().into()
+    }
+}
+
 /// Reads and parses every file, in parallel; the result keeps file order. Files whose content is in
 /// `cache` are not parsed again; `cache` is updated to exactly the files read.
 pub fn read_and_parse(root: &Path, paths: Vec<PathBuf>, cache: &mut ParseCache) -> Result<Loaded, ReadError> {

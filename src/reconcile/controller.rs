@@ -71,8 +71,8 @@ struct Memory {
     lock: Option<ReconcilerLock>,
     /// Parsed files of the previous pass: a pass parses only what changed.
     parsed: Option<crate::config::ParseCache>,
-    /// The commit whose apply failed, with the tenants that failed and why.
-    failed: Option<(Option<String>, BTreeMap<String, String>)>,
+    /// The content (fingerprint of every file) whose apply failed, with the tenants that failed and why.
+    failed: Option<([u8; 32], BTreeMap<String, String>)>,
     /// Manual syncs already acted on; a higher count in the status asks for a retry.
     handled_sync_requests: i64,
     errors_in_a_row: u32,
@@ -134,13 +134,14 @@ impl Controller {
             tokio::task::spawn_blocking(move || (crate::config::load_repo_cached(&dir, &mut cache), cache))
                 .await
                 .map_err(task)?;
+        let content = cache.fingerprint();
         memory.parsed = Some(cache);
         let mut validated = loaded?;
         let commit = snapshot.commit;
 
         let requested = state.sync_requests > memory.handled_sync_requests;
         memory.handled_sync_requests = state.sync_requests;
-        let retry = requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != commit);
+        let retry = requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != content);
         if retry {
             memory.failed = None;
         } else if let Some((_, tenants)) = &memory.failed {
@@ -161,7 +162,7 @@ impl Controller {
             .collect();
         let succeeded = validated.is_valid() && report.succeeded();
         if !failures.is_empty() {
-            memory.failed = Some((commit.clone(), failures));
+            memory.failed = Some((content, failures));
         }
         let record = self.pass_record(&validated, &report, commit.clone(), succeeded);
         self.metrics.observe(&record);

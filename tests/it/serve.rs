@@ -460,6 +460,16 @@ async fn a_failed_commit_is_not_retried_in_a_loop_until_a_manual_sync() {
 
     assert_eq!(server.post("/v1/sync").await.0, 202);
     within(Duration::from_secs(10), "retried after a manual sync", || async { db.count(refusals).await == 2 }).await;
+
+    // A new version of the files is retried by itself (this directory has no commit to compare).
+    let original =
+        std::fs::read_to_string(crate::helpers::project_dir().join("example-config-repo/tenants/globex.yaml"))
+            .expect("example");
+    repo.write("tenants/globex.yaml", &original);
+    within(Duration::from_secs(10), "the fixed tenant converges", || async {
+        server.get("/v1/sync/tenants/globex").await.1["state"] == "Synced"
+    })
+    .await;
     server.stop().await;
 }
 
