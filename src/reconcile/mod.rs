@@ -175,19 +175,30 @@ pub async fn apply_with_lock(
                 oldest.await.map_err(|e| StoreError::Task(e.to_string()))?.into_iter().for_each(|r| report.add(r));
             }
         }
-        {
-            let fallback: HashMap<String, Tenant> = ready
-                .iter()
-                .filter_map(|t| desired.get(t.name.as_str()))
-                .map(|t| (t.name.to_string(), (*t).clone()))
-                .collect();
-            let batch =
-                Batch { pool: pool.clone(), plans: ready, fallback, options, commit: commit.map(str::to_owned) };
-            in_flight.push_back(tokio::spawn(batch.apply()));
+        let fallback: HashMap<String, Tenant> = ready
+            .iter()
+            .filter_map(|t| desired.get(t.name.as_str()))
+            .map(|t| (t.name.to_string(), (*t).clone()))
+            .collect();
+        let batch = Batch { pool: pool.clone(), plans: ready, fallback, options, commit: commit.map(str::to_owned) };
+        in_flight.push_back(tokio::spawn(batch.apply()));
+    }
+    let mut failed = Vec::new();
+    for batch in in_flight {
+        for result in batch.await.map_err(|e| StoreError::Task(e.to_string()))? {
+            if matches!(result.outcome, TenantOutcome::Failed { .. }) {
+                failed.push(result);
+            } else {
+                report.add(result);
+            }
         }
     }
-    for batch in in_flight {
-        batch.await.map_err(|e| StoreError::Task(e.to_string()))?.into_iter().for_each(|r| report.add(r));
+    // A tenant can fail only because another, in a later batch, had not yet given up a user's email;
+    // with every batch committed, one more try settles that.
+    for result in failed {
+        let outcome =
+            apply_alone(pool, &result.tenant, desired.get(result.tenant.as_str()).copied(), options, commit).await;
+        report.add(TenantResult { outcome, ..result });
     }
 
     if let Err(e) = apply_global(pool, &global_deletes, commit).await {

@@ -338,3 +338,29 @@ async fn a_plan_for_an_invalid_tenant_says_why_it_is_held_back() {
         "tenants/hooli.yaml:9:9: spec.plan: plan `platinum` is not declared; declared plans: enterprise, free, pro"
     );
 }
+
+#[tokio::test]
+async fn a_user_moved_between_tenants_in_different_batches_ends_up_in_the_new_one() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let tenant = |t: usize, extra: &str| {
+        format!(
+            "apiVersion: gatehouse.dev/v1\nkind: Tenant\nmetadata: {{ name: m{t:03} }}\nspec:\n  displayName: M {t}\n  plan: free\n  users:\n    - {{ email: owner@m{t:03}.example, role: owner }}\n{extra}"
+        )
+    };
+    for t in 0..600 {
+        let extra = if t == 599 { "    - { email: mover@corp.example, role: user }\n" } else { "" };
+        repo.write(&format!("many/m{t:03}.yaml"), &tenant(t, extra));
+    }
+    assert!(apply(&db, &repo).await.succeeded());
+    // m000 and m599 are planned in different batches; m000 (first) receives the user m599 still has.
+    repo.write("many/m000.yaml", &tenant(0, "    - { email: mover@corp.example, role: admin }\n"));
+    repo.write("many/m599.yaml", &tenant(599, ""));
+    let report = apply(&db, &repo).await;
+    assert!(report.succeeded(), "{:?}", report.tenants);
+    assert_eq!(
+        db.text("SELECT t.name FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.email = 'mover@corp.example'")
+            .await,
+        "m000"
+    );
+}
