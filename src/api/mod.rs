@@ -36,7 +36,21 @@ pub struct AppState {
 /// The whole API, separate from serving it so tests can call it in-process.
 pub fn app(state: AppState) -> Router {
     let operator = sync::router().route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
-    Router::new().merge(health::router()).merge(hooks::router()).merge(operator).with_state(state)
+    Router::new()
+        .merge(health::router())
+        .merge(hooks::router())
+        .merge(operator)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::NotFound(format!("no endpoint at {}", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::MethodNotAllowed(format!("{method} is not allowed on {}", uri.path()))
 }
 
 /// Serves `app(state)` on `listener` until `shutdown`, finishing requests in flight.

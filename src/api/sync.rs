@@ -34,7 +34,11 @@ struct Page {
 }
 
 /// Tenants that are not simply in sync (the rest are `Synced` at the overall commit), by name.
-async fn tenants(State(state): State<AppState>, Query(page): Query<Page>) -> Result<Json<Value>> {
+async fn tenants(
+    State(state): State<AppState>,
+    page: std::result::Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(page) = page?;
     let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be from 1 to 1000".into()));

@@ -568,3 +568,30 @@ fn an_https_style_remote_is_fetched_with_the_token_which_never_shows_in_errors()
     let source = Source::new(&with_userinfo, None, cache.path().join("userinfo"), Credentials::default());
     assert!(!source.describe().contains("tok-123-secret"), "{}", source.describe());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_error_has_the_same_json_body() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server =
+        Running::start(db.pool.clone(), Source::Directory(repo.path().to_owned()), Duration::from_secs(600), "r1")
+            .await;
+    let cases = [
+        ("GET", "/nope", 404, "not_found"),
+        ("POST", "/healthz", 405, "method_not_allowed"),
+        ("GET", "/v1/sync/tenants?limit=many", 400, "bad_request"),
+        ("GET", "/v1/sync/tenants?limit=0", 400, "bad_request"),
+    ];
+    for (method, path, status, code) in cases {
+        let (got, body) = http(
+            method,
+            format!("{}{path}", server.base),
+            vec![("authorization", format!("Bearer {OPERATOR}"))],
+            vec![],
+        )
+        .await;
+        assert_eq!(got, status, "{method} {path}");
+        assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {path}: {body}");
+    }
+    server.stop().await;
+}
