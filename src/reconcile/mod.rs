@@ -124,8 +124,10 @@ pub async fn apply_with_lock(
     options: Options,
     commit: Option<&str>,
 ) -> Result<ApplyReport> {
+    let started = std::time::Instant::now();
     let mut report = ApplyReport { commit: commit.map(str::to_owned), ..ApplyReport::default() };
     let mut live = store::load_live(&mut *pool.acquire().await?).await?;
+    let live_loaded = started.elapsed();
 
     let (global, _drift) = plan::diff_global(validated, &live);
     let (global_deletes, global_upserts): (Vec<&Change>, Vec<&Change>) =
@@ -140,7 +142,7 @@ pub async fn apply_with_lock(
     let desired = plan::desired_tenants(validated);
     let inspect: HashSet<Uuid> = plan::tenants_to_inspect(&desired, &live).into_iter().collect();
     let names = plan::tenant_names(validated, &live);
-    tracing::debug!(tenants = names.len(), inspect = inspect.len(), "planning tenants");
+    tracing::debug!(tenants = names.len(), inspect = inspect.len(), ?live_loaded, inspected = ?started.elapsed(), "planning tenants");
     let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Vec<TenantResult>>> = Default::default();
     for chunk in names.chunks(BATCH_TENANTS) {
         let ids: Vec<Uuid> = chunk
