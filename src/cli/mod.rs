@@ -14,6 +14,7 @@ use crate::config::{self, DiagnosticFormat};
 use crate::plan::Options;
 use crate::plan::render::{self, PlanFormat};
 use crate::reconcile::{self, TenantOutcome};
+use crate::source::Secret;
 use crate::store;
 
 /// Gatehouse: tenants, users, flags, plans and applications declared in Git, reconciled into PostgreSQL.
@@ -91,9 +92,10 @@ pub struct DatabaseArgs {
         long,
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/gatehouse",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub database_url: String,
+    pub database_url: Secret,
 }
 
 #[derive(Debug, Args)]
@@ -103,6 +105,10 @@ pub struct ApplyArgs {
     /// Allow removing more than half of a tenant's users, or all of them (deleting a tenant).
     #[arg(long)]
     pub allow_mass_delete: bool,
+}
+
+fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+    Ok(Secret::new(value.to_owned()))
 }
 
 pub fn init_tracing(format: LogFormat) {
@@ -134,7 +140,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Serve(args) => runtime()?.block_on(serve::serve(args)),
         Command::Status(args) => status::status(args),
         Command::Migrate { database } => runtime()?.block_on(async {
-            store::connect(&database.database_url).await?;
+            store::connect(database.database_url.expose()).await?;
             println!("database is migrated");
             Ok(0)
         }),
@@ -167,7 +173,7 @@ fn write_schemas(out: &Path) -> anyhow::Result<u8> {
 
 async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
     let validated = load(dir)?;
-    let pool = store::connect(&args.database.database_url).await?;
+    let pool = store::connect(args.database.database_url.expose()).await?;
     let plan = reconcile::plan(&pool, &validated, Options { allow_mass_delete: args.allow_mass_delete }).await?;
     anstream::print!("{}", render::render(&plan, format));
     let s = plan.summary();
@@ -189,7 +195,7 @@ async fn apply(dir: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Re
     });
     let validated = validated?;
     let loaded = started.elapsed();
-    let pool = store::connect(&args.database.database_url).await?;
+    let pool = store::connect(args.database.database_url.expose()).await?;
     let connected = started.elapsed();
     let options = Options { allow_mass_delete: args.allow_mass_delete };
     let report = reconcile::apply(&pool, &validated, options, commit.as_deref()).await?;
@@ -237,4 +243,33 @@ fn print_report(report: &reconcile::ApplyReport, validated: &config::Validated) 
         "applied {} changes{commit}: {applied} tenants changed, {failed} not applied; {} drifted resources kept, {} orphans",
         report.applied_changes, report.drift_kept, report.orphans
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parsed_arguments_never_show_secrets_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "gatehouse",
+            "serve",
+            "--repo",
+            "example-config-repo",
+            "--database-url",
+            "postgres://gatehouse:db-pw-1@db/gatehouse",
+            "--operator-token",
+            "op-token-2",
+            "--webhook-secret",
+            "hook-secret-3",
+            "--git-token",
+            "git-token-4",
+        ])
+        .expect("valid arguments");
+        let debug = format!("{cli:?}");
+        assert!(debug.contains("example-config-repo"), "{debug}");
+        for secret in ["db-pw-1", "op-token-2", "hook-secret-3", "git-token-4"] {
+            assert!(!debug.contains(secret), "{secret} shows in {debug}");
+        }
+    }
 }

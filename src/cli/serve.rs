@@ -60,7 +60,7 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
-    let pool = store::connect(&args.database.database_url).await?;
+    let pool = store::connect(args.database.database_url.expose()).await?;
     crate::source::set_network_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     let cache = args.cache_dir.clone().unwrap_or_else(|| default_cache(&args.repo));
     let credentials = Credentials { token: args.git_token.clone(), ssh_key: args.ssh_key.clone() };
