@@ -10,6 +10,7 @@
 //! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `api` (axum) reads
 //! status and store; `cli` is the edge.
 
+pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;

@@ -21,6 +21,8 @@ pub struct Metrics {
     tenants: Family<Labels, Gauge>,
     drifted: Gauge,
     errors: Family<Labels, Counter>,
+    /// Application requests refused over their key's rate limit.
+    pub rate_limited: Counter,
 }
 
 impl Default for Metrics {
@@ -31,6 +33,7 @@ impl Default for Metrics {
         let tenants = Family::<Labels, Gauge>::default();
         let drifted = Gauge::default();
         let errors = Family::<Labels, Counter>::default();
+        let rate_limited = Counter::default();
         registry.register("reconcile_duration_seconds", "Duration of reconcile passes", reconcile_duration.clone());
         registry.register(
             "last_successful_sync_timestamp_seconds",
@@ -40,7 +43,12 @@ impl Default for Metrics {
         registry.register("tenants", "Tenants by sync state, as of the last pass", tenants.clone());
         registry.register("drifted_resources", "Resources drifted from Git, as of the last pass", drifted.clone());
         registry.register("reconcile_errors", "Failed reconcile passes by kind of error", errors.clone());
-        Metrics { registry, reconcile_duration, last_success, tenants, drifted, errors }
+        registry.register(
+            "api_key_rate_limited",
+            "Application requests refused over their API key's rate limit",
+            rate_limited.clone(),
+        );
+        Metrics { registry, reconcile_duration, last_success, tenants, drifted, errors, rate_limited }
     }
 }
 

@@ -20,8 +20,16 @@ impl From<axum::extract::rejection::QueryRejection> for ApiError {
 pub enum ApiError {
     #[error("{0}")]
     Unauthorized(String),
+    /// 403 with a code saying why: `forbidden`, `insufficient_scope`, `tenant_suspended`,
+    /// `application_disabled`.
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("too many requests; retry after {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -36,7 +44,10 @@ impl ApiError {
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, *code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -57,6 +68,9 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        if let Self::TooManyRequests { retry_after } = self {
+            response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(retry_after));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
         }

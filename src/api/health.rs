@@ -19,7 +19,7 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// The database answers and a reconcile pass has completed.
+/// The database answers, a reconcile pass has completed and API keys are loaded.
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
     let check = async {
         let mut conn = state.pool.acquire().await.ok()?;
@@ -31,6 +31,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
         Some(sync) if sync.last_attempt_at.is_none() => {
             Err(ApiError::Unavailable("no reconcile pass has completed yet".into()))
         }
+        Some(_) if !state.access.is_ready() => Err(ApiError::Unavailable("API keys are still loading".into())),
         Some(sync) => Ok(Json(json!({ "status": "ready", "sync": sync.state }))),
     }
 }

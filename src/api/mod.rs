@@ -1,9 +1,13 @@
 //! The HTTP API: a thin axum adapter over `store` and the reconciler's status. Handlers extract,
 //! call one store function, respond; every error has the body `{"error":{"code","message"}}`.
 
+mod app_auth;
+mod apps;
 mod error;
+mod flags;
 mod health;
 mod hooks;
+mod ofrep;
 mod sync;
 
 use std::net::SocketAddr;
@@ -19,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::{ApiError, Result};
 
+use crate::access::AccessCache;
 use crate::source::Secret;
 use crate::store::{self, AuditEntry};
 use crate::telemetry::Metrics;
@@ -31,14 +36,20 @@ pub struct AppState {
     pub operator_token: Option<Secret>,
     /// Shared secret of Git webhooks; `None` refuses every webhook.
     pub webhook_secret: Option<Secret>,
+    /// API keys, applications and resolved flags, in memory.
+    pub access: Arc<AccessCache>,
 }
 
 /// The whole API, separate from serving it so tests can call it in-process.
 pub fn app(state: AppState) -> Router {
-    let operator = sync::router().route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
+    let operator = sync::router()
+        .merge(apps::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
     Router::new()
         .merge(health::router())
         .merge(hooks::router())
+        .merge(flags::router())
+        .merge(ofrep::router())
         .merge(operator)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod apps;
+mod client;
 mod serve;
 mod status;
 
@@ -69,9 +71,13 @@ pub enum Command {
         out: PathBuf,
     },
     /// Run the API and the reconciler: keep the database converged with the config repository.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Ask a running server whether the platform is synced. Exit 0 synced, 1 not, 2 cannot ask.
     Status(status::StatusArgs),
+    /// Managed applications on a running server: list, show, create, update, disable, enable.
+    Apps(apps::AppsArgs),
+    /// API keys of an application on a running server: create, list, revoke, rotate.
+    Keys(apps::KeysArgs),
     /// Create the database if needed and run the migrations.
     Migrate {
         #[command(flatten)]
@@ -137,7 +143,9 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Schema { out } => write_schemas(&out),
         Command::Plan { dir, format, apply } => runtime()?.block_on(plan(&dir, format, &apply)),
         Command::Apply { dir, format, apply: args } => runtime()?.block_on(apply(&dir, format, &args)),
-        Command::Serve(args) => runtime()?.block_on(serve::serve(args)),
+        Command::Apps(args) => apps::apps(args),
+        Command::Keys(args) => apps::keys(args),
+        Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
         Command::Migrate { database } => runtime()?.block_on(async {
             store::connect(database.database_url.expose()).await?;

@@ -10,10 +10,11 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::DatabaseArgs;
+use crate::access::AccessCache;
 use crate::reconcile::controller::{self, Controller};
 use crate::source::{Credentials, Secret, Source};
 use crate::telemetry::Metrics;
-use crate::{api, plan, store};
+use crate::{access, api, plan, store};
 
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_owned()))
@@ -54,6 +55,17 @@ pub struct ServeArgs {
     /// This replica's name in the status (default: host name and process id).
     #[arg(long, env = "GATEHOUSE_REPLICA")]
     pub replica: Option<String>,
+    /// The API's address as clients reach it (behind a load balancer, its address), for links in
+    /// responses such as OFREP event streams. Default: http://<listen>.
+    #[arg(long, env = "GATEHOUSE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Requests per second each API key may make to this replica (default: no limit). Over it,
+    /// requests get 429 with Retry-After.
+    #[arg(long, env = "GATEHOUSE_KEY_RATE_LIMIT")]
+    pub key_rate_limit: Option<std::num::NonZeroU32>,
+    /// How often each replica writes the API keys' last use to the database.
+    #[arg(long, env = "GATEHOUSE_KEY_USE_FLUSH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub key_use_flush_interval: Duration,
     /// Allow removing more than half of a tenant's users, or all of them.
     #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
     pub allow_mass_delete: bool,
@@ -94,7 +106,17 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, source = %source.describe(), %replica, interval = ?args.interval, "gatehouse is serving");
+    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
+    let access = Arc::new(AccessCache::new(&public_url, args.key_rate_limit));
+    tokio::spawn(access::sync::keep_current(access.clone(), pool.clone(), shutdown.clone()));
+    let flusher = tokio::spawn(access::sync::flush_key_use(
+        access.clone(),
+        pool.clone(),
+        args.key_use_flush_interval,
+        shutdown.clone(),
+    ));
     let state = api::AppState {
+        access,
         pool,
         metrics,
         operator_token: args.operator_token.clone(),
@@ -102,6 +124,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     };
     api::serve(listener, state, shutdown.clone()).await?;
     reconciler.await?;
+    flusher.await?;
     Ok(0)
 }
 

@@ -1,33 +1,25 @@
 //! `gatehouse status`: what a running server reports, as a table for operators or JSON for scripts.
 
-use anyhow::Context as _;
 use clap::Args;
 use serde_json::Value;
 
 use super::ReportFormat;
-use crate::source::Secret;
-
-fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
-    Ok(Secret::new(value.to_owned()))
-}
+use super::client::ServerArgs;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The Gatehouse server to ask.
-    #[arg(long, env = "GATEHOUSE_SERVER", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Show one tenant in detail: errors with file:line, drifted fields, orphans.
     #[arg(long)]
     pub tenant: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
     pub format: ReportFormat,
-    #[arg(long, env = "GATEHOUSE_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
-    pub operator_token: Option<Secret>,
 }
 
 /// Exit 0 when synced, 1 when not, 2 when the server cannot be asked.
 pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
-    let get = |path: &str| fetch(&args, path);
+    let get = |path: &str| args.server.get(path);
     let (body, state) = match &args.tenant {
         Some(tenant) => {
             let body = get(&format!("/v1/sync/tenants/{tenant}"))?;
@@ -47,23 +39,6 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         (ReportFormat::Text, None) => print!("{}", overall_text(&body)),
     }
     Ok(if state == "Synced" { 0 } else { 1 })
-}
-
-fn fetch(args: &StatusArgs, path: &str) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", args.server.trim_end_matches('/'));
-    let mut request = ureq::get(&url).timeout(std::time::Duration::from_secs(10));
-    if let Some(token) = &args.operator_token {
-        request = request.set("Authorization", &format!("Bearer {}", token.expose()));
-    }
-    match request.call() {
-        Ok(response) => response.into_json().with_context(|| format!("{url} did not answer JSON")),
-        Err(ureq::Error::Status(code, response)) => {
-            let body: Value = response.into_json().unwrap_or_default();
-            let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
-            anyhow::bail!("{url} answered {code}: {message}")
-        }
-        Err(error) => Err(error).with_context(|| format!("cannot reach {}", args.server)),
-    }
 }
 
 fn text(value: &Value) -> String {

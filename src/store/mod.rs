@@ -1,6 +1,7 @@
 //! The only module that speaks SQL. Functions take `&mut PgConnection` (or a pool for reads), so the
 //! caller decides what runs in which transaction.
 
+pub mod access;
 mod audit;
 mod live;
 pub mod status;

@@ -174,15 +174,23 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Starts `serve` on an ephemeral port and reads the address it logs.
     pub fn start(repo: &std::path::Path, database_url: &str, interval: &str) -> Self {
+        Self::start_with(repo, database_url, interval, &[])
+    }
+
+    /// `start`, with more environment.
+    pub fn start_with(repo: &std::path::Path, database_url: &str, interval: &str, env: &[(&str, &str)]) -> Self {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+        command
             .args(["serve", "--repo", &repo.display().to_string(), "--listen", "127.0.0.1:0", "--interval", interval])
             .env("DATABASE_URL", database_url)
             .env("GATEHOUSE_OPERATOR_TOKEN", "cli-test-token")
             .env("NO_COLOR", "1")
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("serve starts");
+            .stderr(std::process::Stdio::piped());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("serve starts");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
         let base = loop {
@@ -206,4 +214,65 @@ impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// An HTTP answer: status, headers (names lower-case) and the body as JSON (`Null` if it is not).
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: serde_json::Value,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTP request, off the async runtime.
+pub async fn request(method: &str, url: String, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> HttpResponse {
+    let method = method.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut request = ureq::request(&method, &url);
+        for (name, value) in &headers {
+            request = request.set(name, value);
+        }
+        let response = match request.send_bytes(&body) {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{method} {url}: {error}"),
+        };
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter_map(|n| Some((n.clone(), response.header(&n)?.to_owned())))
+            .collect();
+        let status = response.status();
+        HttpResponse { status, headers, body: response.into_json().unwrap_or(serde_json::Value::Null) }
+    })
+    .await
+    .expect("request task")
+}
+
+pub async fn http(
+    method: &str,
+    url: String,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+) -> (u16, serde_json::Value) {
+    let response = request(method, url, headers, body).await;
+    (response.status, response.body)
+}
+
+/// Polls `check` every 20 ms until it holds or `limit` passes; returns how long it took.
+pub async fn within<F, Fut>(limit: std::time::Duration, what: &str, mut check: F) -> std::time::Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    started.elapsed()
 }

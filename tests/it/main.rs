@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod access;
 mod apply;
 mod chart;
 mod cli;

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use gatehouse::access::AccessCache;
 use gatehouse::api::{self, AppState};
 use gatehouse::reconcile::controller::{self, Controller};
 use gatehouse::source::{Credentials, Secret, Source};
@@ -13,7 +14,7 @@ use hmac::Mac;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Repo, ServeProcess, TestDb};
+use crate::helpers::{Repo, ServeProcess, TestDb, http, within};
 
 const OPERATOR: &str = "operator-token-for-tests";
 const WEBHOOK: &str = "webhook-secret-for-tests";
@@ -44,7 +45,10 @@ impl Running {
         let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
+        let access = Arc::new(AccessCache::new(&base, None));
+        tokio::spawn(gatehouse::access::sync::keep_current(access.clone(), pool.clone(), shutdown.clone()));
         let state = AppState {
+            access,
             pool,
             metrics,
             operator_token: Some(Secret::new(OPERATOR.into())),
@@ -81,37 +85,6 @@ impl Running {
 }
 
 /// One HTTP request with a real client (ureq), off the async runtime.
-async fn http(method: &str, url: String, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> (u16, Value) {
-    let method = method.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let mut request = ureq::request(&method, &url);
-        for (name, value) in &headers {
-            request = request.set(name, value);
-        }
-        let response = match request.send_bytes(&body) {
-            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
-            Err(error) => panic!("{method} {url}: {error}"),
-        };
-        (response.status(), response.into_json().unwrap_or(Value::Null))
-    })
-    .await
-    .expect("request task")
-}
-
-/// Polls `check` every 20 ms until it holds or `limit` passes; returns how long it took.
-async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = Instant::now();
-    while !check().await {
-        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    started.elapsed()
-}
-
 fn bare_remote_of(repo: &Repo) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp");
     git2::Repository::init_bare(dir.path()).expect("bare");

@@ -1,0 +1,124 @@
+//! `authorize`: the one place an application's request is let in or refused. It checks the key
+//! (memory only), its scope, and that the tenant is open to the key's application and active.
+//! Every refusal is audited; 429s are counted instead (a flood must not become an audit flood).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, header};
+use serde_json::json;
+
+use super::{ApiError, AppState};
+use crate::access::flags::TenantFlags;
+use crate::access::{KeyRefusal, Principal};
+use crate::model::Scope;
+use crate::store::{self, AuditEntry};
+
+/// The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        return value.to_str().ok()?.strip_prefix("Bearer ");
+    }
+    headers.get("x-api-key")?.to_str().ok()
+}
+
+/// Where a request came from, for the audit row of a refusal.
+pub(crate) struct RequestInfo<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub headers: &'a HeaderMap,
+    pub peer: Option<&'a ConnectInfo<SocketAddr>>,
+}
+
+/// Lets `request` read `tenant` with `scope`, or refuses it (audited) with the documented status:
+/// 401 for a missing, unknown, revoked or expired key; 403 `application_disabled`,
+/// `insufficient_scope`, `forbidden` (a tenant that does not exist or is not open to the key's
+/// application: the two look alike) or `tenant_suspended`; 429 over the key's rate limit.
+pub(crate) async fn authorize(
+    state: &AppState,
+    request: RequestInfo<'_>,
+    scope: Scope,
+    tenant: &str,
+) -> Result<(Principal, Arc<TenantFlags>), ApiError> {
+    let cache = &state.access;
+    if !cache.is_ready() {
+        return Err(ApiError::Unavailable("API keys are still loading; retry in a moment".into()));
+    }
+    let principal = match cache.authenticate(presented_key(request.headers)) {
+        Ok(principal) => principal,
+        Err((KeyRefusal::RateLimited(retry_after), _)) => {
+            state.metrics.rate_limited.inc();
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+        Err((refusal, entry)) => {
+            let error = match refusal {
+                KeyRefusal::ApplicationDisabled => ApiError::Forbidden {
+                    code: "application_disabled",
+                    message: "the application of this API key is disabled".into(),
+                },
+                _ => ApiError::Unauthorized(
+                    "a valid API key is required (Authorization: Bearer … or X-API-Key); this one is missing, unknown, revoked or expired"
+                        .into(),
+                ),
+            };
+            let key_id = entry.as_ref().map(|e| e.key_id.to_string());
+            audit_refusal(state, &request, None, key_id, Some(tenant), refusal.reason()).await;
+            return Err(error);
+        }
+    };
+    let principal_ref = &principal;
+    let request_ref = &request;
+    let refuse = |code: &'static str, message: String, reason: &'static str| async move {
+        let key_id = Some(principal_ref.key.key_id.to_string());
+        audit_refusal(state, request_ref, Some(principal_ref), key_id, Some(tenant), reason).await;
+        Err(ApiError::Forbidden { code, message })
+    };
+    if !principal.scopes().contains(scope) {
+        return refuse("insufficient_scope", format!("this API key lacks the {scope} scope"), "insufficient scope")
+            .await;
+    }
+    let flags = match cache.tenant(tenant) {
+        Some(flags) if flags.open_to(&principal.app.name) => flags,
+        _ => {
+            let message = format!("tenant `{tenant}` is not open to application `{}`", principal.app.name);
+            return refuse("forbidden", message, "tenant not open to the application").await;
+        }
+    };
+    if !flags.active {
+        let message = format!("tenant `{tenant}` is suspended; its flags are not served until it is active again");
+        return refuse("tenant_suspended", message, "tenant suspended").await;
+    }
+    Ok((principal, flags))
+}
+
+async fn audit_refusal(
+    state: &AppState,
+    request: &RequestInfo<'_>,
+    principal: Option<&Principal>,
+    key_id: Option<String>,
+    tenant: Option<&str>,
+    reason: &str,
+) {
+    let (actor, actor_type) = match principal {
+        Some(p) => (p.app.name.to_string(), "application"),
+        None => ("anonymous".to_owned(), "anonymous"),
+    };
+    let entry = AuditEntry {
+        actor,
+        actor_type,
+        action: "api.denied".into(),
+        resource: request.path.to_owned(),
+        tenant: tenant.map(str::to_owned),
+        success: false,
+        metadata: json!({
+            "method": request.method.as_str(),
+            "ip": request.peer.map(|c| c.0.ip().to_string()),
+            "reason": reason,
+            "keyId": key_id,
+        }),
+    };
+    if let Err(error) = store::access::audit(&state.pool, entry).await {
+        tracing::warn!(%error, "cannot audit a denied request");
+    }
+}

@@ -1,0 +1,288 @@
+//! Managed applications and their API keys (FR-SYS-001..003, FR-004), for operators. A key's secret
+//! is in the response that issues it and nowhere else; every change is audited.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::{ApiError, AppState, Result};
+use crate::access::{key, sync};
+use crate::model::{AppName, Email, Scope};
+use crate::store::AuditEntry;
+use crate::store::access::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/apps", get(list_apps).post(create_app))
+        .route("/v1/apps/{app}", get(show_app).patch(update_app))
+        .route("/v1/apps/{app}/keys", get(list_keys).post(create_key))
+        .route("/v1/apps/{app}/keys/{key}", get(show_key).delete(revoke_key))
+        .route("/v1/apps/{app}/keys/{key}/rotate", post(rotate_key))
+}
+
+const ACTOR: &str = "operator";
+
+fn audit(action: &str, resource: String, metadata: serde_json::Value) -> AuditEntry {
+    AuditEntry {
+        actor: ACTOR.into(),
+        actor_type: "operator",
+        action: action.into(),
+        resource,
+        tenant: None,
+        success: true,
+        metadata,
+    }
+}
+
+/// Parses a JSON body; unknown fields are refused so a typo is not silently ignored.
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
+}
+
+fn scopes(names: &[String]) -> Result<Vec<String>> {
+    let mut parsed = Vec::with_capacity(names.len());
+    for name in names {
+        let scope = Scope::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::BadRequest(format!("unknown scope `{name}`; scopes are {}", known.join(", ")))
+        })?;
+        if !parsed.contains(&scope.as_str().to_owned()) {
+            parsed.push(scope.as_str().to_owned());
+        }
+    }
+    Ok(parsed)
+}
+
+fn status(value: &str) -> Result<String> {
+    match value {
+        "active" | "disabled" => Ok(value.to_owned()),
+        other => Err(ApiError::BadRequest(format!("status `{other}` is not one of active, disabled"))),
+    }
+}
+
+async fn find_app(state: &AppState, name: &str) -> Result<ApplicationRecord> {
+    let mut conn = state.pool.acquire().await.map_err(crate::store::StoreError::from)?;
+    db::application(&mut conn, name).await?.ok_or_else(|| ApiError::NotFound(format!("no application `{name}`")))
+}
+
+async fn list_apps(State(state): State<AppState>) -> Result<Response> {
+    Ok(axum::Json(json!({ "applications": db::list_applications(&state.pool).await? })).into_response())
+}
+
+async fn show_app(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
+    Ok(axum::Json(find_app(&state, &app).await?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateApp {
+    name: String,
+    display_name: String,
+    owner: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    status: Option<String>,
+}
+
+async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Response> {
+    let request: CreateApp = parse(&body)?;
+    let name = AppName::parse(&request.name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let owner = Email::parse(&request.owner).map_err(|e| ApiError::BadRequest(format!("owner: {e}")))?;
+    let scopes = scopes(&request.scopes)?;
+    let status = status(request.status.as_deref().unwrap_or("active"))?;
+    let new = NewApplication {
+        name: name.as_str(),
+        display_name: &request.display_name,
+        owner: owner.as_str(),
+        status: &status,
+        scopes: &scopes,
+    };
+    let entry =
+        audit("application.create", format!("application/{name}"), json!({ "scopes": scopes, "status": status }));
+    let created = db::create_application(&state.pool, new, entry)
+        .await?
+        .ok_or_else(|| ApiError::Conflict(format!("an application named `{name}` already exists")))?;
+    sync::refresh(&state.access, &state.pool, &[], &[created.id]).await?;
+    Ok((StatusCode::CREATED, axum::Json(created)).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateApp {
+    display_name: Option<String>,
+    owner: Option<String>,
+    scopes: Option<Vec<String>>,
+    status: Option<String>,
+}
+
+/// Changes an application registered through the API. One declared in Git is changed in Git:
+/// a change here would be reverted as drift on the next pass.
+async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
+    let request: UpdateApp = parse(&body)?;
+    let current = find_app(&state, &app).await?;
+    if current.managed_by == "git" {
+        let file = current.source_file.as_deref().unwrap_or("the config repository");
+        return Err(ApiError::Conflict(format!("application `{app}` is declared in Git ({file}); change it there")));
+    }
+    let owner = match &request.owner {
+        Some(owner) => Some(Email::parse(owner).map_err(|e| ApiError::BadRequest(format!("owner: {e}")))?.to_string()),
+        None => None,
+    };
+    let change = ApplicationChange {
+        display_name: request.display_name,
+        owner,
+        status: request.status.as_deref().map(status).transpose()?,
+        scopes: request.scopes.as_deref().map(scopes).transpose()?,
+    };
+    let entry = audit(
+        "application.update",
+        format!("application/{app}"),
+        json!({ "displayName": change.display_name, "owner": change.owner, "status": change.status, "scopes": change.scopes }),
+    );
+    let updated = db::update_application(&state.pool, current.id, &change, entry).await?;
+    sync::refresh(&state.access, &state.pool, &[], &[updated.id]).await?;
+    Ok(axum::Json(updated).into_response())
+}
+
+async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
+    let app = find_app(&state, &app).await?;
+    Ok(axum::Json(json!({ "keys": db::list_keys(&state.pool, app.id).await? })).into_response())
+}
+
+async fn show_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
+    let app = find_app(&state, &app).await?;
+    let mut conn = state.pool.acquire().await.map_err(crate::store::StoreError::from)?;
+    let key = db::key(&mut conn, app.id, &key_id).await?.ok_or_else(|| no_key(&app.name, &key_id))?;
+    Ok(axum::Json(key).into_response())
+}
+
+fn no_key(app: &str, key_id: &str) -> ApiError {
+    ApiError::NotFound(format!("application `{app}` has no key `{key_id}`"))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateKey {
+    name: Option<String>,
+    /// Default: every scope of the application.
+    scopes: Option<Vec<String>>,
+    /// Such as `90d`; or `expiresAt`.
+    expires_in: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+fn duration(field: &str, text: &str) -> Result<chrono::Duration> {
+    let parsed = humantime::parse_duration(text)
+        .map_err(|e| ApiError::BadRequest(format!("{field}: `{text}` is not a duration such as 30d or 12h: {e}")))?;
+    chrono::Duration::from_std(parsed).map_err(|_| ApiError::BadRequest(format!("{field}: `{text}` is too long")))
+}
+
+/// The response that carries a secret: the key as lists show it, plus `secret`, shown this once.
+fn issued(record: KeyRecord, token: &str) -> serde_json::Value {
+    let mut body = serde_json::to_value(record).unwrap_or_default();
+    body["secret"] = json!(token);
+    body["notice"] = json!("store this secret now: it is not shown again");
+    body
+}
+
+async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
+    let request: CreateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
+    let app = find_app(&state, &app).await?;
+    let scopes = match &request.scopes {
+        Some(asked) => {
+            let asked = scopes(asked)?;
+            if let Some(extra) = asked.iter().find(|s| !app.scopes.contains(s)) {
+                return Err(ApiError::BadRequest(format!(
+                    "application `{}` may not use the {extra} scope (it has: {})",
+                    app.name,
+                    app.scopes.join(", ")
+                )));
+            }
+            asked
+        }
+        None => app.scopes.clone(),
+    };
+    let expires_at = match (&request.expires_in, request.expires_at) {
+        (Some(_), Some(_)) => return Err(ApiError::BadRequest("give expiresIn or expiresAt, not both".into())),
+        (Some(text), None) => Some(Utc::now() + duration("expiresIn", text)?),
+        (None, at) => at,
+    };
+    if expires_at.is_some_and(|at| at <= Utc::now()) {
+        return Err(ApiError::BadRequest("expiresAt is in the past".into()));
+    }
+    let issued_key = key::issue();
+    let entry = audit(
+        "api_key.create",
+        format!("application/{}/key/{}", app.name, issued_key.key_id),
+        json!({ "scopes": scopes, "expiresAt": expires_at, "name": request.name }),
+    );
+    let new = NewKey {
+        key_id: &issued_key.key_id,
+        application: app.id,
+        secret_hash: &issued_key.secret_hash,
+        name: request.name.as_deref(),
+        scopes: &scopes,
+        expires_at,
+        created_by: ACTOR,
+    };
+    let record = db::create_key(&state.pool, new, entry).await?;
+    sync::refresh(&state.access, &state.pool, &[&issued_key.key_id], &[]).await?;
+    Ok((StatusCode::CREATED, axum::Json(issued(record, &issued_key.token))).into_response())
+}
+
+/// Revokes at once, on every replica (the change feed), and keeps the key listed as revoked.
+async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
+    let app = find_app(&state, &app).await?;
+    let entry = audit("api_key.revoke", format!("application/{}/key/{key_id}", app.name), json!({}));
+    let revoked =
+        db::revoke_key(&state.pool, app.id, &key_id, entry).await?.ok_or_else(|| no_key(&app.name, &key_id))?;
+    sync::refresh(&state.access, &state.pool, &[&key_id], &[]).await?;
+    Ok(axum::Json(revoked).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RotateKey {
+    /// How long the old key keeps working, such as `24h` (the default) or `0s`.
+    grace_period: Option<String>,
+}
+
+/// A new key with the old one's name and scopes; the old one works for the grace period, then expires.
+async fn rotate_key(
+    State(state): State<AppState>,
+    Path((app, key_id)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<Response> {
+    let request: RotateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
+    let grace = duration("gracePeriod", request.grace_period.as_deref().unwrap_or("24h"))?;
+    let app = find_app(&state, &app).await?;
+    let issued_key = key::issue();
+    let old_until = Utc::now() + grace;
+    let entry = audit(
+        "api_key.rotate",
+        format!("application/{}/key/{key_id}", app.name),
+        json!({ "replacement": issued_key.key_id, "oldKeyExpiresAt": old_until }),
+    );
+    let new = NewKey {
+        key_id: &issued_key.key_id,
+        application: app.id,
+        secret_hash: &issued_key.secret_hash,
+        name: None,
+        scopes: &[],
+        expires_at: None,
+        created_by: ACTOR,
+    };
+    let (old, new) = db::rotate_key(&state.pool, &key_id, new, old_until, entry)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("application `{}` has no unrevoked key `{key_id}`", app.name)))?;
+    sync::refresh(&state.access, &state.pool, &[&key_id, &issued_key.key_id], &[]).await?;
+    let body = json!({ "key": issued(new, &issued_key.token), "previous": old });
+    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+}

@@ -1,0 +1,115 @@
+//! Flag delivery to managed applications (FR-FLAG-002): a tenant's resolved flags with a strong ETag,
+//! and a server-sent-events stream that says when to fetch them again. Served from memory.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::Stream;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::app_auth::{RequestInfo, authorize};
+use super::{AppState, Result};
+use crate::access::flags::{Rendered, TenantFlags, not_modified};
+use crate::access::{AccessCache, Principal};
+use crate::model::Scope;
+
+/// Clients may keep a copy but must revalidate it (cheaply, with `If-None-Match`) before each use:
+/// a flag change is served within a second, so a copy is never trusted blindly.
+const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/flags", get(tenant_flags))
+        .route("/v1/tenants/{tenant}/flags/events", get(flag_events))
+}
+
+pub(crate) fn info(parts: &Parts) -> RequestInfo<'_> {
+    RequestInfo {
+        method: &parts.method,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        peer: parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+    }
+}
+
+async fn tenant_flags(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
+    let (parts, _) = request.into_parts();
+    let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+    Ok(conditional(&flags.rest, parts.headers.get(header::IF_NONE_MATCH)))
+}
+
+/// 304 when `If-None-Match` matches, else the body; both with the ETag and `Cache-Control`.
+pub(crate) fn conditional(rendered: &Rendered, if_none_match: Option<&HeaderValue>) -> Response {
+    let mut response = if not_modified(if_none_match, &rendered.etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = rendered.body.clone().into_response();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, rendered.etag.clone());
+    headers.insert(header::CACHE_CONTROL, CACHE_CONTROL);
+    response
+}
+
+/// `text/event-stream`: one event at once (the current version), then one per change of the
+/// tenant's flags or status, in the OFREP event-stream format
+/// (`{"type":"refetchEvaluation","etag":…}`). The stream ends when the key stops being valid.
+async fn flag_events(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
+    let (parts, _) = request.into_parts();
+    let (principal, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+    let stream = events(state.access.clone(), principal, flags);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+}
+
+fn refetch_event(flags: &TenantFlags) -> Event {
+    let data = serde_json::json!({
+        "type": "refetchEvaluation",
+        "etag": flags.ofrep_bulk.etag.to_str().unwrap_or_default(),
+        "version": &*flags.version,
+        "active": flags.active,
+        "lastModified": crate::access::cache::now_secs(),
+    });
+    Event::default().id(&*flags.version).data(data.to_string())
+}
+
+fn events(
+    cache: Arc<AccessCache>,
+    principal: Principal,
+    current: Arc<TenantFlags>,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let receiver = cache.subscribe();
+    let name: Arc<str> = current.name.as_ref().into();
+    let state = (receiver, Some(current));
+    futures_util::stream::unfold(state, move |(mut receiver, first)| {
+        let (cache, name, key_id) = (cache.clone(), name.clone(), principal.key.key_id.clone());
+        async move {
+            if let Some(first) = first {
+                return Some((Ok(refetch_event(&first)), (receiver, None)));
+            }
+            loop {
+                let changed = match receiver.recv().await {
+                    Ok(changed) if *changed.name == *name => changed,
+                    Ok(_) => continue,
+                    // Missed some changes: whatever they were, the current state is what to announce.
+                    Err(RecvError::Lagged(_)) => cache.tenant(&name)?,
+                    Err(RecvError::Closed) => return None,
+                };
+                if !cache.key_still_valid(&key_id) {
+                    return None;
+                }
+                return Some((Ok(refetch_event(&changed)), (receiver, None)));
+            }
+        }
+    })
+}

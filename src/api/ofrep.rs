@@ -1,0 +1,136 @@
+//! The OpenFeature Remote Evaluation Protocol (OFREP) v1, as its OpenAPI document specifies, so any
+//! OpenFeature SDK with an OFREP provider reads Gatehouse flags.
+//!
+//! The tenant comes from the evaluation context's `tenant` attribute:
+//! `{"context": {"targetingKey": "user-1", "tenant": "acme"}}`. Gatehouse flags are per tenant, so
+//! every other attribute is accepted and ignored.
+
+use std::borrow::Cow;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::app_auth::authorize;
+use super::flags::{conditional, info};
+use super::{AppState, Result};
+use crate::model::Scope;
+
+/// Evaluation requests are small; anything larger is refused before it is read.
+const MAX_BODY: usize = 64 * 1024;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
+        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
+}
+
+#[derive(Deserialize)]
+struct EvaluationRequest<'a> {
+    #[serde(borrow, default)]
+    context: Option<Context<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Context<'a> {
+    #[serde(borrow, default)]
+    tenant: Option<Cow<'a, str>>,
+}
+
+/// An OFREP 400: `PARSE_ERROR` or `INVALID_CONTEXT`, with the key for a single evaluation.
+struct EvaluationFailure {
+    code: &'static str,
+    details: String,
+}
+
+impl EvaluationFailure {
+    fn into_response(self, key: Option<&str>) -> Response {
+        let body = match key {
+            Some(key) => json!({ "key": key, "errorCode": self.code, "errorDetails": self.details }),
+            None => json!({ "errorCode": self.code, "errorDetails": self.details }),
+        };
+        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+    }
+}
+
+/// The tenant named by the request's evaluation context. Parsing borrows from the body: no
+/// allocation for a well-formed request.
+fn tenant_of(body: &[u8]) -> std::result::Result<Cow<'_, str>, EvaluationFailure> {
+    let context_needed = || EvaluationFailure {
+        code: "INVALID_CONTEXT",
+        details: "the evaluation context must carry the tenant: {\"context\": {\"tenant\": \"<tenant name>\"}}".into(),
+    };
+    match serde_json::from_slice::<EvaluationRequest>(body) {
+        Ok(EvaluationRequest { context: Some(Context { tenant: Some(tenant) }) }) => Ok(tenant),
+        Ok(_) => Err(context_needed()),
+        // Valid JSON of the wrong shape is a context problem; anything else cannot be parsed.
+        Err(_) if serde_json::from_slice::<serde_json::Value>(body).is_ok() => Err(context_needed()),
+        Err(error) => Err(EvaluationFailure { code: "PARSE_ERROR", details: format!("invalid JSON body: {error}") }),
+    }
+}
+
+async fn read_body(body: axum::body::Body) -> std::result::Result<Bytes, EvaluationFailure> {
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| EvaluationFailure {
+        code: "PARSE_ERROR",
+        details: format!("the request body is unreadable or larger than {MAX_BODY} bytes"),
+    })
+}
+
+/// `POST /ofrep/v1/evaluate/flags`: every flag of the tenant, with `ETag` and 304.
+async fn evaluate_all(State(state): State<AppState>, request: Request) -> Result<Response> {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(failure) => return Ok(failure.into_response(None)),
+    };
+    let tenant = match tenant_of(&body) {
+        Ok(tenant) => tenant,
+        Err(failure) => return Ok(failure.into_response(None)),
+    };
+    let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+    Ok(conditional(&flags.ofrep_bulk, parts.headers.get(header::IF_NONE_MATCH)))
+}
+
+/// `POST /ofrep/v1/evaluate/flags/{key}`: one flag, or 404 `FLAG_NOT_FOUND`.
+async fn evaluate_one(State(state): State<AppState>, Path(key): Path<String>, request: Request) -> Result<Response> {
+    let (parts, body) = request.into_parts();
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(failure) => return Ok(failure.into_response(Some(&key))),
+    };
+    let tenant = match tenant_of(&body) {
+        Ok(tenant) => tenant,
+        Err(failure) => return Ok(failure.into_response(Some(&key))),
+    };
+    let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+    let Some(evaluation) = flags.ofrep_single.get(key.as_str()) else {
+        let details = format!("flag `{key}` is not defined for tenant `{tenant}`");
+        let body = json!({ "key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details });
+        return Ok((StatusCode::NOT_FOUND, axum::Json(body)).into_response());
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], evaluation.clone()).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_comes_from_the_context() {
+        let tenant = tenant_of(br#"{"context":{"targetingKey":"u1","tenant":"acme","plan":{"x":[1]}}}"#);
+        assert_eq!(tenant.ok().as_deref(), Some("acme"));
+    }
+
+    #[test]
+    fn a_missing_tenant_is_an_invalid_context_and_bad_json_a_parse_error() {
+        for body in [&b"{}"[..], br#"{"context":{}}"#, br#"{"context":"acme"}"#, br#"{"context":{"tenant":1}}"#] {
+            assert_eq!(tenant_of(body).err().map(|f| f.code), Some("INVALID_CONTEXT"), "{body:?}");
+        }
+        assert_eq!(tenant_of(b"{\"context\":").err().map(|f| f.code), Some("PARSE_ERROR"));
+    }
+}
