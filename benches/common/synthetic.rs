@@ -85,3 +85,18 @@ pub fn commit(repo: &git2::Repository, message: &str) -> String {
     let parents: Vec<&git2::Commit> = parent.iter().collect();
     repo.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents).expect("commit").to_string()
 }
+
+/// Declares the application `bench-app` (with `flags:read`) and opens every tenant to it.
+pub fn open_to_application(dir: &Path, tenants: usize) {
+    std::fs::write(
+        dir.join("application-bench.yaml"),
+        "apiVersion: gatehouse.dev/v1\nkind: Application\nmetadata: { name: bench-app }\nspec:\n  displayName: Bench\n  owner: bench@corp.example\n  status: active\n  scopes: [flags:read]\n",
+    )
+    .expect("write application");
+    for t in 0..tenants {
+        let path = dir.join(format!("tenants/t{t:05}.yaml"));
+        let yaml = std::fs::read_to_string(&path).expect("read tenant");
+        let opened = yaml.replacen("\n  users:\n", "\n  applications: [bench-app]\n  users:\n", 1);
+        std::fs::write(&path, opened).expect("write tenant");
+    }
+}

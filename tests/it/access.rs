@@ -356,7 +356,10 @@ async fn api_registered_applications_are_updated_and_disabled_and_git_ones_are_l
         &[("GATEHOUSE_SERVER", server.base.as_str()), ("GATEHOUSE_OPERATOR_TOKEN", OPERATOR)],
     );
     assert!(stderr(&bad_scope).contains("may not use the audit:write scope"), "{}", stderr(&bad_scope));
-    assert_eq!(db.count("SELECT count(*) FROM audit_log WHERE action LIKE 'application.%' AND actor_type = 'operator'").await, 4);
+    assert_eq!(
+        db.count("SELECT count(*) FROM audit_log WHERE action LIKE 'application.%' AND actor_type = 'operator'").await,
+        4
+    );
     assert_eq!(db.count("SELECT count(*) FROM audit_log WHERE action = 'api_key.create'").await, 1);
 }
 
