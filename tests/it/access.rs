@@ -371,12 +371,14 @@ async fn over_the_rate_limit_a_key_gets_429_with_retry_after() {
     let server = started(&repo, &db, &[("GATEHOUSE_KEY_RATE_LIMIT", "1")]).await;
     let (_, secret) = issue(&server, "billing-app", &[]);
     let context = r#"{"context":{"tenant":"acme"}}"#;
-    // One request a second: the second of two back-to-back requests is over the limit.
-    let first = ofrep(&server, "", &secret, context).await;
-    let second = ofrep(&server, "", &secret, context).await;
-    assert_eq!((first.status, second.status), (200, 429));
-    assert_eq!(error_code(&second), "too_many_requests");
-    assert_eq!(second.header("retry-after"), Some("1"));
+    // One request a second: of ten sent at once, only the first fits (a slow machine may let one
+    // more through), the rest are over the limit.
+    let burst = futures_util::future::join_all((0..10).map(|_| ofrep(&server, "", &secret, context))).await;
+    let allowed = burst.iter().filter(|r| r.status == 200).count();
+    let limited: Vec<&HttpResponse> = burst.iter().filter(|r| r.status == 429).collect();
+    assert!((1..=2).contains(&allowed) && allowed + limited.len() == 10, "{allowed} allowed");
+    assert_eq!(error_code(limited[0]), "too_many_requests");
+    assert_eq!(limited[0].header("retry-after"), Some("1"));
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(ofrep(&server, "", &secret, context).await.status, 200, "allowed again after Retry-After");
 }
