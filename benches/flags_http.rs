@@ -8,10 +8,11 @@
 //! (304); (d) OFREP bulk evaluation. Then the time from revoking a key on one replica to the first
 //! 401 on a second replica, 20 times.
 
+#[path = "common/serve.rs"]
+mod serve;
 #[path = "common/synthetic.rs"]
 mod synthetic;
 
-use std::io::BufRead;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -69,29 +70,10 @@ fn lua(method: &str, headers: &[(&str, &str)], body: Option<&str>) -> String {
 }
 
 fn serve(repo: &Path, database_url: &str) -> (std::process::Child, String) {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["serve", "--repo", &repo.display().to_string(), "--listen", "127.0.0.1:0", "--interval", "600s"])
-        .env("DATABASE_URL", database_url)
-        .env("GATEHOUSE_OPERATOR_TOKEN", TOKEN)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "gatehouse=info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let base = loop {
-        let line = lines.next().expect("serve exited").expect("line");
-        if let Some(rest) = line.split("address=").nth(1) {
-            break format!("http://{}", rest.split_whitespace().next().expect("address"));
-        }
-    };
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            if line.contains("access cache loaded") {
-                eprintln!("{line}");
-            }
-        }
-    });
+    let (child, base) = serve::start(
+        &["--repo", &repo.display().to_string(), "--interval", "600s"],
+        &[("DATABASE_URL", database_url), ("GATEHOUSE_OPERATOR_TOKEN", TOKEN)],
+    );
     let started = Instant::now();
     while ureq::get(&format!("{base}/readyz")).call().is_err() {
         assert!(started.elapsed() < Duration::from_secs(600), "serve never became ready");

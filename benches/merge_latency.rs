@@ -6,10 +6,11 @@
 //! commit as synced. Beside each, the baseline measured in the same run: a bare `git fetch` of the same
 //! commit into a separate clone.
 
+#[path = "common/serve.rs"]
+mod serve;
 #[path = "common/synthetic.rs"]
 mod synthetic;
 
-use std::io::BufRead;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -73,25 +74,17 @@ async fn main() {
     sqlx::query("DROP DATABASE IF EXISTS gatehouse_bench_latency WITH (FORCE)").execute(&admin).await.expect("drop");
     let database_url = format!("{server}/gatehouse_bench_latency");
 
-    let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
-        .args(["serve", "--repo", &bare_dir.display().to_string(), "--listen", "127.0.0.1:0", "--interval", "600s"])
-        .args(["--cache-dir", &cache_dir.display().to_string()])
-        .env("DATABASE_URL", &database_url)
-        .env("GATEHOUSE_WEBHOOK_SECRET", SECRET)
-        .env("GATEHOUSE_OPERATOR_TOKEN", TOKEN)
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "gatehouse=info")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("serve");
-    let mut lines = std::io::BufReader::new(serve.stderr.take().expect("stderr")).lines();
-    let base = loop {
-        let line = lines.next().expect("serve exited").expect("line");
-        if let Some(rest) = line.split("address=").nth(1) {
-            break format!("http://{}", rest.split_whitespace().next().expect("address"));
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
+    let (mut serve, base) = serve::start(
+        &[
+            "--repo",
+            &bare_dir.display().to_string(),
+            "--interval",
+            "600s",
+            "--cache-dir",
+            &cache_dir.display().to_string(),
+        ],
+        &[("DATABASE_URL", &database_url), ("GATEHOUSE_WEBHOOK_SECRET", SECRET), ("GATEHOUSE_OPERATOR_TOKEN", TOKEN)],
+    );
 
     let first = work.head().expect("head").peel_to_commit().expect("commit").id().to_string();
     let started = Instant::now();

@@ -186,6 +186,14 @@ fn text(value: &Value) -> String {
     }
 }
 
+/// An RFC 3339 time to the second (`2026-11-21T11:45:01Z`), so table columns line up.
+fn when(value: &Value) -> String {
+    match value.as_str() {
+        Some(t) if t.len() > 19 => format!("{}Z", &t[..19]),
+        _ => text(value),
+    }
+}
+
 fn apps_table(apps: &[Value]) -> String {
     let mut out = format!("{:<24} {:<9} {:<5} {:<36} {}\n", "NAME", "STATUS", "FROM", "ID", "SCOPES");
     for app in apps {
@@ -203,16 +211,16 @@ fn apps_table(apps: &[Value]) -> String {
 
 fn keys_table(keys: &[Value]) -> String {
     let mut out =
-        format!("{:<14} {:<8} {:<25} {:<25} {:<25} {}\n", "KEY", "STATE", "CREATED", "EXPIRES", "LAST USED", "SCOPES");
+        format!("{:<14} {:<8} {:<21} {:<21} {:<21} {}\n", "KEY", "STATE", "CREATED", "EXPIRES", "LAST USED", "SCOPES");
     for key in keys {
         let state = if !key["revokedAt"].is_null() { "revoked" } else { "active" };
         out += &format!(
-            "{:<14} {:<8} {:<25} {:<25} {:<25} {}\n",
+            "{:<14} {:<8} {:<21} {:<21} {:<21} {}\n",
             text(&key["id"]),
             state,
-            text(&key["createdAt"]),
-            text(&key["expiresAt"]),
-            text(&key["lastUsedAt"]),
+            when(&key["createdAt"]),
+            when(&key["expiresAt"]),
+            when(&key["lastUsedAt"]),
             text(&key["scopes"])
         );
     }

@@ -1,0 +1,34 @@
+//! Starting the release binary's `serve` for a benchmark: on an ephemeral port, logs drained (the
+//! access-cache load time echoed), until the benchmark kills it.
+
+use std::io::BufRead;
+
+/// Runs `gatehouse serve --listen 127.0.0.1:0 <args>` with `env`; returns the child and its base URL.
+pub fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
+    command
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "gatehouse=info")
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("serve");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let base = loop {
+        let line = lines.next().expect("serve exited").expect("line");
+        if let Some(rest) = line.split("address=").nth(1) {
+            break format!("http://{}", rest.split_whitespace().next().expect("address"));
+        }
+    };
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if line.contains("access cache loaded") {
+                eprintln!("{line}");
+            }
+        }
+    });
+    (child, base)
+}
