@@ -14,6 +14,8 @@ pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod identity;
+pub mod mail;
 pub mod model;
 pub mod plan;
 pub mod reconcile;

@@ -41,6 +41,45 @@ pub(crate) async fn authorize(
     scope: Scope,
     tenant: &str,
 ) -> Result<(Principal, Arc<TenantFlags>), ApiError> {
+    let principal = check_key(state, &request, scope, Some(tenant)).await?;
+    let cache = &state.access;
+    let principal_ref = &principal;
+    let request_ref = &request;
+    let refuse = |code: &'static str, message: String, reason: &'static str| async move {
+        let key_id = Some(principal_ref.key.key_id.to_string());
+        audit_refusal(state, request_ref, Some(principal_ref), key_id, Some(tenant), reason).await;
+        Err(ApiError::Forbidden { code, message })
+    };
+    let flags = match cache.tenant(tenant) {
+        Some(flags) if flags.open_to(&principal.app.name) => flags,
+        _ => {
+            let message = format!("tenant `{tenant}` is not open to application `{}`", principal.app.name);
+            return refuse("forbidden", message, "tenant not open to the application").await;
+        }
+    };
+    if !flags.active {
+        let message = format!("tenant `{tenant}` is suspended; its flags are not served until it is active again");
+        return refuse("tenant_suspended", message, "tenant suspended").await;
+    }
+    Ok((principal, flags))
+}
+
+/// Lets in an application key with `scope`, whatever the tenant (the caller checks what the key
+/// may see); refusals as in `authorize`.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    request: &RequestInfo<'_>,
+    scope: Scope,
+) -> Result<Principal, ApiError> {
+    check_key(state, request, scope, None).await
+}
+
+async fn check_key(
+    state: &AppState,
+    request: &RequestInfo<'_>,
+    scope: Scope,
+    tenant: Option<&str>,
+) -> Result<Principal, ApiError> {
     let cache = &state.access;
     if !cache.is_ready() {
         return Err(ApiError::Unavailable("API keys are still loading; retry in a moment".into()));
@@ -63,33 +102,19 @@ pub(crate) async fn authorize(
                 ),
             };
             let key_id = entry.as_ref().map(|e| e.key_id.to_string());
-            audit_refusal(state, &request, None, key_id, Some(tenant), refusal.reason()).await;
+            audit_refusal(state, request, None, key_id, tenant, refusal.reason()).await;
             return Err(error);
         }
     };
-    let principal_ref = &principal;
-    let request_ref = &request;
-    let refuse = |code: &'static str, message: String, reason: &'static str| async move {
-        let key_id = Some(principal_ref.key.key_id.to_string());
-        audit_refusal(state, request_ref, Some(principal_ref), key_id, Some(tenant), reason).await;
-        Err(ApiError::Forbidden { code, message })
-    };
     if !principal.scopes().contains(scope) {
-        return refuse("insufficient_scope", format!("this API key lacks the {scope} scope"), "insufficient scope")
-            .await;
+        let key_id = Some(principal.key.key_id.to_string());
+        audit_refusal(state, request, Some(&principal), key_id, tenant, "insufficient scope").await;
+        return Err(ApiError::Forbidden {
+            code: "insufficient_scope",
+            message: format!("this API key lacks the {scope} scope"),
+        });
     }
-    let flags = match cache.tenant(tenant) {
-        Some(flags) if flags.open_to(&principal.app.name) => flags,
-        _ => {
-            let message = format!("tenant `{tenant}` is not open to application `{}`", principal.app.name);
-            return refuse("forbidden", message, "tenant not open to the application").await;
-        }
-    };
-    if !flags.active {
-        let message = format!("tenant `{tenant}` is suspended; its flags are not served until it is active again");
-        return refuse("tenant_suspended", message, "tenant suspended").await;
-    }
-    Ok((principal, flags))
+    Ok(principal)
 }
 
 async fn audit_refusal(

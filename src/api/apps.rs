@@ -9,10 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{ApiError, AppState, Result};
+use super::{ApiError, AppState, Result, parse};
 use crate::access::{key, sync};
 use crate::model::{AppName, Email, Scope};
 use crate::store::AuditEntry;
@@ -39,11 +38,6 @@ fn audit(action: &str, resource: String, metadata: serde_json::Value) -> AuditEn
         success: true,
         metadata,
     }
-}
-
-/// Parses a JSON body; unknown fields are refused so a typo is not silently ignored.
-fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
 }
 
 fn scopes(names: &[String]) -> Result<Vec<String>> {

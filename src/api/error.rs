@@ -5,6 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::identity::AuthError;
 use crate::store::StoreError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
@@ -13,6 +14,22 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 impl From<axum::extract::rejection::QueryRejection> for ApiError {
     fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
         ApiError::BadRequest(rejection.body_text())
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> Self {
+        let message = error.to_string();
+        match error {
+            AuthError::InvalidCredentials | AuthError::InvalidToken => ApiError::Unauthorized(message),
+            AuthError::Locked { retry_after } => ApiError::TooManyRequests { retry_after },
+            AuthError::Link { code, .. } => ApiError::Invalid { code, message },
+            AuthError::WeakPassword(_) => ApiError::Invalid { code: "weak_password", message },
+            AuthError::InvalidCode => ApiError::Invalid { code: "invalid_code", message },
+            AuthError::WrongCurrentPassword => ApiError::Invalid { code: "invalid_current_password", message },
+            AuthError::Conflict(_) => ApiError::Conflict(message),
+            AuthError::Store(error) => ApiError::Store(error),
+        }
     }
 }
 
@@ -32,6 +49,9 @@ pub enum ApiError {
     TooManyRequests { retry_after: u64 },
     #[error("{0}")]
     BadRequest(String),
+    /// 400 with a code saying what is wrong: `weak_password`, `expired_token`, `invalid_code`, …
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
     #[error("{0}")]
     MethodNotAllowed(String),
     #[error("{0}")]
@@ -49,6 +69,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::Invalid { code, .. } => (StatusCode::BAD_REQUEST, *code),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),

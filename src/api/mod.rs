@@ -3,12 +3,16 @@
 
 mod app_auth;
 mod apps;
+mod auth;
 mod error;
 mod flags;
 mod health;
 mod hooks;
 mod ofrep;
+mod pages;
+mod session_auth;
 mod sync;
+mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ApiError, Result};
 
 use crate::access::AccessCache;
+use crate::identity::Identity;
 use crate::source::Secret;
 use crate::store::{self, AuditEntry};
 use crate::telemetry::Metrics;
@@ -38,6 +43,8 @@ pub struct AppState {
     pub webhook_secret: Option<Secret>,
     /// API keys, applications and resolved flags, in memory.
     pub access: Arc<AccessCache>,
+    /// Tenant users' sign-in and sessions.
+    pub identity: Identity,
 }
 
 /// The whole API, separate from serving it so tests can call it in-process.
@@ -50,6 +57,8 @@ pub fn app(state: AppState) -> Router {
         .merge(hooks::router())
         .merge(flags::router())
         .merge(ofrep::router())
+        .merge(auth::router(&state))
+        .merge(users::router())
         .merge(operator)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -72,6 +81,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+/// Parses a JSON body; unknown fields are refused so a typo is not silently ignored.
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
 }
 
 /// Constant-time comparison of a presented secret with the expected one.
@@ -112,6 +126,14 @@ impl Denied {
             method: request.method().to_string(),
             path: request.uri().path().to_owned(),
             ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        }
+    }
+
+    pub(crate) fn of_parts(parts: &axum::http::request::Parts) -> Self {
+        Denied {
+            method: parts.method.to_string(),
+            path: parts.uri.path().to_owned(),
+            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
         }
     }
 }

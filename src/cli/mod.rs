@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apps;
 mod client;
+mod identity;
 mod serve;
 mod status;
 
@@ -78,11 +79,22 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// API keys of an application on a running server: create, list, revoke, rotate.
     Keys(apps::KeysArgs),
+    /// The mail outbox (invitations, password resets), with the links of undelivered mail.
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
     /// Create the database if needed and run the migrations.
     Migrate {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailCommand {
+    /// List the outbox, newest first.
+    List(identity::MailArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -147,6 +159,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Keys(args) => apps::keys(args),
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
+        Command::Mail { command: MailCommand::List(args) } => runtime()?.block_on(identity::list(args)),
         Command::Migrate { database } => runtime()?.block_on(async {
             store::connect(database.database_url.expose()).await?;
             println!("database is migrated");

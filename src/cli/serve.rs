@@ -11,10 +11,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::DatabaseArgs;
 use crate::access::AccessCache;
+use crate::identity::Identity;
+use crate::mail::worker::Delivery;
 use crate::reconcile::controller::{self, Controller};
 use crate::source::{Credentials, Secret, Source};
 use crate::telemetry::Metrics;
-use crate::{access, api, plan, store};
+use crate::{access, api, mail, plan, store};
 
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_owned()))
@@ -66,12 +68,16 @@ pub struct ServeArgs {
     /// How often each replica writes the API keys' last use to the database.
     #[arg(long, env = "GATEHOUSE_KEY_USE_FLUSH_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub key_use_flush_interval: Duration,
+    #[command(flatten)]
+    pub identity: super::identity::IdentityArgs,
     /// Allow removing more than half of a tenant's users, or all of them.
     #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
     pub allow_mass_delete: bool,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let keyring = args.identity.keys.keyring()?;
+    let delivery = Delivery::new(args.identity.smtp_url.as_ref().map(Secret::expose), &args.identity.mail_from)?;
     let pool = store::connect(args.database.database_url.expose()).await?;
     crate::source::set_network_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     let cache = args.cache_dir.clone().unwrap_or_else(|| default_cache(&args.repo));
@@ -115,7 +121,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         args.key_use_flush_interval,
         shutdown.clone(),
     ));
+    let identity = Identity::new(pool.clone(), args.identity.settings(&public_url), keyring);
+    tokio::spawn(mail::worker::run(identity.clone(), delivery, shutdown.clone()));
+    tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
     let state = api::AppState {
+        identity,
         access,
         pool,
         metrics,
@@ -126,6 +136,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     reconciler.await?;
     flusher.await?;
     Ok(0)
+}
+
+/// Deletes expired sessions, spent tokens and old counters, every ten minutes.
+async fn prune_expired(identity: Identity, shutdown: CancellationToken) {
+    loop {
+        match store::identity::prune_expired(&identity.pool, identity.settings.times).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "pruned expired sessions and counters"),
+            Err(error) => tracing::warn!(%error, "cannot prune expired sessions"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
 }
 
 /// One cache folder per remote, so that two remotes never share a clone.

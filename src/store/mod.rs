@@ -3,7 +3,9 @@
 
 pub mod access;
 mod audit;
+pub mod identity;
 mod live;
+pub mod mail;
 pub mod status;
 mod write;
 

@@ -47,7 +47,13 @@ impl Running {
         let base = format!("http://{}", listener.local_addr().expect("address"));
         let access = Arc::new(AccessCache::new(&base, None));
         tokio::spawn(gatehouse::access::sync::keep_current(access.clone(), pool.clone(), shutdown.clone()));
+        let keyring = Arc::new(
+            gatehouse::identity::sealed::Keyring::parse("test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+                .expect("test key"),
+        );
+        let identity = gatehouse::identity::Identity::new(pool.clone(), Default::default(), keyring);
         let state = AppState {
+            identity,
             access,
             pool,
             metrics,

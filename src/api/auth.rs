@@ -1,0 +1,341 @@
+//! `/v1/auth/...`: sign-in, refresh, sign-out, sessions, passwords, invitations, TOTP, and the
+//! RFC 7662/7009 endpoints for managed applications. The flows live in `identity`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::app_auth::{self, RequestInfo};
+use super::session_auth::{AnySession, Session, client};
+use super::{ApiError, AppState, Result, parse, require_operator};
+use crate::identity::token::{self, TokenKind};
+use crate::model::Scope;
+use crate::store::{self, AuditEntry};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    // Routes that take a secret from an unauthenticated client are limited per client IP.
+    let limited = Router::new()
+        .route("/v1/auth/login", post(login))
+        .route("/v1/auth/refresh", post(refresh))
+        .route("/v1/auth/password/forgot", post(forgot))
+        .route("/v1/auth/password/reset", post(reset))
+        .route("/v1/auth/invitations/accept", post(accept))
+        .route("/v1/auth/mfa/verify", post(verify_mfa))
+        .route("/v1/auth/mfa/totp/confirm", post(confirm_totp))
+        .merge(super::pages::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), limit_by_ip));
+    let operator = Router::new()
+        .route("/v1/auth/lockouts/{email}", delete(unlock))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
+    Router::new()
+        .route("/v1/auth/logout", post(logout))
+        .route("/v1/auth/session", get(whoami))
+        .route("/v1/auth/sessions", get(list_sessions))
+        .route("/v1/auth/sessions/{id}", delete(end_session))
+        .route("/v1/auth/password/change", post(change_password))
+        .route("/v1/auth/mfa/totp/enrol", post(start_totp))
+        .route("/v1/auth/introspect", post(introspect))
+        .route("/v1/auth/revoke", post(revoke))
+        .merge(limited)
+        .merge(operator)
+}
+
+/// Fixed one-minute windows per route and client IP, counted in Postgres (shared by replicas).
+async fn limit_by_ip(State(state): State<AppState>, request: Request, next: Next) -> Result<Response> {
+    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    if let Some(ip) = ip {
+        let key = format!("ip|{}|{ip}", request.uri().path());
+        let limit = state.identity.settings.ip_limit_per_minute;
+        if let Err(retry_after) =
+            store::identity::hit_rate_limit(&state.pool, &key, Duration::from_secs(60), limit).await?
+        {
+            state.metrics.rate_limited.inc();
+            return Err(ApiError::TooManyRequests { retry_after });
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
+    let request: Login = parse(&body)?;
+    let tokens = state.identity.login(&request.email, &request.password, &client(&parts)).await?;
+    Ok(no_store(axum::Json(tokens)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Refresh {
+    refresh_token: String,
+}
+
+async fn refresh(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
+    let request: Refresh = parse(&body)?;
+    let tokens = state.identity.refresh(&request.refresh_token, &client(&parts)).await?;
+    Ok(no_store(axum::Json(tokens)))
+}
+
+async fn logout(State(state): State<AppState>, parts: Parts, AnySession(session): AnySession) -> Result<StatusCode> {
+    state.identity.logout(&session, &client(&parts)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn whoami(State(state): State<AppState>, AnySession(session): AnySession) -> Response {
+    let idle = chrono::Duration::from_std(state.identity.settings.times.idle).unwrap_or_default();
+    let mut body = serde_json::to_value(&session).unwrap_or_default();
+    body["idleExpiresAt"] = json!(session.last_seen_at + idle);
+    no_store(axum::Json(body))
+}
+
+async fn list_sessions(State(state): State<AppState>, Session(session): Session) -> Result<Response> {
+    let sessions =
+        store::identity::list_user_sessions(&state.pool, session.user_id, state.identity.settings.times).await?;
+    let sessions: Vec<_> = sessions
+        .into_iter()
+        .map(|s| {
+            let current = s.id == session.id;
+            let mut value = serde_json::to_value(s).unwrap_or_default();
+            value["current"] = json!(current);
+            value
+        })
+        .collect();
+    Ok(no_store(axum::Json(json!({ "sessions": sessions }))))
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    parts: Parts,
+    Session(session): Session,
+    Path(id): Path<String>,
+) -> Result<StatusCode> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound(format!("no session {id}")))?;
+    if state.identity.end_own_session(&session, id, &client(&parts)).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("you have no live session {id}")))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forgot {
+    email: String,
+}
+
+async fn forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
+    let request: Forgot = parse(&body)?;
+    state.identity.forgot_password(&request.email, &client(&parts)).await?;
+    let message = "if an active account has this email, a reset link is on its way";
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "message": message }))).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPassword {
+    token: String,
+    password: String,
+}
+
+async fn reset(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode> {
+    let request: SetPassword = parse(&body)?;
+    state.identity.reset_password(&request.token, &request.password, &client(&parts)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn accept(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode> {
+    let request: SetPassword = parse(&body)?;
+    state.identity.accept_invitation(&request.token, &request.password, &client(&parts)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChangePassword {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    parts: Parts,
+    Session(session): Session,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let request: ChangePassword = parse(&body)?;
+    let client = client(&parts);
+    state.identity.change_password(&session, &request.current_password, &request.new_password, &client).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn start_totp(State(state): State<AppState>, parts: Parts, AnySession(session): AnySession) -> Result<Response> {
+    if session.pending.as_deref() == Some("mfa_verify") {
+        return Err(super::session_auth::pending_refusal("mfa_verify"));
+    }
+    Ok(no_store(axum::Json(state.identity.start_totp(&session, &client(&parts)).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Code {
+    code: Option<String>,
+    recovery_code: Option<String>,
+}
+
+async fn confirm_totp(
+    State(state): State<AppState>,
+    parts: Parts,
+    AnySession(session): AnySession,
+    body: Bytes,
+) -> Result<Response> {
+    let request: Code = parse(&body)?;
+    let code = request.code.ok_or_else(|| ApiError::BadRequest("`code` is required".into()))?;
+    Ok(no_store(axum::Json(state.identity.confirm_totp(&session, &code, &client(&parts)).await?)))
+}
+
+async fn verify_mfa(
+    State(state): State<AppState>,
+    parts: Parts,
+    AnySession(session): AnySession,
+    body: Bytes,
+) -> Result<Response> {
+    let request: Code = parse(&body)?;
+    if request.code.is_none() == request.recovery_code.is_none() {
+        return Err(ApiError::BadRequest("give exactly one of `code` and `recovery_code`".into()));
+    }
+    let client = client(&parts);
+    let tokens =
+        state.identity.verify_mfa(&session, request.code.as_deref(), request.recovery_code.as_deref(), &client).await?;
+    Ok(no_store(axum::Json(tokens)))
+}
+
+async fn unlock(State(state): State<AppState>, Path(email): Path<String>) -> Result<StatusCode> {
+    let email = email.trim().to_lowercase();
+    let unlocked = store::identity::clear_failures(&state.pool, &email).await?;
+    let entry = AuditEntry {
+        actor: "operator".into(),
+        actor_type: "operator",
+        action: "auth.unlock".into(),
+        resource: format!("user/{email}"),
+        tenant: None,
+        success: true,
+        metadata: json!({ "wasLocked": unlocked }),
+    };
+    store::access::audit(&state.pool, entry).await?;
+    if unlocked {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!("{email} has no failed attempts")))
+    }
+}
+
+/// RFC 7662 and RFC 7009 requests: `application/x-www-form-urlencoded` with `token`.
+#[derive(Deserialize)]
+struct TokenForm {
+    token: Option<String>,
+}
+
+fn token_form(body: &[u8]) -> Result<String> {
+    let form: TokenForm = serde_urlencoded::from_bytes(body)
+        .map_err(|e| ApiError::Invalid { code: "invalid_request", message: format!("invalid form body: {e}") })?;
+    form.token.filter(|t| !t.is_empty()).ok_or_else(|| ApiError::Invalid {
+        code: "invalid_request",
+        message: "the form parameter `token` is required".into(),
+    })
+}
+
+/// The live session a token (access or refresh) belongs to, if the calling application may see
+/// it: its tenant must be open to the application.
+async fn visible_session(
+    state: &AppState,
+    parts: &Parts,
+    presented: &str,
+) -> Result<(crate::access::Principal, Option<store::identity::SessionView>)> {
+    let info = RequestInfo {
+        method: &parts.method,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        peer: parts.extensions.get(),
+    };
+    let principal = app_auth::authenticate(state, &info, Scope::AuthIntrospect).await?;
+    let kind = TokenKind::of(presented);
+    if !matches!(kind, Some(TokenKind::Access | TokenKind::Refresh)) {
+        return Ok((principal, None));
+    }
+    let session =
+        store::identity::session_by_any_token(&state.pool, &token::hash(presented), state.identity.settings.times)
+            .await?
+            .filter(|s| state.access.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name)));
+    Ok((principal, session))
+}
+
+/// RFC 7662: `{"active": false}` for every token the application may not see.
+async fn introspect(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
+    let presented = token_form(&body)?;
+    let (principal, session) = visible_session(&state, &parts, &presented).await?;
+    let is_access = TokenKind::of(&presented) == Some(TokenKind::Access);
+    let body = match session.filter(|s| s.pending.is_none()) {
+        Some(s) => {
+            let access_ttl = chrono::Duration::from_std(state.identity.settings.times.access_ttl).unwrap_or_default();
+            let exp = if is_access { (s.rotated_at + access_ttl).min(s.expires_at) } else { s.expires_at };
+            json!({
+                "active": true,
+                "token_type": if is_access { "access_token" } else { "refresh_token" },
+                "sub": s.user_id,
+                "username": s.email,
+                "tenant": s.tenant,
+                "role": s.role,
+                "sid": s.id,
+                "client_id": principal.app.name.as_ref(),
+                "iat": s.rotated_at.timestamp(),
+                "exp": exp.timestamp(),
+            })
+        }
+        None => json!({ "active": false }),
+    };
+    Ok(no_store(axum::Json(body)))
+}
+
+/// RFC 7009: ends the token's session; 200 whether or not the token was valid.
+async fn revoke(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
+    let presented = token_form(&body)?;
+    let (principal, session) = visible_session(&state, &parts, &presented).await?;
+    if let Some(session) = session {
+        let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+        store::identity::revoke_session(&mut conn, session.id, "revoked_by_application").await?;
+        let entry = AuditEntry {
+            actor: principal.app.name.to_string(),
+            actor_type: "application",
+            action: "auth.session.revoke".into(),
+            resource: format!("user/{}", session.email),
+            tenant: Some(session.tenant.clone()),
+            success: true,
+            metadata: json!({ "sessionId": session.id, "keyId": principal.key.key_id.to_string() }),
+        };
+        store::access::audit(&state.pool, entry).await?;
+    }
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Responses that carry tokens or secrets must not be cached (RFC 6749 §5.1).
+fn no_store(body: impl IntoResponse) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,629 @@
+//! The sign-in flows. Each returns a domain outcome or an `AuthError`; every one writes its audit
+//! row (never a token, password, code or secret).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use super::password::{self, Weak};
+use super::token::{self, Issued, TokenKind};
+use super::{Identity, totp};
+use crate::mail::{self, Message, worker::describe};
+use crate::store::identity::{self as db, Account, LinkToken, NewSession, Refreshed, SessionView};
+use crate::store::{self, AuditEntry, StoreError};
+
+/// Who is calling, for audit rows and session records.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// One answer for every sign-in failure, so accounts cannot be enumerated.
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("too many failed attempts; try again in {retry_after} s")]
+    Locked { retry_after: u64 },
+    #[error("the token is missing, unknown, expired or revoked")]
+    InvalidToken,
+    #[error("{message}")]
+    Link { code: &'static str, message: String },
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("the code is wrong or was already used")]
+    InvalidCode,
+    #[error("the current password is wrong")]
+    WrongCurrentPassword,
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<Weak> for AuthError {
+    fn from(weak: Weak) -> Self {
+        AuthError::WeakPassword(weak.0)
+    }
+}
+
+impl From<sqlx::Error> for AuthError {
+    fn from(error: sqlx::Error) -> Self {
+        AuthError::Store(error.into())
+    }
+}
+
+/// What single-use links are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    Invitation,
+    PasswordReset,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Invitation => "invitation",
+            LinkPurpose::PasswordReset => "password_reset",
+        }
+    }
+
+    /// The page a mailed link opens.
+    pub fn path(self) -> &'static str {
+        match self {
+            LinkPurpose::Invitation => "/invitations/accept",
+            LinkPurpose::PasswordReset => "/password/reset",
+        }
+    }
+
+    pub fn url(self, public_url: &str, token: &str) -> String {
+        format!("{}{}?token={token}", public_url.trim_end_matches('/'), self.path())
+    }
+}
+
+/// A session's token pair, as sign-in, refresh and MFA return it.
+#[derive(Debug, Serialize)]
+pub struct Tokens {
+    pub access_token: String,
+    pub refresh_token: String,
+    pub token_type: &'static str,
+    /// Seconds the access token lives.
+    pub expires_in: u64,
+    pub session: SessionInfo,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub tenant: String,
+    pub email: String,
+    pub role: String,
+    /// `mfa_verify` or `mfa_enrol` while the session may do nothing else; absent when complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<String>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A started TOTP enrolment: shown once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Enrolment {
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+/// A completed TOTP enrolment: new tokens and the recovery codes, shown once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Enrolled {
+    #[serde(flatten)]
+    pub tokens: Tokens,
+    pub recovery_codes: Vec<String>,
+}
+
+fn normalise(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn now_step() -> u64 {
+    totp::step_at(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
+}
+
+fn retry_after(until: chrono::DateTime<chrono::Utc>) -> u64 {
+    u64::try_from((until - chrono::Utc::now()).num_milliseconds()).map_or(1, |ms| ms.div_ceil(1000).max(1))
+}
+
+impl Identity {
+    fn tokens(&self, access: Issued, refresh: Issued, session: &SessionView) -> Tokens {
+        Tokens {
+            access_token: access.token,
+            refresh_token: refresh.token,
+            token_type: "Bearer",
+            expires_in: self.settings.times.access_ttl.as_secs(),
+            session: SessionInfo {
+                id: session.id,
+                tenant: session.tenant.clone(),
+                email: session.email.clone(),
+                role: session.role.clone(),
+                pending: session.pending.clone(),
+                expires_at: session.expires_at,
+            },
+        }
+    }
+
+    async fn audit(&self, entry: AuditEntry) {
+        if let Err(error) = store::access::audit(&self.pool, entry).await {
+            tracing::warn!(%error, "cannot write an audit row");
+        }
+    }
+
+    fn entry(
+        action: &str,
+        actor: &str,
+        tenant: Option<&str>,
+        success: bool,
+        client: &Client,
+        extra: serde_json::Value,
+    ) -> AuditEntry {
+        let mut metadata = json!({ "ip": client.ip, "userAgent": client.user_agent });
+        if let (Some(map), serde_json::Value::Object(extra)) = (metadata.as_object_mut(), extra) {
+            map.extend(extra);
+        }
+        AuditEntry {
+            actor: actor.to_owned(),
+            actor_type: "user",
+            action: action.to_owned(),
+            resource: format!("user/{actor}"),
+            tenant: tenant.map(str::to_owned),
+            success,
+            metadata,
+        }
+    }
+
+    /// Refuses while the account is locked (audited as a failed sign-in).
+    async fn check_lock(&self, email: &str, action: &str, client: &Client) -> Result<(), AuthError> {
+        if let Some(until) = db::locked_until(&self.pool, email).await? {
+            let retry_after = retry_after(until);
+            self.audit(Self::entry(
+                action,
+                email,
+                None,
+                false,
+                client,
+                json!({ "reason": "locked", "retryAfter": retry_after }),
+            ))
+            .await;
+            return Err(AuthError::Locked { retry_after });
+        }
+        Ok(())
+    }
+
+    /// Counts a failure against the account and audits a lock it starts.
+    async fn count_failure(&self, email: &str, tenant: Option<&str>, client: &Client) -> Result<(), AuthError> {
+        let lockout = self.settings.lockout;
+        let (failures, locked) =
+            db::record_failure(&self.pool, email, lockout.threshold, lockout.base, lockout.max).await?;
+        if let Some(until) = locked.filter(|until| *until > chrono::Utc::now()) {
+            if u32::try_from(failures).unwrap_or(0) >= lockout.threshold {
+                let extra = json!({ "failures": failures, "lockedFor": retry_after(until) });
+                self.audit(Self::entry("auth.lockout", email, tenant, true, client, extra)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// `POST /v1/auth/login`.
+    pub async fn login(&self, email: &str, password: &str, client: &Client) -> Result<Tokens, AuthError> {
+        let email = normalise(email);
+        self.check_lock(&email, "auth.login", client).await?;
+        let account = db::account_by_email(&self.pool, &email).await?;
+        let phc = account.as_ref().and_then(|a| a.password_hash.as_deref());
+        let verified = self.hasher.verify(password, phc).await;
+        let refusal = match &account {
+            None => Some("unknown email"),
+            Some(a) if a.password_hash.is_none() => Some("no password set"),
+            Some(_) if !verified => Some("wrong password"),
+            Some(a) if a.user_status != "active" => Some("user not active"),
+            Some(a) if a.tenant_status != "active" => Some("tenant suspended"),
+            Some(_) => None,
+        };
+        let tenant = account.as_ref().map(|a| a.tenant.as_str());
+        if let Some(reason) = refusal {
+            self.count_failure(&email, tenant, client).await?;
+            self.audit(Self::entry("auth.login", &email, tenant, false, client, json!({ "reason": reason }))).await;
+            return Err(AuthError::InvalidCredentials);
+        }
+        let account = account.expect("a refusal is returned when there is no account");
+        db::clear_failures(&self.pool, &email).await?;
+        let pending = if account.totp_confirmed {
+            Some("mfa_verify")
+        } else if account.role == "owner" && self.settings.owners_need_mfa {
+            Some("mfa_enrol")
+        } else {
+            None
+        };
+        let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
+        let id = Uuid::now_v7();
+        let mut conn = self.pool.acquire().await?;
+        let new = NewSession {
+            id,
+            user_id: account.user_id,
+            tenant_id: account.tenant_id,
+            access_hash: &access.hash,
+            refresh_hash: &refresh.hash,
+            pending,
+            ip: client.ip.as_deref(),
+            user_agent: client.user_agent.as_deref(),
+        };
+        db::create_session(&mut conn, new, self.settings.times).await?;
+        let session = self.sessions.find(access.hash.clone()).await?.ok_or(AuthError::InvalidToken)?;
+        let extra = json!({ "sessionId": id, "pending": pending });
+        self.audit(Self::entry("auth.login", &email, Some(&account.tenant), true, client, extra)).await;
+        Ok(self.tokens(access, refresh, &session))
+    }
+
+    /// `POST /v1/auth/refresh`.
+    pub async fn refresh(&self, refresh_token: &str, client: &Client) -> Result<Tokens, AuthError> {
+        let presented = token::hash(refresh_token);
+        let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
+        match db::refresh(&self.pool, &presented, &access.hash, &refresh.hash, self.settings.times).await? {
+            Refreshed::Rotated(session) => {
+                let extra = json!({ "sessionId": session.id });
+                self.audit(Self::entry("auth.refresh", &session.email, Some(&session.tenant), true, client, extra))
+                    .await;
+                Ok(self.tokens(access, refresh, &session))
+            }
+            Refreshed::Reused { session_id, email, tenant, .. } => {
+                let extra = json!({ "sessionId": session_id, "reason": "spent refresh token reused; session revoked" });
+                self.audit(Self::entry("auth.refresh.reuse", &email, Some(&tenant), false, client, extra)).await;
+                Err(AuthError::InvalidToken)
+            }
+            Refreshed::Refused => {
+                let mut entry = Self::entry(
+                    "auth.refresh",
+                    "anonymous",
+                    None,
+                    false,
+                    client,
+                    json!({ "reason": "unknown or expired refresh token" }),
+                );
+                entry.actor_type = "anonymous";
+                self.audit(entry).await;
+                Err(AuthError::InvalidToken)
+            }
+        }
+    }
+
+    /// `POST /v1/auth/logout`: ends the session at once.
+    pub async fn logout(&self, session: &SessionView, client: &Client) -> Result<(), AuthError> {
+        let mut conn = self.pool.acquire().await?;
+        db::revoke_session(&mut conn, session.id, "logout").await?;
+        self.audit(Self::entry(
+            "auth.logout",
+            &session.email,
+            Some(&session.tenant),
+            true,
+            client,
+            json!({ "sessionId": session.id }),
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// Ends one of the user's own sessions; `false` if it is not theirs or not live.
+    pub async fn end_own_session(
+        &self,
+        session: &SessionView,
+        target: Uuid,
+        client: &Client,
+    ) -> Result<bool, AuthError> {
+        let mut tx = self.pool.begin().await?;
+        let owned: Option<(Uuid,)> =
+            sqlx::query_as("SELECT id FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
+                .bind(target)
+                .bind(session.user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if owned.is_none() {
+            return Ok(false);
+        }
+        db::revoke_session(&mut tx, target, "ended_by_user").await?;
+        tx.commit().await?;
+        self.audit(Self::entry(
+            "auth.session.revoke",
+            &session.email,
+            Some(&session.tenant),
+            true,
+            client,
+            json!({ "sessionId": target }),
+        ))
+        .await;
+        Ok(true)
+    }
+
+    /// `POST /v1/auth/password/forgot`: always answers the same; mails a link to an active account.
+    pub async fn forgot_password(&self, email: &str, client: &Client) -> Result<(), AuthError> {
+        let email = normalise(email);
+        let account = db::account_by_email(&self.pool, &email).await?;
+        let eligible = account.filter(|a| a.may_sign_in() && a.password_hash.is_some());
+        let tenant = eligible.as_ref().map(|a| a.tenant.clone());
+        if let Some(account) = eligible {
+            let link = token::issue(TokenKind::Link);
+            let mut tx = self.pool.begin().await?;
+            let purpose = LinkPurpose::PasswordReset;
+            db::issue_link_token(&mut tx, account.user_id, purpose.as_str(), &link.hash, self.settings.reset_ttl)
+                .await?;
+            let message = Message::PasswordReset {
+                name: account.name.clone(),
+                link: purpose.url(&self.settings.public_url, &link.token),
+                valid_for: describe(self.settings.reset_ttl),
+            };
+            mail::queue(&mut tx, &self.keyring, &account.email, &message).await?;
+            tx.commit().await?;
+        }
+        let extra = json!({ "mailed": tenant.is_some() });
+        self.audit(Self::entry("auth.password.forgot", &email, tenant.as_deref(), true, client, extra)).await;
+        Ok(())
+    }
+
+    /// Checks a mailed link and sets the new password, in one transaction: a refused password
+    /// leaves the link usable.
+    async fn use_link(
+        &self,
+        purpose: LinkPurpose,
+        link: &str,
+        new_password: &str,
+        client: &Client,
+    ) -> Result<Account, AuthError> {
+        let action = match purpose {
+            LinkPurpose::Invitation => "auth.invitation.accept",
+            LinkPurpose::PasswordReset => "auth.password.reset",
+        };
+        let mut tx = self.pool.begin().await?;
+        let user_id = match db::consume_link_token(&mut tx, &token::hash(link), purpose.as_str()).await? {
+            LinkToken::Valid(user_id) => user_id,
+            problem => {
+                let (code, message) = link_problem(purpose, &problem);
+                let mut entry = Self::entry(action, "anonymous", None, false, client, json!({ "reason": code }));
+                entry.actor_type = "anonymous";
+                self.audit(entry).await;
+                return Err(AuthError::Link { code, message });
+            }
+        };
+        let account = db::account_by_id(&mut tx, user_id).await?.ok_or(AuthError::InvalidToken)?;
+        let usable = match purpose {
+            LinkPurpose::Invitation => account.user_status == "invited" && account.tenant_status == "active",
+            LinkPurpose::PasswordReset => account.may_sign_in(),
+        };
+        if !usable {
+            let extra = json!({ "reason": "account not in a state to use this link" });
+            self.audit(Self::entry(action, &account.email, Some(&account.tenant), false, client, extra)).await;
+            let (code, message) = link_problem(purpose, &LinkToken::Used);
+            return Err(AuthError::Link { code, message });
+        }
+        password::check_policy(new_password, &account.email, &[&account.tenant, &account.tenant_display_name])?;
+        let phc = self.hasher.hash(new_password).await;
+        db::set_password(&mut tx, account.user_id, &phc).await?;
+        let ended = db::revoke_user_sessions(&mut tx, account.user_id, None, purpose.as_str()).await?;
+        tx.commit().await?;
+        db::clear_failures(&self.pool, &account.email).await?;
+        self.audit(Self::entry(
+            action,
+            &account.email,
+            Some(&account.tenant),
+            true,
+            client,
+            json!({ "sessionsEnded": ended }),
+        ))
+        .await;
+        Ok(account)
+    }
+
+    /// Accepting an invitation sets the password and activates the user.
+    pub async fn accept_invitation(&self, link: &str, password: &str, client: &Client) -> Result<String, AuthError> {
+        Ok(self.use_link(LinkPurpose::Invitation, link, password, client).await?.email)
+    }
+
+    /// A reset sets the password and ends every session of the user.
+    pub async fn reset_password(&self, link: &str, password: &str, client: &Client) -> Result<String, AuthError> {
+        Ok(self.use_link(LinkPurpose::PasswordReset, link, password, client).await?.email)
+    }
+
+    /// `POST /v1/auth/password/change`: needs the current password; ends the user's other sessions.
+    pub async fn change_password(
+        &self,
+        session: &SessionView,
+        current: &str,
+        new: &str,
+        client: &Client,
+    ) -> Result<(), AuthError> {
+        self.check_lock(&session.email, "auth.password.change", client).await?;
+        let account = db::account_by_email(&self.pool, &session.email).await?.ok_or(AuthError::InvalidToken)?;
+        if !self.hasher.verify(current, account.password_hash.as_deref()).await {
+            self.count_failure(&session.email, Some(&session.tenant), client).await?;
+            let extra = json!({ "reason": "wrong current password" });
+            self.audit(Self::entry(
+                "auth.password.change",
+                &session.email,
+                Some(&session.tenant),
+                false,
+                client,
+                extra,
+            ))
+            .await;
+            return Err(AuthError::WrongCurrentPassword);
+        }
+        password::check_policy(new, &account.email, &[&account.tenant, &account.tenant_display_name])?;
+        let phc = self.hasher.hash(new).await;
+        let mut tx = self.pool.begin().await?;
+        db::set_password(&mut tx, account.user_id, &phc).await?;
+        let ended = db::revoke_user_sessions(&mut tx, account.user_id, Some(session.id), "password_changed").await?;
+        tx.commit().await?;
+        self.audit(Self::entry(
+            "auth.password.change",
+            &session.email,
+            Some(&session.tenant),
+            true,
+            client,
+            json!({ "sessionsEnded": ended }),
+        ))
+        .await;
+        Ok(())
+    }
+
+    /// `POST /v1/auth/mfa/totp/enrol`: a new secret, sealed at rest; confirmed by a first code.
+    pub async fn start_totp(&self, session: &SessionView, client: &Client) -> Result<Enrolment, AuthError> {
+        let secret = totp::new_secret();
+        let (key_id, sealed) = self.keyring.seal(&secret, session.user_id.as_bytes());
+        let mut conn = self.pool.acquire().await?;
+        if !db::start_totp(&mut conn, session.user_id, &key_id, &sealed).await? {
+            return Err(AuthError::Conflict("TOTP is already enrolled for this account".into()));
+        }
+        self.audit(Self::entry("auth.mfa.enrol.start", &session.email, Some(&session.tenant), true, client, json!({})))
+            .await;
+        Ok(Enrolment {
+            secret: totp::base32(&secret),
+            otpauth_uri: totp::provisioning_uri("Gatehouse", &session.email, &secret),
+        })
+    }
+
+    /// `POST /v1/auth/mfa/totp/confirm`: the first code confirms the enrolment; the session is
+    /// complete and gets new tokens; ten recovery codes are returned once.
+    pub async fn confirm_totp(
+        &self,
+        session: &SessionView,
+        code: &str,
+        client: &Client,
+    ) -> Result<Enrolled, AuthError> {
+        self.check_lock(&session.email, "auth.mfa.enrol", client).await?;
+        let mut tx = self.pool.begin().await?;
+        let row = db::totp(&mut tx, session.user_id).await?;
+        let Some(row) = row.filter(|r| !r.confirmed) else {
+            return Err(AuthError::Conflict("there is no TOTP enrolment to confirm; start one first".into()));
+        };
+        let secret = self
+            .keyring
+            .open(&row.key_id, &row.secret_sealed, session.user_id.as_bytes())
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let last = u64::try_from(row.last_used_step).unwrap_or(0);
+        let Some(step) = totp::matching_step(&secret, code, now_step(), last) else {
+            drop(tx);
+            return Err(self.code_refused(session, "auth.mfa.enrol", client).await);
+        };
+        db::use_totp_step(&mut tx, session.user_id, i64::try_from(step).unwrap_or(i64::MAX)).await?;
+        let codes: Vec<String> = (0..10).map(|_| token::recovery_code()).collect();
+        let hashes: Vec<Vec<u8>> = codes.iter().map(|c| token::hash(c)).collect();
+        db::replace_recovery_codes(&mut tx, session.user_id, &hashes).await?;
+        let tokens = self.complete_mfa(&mut tx, session).await?;
+        tx.commit().await?;
+        self.audit(Self::entry(
+            "auth.mfa.enrol",
+            &session.email,
+            Some(&session.tenant),
+            true,
+            client,
+            json!({ "sessionId": session.id }),
+        ))
+        .await;
+        Ok(Enrolled { tokens, recovery_codes: codes })
+    }
+
+    /// `POST /v1/auth/mfa/verify`: a TOTP code (each usable once) or a recovery code completes a
+    /// session that waits for it, with new tokens.
+    pub async fn verify_mfa(
+        &self,
+        session: &SessionView,
+        code: Option<&str>,
+        recovery_code: Option<&str>,
+        client: &Client,
+    ) -> Result<Tokens, AuthError> {
+        if session.pending.as_deref() != Some("mfa_verify") {
+            return Err(AuthError::Conflict("this session does not wait for a second factor".into()));
+        }
+        self.check_lock(&session.email, "auth.mfa.verify", client).await?;
+        let mut tx = self.pool.begin().await?;
+        let accepted = match (code, recovery_code) {
+            (Some(code), _) => match db::totp(&mut tx, session.user_id).await?.filter(|r| r.confirmed) {
+                Some(row) => {
+                    let secret = self
+                        .keyring
+                        .open(&row.key_id, &row.secret_sealed, session.user_id.as_bytes())
+                        .map_err(|e| StoreError::Task(e.to_string()))?;
+                    match totp::matching_step(&secret, code, now_step(), u64::try_from(row.last_used_step).unwrap_or(0))
+                    {
+                        Some(step) => {
+                            db::use_totp_step(&mut tx, session.user_id, i64::try_from(step).unwrap_or(i64::MAX))
+                                .await?;
+                            Some("totp")
+                        }
+                        None => None,
+                    }
+                }
+                None => None,
+            },
+            (None, Some(recovery)) => {
+                let normalised = recovery.trim().to_lowercase();
+                db::use_recovery_code(&mut tx, session.user_id, &token::hash(&normalised))
+                    .await?
+                    .then_some("recovery_code")
+            }
+            (None, None) => None,
+        };
+        let Some(method) = accepted else {
+            drop(tx);
+            return Err(self.code_refused(session, "auth.mfa.verify", client).await);
+        };
+        let tokens = self.complete_mfa(&mut tx, session).await?;
+        tx.commit().await?;
+        db::clear_failures(&self.pool, &session.email).await?;
+        let extra = json!({ "sessionId": session.id, "method": method });
+        self.audit(Self::entry("auth.mfa.verify", &session.email, Some(&session.tenant), true, client, extra)).await;
+        Ok(tokens)
+    }
+
+    async fn code_refused(&self, session: &SessionView, action: &str, client: &Client) -> AuthError {
+        if let Err(error) = self.count_failure(&session.email, Some(&session.tenant), client).await {
+            return error;
+        }
+        self.audit(Self::entry(
+            action,
+            &session.email,
+            Some(&session.tenant),
+            false,
+            client,
+            json!({ "reason": "wrong or used code" }),
+        ))
+        .await;
+        AuthError::InvalidCode
+    }
+
+    /// Lifts the session's MFA restriction and rotates its tokens (a new privilege, new tokens).
+    async fn complete_mfa(&self, conn: &mut PgConnection, session: &SessionView) -> Result<Tokens, AuthError> {
+        db::satisfy_mfa(conn, session.id).await?;
+        let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
+        let rotated = db::rotate(conn, session.id, &access.hash, &refresh.hash, self.settings.times).await?;
+        let rotated = rotated.ok_or(AuthError::InvalidToken)?;
+        Ok(self.tokens(access, refresh, &rotated))
+    }
+}
+
+fn link_problem(purpose: LinkPurpose, problem: &LinkToken) -> (&'static str, String) {
+    let what = match purpose {
+        LinkPurpose::Invitation => "invitation",
+        LinkPurpose::PasswordReset => "password reset link",
+    };
+    let ask = match purpose {
+        LinkPurpose::Invitation => "ask an administrator to send a new invitation",
+        LinkPurpose::PasswordReset => "request a new one",
+    };
+    match problem {
+        LinkToken::Expired => ("expired_token", format!("this {what} has expired; {ask}")),
+        LinkToken::Used => ("used_token", format!("this {what} was already used or replaced; {ask}")),
+        _ => ("invalid_token", format!("this {what} is not valid; {ask}")),
+    }
+}

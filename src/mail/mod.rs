@@ -1,0 +1,48 @@
+//! Mail to tenant users: invitations and password resets. A message is rendered (plain text and
+//! HTML), sealed (it carries a single-use link) and written to the outbox in the transaction of the
+//! change that needs it; the worker delivers it over SMTP.
+
+pub mod templates;
+pub mod worker;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::identity::sealed::{Keyring, OpenError};
+use crate::store::{self, mail::NewMail};
+
+pub use templates::Message;
+
+/// The two bodies of a message, as sealed in the outbox.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Bodies {
+    pub text: String,
+    pub html: String,
+}
+
+/// Renders, seals and queues `message` for `recipient`, in the caller's transaction.
+pub async fn queue(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    recipient: &str,
+    message: &Message,
+) -> store::Result<()> {
+    let id = Uuid::now_v7();
+    let bodies = Bodies { text: message.text(), html: message.html() };
+    let plain = serde_json::to_vec(&bodies).expect("two strings serialise");
+    let (key_id, sealed) = keyring.seal(&plain, id.as_bytes());
+    let subject = message.subject();
+    let mail =
+        NewMail { id, recipient, subject: &subject, kind: message.kind(), key_id: &key_id, body_sealed: &sealed };
+    store::mail::enqueue(conn, mail).await
+}
+
+/// The bodies of a queued message.
+pub fn open(keyring: &Keyring, row: &store::mail::OutboxRow) -> Result<Option<Bodies>, OpenError> {
+    let (Some(key_id), Some(sealed)) = (&row.key_id, &row.body_sealed) else {
+        return Ok(None);
+    };
+    let plain = keyring.open(key_id, sealed, row.id.as_bytes())?;
+    Ok(serde_json::from_slice(&plain).ok())
+}

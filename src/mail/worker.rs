@@ -1,0 +1,214 @@
+//! The mail worker: issues invitations to invited users who have none, and delivers the outbox over
+//! SMTP with retries and backoff. It wakes on `NOTIFY gatehouse_mail` and every few seconds for
+//! retries; replicas share the work through `FOR UPDATE SKIP LOCKED`.
+
+use std::time::Duration;
+
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use tokio_util::sync::CancellationToken;
+
+use super::{Message, queue};
+use crate::identity::token::{self, TokenKind};
+use crate::identity::{Identity, LinkPurpose};
+use crate::store::{self, mail::MAIL_CHANNEL};
+
+const POLL: Duration = Duration::from_secs(5);
+const BATCH: i64 = 50;
+/// Attempts before a message is given up on (the last waits about an hour).
+const MAX_ATTEMPTS: i32 = 10;
+
+/// Where mail goes: an SMTP relay, or nowhere (mail stays in the outbox; `gatehouse mail list`).
+pub struct Delivery {
+    pub transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    pub from: Mailbox,
+}
+
+impl Delivery {
+    /// `smtp://host:port` (plain, or STARTTLS when offered), `smtp://…?tls=required`, `smtps://…`,
+    /// with optional `user:password@`.
+    pub fn new(smtp_url: Option<&str>, from: &str) -> anyhow::Result<Delivery> {
+        let from =
+            from.parse().map_err(|e| anyhow::anyhow!("GATEHOUSE_MAIL_FROM `{from}` is not a mail address: {e}"))?;
+        let transport = match smtp_url {
+            Some(url) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|e| anyhow::anyhow!("GATEHOUSE_SMTP_URL is not a valid SMTP URL: {e}"))?
+                    .timeout(Some(Duration::from_secs(20)))
+                    .build(),
+            ),
+            None => None,
+        };
+        Ok(Delivery { transport, from })
+    }
+}
+
+pub async fn run(identity: Identity, delivery: Delivery, shutdown: CancellationToken) {
+    let mut listener = match sqlx::postgres::PgListener::connect_with(&identity.pool).await {
+        Ok(mut listener) => match listener.listen(MAIL_CHANNEL).await {
+            Ok(()) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%error, "mail worker cannot listen; polling only");
+                None
+            }
+        },
+        Err(error) => {
+            tracing::warn!(%error, "mail worker cannot listen; polling only");
+            None
+        }
+    };
+    if delivery.transport.is_none() {
+        tracing::warn!("GATEHOUSE_SMTP_URL is not set: mail stays in the outbox (see `gatehouse mail list`)");
+    }
+    loop {
+        if let Err(error) = invite(&identity).await {
+            tracing::warn!(%error, "cannot issue invitations");
+        }
+        if let Some(transport) = &delivery.transport {
+            if let Err(error) = deliver(&identity, transport, &delivery.from).await {
+                tracing::warn!(%error, "cannot deliver mail");
+            }
+        }
+        let notified = async {
+            match listener.as_mut() {
+                Some(listener) => {
+                    let _ = listener.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = notified => {}
+            () = tokio::time::sleep(POLL) => {}
+        }
+    }
+}
+
+/// Gives each invited user without an invitation a link and a mail, a batch per transaction.
+async fn invite(identity: &Identity) -> store::Result<()> {
+    loop {
+        let mut tx = identity.pool.begin().await?;
+        let invitees = store::mail::users_to_invite(&mut tx, BATCH).await?;
+        for invitee in &invitees {
+            send_invitation(identity, &mut tx, invitee).await?;
+        }
+        tx.commit().await?;
+        if invitees.len() < BATCH as usize {
+            return Ok(());
+        }
+    }
+}
+
+/// Issues a new invitation link (the earlier ones stop working) and queues its mail.
+pub async fn send_invitation(
+    identity: &Identity,
+    conn: &mut sqlx::PgConnection,
+    invitee: &store::mail::Invitee,
+) -> store::Result<()> {
+    let settings = &identity.settings;
+    let link = token::issue(TokenKind::Link);
+    store::identity::issue_link_token(
+        conn,
+        invitee.user_id,
+        LinkPurpose::Invitation.as_str(),
+        &link.hash,
+        settings.invitation_ttl,
+    )
+    .await?;
+    let message = Message::Invitation {
+        name: invitee.name.clone(),
+        organisation: invitee.tenant_display_name.clone(),
+        link: LinkPurpose::Invitation.url(&settings.public_url, &link.token),
+        valid_for: describe(settings.invitation_ttl),
+    };
+    queue(conn, &identity.keyring, &invitee.email, &message).await
+}
+
+async fn deliver(
+    identity: &Identity,
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+) -> store::Result<()> {
+    loop {
+        let mut tx = identity.pool.begin().await?;
+        let due = store::mail::claim_due(&mut tx, BATCH).await?;
+        for row in &due {
+            let outcome = match super::open(&identity.keyring, row) {
+                Ok(Some(bodies)) => send(transport, from, row, bodies).await,
+                Ok(None) => Err((true, "the message has no body".to_owned())),
+                Err(error) => Err((true, error.to_string())),
+            };
+            match outcome {
+                Ok(()) => {
+                    store::mail::mark_sent(&mut tx, row.id).await?;
+                    tracing::info!(id = %row.id, kind = %row.kind, "mail delivered");
+                }
+                Err((permanent, error)) => {
+                    let give_up = permanent || row.attempts + 1 >= MAX_ATTEMPTS;
+                    let delay = backoff(row.attempts);
+                    tracing::warn!(id = %row.id, %error, give_up, retry_in = ?delay, "mail not delivered");
+                    store::mail::mark_failed(&mut tx, row.id, &error, delay, give_up).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        if due.len() < BATCH as usize {
+            return Ok(());
+        }
+    }
+}
+
+async fn send(
+    transport: &AsyncSmtpTransport<Tokio1Executor>,
+    from: &Mailbox,
+    row: &store::mail::OutboxRow,
+    bodies: super::Bodies,
+) -> Result<(), (bool, String)> {
+    let to: Mailbox = row.recipient.parse().map_err(|e| (true, format!("invalid recipient: {e}")))?;
+    let message = lettre::Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(&row.subject)
+        .multipart(MultiPart::alternative_plain_html(bodies.text, bodies.html))
+        .map_err(|e| (true, e.to_string()))?;
+    transport.send(message).await.map(|_| ()).map_err(|e| (e.is_permanent(), e.to_string()))
+}
+
+/// 10 s, 20 s, 40 s, … at most an hour.
+fn backoff(attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 12)).unwrap_or(12);
+    Duration::from_secs((10u64 << exponent).min(3600))
+}
+
+/// "7 days", "30 minutes".
+pub fn describe(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let (n, unit) = if seconds % 86_400 == 0 {
+        (seconds / 86_400, "day")
+    } else if seconds % 3600 == 0 {
+        (seconds / 3600, "hour")
+    } else {
+        (seconds.div_ceil(60), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_an_hour() {
+        assert_eq!(backoff(0), Duration::from_secs(10));
+        assert_eq!(backoff(3), Duration::from_secs(80));
+        assert_eq!(backoff(20), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(describe(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(describe(Duration::from_secs(1800)), "30 minutes");
+        assert_eq!(describe(Duration::from_secs(3600)), "1 hour");
+    }
+}

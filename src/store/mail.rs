@@ -1,0 +1,143 @@
+//! The email outbox: messages are written in the transaction that needs them (so a mail is sent if
+//! and only if its change committed) and delivered by the mail worker, with retries.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::Result;
+
+/// The channel the mail triggers of migration 0004 notify.
+pub const MAIL_CHANNEL: &str = "gatehouse_mail";
+
+pub struct NewMail<'a> {
+    pub id: Uuid,
+    pub recipient: &'a str,
+    pub subject: &'a str,
+    pub kind: &'a str,
+    pub key_id: &'a str,
+    pub body_sealed: &'a [u8],
+}
+
+pub async fn enqueue(conn: &mut PgConnection, mail: NewMail<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO email_outbox (id, recipient, subject, kind, key_id, body_sealed) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(mail.id)
+    .bind(mail.recipient)
+    .bind(mail.subject)
+    .bind(mail.kind)
+    .bind(mail.key_id)
+    .bind(mail.body_sealed)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct OutboxRow {
+    pub id: Uuid,
+    pub recipient: String,
+    pub subject: String,
+    pub kind: String,
+    #[serde(skip)]
+    pub key_id: Option<String>,
+    #[serde(skip)]
+    pub body_sealed: Option<Vec<u8>>,
+    pub created_at: DateTime<Utc>,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub failed_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+const OUTBOX: &str = "SELECT id, recipient, subject, kind, key_id, body_sealed, created_at, attempts, next_attempt_at,
+        sent_at, failed_at, last_error FROM email_outbox";
+
+/// Claims up to `limit` due messages, in the caller's transaction (other replicas skip them).
+pub async fn claim_due(conn: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(&format!(
+        "{OUTBOX} WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Delivered: the sealed body (it carries a token) is deleted.
+pub async fn mark_sent(conn: &mut PgConnection, id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, body_sealed = NULL, last_error = NULL WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Not delivered: try again after `delay`, or give up (the body is deleted) when `give_up`.
+pub async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str, delay: Duration, give_up: bool) -> Result<()> {
+    sqlx::query(
+        "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2,
+                next_attempt_at = now() + make_interval(secs => $3),
+                failed_at = CASE WHEN $4 THEN now() END,
+                body_sealed = CASE WHEN $4 THEN NULL ELSE body_sealed END
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .bind(delay.as_secs_f64())
+    .bind(give_up)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// The newest messages, for `gatehouse mail list`; `pending_only` leaves out delivered ones.
+pub async fn list(pool: &PgPool, recipient: Option<&str>, pending_only: bool, limit: i64) -> Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(&format!(
+        "{OUTBOX} WHERE ($1::text IS NULL OR recipient = $1) AND (NOT $2 OR (sent_at IS NULL AND failed_at IS NULL))
+          ORDER BY created_at DESC, id DESC LIMIT $3"
+    ))
+    .bind(recipient)
+    .bind(pending_only)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// An invited user who has no invitation yet.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Invitee {
+    pub user_id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub tenant_display_name: String,
+}
+
+pub async fn users_to_invite(conn: &mut PgConnection, limit: i64) -> Result<Vec<Invitee>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id AS user_id, u.email, u.name, t.display_name AS tenant_display_name
+           FROM users u JOIN tenants t ON t.id = u.tenant_id
+          WHERE u.status = 'invited' AND t.status = 'active'
+            AND NOT EXISTS (SELECT 1 FROM user_tokens k WHERE k.user_id = u.id AND k.purpose = 'invitation')
+          ORDER BY u.id LIMIT $1 FOR UPDATE OF u SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn invitee(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<Invitee>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id AS user_id, u.email, u.name, t.display_name AS tenant_display_name
+           FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.id = $1",
+    )
+    .bind(user_id)
+    .fetch_optional(conn)
+    .await?)
+}
