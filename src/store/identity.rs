@@ -113,6 +113,7 @@ pub async fn create_session(conn: &mut PgConnection, new: NewSession<'_>, times:
 
 /// A live session as a request sees it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct SessionView {
     #[serde(skip)]
     pub access_hash: Vec<u8>,

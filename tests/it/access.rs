@@ -30,7 +30,7 @@ fn cli(server: &ServeProcess, args: &[&str]) -> Value {
 }
 
 /// Issues a key with the CLI; returns (key id, secret).
-fn issue(server: &ServeProcess, app: &str, extra: &[&str]) -> (String, String) {
+pub fn issue(server: &ServeProcess, app: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec!["keys", "create", "--app", app];
     args.extend(extra);
     let key = cli(server, &args);

@@ -221,6 +221,7 @@ pub struct HttpResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: serde_json::Value,
+    pub text: String,
 }
 
 impl HttpResponse {
@@ -247,7 +248,8 @@ pub async fn request(method: &str, url: String, headers: Vec<(&'static str, Stri
             .filter_map(|n| Some((n.clone(), response.header(&n)?.to_owned())))
             .collect();
         let status = response.status();
-        HttpResponse { status, headers, body: response.into_json().unwrap_or(serde_json::Value::Null) }
+        let text = response.into_string().unwrap_or_default();
+        HttpResponse { status, headers, body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null), text }
     })
     .await
     .expect("request task")

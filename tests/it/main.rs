@@ -9,5 +9,6 @@ mod chart;
 mod cli;
 mod config_fixtures;
 mod drift;
+mod identity;
 mod schemas;
 mod serve;
