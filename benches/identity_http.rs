@@ -49,6 +49,9 @@ fn wrk(url: &str, connections: u32, script: &str, dir: &Path, name: &str) -> std
 fn finish(child: std::process::Child) -> Load {
     let output = child.wait_with_output().expect("wrk");
     let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if let Some(errors) = text.lines().find(|l| l.contains("Socket errors") || l.contains("Non-2xx")) {
+        eprintln!("wrk: {}", errors.trim());
+    }
     let field = |prefix: &str| {
         text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned())).unwrap_or_default()
     };
@@ -65,7 +68,7 @@ fn finish(child: std::process::Child) -> Load {
     Load {
         requests_per_second: field("Requests/sec:").parse().unwrap_or(0.0),
         p99_ms,
-        errors: text.contains("Non-2xx or 3xx"),
+        errors: text.contains("Non-2xx or 3xx") || text.contains("Socket errors"),
     }
 }
 
@@ -150,6 +153,8 @@ async fn main() {
             tokens = issued.into_iter().take(1000).map(|t| t.token).collect();
         }
     }
+    // As autovacuum would after a bulk load: the planner needs the table's size.
+    sqlx::query("ANALYZE").execute(&pool).await.expect("analyze");
     let logins: Vec<String> = (0..1000)
         .map(|i| format!(r#"{{"email":"user{}@t{:05}.example","password":"{PASSWORD}"}}"#, 2 + i % 8, i % tenants))
         .collect();
@@ -196,7 +201,9 @@ async fn main() {
     let login_mixed = finish(busy_logins);
     let _ = (child.kill(), child.wait());
     for (name, load) in [("l", &login), ("s", &s), ("m", &m), ("l while m", &login_mixed)] {
-        assert!(!load.errors, "({name}) got error answers: the measurement is void");
+        if load.errors {
+            println!("({name}) had errors or timeouts (above): its figures are void");
+        }
     }
 
     println!("\n| wrk -t1 -d{SECONDS}s, loopback, {cores} cores | req/s | vs baseline | p99 | target |");

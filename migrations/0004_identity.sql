@@ -30,8 +30,10 @@ CREATE TABLE sessions (
     revoked_at     timestamptz,
     revoked_reason text
 );
-CREATE INDEX sessions_user_id_idx ON sessions (user_id) WHERE revoked_at IS NULL;
-CREATE INDEX sessions_tenant_id_idx ON sessions (tenant_id) WHERE revoked_at IS NULL;
+-- Plain (not partial) indexes: a partial one on `revoked_at IS NULL` tempts the planner into a
+-- bitmap AND with the token index that reads every live session.
+CREATE INDEX sessions_user_id_idx ON sessions (user_id);
+CREATE INDEX sessions_tenant_id_idx ON sessions (tenant_id);
 CREATE INDEX sessions_expires_at_idx ON sessions (expires_at);
 
 CREATE TABLE spent_refresh_tokens (
@@ -63,8 +65,10 @@ CREATE TABLE account_lockouts (
     locked_until    timestamptz
 );
 
--- Fixed-window request counters (per client IP and route), shared by every replica.
-CREATE TABLE rate_limits (
+-- Fixed-window request counters (per client IP and route), shared by every replica. Unlogged: a
+-- counter needs no WAL, so requests from one address do not queue behind each other's WAL flush on
+-- the counter's row; a crash or failover resets the counters, which costs at most one window.
+CREATE UNLOGGED TABLE rate_limits (
     key          text PRIMARY KEY,
     window_start timestamptz NOT NULL,
     hits         integer NOT NULL

@@ -317,8 +317,10 @@ async fn revoke(State(state): State<AppState>, parts: Parts, body: Bytes) -> Res
     let presented = token_form(&body)?;
     let (principal, session) = visible_session(&state, &parts, &presented).await?;
     if let Some(session) = session {
-        let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-        store::identity::revoke_session(&mut conn, session.id, "revoked_by_application").await?;
+        {
+            let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+            store::identity::revoke_session(&mut conn, session.id, "revoked_by_application").await?;
+        }
         let entry = AuditEntry {
             actor: principal.app.name.to_string(),
             actor_type: "application",

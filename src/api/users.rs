@@ -109,8 +109,10 @@ async fn end_sessions(
 ) -> Result<Response> {
     let admin = admin_of(&state, &parts, &tenant).await?;
     let user = user(&state, &tenant, &email).await?;
-    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    let ended = store::identity::revoke_user_sessions(&mut conn, user.id, None, "revoked_by_admin").await?;
+    let ended = {
+        let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+        store::identity::revoke_user_sessions(&mut conn, user.id, None, "revoked_by_admin").await?
+    };
     audit(&state, &admin, "auth.session.revoke", &tenant, &user.email, json!({ "sessionsEnded": ended })).await?;
     Ok(axum::Json(json!({ "sessionsEnded": ended })).into_response())
 }

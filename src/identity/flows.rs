@@ -187,17 +187,20 @@ impl Identity {
 
     /// Refuses while the account is locked (audited as a failed sign-in).
     async fn check_lock(&self, email: &str, action: &str, client: &Client) -> Result<(), AuthError> {
-        if let Some(until) = db::locked_until(&self.pool, email).await? {
+        self.refuse_if_locked(db::locked_until(&self.pool, email).await?, email, action, client).await
+    }
+
+    async fn refuse_if_locked(
+        &self,
+        locked_until: Option<chrono::DateTime<chrono::Utc>>,
+        email: &str,
+        action: &str,
+        client: &Client,
+    ) -> Result<(), AuthError> {
+        if let Some(until) = locked_until {
             let retry_after = retry_after(until);
-            self.audit(Self::entry(
-                action,
-                email,
-                None,
-                false,
-                client,
-                json!({ "reason": "locked", "retryAfter": retry_after }),
-            ))
-            .await;
+            let extra = json!({ "reason": "locked", "retryAfter": retry_after });
+            self.audit(Self::entry(action, email, None, false, client, extra)).await;
             return Err(AuthError::Locked { retry_after });
         }
         Ok(())
@@ -220,8 +223,9 @@ impl Identity {
     /// `POST /v1/auth/login`.
     pub async fn login(&self, email: &str, password: &str, client: &Client) -> Result<Tokens, AuthError> {
         let email = normalise(email);
-        self.check_lock(&email, "auth.login", client).await?;
-        let account = db::account_by_email(&self.pool, &email).await?;
+        let sign_in = db::sign_in(&self.pool, &email).await?;
+        self.refuse_if_locked(sign_in.locked_until, &email, "auth.login", client).await?;
+        let account = sign_in.account;
         let phc = account.as_ref().and_then(|a| a.password_hash.as_deref());
         let verified = self.hasher.verify(password, phc).await;
         let refusal = match &account {
@@ -239,7 +243,9 @@ impl Identity {
             return Err(AuthError::InvalidCredentials);
         }
         let account = account.expect("a refusal is returned when there is no account");
-        db::clear_failures(&self.pool, &email).await?;
+        if sign_in.has_failures {
+            db::clear_failures(&self.pool, &email).await?;
+        }
         let pending = if account.totp_confirmed {
             Some("mfa_verify")
         } else if account.role == "owner" && self.settings.owners_need_mfa {
@@ -249,7 +255,6 @@ impl Identity {
         };
         let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
         let id = Uuid::now_v7();
-        let mut conn = self.pool.acquire().await?;
         let new = NewSession {
             id,
             user_id: account.user_id,
@@ -260,8 +265,7 @@ impl Identity {
             ip: client.ip.as_deref(),
             user_agent: client.user_agent.as_deref(),
         };
-        db::create_session(&mut conn, new, self.settings.times).await?;
-        let session = self.sessions.find(access.hash.clone()).await?.ok_or(AuthError::InvalidToken)?;
+        let session = db::create_session(&self.pool, new, self.settings.times).await?;
         let extra = json!({ "sessionId": id, "pending": pending });
         self.audit(Self::entry("auth.login", &email, Some(&account.tenant), true, client, extra)).await;
         Ok(self.tokens(access, refresh, &session))
@@ -303,6 +307,7 @@ impl Identity {
     pub async fn logout(&self, session: &SessionView, client: &Client) -> Result<(), AuthError> {
         let mut conn = self.pool.acquire().await?;
         db::revoke_session(&mut conn, session.id, "logout").await?;
+        drop(conn);
         self.audit(Self::entry(
             "auth.logout",
             &session.email,
@@ -388,6 +393,7 @@ impl Identity {
         let user_id = match db::consume_link_token(&mut tx, &token::hash(link), purpose.as_str()).await? {
             LinkToken::Valid(user_id) => user_id,
             problem => {
+                drop(tx);
                 let (code, message) = link_problem(purpose, &problem);
                 let mut entry = Self::entry(action, "anonymous", None, false, client, json!({ "reason": code }));
                 entry.actor_type = "anonymous";
@@ -401,6 +407,7 @@ impl Identity {
             LinkPurpose::PasswordReset => account.may_sign_in(),
         };
         if !usable {
+            drop(tx);
             let extra = json!({ "reason": "account not in a state to use this link" });
             self.audit(Self::entry(action, &account.email, Some(&account.tenant), false, client, extra)).await;
             let (code, message) = link_problem(purpose, &LinkToken::Used);
@@ -484,6 +491,7 @@ impl Identity {
         if !db::start_totp(&mut conn, session.user_id, &key_id, &sealed).await? {
             return Err(AuthError::Conflict("TOTP is already enrolled for this account".into()));
         }
+        drop(conn);
         self.audit(Self::entry("auth.mfa.enrol.start", &session.email, Some(&session.tenant), true, client, json!({})))
             .await;
         Ok(Enrolment {

@@ -53,6 +53,81 @@ pub async fn account_by_id(conn: &mut PgConnection, user_id: Uuid) -> Result<Opt
     Ok(sqlx::query_as(&format!("{ACCOUNT} WHERE u.id = $1")).bind(user_id).fetch_optional(conn).await?)
 }
 
+/// What sign-in reads, in one round trip: the account (if the email is known) and the email's
+/// lock (known or not).
+pub struct SignIn {
+    pub account: Option<Account>,
+    pub locked_until: Option<DateTime<Utc>>,
+    pub has_failures: bool,
+}
+
+pub async fn sign_in(pool: &PgPool, email: &str) -> Result<SignIn> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        user_id: Option<Uuid>,
+        tenant_id: Option<Uuid>,
+        name: Option<String>,
+        role: Option<String>,
+        user_status: Option<String>,
+        tenant: Option<String>,
+        tenant_display_name: Option<String>,
+        tenant_status: Option<String>,
+        password_hash: Option<String>,
+        totp_confirmed: bool,
+        locked_until: Option<DateTime<Utc>>,
+        has_failures: bool,
+    }
+    let row: Row = sqlx::query_as(
+        "SELECT u.id AS user_id, u.tenant_id, u.name, u.role, u.status AS user_status,
+                t.name AS tenant, t.display_name AS tenant_display_name, t.status AS tenant_status,
+                c.password_hash, (p.confirmed_at IS NOT NULL) AS totp_confirmed,
+                CASE WHEN l.locked_until > now() THEN l.locked_until END AS locked_until,
+                (l.email IS NOT NULL) AS has_failures
+           FROM (SELECT $1::text AS email) e
+           LEFT JOIN users u ON u.email = e.email
+           LEFT JOIN tenants t ON t.id = u.tenant_id
+           LEFT JOIN credentials c ON c.user_id = u.id
+           LEFT JOIN totp_credentials p ON p.user_id = u.id
+           LEFT JOIN account_lockouts l ON l.email = e.email",
+    )
+    .bind(email)
+    .fetch_one(pool)
+    .await?;
+    let account = match (
+        row.user_id,
+        row.tenant_id,
+        row.role,
+        row.user_status,
+        row.tenant,
+        row.tenant_display_name,
+        row.tenant_status,
+    ) {
+        (
+            Some(user_id),
+            Some(tenant_id),
+            Some(role),
+            Some(user_status),
+            Some(tenant),
+            Some(tenant_display_name),
+            Some(tenant_status),
+        ) => Some(Account {
+            user_id,
+            tenant_id,
+            email: email.to_owned(),
+            name: row.name,
+            role,
+            user_status,
+            tenant,
+            tenant_display_name,
+            tenant_status,
+            password_hash: row.password_hash,
+            totp_confirmed: row.totp_confirmed,
+        }),
+        _ => None,
+    };
+    Ok(SignIn { account, locked_until: row.locked_until, has_failures: row.has_failures })
+}
+
 /// Sets the password; an invited user becomes active.
 pub async fn set_password(conn: &mut PgConnection, user_id: Uuid, password_hash: &str) -> Result<()> {
     sqlx::query(
@@ -92,10 +167,15 @@ pub struct NewSession<'a> {
     pub user_agent: Option<&'a str>,
 }
 
-pub async fn create_session(conn: &mut PgConnection, new: NewSession<'_>, times: SessionTimes) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO sessions (id, user_id, tenant_id, access_hash, refresh_hash, pending, expires_at, ip, user_agent)
-         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8, $9)",
+/// Creates a session and returns it as requests will see it, in one statement.
+pub async fn create_session(pool: &PgPool, new: NewSession<'_>, times: SessionTimes) -> Result<SessionView> {
+    Ok(sqlx::query_as(
+        "WITH s AS (
+             INSERT INTO sessions (id, user_id, tenant_id, access_hash, refresh_hash, pending, expires_at, ip, user_agent)
+             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8, $9) RETURNING *)
+         SELECT s.access_hash, s.id, s.user_id, s.tenant_id, t.name AS tenant, u.email, u.name, u.role,
+                s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at
+           FROM s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id",
     )
     .bind(new.id)
     .bind(new.user_id)
@@ -106,9 +186,8 @@ pub async fn create_session(conn: &mut PgConnection, new: NewSession<'_>, times:
     .bind(seconds(times.absolute))
     .bind(new.ip)
     .bind(new.user_agent)
-    .execute(conn)
-    .await?;
-    Ok(())
+    .fetch_one(pool)
+    .await?)
 }
 
 /// A live session as a request sees it.

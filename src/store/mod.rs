@@ -57,7 +57,7 @@ pub async fn connect(url: &str) -> Result<PgPool> {
         Postgres::create_database(url).await.map_err(unreachable)?;
     }
     let pool = PgPoolOptions::new()
-        .max_connections(8)
+        .max_connections(16)
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await
