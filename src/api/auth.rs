@@ -274,14 +274,16 @@ async fn visible_session(
         peer: parts.extensions.get(),
     };
     let principal = app_auth::authenticate(state, &info, Scope::AuthIntrospect).await?;
-    let kind = TokenKind::of(presented);
-    if !matches!(kind, Some(TokenKind::Access | TokenKind::Refresh)) {
-        return Ok((principal, None));
-    }
-    let session =
-        store::identity::session_by_any_token(&state.pool, &token::hash(presented), state.identity.settings.times)
-            .await?
-            .filter(|s| state.access.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name)));
+    let hash = token::hash(presented);
+    let session = match TokenKind::of(presented) {
+        // An access token past its lifetime is inactive even while its session lives on.
+        Some(TokenKind::Access) => state.identity.sessions.find(hash).await?,
+        Some(TokenKind::Refresh) => {
+            store::identity::session_by_refresh(&state.pool, &hash, state.identity.settings.times).await?
+        }
+        _ => None,
+    };
+    let session = session.filter(|s| state.access.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name)));
     Ok((principal, session))
 }
 

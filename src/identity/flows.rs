@@ -185,6 +185,18 @@ impl Identity {
         }
     }
 
+    /// Audits what the user of `session` did.
+    async fn audit_session(
+        &self,
+        action: &str,
+        session: &SessionView,
+        success: bool,
+        client: &Client,
+        extra: serde_json::Value,
+    ) {
+        self.audit(Self::entry(action, &session.email, Some(&session.tenant), success, client, extra)).await;
+    }
+
     /// Refuses while the account is locked (audited as a failed sign-in).
     async fn check_lock(&self, email: &str, action: &str, client: &Client) -> Result<(), AuthError> {
         self.refuse_if_locked(db::locked_until(&self.pool, email).await?, email, action, client).await
@@ -278,8 +290,7 @@ impl Identity {
         match db::refresh(&self.pool, &presented, &access.hash, &refresh.hash, self.settings.times).await? {
             Refreshed::Rotated(session) => {
                 let extra = json!({ "sessionId": session.id });
-                self.audit(Self::entry("auth.refresh", &session.email, Some(&session.tenant), true, client, extra))
-                    .await;
+                self.audit_session("auth.refresh", &session, true, client, extra).await;
                 Ok(self.tokens(access, refresh, &session))
             }
             Refreshed::Reused { session_id, email, tenant, .. } => {
@@ -308,15 +319,7 @@ impl Identity {
         let mut conn = self.pool.acquire().await?;
         db::revoke_session(&mut conn, session.id, "logout").await?;
         drop(conn);
-        self.audit(Self::entry(
-            "auth.logout",
-            &session.email,
-            Some(&session.tenant),
-            true,
-            client,
-            json!({ "sessionId": session.id }),
-        ))
-        .await;
+        self.audit_session("auth.logout", session, true, client, json!({ "sessionId": session.id })).await;
         Ok(())
     }
 
@@ -327,27 +330,10 @@ impl Identity {
         target: Uuid,
         client: &Client,
     ) -> Result<bool, AuthError> {
-        let mut tx = self.pool.begin().await?;
-        let owned: Option<(Uuid,)> =
-            sqlx::query_as("SELECT id FROM sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL")
-                .bind(target)
-                .bind(session.user_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if owned.is_none() {
+        if !db::revoke_own_session(&self.pool, target, session.user_id, "ended_by_user").await? {
             return Ok(false);
         }
-        db::revoke_session(&mut tx, target, "ended_by_user").await?;
-        tx.commit().await?;
-        self.audit(Self::entry(
-            "auth.session.revoke",
-            &session.email,
-            Some(&session.tenant),
-            true,
-            client,
-            json!({ "sessionId": target }),
-        ))
-        .await;
+        self.audit_session("auth.session.revoke", session, true, client, json!({ "sessionId": target })).await;
         Ok(true)
     }
 
@@ -454,15 +440,7 @@ impl Identity {
         if !self.hasher.verify(current, account.password_hash.as_deref()).await {
             self.count_failure(&session.email, Some(&session.tenant), client).await?;
             let extra = json!({ "reason": "wrong current password" });
-            self.audit(Self::entry(
-                "auth.password.change",
-                &session.email,
-                Some(&session.tenant),
-                false,
-                client,
-                extra,
-            ))
-            .await;
+            self.audit_session("auth.password.change", session, false, client, extra).await;
             return Err(AuthError::WrongCurrentPassword);
         }
         password::check_policy(new, &account.email, &[&account.tenant, &account.tenant_display_name])?;
@@ -471,15 +449,7 @@ impl Identity {
         db::set_password(&mut tx, account.user_id, &phc).await?;
         let ended = db::revoke_user_sessions(&mut tx, account.user_id, Some(session.id), "password_changed").await?;
         tx.commit().await?;
-        self.audit(Self::entry(
-            "auth.password.change",
-            &session.email,
-            Some(&session.tenant),
-            true,
-            client,
-            json!({ "sessionsEnded": ended }),
-        ))
-        .await;
+        self.audit_session("auth.password.change", session, true, client, json!({ "sessionsEnded": ended })).await;
         Ok(())
     }
 
@@ -492,8 +462,7 @@ impl Identity {
             return Err(AuthError::Conflict("TOTP is already enrolled for this account".into()));
         }
         drop(conn);
-        self.audit(Self::entry("auth.mfa.enrol.start", &session.email, Some(&session.tenant), true, client, json!({})))
-            .await;
+        self.audit_session("auth.mfa.enrol.start", session, true, client, json!({})).await;
         Ok(Enrolment {
             secret: totp::base32(&secret),
             otpauth_uri: totp::provisioning_uri("Gatehouse", &session.email, &secret),
@@ -529,15 +498,7 @@ impl Identity {
         db::replace_recovery_codes(&mut tx, session.user_id, &hashes).await?;
         let tokens = self.complete_mfa(&mut tx, session).await?;
         tx.commit().await?;
-        self.audit(Self::entry(
-            "auth.mfa.enrol",
-            &session.email,
-            Some(&session.tenant),
-            true,
-            client,
-            json!({ "sessionId": session.id }),
-        ))
-        .await;
+        self.audit_session("auth.mfa.enrol", session, true, client, json!({ "sessionId": session.id })).await;
         Ok(Enrolled { tokens, recovery_codes: codes })
     }
 
@@ -590,7 +551,7 @@ impl Identity {
         tx.commit().await?;
         db::clear_failures(&self.pool, &session.email).await?;
         let extra = json!({ "sessionId": session.id, "method": method });
-        self.audit(Self::entry("auth.mfa.verify", &session.email, Some(&session.tenant), true, client, extra)).await;
+        self.audit_session("auth.mfa.verify", session, true, client, extra).await;
         Ok(tokens)
     }
 
@@ -598,15 +559,7 @@ impl Identity {
         if let Err(error) = self.count_failure(&session.email, Some(&session.tenant), client).await {
             return error;
         }
-        self.audit(Self::entry(
-            action,
-            &session.email,
-            Some(&session.tenant),
-            false,
-            client,
-            json!({ "reason": "wrong or used code" }),
-        ))
-        .await;
+        self.audit_session(action, session, false, client, json!({ "reason": "wrong or used code" })).await;
         AuthError::InvalidCode
     }
 

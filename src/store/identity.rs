@@ -377,13 +377,26 @@ pub async fn revoke_user_sessions(
     Ok(done.rows_affected())
 }
 
-/// The session a token (access or refresh) belongs to, with its tenant, if it is live.
-pub async fn session_by_any_token(pool: &PgPool, hash: &[u8], times: SessionTimes) -> Result<Option<SessionView>> {
-    Ok(sqlx::query_as(&format!("{LIVE_SESSION} AND (s.access_hash = $1 OR s.refresh_hash = $1)"))
+/// The live session whose current refresh token hashes to `hash`.
+pub async fn session_by_refresh(pool: &PgPool, hash: &[u8], times: SessionTimes) -> Result<Option<SessionView>> {
+    Ok(sqlx::query_as(&format!("{LIVE_SESSION} AND s.refresh_hash = $1"))
         .bind(hash)
         .bind(seconds(times.idle))
         .fetch_optional(pool)
         .await?)
+}
+
+/// Ends one of a user's own sessions. Returns whether it was theirs and live.
+pub async fn revoke_own_session(pool: &PgPool, session_id: Uuid, user_id: Uuid, reason: &str) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = now(), revoked_reason = $3 WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]

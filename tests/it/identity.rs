@@ -701,3 +701,28 @@ async fn without_smtp_the_outbox_shows_the_invitation_links() {
         crate::helpers::stdout(&wrong_key)
     );
 }
+
+/// FR-AUTH-005: an access token lives for its TTL even while its session lives on; introspection
+/// then reports it inactive; the refresh token gets a new one.
+#[tokio::test]
+async fn an_access_token_expires_after_its_ttl_and_refresh_renews_it() {
+    let db = TestDb::new().await;
+    let server = started(&Repo::example(), &db, &[("GATEHOUSE_ACCESS_TOKEN_TTL", "1s")]).await;
+    let user = "dan@acme.example";
+    activate(&db, &[user]).await;
+    let key = crate::access::issue(&server, "analytics-app", &[]).1;
+    let (access, refresh) = signed_in(&server, user).await;
+    let introspected = |token: String| {
+        let (server, key) = (&server, key.clone());
+        async move { form(server, "/v1/auth/introspect", &[("token", &token)], Some(&key)).await.body }
+    };
+    assert_eq!(introspected(access.clone()).await["active"], true);
+
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(session_status(&server, &access).await, 401, "the access token outlived its TTL");
+    assert_eq!(introspected(access).await, json!({ "active": false }));
+    assert_eq!(introspected(refresh.clone()).await["token_type"], "refresh_token", "the session lives on");
+    let renewed = call(&server, "POST", "/v1/auth/refresh", None, Some(json!({ "refresh_token": refresh }))).await;
+    assert_eq!(renewed.status, 200, "{}", renewed.text);
+    assert_eq!(session_status(&server, str_of(&renewed.body, "access_token")).await, 200);
+}
