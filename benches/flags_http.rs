@@ -12,50 +12,24 @@
 mod serve;
 #[path = "common/synthetic.rs"]
 mod synthetic;
+#[path = "common/wrk.rs"]
+mod wrk;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use gatehouse::access::key;
+use wrk::Load;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const TOKEN: &str = "bench-operator-token";
-const SECONDS: &str = "10";
+const SECONDS: u64 = 10;
 
-struct Load {
-    requests_per_second: f64,
-    p99_ms: f64,
-    non_2xx_3xx: bool,
-}
-
-/// Runs wrk against `url`; `script` sets method, body and headers.
+/// Runs wrk (2 threads, 64 connections) against `url`; `script` sets method, body and headers.
 fn wrk(url: &str, script: &str, dir: &Path) -> Load {
-    let script_path = dir.join("request.lua");
-    std::fs::write(&script_path, script).expect("write lua");
-    let output = std::process::Command::new("wrk")
-        .args(["-t2", "-c64", "-d", &format!("{SECONDS}s"), "--latency", "-s"])
-        .arg(&script_path)
-        .arg(url)
-        .output()
-        .expect("wrk runs (apt-get install wrk)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    let field = |prefix: &str| {
-        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned())).unwrap_or_default()
-    };
-    let requests_per_second = field("Requests/sec:").parse().unwrap_or(0.0);
-    let p99 = field("99%");
-    let p99_ms = if let Some(v) = p99.strip_suffix("us") {
-        v.parse::<f64>().unwrap_or(f64::NAN) / 1000.0
-    } else if let Some(v) = p99.strip_suffix("ms") {
-        v.parse().unwrap_or(f64::NAN)
-    } else if let Some(v) = p99.strip_suffix('s') {
-        v.parse::<f64>().unwrap_or(f64::NAN) * 1000.0
-    } else {
-        f64::NAN
-    };
-    Load { requests_per_second, p99_ms, non_2xx_3xx: text.contains("Non-2xx or 3xx") }
+    wrk::finish(wrk::start(url, 2, 64, SECONDS, script, dir, "request"))
 }
 
 fn lua(method: &str, headers: &[(&str, &str)], body: Option<&str>) -> String {
@@ -184,7 +158,7 @@ async fn main() {
         dir,
     );
     for (name, load) in [("b", &b_load), ("c", &c_load), ("d", &d_load)] {
-        assert!(!load.non_2xx_3xx, "({name}) got error answers: the measurement is void");
+        assert!(!load.errors, "({name}) got error answers: the measurement is void");
     }
 
     // Revocation: revoke on replica A, poll replica B until its first 401.

@@ -14,6 +14,8 @@
 mod serve;
 #[path = "common/synthetic.rs"]
 mod synthetic;
+#[path = "common/wrk.rs"]
+mod wrk;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::identity::password;
 use gatehouse::identity::token::{self, TokenKind};
+use wrk::finish;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -28,48 +31,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const SECONDS: u64 = 10;
 const PASSWORD: &str = "bench password of some length";
 
-struct Load {
-    requests_per_second: f64,
-    p99_ms: f64,
-    errors: bool,
-}
-
 fn wrk(url: &str, connections: u32, script: &str, dir: &Path, name: &str) -> std::process::Child {
-    let script_path = dir.join(format!("{name}.lua"));
-    std::fs::write(&script_path, script).expect("write lua");
-    std::process::Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), "-d", &format!("{SECONDS}s"), "--latency", "-s"])
-        .arg(&script_path)
-        .arg(url)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("wrk runs (apt-get install wrk)")
-}
-
-fn finish(child: std::process::Child) -> Load {
-    let output = child.wait_with_output().expect("wrk");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    if let Some(errors) = text.lines().find(|l| l.contains("Socket errors") || l.contains("Non-2xx")) {
-        eprintln!("wrk: {}", errors.trim());
-    }
-    let field = |prefix: &str| {
-        text.lines().find_map(|l| l.trim().strip_prefix(prefix).map(|r| r.trim().to_owned())).unwrap_or_default()
-    };
-    let p99 = field("99%");
-    let p99_ms = if let Some(v) = p99.strip_suffix("us") {
-        v.parse::<f64>().unwrap_or(f64::NAN) / 1000.0
-    } else if let Some(v) = p99.strip_suffix("ms") {
-        v.parse().unwrap_or(f64::NAN)
-    } else if let Some(v) = p99.strip_suffix('s') {
-        v.parse::<f64>().unwrap_or(f64::NAN) * 1000.0
-    } else {
-        f64::NAN
-    };
-    Load {
-        requests_per_second: field("Requests/sec:").parse().unwrap_or(0.0),
-        p99_ms,
-        errors: text.contains("Non-2xx or 3xx") || text.contains("Socket errors"),
-    }
+    wrk::start(url, 1, connections, SECONDS, script, dir, name)
 }
 
 /// A wrk script that cycles through `bodies` or `tokens`.
