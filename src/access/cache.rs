@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use subtle::ConstantTimeEq;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 use super::flags::{TenantFlags, TenantFlagsRow};
@@ -51,6 +51,13 @@ pub struct KeyEntry {
     last_used: AtomicI64,
     flushed: AtomicI64,
     limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl KeyEntry {
+    /// When the key expires, in Unix seconds.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
 }
 
 pub struct AppEntry {
@@ -105,6 +112,9 @@ pub struct AccessCache {
     tenants: papaya::HashMap<Box<str>, Arc<TenantFlags>>,
     /// Tenants whose resolved flags changed, for the event streams.
     changes: broadcast::Sender<Arc<TenantFlags>>,
+    /// Bumped whenever keys or applications are loaded, so a stream can end the moment its key
+    /// is revoked or its application disabled, without waiting for an unrelated flag change.
+    credentials: watch::Sender<u64>,
     /// The API's public base URL, for the event-stream links in OFREP responses.
     public_url: String,
     rate_limit: Option<Quota>,
@@ -123,6 +133,7 @@ impl AccessCache {
             apps: papaya::HashMap::new(),
             tenants: papaya::HashMap::new(),
             changes: broadcast::channel(1024).0,
+            credentials: watch::Sender::new(0),
             public_url: public_url.trim_end_matches('/').to_owned(),
             rate_limit: rate_limit.map(Quota::per_second),
             ready: AtomicBool::new(false),
@@ -190,6 +201,12 @@ impl AccessCache {
         self.changes.subscribe()
     }
 
+    /// A receiver that changes whenever keys or applications are reloaded (then ask
+    /// `key_still_valid`).
+    pub fn watch_credentials(&self) -> watch::Receiver<u64> {
+        self.credentials.subscribe()
+    }
+
     pub fn events_url(&self, tenant: &str) -> String {
         format!("{}/v1/tenants/{tenant}/flags/events", self.public_url)
     }
@@ -209,6 +226,7 @@ impl AccessCache {
             }),
             None => keys.retain(|id, _| loaded.contains(&**id)),
         }
+        self.credentials.send_modify(|generation| *generation += 1);
     }
 
     fn key_entry(&self, row: KeyRow, previous: Option<&KeyEntry>) -> KeyEntry {
@@ -250,6 +268,7 @@ impl AccessCache {
             }),
             None => apps.retain(|id, _| loaded.contains(id)),
         }
+        self.credentials.send_modify(|generation| *generation += 1);
     }
 
     /// Resolves and stores tenants; those in `asked` that `rows` lacks are removed. A tenant whose

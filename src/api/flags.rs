@@ -88,28 +88,74 @@ fn events(
     principal: Principal,
     current: Arc<TenantFlags>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
-    let receiver = cache.subscribe();
-    let name: Arc<str> = current.name.as_ref().into();
-    let state = (receiver, Some(current));
-    futures_util::stream::unfold(state, move |(mut receiver, first)| {
-        let (cache, name, key_id) = (cache.clone(), name.clone(), principal.key.key_id.clone());
-        async move {
-            if let Some(first) = first {
-                return Some((Ok(refetch_event(&first)), (receiver, None)));
+    let stream = EventStream {
+        changes: cache.subscribe(),
+        credentials: cache.watch_credentials(),
+        expires: principal.key.expires_at().map(instant_at),
+        name: current.name.as_ref().into(),
+        key_id: principal.key.key_id.clone(),
+        app: principal.app.name.clone(),
+        cache,
+    };
+    futures_util::stream::unfold((stream, Some(current)), |(mut stream, first)| async move {
+        let event = match first {
+            Some(first) => first,
+            None => stream.next_change().await?,
+        };
+        Some((Ok(refetch_event(&event)), (stream, None)))
+    })
+}
+
+/// What one event stream waits on: its tenant's changes, and any change of keys or applications
+/// (a revocation or a disabled application ends the stream at once), and its key's expiry.
+struct EventStream {
+    changes: tokio::sync::broadcast::Receiver<Arc<TenantFlags>>,
+    credentials: tokio::sync::watch::Receiver<u64>,
+    expires: Option<tokio::time::Instant>,
+    name: Arc<str>,
+    key_id: Box<str>,
+    app: Box<str>,
+    cache: Arc<AccessCache>,
+}
+
+impl EventStream {
+    /// The tenant's next state to announce, or `None` when the stream must end.
+    async fn next_change(&mut self) -> Option<Arc<TenantFlags>> {
+        let expiry = async {
+            match self.expires {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
             }
-            loop {
-                let changed = match receiver.recv().await {
-                    Ok(changed) if *changed.name == *name => changed,
-                    Ok(_) => continue,
-                    // Missed some changes: whatever they were, the current state is what to announce.
-                    Err(RecvError::Lagged(_)) => cache.tenant(&name)?,
-                    Err(RecvError::Closed) => return None,
-                };
-                if !cache.key_still_valid(&key_id) {
-                    return None;
+        };
+        tokio::pin!(expiry);
+        loop {
+            tokio::select! {
+                received = self.changes.recv() => {
+                    let changed = match received {
+                        Ok(changed) if *changed.name == *self.name => changed,
+                        Ok(_) => continue,
+                        // Missed some changes: whatever they were, the current state is what to announce.
+                        Err(RecvError::Lagged(_)) => self.cache.tenant(&self.name)?,
+                        Err(RecvError::Closed) => return None,
+                    };
+                    if !self.cache.key_still_valid(&self.key_id) || !changed.open_to(&self.app) {
+                        return None;
+                    }
+                    return Some(changed);
                 }
-                return Some((Ok(refetch_event(&changed)), (receiver, None)));
+                changed = self.credentials.changed() => {
+                    if changed.is_err() || !self.cache.key_still_valid(&self.key_id) {
+                        return None;
+                    }
+                }
+                () = &mut expiry => return None,
             }
         }
-    })
+    }
+}
+
+/// The monotonic instant of a Unix time in seconds (now, if it is past).
+fn instant_at(unix_secs: i64) -> tokio::time::Instant {
+    let from_now = u64::try_from(unix_secs - crate::access::cache::now_secs()).unwrap_or(0);
+    tokio::time::Instant::now() + Duration::from_secs(from_now.min(100 * 365 * 24 * 3600))
 }

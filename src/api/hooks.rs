@@ -32,8 +32,26 @@ async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<
         };
         return Err(deny(&state.pool, denied, reason).await);
     }
+    if !store::remember_delivery(&state.pool, &delivery_keys(&parts.headers, &body)).await? {
+        // A redelivery or a replay: acknowledged, so the sender stops retrying, but no pass.
+        return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))));
+    }
     store::notify_sync(&state.pool).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))))
+}
+
+/// What identifies a delivery: the provider's delivery id when it sends one, and always the digest
+/// of the body, since GitHub's signature does not cover its delivery id header.
+fn delivery_keys(headers: &HeaderMap, body: &[u8]) -> Vec<String> {
+    use sha2::Digest as _;
+    let mut keys = vec![format!("body:{}", hex::encode(Sha256::digest(body)))];
+    for (header, provider) in [("x-github-delivery", "github"), ("x-gitlab-event-uuid", "gitlab")] {
+        if let Some(id) = headers.get(header).and_then(|v| v.to_str().ok()) {
+            // Bounded: the id is the sender's word, and the digest keeps it one short key.
+            keys.push(format!("{provider}:{}", hex::encode(Sha256::digest(id.as_bytes()))));
+        }
+    }
+    keys
 }
 
 fn is_signed(secret: Option<&crate::source::Secret>, headers: &HeaderMap, body: &Bytes) -> bool {
@@ -71,6 +89,17 @@ mod tests {
         assert!(!is_signed(Some(&Secret::new("other".into())), &github_headers(valid), &body));
         assert!(!is_signed(None, &github_headers(valid), &body));
         assert!(!is_signed(Some(&secret), &HeaderMap::new(), &body));
+    }
+
+    #[test]
+    fn a_delivery_is_known_by_its_body_and_by_its_provider_id() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(delivery_keys(&headers, b"{}").len(), 1);
+        headers.insert("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".parse().expect("header"));
+        let keys = delivery_keys(&headers, b"{}");
+        assert_eq!(keys.len(), 2);
+        assert!(keys[1].starts_with("github:"));
+        assert_ne!(delivery_keys(&headers, b"{}")[0], delivery_keys(&headers, b"{ }")[0]);
     }
 
     #[test]

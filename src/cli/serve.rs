@@ -138,13 +138,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Deletes expired sessions, spent tokens and old counters, every ten minutes.
+/// Deletes expired sessions, spent tokens, old counters and webhook deliveries, every ten minutes.
 async fn prune_expired(identity: Identity, shutdown: CancellationToken) {
     loop {
         match store::identity::prune_expired(&identity.pool, identity.settings.times).await {
             Ok(0) => {}
             Ok(deleted) => tracing::debug!(deleted, "pruned expired sessions and counters"),
             Err(error) => tracing::warn!(%error, "cannot prune expired sessions"),
+        }
+        if let Err(error) = store::prune_deliveries(&identity.pool).await {
+            tracing::warn!(%error, "cannot prune old webhook deliveries");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -103,6 +103,19 @@ pub fn read_and_parse(root: &Path, paths: Vec<PathBuf>, cache: &mut ParseCache) 
     Ok(assemble(per_file.into_iter().map(|(file, _, parsed)| (file, parsed)).collect()))
 }
 
+/// Parses files already in memory.
+pub fn parse_files(files: Vec<SourceFile>) -> Loaded {
+    assemble(
+        files
+            .into_iter()
+            .map(|file| {
+                let parsed = parse_file(&file);
+                (file, parsed)
+            })
+            .collect(),
+    )
+}
+
 fn collect_yaml_paths(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ReadError> {
     let io = |source| ReadError::Io { path: dir.to_owned(), source };
     for entry in std::fs::read_dir(dir).map_err(io)? {

@@ -21,6 +21,12 @@ pub fn load_repo(root: &Path) -> Result<Validated, ReadError> {
     load_repo_cached(root, &mut ParseCache::default())
 }
 
+/// Parses and validates files held in memory, as `load_repo` does for a directory: the entry point of
+/// the fuzz target (`fuzz/`), with no file system.
+pub fn validate_files(files: Vec<load::SourceFile>) -> Validated {
+    validate::validate(load::parse_files(files))
+}
+
 /// `load_repo` that parses only the files whose content is not in `cache` (and updates it).
 pub fn load_repo_cached(root: &Path, cache: &mut ParseCache) -> Result<Validated, ReadError> {
     let started = std::time::Instant::now();

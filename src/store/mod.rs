@@ -118,6 +118,32 @@ pub async fn notify_sync(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
+/// Remembers a webhook delivery under each of `keys`; `false` if any of them was seen in the last
+/// day (a replay). One statement, so two copies arriving at once cannot both count as new.
+pub async fn remember_delivery(pool: &PgPool, keys: &[String]) -> Result<bool> {
+    let seen: bool = sqlx::query_scalar(
+        "WITH fresh AS (
+             INSERT INTO webhook_deliveries AS d (key) SELECT * FROM UNNEST($1::text[])
+             ON CONFLICT (key) DO UPDATE SET received_at = now()
+                 WHERE d.received_at < now() - interval '1 day'
+             RETURNING key
+         )
+         SELECT count(*) < cardinality($1::text[]) FROM fresh",
+    )
+    .bind(keys)
+    .fetch_one(pool)
+    .await?;
+    Ok(!seen)
+}
+
+/// Forgets webhook deliveries older than a day.
+pub async fn prune_deliveries(pool: &PgPool) -> Result<u64> {
+    let deleted = sqlx::query("DELETE FROM webhook_deliveries WHERE received_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?;
+    Ok(deleted.rows_affected())
+}
+
 /// Marks the current transaction as the reconciler's, so the drift triggers ignore its writes.
 pub async fn mark_reconciler(conn: &mut sqlx::PgConnection) -> Result<()> {
     sqlx::query("SET LOCAL gatehouse.reconciler = 'on'").execute(conn).await?;

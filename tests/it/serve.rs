@@ -14,7 +14,7 @@ use hmac::Mac;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::helpers::{Repo, ServeProcess, TestDb, http, within};
+use crate::helpers::{Repo, ServeProcess, TestDb, http, request, within};
 
 const OPERATOR: &str = "operator-token-for-tests";
 const WEBHOOK: &str = "webhook-secret-for-tests";
@@ -572,5 +572,52 @@ async fn every_error_has_the_same_json_body() {
         assert_eq!(body["error"]["code"], code, "{method} {path}: {body}");
         assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{method} {path}: {body}");
     }
+    server.stop().await;
+}
+
+/// Reconcile passes finished so far, from `/metrics`.
+async fn passes(server: &Running) -> u64 {
+    let response = request("GET", format!("{}/metrics", server.base), vec![], Vec::new()).await;
+    response
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("gatehouse_reconcile_duration_seconds_count "))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("pass count in /metrics")
+}
+
+/// Issue 11.9: a redelivered webhook (same delivery id) and a replayed one (same signed body under a
+/// new id, which GitHub's signature does not cover) are acknowledged without another pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_webhook_is_acknowledged_without_a_pass() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server = Running::synced_on(&db, &repo, Duration::from_secs(600)).await;
+    let body = br#"{"ref":"refs/heads/main","after":"1111111111111111111111111111111111111111"}"#.to_vec();
+    let signed = vec![
+        ("x-hub-signature-256", github_signature(&body)),
+        ("x-github-event", "push".into()),
+        ("x-github-delivery", uuid::Uuid::now_v7().to_string()),
+    ];
+    let before = passes(&server).await;
+    let (code, accepted) = http("POST", format!("{}/v1/hooks/git", server.base), signed.clone(), body.clone()).await;
+    assert_eq!((code, accepted["status"].as_str()), (202, Some("accepted")));
+    within(Duration::from_secs(20), "the webhook's pass", || async { passes(&server).await > before }).await;
+    let after_first = passes(&server).await;
+
+    for replay in 0..10 {
+        let mut headers = signed.clone();
+        if replay % 2 == 1 {
+            headers[2].1 = uuid::Uuid::now_v7().to_string();
+        }
+        let (code, answer) = http("POST", format!("{}/v1/hooks/git", server.base), headers, body.clone()).await;
+        assert_eq!((code, answer["status"].as_str()), (200, Some("duplicate")), "replay {replay}");
+    }
+    // A new push (another body) still triggers a pass, which also shows none of the replays queued one.
+    let body = br#"{"ref":"refs/heads/main","after":"2222222222222222222222222222222222222222"}"#.to_vec();
+    let signed = vec![("x-hub-signature-256", github_signature(&body)), ("x-github-delivery", "other".into())];
+    assert_eq!(http("POST", format!("{}/v1/hooks/git", server.base), signed, body).await.0, 202);
+    within(Duration::from_secs(20), "the new push's pass", || async { passes(&server).await > after_first }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(passes(&server).await, after_first + 1, "ten replays and one push make one pass");
     server.stop().await;
 }
