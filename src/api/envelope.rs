@@ -4,14 +4,20 @@
 //! rejections (a path that is not UTF-8, a query that does not parse, a body over the limit), or
 //! this layer's own limits on the request target and headers.
 //!
+//! A handler that panics is answered too: a 500 in the envelope, logged, instead of a connection
+//! closed without a word.
+//!
 //! Those limits sit below hyper's own (a request target of 64 KB, 100 headers, about 400 KB of
 //! request head): past them hyper answers 414, 431 or 400 itself, before any of our code runs, with
 //! the right status and an empty body.
+
+use std::panic::AssertUnwindSafe;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures_util::FutureExt;
 use serde_json::json;
 
 /// The largest body of a JSON or form route. The webhook route sets its own.
@@ -27,7 +33,14 @@ const MAX_QUOTED_CHARS: usize = 320;
 pub(crate) async fn layer(request: Request, next: Next) -> Response {
     let response = match oversized(&request) {
         Some(refusal) => refusal,
-        None => next.run(request).await,
+        // Nothing is shared across the unwind but what a handler owned: it is dropped with it.
+        None => match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::error!("a request handler panicked");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        },
     };
     let mut response = if needs_envelope(&response) { into_envelope(response).await } else { response };
     response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -168,6 +181,60 @@ mod tests {
             (internal["error"]["code"].as_str(), internal["error"]["message"].as_str()),
             (Some("internal"), Some("internal error"))
         );
+    }
+
+    async fn panics() -> &'static str {
+        panic!("a bug in a handler")
+    }
+
+    /// The layer around a router with a route that panics, one that answers plain text, and one
+    /// that is fine.
+    async fn through_the_layer(request: axum::http::Request<axum::body::Body>) -> Response {
+        use tower::ServiceExt;
+        let router = axum::Router::new()
+            .route("/panics", axum::routing::get(panics))
+            .route("/plain", axum::routing::get(|| async { (StatusCode::CONFLICT, "taken") }))
+            .route("/fine", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn(layer));
+        router.oneshot(request).await.expect("infallible")
+    }
+
+    fn get(uri: &str) -> axum::http::Request<axum::body::Body> {
+        axum::http::Request::get(uri).body(axum::body::Body::empty()).expect("request")
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_with_a_500_in_the_envelope() {
+        let response = through_the_layer(get("/panics")).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers().get(header::X_CONTENT_TYPE_OPTIONS).map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
+        assert_eq!(body_of(response).await["error"]["code"], "internal");
+    }
+
+    #[tokio::test]
+    async fn every_response_says_nosniff_and_every_error_has_the_envelope() {
+        let fine = through_the_layer(get("/fine")).await;
+        assert_eq!(fine.headers().get(header::X_CONTENT_TYPE_OPTIONS).map(|v| v.as_bytes()), Some(&b"nosniff"[..]));
+        let plain = body_of(through_the_layer(get("/plain")).await).await;
+        assert_eq!(
+            (plain["error"]["code"].as_str(), plain["error"]["message"].as_str()),
+            (Some("conflict"), Some("taken"))
+        );
+        let missing = through_the_layer(get("/nope")).await;
+        assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+        assert_eq!(body_of(missing).await["error"]["code"], "not_found");
+    }
+
+    #[tokio::test]
+    async fn an_oversize_uri_or_header_section_is_refused_in_the_envelope() {
+        let long = through_the_layer(get(&format!("/fine?q={}", "a".repeat(MAX_TARGET)))).await;
+        assert_eq!(long.status(), StatusCode::URI_TOO_LONG);
+        assert_eq!(body_of(long).await["error"]["code"], "uri_too_long");
+        let mut request = get("/fine");
+        request.headers_mut().insert("x-filler", HeaderValue::from_str(&"a".repeat(MAX_HEADER_BYTES)).expect("value"));
+        let large = through_the_layer(request).await;
+        assert_eq!(large.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(body_of(large).await["error"]["code"], "request_header_fields_too_large");
     }
 
     #[test]
