@@ -38,7 +38,7 @@ pub(crate) async fn layer(request: Request, next: Next) -> Response {
             Ok(response) => response,
             Err(_) => {
                 tracing::error!("a request handler panicked");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                envelope(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
             }
         },
     };
