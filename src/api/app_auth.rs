@@ -34,7 +34,8 @@ pub(crate) struct RequestInfo<'a> {
 /// Lets `request` read `tenant` with `scope`, or refuses it (audited) with the documented status:
 /// 401 for a missing, unknown, revoked or expired key; 403 `application_disabled`,
 /// `insufficient_scope`, `forbidden` (a tenant that does not exist or is not open to the key's
-/// application: the two look alike) or `tenant_suspended`; 429 over the key's rate limit.
+/// application: the two look alike) or `tenant_suspended`; 429 over the key's rate limit; to a
+/// valid key, 400 for a tenant name that is malformed.
 pub(crate) async fn authorize(
     state: &AppState,
     request: RequestInfo<'_>,
@@ -42,6 +43,8 @@ pub(crate) async fn authorize(
     tenant: &str,
 ) -> Result<(Principal, Arc<TenantFlags>), ApiError> {
     let principal = check_key(state, &request, scope, Some(tenant)).await?;
+    // A name that cannot be a tenant's is the caller's typo, not a refusal: say so (issue 11.6).
+    super::input::tenant(tenant)?;
     let cache = &state.access;
     let principal_ref = &principal;
     let request_ref = &request;

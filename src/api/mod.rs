@@ -4,10 +4,12 @@
 mod app_auth;
 mod apps;
 mod auth;
+mod envelope;
 mod error;
 mod flags;
 mod health;
 mod hooks;
+mod input;
 mod ofrep;
 mod pages;
 mod session_auth;
@@ -18,7 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use sqlx::PgPool;
@@ -52,17 +54,22 @@ pub fn app(state: AppState) -> Router {
     let operator = sync::router()
         .merge(apps::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
-    Router::new()
+    // JSON and form bodies are bounded here; the webhook route bounds its own.
+    let bounded = Router::new()
         .merge(health::router())
-        .merge(hooks::router())
         .merge(flags::router())
         .merge(ofrep::router())
         .merge(auth::router(&state))
         .merge(users::router())
         .merge(operator)
+        .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
+    Router::new()
+        .merge(hooks::router())
+        .merge(bounded)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(middleware::from_fn(envelope::layer))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -9,6 +9,7 @@ mod chart;
 mod cli;
 mod config_fixtures;
 mod drift;
+mod hostile;
 mod identity;
 mod schemas;
 mod serve;
