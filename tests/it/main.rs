@@ -10,5 +10,6 @@ mod cli;
 mod config_fixtures;
 mod drift;
 mod identity;
+mod races;
 mod schemas;
 mod serve;
