@@ -343,17 +343,26 @@ pub async fn refresh(pool: &PgPool, presented: &[u8], pair: NewPair<'_>, times: 
     if let Some(session) = rotated {
         return Ok(Refreshed::Rotated(session));
     }
-    let spent: Option<(Uuid, bool, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
-        "SELECT session_id, spent_at > now() - make_interval(secs => $2), key_id, pair_sealed
+    #[derive(sqlx::FromRow)]
+    struct Spent {
+        session_id: Uuid,
+        in_grace: bool,
+        key_id: Option<String>,
+        pair_sealed: Option<Vec<u8>>,
+    }
+    let spent: Option<Spent> = sqlx::query_as(
+        "SELECT session_id, spent_at > now() - make_interval(secs => $2) AS in_grace, key_id, pair_sealed
            FROM spent_refresh_tokens WHERE token_hash = $1",
     )
     .bind(presented)
     .bind(seconds(times.refresh_grace))
     .fetch_optional(pool)
     .await?;
-    match spent {
-        None => Ok(Refreshed::Refused),
-        Some((id, true, Some(key_id), Some(bytes))) => {
+    let Some(spent) = spent else {
+        return Ok(Refreshed::Refused);
+    };
+    match (spent.in_grace, spent.key_id, spent.pair_sealed) {
+        (true, Some(key_id), Some(bytes)) => {
             #[derive(sqlx::FromRow)]
             struct Current {
                 #[sqlx(flatten)]
@@ -362,7 +371,7 @@ pub async fn refresh(pool: &PgPool, presented: &[u8], pair: NewPair<'_>, times: 
             }
             let current: Option<Current> =
                 sqlx::query_as(concat!("SELECT s.refresh_hash, ", session_view!(), live_sessions!(), " AND s.id = $1"))
-                    .bind(id)
+                    .bind(spent.session_id)
                     .bind(seconds(times.idle))
                     .fetch_optional(pool)
                     .await?;
@@ -374,8 +383,9 @@ pub async fn refresh(pool: &PgPool, presented: &[u8], pair: NewPair<'_>, times: 
         }
         // Within the window, but nothing to answer with (spent by an MFA completion, which
         // answered the new pair to its own request): refused, and the session lives on.
-        Some((_, true, _, _)) => Ok(Refreshed::Refused),
-        Some((id, false, _, _)) => {
+        (true, _, _) => Ok(Refreshed::Refused),
+        (false, _, _) => {
+            let id = spent.session_id;
             let revoked: Option<(Uuid, String, String)> = sqlx::query_as(
                 "UPDATE sessions s SET revoked_at = now(), revoked_reason = 'refresh_token_reused'
                    FROM users u, tenants t
