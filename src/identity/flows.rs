@@ -551,15 +551,14 @@ impl Identity {
         let mut tx = self.pool.begin().await?;
         // Checked again under the session's lock: parallel requests that lost to a right code find
         // the session complete and are refused unchecked, so a right code opens no new allowance.
-        let Some(pending) = db::lock_session(&mut tx, session.id).await? else {
+        let pending = db::lock_session(&mut tx, session.id).await?;
+        if pending.as_ref().map(Option::as_deref) != Some(Some("mfa_verify")) {
             drop(tx);
             db::settle_attempt(&self.pool, &session.email, Settle::GiveBack(attempt)).await?;
-            return Err(AuthError::InvalidToken);
-        };
-        if pending.as_deref() != Some("mfa_verify") {
-            drop(tx);
-            db::settle_attempt(&self.pool, &session.email, Settle::GiveBack(attempt)).await?;
-            return Err(AuthError::Conflict("this session does not wait for a second factor".into()));
+            return Err(match pending {
+                None => AuthError::InvalidToken,
+                Some(_) => AuthError::Conflict("this session does not wait for a second factor".into()),
+            });
         }
         let accepted = match (code, recovery_code) {
             (Some(code), _) => match db::totp(&mut tx, session.user_id).await?.filter(|r| r.confirmed) {
