@@ -7,6 +7,7 @@ mod flows;
 pub mod lookup;
 pub mod password;
 pub mod sealed;
+mod successor;
 pub mod token;
 pub mod totp;
 
@@ -15,21 +16,12 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+pub use crate::store::identity::Lockout;
 use crate::store::identity::SessionTimes;
 pub use flows::{AuthError, Client, Enrolment, LinkPurpose, Tokens};
 use lookup::SessionLookup;
 use password::Hasher;
 use sealed::Keyring;
-
-/// Growing delays after repeated sign-in failures of one account.
-#[derive(Debug, Clone, Copy)]
-pub struct Lockout {
-    /// Failures before the first lock.
-    pub threshold: u32,
-    /// The first lock; each later failure doubles it.
-    pub base: Duration,
-    pub max: Duration,
-}
 
 #[derive(Debug, Clone)]
 pub struct Settings {

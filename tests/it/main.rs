@@ -11,5 +11,6 @@ mod config_fixtures;
 mod drift;
 mod hostile;
 mod identity;
+mod races;
 mod schemas;
 mod serve;
