@@ -275,6 +275,7 @@ async fn visible_session(
     let info = RequestInfo {
         method: &parts.method,
         path: parts.uri.path(),
+        route: parts.extensions.get(),
         headers: &parts.headers,
         peer: parts.extensions.get(),
     };

@@ -53,7 +53,7 @@ async fn admin_of(state: &AppState, parts: &Parts, tenant: &str) -> Result<(Admi
                 success: false,
                 metadata: json!({ "method": parts.method.as_str(), "reason": reason, "sessionTenant": session.tenant }),
             };
-            store::access::audit(&state.pool, entry).await?;
+            state.denials.record(entry);
             return Err(ApiError::Forbidden {
                 code: "forbidden",
                 message: format!("only owners and admins of tenant `{tenant}` may do this"),
@@ -66,11 +66,10 @@ async fn admin_of(state: &AppState, parts: &Parts, tenant: &str) -> Result<(Admi
         return Ok((Admin { actor: "operator".into(), actor_type: "operator" }, input::tenant(tenant)?));
     }
     Err(deny(
-        &state.pool,
+        &state.denials,
         Denied::of_parts(parts),
         "a session of a tenant owner or admin, or the operator token, is required",
-    )
-    .await)
+    ))
 }
 
 async fn audit(

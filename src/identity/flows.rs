@@ -192,6 +192,23 @@ impl Identity {
         }
     }
 
+    /// Audits a refusal of a caller who proved nothing (aggregated with its repeats; never waits).
+    fn refused_anonymous(&self, action: &'static str, reason: &str, client: &Client) {
+        let mut extra = serde_json::Map::new();
+        extra.insert("userAgent".into(), json!(client.user_agent));
+        self.denials.refused(crate::denials::Refusal {
+            action,
+            ip: client.ip.clone(),
+            method: None,
+            route: "user/anonymous".into(),
+            resource: "user/anonymous".into(),
+            tenant: None,
+            reason: reason.to_owned(),
+            key_id: None,
+            extra,
+        });
+    }
+
     /// Audits what the user of `session` did.
     async fn audit_session(
         &self,
@@ -324,16 +341,7 @@ impl Identity {
                 Err(AuthError::InvalidToken)
             }
             Refreshed::Refused => {
-                let mut entry = Self::entry(
-                    "auth.refresh",
-                    "anonymous",
-                    None,
-                    false,
-                    client,
-                    json!({ "reason": "unknown or expired refresh token" }),
-                );
-                entry.actor_type = "anonymous";
-                self.audit(entry).await;
+                self.refused_anonymous("auth.refresh", "unknown or expired refresh token", client);
                 Err(AuthError::InvalidToken)
             }
         }
@@ -406,9 +414,7 @@ impl Identity {
             problem => {
                 drop(tx);
                 let (code, message) = link_problem(purpose, &problem);
-                let mut entry = Self::entry(action, "anonymous", None, false, client, json!({ "reason": code }));
-                entry.actor_type = "anonymous";
-                self.audit(entry).await;
+                self.refused_anonymous(action, code, client);
                 return Err(AuthError::Link { code, message });
             }
         };

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use crate::denials::DenialLog;
 pub use crate::store::identity::Lockout;
 use crate::store::identity::SessionTimes;
 pub use flows::{AuthError, Client, Enrolment, LinkPurpose, Tokens};
@@ -64,10 +65,12 @@ pub struct Identity {
     pub hasher: Hasher,
     pub keyring: Arc<Keyring>,
     pub sessions: SessionLookup,
+    /// Where refusals of anonymous callers (an unknown refresh token, a bad link) are audited.
+    pub denials: DenialLog,
 }
 
 impl Identity {
-    pub fn new(pool: PgPool, settings: Settings, keyring: Arc<Keyring>) -> Identity {
+    pub fn new(pool: PgPool, settings: Settings, keyring: Arc<Keyring>, denials: DenialLog) -> Identity {
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
         Identity {
             sessions: SessionLookup::new(pool.clone(), settings.times),
@@ -75,6 +78,7 @@ impl Identity {
             keyring,
             settings: Arc::new(settings),
             pool,
+            denials,
         }
     }
 }
