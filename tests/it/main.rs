@@ -10,6 +10,7 @@ mod cli;
 mod config_fixtures;
 mod drift;
 mod hostile;
+mod hostile_audit;
 mod identity;
 mod races;
 mod schemas;
