@@ -196,11 +196,14 @@ async fn oversized_webhook_posts_are_refused_without_growing_the_server() {
 
     let bogus = || vec![("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))];
     let mut posts = Vec::new();
-    for i in 0..36 {
+    // 16 unsigned, 4 with a wrong GitLab token (both refused unread), 16 announcing a body over the
+    // limit (refused unread), 4 streaming one (cut at the limit).
+    for i in 0..40 {
         let base = base.clone();
         let (headers, chunked, expected) = match i {
             0..16 => (vec![], false, 401),
-            16..32 => (bogus(), false, 413),
+            16..20 => (vec![("x-gitlab-token", "wrong".to_owned())], false, 401),
+            20..36 => (bogus(), false, 413),
             _ => (bogus(), true, 413),
         };
         posts.push(tokio::task::spawn_blocking(move || {
@@ -229,8 +232,13 @@ async fn oversized_webhook_posts_are_refused_without_growing_the_server() {
         mac.update(&body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     };
-    let signed = request("POST", format!("{base}/v1/hooks/git"), vec![("x-hub-signature-256", signature)], body).await;
+    let signed =
+        request("POST", format!("{base}/v1/hooks/git"), vec![("x-hub-signature-256", signature)], body.clone()).await;
     assert_eq!(signed.status, 202, "{}", signed.text);
+    let gitlab = vec![("x-gitlab-token", WEBHOOK.to_owned()), ("x-gitlab-event-uuid", "e1".to_owned())];
+    let body = br#"{"ref":"refs/heads/main","after":"1111111111111111111111111111111111111111"}"#.to_vec();
+    let from_gitlab = request("POST", format!("{base}/v1/hooks/git"), gitlab, body).await;
+    assert_eq!(from_gitlab.status, 202, "{}", from_gitlab.text);
 }
 
 /// Test set-up: gives a user a password and activates them, as accepting an invitation would.
