@@ -31,8 +31,8 @@ static READING: Semaphore = Semaphore::const_new(4);
 
 /// Everything that can be refused is refused before the body is read: no secret configured, no
 /// signature or token, a wrong GitLab token (which does not depend on the body), a malformed
-/// signature, an announced length over the limit. Only a well-formed GitHub signature has its body
-/// read, at most `MAX_BODY` bytes of it.
+/// signature, an announced length over the limit. Only then is the body read, streamed and at most
+/// `MAX_BODY` bytes of it: for the signature and the digest that recognises a replay.
 async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<Value>)> {
     let denied = Denied::of(&request);
     let (parts, body) = request.into_parts();
