@@ -8,6 +8,7 @@ mod error;
 mod flags;
 mod health;
 mod hooks;
+mod mail;
 mod ofrep;
 mod pages;
 mod session_auth;
@@ -51,6 +52,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let operator = sync::router()
         .merge(apps::router())
+        .merge(mail::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
     Router::new()
         .merge(health::router())

@@ -125,7 +125,8 @@ impl PathArg {
 
 #[derive(Debug, Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL URL; the database is created if it does not exist.
+    /// PostgreSQL URL. `serve`, `apply` and `migrate` create the database if it does not exist;
+    /// `plan` and `mail list` only read it.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -222,8 +223,17 @@ fn write_schemas(out: &Path) -> anyhow::Result<u8> {
 
 async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
     let validated = load(dir)?;
-    let pool = store::connect(args.database.database_url.expose()).await?;
-    let plan = reconcile::plan(&pool, &validated, Options { allow_mass_delete: args.allow_mass_delete }).await?;
+    let options = Options { allow_mass_delete: args.allow_mass_delete };
+    // `plan` only reads: it never creates the database or migrates it. A database that does not
+    // exist yet is an empty platform, so the plan shows everything `apply` would create.
+    let plan = match store::connect_existing(args.database.database_url.expose()).await {
+        Ok(pool) => reconcile::plan(&pool, &validated, options).await?,
+        Err(store::StoreError::NoDatabase(target)) => {
+            eprintln!("database {target} does not exist yet: planning against an empty platform");
+            crate::plan::diff(&validated, &crate::plan::live::LiveState::default(), options)
+        }
+        Err(error) => return Err(error.into()),
+    };
     anstream::print!("{}", render::render(&plan, format));
     let s = plan.summary();
     Ok(if !validated.is_valid() || s.refused_tenants > 0 {
