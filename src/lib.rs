@@ -8,12 +8,14 @@
 //! ```
 //!
 //! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `api` (axum) reads
-//! status and store; `cli` is the edge.
+//! status and store; `cli` is the edge. `denials` queues the audit rows of refused requests, so that a
+//! refusal never waits for the database.
 
 pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod denials;
 pub mod identity;
 pub mod mail;
 pub mod model;

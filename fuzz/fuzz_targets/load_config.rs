@@ -14,7 +14,14 @@ fuzz_target!(|data: &[u8]| {
     let mut files: Vec<SourceFile> = Vec::new();
     for line in text.split_inclusive('\n') {
         match line.strip_prefix("##file ") {
-            Some(name) => files.push(SourceFile { path: name.trim().to_owned(), text: String::new() }),
+            // Paths are unique in a real repository; a repeated name gets the file's number.
+            Some(name) => {
+                let mut path = name.trim().to_owned();
+                if files.iter().any(|f| f.path == path) {
+                    path = format!("{path}.{}", files.len());
+                }
+                files.push(SourceFile { path, text: String::new() });
+            }
             None => match files.last_mut() {
                 Some(file) => file.text.push_str(line),
                 None => files.push(SourceFile { path: "input.yaml".into(), text: line.to_owned() }),

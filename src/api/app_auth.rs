@@ -1,19 +1,21 @@
 //! `authorize`: the one place an application's request is let in or refused. It checks the key
 //! (memory only), its scope, and that the tenant is open to the key's application and active.
-//! Every refusal is audited; 429s are counted instead (a flood must not become an audit flood).
+//! Every refusal is audited (through the queue of `denials`: aggregated when the caller is anonymous,
+//! never waiting for the database); 429s are counted instead.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{HeaderMap, Method, header};
 use serde_json::json;
 
 use super::{ApiError, AppState};
 use crate::access::flags::TenantFlags;
 use crate::access::{KeyRefusal, Principal};
+use crate::denials::Refusal;
 use crate::model::Scope;
-use crate::store::{self, AuditEntry};
+use crate::store::AuditEntry;
 
 /// The key a request presents: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
 pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
@@ -27,6 +29,8 @@ pub(crate) fn presented_key(headers: &HeaderMap) -> Option<&str> {
 pub(crate) struct RequestInfo<'a> {
     pub method: &'a Method,
     pub path: &'a str,
+    /// The route's template, under which repeated anonymous refusals are aggregated.
+    pub route: Option<&'a MatchedPath>,
     pub headers: &'a HeaderMap,
     pub peer: Option<&'a ConnectInfo<SocketAddr>>,
 }
@@ -34,7 +38,8 @@ pub(crate) struct RequestInfo<'a> {
 /// Lets `request` read `tenant` with `scope`, or refuses it (audited) with the documented status:
 /// 401 for a missing, unknown, revoked or expired key; 403 `application_disabled`,
 /// `insufficient_scope`, `forbidden` (a tenant that does not exist or is not open to the key's
-/// application: the two look alike) or `tenant_suspended`; 429 over the key's rate limit.
+/// application: the two look alike) or `tenant_suspended`; 429 over the key's rate limit; to a
+/// valid key, 400 for a tenant name that is malformed.
 pub(crate) async fn authorize(
     state: &AppState,
     request: RequestInfo<'_>,
@@ -42,24 +47,26 @@ pub(crate) async fn authorize(
     tenant: &str,
 ) -> Result<(Principal, Arc<TenantFlags>), ApiError> {
     let principal = check_key(state, &request, scope, Some(tenant)).await?;
+    // A name that cannot be a tenant's is the caller's typo, not a refusal: say so (issue 11.6).
+    super::input::tenant(tenant)?;
     let cache = &state.access;
     let principal_ref = &principal;
     let request_ref = &request;
-    let refuse = |code: &'static str, message: String, reason: &'static str| async move {
+    let refuse = |code: &'static str, message: String, reason: &'static str| {
         let key_id = Some(principal_ref.key.key_id.to_string());
-        audit_refusal(state, request_ref, Some(principal_ref), key_id, Some(tenant), reason).await;
+        audit_refusal(state, request_ref, Some(principal_ref), key_id, Some(tenant), reason);
         Err(ApiError::Forbidden { code, message })
     };
     let flags = match cache.tenant(tenant) {
         Some(flags) if flags.open_to(&principal.app.name) => flags,
         _ => {
             let message = format!("tenant `{tenant}` is not open to application `{}`", principal.app.name);
-            return refuse("forbidden", message, "tenant not open to the application").await;
+            return refuse("forbidden", message, "tenant not open to the application");
         }
     };
     if !flags.active {
         let message = format!("tenant `{tenant}` is suspended; its flags are not served until it is active again");
-        return refuse("tenant_suspended", message, "tenant suspended").await;
+        return refuse("tenant_suspended", message, "tenant suspended");
     }
     Ok((principal, flags))
 }
@@ -102,13 +109,13 @@ async fn check_key(
                 ),
             };
             let key_id = entry.as_ref().map(|e| e.key_id.to_string());
-            audit_refusal(state, request, None, key_id, tenant, refusal.reason()).await;
+            audit_refusal(state, request, None, key_id, tenant, refusal.reason());
             return Err(error);
         }
     };
     if !principal.scopes().contains(scope) {
         let key_id = Some(principal.key.key_id.to_string());
-        audit_refusal(state, request, Some(&principal), key_id, tenant, "insufficient scope").await;
+        audit_refusal(state, request, Some(&principal), key_id, tenant, "insufficient scope");
         return Err(ApiError::Forbidden {
             code: "insufficient_scope",
             message: format!("this API key lacks the {scope} scope"),
@@ -117,7 +124,8 @@ async fn check_key(
     Ok(principal)
 }
 
-async fn audit_refusal(
+/// Queues the audit row of a refusal: one per refusal of a known key, aggregated otherwise.
+fn audit_refusal(
     state: &AppState,
     request: &RequestInfo<'_>,
     principal: Option<&Principal>,
@@ -125,25 +133,28 @@ async fn audit_refusal(
     tenant: Option<&str>,
     reason: &str,
 ) {
-    let (actor, actor_type) = match principal {
-        Some(p) => (p.app.name.to_string(), "application"),
-        None => ("anonymous".to_owned(), "anonymous"),
+    let ip = request.peer.map(|c| c.0.ip().to_string());
+    let Some(principal) = principal else {
+        state.denials.refused(Refusal {
+            action: "api.denied",
+            ip,
+            method: Some(request.method.to_string()),
+            route: request.route.map_or(request.path, MatchedPath::as_str).to_owned(),
+            resource: request.path.to_owned(),
+            tenant: tenant.map(str::to_owned),
+            reason: reason.to_owned(),
+            key_id,
+            extra: serde_json::Map::new(),
+        });
+        return;
     };
-    let entry = AuditEntry {
-        actor,
-        actor_type,
+    state.denials.record(AuditEntry {
+        actor: principal.app.name.to_string(),
+        actor_type: "application",
         action: "api.denied".into(),
         resource: request.path.to_owned(),
         tenant: tenant.map(str::to_owned),
         success: false,
-        metadata: json!({
-            "method": request.method.as_str(),
-            "ip": request.peer.map(|c| c.0.ip().to_string()),
-            "reason": reason,
-            "keyId": key_id,
-        }),
-    };
-    if let Err(error) = store::access::audit(&state.pool, entry).await {
-        tracing::warn!(%error, "cannot audit a denied request");
-    }
+        metadata: json!({ "method": request.method.as_str(), "ip": ip, "reason": reason, "keyId": key_id }),
+    });
 }

@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, AppState, Result, parse};
+use super::auth::no_store;
+use super::{ApiError, AppState, Result, input, parse};
 use crate::access::{key, sync};
-use crate::model::{AppName, Email, Scope};
+use crate::model::{AppName, Scope, shown};
 use crate::store::AuditEntry;
 use crate::store::access::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
 
@@ -45,7 +46,7 @@ fn scopes(names: &[String]) -> Result<Vec<String>> {
     for name in names {
         let scope = Scope::parse(name).ok_or_else(|| {
             let known: Vec<&str> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-            ApiError::BadRequest(format!("unknown scope `{name}`; scopes are {}", known.join(", ")))
+            ApiError::BadRequest(format!("unknown scope `{}`; scopes are {}", shown(name), known.join(", ")))
         })?;
         if !parsed.contains(&scope.as_str().to_owned()) {
             parsed.push(scope.as_str().to_owned());
@@ -57,13 +58,17 @@ fn scopes(names: &[String]) -> Result<Vec<String>> {
 fn status(value: &str) -> Result<String> {
     match value {
         "active" | "disabled" => Ok(value.to_owned()),
-        other => Err(ApiError::BadRequest(format!("status `{other}` is not one of active, disabled"))),
+        other => Err(ApiError::BadRequest(format!("status `{}` is not one of active, disabled", shown(other)))),
     }
 }
 
+/// The application `{app}` of a path names.
 async fn find_app(state: &AppState, name: &str) -> Result<ApplicationRecord> {
+    let name = input::app(name)?;
     let mut conn = state.pool.acquire().await.map_err(crate::store::StoreError::from)?;
-    db::application(&mut conn, name).await?.ok_or_else(|| ApiError::NotFound(format!("no application `{name}`")))
+    db::application(&mut conn, name.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no application `{name}`")))
 }
 
 async fn list_apps(State(state): State<AppState>) -> Result<Response> {
@@ -87,13 +92,14 @@ struct CreateApp {
 
 async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Response> {
     let request: CreateApp = parse(&body)?;
-    let name = AppName::parse(&request.name).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let owner = Email::parse(&request.owner).map_err(|e| ApiError::BadRequest(format!("owner: {e}")))?;
+    let name = AppName::parse(&request.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
+    let display_name = input::display_name("displayName", &request.display_name)?;
+    let owner = input::email("owner", &request.owner)?;
     let scopes = scopes(&request.scopes)?;
     let status = status(request.status.as_deref().unwrap_or("active"))?;
     let new = NewApplication {
         name: name.as_str(),
-        display_name: &request.display_name,
+        display_name: display_name.as_str(),
         owner: owner.as_str(),
         status: &status,
         scopes: &scopes,
@@ -120,18 +126,16 @@ struct UpdateApp {
 /// a change here would be reverted as drift on the next pass.
 async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
     let request: UpdateApp = parse(&body)?;
+    let display_name = request.display_name.as_deref().map(|d| input::display_name("displayName", d)).transpose()?;
+    let owner = request.owner.as_deref().map(|o| input::email("owner", o)).transpose()?;
     let current = find_app(&state, &app).await?;
     if current.managed_by == "git" {
         let file = current.source_file.as_deref().unwrap_or("the config repository");
         return Err(ApiError::Conflict(format!("application `{app}` is declared in Git ({file}); change it there")));
     }
-    let owner = match &request.owner {
-        Some(owner) => Some(Email::parse(owner).map_err(|e| ApiError::BadRequest(format!("owner: {e}")))?.to_string()),
-        None => None,
-    };
     let change = ApplicationChange {
-        display_name: request.display_name,
-        owner,
+        display_name: display_name.map(|d| d.as_str().to_owned()),
+        owner: owner.map(|o| o.to_string()),
         status: request.status.as_deref().map(status).transpose()?,
         scopes: request.scopes.as_deref().map(scopes).transpose()?,
     };
@@ -151,9 +155,11 @@ async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Re
 }
 
 async fn show_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
+    let key_id = input::key_id(&key_id)?;
+    let key_id = key_id.as_str();
     let app = find_app(&state, &app).await?;
     let mut conn = state.pool.acquire().await.map_err(crate::store::StoreError::from)?;
-    let key = db::key(&mut conn, app.id, &key_id).await?.ok_or_else(|| no_key(&app.name, &key_id))?;
+    let key = db::key(&mut conn, app.id, key_id).await?.ok_or_else(|| no_key(&app.name, key_id))?;
     Ok(axum::Json(key).into_response())
 }
 
@@ -172,12 +178,6 @@ struct CreateKey {
     expires_at: Option<DateTime<Utc>>,
 }
 
-fn duration(field: &str, text: &str) -> Result<chrono::Duration> {
-    let parsed = humantime::parse_duration(text)
-        .map_err(|e| ApiError::BadRequest(format!("{field}: `{text}` is not a duration such as 30d or 12h: {e}")))?;
-    chrono::Duration::from_std(parsed).map_err(|_| ApiError::BadRequest(format!("{field}: `{text}` is too long")))
-}
-
 /// The response that carries a secret: the key as lists show it, plus `secret`, shown this once.
 fn issued(record: KeyRecord, token: &str) -> serde_json::Value {
     let mut body = serde_json::to_value(record).unwrap_or_default();
@@ -188,6 +188,7 @@ fn issued(record: KeyRecord, token: &str) -> serde_json::Value {
 
 async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
     let request: CreateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
+    let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
     let app = find_app(&state, &app).await?;
     let scopes = match &request.scopes {
         Some(asked) => {
@@ -205,39 +206,38 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
     };
     let expires_at = match (&request.expires_in, request.expires_at) {
         (Some(_), Some(_)) => return Err(ApiError::BadRequest("give expiresIn or expiresAt, not both".into())),
-        (Some(text), None) => Some(Utc::now() + duration("expiresIn", text)?),
-        (None, at) => at,
+        (Some(text), None) => Some(input::from_now("expiresIn", input::duration("expiresIn", text)?)?),
+        (None, Some(at)) => Some(input::expiry("expiresAt", at)?),
+        (None, None) => None,
     };
-    if expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(ApiError::BadRequest("expiresAt is in the past".into()));
-    }
     let issued_key = key::issue();
     let entry = audit(
         "api_key.create",
         format!("application/{}/key/{}", app.name, issued_key.key_id),
-        json!({ "scopes": scopes, "expiresAt": expires_at, "name": request.name }),
+        json!({ "scopes": scopes, "expiresAt": expires_at, "name": name }),
     );
     let new = NewKey {
         key_id: &issued_key.key_id,
         application: app.id,
         secret_hash: &issued_key.secret_hash,
-        name: request.name.as_deref(),
+        name: name.as_ref().map(|n| n.as_str()),
         scopes: &scopes,
         expires_at,
         created_by: ACTOR,
     };
     let record = db::create_key(&state.pool, new, entry).await?;
     sync::refresh(&state.access, &state.pool, &[&issued_key.key_id], &[]).await?;
-    Ok((StatusCode::CREATED, axum::Json(issued(record, &issued_key.token))).into_response())
+    Ok(no_store((StatusCode::CREATED, axum::Json(issued(record, &issued_key.token)))))
 }
 
 /// Revokes at once, on every replica (the change feed), and keeps the key listed as revoked.
 async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
+    let key_id = input::key_id(&key_id)?;
+    let key_id = key_id.as_str();
     let app = find_app(&state, &app).await?;
     let entry = audit("api_key.revoke", format!("application/{}/key/{key_id}", app.name), json!({}));
-    let revoked =
-        db::revoke_key(&state.pool, app.id, &key_id, entry).await?.ok_or_else(|| no_key(&app.name, &key_id))?;
-    sync::refresh(&state.access, &state.pool, &[&key_id], &[]).await?;
+    let revoked = db::revoke_key(&state.pool, app.id, key_id, entry).await?.ok_or_else(|| no_key(&app.name, key_id))?;
+    sync::refresh(&state.access, &state.pool, &[key_id], &[]).await?;
     Ok(axum::Json(revoked).into_response())
 }
 
@@ -255,10 +255,12 @@ async fn rotate_key(
     body: Bytes,
 ) -> Result<Response> {
     let request: RotateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
-    let grace = duration("gracePeriod", request.grace_period.as_deref().unwrap_or("24h"))?;
+    let grace = input::duration("gracePeriod", request.grace_period.as_deref().unwrap_or("24h"))?;
+    let old_until = input::from_now("gracePeriod", grace)?;
+    let key_id = input::key_id(&key_id)?;
+    let key_id = key_id.as_str();
     let app = find_app(&state, &app).await?;
     let issued_key = key::issue();
-    let old_until = Utc::now() + grace;
     let entry = audit(
         "api_key.rotate",
         format!("application/{}/key/{key_id}", app.name),
@@ -273,10 +275,10 @@ async fn rotate_key(
         expires_at: None,
         created_by: ACTOR,
     };
-    let (old, new) = db::rotate_key(&state.pool, &key_id, new, old_until, entry)
+    let (old, new) = db::rotate_key(&state.pool, key_id, new, old_until, entry)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("application `{}` has no unrevoked key `{key_id}`", app.name)))?;
-    sync::refresh(&state.access, &state.pool, &[&key_id, &issued_key.key_id], &[]).await?;
+    sync::refresh(&state.access, &state.pool, &[key_id, &issued_key.key_id], &[]).await?;
     let body = json!({ "key": issued(new, &issued_key.token), "previous": old });
-    Ok((StatusCode::CREATED, axum::Json(body)).into_response())
+    Ok(no_store((StatusCode::CREATED, axum::Json(body))))
 }

@@ -18,9 +18,9 @@ use uuid::Uuid;
 
 use super::app_auth::{self, RequestInfo};
 use super::session_auth::{AnySession, Session, client};
-use super::{ApiError, AppState, Result, parse, require_operator};
+use super::{ApiError, AppState, Result, input, parse, require_operator};
 use crate::identity::token::{self, TokenKind};
-use crate::model::Scope;
+use crate::model::{Scope, shown};
 use crate::store::{self, AuditEntry};
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -76,7 +76,8 @@ struct Login {
 
 async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Login = parse(&body)?;
-    let tokens = state.identity.login(&request.email, &request.password, &client(&parts)).await?;
+    let email = input::email("email", &request.email)?;
+    let tokens = state.identity.login(email.as_str(), &request.password, &client(&parts)).await?;
     Ok(no_store(axum::Json(tokens)))
 }
 
@@ -125,7 +126,9 @@ async fn end_session(
     Session(session): Session,
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
-    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound(format!("no session {id}")))?;
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        ApiError::BadRequest(format!("path parameter `id`: `{}` is not a session id (a UUID)", shown(&id)))
+    })?;
     if state.identity.end_own_session(&session, id, &client(&parts)).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -141,7 +144,8 @@ struct Forgot {
 
 async fn forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Forgot = parse(&body)?;
-    state.identity.forgot_password(&request.email, &client(&parts)).await?;
+    let email = input::email("email", &request.email)?;
+    state.identity.forgot_password(email.as_str(), &client(&parts)).await?;
     let message = "if an active account has this email, a reset link is on its way";
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "message": message }))).into_response())
 }
@@ -226,8 +230,9 @@ async fn verify_mfa(
 }
 
 async fn unlock(State(state): State<AppState>, Path(email): Path<String>) -> Result<StatusCode> {
-    let email = email.trim().to_lowercase();
-    let unlocked = store::identity::clear_failures(&state.pool, &email).await?;
+    let email = input::path_email(&email)?;
+    let email = email.as_str();
+    let unlocked = store::identity::clear_failures(&state.pool, email).await?;
     let entry = AuditEntry {
         actor: "operator".into(),
         actor_type: "operator",
@@ -270,6 +275,7 @@ async fn visible_session(
     let info = RequestInfo {
         method: &parts.method,
         path: parts.uri.path(),
+        route: parts.extensions.get(),
         headers: &parts.headers,
         peer: parts.extensions.get(),
     };
@@ -338,7 +344,7 @@ async fn revoke(State(state): State<AppState>, parts: Parts, body: Bytes) -> Res
 }
 
 /// Responses that carry tokens or secrets must not be cached (RFC 6749 §5.1).
-fn no_store(body: impl IntoResponse) -> Response {
+pub(crate) fn no_store(body: impl IntoResponse) -> Response {
     let mut response = body.into_response();
     response.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
     response

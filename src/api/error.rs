@@ -1,5 +1,7 @@
 //! The one API error type and its one body shape: `{"error":{"code","message"}}`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -28,7 +30,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCode => ApiError::Invalid { code: "invalid_code", message },
             AuthError::WrongCurrentPassword => ApiError::Invalid { code: "invalid_current_password", message },
             AuthError::Conflict(_) => ApiError::Conflict(message),
-            AuthError::Store(error) => ApiError::Store(error),
+            AuthError::Store(error) => error.into(),
         }
     }
 }
@@ -54,10 +56,33 @@ pub enum ApiError {
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 503 with `Retry-After`: the database is unreachable, or the server is not ready yet.
     #[error("{0}")]
     Unavailable(String),
+    /// 413: the body is larger than the route accepts; refused before it is read.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(StoreError),
+}
+
+/// Seconds a client is asked to wait after a 503.
+const RETRY_UNAVAILABLE_AFTER: u64 = 2;
+
+/// A database that cannot be reached is a 503 the client may retry (logged as a warning, at most
+/// once a second however many requests meet it); any other store error is a 500.
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        if !error.is_unavailable() {
+            return ApiError::Store(error);
+        }
+        static LAST_WARNED: AtomicU64 = AtomicU64::new(0);
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if LAST_WARNED.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(%error, "the database is unavailable; answering 503");
+        }
+        ApiError::Unavailable("the database is unavailable; retry in a moment".into())
+    }
 }
 
 impl ApiError {
@@ -72,6 +97,7 @@ impl ApiError {
             Self::Invalid { code, .. } => (StatusCode::BAD_REQUEST, *code),
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -89,7 +115,12 @@ impl IntoResponse for ApiError {
             other => other.to_string(),
         };
         let mut response = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
-        if let Self::TooManyRequests { retry_after } = self {
+        let retry_after = match self {
+            Self::TooManyRequests { retry_after } => Some(retry_after),
+            Self::Unavailable(_) => Some(RETRY_UNAVAILABLE_AFTER),
+            _ => None,
+        };
+        if let Some(retry_after) = retry_after {
             response.headers_mut().insert("retry-after", axum::http::HeaderValue::from(retry_after));
         }
         if status == StatusCode::UNAUTHORIZED {

@@ -36,6 +36,7 @@ pub(crate) fn info(parts: &Parts) -> RequestInfo<'_> {
     RequestInfo {
         method: &parts.method,
         path: parts.uri.path(),
+        route: parts.extensions.get(),
         headers: &parts.headers,
         peer: parts.extensions.get::<ConnectInfo<SocketAddr>>(),
     }

@@ -4,10 +4,12 @@
 mod app_auth;
 mod apps;
 mod auth;
+mod envelope;
 mod error;
 mod flags;
 mod health;
 mod hooks;
+mod input;
 mod mail;
 mod ofrep;
 mod pages;
@@ -19,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use sqlx::PgPool;
@@ -29,9 +31,9 @@ use tokio_util::sync::CancellationToken;
 pub use error::{ApiError, Result};
 
 use crate::access::AccessCache;
+use crate::denials::{DenialLog, Refusal};
 use crate::identity::Identity;
 use crate::source::Secret;
-use crate::store::{self, AuditEntry};
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -46,6 +48,8 @@ pub struct AppState {
     pub access: Arc<AccessCache>,
     /// Tenant users' sign-in and sessions.
     pub identity: Identity,
+    /// The audit rows of refused requests: queued, aggregated, written off the request path.
+    pub denials: DenialLog,
 }
 
 /// The whole API, separate from serving it so tests can call it in-process.
@@ -54,17 +58,22 @@ pub fn app(state: AppState) -> Router {
         .merge(apps::router())
         .merge(mail::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
-    Router::new()
+    // JSON and form bodies are bounded here; the webhook route bounds its own.
+    let bounded = Router::new()
         .merge(health::router())
-        .merge(hooks::router())
         .merge(flags::router())
         .merge(ofrep::router())
         .merge(auth::router(&state))
         .merge(users::router())
         .merge(operator)
+        .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
+    Router::new()
+        .merge(hooks::router())
+        .merge(bounded)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
+        .layer(middleware::from_fn(envelope::layer))
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {
@@ -112,52 +121,49 @@ async fn require_operator(State(state): State<AppState>, request: Request, next:
     } else {
         "a valid operator token is required (Authorization: Bearer …)"
     };
-    Err(deny(&state.pool, Denied::of(&request), reason).await)
+    Err(deny(&state.denials, Denied::of(&request), reason))
 }
 
 /// What is recorded of a refused request: never the presented credential.
 pub(crate) struct Denied {
     method: String,
     path: String,
+    /// The route's template, under which repeated refusals are aggregated.
+    route: Option<String>,
     ip: Option<String>,
 }
 
 impl Denied {
     pub(crate) fn of<B>(request: &axum::http::Request<B>) -> Self {
-        Denied {
-            method: request.method().to_string(),
-            path: request.uri().path().to_owned(),
-            ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
-        }
+        Self::from_head(request.method(), request.uri(), request.extensions())
     }
 
     pub(crate) fn of_parts(parts: &axum::http::request::Parts) -> Self {
+        Self::from_head(&parts.method, &parts.uri, &parts.extensions)
+    }
+
+    fn from_head(method: &axum::http::Method, uri: &axum::http::Uri, extensions: &axum::http::Extensions) -> Self {
         Denied {
-            method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
-            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+            method: method.to_string(),
+            path: uri.path().to_owned(),
+            route: extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned()),
+            ip: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
         }
     }
 }
 
-/// Audits a refused request and returns the 401 to send.
-pub(crate) async fn deny(pool: &PgPool, request: Denied, reason: &str) -> ApiError {
-    let entry = AuditEntry {
-        actor: "anonymous".into(),
-        actor_type: "anonymous",
-        action: "api.denied".into(),
+/// Audits a refused request (queued: never waits for the database) and returns the 401 to send.
+pub(crate) fn deny(denials: &DenialLog, request: Denied, reason: &str) -> ApiError {
+    denials.refused(Refusal {
+        action: "api.denied",
+        ip: request.ip,
+        method: Some(request.method),
+        route: request.route.unwrap_or_else(|| request.path.clone()),
         resource: request.path,
         tenant: None,
-        success: false,
-        metadata: serde_json::json!({ "method": request.method, "ip": request.ip, "reason": reason }),
-    };
-    match pool.acquire().await {
-        Ok(mut conn) => {
-            if let Err(error) = store::insert_audit(&mut conn, &[entry]).await {
-                tracing::warn!(%error, "cannot audit a denied request");
-            }
-        }
-        Err(error) => tracing::warn!(%error, "cannot audit a denied request"),
-    }
+        reason: reason.to_owned(),
+        key_id: None,
+        extra: serde_json::Map::new(),
+    });
     ApiError::Unauthorized(reason.to_owned())
 }

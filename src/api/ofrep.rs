@@ -19,7 +19,7 @@ use serde_json::json;
 use super::app_auth::authorize;
 use super::flags::{conditional, info};
 use super::{AppState, Result};
-use crate::model::Scope;
+use crate::model::{Scope, TenantName, shown};
 
 /// Evaluation requests are small; anything larger is refused before it is read.
 const MAX_BODY: usize = 64 * 1024;
@@ -50,12 +50,22 @@ struct EvaluationFailure {
 
 impl EvaluationFailure {
     fn into_response(self, key: Option<&str>) -> Response {
-        let body = match key {
-            Some(key) => json!({ "key": key, "errorCode": self.code, "errorDetails": self.details }),
-            None => json!({ "errorCode": self.code, "errorDetails": self.details }),
-        };
-        (StatusCode::BAD_REQUEST, axum::Json(body)).into_response()
+        failure(StatusCode::BAD_REQUEST, key, self.code, self.details)
     }
+}
+
+/// An OFREP error body (`key`, `errorCode`, `errorDetails`, what OpenFeature providers read) that
+/// also carries the envelope every Gatehouse error has (issue 11.7), with the code in snake case.
+fn failure(status: StatusCode, key: Option<&str>, code: &str, details: String) -> Response {
+    let mut body = json!({
+        "errorCode": code,
+        "errorDetails": details,
+        "error": { "code": code.to_lowercase(), "message": details },
+    });
+    if let Some(key) = key {
+        body["key"] = json!(key);
+    }
+    (status, axum::Json(body)).into_response()
 }
 
 /// The tenant named by the request's evaluation context. Parsing borrows from the body: no
@@ -66,7 +76,12 @@ fn tenant_of(body: &[u8]) -> std::result::Result<Cow<'_, str>, EvaluationFailure
         details: "the evaluation context must carry the tenant: {\"context\": {\"tenant\": \"<tenant name>\"}}".into(),
     };
     match serde_json::from_slice::<EvaluationRequest>(body) {
-        Ok(EvaluationRequest { context: Some(Context { tenant: Some(tenant) }) }) => Ok(tenant),
+        Ok(EvaluationRequest { context: Some(Context { tenant: Some(tenant) }) }) => match TenantName::parse(&tenant) {
+            Ok(_) => Ok(tenant),
+            Err(error) => {
+                Err(EvaluationFailure { code: "INVALID_CONTEXT", details: format!("context.tenant: {error}") })
+            }
+        },
         Ok(_) => Err(context_needed()),
         // Valid JSON of the wrong shape is a context problem; anything else cannot be parsed.
         Err(_) if serde_json::from_slice::<serde_json::Value>(body).is_ok() => Err(context_needed()),
@@ -109,9 +124,8 @@ async fn evaluate_one(State(state): State<AppState>, Path(key): Path<String>, re
     };
     let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
     let Some(evaluation) = flags.ofrep_single.get(key.as_str()) else {
-        let details = format!("flag `{key}` is not defined for tenant `{tenant}`");
-        let body = json!({ "key": key, "errorCode": "FLAG_NOT_FOUND", "errorDetails": details });
-        return Ok((StatusCode::NOT_FOUND, axum::Json(body)).into_response());
+        let details = format!("flag `{}` is not defined for tenant `{tenant}`", shown(&key));
+        return Ok(failure(StatusCode::NOT_FOUND, Some(&key), "FLAG_NOT_FOUND", details));
     };
     Ok(([(header::CONTENT_TYPE, "application/json")], evaluation.clone()).into_response())
 }
@@ -132,5 +146,14 @@ mod tests {
             assert_eq!(tenant_of(body).err().map(|f| f.code), Some("INVALID_CONTEXT"), "{body:?}");
         }
         assert_eq!(tenant_of(b"{\"context\":").err().map(|f| f.code), Some("PARSE_ERROR"));
+    }
+
+    #[test]
+    fn a_tenant_that_is_no_tenant_name_is_an_invalid_context() {
+        for body in [&br#"{"context":{"tenant":"ac\u0000me"}}"#[..], br#"{"context":{"tenant":""}}"#] {
+            let failure = tenant_of(body).expect_err("refused");
+            assert_eq!(failure.code, "INVALID_CONTEXT", "{body:?}");
+            assert!(failure.details.starts_with("context.tenant: "), "{}", failure.details);
+        }
     }
 }

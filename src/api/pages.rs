@@ -35,13 +35,26 @@ struct Submitted {
     password: String,
 }
 
-async fn show_invitation(Query(link): Query<Link>) -> Response {
-    form(LinkPurpose::Invitation, &link.token, None, StatusCode::OK)
+/// A link's query as the page reads it; one that does not parse (a damaged or edited link) shows
+/// the form with the problem, as a page rather than a JSON error.
+type LinkQuery = Result<Query<Link>, axum::extract::rejection::QueryRejection>;
+
+async fn show_invitation(link: LinkQuery) -> Response {
+    show(LinkPurpose::Invitation, link)
 }
 
-async fn show_reset(Query(link): Query<Link>) -> Response {
-    form(LinkPurpose::PasswordReset, &link.token, None, StatusCode::OK)
+async fn show_reset(link: LinkQuery) -> Response {
+    show(LinkPurpose::PasswordReset, link)
 }
+
+fn show(purpose: LinkPurpose, link: LinkQuery) -> Response {
+    match link {
+        Ok(Query(link)) => form(purpose, &link.token, None, StatusCode::OK),
+        Err(_) => form(purpose, "", Some(DAMAGED_LINK), StatusCode::BAD_REQUEST),
+    }
+}
+
+const DAMAGED_LINK: &str = "The link is damaged; open it from the mail again.";
 
 async fn submit_invitation(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     submit(&state, &parts, &body, LinkPurpose::Invitation).await

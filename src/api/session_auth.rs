@@ -41,9 +41,7 @@ pub(crate) async fn presented_session(state: &AppState, parts: &Parts) -> Result
     };
     match state.identity.sessions.find(token::hash(presented)).await? {
         Some(session) => Ok(Some(session)),
-        None => {
-            Err(deny(&state.pool, Denied::of_parts(parts), "the session token is unknown, expired or revoked").await)
-        }
+        None => Err(deny(&state.denials, Denied::of_parts(parts), "the session token is unknown, expired or revoked")),
     }
 }
 
@@ -54,11 +52,10 @@ impl FromRequestParts<AppState> for AnySession {
         match presented_session(state, parts).await? {
             Some(session) => Ok(AnySession(session)),
             None => Err(deny(
-                &state.pool,
+                &state.denials,
                 Denied::of_parts(parts),
                 "a session is required (Authorization: Bearer gatehouse_at_…)",
-            )
-            .await),
+            )),
         }
     }
 }

@@ -8,7 +8,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, Result};
+use super::{ApiError, AppState, Result, input};
 use crate::store::{self, status};
 
 pub fn router() -> Router<AppState> {
@@ -39,13 +39,14 @@ async fn tenants(
     page: std::result::Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>> {
     let Query(page) = page?;
+    let after = input::lookup("query parameter `after`", &page.after)?;
     let limit = page.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be from 1 to 1000".into()));
     }
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let sync = status::sync_state(&mut conn).await?;
-    let items = status::tenant_statuses(&mut conn, &page.after, limit).await?;
+    let items = status::tenant_statuses(&mut conn, after, limit).await?;
     let next = (items.len() as i64 == limit).then(|| items.last().map(|t| t.tenant.clone())).flatten();
     Ok(Json(json!({ "counts": sync.counts, "commit": sync.source_commit, "tenants": items, "next": next })))
 }
@@ -53,10 +54,11 @@ async fn tenants(
 /// One tenant: its state, the commit it is synced to, errors with file:line, and each drifted field
 /// with the applied and live value and who changed it when (from the audit log).
 async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>> {
+    let name = input::lookup("path parameter `tenant`", &name)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let sync = status::sync_state(&mut conn).await?;
-    let row = status::tenant_sync(&mut conn, &name).await?;
-    let record = status::tenant_record(&mut conn, &name).await?;
+    let row = status::tenant_sync(&mut conn, name).await?;
+    let record = status::tenant_record(&mut conn, name).await?;
     if row.is_none() && record.is_none() {
         return Err(ApiError::NotFound(format!("no tenant `{name}` is declared or live")));
     }

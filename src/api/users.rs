@@ -11,7 +11,8 @@ use axum::routing::{delete, get, post};
 use serde_json::json;
 
 use super::session_auth::{pending_refusal, presented_session};
-use super::{ApiError, AppState, Denied, Result, deny, secret_matches};
+use super::{ApiError, AppState, Denied, Result, deny, input, secret_matches};
+use crate::model::{Email, TenantName};
 use crate::store::{self, AuditEntry};
 
 pub fn router() -> Router<AppState> {
@@ -27,12 +28,15 @@ struct Admin {
     actor_type: &'static str,
 }
 
-async fn admin_of(state: &AppState, parts: &Parts, tenant: &str) -> Result<Admin> {
+/// The caller, if it may administer `tenant` (as the path gives it), and the tenant's name. The
+/// caller is authenticated first: a malformed tenant is a 400 only to someone who may ask.
+async fn admin_of(state: &AppState, parts: &Parts, tenant: &str) -> Result<(Admin, TenantName)> {
     if let Some(session) = presented_session(state, parts).await? {
         if let Some(pending) = session.pending.as_deref() {
             return Err(pending_refusal(pending));
         }
-        let reason = if session.tenant != tenant {
+        let tenant = input::tenant(tenant)?;
+        let reason = if session.tenant != tenant.as_str() {
             Some("a session of another tenant")
         } else if !matches!(session.role.as_str(), "owner" | "admin") {
             Some("the session's role is not owner or admin")
@@ -45,35 +49,34 @@ async fn admin_of(state: &AppState, parts: &Parts, tenant: &str) -> Result<Admin
                 actor_type: "user",
                 action: "api.denied".into(),
                 resource: parts.uri.path().to_owned(),
-                tenant: Some(tenant.to_owned()),
+                tenant: Some(tenant.to_string()),
                 success: false,
                 metadata: json!({ "method": parts.method.as_str(), "reason": reason, "sessionTenant": session.tenant }),
             };
-            store::access::audit(&state.pool, entry).await?;
+            state.denials.record(entry);
             return Err(ApiError::Forbidden {
                 code: "forbidden",
                 message: format!("only owners and admins of tenant `{tenant}` may do this"),
             });
         }
-        return Ok(Admin { actor: session.email, actor_type: "user" });
+        return Ok((Admin { actor: session.email, actor_type: "user" }, tenant));
     }
     let presented = super::session_auth::bearer(parts);
     if secret_matches(state.operator_token.as_ref(), presented) {
-        return Ok(Admin { actor: "operator".into(), actor_type: "operator" });
+        return Ok((Admin { actor: "operator".into(), actor_type: "operator" }, input::tenant(tenant)?));
     }
     Err(deny(
-        &state.pool,
+        &state.denials,
         Denied::of_parts(parts),
         "a session of a tenant owner or admin, or the operator token, is required",
-    )
-    .await)
+    ))
 }
 
 async fn audit(
     state: &AppState,
     admin: &Admin,
     action: &str,
-    tenant: &str,
+    tenant: &TenantName,
     email: &str,
     metadata: serde_json::Value,
 ) -> Result<()> {
@@ -82,7 +85,7 @@ async fn audit(
         actor_type: admin.actor_type,
         action: action.into(),
         resource: format!("tenant/{tenant}/user/{email}"),
-        tenant: Some(tenant.to_owned()),
+        tenant: Some(tenant.to_string()),
         success: true,
         metadata,
     };
@@ -90,13 +93,13 @@ async fn audit(
 }
 
 async fn list(State(state): State<AppState>, parts: Parts, Path(tenant): Path<String>) -> Result<Response> {
-    admin_of(&state, &parts, &tenant).await?;
-    let users = store::identity::tenant_users(&state.pool, &tenant).await?;
+    let (_, tenant) = admin_of(&state, &parts, &tenant).await?;
+    let users = store::identity::tenant_users(&state.pool, tenant.as_str()).await?;
     Ok(axum::Json(json!({ "users": users })).into_response())
 }
 
-async fn user(state: &AppState, tenant: &str, email: &str) -> Result<store::identity::TenantUser> {
-    store::identity::tenant_user(&state.pool, tenant, &email.to_lowercase())
+async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<store::identity::TenantUser> {
+    store::identity::tenant_user(&state.pool, tenant.as_str(), email.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no user {email}")))
 }
@@ -107,7 +110,8 @@ async fn end_sessions(
     parts: Parts,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let admin = admin_of(&state, &parts, &tenant).await?;
+    let (admin, tenant) = admin_of(&state, &parts, &tenant).await?;
+    let email = input::path_email(&email)?;
     let user = user(&state, &tenant, &email).await?;
     let ended = {
         let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
@@ -123,13 +127,14 @@ async fn resend_invitation(
     parts: Parts,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let admin = admin_of(&state, &parts, &tenant).await?;
+    let (admin, tenant) = admin_of(&state, &parts, &tenant).await?;
+    let email = input::path_email(&email)?;
     let user = user(&state, &tenant, &email).await?;
     if user.status != "invited" {
         return Err(ApiError::Conflict(format!("{} is {}, not invited", user.email, user.status)));
     }
     let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
-    let invitee = store::mail::invitee(&mut tx, user.id).await?.ok_or_else(|| ApiError::NotFound(email.clone()))?;
+    let invitee = store::mail::invitee(&mut tx, user.id).await?.ok_or_else(|| ApiError::NotFound(email.to_string()))?;
     crate::mail::worker::send_invitation(&state.identity, &mut tx, &invitee).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     audit(&state, &admin, "auth.invitation.send", &tenant, &user.email, json!({})).await?;

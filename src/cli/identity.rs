@@ -65,8 +65,9 @@ pub struct IdentityArgs {
     /// How long an access token lives; the refresh token gets a new one.
     #[arg(long, env = "GATEHOUSE_ACCESS_TOKEN_TTL", default_value = "15m", value_parser = duration)]
     pub access_token_ttl: Duration,
-    /// A spent refresh token presented again within this window (a client's retry) is exchanged
-    /// again; later, it ends the whole session.
+    /// A spent refresh token presented again within this window (a client's retry, or a parallel
+    /// refresh that lost the race) gets the same pair it was exchanged for; later, it ends the whole
+    /// session.
     #[arg(long, env = "GATEHOUSE_REFRESH_REUSE_GRACE", default_value = "5s", value_parser = duration)]
     pub refresh_reuse_grace: Duration,
     #[arg(long, env = "GATEHOUSE_INVITATION_TTL", default_value = "7d", value_parser = duration)]

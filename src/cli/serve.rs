@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::DatabaseArgs;
 use crate::access::AccessCache;
+use crate::denials::DenialLog;
 use crate::identity::Identity;
 use crate::mail::worker::Delivery;
 use crate::reconcile::controller::{self, Controller};
@@ -40,6 +41,10 @@ pub struct ServeArgs {
     pub listen: SocketAddr,
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// How long a request waits for a database connection before it is answered 503 with
+    /// Retry-After (the database is down, restarting or saturated), rather than hanging.
+    #[arg(long, env = "GATEHOUSE_DATABASE_ACQUIRE_TIMEOUT", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub database_acquire_timeout: Duration,
     /// Time between reconcile passes (drift is checked on every pass), such as 60s or 500ms.
     #[arg(long, env = "GATEHOUSE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
@@ -82,7 +87,7 @@ pub struct ServeArgs {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let keyring = args.identity.keys.keyring()?;
     let delivery = Delivery::new(args.identity.smtp_url.as_ref().map(Secret::expose), &args.identity.mail_from)?;
-    let pool = store::connect(args.database.database_url.expose()).await?;
+    let pool = store::connect_with(args.database.database_url.expose(), args.database_acquire_timeout).await?;
     crate::source::set_network_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     let cache = args.cache_dir.clone().unwrap_or_else(|| default_cache(&args.repo));
     let credentials = Credentials { token: args.git_token.clone(), ssh_key: args.ssh_key.clone() };
@@ -125,7 +130,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         args.key_use_flush_interval,
         shutdown.clone(),
     ));
-    let identity = Identity::new(pool.clone(), args.identity.settings(&public_url), keyring);
+    let denials = DenialLog::start(pool.clone());
+    let identity = Identity::new(pool.clone(), args.identity.settings(&public_url), keyring, denials.clone());
     tokio::spawn(mail::worker::run(identity.clone(), delivery, shutdown.clone()));
     tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
     let state = api::AppState {
@@ -135,8 +141,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         metrics,
         operator_token: args.operator_token.clone(),
         webhook_secret: args.webhook_secret.clone(),
+        denials: denials.clone(),
     };
-    api::serve(listener, state, shutdown.clone()).await?;
+    let served = api::serve(listener, state, shutdown.clone()).await;
+    // After the last request: what refusals wait to be audited is written before the process ends.
+    denials.close().await;
+    served?;
     reconciler.await?;
     flusher.await?;
     Ok(0)

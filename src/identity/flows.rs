@@ -9,10 +9,13 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::password::{self, Weak};
+use super::successor::{self, Pair};
 use super::token::{self, Issued, TokenKind};
 use super::{Identity, totp};
 use crate::mail::{self, Message, worker::describe};
-use crate::store::identity::{self as db, Account, LinkToken, NewSession, Refreshed, SessionView};
+use crate::store::identity::{
+    self as db, Account, Attempt, LinkToken, NewPair, NewSession, Refreshed, Reserved, Sealed, SessionView, Settle,
+};
 use crate::store::{self, AuditEntry, StoreError};
 
 /// Who is calling, for audit rows and session records.
@@ -140,11 +143,15 @@ fn retry_after(until: chrono::DateTime<chrono::Utc>) -> u64 {
 
 impl Identity {
     fn tokens(&self, access: Issued, refresh: Issued, session: &SessionView) -> Tokens {
+        self.pair_tokens(Pair { access: access.token, refresh: refresh.token }, session, self.settings.times.access_ttl)
+    }
+
+    fn pair_tokens(&self, pair: Pair, session: &SessionView, expires_in: std::time::Duration) -> Tokens {
         Tokens {
-            access_token: access.token,
-            refresh_token: refresh.token,
+            access_token: pair.access,
+            refresh_token: pair.refresh,
             token_type: "Bearer",
-            expires_in: self.settings.times.access_ttl.as_secs(),
+            expires_in: expires_in.as_secs(),
             session: SessionInfo {
                 id: session.id,
                 tenant: session.tenant.clone(),
@@ -185,6 +192,23 @@ impl Identity {
         }
     }
 
+    /// Audits a refusal of a caller who proved nothing (aggregated with its repeats; never waits).
+    fn refused_anonymous(&self, action: &'static str, reason: &str, client: &Client) {
+        let mut extra = serde_json::Map::new();
+        extra.insert("userAgent".into(), json!(client.user_agent));
+        self.denials.refused(crate::denials::Refusal {
+            action,
+            ip: client.ip.clone(),
+            method: None,
+            route: "user/anonymous".into(),
+            resource: "user/anonymous".into(),
+            tenant: None,
+            reason: reason.to_owned(),
+            key_id: None,
+            extra,
+        });
+    }
+
     /// Audits what the user of `session` did.
     async fn audit_session(
         &self,
@@ -197,46 +221,40 @@ impl Identity {
         self.audit(Self::entry(action, &session.email, Some(&session.tenant), success, client, extra)).await;
     }
 
-    /// Refuses while the account is locked (audited as a failed sign-in).
-    async fn check_lock(&self, email: &str, action: &str, client: &Client) -> Result<(), AuthError> {
-        self.refuse_if_locked(db::locked_until(&self.pool, email).await?, email, action, client).await
+    /// Reserves an attempt to verify a secret of the account of `email` before verifying it (see
+    /// `db::reserve_attempt`); refuses while the account is locked.
+    async fn reserve(&self, email: &str, action: &str, client: &Client) -> Result<Reserved, AuthError> {
+        let attempt = db::reserve_attempt(&self.pool, email, self.settings.lockout).await?;
+        self.admit(attempt, email, action, client).await
     }
 
-    async fn refuse_if_locked(
-        &self,
-        locked_until: Option<chrono::DateTime<chrono::Utc>>,
-        email: &str,
-        action: &str,
-        client: &Client,
-    ) -> Result<(), AuthError> {
-        if let Some(until) = locked_until {
-            let retry_after = retry_after(until);
-            let extra = json!({ "reason": "locked", "retryAfter": retry_after });
-            self.audit(Self::entry(action, email, None, false, client, extra)).await;
-            return Err(AuthError::Locked { retry_after });
-        }
-        Ok(())
-    }
-
-    /// Counts a failure against the account and audits a lock it starts.
-    async fn count_failure(&self, email: &str, tenant: Option<&str>, client: &Client) -> Result<(), AuthError> {
-        let lockout = self.settings.lockout;
-        let (failures, locked) =
-            db::record_failure(&self.pool, email, lockout.threshold, lockout.base, lockout.max).await?;
-        if let Some(until) = locked.filter(|until| *until > chrono::Utc::now()) {
-            if u32::try_from(failures).unwrap_or(0) >= lockout.threshold {
-                let extra = json!({ "failures": failures, "lockedFor": retry_after(until) });
-                self.audit(Self::entry("auth.lockout", email, tenant, true, client, extra)).await;
+    /// A reserved attempt goes ahead; a locked account is refused (audited as a failed `action`).
+    async fn admit(&self, attempt: Attempt, email: &str, action: &str, client: &Client) -> Result<Reserved, AuthError> {
+        match attempt {
+            Attempt::Reserved(attempt) => Ok(attempt),
+            Attempt::Locked { until } => {
+                let retry_after = retry_after(until);
+                let extra = json!({ "reason": "locked", "retryAfter": retry_after });
+                self.audit(Self::entry(action, email, None, false, client, extra)).await;
+                Err(AuthError::Locked { retry_after })
             }
         }
-        Ok(())
+    }
+
+    /// Audits the lock a failed attempt started. The failure itself was counted when the attempt
+    /// was reserved.
+    async fn audit_lockout(&self, email: &str, tenant: Option<&str>, attempt: Reserved, client: &Client) {
+        if let Some(until) = attempt.lock.filter(|until| *until > chrono::Utc::now()) {
+            let extra = json!({ "failures": attempt.failures, "lockedFor": retry_after(until) });
+            self.audit(Self::entry("auth.lockout", email, tenant, true, client, extra)).await;
+        }
     }
 
     /// `POST /v1/auth/login`.
     pub async fn login(&self, email: &str, password: &str, client: &Client) -> Result<Tokens, AuthError> {
         let email = normalise(email);
-        let sign_in = db::sign_in(&self.pool, &email).await?;
-        self.refuse_if_locked(sign_in.locked_until, &email, "auth.login", client).await?;
+        let sign_in = db::sign_in(&self.pool, &email, self.settings.lockout).await?;
+        let attempt = self.admit(sign_in.attempt, &email, "auth.login", client).await?;
         let account = sign_in.account;
         let phc = account.as_ref().and_then(|a| a.password_hash.as_deref());
         let verified = self.hasher.verify(password, phc).await;
@@ -250,14 +268,14 @@ impl Identity {
         };
         let tenant = account.as_ref().map(|a| a.tenant.as_str());
         if let Some(reason) = refusal {
-            self.count_failure(&email, tenant, client).await?;
+            self.audit_lockout(&email, tenant, attempt, client).await;
             self.audit(Self::entry("auth.login", &email, tenant, false, client, json!({ "reason": reason }))).await;
             return Err(AuthError::InvalidCredentials);
         }
         let account = account.expect("a refusal is returned when there is no account");
-        if sign_in.has_failures {
-            db::clear_failures(&self.pool, &email).await?;
-        }
+        // A password forgives earlier failures, unless a second factor is still to come: those
+        // failures may be wrong codes, and signing in again must not reset their count.
+        let settle = if account.totp_confirmed { Settle::GiveBack(attempt) } else { Settle::Forgive(attempt) };
         let pending = if account.totp_confirmed {
             Some("mfa_verify")
         } else if account.role == "owner" && self.settings.owners_need_mfa {
@@ -276,6 +294,8 @@ impl Identity {
             pending,
             ip: client.ip.as_deref(),
             user_agent: client.user_agent.as_deref(),
+            email: &email,
+            settle,
         };
         let session = db::create_session(&self.pool, new, self.settings.times).await?;
         let extra = json!({ "sessionId": id, "pending": pending });
@@ -287,11 +307,33 @@ impl Identity {
     pub async fn refresh(&self, refresh_token: &str, client: &Client) -> Result<Tokens, AuthError> {
         let presented = token::hash(refresh_token);
         let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
-        match db::refresh(&self.pool, &presented, &access.hash, &refresh.hash, self.settings.times).await? {
+        let pair = Pair { access: access.token, refresh: refresh.token };
+        let (key_id, bytes) = successor::seal(&self.keyring, refresh_token, &pair);
+        let sealed = Sealed { key_id, bytes };
+        let new = NewPair { access: &access.hash, refresh: &refresh.hash, successor: Some(&sealed) };
+        match db::refresh(&self.pool, &presented, new, self.settings.times).await? {
             Refreshed::Rotated(session) => {
                 let extra = json!({ "sessionId": session.id });
                 self.audit_session("auth.refresh", &session, true, client, extra).await;
-                Ok(self.tokens(access, refresh, &session))
+                Ok(self.pair_tokens(pair, &session, self.settings.times.access_ttl))
+            }
+            Refreshed::Retried { session, successor: sealed, current_refresh_hash } => {
+                let pair = successor::open(&self.keyring, refresh_token, &sealed.key_id, &sealed.bytes)
+                    .filter(|pair| token::hash(&pair.refresh) == current_refresh_hash);
+                let Some(pair) = pair else {
+                    // The session has moved on since (or the key ring lost the key): refused, and
+                    // the session lives on with its current pair.
+                    let extra = json!({ "sessionId": session.id, "reason": "spent refresh token; the session has a newer pair" });
+                    self.audit_session("auth.refresh", &session, false, client, extra).await;
+                    return Err(AuthError::InvalidToken);
+                };
+                let extra = json!({ "sessionId": session.id, "retry": true });
+                self.audit_session("auth.refresh", &session, true, client, extra).await;
+                // The pair's access token lives from the rotation that issued it.
+                let age = (chrono::Utc::now() - session.rotated_at).to_std().unwrap_or_default();
+                let expires_in =
+                    self.settings.times.access_ttl.saturating_sub(age.min(self.settings.times.refresh_grace));
+                Ok(self.pair_tokens(pair, &session, expires_in))
             }
             Refreshed::Reused { session_id, email, tenant, .. } => {
                 let extra = json!({ "sessionId": session_id, "reason": "spent refresh token reused; session revoked" });
@@ -299,16 +341,7 @@ impl Identity {
                 Err(AuthError::InvalidToken)
             }
             Refreshed::Refused => {
-                let mut entry = Self::entry(
-                    "auth.refresh",
-                    "anonymous",
-                    None,
-                    false,
-                    client,
-                    json!({ "reason": "unknown or expired refresh token" }),
-                );
-                entry.actor_type = "anonymous";
-                self.audit(entry).await;
+                self.refused_anonymous("auth.refresh", "unknown or expired refresh token", client);
                 Err(AuthError::InvalidToken)
             }
         }
@@ -381,9 +414,7 @@ impl Identity {
             problem => {
                 drop(tx);
                 let (code, message) = link_problem(purpose, &problem);
-                let mut entry = Self::entry(action, "anonymous", None, false, client, json!({ "reason": code }));
-                entry.actor_type = "anonymous";
-                self.audit(entry).await;
+                self.refused_anonymous(action, code, client);
                 return Err(AuthError::Link { code, message });
             }
         };
@@ -435,14 +466,15 @@ impl Identity {
         new: &str,
         client: &Client,
     ) -> Result<(), AuthError> {
-        self.check_lock(&session.email, "auth.password.change", client).await?;
         let account = db::account_by_email(&self.pool, &session.email).await?.ok_or(AuthError::InvalidToken)?;
+        let attempt = self.reserve(&session.email, "auth.password.change", client).await?;
         if !self.hasher.verify(current, account.password_hash.as_deref()).await {
-            self.count_failure(&session.email, Some(&session.tenant), client).await?;
+            self.audit_lockout(&session.email, Some(&session.tenant), attempt, client).await;
             let extra = json!({ "reason": "wrong current password" });
             self.audit_session("auth.password.change", session, false, client, extra).await;
             return Err(AuthError::WrongCurrentPassword);
         }
+        db::settle_attempt(&self.pool, &session.email, Settle::GiveBack(attempt)).await?;
         password::check_policy(new, &account.email, &[&account.tenant, &account.tenant_display_name])?;
         let phc = self.hasher.hash(new).await;
         let mut tx = self.pool.begin().await?;
@@ -477,10 +509,16 @@ impl Identity {
         code: &str,
         client: &Client,
     ) -> Result<Enrolled, AuthError> {
-        self.check_lock(&session.email, "auth.mfa.enrol", client).await?;
+        // Reserved before the transaction: the reservation must outlive a rolled-back one, and
+        // no connection is held while waiting for another.
+        let attempt = self.reserve(&session.email, "auth.mfa.enrol", client).await?;
         let mut tx = self.pool.begin().await?;
+        // The session's row first, in the order verify_mfa takes it (completing rotates it).
+        db::lock_session(&mut tx, session.id).await?;
         let row = db::totp(&mut tx, session.user_id).await?;
         let Some(row) = row.filter(|r| !r.confirmed) else {
+            drop(tx);
+            db::settle_attempt(&self.pool, &session.email, Settle::GiveBack(attempt)).await?;
             return Err(AuthError::Conflict("there is no TOTP enrolment to confirm; start one first".into()));
         };
         let secret = self
@@ -490,7 +528,7 @@ impl Identity {
         let last = u64::try_from(row.last_used_step).unwrap_or(0);
         let Some(step) = totp::matching_step(&secret, code, now_step(), last) else {
             drop(tx);
-            return Err(self.code_refused(session, "auth.mfa.enrol", client).await);
+            return Err(self.code_refused(session, "auth.mfa.enrol", attempt, client).await);
         };
         db::use_totp_step(&mut tx, session.user_id, i64::try_from(step).unwrap_or(i64::MAX)).await?;
         let codes: Vec<String> = (0..10).map(|_| token::recovery_code()).collect();
@@ -498,6 +536,7 @@ impl Identity {
         db::replace_recovery_codes(&mut tx, session.user_id, &hashes).await?;
         let tokens = self.complete_mfa(&mut tx, session).await?;
         tx.commit().await?;
+        db::settle_attempt(&self.pool, &session.email, Settle::GiveBack(attempt)).await?;
         self.audit_session("auth.mfa.enrol", session, true, client, json!({ "sessionId": session.id })).await;
         Ok(Enrolled { tokens, recovery_codes: codes })
     }
@@ -514,8 +553,19 @@ impl Identity {
         if session.pending.as_deref() != Some("mfa_verify") {
             return Err(AuthError::Conflict("this session does not wait for a second factor".into()));
         }
-        self.check_lock(&session.email, "auth.mfa.verify", client).await?;
+        let attempt = self.reserve(&session.email, "auth.mfa.verify", client).await?;
         let mut tx = self.pool.begin().await?;
+        // Checked again under the session's lock: parallel requests that lost to a right code find
+        // the session complete and are refused unchecked, so a right code opens no new allowance.
+        let pending = db::lock_session(&mut tx, session.id).await?;
+        if pending.as_ref().map(Option::as_deref) != Some(Some("mfa_verify")) {
+            drop(tx);
+            db::settle_attempt(&self.pool, &session.email, Settle::GiveBack(attempt)).await?;
+            return Err(match pending {
+                None => AuthError::InvalidToken,
+                Some(_) => AuthError::Conflict("this session does not wait for a second factor".into()),
+            });
+        }
         let accepted = match (code, recovery_code) {
             (Some(code), _) => match db::totp(&mut tx, session.user_id).await?.filter(|r| r.confirmed) {
                 Some(row) => {
@@ -545,20 +595,18 @@ impl Identity {
         };
         let Some(method) = accepted else {
             drop(tx);
-            return Err(self.code_refused(session, "auth.mfa.verify", client).await);
+            return Err(self.code_refused(session, "auth.mfa.verify", attempt, client).await);
         };
         let tokens = self.complete_mfa(&mut tx, session).await?;
         tx.commit().await?;
-        db::clear_failures(&self.pool, &session.email).await?;
+        db::settle_attempt(&self.pool, &session.email, Settle::Forgive(attempt)).await?;
         let extra = json!({ "sessionId": session.id, "method": method });
         self.audit_session("auth.mfa.verify", session, true, client, extra).await;
         Ok(tokens)
     }
 
-    async fn code_refused(&self, session: &SessionView, action: &str, client: &Client) -> AuthError {
-        if let Err(error) = self.count_failure(&session.email, Some(&session.tenant), client).await {
-            return error;
-        }
+    async fn code_refused(&self, session: &SessionView, action: &str, attempt: Reserved, client: &Client) -> AuthError {
+        self.audit_lockout(&session.email, Some(&session.tenant), attempt, client).await;
         self.audit_session(action, session, false, client, json!({ "reason": "wrong or used code" })).await;
         AuthError::InvalidCode
     }

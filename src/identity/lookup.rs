@@ -16,7 +16,21 @@ const BATCH: usize = 128;
 /// Queries in flight at once (each holds a pooled connection).
 const LOADERS: usize = 3;
 
-type Reply = oneshot::Sender<Result<Option<SessionView>, String>>;
+type Reply = oneshot::Sender<Result<Option<SessionView>, Failure>>;
+
+/// A failed query, as each request that shared it gets it: whether the database was unreachable
+/// decides between 503 and 500.
+#[derive(Clone)]
+struct Failure {
+    message: String,
+    unavailable: bool,
+}
+
+impl From<Failure> for StoreError {
+    fn from(failure: Failure) -> Self {
+        if failure.unavailable { StoreError::Unavailable(failure.message) } else { StoreError::Task(failure.message) }
+    }
+}
 type Requests = Arc<Mutex<mpsc::Receiver<(Vec<u8>, Reply)>>>;
 
 #[derive(Clone)]
@@ -38,7 +52,7 @@ impl SessionLookup {
     pub async fn find(&self, hash: Vec<u8>) -> Result<Option<SessionView>> {
         let (reply, answer) = oneshot::channel();
         self.requests.send((hash, reply)).await.map_err(|_| StoreError::Task("session lookups stopped".into()))?;
-        answer.await.map_err(|_| StoreError::Task("a session lookup was dropped".into()))?.map_err(StoreError::Task)
+        answer.await.map_err(|_| StoreError::Task("a session lookup was dropped".into()))?.map_err(StoreError::from)
     }
 }
 
@@ -74,9 +88,9 @@ async fn load(pool: sqlx::PgPool, times: SessionTimes, receiver: Requests) {
                 }
             }
             Err(error) => {
-                let message = error.to_string();
+                let failure = Failure { message: error.to_string(), unavailable: error.is_unavailable() };
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(message.clone()));
+                    let _ = reply.send(Err(failure.clone()));
                 }
             }
         }

@@ -7,6 +7,7 @@ mod flows;
 pub mod lookup;
 pub mod password;
 pub mod sealed;
+mod successor;
 pub mod token;
 pub mod totp;
 
@@ -15,21 +16,13 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 
+use crate::denials::DenialLog;
+pub use crate::store::identity::Lockout;
 use crate::store::identity::SessionTimes;
 pub use flows::{AuthError, Client, Enrolment, LinkPurpose, Tokens};
 use lookup::SessionLookup;
 use password::Hasher;
 use sealed::Keyring;
-
-/// Growing delays after repeated sign-in failures of one account.
-#[derive(Debug, Clone, Copy)]
-pub struct Lockout {
-    /// Failures before the first lock.
-    pub threshold: u32,
-    /// The first lock; each later failure doubles it.
-    pub base: Duration,
-    pub max: Duration,
-}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -72,10 +65,12 @@ pub struct Identity {
     pub hasher: Hasher,
     pub keyring: Arc<Keyring>,
     pub sessions: SessionLookup,
+    /// Where refusals of anonymous callers (an unknown refresh token, a bad link) are audited.
+    pub denials: DenialLog,
 }
 
 impl Identity {
-    pub fn new(pool: PgPool, settings: Settings, keyring: Arc<Keyring>) -> Identity {
+    pub fn new(pool: PgPool, settings: Settings, keyring: Arc<Keyring>, denials: DenialLog) -> Identity {
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
         Identity {
             sessions: SessionLookup::new(pool.clone(), settings.times),
@@ -83,6 +78,7 @@ impl Identity {
             keyring,
             settings: Arc::new(settings),
             pool,
+            denials,
         }
     }
 }

@@ -6,7 +6,7 @@ mod names;
 mod resources;
 
 pub use flag::{FlagType, FlagValue};
-pub use names::{AppName, Email, FlagKey, NameError, PlanName, TenantName};
+pub use names::{AppName, DisplayName, Email, FlagKey, KeyId, NameError, PlanName, TenantName, shown};
 pub use resources::{
     AppStatus, Application, Budget, DesiredState, OnLimit, Plan, Role, Scope, SecretRef, Sso, SyncPolicy, Tenant,
     TenantStatus, User, UserStatus,

@@ -53,15 +53,14 @@ pub async fn account_by_id(conn: &mut PgConnection, user_id: Uuid) -> Result<Opt
     Ok(sqlx::query_as(&format!("{ACCOUNT} WHERE u.id = $1")).bind(user_id).fetch_optional(conn).await?)
 }
 
-/// What sign-in reads, in one round trip: the account (if the email is known) and the email's
-/// lock (known or not).
+/// What sign-in gets in one round trip: the account (if the email is known) and an attempt
+/// reserved against the email's lock (known or not, so that both answer alike).
 pub struct SignIn {
     pub account: Option<Account>,
-    pub locked_until: Option<DateTime<Utc>>,
-    pub has_failures: bool,
+    pub attempt: Attempt,
 }
 
-pub async fn sign_in(pool: &PgPool, email: &str) -> Result<SignIn> {
+pub async fn sign_in(pool: &PgPool, email: &str, lockout: Lockout) -> Result<SignIn> {
     #[derive(sqlx::FromRow)]
     struct Row {
         user_id: Option<Uuid>,
@@ -74,23 +73,26 @@ pub async fn sign_in(pool: &PgPool, email: &str) -> Result<SignIn> {
         tenant_status: Option<String>,
         password_hash: Option<String>,
         totp_confirmed: bool,
-        locked_until: Option<DateTime<Utc>>,
-        has_failures: bool,
+        #[sqlx(flatten)]
+        attempt: AttemptRow,
     }
-    let row: Row = sqlx::query_as(
-        "SELECT u.id AS user_id, u.tenant_id, u.name, u.role, u.status AS user_status,
+    let row: Row = sqlx::query_as(&format!(
+        "WITH attempt AS ({RESERVE})
+         SELECT u.id AS user_id, u.tenant_id, u.name, u.role, u.status AS user_status,
                 t.name AS tenant, t.display_name AS tenant_display_name, t.status AS tenant_status,
-                c.password_hash, (p.confirmed_at IS NOT NULL) AS totp_confirmed,
-                CASE WHEN l.locked_until > now() THEN l.locked_until END AS locked_until,
-                (l.email IS NOT NULL) AS has_failures
+                c.password_hash, (p.confirmed_at IS NOT NULL) AS totp_confirmed, {ATTEMPT_COLUMNS}
            FROM (SELECT $1::text AS email) e
            LEFT JOIN users u ON u.email = e.email
            LEFT JOIN tenants t ON t.id = u.tenant_id
            LEFT JOIN credentials c ON c.user_id = u.id
            LEFT JOIN totp_credentials p ON p.user_id = u.id
-           LEFT JOIN account_lockouts l ON l.email = e.email",
-    )
+           LEFT JOIN attempt a ON true
+           LEFT JOIN account_lockouts l ON l.email = e.email"
+    ))
     .bind(email)
+    .bind(threshold(lockout))
+    .bind(seconds(lockout.base))
+    .bind(seconds(lockout.max))
     .fetch_one(pool)
     .await?;
     let account = match (
@@ -125,7 +127,7 @@ pub async fn sign_in(pool: &PgPool, email: &str) -> Result<SignIn> {
         }),
         _ => None,
     };
-    Ok(SignIn { account, locked_until: row.locked_until, has_failures: row.has_failures })
+    Ok(SignIn { account, attempt: row.attempt.into() })
 }
 
 /// Sets the password; an invited user becomes active.
@@ -165,18 +167,24 @@ pub struct NewSession<'a> {
     pub pending: Option<&'a str>,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
+    /// The sign-in attempt's email (as typed) and what its verified password does to the count.
+    pub email: &'a str,
+    pub settle: Settle,
 }
 
-/// Creates a session and returns it as requests will see it, in one statement.
+/// Creates a session and returns it as requests will see it, and settles the sign-in attempt, in
+/// one statement.
 pub async fn create_session(pool: &PgPool, new: NewSession<'_>, times: SessionTimes) -> Result<SessionView> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as(&format!(
         "WITH s AS (
              INSERT INTO sessions (id, user_id, tenant_id, access_hash, refresh_hash, pending, expires_at, ip, user_agent)
-             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8, $9) RETURNING *)
+             VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8, $9) RETURNING *),
+         settled AS ({})
          SELECT s.access_hash, s.id, s.user_id, s.tenant_id, t.name AS tenant, u.email, u.name, u.role,
                 s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at
            FROM s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id",
-    )
+        settle_statement(10)
+    ))
     .bind(new.id)
     .bind(new.user_id)
     .bind(new.tenant_id)
@@ -186,6 +194,9 @@ pub async fn create_session(pool: &PgPool, new: NewSession<'_>, times: SessionTi
     .bind(seconds(times.absolute))
     .bind(new.ip)
     .bind(new.user_agent)
+    .bind(new.email)
+    .bind(new.settle.forgiven())
+    .bind(new.settle.lock())
     .fetch_one(pool)
     .await?)
 }
@@ -211,12 +222,25 @@ pub struct SessionView {
     pub expires_at: DateTime<Utc>,
 }
 
-const LIVE_SESSION: &str =
-    "SELECT s.access_hash, s.id, s.user_id, s.tenant_id, t.name AS tenant, u.email, u.name, u.role,
-        s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at
-   FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id
+/// The live sessions (`s`, with the user `u` and tenant `t`) a query reads; `$2` is the idle
+/// timeout in seconds.
+macro_rules! live_sessions {
+    () => {
+        "FROM sessions s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id
   WHERE s.revoked_at IS NULL AND s.expires_at > now() AND s.last_seen_at > now() - make_interval(secs => $2)
-    AND u.status = 'active' AND t.status = 'active'";
+    AND u.status = 'active' AND t.status = 'active'"
+    };
+}
+
+/// The columns of a `SessionView` of `s`.
+macro_rules! session_view {
+    () => {
+        "s.access_hash, s.id, s.user_id, s.tenant_id, t.name AS tenant, u.email, u.name, u.role,
+        s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at "
+    };
+}
+
+const LIVE_SESSION: &str = concat!("SELECT ", session_view!(), live_sessions!());
 
 /// The live sessions whose current access token hashes are among `hashes`, in one query.
 pub async fn sessions_by_access(pool: &PgPool, hashes: &[Vec<u8>], times: SessionTimes) -> Result<Vec<SessionView>> {
@@ -243,6 +267,14 @@ pub async fn touch_sessions(pool: &PgPool, ids: &[Uuid]) -> Result<()> {
 
 pub enum Refreshed {
     Rotated(SessionView),
+    /// The token was spent less than the grace window ago: a client's retry, or a parallel refresh
+    /// that lost the race. The pair it was exchanged for is here, sealed as the winner left it, with
+    /// the session's current refresh hash (the pair is only answered while it is still current).
+    Retried {
+        session: SessionView,
+        successor: Sealed,
+        current_refresh_hash: Vec<u8>,
+    },
     /// A spent refresh token came back after the grace window: the session was revoked.
     Reused {
         session_id: Uuid,
@@ -253,61 +285,126 @@ pub enum Refreshed {
     Refused,
 }
 
-/// Exchanges a refresh token for the pair `(access, refresh)`. A token spent less than the grace
-/// window ago (a client retrying) rotates again; one spent earlier revokes the session.
-pub async fn refresh(
-    pool: &PgPool,
-    presented: &[u8],
-    access: &[u8],
-    refresh: &[u8],
-    times: SessionTimes,
-) -> Result<Refreshed> {
-    let mut tx = pool.begin().await?;
-    let current: Option<(Uuid,)> = sqlx::query_as(&format!("{LIVE_SESSION} AND s.refresh_hash = $1 FOR UPDATE OF s"))
-        .bind(presented)
-        .bind(seconds(times.idle))
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(|s: SessionView| (s.id,));
-    let session_id = match current {
-        Some((id,)) => id,
-        None => {
-            let spent: Option<(Uuid, bool)> = sqlx::query_as(
-                "SELECT session_id, spent_at > now() - make_interval(secs => $2) FROM spent_refresh_tokens WHERE token_hash = $1",
-            )
-            .bind(presented)
-            .bind(seconds(times.refresh_grace))
-            .fetch_optional(&mut *tx)
-            .await?;
-            match spent {
-                None => return Ok(Refreshed::Refused),
-                Some((id, true)) => id,
-                Some((id, false)) => {
-                    let revoked: Option<(Uuid, String, String)> = sqlx::query_as(
-                        "UPDATE sessions s SET revoked_at = now(), revoked_reason = 'refresh_token_reused'
-                           FROM users u, tenants t
-                          WHERE s.id = $1 AND s.revoked_at IS NULL AND u.id = s.user_id AND t.id = s.tenant_id
-                         RETURNING s.user_id, t.name, u.email",
-                    )
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    tx.commit().await?;
-                    return Ok(match revoked {
-                        Some((user_id, tenant, email)) => Refreshed::Reused { session_id: id, user_id, tenant, email },
-                        None => Refreshed::Refused,
-                    });
-                }
-            }
-        }
-    };
-    let rotated = rotate(&mut tx, session_id, access, refresh, times).await?;
-    tx.commit().await?;
-    Ok(rotated.map_or(Refreshed::Refused, Refreshed::Rotated))
+/// A value sealed by the key ring: the key's id and the bytes.
+#[derive(Debug, Clone)]
+pub struct Sealed {
+    pub key_id: String,
+    pub bytes: Vec<u8>,
 }
 
-/// Replaces a live session's token pair (the old refresh token is kept as spent), optionally
-/// clearing its MFA restriction.
+/// A new token pair: the hashes the session keeps, and (for a refresh) the pair sealed for
+/// retries within the grace window.
+pub struct NewPair<'a> {
+    pub access: &'a [u8],
+    pub refresh: &'a [u8],
+    pub successor: Option<&'a Sealed>,
+}
+
+/// Replaces the token pair of the live session picked by `which` (on `$1`), in one statement. The
+/// session row is locked before anything else is written, so concurrent rotations of one session
+/// queue on that lock, in one order, and never deadlock (inserting the spent token first would
+/// take a key-share lock on the session through the foreign key in each transaction, and their
+/// updates of the unique token columns would then wait for each other). Once the first commits,
+/// a rotation picked by the old refresh hash no longer matches: exactly one wins. The old refresh
+/// token is kept as spent, with the new pair sealed for the grace window.
+fn rotate_statement(which: &str) -> String {
+    format!(
+        "WITH old AS (
+             SELECT s.id, s.refresh_hash {live} AND {which}
+                FOR UPDATE OF s),
+         new AS (
+             UPDATE sessions s SET access_hash = $3, refresh_hash = $4, rotated_at = now(), last_seen_at = now()
+               FROM old WHERE s.id = old.id
+             RETURNING s.*),
+         spent AS (
+             INSERT INTO spent_refresh_tokens (token_hash, session_id, key_id, pair_sealed)
+             SELECT refresh_hash, id, $5, $6 FROM old
+             ON CONFLICT (token_hash) DO NOTHING)
+         SELECT {view} FROM new s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id",
+        live = live_sessions!(),
+        view = session_view!()
+    )
+}
+
+/// Exchanges a refresh token for `pair`. Of concurrent exchanges of one token exactly one rotates;
+/// a token spent less than the grace window ago (a retry, or a loser of that race) gets the pair
+/// it was exchanged for; one spent earlier revokes the session. Every path is a single statement
+/// that locks at most the session row, so none waits on another while holding a lock.
+pub async fn refresh(pool: &PgPool, presented: &[u8], pair: NewPair<'_>, times: SessionTimes) -> Result<Refreshed> {
+    let rotated: Option<SessionView> = sqlx::query_as(&rotate_statement("s.refresh_hash = $1"))
+        .bind(presented)
+        .bind(seconds(times.idle))
+        .bind(pair.access)
+        .bind(pair.refresh)
+        .bind(pair.successor.map(|s| s.key_id.as_str()))
+        .bind(pair.successor.map(|s| s.bytes.as_slice()))
+        .fetch_optional(pool)
+        .await?;
+    if let Some(session) = rotated {
+        return Ok(Refreshed::Rotated(session));
+    }
+    #[derive(sqlx::FromRow)]
+    struct Spent {
+        session_id: Uuid,
+        in_grace: bool,
+        key_id: Option<String>,
+        pair_sealed: Option<Vec<u8>>,
+    }
+    let spent: Option<Spent> = sqlx::query_as(
+        "SELECT session_id, spent_at > now() - make_interval(secs => $2) AS in_grace, key_id, pair_sealed
+           FROM spent_refresh_tokens WHERE token_hash = $1",
+    )
+    .bind(presented)
+    .bind(seconds(times.refresh_grace))
+    .fetch_optional(pool)
+    .await?;
+    let Some(spent) = spent else {
+        return Ok(Refreshed::Refused);
+    };
+    match (spent.in_grace, spent.key_id, spent.pair_sealed) {
+        (true, Some(key_id), Some(bytes)) => {
+            #[derive(sqlx::FromRow)]
+            struct Current {
+                #[sqlx(flatten)]
+                session: SessionView,
+                refresh_hash: Vec<u8>,
+            }
+            let current: Option<Current> =
+                sqlx::query_as(concat!("SELECT s.refresh_hash, ", session_view!(), live_sessions!(), " AND s.id = $1"))
+                    .bind(spent.session_id)
+                    .bind(seconds(times.idle))
+                    .fetch_optional(pool)
+                    .await?;
+            Ok(current.map_or(Refreshed::Refused, |c| Refreshed::Retried {
+                session: c.session,
+                successor: Sealed { key_id, bytes },
+                current_refresh_hash: c.refresh_hash,
+            }))
+        }
+        // Within the window, but nothing to answer with (spent by an MFA completion, which
+        // answered the new pair to its own request): refused, and the session lives on.
+        (true, _, _) => Ok(Refreshed::Refused),
+        (false, _, _) => {
+            let id = spent.session_id;
+            let revoked: Option<(Uuid, String, String)> = sqlx::query_as(
+                "UPDATE sessions s SET revoked_at = now(), revoked_reason = 'refresh_token_reused'
+                   FROM users u, tenants t
+                  WHERE s.id = $1 AND s.revoked_at IS NULL AND u.id = s.user_id AND t.id = s.tenant_id
+                 RETURNING s.user_id, t.name, u.email",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match revoked {
+                Some((user_id, tenant, email)) => Refreshed::Reused { session_id: id, user_id, tenant, email },
+                None => Refreshed::Refused,
+            })
+        }
+    }
+}
+
+/// Replaces a live session's token pair in the caller's transaction (the old refresh token is kept
+/// as spent), as completing MFA does.
 pub async fn rotate(
     conn: &mut PgConnection,
     session_id: Uuid,
@@ -315,30 +412,27 @@ pub async fn rotate(
     refresh: &[u8],
     times: SessionTimes,
 ) -> Result<Option<SessionView>> {
-    let spent = sqlx::query(
-        "INSERT INTO spent_refresh_tokens (token_hash, session_id)
-         SELECT refresh_hash, id FROM sessions WHERE id = $1 AND revoked_at IS NULL
-         ON CONFLICT (token_hash) DO NOTHING",
-    )
-    .bind(session_id)
-    .execute(&mut *conn)
-    .await?;
-    if spent.rows_affected() == 0 {
-        return Ok(None);
-    }
-    sqlx::query(
-        "UPDATE sessions SET access_hash = $2, refresh_hash = $3, rotated_at = now(), last_seen_at = now() WHERE id = $1",
-    )
-    .bind(session_id)
-    .bind(access)
-    .bind(refresh)
-    .execute(&mut *conn)
-    .await?;
-    Ok(sqlx::query_as(&format!("{LIVE_SESSION} AND s.id = $1"))
+    Ok(sqlx::query_as(&rotate_statement("s.id = $1"))
         .bind(session_id)
         .bind(seconds(times.idle))
+        .bind(access)
+        .bind(refresh)
+        .bind(None::<&str>)
+        .bind(None::<&[u8]>)
         .fetch_optional(conn)
         .await?)
+}
+
+/// Locks a session's row in the caller's transaction and returns what it waits for (`pending`),
+/// as committed by now; `None` once it is revoked. The flows that change a session take this lock
+/// first, so they queue on it in one order.
+pub async fn lock_session(conn: &mut PgConnection, session_id: Uuid) -> Result<Option<Option<String>>> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT pending FROM sessions WHERE id = $1 AND revoked_at IS NULL FOR UPDATE")
+            .bind(session_id)
+            .fetch_optional(conn)
+            .await?;
+    Ok(row.map(|(pending,)| pending))
 }
 
 /// Lifts the MFA restriction of a session, in the caller's transaction (with a rotation).
@@ -555,51 +649,152 @@ pub async fn use_recovery_code(conn: &mut PgConnection, user_id: Uuid, hash: &[u
 
 // --- Lockout and rate limits ----------------------------------------------------------------------
 
-/// Until when the account (by email, known or not) is locked.
-pub async fn locked_until(pool: &PgPool, email: &str) -> Result<Option<DateTime<Utc>>> {
-    let row: Option<(Option<DateTime<Utc>>,)> =
-        sqlx::query_as("SELECT locked_until FROM account_lockouts WHERE email = $1 AND locked_until > now()")
-            .bind(email)
-            .fetch_optional(pool)
-            .await?;
-    Ok(row.and_then(|r| r.0))
+/// Growing delays after repeated failed attempts on one account.
+#[derive(Debug, Clone, Copy)]
+pub struct Lockout {
+    /// Failures before the first lock.
+    pub threshold: u32,
+    /// The first lock; each later failure doubles it.
+    pub base: Duration,
+    pub max: Duration,
 }
 
-/// Counts a failure; from the `threshold`-th one on, locks for `base × 2^(failures − threshold)`,
-/// at most `max`. Failures older than a day are forgotten. Returns the count and the lock's end.
-pub async fn record_failure(
-    pool: &PgPool,
-    email: &str,
-    threshold: u32,
-    base: Duration,
-    max: Duration,
-) -> Result<(i32, Option<DateTime<Utc>>)> {
-    Ok(sqlx::query_as(
-        "WITH counted AS (
-             SELECT coalesce((SELECT CASE WHEN last_failure_at < now() - interval '1 day' THEN 0 ELSE failures END
-                                FROM account_lockouts WHERE email = $1), 0) + 1 AS failures)
-         INSERT INTO account_lockouts AS l (email, failures, last_failure_at, locked_until)
-         SELECT $1, failures, now(),
-                CASE WHEN failures >= $2 THEN now() + make_interval(secs => least($3 * power(2, failures - $2), $4)) END
-           FROM counted
-         ON CONFLICT (email) DO UPDATE
-            SET failures = EXCLUDED.failures, last_failure_at = now(),
-                locked_until = coalesce(EXCLUDED.locked_until, l.locked_until)
-         RETURNING failures, locked_until",
+fn threshold(lockout: Lockout) -> i32 {
+    i32::try_from(lockout.threshold).unwrap_or(i32::MAX)
+}
+
+/// Reserves an attempt on `$1` (threshold `$2`, base and max lock in seconds `$3`, `$4`) in one
+/// statement, before the secret is verified: the attempt counts as a failure at once, and the one
+/// that reaches the threshold starts the lock (`base × 2^(failures − threshold)`, at most `max`)
+/// before it is verified. A locked email gets no row back, so however many requests arrive at
+/// once, the row lock serialises them and at most `threshold` are verified before the first lock
+/// and one per lock after it. A verified attempt is given back by `settle_attempt`; one whose
+/// process dies stays a failure, so nothing leaks in the caller's favour. Failures a day old are
+/// forgotten.
+const RESERVE: &str = "INSERT INTO account_lockouts AS l (email, failures, last_failure_at, locked_until)
+    VALUES ($1, 1, now(), CASE WHEN $2 <= 1 THEN now() + make_interval(secs => least($3, $4)) END)
+    ON CONFLICT (email) DO UPDATE
+       SET (failures, last_failure_at, locked_until) = (
+           SELECT n, now(), CASE WHEN n >= $2 THEN now() + make_interval(secs => least($3 * power(2, n - $2), $4)) END
+             FROM (SELECT CASE WHEN l.last_failure_at < now() - interval '1 day' THEN 1 ELSE l.failures + 1 END AS n) c)
+     WHERE l.locked_until IS NULL OR l.locked_until <= now()
+    RETURNING failures, locked_until";
+
+/// What a query joining `attempt` (RESERVE) as `a` and `account_lockouts` as `l` reads of the
+/// attempt. When it was refused, the lock is read from the statement's snapshot, which misses a lock
+/// committed while the statement waited for the row: then the base delay is a fair Retry-After.
+const ATTEMPT_COLUMNS: &str = "a.failures AS reserved_failures, a.locked_until AS reserved_lock,
+    coalesce(CASE WHEN l.locked_until > now() THEN l.locked_until END, now() + make_interval(secs => $3)) AS locked_until";
+
+#[derive(sqlx::FromRow)]
+struct AttemptRow {
+    reserved_failures: Option<i32>,
+    reserved_lock: Option<DateTime<Utc>>,
+    locked_until: DateTime<Utc>,
+}
+
+/// An attempt to verify a password or code of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// Go ahead and verify.
+    Reserved(Reserved),
+    /// Locked: refused without verifying anything.
+    Locked { until: DateTime<Utc> },
+}
+
+/// A reserved attempt: it already counts as failure number `failures`; `lock` is the lock it
+/// started, if it reached the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    pub failures: i32,
+    pub lock: Option<DateTime<Utc>>,
+}
+
+impl From<AttemptRow> for Attempt {
+    fn from(row: AttemptRow) -> Self {
+        match row.reserved_failures {
+            Some(failures) => Attempt::Reserved(Reserved { failures, lock: row.reserved_lock }),
+            None => Attempt::Locked { until: row.locked_until },
+        }
+    }
+}
+
+/// Reserves an attempt on the account of `email` (known or not); see `RESERVE`.
+pub async fn reserve_attempt(pool: &PgPool, email: &str, lockout: Lockout) -> Result<Attempt> {
+    let row: AttemptRow = sqlx::query_as(&format!(
+        "WITH attempt AS ({RESERVE})
+         SELECT {ATTEMPT_COLUMNS}
+           FROM (SELECT $1::text AS email) e
+           LEFT JOIN attempt a ON true
+           LEFT JOIN account_lockouts l ON l.email = e.email"
+    ))
+    .bind(email)
+    .bind(threshold(lockout))
+    .bind(seconds(lockout.base))
+    .bind(seconds(lockout.max))
+    .fetch_one(pool)
+    .await?;
+    Ok(row.into())
+}
+
+/// What a verified attempt does to the failures counted for the email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settle {
+    /// The user proved who they are: forgive the failures counted up to this attempt, and the lock
+    /// it started. Attempts reserved after it, still in flight, stay counted (and a lock one of
+    /// them started stays), so a success cannot hand a burst of parallel guesses a new allowance.
+    Forgive(Reserved),
+    /// Give this attempt back (and the lock it started) but keep the earlier failures: the attempt
+    /// was right, yet proved too little to forgive them (a password before the second factor), or
+    /// nothing was verified.
+    GiveBack(Reserved),
+}
+
+impl Settle {
+    fn forgiven(self) -> i32 {
+        match self {
+            Settle::Forgive(attempt) => attempt.failures,
+            Settle::GiveBack(_) => 1,
+        }
+    }
+
+    fn lock(self) -> Option<DateTime<Utc>> {
+        match self {
+            Settle::Forgive(attempt) | Settle::GiveBack(attempt) => attempt.lock,
+        }
+    }
+}
+
+/// The statement that settles an attempt, with its parameters (email, failures forgiven, the lock
+/// the attempt started) numbered from `first`, so that sign-in can run it inside the statement
+/// that creates the session. A lock that is not the attempt's own was started by a later attempt
+/// (none is granted while a lock holds), so it stays.
+fn settle_statement(first: u8) -> String {
+    let (email, forgiven, lock) = (first, first + 1, first + 2);
+    format!(
+        "UPDATE account_lockouts
+            SET failures = greatest(failures - ${forgiven}, 0),
+                locked_until = CASE WHEN locked_until = ${lock} THEN NULL ELSE locked_until END
+          WHERE email = ${email}"
+    )
+}
+
+/// Settles a verified attempt reserved by `reserve_attempt` or `sign_in`.
+pub async fn settle_attempt(pool: &PgPool, email: &str, settle: Settle) -> Result<()> {
+    sqlx::query(&settle_statement(1)).bind(email).bind(settle.forgiven()).bind(settle.lock()).execute(pool).await?;
+    Ok(())
+}
+
+/// Forgets an account's failures: a completed reset, or an operator's unlock. Returns whether
+/// there was anything to forget.
+pub async fn clear_failures(pool: &PgPool, email: &str) -> Result<bool> {
+    let forgotten: Option<(bool,)> = sqlx::query_as(
+        "DELETE FROM account_lockouts WHERE email = $1 RETURNING failures > 0 OR coalesce(locked_until > now(), false)",
     )
     .bind(email)
-    .bind(i32::try_from(threshold).unwrap_or(i32::MAX))
-    .bind(seconds(base))
-    .bind(seconds(max))
-    .fetch_one(pool)
-    .await?)
-}
-
-/// Forgets an account's failures: after a successful sign-in, or an operator's unlock. Returns
-/// whether there was anything to forget.
-pub async fn clear_failures(pool: &PgPool, email: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM account_lockouts WHERE email = $1").bind(email).execute(pool).await?;
-    Ok(done.rows_affected() > 0)
+    .fetch_optional(pool)
+    .await?;
+    Ok(forgotten.is_some_and(|(anything,)| anything))
 }
 
 /// Counts a hit on `key` in a fixed window; `Err(seconds)` when over `limit`, with the time left.
@@ -621,7 +816,8 @@ pub async fn hit_rate_limit(pool: &PgPool, key: &str, window: Duration, limit: u
     Ok(Ok(()))
 }
 
-/// Deletes what has expired: sessions a day past their end, spent tokens, old counters.
+/// Deletes what has expired: sessions a day past their end, spent tokens (and their sealed
+/// successors once the grace window is over), old counters.
 pub async fn prune_expired(pool: &PgPool, times: SessionTimes) -> Result<u64> {
     let mut deleted = 0;
     for statement in [
@@ -636,6 +832,15 @@ pub async fn prune_expired(pool: &PgPool, times: SessionTimes) -> Result<u64> {
     ] {
         deleted += sqlx::query(statement).bind(seconds(times.idle)).execute(pool).await?.rows_affected();
     }
+    // A spent token's successor pair is only answered within the grace window; past it, it goes.
+    deleted += sqlx::query(
+        "UPDATE spent_refresh_tokens SET key_id = NULL, pair_sealed = NULL
+          WHERE pair_sealed IS NOT NULL AND spent_at < now() - make_interval(secs => $1)",
+    )
+    .bind(seconds(times.refresh_grace))
+    .execute(pool)
+    .await?
+    .rows_affected();
     Ok(deleted)
 }
 

@@ -16,7 +16,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-pub use audit::{AuditEntry, insert_audit};
+pub use audit::{AuditEntry, MAX_RESOURCE, MAX_TENANT, bounded, insert_audit};
 pub use live::{load_details, load_live, load_tenant, lock_tenants};
 pub use write::{apply_global, apply_tenants};
 
@@ -46,6 +46,39 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A connection error met by a task that answers several callers (see `is_unavailable`).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl StoreError {
+    /// Whether the database could not be reached (down, restarting, refusing connections, or no
+    /// connection free in time), as opposed to a statement that failed: the first is worth a retry
+    /// later, and the API answers it 503 rather than 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unreachable { .. } | StoreError::Unavailable(_) => true,
+            StoreError::Sql(error) => is_connection_error(error),
+            _ => false,
+        }
+    }
+}
+
+fn is_connection_error(error: &sqlx::Error) -> bool {
+    match error {
+        // Io covers a refused, reset or dropped connection.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        // 08: connection exceptions; 57P01-57P03: admin or crash shutdown, cannot connect now
+        // (starting up, shutting down, recovering); 53300: too many connections.
+        sqlx::Error::Database(e) => e
+            .code()
+            .is_some_and(|code| code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    }
 }
 
 /// `host:port/database`, never the password.
@@ -55,6 +88,11 @@ fn describe(options: &PgConnectOptions) -> String {
 
 /// Connects, creating the database if it does not exist and running the embedded migrations.
 pub async fn connect(url: &str) -> Result<PgPool> {
+    connect_with(url, Duration::from_secs(10)).await
+}
+
+/// `connect`, with the longest a caller waits for a pooled connection before `PoolTimedOut`.
+pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<PgPool> {
     let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
     let target = describe(&options);
     let unreachable = |e: sqlx::Error| StoreError::Unreachable { target: target.clone(), reason: e.to_string() };
@@ -64,7 +102,7 @@ pub async fn connect(url: &str) -> Result<PgPool> {
     }
     let pool = PgPoolOptions::new()
         .max_connections(16)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(acquire_timeout)
         .connect_with(options)
         .await
         .map_err(unreachable)?;

@@ -51,12 +51,17 @@ async fn ofrep(server: &ServeProcess, path: &str, key: &str, body: &str) -> Http
         .await
 }
 
-/// Audit rows of refused application requests with this reason.
-async fn denials(db: &TestDb, reason: &str) -> i64 {
-    db.count(&format!(
-        "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND outcome = 'failure' AND metadata->>'reason' = '{reason}'"
-    ))
-    .await
+/// Waits (the rows are written off the request path) until at least `expected` refused application
+/// requests with this reason are audited (counting aggregated rows by their count); returns how many.
+async fn denied(db: &TestDb, reason: &str, expected: i64) -> i64 {
+    let query = format!(
+        "SELECT coalesce(sum(coalesce((metadata->>'count')::bigint, 1)), 0)::bigint FROM audit_log WHERE action = 'api.denied' AND outcome = 'failure' AND metadata->>'reason' = '{reason}'"
+    );
+    within(Duration::from_secs(2), &format!("{expected} refusals audited: {reason}"), || async {
+        db.count(&query).await >= expected
+    })
+    .await;
+    db.count(&query).await
 }
 
 fn error_code(response: &HttpResponse) -> &str {
@@ -95,7 +100,7 @@ async fn sc001_a_key_from_the_cli_reads_flags_and_its_revocation_reaches_every_r
     })
     .await;
     eprintln!("revocation reached the second replica in {took:?}");
-    assert!(denials(&db, "revoked API key").await >= 2);
+    denied(&db, "revoked API key", 2).await;
 
     let listed = cli(&a, &["keys", "list", "--app", "billing-app"]);
     let key = listed["keys"].as_array().and_then(|k| k.iter().find(|k| k["id"] == key_id.as_str())).expect("listed");
@@ -219,7 +224,7 @@ async fn wrong_scope_expired_key_disabled_application_and_suspended_tenant_are_r
     let response = flags(&server, "acme", &usage_only, None).await;
     assert_eq!((response.status, error_code(&response)), (403, "insufficient_scope"));
     assert!(response.body["error"]["message"].as_str().unwrap_or("").contains("flags:read"));
-    assert_eq!(denials(&db, "insufficient scope").await, 1);
+    assert_eq!(denied(&db, "insufficient scope", 1).await, 1);
 
     let (expiring_id, expiring) = issue(&server, "billing-app", &[]);
     db.execute(&format!("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE key_id = '{expiring_id}'"))
@@ -228,7 +233,7 @@ async fn wrong_scope_expired_key_disabled_application_and_suspended_tenant_are_r
         flags(&server, "acme", &expiring, None).await.status == 401
     })
     .await;
-    assert!(denials(&db, "expired API key").await >= 1);
+    denied(&db, "expired API key", 1).await;
 
     let (_, good) = issue(&server, "billing-app", &[]);
     assert_eq!(flags(&server, "acme", &good, None).await.status, 200);
@@ -239,7 +244,7 @@ async fn wrong_scope_expired_key_disabled_application_and_suspended_tenant_are_r
     .await;
     let suspended = flags(&server, "acme", &good, None).await;
     assert_eq!(suspended.status, 403);
-    assert!(denials(&db, "tenant suspended").await >= 1);
+    denied(&db, "tenant suspended", 1).await;
     let tenant = db.text("SELECT tenant FROM audit_log WHERE metadata->>'reason' = 'tenant suspended' LIMIT 1").await;
     assert_eq!(tenant, "acme");
 
@@ -249,7 +254,7 @@ async fn wrong_scope_expired_key_disabled_application_and_suspended_tenant_are_r
     })
     .await;
     assert_eq!(flags(&server, "globex", &good, None).await.status, 403);
-    assert!(denials(&db, "application disabled").await >= 1);
+    denied(&db, "application disabled", 1).await;
 }
 
 /// No enumeration: a tenant that does not exist and one not open to the key's application get the
@@ -263,7 +268,7 @@ async fn unknown_tenants_and_unopened_tenants_look_alike_and_bad_keys_get_401() 
     let unknown = flags(&server, "no-such-tenant", &secret, None).await;
     assert_eq!((closed.status, error_code(&closed)), (403, "forbidden"));
     assert_eq!((unknown.status, error_code(&unknown)), (403, "forbidden"));
-    assert_eq!(denials(&db, "tenant not open to the application").await, 2);
+    assert_eq!(denied(&db, "tenant not open to the application", 2).await, 2);
 
     let missing = request("GET", format!("{}/v1/tenants/acme/flags", server.base), vec![], vec![]).await;
     assert_eq!((missing.status, error_code(&missing)), (401, "unauthorized"));
@@ -272,8 +277,8 @@ async fn unknown_tenants_and_unopened_tenants_look_alike_and_bad_keys_get_401() 
     typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).expect("ascii");
     assert_eq!(flags(&server, "acme", &typo, None).await.status, 401);
-    assert_eq!(denials(&db, "no API key presented").await, 1);
-    assert_eq!(denials(&db, "unknown API key").await, 1);
+    assert_eq!(denied(&db, "no API key presented", 1).await, 1);
+    assert_eq!(denied(&db, "unknown API key", 1).await, 1);
 }
 
 /// FR-SYS-002: rotation issues a new key and keeps the old one for the grace period; with no grace

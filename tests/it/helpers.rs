@@ -278,3 +278,37 @@ where
     }
     started.elapsed()
 }
+
+/// A TCP proxy to PostgreSQL that the test can cut and restore, to take the database away from a
+/// server without stopping the PostgreSQL the other tests use.
+pub struct Proxy {
+    pub port: u16,
+    pub cut: tokio_util::sync::CancellationToken,
+}
+
+impl Proxy {
+    pub async fn start(port: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("proxy bind");
+        let port = listener.local_addr().expect("address").port();
+        let cut = tokio_util::sync::CancellationToken::new();
+        let token = cut.clone();
+        tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    () = token.cancelled() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let Ok((mut client, _)) = accepted else { continue };
+                let token = token.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect("127.0.0.1:5432").await else { return };
+                    tokio::select! {
+                        () = token.cancelled() => {}
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                    }
+                });
+            }
+        });
+        Proxy { port, cut }
+    }
+}
