@@ -33,7 +33,8 @@ async fn outbox(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be from 1 to 1000".into()));
     }
-    let to = filter.to.as_deref().map(str::to_lowercase);
+    let to = filter.to.as_deref().map(|to| super::input::lookup("query parameter `to`", to)).transpose()?;
+    let to = to.map(str::to_lowercase);
     let rows = store::mail::list(&state.pool, to.as_deref(), !filter.all, limit).await?;
     Ok(Json(json!({ "mail": crate::mail::listing(&state.identity.keyring, rows) })))
 }
