@@ -669,11 +669,13 @@ async fn serve_with_a_path_syncs_that_folder_and_a_commit_elsewhere_causes_no_pa
     let third = repo.commit_all("Happy becomes admin");
     push(&repo, remote.path());
     assert_eq!(webhook(2).await, 202);
-    within(Duration::from_secs(20), "the config change applied", || async {
+    within(Duration::from_secs(20), "the config change applied and its pass recorded", || async {
         db.text("SELECT role FROM users WHERE email = 'happy@stark.example'").await == "admin"
+            && get("/v1/sync/status").await["sourceCommit"] == third.as_str()
+            && passes_now().await > before
     })
     .await;
-    assert_eq!(passes_now().await, before + 1);
+    assert_eq!(passes_now().await, before + 1, "one pass for the one commit inside the config folder");
     let status = get("/v1/sync/status").await;
     assert_eq!(
         (status["sourceCommit"].as_str(), status["sourceSubject"].as_str()),
