@@ -10,6 +10,7 @@ mod flags;
 mod health;
 mod hooks;
 mod input;
+mod mail;
 mod ofrep;
 mod pages;
 mod session_auth;
@@ -55,6 +56,7 @@ pub struct AppState {
 pub fn app(state: AppState) -> Router {
     let operator = sync::router()
         .merge(apps::router())
+        .merge(mail::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
     // JSON and form bodies are bounded here; the webhook route bounds its own.
     let bounded = Router::new()

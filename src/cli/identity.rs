@@ -127,6 +127,12 @@ pub struct MailArgs {
     database: DatabaseArgs,
     #[command(flatten)]
     keys: KeyArgs,
+    /// Ask this running server (`GET /v1/mail/outbox`) instead of reading the database.
+    #[arg(long, env = "GATEHOUSE_SERVER")]
+    server: Option<String>,
+    /// The operator bearer token of `--server`.
+    #[arg(long, env = "GATEHOUSE_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
+    operator_token: Option<Secret>,
     /// Only mail to this address.
     #[arg(long)]
     to: Option<String>,
@@ -140,53 +146,66 @@ pub struct MailArgs {
 }
 
 /// `gatehouse mail list`: the outbox, newest first, with the bodies of undelivered mail (local
-/// development without SMTP: the invitation and reset links are there).
+/// development without SMTP: the invitation and reset links are there). It reads: it never creates
+/// or migrates a database, so a mistyped URL is an error, not an empty outbox.
 pub async fn list(args: MailArgs) -> anyhow::Result<u8> {
-    let pool = store::connect(args.database.database_url.expose()).await?;
-    let keyring = args.keys.keyring()?;
-    let to = args.to.as_deref().map(str::to_lowercase);
-    let rows = store::mail::list(&pool, to.as_deref(), !args.all, args.limit).await?;
-    let mut items = Vec::new();
-    for row in rows {
-        let bodies = crate::mail::open(&keyring, &row);
-        let text = match &bodies {
-            Ok(Some(bodies)) => Some(bodies.text.clone()),
-            Ok(None) => None,
-            Err(error) => Some(format!("(cannot open: {error})")),
-        };
-        items.push((row, text));
-    }
+    let items = match &args.server {
+        Some(server) => {
+            let client =
+                super::client::ServerArgs { server: server.clone(), operator_token: args.operator_token.clone() };
+            let mut path = format!("/v1/mail/outbox?limit={}&all={}", args.limit, args.all);
+            if let Some(to) = &args.to {
+                path.push_str(&format!("&to={}", query_value(to)));
+            }
+            let body = tokio::task::spawn_blocking(move || client.get(&path)).await??;
+            body["mail"].as_array().cloned().unwrap_or_default()
+        }
+        None => {
+            let pool = store::connect_existing(args.database.database_url.expose()).await?;
+            let keyring = args.keys.keyring()?;
+            let to = args.to.as_deref().map(str::to_lowercase);
+            let rows = store::mail::list(&pool, to.as_deref(), !args.all, args.limit).await?;
+            crate::mail::listing(&keyring, rows)
+        }
+    };
     match args.format {
         super::ReportFormat::Json => {
-            let json: Vec<_> = items
-                .iter()
-                .map(|(row, text)| {
-                    let mut value = serde_json::to_value(row).unwrap_or_default();
-                    value["text"] = serde_json::json!(text);
-                    value
-                })
-                .collect();
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "mail": json }))?);
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "mail": items }))?);
         }
         super::ReportFormat::Text => {
             if items.is_empty() {
                 println!("no mail");
             }
-            for (row, text) in items {
-                let state = match (row.sent_at, row.failed_at) {
-                    (Some(at), _) => format!("delivered {}", at.format("%Y-%m-%d %H:%M:%S")),
-                    (None, Some(at)) => {
-                        format!("abandoned {} ({})", at.format("%Y-%m-%d %H:%M:%S"), row.last_error.unwrap_or_default())
-                    }
-                    (None, None) => format!("waiting since {}", row.created_at.format("%Y-%m-%d %H:%M:%S")),
+            for item in items {
+                let text = |key: &str| item[key].as_str().unwrap_or_default().to_owned();
+                let state = match (when(&item["sentAt"]), when(&item["failedAt"])) {
+                    (Some(at), _) => format!("delivered {at}"),
+                    (None, Some(at)) => format!("abandoned {at} ({})", text("lastError")),
+                    (None, None) => format!("waiting since {}", when(&item["createdAt"]).unwrap_or_default()),
                 };
-                println!("To: {}\nSubject: {}\nState: {state}\n", row.recipient, row.subject);
-                if let Some(text) = text {
-                    println!("{text}");
+                println!("To: {}\nSubject: {}\nState: {state}\n", text("recipient"), text("subject"));
+                if let Some(body) = item["text"].as_str() {
+                    println!("{body}");
                 }
                 println!("{}", "-".repeat(72));
             }
         }
     }
     Ok(0)
+}
+
+/// A timestamp of the outbox, as `2024-05-01 12:00:00`.
+fn when(value: &serde_json::Value) -> Option<String> {
+    let at = chrono::DateTime::parse_from_rfc3339(value.as_str()?).ok()?;
+    Some(at.with_timezone(&chrono::Utc).format("%Y-%m-%d %H:%M:%S").to_string())
+}
+
+/// Percent-encodes a query parameter value.
+fn query_value(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => (b as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }

@@ -44,6 +44,8 @@ pub enum Command {
         /// The config repository (any directory of YAML files).
         #[arg(default_value = ".")]
         dir: PathBuf,
+        #[command(flatten)]
+        path: PathArg,
         #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
         format: DiagnosticFormat,
     },
@@ -51,6 +53,8 @@ pub enum Command {
     Plan {
         #[arg(default_value = ".")]
         dir: PathBuf,
+        #[command(flatten)]
+        path: PathArg,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
         #[command(flatten)]
@@ -60,6 +64,8 @@ pub enum Command {
     Apply {
         #[arg(default_value = ".")]
         dir: PathBuf,
+        #[command(flatten)]
+        path: PathArg,
         /// `json` prints the per-tenant report as JSON.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
@@ -104,8 +110,23 @@ pub enum ReportFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct PathArg {
+    /// The folder of the repository that holds the config (default: its root).
+    #[arg(long, env = "GATEHOUSE_PATH", value_parser = crate::source::config_path)]
+    pub path: Option<PathBuf>,
+}
+
+impl PathArg {
+    /// The config folder of the repository at `dir`.
+    fn config_dir(&self, dir: &Path) -> PathBuf {
+        self.path.as_ref().map_or_else(|| dir.to_owned(), |path| dir.join(path))
+    }
+}
+
+#[derive(Debug, Args)]
 pub struct DatabaseArgs {
-    /// PostgreSQL URL; the database is created if it does not exist.
+    /// PostgreSQL URL. `serve`, `apply` and `migrate` create the database if it does not exist;
+    /// `plan` and `mail list` only read it.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -151,10 +172,12 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn execute(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Validate { dir, format } => validate(&dir, format),
+        Command::Validate { dir, path, format } => validate(&dir, path.path.as_deref(), format),
         Command::Schema { out } => write_schemas(&out),
-        Command::Plan { dir, format, apply } => runtime()?.block_on(plan(&dir, format, &apply)),
-        Command::Apply { dir, format, apply: args } => runtime()?.block_on(apply(&dir, format, &args)),
+        Command::Plan { dir, path, format, apply } => runtime()?.block_on(plan(&path.config_dir(&dir), format, &apply)),
+        Command::Apply { dir, path, format, apply: args } => {
+            runtime()?.block_on(apply(&path.config_dir(&dir), format, &args))
+        }
         Command::Apps(args) => apps::apps(args),
         Command::Keys(args) => apps::keys(args),
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
@@ -176,9 +199,15 @@ fn load(dir: &Path) -> anyhow::Result<config::Validated> {
     config::load_repo(dir).with_context(|| format!("cannot read config repository {}", dir.display()))
 }
 
-fn validate(dir: &Path, format: DiagnosticFormat) -> anyhow::Result<u8> {
-    let validated = load(dir)?;
-    print!("{}", config::diagnostic::render(&validated.diagnostics(), validated.files_read, format));
+fn validate(dir: &Path, path: Option<&Path>, format: DiagnosticFormat) -> anyhow::Result<u8> {
+    let validated = load(&path.map_or_else(|| dir.to_owned(), |path| dir.join(path)))?;
+    let mut diagnostics = validated.diagnostics();
+    // Files are named from the repository root, as CI annotations and editors expect.
+    if let Some(path) = path {
+        let prefix = path.to_string_lossy().replace('\\', "/");
+        diagnostics.iter_mut().for_each(|d| d.file = format!("{prefix}/{}", d.file));
+    }
+    print!("{}", config::diagnostic::render(&diagnostics, validated.files_read, format));
     Ok(if validated.is_valid() { 0 } else { 1 })
 }
 
@@ -194,8 +223,17 @@ fn write_schemas(out: &Path) -> anyhow::Result<u8> {
 
 async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
     let validated = load(dir)?;
-    let pool = store::connect(args.database.database_url.expose()).await?;
-    let plan = reconcile::plan(&pool, &validated, Options { allow_mass_delete: args.allow_mass_delete }).await?;
+    let options = Options { allow_mass_delete: args.allow_mass_delete };
+    // `plan` only reads: it never creates the database or migrates it. A database that does not
+    // exist yet is an empty platform, so the plan shows everything `apply` would create.
+    let plan = match store::connect_existing(args.database.database_url.expose()).await {
+        Ok(pool) => reconcile::plan(&pool, &validated, options).await?,
+        Err(store::StoreError::NoDatabase(target)) => {
+            eprintln!("database {target} does not exist yet: planning against an empty platform");
+            crate::plan::diff(&validated, &crate::plan::live::LiveState::default(), options)
+        }
+        Err(error) => return Err(error.into()),
+    };
     anstream::print!("{}", render::render(&plan, format));
     let s = plan.summary();
     Ok(if !validated.is_valid() || s.refused_tenants > 0 {
@@ -210,11 +248,16 @@ async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Resul
 async fn apply(dir: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
     // Reading the commit (git status) and loading the config are independent: do both at once.
-    let (validated, commit) = std::thread::scope(|scope| {
-        let commit = scope.spawn(|| crate::source::work_tree_commit(dir));
-        (load(dir), commit.join().ok().flatten())
+    let mut cache = config::ParseCache::default();
+    let (validated, snapshot) = std::thread::scope(|scope| {
+        let snapshot = scope.spawn(|| crate::source::Source::Directory(dir.to_owned()).fetch());
+        let validated = config::load_repo_cached(dir, &mut cache)
+            .with_context(|| format!("cannot read config repository {}", dir.display()));
+        (validated, snapshot.join().ok().and_then(Result::ok))
     });
     let validated = validated?;
+    // A clean work tree's commit, or a hash of the files: what the rows are marked as applied from.
+    let commit = snapshot.map(|s| crate::source::directory_version(&s, &cache.fingerprint()));
     let loaded = started.elapsed();
     let pool = store::connect(args.database.database_url.expose()).await?;
     let connected = started.elapsed();

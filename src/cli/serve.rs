@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Branch, tag or ref to follow (default: the remote's HEAD).
     #[arg(long = "ref", env = "GATEHOUSE_REF")]
     pub reference: Option<String>,
+    /// The folder of the repository that holds the config (default: its root). Changes elsewhere in
+    /// the repository neither trigger nor change a pass.
+    #[arg(long, env = "GATEHOUSE_PATH", value_parser = crate::source::config_path)]
+    pub path: Option<PathBuf>,
     /// Address the API listens on.
     #[arg(long, env = "GATEHOUSE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -87,7 +91,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     crate::source::set_network_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     let cache = args.cache_dir.clone().unwrap_or_else(|| default_cache(&args.repo));
     let credentials = Credentials { token: args.git_token.clone(), ssh_key: args.ssh_key.clone() };
-    let source = Source::new(&args.repo, args.reference.clone(), cache, credentials);
+    let source = Source::new(&args.repo, args.reference.clone(), cache, credentials).with_path(args.path.as_deref());
     let replica = args.replica.clone().unwrap_or_else(default_replica);
 
     let shutdown = CancellationToken::new();

@@ -12,6 +12,8 @@ use sha2::Digest as _;
 
 use super::diagnostic::{Diagnostic, Subject};
 use super::document::Document;
+use super::position::PositionIndex;
+use super::recover::{self, Removed};
 
 /// A file of the repository, read into memory.
 #[derive(Debug, Clone)]
@@ -30,6 +32,9 @@ pub struct ParsedDocument {
     pub index: usize,
     /// Shared with the parse cache, so an unchanged file costs no copy.
     pub document: Arc<Document>,
+    /// What was taken out of a document with structural problems so that the rest could be checked
+    /// (its problems are in `Loaded::problems`); empty for a document that parsed as written.
+    pub removed: Arc<Removed>,
 }
 
 #[derive(Debug, Default)]
@@ -144,36 +149,63 @@ fn assemble(per_file: Vec<(SourceFile, FileParse)>) -> Loaded {
     let mut loaded = Loaded::default();
     for (index, (file, (documents, problems))) in per_file.into_iter().enumerate() {
         loaded.files.push(file);
-        loaded.documents.extend(documents.into_iter().map(|(i, document)| ParsedDocument {
+        loaded.documents.extend(documents.into_iter().map(|(i, document, removed)| ParsedDocument {
             file: index,
             index: i,
             document,
+            removed,
         }));
         loaded.problems.extend(problems);
     }
     loaded
 }
 
-/// A file's documents (with their index in the file) and its problems.
-type FileParse = (Vec<(usize, Arc<Document>)>, Vec<(Subject, Diagnostic)>);
+/// A file's documents (with their index in the file and what was taken out of them) and its problems.
+type FileParse = (Vec<(usize, Arc<Document>, Arc<Removed>)>, Vec<(Subject, Diagnostic)>);
 
 fn parse_file(file: &SourceFile) -> FileParse {
     let mut documents = Vec::new();
     let mut problems = Vec::new();
-    let mut last_error = None;
+    let mut positions = None;
     for (index, deserializer) in serde_yaml::Deserializer::from_str(&file.text).enumerate() {
         match Option::<Document>::deserialize(deserializer) {
-            Ok(Some(document)) => documents.push((index, Arc::new(document))),
+            Ok(Some(document)) => documents.push((index, Arc::new(document), Arc::default())),
             Ok(None) => {} // an empty document, such as a trailing `---`
-            Err(error) => {
-                let message = error.to_string();
-                // A syntax error repeats for every later document: the rest of the file is unreadable.
-                if last_error.as_ref() == Some(&message) {
-                    break;
+            Err(_) => {
+                let value = match recover::document_value(&file.text, index) {
+                    Ok(value) => value,
+                    Err(syntax) => {
+                        // The YAML parser's own error (the typed parse can stumble on the broken
+                        // construct first); nothing after it in the file can be read.
+                        problems.push((Subject::File(file.path.clone()), syntax_diagnostic(file, index, &syntax)));
+                        break;
+                    }
+                };
+                if value.is_null() {
+                    continue;
                 }
-                let subject = attribute(&file.text, index, &file.path);
-                problems.push((subject, diagnostic(&file.path, &error)));
-                last_error = Some(message);
+                // Valid YAML that is not a valid document: check it field by field.
+                let subject = attribute(&value, &file.path);
+                let recovered = recover::recover(value);
+                let positions = positions.get_or_insert_with(|| PositionIndex::build(&file.text));
+                for problem in recovered.problems {
+                    let position = match &problem.key {
+                        Some(key) => positions.locate_key(index, key),
+                        None => positions.locate(index, &problem.path),
+                    };
+                    let (line, column) = position.map_or((1, 1), |p| (p.line, p.column));
+                    let diagnostic = Diagnostic {
+                        file: file.path.clone(),
+                        line,
+                        column,
+                        path: problem.path,
+                        message: hint(problem.message),
+                    };
+                    problems.push((subject.clone(), diagnostic));
+                }
+                if let Some((document, removed)) = recovered.document {
+                    documents.push((index, Arc::new(document), Arc::new(removed)));
+                }
             }
         }
     }
@@ -182,18 +214,34 @@ fn parse_file(file: &SourceFile) -> FileParse {
 
 /// Which resource a document that failed to parse was meant to declare, read leniently so that
 /// `apply` holds back just that resource.
-fn attribute(text: &str, index: usize, path: &str) -> Subject {
-    let document =
-        serde_yaml::Deserializer::from_str(text).nth(index).and_then(|d| serde_yaml::Value::deserialize(d).ok());
+fn attribute(document: &serde_yaml::Value, path: &str) -> Subject {
     let field = |value: &serde_yaml::Value, key: &str| value.get(key).and_then(|v| v.as_str()).map(str::to_owned);
-    let kind = document.as_ref().and_then(|d| field(d, "kind"));
-    let name = document.as_ref().and_then(|d| d.get("metadata")).and_then(|m| field(m, "name"));
+    let kind = field(document, "kind");
+    let name = document.get("metadata").and_then(|m| field(m, "name"));
     match (kind.as_deref(), name) {
         (Some("Tenant"), Some(name)) => Subject::Tenant(name),
         (Some("Plan"), Some(name)) => Subject::Plan(name),
         (Some("Application"), Some(name)) => Subject::Application(name),
         _ => Subject::File(path.to_owned()),
     }
+}
+
+/// A YAML syntax error, located where the broken construct starts, with the field being read and
+/// the document it is in (the rest of the file cannot be read, so everything it declares is held
+/// back).
+fn syntax_diagnostic(file: &SourceFile, index: usize, error: &serde_yaml::Error) -> Diagnostic {
+    let mut diagnostic = diagnostic(&file.path, error);
+    let at = super::position::Position { line: diagnostic.line, column: diagnostic.column };
+    let context = PositionIndex::syntax_context(&file.text, at).filter(|c| c.document == index);
+    let document = match context.as_ref().map(|c| (c.kind.as_deref(), c.name.as_deref())) {
+        Some((Some(kind), Some(name))) => format!("document {}, {kind} `{name}`", index + 1),
+        _ => format!("document {}", index + 1),
+    };
+    if let Some(context) = context.filter(|c| diagnostic.path.is_empty() && !c.path.is_empty()) {
+        diagnostic.path = context.path;
+    }
+    diagnostic.message = format!("{} (in {document})", diagnostic.message);
+    diagnostic
 }
 
 /// Turns a serde_yaml error into a located diagnostic, splitting its text into path and message.

@@ -16,7 +16,29 @@ pub struct Position {
 #[derive(Debug, Default)]
 pub struct PositionIndex {
     /// One map per YAML document, in file order.
-    documents: Vec<HashMap<String, Position>>,
+    documents: Vec<Fields>,
+}
+
+/// One document's nodes by path: where each value is, and where each mapping key is.
+#[derive(Debug, Default)]
+struct Fields {
+    values: HashMap<String, Position>,
+    keys: HashMap<String, Position>,
+    /// The plain `kind` and `metadata.name` of the document, to name it in a syntax error.
+    kind: Option<String>,
+    name: Option<String>,
+}
+
+/// Where a YAML syntax error stopped the parser: which document, the field being read, and the
+/// resource the document declares as far as it was read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxContext {
+    /// 0-based index of the document in its file.
+    pub document: usize,
+    /// The field whose value (or key) could not be read; empty at the top of the document.
+    pub path: String,
+    pub kind: Option<String>,
+    pub name: Option<String>,
 }
 
 impl PositionIndex {
@@ -28,9 +50,43 @@ impl PositionIndex {
         PositionIndex { documents: builder.documents }
     }
 
+    /// Where parsing `text` stops with a syntax error, or `None` when it parses. `at` is where the
+    /// broken construct starts: a value whose key the parser had not yet passed on is named by the
+    /// `key:` written before it on its line.
+    pub fn syntax_context(text: &str, at: Position) -> Option<SyntaxContext> {
+        let mut builder = Builder::default();
+        Parser::new_from_str(text).load(&mut builder, true).err()?;
+        let path = match builder.stack.last() {
+            None => String::new(),
+            Some(Frame::Mapping { path, key: None }) => path.clone(),
+            Some(Frame::Mapping { path, key: Some(key) }) => join(path, key),
+            Some(Frame::Sequence { path, next }) => format!("{path}[{next}]"),
+        };
+        let path = match key_before(text, at) {
+            Some(key) if path.rsplit('.').next() != Some(key) => join(&path, key),
+            _ => path,
+        };
+        // An open mapping or list that starts right where the broken construct does is the one to name.
+        let started_there = builder.stack.iter().zip(&builder.starts).rev().find(|(_, start)| **start == at);
+        let path = match started_there {
+            Some((Frame::Mapping { path, .. } | Frame::Sequence { path, .. }, _)) => path.clone(),
+            None => path,
+        };
+        let document = builder.documents.len().saturating_sub(1);
+        let fields = builder.documents.pop().unwrap_or_default();
+        Some(SyntaxContext { document, path, kind: fields.kind, name: fields.name })
+    }
+
+    /// The position of the key of `path` (the last segment of which is a mapping key), or of the
+    /// nearest ancestor when there is no such key: where a misspelt field name is.
+    pub fn locate_key(&self, document: usize, path: &str) -> Option<Position> {
+        let found = self.documents.get(document).and_then(|fields| fields.keys.get(path));
+        found.copied().or_else(|| self.locate(document, path))
+    }
+
     /// The position of `path` in document `document`, or of its nearest ancestor that exists.
     pub fn locate(&self, document: usize, path: &str) -> Option<Position> {
-        let fields = self.documents.get(document)?;
+        let fields = &self.documents.get(document)?.values;
         let mut path = path;
         loop {
             if let Some(found) = fields.get(path) {
@@ -42,6 +98,16 @@ impl PositionIndex {
             path = parent(path);
         }
     }
+}
+
+/// The mapping key written just before `at` on its line (`{ email: "…` → `email`).
+fn key_before(text: &str, at: Position) -> Option<&str> {
+    let line = text.lines().nth(at.line.checked_sub(1)?)?;
+    let before = line.get(..line.char_indices().nth(at.column.checked_sub(1)?).map_or(line.len(), |(i, _)| i))?;
+    let before = before.trim_end().strip_suffix(':')?.trim_end();
+    let start = before.rfind(|c: char| c.is_whitespace() || c == '{' || c == ',').map_or(0, |i| i + 1);
+    let key = &before[start..];
+    (!key.is_empty()).then_some(key)
 }
 
 fn parent(path: &str) -> &str {
@@ -58,8 +124,10 @@ enum Frame {
 
 #[derive(Default)]
 struct Builder {
-    documents: Vec<HashMap<String, Position>>,
+    documents: Vec<Fields>,
     stack: Vec<Frame>,
+    /// Where each open container of `stack` starts.
+    starts: Vec<Position>,
 }
 
 impl Builder {
@@ -88,9 +156,27 @@ impl Builder {
         let position = Position { line: mark.line(), column: mark.col() + 1 };
         if let Some(fields) = self.documents.last_mut() {
             if replace {
-                fields.insert(path, position);
+                fields.values.insert(path, position);
             } else {
-                fields.entry(path).or_insert(position);
+                fields.values.entry(path).or_insert(position);
+            }
+        }
+    }
+
+    fn record_key(&mut self, path: &str, mark: Marker) {
+        let position = Position { line: mark.line(), column: mark.col() + 1 };
+        if let Some(fields) = self.documents.last_mut() {
+            fields.keys.entry(path.to_owned()).or_insert(position);
+        }
+    }
+
+    /// Remembers the scalars that name the document's resource.
+    fn remember(&mut self, path: &str, value: &str) {
+        if let Some(fields) = self.documents.last_mut() {
+            match path {
+                "kind" => fields.kind = Some(value.to_owned()),
+                "metadata.name" => fields.name = Some(value.to_owned()),
+                _ => {}
             }
         }
     }
@@ -104,8 +190,9 @@ impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
         match event {
             Event::DocumentStart => {
-                self.documents.push(HashMap::new());
+                self.documents.push(Fields::default());
                 self.stack.clear();
+                self.starts.clear();
             }
             Event::Scalar(value, ..) => match self.next_path() {
                 None => {
@@ -113,10 +200,12 @@ impl MarkedEventReceiver for Builder {
                         // A key's own position stands for its value until the value is seen.
                         let full = join(path, &value);
                         *key = Some(value);
+                        self.record_key(&full, mark);
                         self.record(full, mark, false);
                     }
                 }
                 Some(path) => {
+                    self.remember(&path, &value);
                     self.record(path, mark, true);
                     self.node_done();
                 }
@@ -130,6 +219,7 @@ impl MarkedEventReceiver for Builder {
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let path = self.next_path().unwrap_or_default();
                 self.record(path.clone(), mark, false);
+                self.starts.push(Position { line: mark.line(), column: mark.col() + 1 });
                 self.stack.push(match event {
                     Event::MappingStart(..) => Frame::Mapping { path, key: None },
                     _ => Frame::Sequence { path, next: 0 },
@@ -137,6 +227,7 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
+                self.starts.pop();
                 self.node_done();
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
@@ -174,6 +265,24 @@ metadata: { name: pro }
         assert_eq!(index.locate(0, "spec.users[0].role"), at(8, 13));
         assert_eq!(index.locate(0, "spec.users[1].email"), at(9, 16));
         assert_eq!(index.locate(1, "metadata.name"), at(12, 19));
+    }
+
+    #[test]
+    fn a_key_is_located_where_its_name_is_written() {
+        let index = PositionIndex::build(TEXT);
+        assert_eq!(index.locate_key(0, "spec.users[1].role"), at(9, 32));
+        assert_eq!(index.locate(0, "spec.users[1].role"), at(9, 38));
+        assert_eq!(index.locate_key(0, "spec.users[1].status"), at(9, 7), "a key that is not there: its parent");
+    }
+
+    #[test]
+    fn a_syntax_error_names_its_document_and_the_field_being_read() {
+        let text = "kind: Plan\nmetadata: { name: pro }\n---\nkind: Tenant\nmetadata: { name: acme }\nspec:\n  users:\n    - { email: \"a@b.example, role: owner }\n";
+        let context = PositionIndex::syntax_context(text, Position { line: 8, column: 16 }).expect("a syntax error");
+        assert_eq!(context.document, 1);
+        assert_eq!(context.path, "spec.users[0].email");
+        assert_eq!((context.kind.as_deref(), context.name.as_deref()), (Some("Tenant"), Some("acme")));
+        assert_eq!(PositionIndex::syntax_context(TEXT, Position { line: 1, column: 1 }), None);
     }
 
     #[test]

@@ -65,12 +65,12 @@ pub fn validate(loaded: Loaded) -> Validated {
     let desired = DesiredState {
         plans: plans
             .into_values()
-            .filter_map(|c| c.valid)
+            .filter_map(|c| c.parsed.filter(|_| c.valid))
             .filter(|p| keep(Subject::Plan(p.name.to_string())))
             .collect(),
         applications: applications
             .into_values()
-            .filter_map(|c| c.valid)
+            .filter_map(|c| c.parsed.filter(|_| c.valid))
             .filter(|a| keep(Subject::Application(a.name.to_string())))
             .collect(),
         tenants: tenants.into_iter().filter(|t| keep(Subject::Tenant(t.name.to_string()))).collect(),
@@ -94,10 +94,24 @@ struct Pending {
 /// A tenant document checked on its own: the tenant if valid, its emails with their index, its problems.
 type CheckedTenant<'a> = (&'a ParsedDocument, Option<Tenant>, Vec<(usize, Email)>, Vec<Pending>);
 
-/// What a plan or application name resolves to: `valid` is `None` when its declaration has problems.
+/// What a plan or application name resolves to.
 struct Candidate<T> {
     file: usize,
-    valid: Option<T>,
+    /// Built from the valid parts of the declaration even when it has problems, so that what depends
+    /// on it is still checked (a tenant's flags against its plan's); `None` when its name is invalid.
+    parsed: Option<T>,
+    /// Whether the declaration has no problem; only then can a dependent be applied.
+    valid: bool,
+    /// Flags whose declaration has a problem: a dependent's value for them cannot be checked.
+    doubtful_flags: BTreeSet<String>,
+    /// The whole `spec.flags` could not be read: no flag can be checked against it.
+    flags_unreadable: bool,
+}
+
+impl<T> Candidate<T> {
+    fn usable(&self) -> Option<&T> {
+        self.parsed.as_ref().filter(|_| self.valid)
+    }
 }
 
 struct Checker<'a> {
@@ -107,13 +121,21 @@ struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     fn report(&mut self, doc: &ParsedDocument, subject: &Subject, path: impl Into<String>, message: impl Into<String>) {
+        let path = path.into();
+        // A document with parts taken out (see `recover`) numbers its list items as in the file.
+        let path = if doc.removed.is_empty() { path } else { doc.removed.original_path(&path) };
         self.pending.push(Pending {
             subject: subject.clone(),
             file: doc.file,
             document: doc.index,
-            path: path.into(),
+            path,
             message: message.into(),
         });
+    }
+
+    /// The file of a resource whose document had problems too severe to type it (found by the loader).
+    fn unreadable(&self, subject: &Subject) -> Option<&'a str> {
+        self.loaded.problems.iter().find(|(s, _)| s == subject).map(|(_, d)| d.file.as_str())
     }
 
     fn file(&self, doc: &ParsedDocument) -> &'a str {
@@ -246,12 +268,17 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            let ok = self.problem_count() == before;
-            parsed.push((doc, metadata.name.clone(), name.filter(|_| ok), spec, budget, flags));
+            let ok = self.problem_count() == before && doc.removed.is_empty();
+            let doubtful: BTreeSet<String> = self.pending[before..]
+                .iter()
+                .filter_map(|p| p.path.strip_prefix("spec.flags."))
+                .map(str::to_owned)
+                .collect();
+            parsed.push((doc, metadata.name.clone(), name, ok, doubtful, spec, budget, flags));
         }
         let mut plans = BTreeMap::new();
-        for (doc, raw_name, name, spec, budget, flags) in parsed {
-            let valid = name.map(|name| Plan {
+        for (doc, raw_name, name, ok, doubtful_flags, spec, budget, flags) in parsed {
+            let plan = name.map(|name| Plan {
                 name,
                 display_name: spec.display_name.clone(),
                 flags: flags
@@ -264,7 +291,9 @@ impl<'a> Checker<'a> {
                 budget,
                 source: self.file(doc).to_owned(),
             });
-            plans.entry(raw_name).or_insert(Candidate { file: doc.file, valid });
+            let flags_unreadable = doc.removed.touches("spec.flags");
+            let candidate = Candidate { file: doc.file, parsed: plan, valid: ok, doubtful_flags, flags_unreadable };
+            plans.entry(raw_name).or_insert(candidate);
         }
         plans
     }
@@ -281,9 +310,9 @@ impl<'a> Checker<'a> {
             let name = self.name(doc, &subject, AppName::parse, &mut seen);
             self.display_name(doc, &subject, "spec.displayName", &spec.display_name);
             let owner = Email::parse(&spec.owner).map_err(|e| self.report(doc, &subject, "spec.owner", e.0)).ok();
-            let ok = self.problem_count() == before;
-            let valid = match (name, owner) {
-                (Some(name), Some(owner)) if ok => {
+            let ok = self.problem_count() == before && doc.removed.is_empty();
+            let parsed = match (name, owner) {
+                (Some(name), Some(owner)) => {
                     let scopes: BTreeSet<_> = spec.scopes.iter().copied().collect();
                     Some(Application {
                         name,
@@ -296,7 +325,14 @@ impl<'a> Checker<'a> {
                 }
                 _ => None,
             };
-            applications.entry(metadata.name.clone()).or_insert(Candidate { file: doc.file, valid });
+            let candidate = Candidate {
+                file: doc.file,
+                parsed,
+                valid: ok,
+                doubtful_flags: BTreeSet::new(),
+                flags_unreadable: false,
+            };
+            applications.entry(metadata.name.clone()).or_insert(candidate);
         }
         applications
     }
@@ -394,10 +430,19 @@ impl<'a> Checker<'a> {
         let name = TenantName::parse(&metadata.name).map_err(|e| self.report(doc, &subject, "metadata.name", e.0)).ok();
         self.display_name(doc, &subject, "spec.displayName", &spec.display_name);
 
-        let plan = match plans.get(&spec.plan) {
-            Some(Candidate { valid: Some(plan), .. }) => Some(plan),
-            Some(Candidate { file, valid: None }) => {
+        // A plan with problems holds its tenants back, but their own problems are still reported:
+        // they are checked against what the plan declares validly.
+        let candidate = plans.get(&spec.plan);
+        let plan = match candidate {
+            Some(candidate) if candidate.usable().is_some() => candidate.usable(),
+            Some(Candidate { file, .. }) => {
                 let file = &self.loaded.files[*file].path;
+                let message = format!("plan `{}` has problems (see {file}); fix them first", spec.plan);
+                self.report(doc, &subject, "spec.plan", message);
+                None
+            }
+            None if self.unreadable(&Subject::Plan(spec.plan.clone())).is_some() => {
+                let file = self.unreadable(&Subject::Plan(spec.plan.clone())).unwrap_or_default();
                 let message = format!("plan `{}` has problems (see {file}); fix them first", spec.plan);
                 self.report(doc, &subject, "spec.plan", message);
                 None
@@ -414,10 +459,13 @@ impl<'a> Checker<'a> {
         for (i, app) in spec.applications.iter().enumerate() {
             let path = format!("spec.applications[{i}]");
             match applications.get(app) {
-                Some(Candidate { valid: Some(a), .. }) => {
-                    app_names.insert(a.name.clone());
+                Some(candidate) if candidate.usable().is_some() => {
+                    app_names.extend(candidate.usable().map(|a| a.name.clone()));
                 }
-                Some(Candidate { valid: None, .. }) => {
+                Some(_) => {
+                    self.report(doc, &subject, path, format!("application `{app}` has problems; fix them first"))
+                }
+                None if self.unreadable(&Subject::Application(app.clone())).is_some() => {
                     self.report(doc, &subject, path, format!("application `{app}` has problems; fix them first"))
                 }
                 None => self.report(doc, &subject, path, format!("application `{app}` is not declared")),
@@ -427,10 +475,19 @@ impl<'a> Checker<'a> {
         let budget = self.budget(doc, &subject, spec.budget.as_ref());
         let sso = self.sso(doc, &subject, spec.sso.as_ref());
         let (users, emails) = self.users(doc, &subject, &metadata.name, spec);
-        let flags = plan.map(|plan| self.tenant_flags(doc, &subject, plan, &spec.flags)).unwrap_or_default();
+        let flags = match candidate {
+            Some(c @ Candidate { parsed: Some(declared), flags_unreadable: false, .. }) => {
+                self.tenant_flags(doc, &subject, declared, &c.doubtful_flags, &spec.flags)
+            }
+            // Without a plan to check them against, the values are still checked for a type.
+            _ => {
+                self.flags(doc, &subject, &spec.flags);
+                BTreeMap::new()
+            }
+        };
 
         let tenant = match (name, plan) {
-            (Some(name), Some(plan)) if self.pending.is_empty() => Some(Tenant {
+            (Some(name), Some(plan)) if self.pending.is_empty() && doc.removed.is_empty() => Some(Tenant {
                 name,
                 display_name: spec.display_name.clone(),
                 plan: plan.name.clone(),
@@ -451,16 +508,21 @@ impl<'a> Checker<'a> {
         (tenant, emails)
     }
 
-    /// A tenant's flag overrides, each declared by its plan and of the plan's type.
+    /// A tenant's flag overrides, each declared by its plan and of the plan's type. Flags whose
+    /// declaration in the plan has a problem (`doubtful`) are left to that problem.
     fn tenant_flags(
         &mut self,
         doc: &ParsedDocument,
         subject: &Subject,
         plan: &Plan,
+        doubtful: &BTreeSet<String>,
         raw: &BTreeMap<String, RawFlagValue>,
     ) -> BTreeMap<FlagKey, FlagValue> {
         let mut flags = BTreeMap::new();
         for (key, own_type, value) in self.flags(doc, subject, raw) {
+            if doubtful.contains(key.as_str()) {
+                continue;
+            }
             let path = format!("spec.flags.{key}");
             let Some(default) = plan.flags.get(&key) else {
                 let message =
@@ -508,7 +570,10 @@ impl<'a> Checker<'a> {
             }
         }
         let has_owner = users.iter().any(|u| u.role == Role::Owner && u.status == UserStatus::Active);
-        if spec.status == TenantStatus::Active && !has_owner {
+        // With a user or the status taken out for a problem of its own, whether an owner is missing
+        // cannot be told: that user may be the owner.
+        let complete = !doc.removed.touches("spec.users") && !doc.removed.touches("spec.status");
+        if spec.status == TenantStatus::Active && !has_owner && complete {
             let path = if spec.users.is_empty() { "spec" } else { "spec.users" };
             let message =
                 format!("active tenant `{tenant}` has no active owner: give at least one active user `role: owner`");
@@ -532,5 +597,131 @@ impl<'a> Checker<'a> {
                 (p.subject, diagnostic)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load::{SourceFile, parse_files};
+
+    const PLAN: &str = "apiVersion: gatehouse.dev/v1\nkind: Plan\nmetadata: { name: pro }\nspec:\n  flags: { ai: false, seats: 10, ratio: 0.5 }\n";
+
+    fn tenant(name: &str, extra: &str) -> String {
+        format!(
+            "apiVersion: gatehouse.dev/v1\nkind: Tenant\nmetadata: {{ name: {name} }}\nspec:\n  displayName: {name}\n  plan: pro\n  users:\n    - {{ email: owner@{name}.example, role: owner }}\n{extra}"
+        )
+    }
+
+    fn check(files: &[(&str, &str)]) -> Validated {
+        let files =
+            files.iter().map(|(path, text)| SourceFile { path: (*path).into(), text: (*text).into() }).collect();
+        validate(parse_files(files))
+    }
+
+    fn lines(validated: &Validated) -> Vec<String> {
+        validated.diagnostics().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn a_valid_repo_becomes_the_desired_state_with_typed_flags() {
+        let acme = tenant("acme", "  flags: { ratio: 2 }\n");
+        let validated = check(&[("plan.yaml", PLAN), ("acme.yaml", &acme)]);
+        assert!(validated.is_valid(), "{:?}", lines(&validated));
+        let acme = &validated.desired.tenants[0];
+        assert_eq!(acme.name.as_str(), "acme");
+        let ratio = acme.flags.values().next().map(|v| v.as_json().clone());
+        assert_eq!(ratio, Some(serde_json::json!(2.0)), "an integer for a number flag is widened");
+    }
+
+    // Issue 15.1: an unknown field no longer hides the other problems of its document.
+    #[test]
+    fn an_unknown_field_does_not_hide_a_duplicate_email_or_a_wrong_flag_type_of_the_same_tenant() {
+        let acme = tenant(
+            "acme",
+            "    - { email: Owner@Acme.example, role: user }\n  colour: blue\n  flags: { seats: \"many\" }\n",
+        );
+        let validated = check(&[("plan.yaml", PLAN), ("acme.yaml", &acme)]);
+        let found = lines(&validated);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("acme.yaml:9:16: spec.users[1].email: owner@acme.example is already a user"),
+            "{found:#?}"
+        );
+        assert!(found[1].starts_with("acme.yaml:10:3: spec: unknown field `colour`"), "{found:#?}");
+        assert!(
+            found[2].starts_with("acme.yaml:11:19: spec.flags.seats: flag `seats` is integer in plan `pro`"),
+            "{found:#?}"
+        );
+        assert!(validated.desired.tenants.is_empty(), "a tenant with problems is held back");
+        assert_eq!(validated.tenant_problems("acme").len(), 3);
+    }
+
+    #[test]
+    fn emails_of_a_tenant_with_a_structural_problem_still_count_for_uniqueness() {
+        let acme = tenant("acme", "  colour: blue\n");
+        let globex = tenant("globex", "    - { email: owner@acme.example, role: user }\n");
+        let validated = check(&[("plan.yaml", PLAN), ("acme.yaml", &acme), ("globex.yaml", &globex)]);
+        let found = lines(&validated);
+        assert!(
+            found.iter().any(|l| l.starts_with(
+                "globex.yaml:9:16: spec.users[1].email: owner@acme.example is already a user of tenant `acme`"
+            )),
+            "{found:#?}"
+        );
+    }
+
+    // Issue 15.1: a plan with problems does not hide its tenants' own problems.
+    #[test]
+    fn a_plan_with_problems_holds_its_tenants_back_and_their_own_problems_are_still_reported() {
+        let plan = PLAN.replace("ratio: 0.5", "ratio: 0.5, regions: [eu]");
+        let acme = tenant("acme", "  flags: { ai: \"yes\", regions: eu }\n");
+        let validated = check(&[("plan.yaml", &plan), ("acme.yaml", &acme)]);
+        let found = lines(&validated);
+        assert_eq!(found.len(), 3, "{found:#?}");
+        assert!(
+            found[0].starts_with("acme.yaml:6:9: spec.plan: plan `pro` has problems (see plan.yaml)"),
+            "{found:#?}"
+        );
+        assert!(
+            found[1].starts_with("acme.yaml:9:16: spec.flags.ai: flag `ai` is boolean in plan `pro`"),
+            "{found:#?}"
+        );
+        assert!(found[2].starts_with("plan.yaml:5:46: spec.flags.regions: a flag value is"), "{found:#?}");
+        assert!(validated.desired.plans.is_empty() && validated.desired.tenants.is_empty());
+    }
+
+    #[test]
+    fn a_user_taken_out_for_a_misspelt_field_is_not_reported_as_a_missing_owner() {
+        let acme = "apiVersion: gatehouse.dev/v1\nkind: Tenant\nmetadata: { name: acme }\nspec:\n  displayName: Acme\n  plan: pro\n  users:\n    - { email: a@acme.example, rol: owner }\n";
+        let validated = check(&[("plan.yaml", PLAN), ("acme.yaml", acme)]);
+        let found = lines(&validated);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].starts_with("acme.yaml:8:32: spec.users[0]: unknown field `rol`"), "{found:#?}");
+    }
+
+    #[test]
+    fn list_items_after_one_taken_out_are_reported_at_their_place_in_the_file() {
+        let acme =
+            tenant("acme", "    - { email: b@acme.example, role: boss }\n    - { email: not-an-email, role: user }\n");
+        let validated = check(&[("plan.yaml", PLAN), ("acme.yaml", &acme)]);
+        let found = lines(&validated);
+        assert_eq!(found.len(), 2, "{found:#?}");
+        assert!(found[0].starts_with("acme.yaml:9:38: spec.users[1].role: unknown variant `boss`"), "{found:#?}");
+        assert!(
+            found[1].starts_with("acme.yaml:10:16: spec.users[2].email: `not-an-email` is not a valid email"),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn a_plan_whose_document_cannot_be_typed_is_named_as_having_problems_not_as_undeclared() {
+        let plan = PLAN.replace("metadata: { name: pro }", "metadata: { name: pro, owner: x }\nextra: 1");
+        let validated = check(&[("plan.yaml", &plan), ("acme.yaml", &tenant("acme", ""))]);
+        let found = lines(&validated);
+        assert!(
+            found.iter().any(|l| l.starts_with("acme.yaml:6:9: spec.plan: plan `pro` has problems (see plan.yaml)")),
+            "{found:#?}"
+        );
     }
 }

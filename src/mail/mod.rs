@@ -46,3 +46,19 @@ pub fn open(keyring: &Keyring, row: &store::mail::OutboxRow) -> Result<Option<Bo
     let plain = keyring.open(key_id, sealed, row.id.as_bytes())?;
     Ok(serde_json::from_slice(&plain).ok())
 }
+
+/// Outbox rows as `gatehouse mail list` and `GET /v1/mail/outbox` show them: each row's fields with
+/// the plain text of mail still waiting (delivered and abandoned mail has no body any more).
+pub fn listing(keyring: &Keyring, rows: Vec<store::mail::OutboxRow>) -> Vec<serde_json::Value> {
+    rows.into_iter()
+        .map(|row| {
+            let text = match open(keyring, &row) {
+                Ok(bodies) => bodies.map(|b| b.text),
+                Err(error) => Some(format!("(cannot open: {error})")),
+            };
+            let mut value = serde_json::to_value(&row).unwrap_or_default();
+            value["text"] = serde_json::json!(text);
+            value
+        })
+        .collect()
+}

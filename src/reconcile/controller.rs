@@ -39,7 +39,13 @@ pub struct Controller {
 enum Pass {
     NotLeader,
     Paused,
-    Done { commit: Option<String>, succeeded: bool },
+    /// Woken by a trigger, but the config folder is the same tree as on the last pass: a commit
+    /// that touched only files outside `--path`. Nothing to read or apply.
+    Unchanged,
+    Done {
+        commit: Option<String>,
+        succeeded: bool,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +81,8 @@ struct Memory {
     failed: Option<([u8; 32], BTreeMap<String, String>)>,
     /// Manual syncs already acted on; a higher count in the status asks for a retry.
     handled_sync_requests: i64,
+    /// The git tree id of the config folder on the last pass that ran to the end.
+    last_tree: Option<String>,
     errors_in_a_row: u32,
 }
 
@@ -83,9 +91,11 @@ impl Controller {
     /// transaction, so stopping between passes never leaves one half-applied).
     pub async fn run(self, shutdown: CancellationToken) {
         let mut memory = Memory::default();
+        // Whether a webhook, a manual sync or a file change woke this pass (not the interval).
+        let mut triggered = false;
         loop {
             let started = Instant::now();
-            let delay = match self.pass(&mut memory).await {
+            let delay = match self.pass(&mut memory, triggered).await {
                 Ok(pass) => {
                     memory.errors_in_a_row = 0;
                     if let Pass::Done { commit, succeeded } = pass {
@@ -102,10 +112,12 @@ impl Controller {
                     backoff(memory.errors_in_a_row, self.interval)
                 }
             };
+            triggered = false;
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(delay) => {}
                 () = self.wake.notified() => {
+                    triggered = true;
                     // Coalesce a burst of triggers (a push touching many files) into one pass.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
@@ -117,7 +129,7 @@ impl Controller {
         tracing::info!("reconciler stopped");
     }
 
-    async fn pass(&self, memory: &mut Memory) -> Result<Pass, PassError> {
+    async fn pass(&self, memory: &mut Memory, triggered: bool) -> Result<Pass, PassError> {
         if !self.lead(memory).await {
             return Ok(Pass::NotLeader);
         }
@@ -128,6 +140,13 @@ impl Controller {
         }
         let source = self.source.clone();
         let snapshot = tokio::task::spawn_blocking(move || source.fetch()).await.map_err(task)??;
+        let requested = state.sync_requests > memory.handled_sync_requests;
+        // Interval passes always run (they look for drift); a triggered one is skipped when the
+        // config folder did not change, so commits elsewhere in a monorepo cost one fetch.
+        if triggered && !requested && snapshot.tree.is_some() && snapshot.tree == memory.last_tree {
+            tracing::debug!(commit = snapshot.commit.as_deref().unwrap_or("-"), "config folder unchanged; no pass");
+            return Ok(Pass::Unchanged);
+        }
         let dir = snapshot.dir.clone();
         let mut cache = memory.parsed.take().unwrap_or_default();
         let (loaded, cache) =
@@ -137,9 +156,11 @@ impl Controller {
         let content = cache.fingerprint();
         memory.parsed = Some(cache);
         let mut validated = loaded?;
-        let commit = snapshot.commit;
+        let commit = match &self.source {
+            Source::Directory(_) => Some(crate::source::directory_version(&snapshot, &content)),
+            Source::Git(_) => snapshot.commit.clone(),
+        };
 
-        let requested = state.sync_requests > memory.handled_sync_requests;
         memory.handled_sync_requests = state.sync_requests;
         let retry = requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != content);
         if retry {
@@ -164,9 +185,12 @@ impl Controller {
         if !failures.is_empty() {
             memory.failed = Some((content, failures));
         }
-        let record = self.pass_record(&validated, &report, commit.clone(), succeeded);
+        let mut record = self.pass_record(&validated, &report, commit.clone(), succeeded);
+        record.source_author = snapshot.author;
+        record.source_subject = snapshot.subject;
         self.metrics.observe(&record);
         self.record(record).await?;
+        memory.last_tree = snapshot.tree;
         Ok(Pass::Done { commit, succeeded })
     }
 
@@ -197,6 +221,8 @@ impl Controller {
         PassRecord {
             state: state.state.clone(),
             source_commit: None,
+            source_author: None,
+            source_subject: None,
             synced_commit: None,
             failed_commit: state.failed_commit.clone(),
             error: None,
@@ -236,6 +262,8 @@ impl Controller {
             synced_commit: succeeded.then(|| commit.clone()).flatten(),
             failed_commit: if succeeded { None } else { commit.clone() },
             source_commit: commit,
+            source_author: None,
+            source_subject: None,
             error: (!problems.is_empty()).then(|| problems.join("; ")),
             leader: self.replica.clone(),
             counts: json!({ "Synced": synced, "OutOfSync": out_of_sync, "Drifted": drifted, "Error": errors }),
@@ -350,7 +378,8 @@ pub async fn listen_for_syncs(pool: PgPool, wake: Arc<Notify>, shutdown: Cancell
     }
 }
 
-/// Wakes `wake` when a YAML file below `dir` changes. The watcher lives as long as the returned value.
+/// Wakes `wake` when a YAML file below `dir` (the config folder) changes. The watcher lives as long
+/// as the returned value.
 pub fn watch_directory(dir: &std::path::Path, wake: Arc<Notify>) -> notify::Result<notify::RecommendedWatcher> {
     use notify::Watcher as _;
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {

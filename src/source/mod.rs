@@ -1,15 +1,45 @@
 //! Stage 1 of the pipeline: where the config comes from. A local directory is read in place (and
 //! watched by `serve`); a git remote — a local path to a repository, `file://`, HTTPS with a token or
 //! SSH with a key — is cloned once into a cache directory and fetched on every pass.
+//!
+//! With a config path (`--path deploy/gatehouse`), only that folder of the repository is config: a
+//! directory source reads and watches just that folder, a git source reports the folder's tree id so
+//! that a commit touching only files elsewhere can be told apart (and skipped) without reading it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What one fetch produced: a directory to read the config from, and the commit it is at.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub dir: PathBuf,
+    /// The commit, for a git source or a directory that is a clean git work tree.
     pub commit: Option<String>,
+    /// The commit's author (`Name <email>`) and subject line.
+    pub author: Option<String>,
+    pub subject: Option<String>,
+    /// The git tree id of the config folder: equal ids mean identical config, whatever else the
+    /// commit changed. `None` for a directory source.
+    pub tree: Option<String>,
+}
+
+/// The version of config read from a directory: the commit of a clean git work tree, otherwise a
+/// hash of the config files' content (`content:` and 16 hex digits), which is the same on every run
+/// for the same files and differs for any change.
+pub fn directory_version(snapshot: &Snapshot, fingerprint: &[u8; 32]) -> String {
+    snapshot.commit.clone().unwrap_or_else(|| format!("content:{}", &hex::encode(fingerprint)[..16]))
+}
+
+/// Checks a `--path`: relative, inside the repository.
+pub fn config_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text.trim_end_matches('/'));
+    let inside = path.components().all(|c| matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir));
+    if path.as_os_str().is_empty() || !inside {
+        return Err(format!(
+            "`{text}` is not a folder inside the repository: give a relative path such as deploy/gatehouse"
+        ));
+    }
+    Ok(path)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +48,8 @@ pub enum SourceError {
     NotADirectory(PathBuf),
     #[error("cannot fetch {remote}: {message}")]
     Fetch { remote: String, message: String },
+    #[error("{remote} has no folder `{path}` at commit {commit}")]
+    NoConfigPath { remote: String, path: String, commit: String },
 }
 
 /// A secret that never shows in `Debug` output or logs.
@@ -61,6 +93,8 @@ pub struct GitRemote {
     pub reference: Option<String>,
     pub cache: PathBuf,
     pub credentials: Credentials,
+    /// The config folder inside the repository; `None` for its root.
+    pub path: Option<PathBuf>,
 }
 
 impl Source {
@@ -70,7 +104,16 @@ impl Source {
         if path.is_dir() && !path.join("HEAD").is_file() {
             Source::Directory(path.to_owned())
         } else {
-            Source::Git(GitRemote { url: repo.to_owned(), reference, cache, credentials })
+            Source::Git(GitRemote { url: repo.to_owned(), reference, cache, credentials, path: None })
+        }
+    }
+
+    /// Only `path` (relative to the repository root, see `config_path`) is config.
+    pub fn with_path(self, path: Option<&Path>) -> Self {
+        match (self, path) {
+            (Source::Directory(dir), Some(path)) => Source::Directory(dir.join(path)),
+            (Source::Git(remote), Some(path)) => Source::Git(GitRemote { path: Some(path.to_owned()), ..remote }),
+            (source, None) => source,
         }
     }
 
@@ -85,11 +128,9 @@ impl Source {
     /// Fetches the newest state. Blocking (git2): call it from `spawn_blocking`.
     pub fn fetch(&self) -> Result<Snapshot, SourceError> {
         match self {
-            Source::Directory(dir) if dir.is_dir() => Ok(Snapshot { dir: dir.clone(), commit: work_tree_commit(dir) }),
+            Source::Directory(dir) if dir.is_dir() => Ok(clean_work_tree(dir)),
             Source::Directory(dir) => Err(SourceError::NotADirectory(dir.clone())),
-            Source::Git(remote) => remote
-                .fetch()
-                .map_err(|e| SourceError::Fetch { remote: redact(&remote.url), message: e.message().to_owned() }),
+            Source::Git(remote) => remote.fetch(),
         }
     }
 }
@@ -114,7 +155,28 @@ pub fn set_network_timeouts(connect: Duration, io: Duration) {
 const FETCHED: &str = "refs/gatehouse/fetched";
 
 impl GitRemote {
-    fn fetch(&self) -> Result<Snapshot, git2::Error> {
+    fn fetch(&self) -> Result<Snapshot, SourceError> {
+        let failed = |e: git2::Error| SourceError::Fetch { remote: redact(&self.url), message: e.message().to_owned() };
+        let mut snapshot = self.fetch_commit().map_err(failed)?;
+        if let Some(path) = &self.path {
+            let repo = git2::Repository::open(&self.cache).map_err(failed)?;
+            let commit = snapshot.commit.clone().unwrap_or_default();
+            let tree = git2::Oid::from_str(&commit)
+                .and_then(|id| repo.find_commit(id))
+                .and_then(|c| c.tree())
+                .and_then(|tree| tree.get_path(path))
+                .map_err(|_| SourceError::NoConfigPath {
+                    remote: redact(&self.url),
+                    path: path.display().to_string(),
+                    commit: commit.clone(),
+                })?;
+            snapshot.tree = Some(tree.id().to_string());
+            snapshot.dir = self.cache.join(path);
+        }
+        Ok(snapshot)
+    }
+
+    fn fetch_commit(&self) -> Result<Snapshot, git2::Error> {
         let repo = match git2::Repository::open(&self.cache) {
             Ok(repo) => repo,
             Err(_) => {
@@ -156,8 +218,39 @@ impl GitRemote {
         checkout.force().remove_untracked(true);
         repo.checkout_tree(commit.as_object(), Some(&mut checkout))?;
         repo.set_head_detached(commit.id())?;
-        Ok(Snapshot { dir: self.cache.clone(), commit: Some(commit.id().to_string()) })
+        Ok(Snapshot {
+            dir: self.cache.clone(),
+            commit: Some(commit.id().to_string()),
+            author: Some(author(&commit)),
+            subject: commit.summary().map(str::to_owned),
+            tree: Some(commit.tree_id().to_string()),
+        })
     }
+}
+
+fn author(commit: &git2::Commit) -> String {
+    let author = commit.author();
+    match (author.name(), author.email()) {
+        (Some(name), Some(email)) => format!("{name} <{email}>"),
+        (name, email) => name.or(email).unwrap_or("unknown").to_owned(),
+    }
+}
+
+/// A directory read in place: its commit (with author and subject) when it is in a git work tree
+/// whose config files under `dir` are all committed; otherwise no commit (the version is then the
+/// content hash, see `directory_version`).
+fn clean_work_tree(dir: &Path) -> Snapshot {
+    let mut snapshot = Snapshot { dir: dir.to_owned(), ..Snapshot::default() };
+    let Some(commit) = work_tree_commit(dir).filter(|c| !c.ends_with("-dirty")) else { return snapshot };
+    let found = git2::Repository::discover(dir).ok().and_then(|repo| {
+        repo.find_commit(git2::Oid::from_str(&commit).ok()?).ok().map(|c| (author(&c), c.summary().map(str::to_owned)))
+    });
+    if let Some((author, subject)) = found {
+        snapshot.author = Some(author);
+        snapshot.subject = subject;
+    }
+    snapshot.commit = Some(commit);
+    snapshot
 }
 
 /// Removes `user:password@` from a URL.
@@ -175,6 +268,12 @@ pub fn work_tree_commit(dir: &Path) -> Option<String> {
     let head = repo.head().ok()?.peel_to_commit().ok()?.id().to_string();
     let mut options = git2::StatusOptions::new();
     options.include_untracked(true).recurse_untracked_dirs(true).include_ignored(false);
+    // Only files below `dir` count: with a config path, edits elsewhere in the repository are not config.
+    let workdir = repo.workdir().and_then(|w| w.canonicalize().ok());
+    let below = dir.canonicalize().ok().zip(workdir).and_then(|(d, w)| d.strip_prefix(w).ok().map(Path::to_owned));
+    if let Some(below) = below.filter(|b| !b.as_os_str().is_empty()) {
+        options.pathspec(below);
+    }
     let dirty = repo.statuses(Some(&mut options)).ok().is_some_and(|statuses| {
         statuses.iter().any(|s| s.path().is_some_and(|p| p.ends_with(".yaml") || p.ends_with(".yml")))
     });
@@ -194,5 +293,23 @@ mod tests {
         assert_eq!(redact("ssh://git@host.example/config.git"), "ssh://host.example/config.git");
         assert_eq!(redact("/srv/config.git"), "/srv/config.git");
         assert_eq!(format!("{:?}", Secret::new("hunter2".into())), "<redacted>");
+    }
+
+    #[test]
+    fn a_config_path_stays_inside_the_repository() {
+        assert_eq!(config_path("deploy/gatehouse/"), Ok(PathBuf::from("deploy/gatehouse")));
+        assert!(config_path("/etc").is_err());
+        assert!(config_path("../other").is_err());
+        assert!(config_path("").is_err());
+    }
+
+    #[test]
+    fn a_directory_version_is_its_clean_commit_or_a_hash_of_its_content() {
+        let snapshot = Snapshot::default();
+        let a = directory_version(&snapshot, &[1; 32]);
+        assert_eq!(a, "content:0101010101010101");
+        assert_ne!(a, directory_version(&snapshot, &[2; 32]));
+        let committed = Snapshot { commit: Some("abc".into()), ..Snapshot::default() };
+        assert_eq!(directory_version(&committed, &[1; 32]), "abc");
     }
 }

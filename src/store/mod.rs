@@ -30,6 +30,12 @@ pub enum StoreError {
     Unreachable { target: String, reason: String },
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
+    #[error(
+        "database {0} does not exist: check DATABASE_URL / --database-url (`gatehouse migrate` or `serve` creates it)"
+    )]
+    NoDatabase(String),
+    #[error("database {0} is not migrated to this version of Gatehouse: run `gatehouse migrate`")]
+    NotMigrated(String),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("another reconciler is applying to this database right now; try again when it is done")]
@@ -104,8 +110,38 @@ pub async fn connect_with(url: &str, acquire_timeout: Duration) -> Result<PgPool
     Ok(pool)
 }
 
+/// Connects to a database that must already exist, for commands that only read (`plan`, `mail
+/// list`): nothing is created and no migration runs. `NoDatabase` when there is no such database,
+/// `NotMigrated` when its schema is not this version's.
+pub async fn connect_existing(url: &str) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    let target = describe(&options);
+    let unreachable = |e: sqlx::Error| StoreError::Unreachable { target: target.clone(), reason: e.to_string() };
+    if !Postgres::database_exists(url).await.map_err(unreachable)? {
+        return Err(StoreError::NoDatabase(target));
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(unreachable)?;
+    let latest = MIGRATOR.migrations.iter().map(|m| m.version).max().unwrap_or_default();
+    // A database without the migrations table is as unmigrated as an older one.
+    let applied: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations WHERE success")
+        .fetch_one(&pool)
+        .await
+        .unwrap_or(None);
+    if applied.unwrap_or_default() < latest {
+        return Err(StoreError::NotMigrated(target));
+    }
+    Ok(pool)
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
 pub async fn migrate(pool: &PgPool) -> Result<()> {
-    sqlx::migrate!("./migrations").run(pool).await?;
+    MIGRATOR.run(pool).await?;
     Ok(())
 }
 

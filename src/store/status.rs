@@ -13,8 +13,12 @@ pub struct SyncState {
     pub paused: bool,
     /// `Synced | OutOfSync | Drifted | Error | Paused | Unknown`.
     pub state: String,
-    /// The commit the source was at on the last pass.
+    /// The version of the config on the last pass: a commit, or for a directory that is not a clean
+    /// git work tree, `content:` and a hash of its files.
     pub source_commit: Option<String>,
+    /// Author (`Name <email>`) and subject of that commit.
+    pub source_author: Option<String>,
+    pub source_subject: Option<String>,
     /// The last commit every valid tenant converged to.
     pub synced_commit: Option<String>,
     pub failed_commit: Option<String>,
@@ -30,8 +34,8 @@ pub struct SyncState {
 
 pub async fn sync_state(conn: &mut PgConnection) -> Result<SyncState> {
     let r = sqlx::query(
-        "SELECT paused, state, source_commit, synced_commit, failed_commit, last_attempt_at, last_success_at,
-                last_error, sync_requests, leader, counts FROM sync_state",
+        "SELECT paused, state, source_commit, source_author, source_subject, synced_commit, failed_commit,
+                last_attempt_at, last_success_at, last_error, sync_requests, leader, counts FROM sync_state",
     )
     .fetch_one(conn)
     .await?;
@@ -39,6 +43,8 @@ pub async fn sync_state(conn: &mut PgConnection) -> Result<SyncState> {
         paused: r.get("paused"),
         state: r.get("state"),
         source_commit: r.get("source_commit"),
+        source_author: r.get("source_author"),
+        source_subject: r.get("source_subject"),
         synced_commit: r.get("synced_commit"),
         failed_commit: r.get("failed_commit"),
         last_attempt_at: r.get("last_attempt_at"),
@@ -80,6 +86,8 @@ pub struct TenantStatus {
 pub struct PassRecord {
     pub state: String,
     pub source_commit: Option<String>,
+    pub source_author: Option<String>,
+    pub source_subject: Option<String>,
     /// Set when the pass converged every valid tenant.
     pub synced_commit: Option<String>,
     pub failed_commit: Option<String>,
@@ -93,6 +101,8 @@ pub struct PassRecord {
 pub async fn record_pass(conn: &mut PgConnection, pass: &PassRecord) -> Result<()> {
     sqlx::query(
         "UPDATE sync_state SET state = $1, source_commit = coalesce($2, source_commit),
+                source_author = CASE WHEN $2::text IS NULL THEN source_author ELSE $8 END,
+                source_subject = CASE WHEN $2::text IS NULL THEN source_subject ELSE $9 END,
                 synced_commit = coalesce($3, synced_commit), failed_commit = $4, last_error = $5, leader = $6,
                 counts = $7, last_attempt_at = now(),
                 last_success_at = CASE WHEN $5::text IS NULL THEN now() ELSE last_success_at END,
@@ -105,6 +115,8 @@ pub async fn record_pass(conn: &mut PgConnection, pass: &PassRecord) -> Result<(
     .bind(&pass.error)
     .bind(&pass.leader)
     .bind(&pass.counts)
+    .bind(&pass.source_author)
+    .bind(&pass.source_subject)
     .execute(&mut *conn)
     .await?;
     let Some(tenants) = &pass.tenants else { return Ok(()) };

@@ -26,8 +26,10 @@ fn the_default_values_satisfy_the_values_schema() {
 #[test]
 fn the_values_schema_refuses_wrong_values() {
     let validator = validator();
-    let cases: [(&str, serde_json::Value); 4] = [
+    let cases: [(&str, serde_json::Value); 6] = [
         ("/replicaCount", serde_json::json!("two")),
+        ("/config/path", serde_json::json!("/etc/gatehouse")),
+        ("/config/path", serde_json::json!("../elsewhere")),
         ("/config/interval", serde_json::json!("every minute")),
         ("/config/logFormat", serde_json::json!("xml")),
         ("/secrets/databaseUrll", serde_json::json!("typo")),

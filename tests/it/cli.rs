@@ -219,3 +219,86 @@ fn logs_can_be_json_lines_for_log_collectors() {
     }
     assert!(logs.contains("\"message\":\"config loaded\""), "{logs}");
 }
+
+/// Whether the PostgreSQL server of the tests has a database called `name`.
+async fn database_exists(name: &str) -> bool {
+    let pool = sqlx::PgPool::connect(&format!("{}/postgres", crate::helpers::server_url())).await.expect("server");
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&pool)
+        .await
+        .expect("query")
+}
+
+/// Issue 15.9: a mistyped database URL is an error for `mail list`, not a new empty database.
+#[tokio::test]
+async fn mail_list_never_creates_a_database() {
+    let name = format!("gatehouse_typo_{}", std::process::id());
+    let url = format!("{}/{name}", crate::helpers::server_url());
+    let output = gatehouse(&["mail", "list"], &[("DATABASE_URL", &url)]);
+    assert_eq!(output.status.code(), Some(2), "{}", stdout(&output));
+    assert!(stderr(&output).contains(&format!("database 127.0.0.1:5432/{name} does not exist")), "{}", stderr(&output));
+    assert!(!stdout(&output).contains("no mail"));
+    assert!(!database_exists(&name).await, "mail list created {name}");
+}
+
+/// Issue 15.9: `plan` only reads: against a database that does not exist yet it shows everything
+/// `apply` would create, and creates nothing; an existing database is never migrated by it.
+#[tokio::test]
+async fn plan_neither_creates_nor_migrates_a_database() {
+    let name = format!("gatehouse_plan_{}", std::process::id());
+    let url = format!("{}/{name}", crate::helpers::server_url());
+    let output = gatehouse(&["plan", &example()], &[("DATABASE_URL", &url)]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stdout(&output).starts_with("Plan: 51 to create"), "{}", stdout(&output));
+    assert!(stderr(&output).contains("does not exist yet: planning against an empty platform"), "{}", stderr(&output));
+    assert!(!database_exists(&name).await, "plan created {name}");
+
+    let server = sqlx::PgPool::connect(&format!("{}/postgres", crate::helpers::server_url())).await.expect("server");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&server).await.expect("create");
+    let output = gatehouse(&["plan", &example()], &[("DATABASE_URL", &url)]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("is not migrated to this version of Gatehouse: run `gatehouse migrate`"),
+        "{}",
+        stderr(&output)
+    );
+    let db = sqlx::PgPool::connect(&url).await.expect("db");
+    let tables: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        .fetch_one(&db)
+        .await
+        .expect("count");
+    assert_eq!(tables, 0, "plan migrated the database");
+    db.close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&server).await.expect("drop");
+}
+
+/// Issue 15.2: with `--path`, only that folder is config, and problems are named from the
+/// repository root so that CI annotations point at the right file.
+#[test]
+fn validate_with_a_path_reads_only_that_folder_and_names_files_from_the_repo_root() {
+    let root = tempfile::tempdir().expect("root");
+    let config = root.path().join("deploy/gatehouse");
+    copy(&project_dir().join("tests/fixtures/invalid/missing-plan"), &config).expect("copy");
+    std::fs::write(root.path().join("values.yaml"), "replicas: 3\n").expect("write");
+    let dir = root.path().display().to_string();
+    let output = gatehouse(&["validate", &dir, "--path", "deploy/gatehouse", "--format", "github"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(
+        stdout(&output),
+        "::error file=deploy/gatehouse/tenant.yaml,line=6,col=9,title=gatehouse validate::spec.plan: plan `platinum` is not declared; declared plans: pro\n"
+    );
+    let env = gatehouse(&["validate", &dir], &[("GATEHOUSE_PATH", "deploy/gatehouse/")]);
+    assert!(stdout(&env).contains("invalid: 1 problem in 3 files"), "{}", stdout(&env));
+    let outside = gatehouse(&["validate", &dir, "--path", "../etc"], &[]);
+    assert_eq!(outside.status.code(), Some(2), "a path outside the repository is refused");
+}
+
+fn copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        std::fs::copy(entry.path(), to.join(entry.file_name()))?;
+    }
+    Ok(())
+}

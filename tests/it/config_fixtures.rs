@@ -116,3 +116,55 @@ fn a_reconciler_parses_only_the_files_that_changed_since_its_last_pass() {
     let third = read_and_parse(repo.path(), find_files(repo.path()).expect("files"), &mut cache).expect("read");
     assert!(third.documents.iter().all(|d| d.document.name() != "globex"), "a removed file is gone from the cache");
 }
+
+/// Issue 15.1 (acceptance): a copy of the example repo broken five ways, two of them in one tenant
+/// document (an unknown field and a duplicate email of one of its users), plus a plan with a bad flag
+/// type: one `validate` run names every problem with file:line:col, and the tenants on the broken
+/// plan are reported with their own problems too.
+#[test]
+fn one_validate_run_names_every_problem_of_a_repo_broken_in_many_ways() {
+    let repo = crate::helpers::Repo::example();
+    repo.edit("tenants/globex.yaml", "plan: pro", "plan: pro\n  colour: blue");
+    repo.edit("tenants/globex.yaml", "kim@globex.example", "ivy@globex.example");
+    repo.edit(
+        "tenants/stark.yaml",
+        "{ email: happy@stark.example, role: user }",
+        "{ email: happy@stark.example, role: boss }",
+    );
+    repo.edit("tenants/umbrella.yaml", "ada@umbrella.example", "ada-at-umbrella.example");
+    repo.edit("tenants/initech.yaml", "plan: free", "plan: platinum");
+    repo.edit("plans/pro.yaml", "max_projects: 10", "max_projects: ten");
+    repo.edit("tenants/hooli.yaml", "max_projects: 40", "max_projects: 40\n    no_such_flag: true");
+
+    let output = crate::helpers::gatehouse(&["validate", &repo.path().display().to_string()], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = crate::helpers::stdout(&output);
+    let found: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|line| {
+            let (at, rest) = line.split_once(": ")?;
+            Some((at, rest))
+        })
+        .filter(|(at, _)| at.contains(".yaml:"))
+        .collect();
+    let expected = [
+        (
+            "plans/pro.yaml:12:19",
+            "spec.flags.max_projects: flag `max_projects` is string here but integer in plan `enterprise`",
+        ),
+        ("tenants/globex.yaml:8:9", "spec.plan: plan `pro` has problems (see plans/pro.yaml); fix them first"),
+        ("tenants/globex.yaml:9:3", "spec: unknown field `colour`"),
+        ("tenants/globex.yaml:15:16", "spec.users[3].email: ivy@globex.example is already a user of this tenant"),
+        ("tenants/hooli.yaml:9:9", "spec.plan: plan `pro` has problems (see plans/pro.yaml); fix them first"),
+        ("tenants/hooli.yaml:21:19", "spec.flags.no_such_flag: flag `no_such_flag` is not declared by plan `pro`"),
+        ("tenants/initech.yaml:9:9", "spec.plan: plan `platinum` is not declared"),
+        ("tenants/stark.yaml:12:43", "spec.users[2].role: unknown variant `boss`"),
+        ("tenants/umbrella.yaml:14:16", "spec.users[1].email: `ada-at-umbrella.example` is not a valid email address"),
+    ];
+    assert_eq!(found.len(), expected.len(), "{text}");
+    for ((at, message), (want_at, want_message)) in found.iter().zip(expected) {
+        assert_eq!(*at, want_at, "{text}");
+        assert!(message.starts_with(want_message), "{at}: {message}\nshould start with {want_message}");
+    }
+    assert!(text.ends_with("invalid: 9 problems in 11 files\n"), "{text}");
+}

@@ -704,6 +704,26 @@ async fn without_smtp_the_outbox_shows_the_invitation_links() {
     );
 }
 
+/// Issue 15.9: `mail list --server` asks the API (`GET /v1/mail/outbox`, operators only): no
+/// database URL or encryption key is needed on the operator's machine.
+#[tokio::test]
+async fn mail_list_with_a_server_reads_the_outbox_through_the_api() {
+    let db = TestDb::new().await;
+    let server = started(&Repo::example(), &db, &[]).await;
+    let args = ["mail", "list", "--server", server.base.as_str(), "--to", "Hank@Globex.example"];
+    let mut listed = String::new();
+    within(Duration::from_secs(20), "an invitation in the outbox", || {
+        let output = gatehouse(&args, &[("GATEHOUSE_OPERATOR_TOKEN", OPERATOR)]);
+        listed = crate::helpers::stdout(&output);
+        std::future::ready(output.status.success() && listed.contains("/invitations/accept?token="))
+    })
+    .await;
+    assert!(listed.contains("To: hank@globex.example\nSubject: You are invited to Globex Corporation"), "{listed}");
+    let refused = gatehouse(&args, &[("GATEHOUSE_OPERATOR_TOKEN", "wrong")]);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(crate::helpers::stderr(&refused).contains("answered 401"), "{}", crate::helpers::stderr(&refused));
+}
+
 /// FR-AUTH-005: an access token lives for its TTL even while its session lives on; introspection
 /// then reports it inactive; the refresh token gets a new one.
 #[tokio::test]

@@ -558,13 +558,7 @@ async fn every_error_has_the_same_json_body() {
 
 /// Reconcile passes finished so far, from `/metrics`.
 async fn passes(server: &Running) -> u64 {
-    let response = request("GET", format!("{}/metrics", server.base), vec![], Vec::new()).await;
-    response
-        .text
-        .lines()
-        .find_map(|line| line.strip_prefix("gatehouse_reconcile_duration_seconds_count "))
-        .and_then(|count| count.trim().parse().ok())
-        .expect("pass count in /metrics")
+    pass_count(server.base.clone()).await
 }
 
 /// Issue 11.9: a redelivered webhook (same delivery id) and a replayed one (same signed body under a
@@ -601,4 +595,136 @@ async fn a_replayed_webhook_is_acknowledged_without_a_pass() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(passes(&server).await, after_first + 1, "ten replays and one push make one pass");
     server.stop().await;
+}
+
+/// Issue 15.2 (acceptance): `serve --repo <repo> --path deploy/gatehouse` reads only that folder of a
+/// monorepo; a commit touching only files elsewhere causes no pass, one inside it is applied. Issue
+/// 15.3: the status names the commit's author and subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_with_a_path_syncs_that_folder_and_a_commit_elsewhere_causes_no_pass() {
+    let db = TestDb::new().await;
+    let repo = Repo::copy_of(tempfile::tempdir().expect("empty").path());
+    let example = Repo::example();
+    for entry in walk(example.path()) {
+        let relative = entry.strip_prefix(example.path()).expect("inside").display().to_string();
+        repo.write(&format!("deploy/gatehouse/{relative}"), &std::fs::read_to_string(&entry).expect("read"));
+    }
+    // YAML outside the path that is not Gatehouse config at all: read, it would be an error.
+    repo.write("services/web/values.yaml", "replicas: 3\n");
+    let first = repo.commit_all("Add the platform config");
+    let remote = bare_remote_of(&repo);
+    let cache = tempfile::tempdir().expect("cache");
+    let cache_dir = cache.path().join("clone").display().to_string();
+    let server = ServeProcess::start_with(
+        remote.path(),
+        &db.url,
+        "600s",
+        &[
+            ("GATEHOUSE_PATH", "deploy/gatehouse"),
+            ("GATEHOUSE_WEBHOOK_SECRET", WEBHOOK),
+            ("GATEHOUSE_CACHE_DIR", &cache_dir),
+        ],
+    );
+    let get = |path: &'static str| {
+        let base = server.base.clone();
+        async move {
+            http("GET", format!("{base}{path}"), vec![("authorization", "Bearer cli-test-token".into())], vec![])
+                .await
+                .1
+        }
+    };
+    within(Duration::from_secs(20), "first sync", || async {
+        let status = get("/v1/sync/status").await;
+        status["state"] == "Synced" && status["sourceCommit"] == first.as_str()
+    })
+    .await;
+    let status = get("/v1/sync/status").await;
+    assert_eq!(status["sourceAuthor"], "Test <test@gatehouse.invalid>");
+    assert_eq!(status["sourceSubject"], "Add the platform config");
+    assert_eq!(db.count("SELECT count(*) FROM tenants").await, 6);
+    let passes_now = || pass_count(server.base.clone());
+    let before = passes_now().await;
+
+    let webhook = |n: u32| {
+        let base = server.base.clone();
+        async move {
+            let body = format!(r#"{{"ref":"refs/heads/main","after":"{n:040}"}}"#).into_bytes();
+            let signed = vec![("x-hub-signature-256", github_signature(&body)), ("x-github-event", "push".into())];
+            http("POST", format!("{base}/v1/hooks/git"), signed, body).await.0
+        }
+    };
+    repo.write("services/web/values.yaml", "replicas: 5\n");
+    repo.commit_all("Scale the web service");
+    push(&repo, remote.path());
+    assert_eq!(webhook(1).await, 202);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(passes_now().await, before, "a commit outside the config folder causes no pass");
+    assert_eq!(get("/v1/sync/status").await["sourceCommit"], first.as_str());
+
+    repo.edit(
+        "deploy/gatehouse/tenants/stark.yaml",
+        "{ email: happy@stark.example, role: user }",
+        "{ email: happy@stark.example, role: admin }",
+    );
+    let third = repo.commit_all("Happy becomes admin");
+    push(&repo, remote.path());
+    assert_eq!(webhook(2).await, 202);
+    within(Duration::from_secs(20), "the config change applied and its pass recorded", || async {
+        db.text("SELECT role FROM users WHERE email = 'happy@stark.example'").await == "admin"
+            && get("/v1/sync/status").await["sourceCommit"] == third.as_str()
+            && passes_now().await > before
+    })
+    .await;
+    assert_eq!(passes_now().await, before + 1, "one pass for the one commit inside the config folder");
+    let status = get("/v1/sync/status").await;
+    assert_eq!(
+        (status["sourceCommit"].as_str(), status["sourceSubject"].as_str()),
+        (Some(third.as_str()), Some("Happy becomes admin"))
+    );
+}
+
+/// Issue 15.3: in directory mode the version is a hash of the config files: different for an edit,
+/// the same again when the edit is undone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watched_directory_reports_a_content_version_that_follows_every_edit() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server = Running::synced_on(&db, &repo, Duration::from_millis(200)).await;
+    let version =
+        || async { server.get("/v1/sync/status").await.1["sourceCommit"].as_str().unwrap_or_default().to_owned() };
+    let original = version().await;
+    assert!(original.starts_with("content:") && original.len() == "content:".len() + 16, "{original}");
+
+    let from = "{ email: happy@stark.example, role: user }";
+    let to = "{ email: happy@stark.example, role: admin }";
+    repo.edit("tenants/stark.yaml", from, to);
+    within(Duration::from_secs(10), "a new version", || async { version().await != original }).await;
+    let edited = version().await;
+    assert!(edited.starts_with("content:"), "{edited}");
+    repo.edit("tenants/stark.yaml", to, from);
+    within(Duration::from_secs(10), "the first version again", || async { version().await == original }).await;
+    server.stop().await;
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// Reconcile passes finished so far by the server at `base`, from `/metrics`.
+async fn pass_count(base: String) -> u64 {
+    let response = request("GET", format!("{base}/metrics"), vec![], Vec::new()).await;
+    response
+        .text
+        .lines()
+        .find_map(|line| line.strip_prefix("gatehouse_reconcile_duration_seconds_count "))
+        .and_then(|count| count.trim().parse().ok())
+        .expect("pass count in /metrics")
 }

@@ -1,0 +1,40 @@
+//! `GET /v1/mail/outbox` (operators): the mail outbox with the text of undelivered mail, as
+//! `gatehouse mail list --server` shows it, for operators who cannot reach the database.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Result};
+use crate::store;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/mail/outbox", get(outbox))
+}
+
+#[derive(Deserialize)]
+struct Filter {
+    /// Only mail to this address.
+    to: Option<String>,
+    /// Also delivered and abandoned mail.
+    #[serde(default)]
+    all: bool,
+    limit: Option<i64>,
+}
+
+async fn outbox(
+    State(state): State<AppState>,
+    filter: std::result::Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(filter) = filter?;
+    let limit = filter.limit.unwrap_or(20);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("limit must be from 1 to 1000".into()));
+    }
+    let to = filter.to.as_deref().map(|to| super::input::lookup("query parameter `to`", to)).transpose()?;
+    let to = to.map(str::to_lowercase);
+    let rows = store::mail::list(&state.pool, to.as_deref(), !filter.all, limit).await?;
+    Ok(Json(json!({ "mail": crate::mail::listing(&state.identity.keyring, rows) })))
+}
