@@ -34,6 +34,8 @@ const MAX_QUEUED: usize = 10_000;
 const TICK: Duration = Duration::from_secs(1);
 /// Most rows in one INSERT.
 const BATCH: usize = 500;
+/// Longest one batch may take to be written before the database counts as away.
+const INSERT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between two attempts while the database is away.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How long a stopping server keeps trying to write what waits (under Kubernetes' default 30 s
@@ -361,9 +363,10 @@ impl DenialLog {
         }
     }
 
-    /// Records a denial of a known caller, one row; never waits.
+    /// Records a denial of a known caller, one row (bounded first, so that what waits while the
+    /// database is away stays small); never waits.
     pub fn record(&self, entry: AuditEntry) {
-        if self.shared.queue().record(entry, Instant::now(), Utc::now()) {
+        if self.shared.queue().record(entry.bounded(), Instant::now(), Utc::now()) {
             self.shared.wake.notify_one();
         }
     }
@@ -436,9 +439,16 @@ async fn write(pool: PgPool, shared: Arc<Shared>) {
     }
 }
 
+/// Writes one batch. A database that hangs rather than refusing counts as away, so the writer keeps
+/// its backoff and its shutdown deadline.
 async fn insert(pool: &PgPool, batch: &[AuditEntry]) -> Result<(), StoreError> {
-    let mut conn = pool.acquire().await?;
-    store::insert_audit(&mut conn, batch).await
+    let write = async {
+        let mut conn = pool.acquire().await?;
+        store::insert_audit(&mut conn, batch).await
+    };
+    tokio::time::timeout(INSERT_TIMEOUT, write)
+        .await
+        .map_err(|_| StoreError::Unavailable(format!("no answer within {} s", INSERT_TIMEOUT.as_secs())))?
 }
 
 /// The last resort for rows the database would not take: the log keeps them.

@@ -192,6 +192,11 @@ impl AccessCache {
         app_active && !entry.revoked && entry.expires_at.is_none_or(|at| at > now_secs())
     }
 
+    /// When a key expires now, in Unix seconds (a rotation shortens the old key's life).
+    pub fn key_expires_at(&self, key_id: &str) -> Option<i64> {
+        self.keys.pin().get(key_id).and_then(|entry| entry.expires_at)
+    }
+
     pub fn tenant(&self, name: &str) -> Option<Arc<TenantFlags>> {
         self.tenants.pin().get(name).cloned()
     }

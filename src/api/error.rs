@@ -62,6 +62,9 @@ pub enum ApiError {
     /// 413: the body is larger than the route accepts; refused before it is read.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 408: the body did not arrive in time.
+    #[error("{0}")]
+    Timeout(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -98,6 +101,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -122,13 +122,6 @@ struct EventStream {
 impl EventStream {
     /// The tenant's next state to announce, or `None` when the stream must end.
     async fn next_change(&mut self) -> Option<Arc<TenantFlags>> {
-        let expiry = async {
-            match self.expires {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(expiry);
         loop {
             tokio::select! {
                 received = self.changes.recv() => {
@@ -148,10 +141,20 @@ impl EventStream {
                     if changed.is_err() || !self.cache.key_still_valid(&self.key_id) {
                         return None;
                     }
+                    // A rotation shortens the old key's life to its grace period.
+                    self.expires = self.cache.key_expires_at(&self.key_id).map(instant_at);
                 }
-                () = &mut expiry => return None,
+                () = sleep_until(self.expires) => return None,
             }
         }
+    }
+}
+
+/// Sleeps until `at`, or forever.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

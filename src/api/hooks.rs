@@ -10,6 +10,8 @@ use futures_util::StreamExt as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use std::time::Duration;
+
 use tokio::sync::Semaphore;
 
 use super::{ApiError, AppState, Denied, Result, deny, secret_matches};
@@ -27,7 +29,11 @@ const MAX_BODY: u64 = 5 * 1024 * 1024;
 
 /// Webhook bodies read at once. Checking a signature streams the body through the HMAC, so nothing
 /// is held in memory; this bounds the time and connections a flood of signed-looking posts can take.
+/// A post that finds every slot taken is answered 503 at once rather than queued: senders retry.
 static READING: Semaphore = Semaphore::const_new(4);
+
+/// Longest a body may take to arrive: a slow sender cannot hold a reading slot for long.
+const READ_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Everything that can be refused is refused before the body is read: no secret configured, no
 /// signature or token, a wrong GitLab token (which does not depend on the body), a malformed
@@ -36,45 +42,60 @@ static READING: Semaphore = Semaphore::const_new(4);
 async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<Value>)> {
     let denied = Denied::of(&request);
     let (parts, body) = request.into_parts();
-    let refuse = |reason: &str| Err(deny(&state.denials, denied, reason));
-    let Some(secret) = state.webhook_secret.as_ref() else {
-        return refuse("webhooks are disabled: set GATEHOUSE_WEBHOOK_SECRET");
+    let digest = match verified_digest(state.webhook_secret.as_ref(), &parts.headers, body).await? {
+        Verified::Digest(digest) => digest,
+        Verified::Refused(reason) => return Err(deny(&state.denials, denied, reason)),
     };
-    let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let digest = match (header("x-hub-signature-256"), header("x-gitlab-token")) {
-        (Some(signature), _) => {
-            let Some(expected) = announced(signature) else { return refuse("malformed webhook signature") };
-            if announced_length(&parts.headers).is_some_and(|length| length > MAX_BODY) {
-                return Err(too_large());
-            }
-            let _reading = READING.acquire().await.map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-            let (digest, mac) = read_body(body, hmac_of(secret)).await?;
-            // verify_slice compares in constant time.
-            if mac.is_none_or(|mac| mac.verify_slice(&expected).is_err()) {
-                return refuse("wrong webhook signature");
-            }
-            digest
-        }
-        (None, Some(token)) => {
-            if !secret_matches(Some(secret), Some(token)) {
-                return refuse("wrong webhook token");
-            }
-            if announced_length(&parts.headers).is_some_and(|length| length > MAX_BODY) {
-                return Err(too_large());
-            }
-            let _reading = READING.acquire().await.map_err(|_| ApiError::Unavailable("shutting down".into()))?;
-            read_body(body, None).await?.0
-        }
-        (None, None) => {
-            return refuse("a webhook signature (X-Hub-Signature-256) or token (X-Gitlab-Token) is required");
-        }
-    };
-    if !store::remember_delivery(&state.pool, &delivery_keys(&parts.headers, &digest)).await? {
+    if !store::remember_delivery_and_wake(&state.pool, &delivery_keys(&parts.headers, &digest)).await? {
         // A redelivery or a replay: acknowledged, so the sender stops retrying, but no pass.
         return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))));
     }
-    store::notify_sync(&state.pool).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))))
+}
+
+enum Verified {
+    /// The SHA-256 of a body whose signature or token is right.
+    Digest(Vec<u8>),
+    /// Why the request is refused (401, audited).
+    Refused(&'static str),
+}
+
+/// Checks the signature (GitHub) or token (GitLab), reading the body only when it must.
+async fn verified_digest(secret: Option<&Secret>, headers: &HeaderMap, body: Body) -> Result<Verified> {
+    let Some(secret) = secret else {
+        return Ok(Verified::Refused("webhooks are disabled: set GATEHOUSE_WEBHOOK_SECRET"));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (expected, mac) = match (header("x-hub-signature-256"), header("x-gitlab-token")) {
+        (Some(signature), _) => match announced(signature) {
+            Some(expected) => (Some(expected), hmac_of(secret)),
+            None => return Ok(Verified::Refused("malformed webhook signature")),
+        },
+        (None, Some(token)) if secret_matches(Some(secret), Some(token)) => (None, None),
+        (None, Some(_)) => return Ok(Verified::Refused("wrong webhook token")),
+        (None, None) => {
+            return Ok(Verified::Refused(
+                "a webhook signature (X-Hub-Signature-256) or token (X-Gitlab-Token) is required",
+            ));
+        }
+    };
+    if announced_length(headers).is_some_and(|length| length > MAX_BODY) {
+        return Err(too_large());
+    }
+    let _reading = READING.try_acquire().map_err(|_| busy())?;
+    let (digest, mac) = tokio::time::timeout(READ_DEADLINE, read_body(body, mac)).await.map_err(|_| {
+        ApiError::Timeout(format!("the webhook body did not arrive within {} s", READ_DEADLINE.as_secs()))
+    })??;
+    let Some(expected) = expected else { return Ok(Verified::Digest(digest)) };
+    // verify_slice compares in constant time.
+    match mac.map(|mac| mac.verify_slice(&expected)) {
+        Some(Ok(())) => Ok(Verified::Digest(digest)),
+        _ => Ok(Verified::Refused("wrong webhook signature")),
+    }
+}
+
+fn busy() -> ApiError {
+    ApiError::Unavailable("too many webhook bodies are being read at once; retry in a moment".into())
 }
 
 fn too_large() -> ApiError {

@@ -91,8 +91,22 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+    let signalled = shutdown.clone();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move { signalled.cancelled().await });
+    // Event streams never end by themselves, and a client may trickle a body: after the signal,
+    // requests in flight get `DRAIN_DEADLINE`, so that what follows (writing queued audit rows)
+    // still fits a container's grace period.
+    tokio::select! {
+        served = std::future::IntoFuture::into_future(server) => served,
+        () = async { shutdown.cancelled().await; tokio::time::sleep(DRAIN_DEADLINE).await } => {
+            tracing::warn!(seconds = DRAIN_DEADLINE.as_secs(), "requests still in flight after the drain deadline are cut");
+            Ok(())
+        }
+    }
 }
+
+/// How long requests in flight may finish after SIGTERM.
+const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Parses a JSON body; unknown fields are refused so a typo is not silently ignored.
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {

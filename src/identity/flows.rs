@@ -435,7 +435,11 @@ impl Identity {
         db::set_password(&mut tx, account.user_id, &phc).await?;
         let ended = db::revoke_user_sessions(&mut tx, account.user_id, None, purpose.as_str()).await?;
         tx.commit().await?;
-        db::clear_failures(&self.pool, &account.email).await?;
+        // A new password ends a lock earned by wrong passwords, but not one earned by wrong codes:
+        // with a second factor, whoever can read the mailbox must not get fresh guesses at it.
+        if !account.totp_confirmed {
+            db::clear_failures(&self.pool, &account.email).await?;
+        }
         self.audit(Self::entry(
             action,
             &account.email,

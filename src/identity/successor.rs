@@ -14,8 +14,8 @@
 //! would get a pair from the server within the window anyway: keeping it grants nothing new. The
 //! outer layer is the key ring (bound to the spent token's hash), so a database dump together with
 //! an old token from a client's log still opens nothing. It is answered only within the grace
-//! window and only while it is still the session's current pair, and the prune job clears it once
-//! the window is over; the spent token's row stays, so a reuse after the window still revokes the
+//! window and only while it is still the session's current pair, and the prune job erases it
+//! within ten minutes after the window; the spent token's row stays, so a reuse after the window still revokes the
 //! session. A thief racing the client within the window gets the same pair as the client rather
 //! than a fresh one, so whichever of them refreshes first makes the other a reuser later: theft
 //! detection is kept.
@@ -33,10 +33,17 @@ const NONCE_LEN: usize = 24;
 const LABEL: &[u8] = b"gatehouse refresh successor v1";
 
 /// A pair given out in exchange for a refresh token.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub struct Pair {
     pub access: String,
     pub refresh: String,
+}
+
+/// Never the tokens themselves: a `Debug` of a pair may reach a log.
+impl std::fmt::Debug for Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pair { access: <redacted>, refresh: <redacted> }")
+    }
 }
 
 fn cipher(presented: &str) -> XChaCha20Poly1305 {

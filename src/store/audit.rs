@@ -94,6 +94,22 @@ fn clean(value: &Value) -> Value {
     }
 }
 
+impl AuditEntry {
+    /// This entry with every value as `insert_audit` would store it, for rows that wait in memory
+    /// before they are written (so what waits is small, whatever a client sent).
+    pub fn bounded(self) -> AuditEntry {
+        let own = |value: &str, max| bounded(value, max).into_owned();
+        AuditEntry {
+            actor: own(&self.actor, MAX_ACTOR),
+            action: own(&self.action, MAX_ACTION),
+            resource: own(&self.resource, MAX_RESOURCE),
+            tenant: self.tenant.as_deref().map(|t| own(t, MAX_TENANT)),
+            metadata: bounded_metadata(&self.metadata).into_owned(),
+            ..self
+        }
+    }
+}
+
 fn refs<'a>(values: &'a [Cow<'_, str>]) -> Vec<&'a str> {
     values.iter().map(AsRef::as_ref).collect()
 }

@@ -665,7 +665,8 @@ fn threshold(lockout: Lockout) -> i32 {
 
 /// Reserves an attempt on `$1` (threshold `$2`, base and max lock in seconds `$3`, `$4`) in one
 /// statement, before the secret is verified: the attempt counts as a failure at once, and the one
-/// that reaches the threshold starts the lock (`base × 2^(failures − threshold)`, at most `max`)
+/// that reaches the threshold starts the lock (`base × 2^(failures − threshold)`, at most `max`; the
+/// exponent is capped, so years of guessing cannot overflow it)
 /// before it is verified. A locked email gets no row back, so however many requests arrive at
 /// once, the row lock serialises them and at most `threshold` are verified before the first lock
 /// and one per lock after it. A verified attempt is given back by `settle_attempt`; one whose
@@ -675,7 +676,7 @@ const RESERVE: &str = "INSERT INTO account_lockouts AS l (email, failures, last_
     VALUES ($1, 1, now(), CASE WHEN $2 <= 1 THEN now() + make_interval(secs => least($3, $4)) END)
     ON CONFLICT (email) DO UPDATE
        SET (failures, last_failure_at, locked_until) = (
-           SELECT n, now(), CASE WHEN n >= $2 THEN now() + make_interval(secs => least($3 * power(2, n - $2), $4)) END
+           SELECT n, now(), CASE WHEN n >= $2 THEN now() + make_interval(secs => least($3 * power(2, least(n - $2, 30)), $4)) END
              FROM (SELECT CASE WHEN l.last_failure_at < now() - interval '1 day' THEN 1 ELSE l.failures + 1 END AS n) c)
      WHERE l.locked_until IS NULL OR l.locked_until <= now()
     RETURNING failures, locked_until";

@@ -192,9 +192,12 @@ pub async fn notify_sync(pool: &PgPool) -> Result<()> {
     Ok(())
 }
 
-/// Remembers a webhook delivery under each of `keys`; `false` if any of them was seen in the last
-/// day (a replay). One statement, so two copies arriving at once cannot both count as new.
-pub async fn remember_delivery(pool: &PgPool, keys: &[String]) -> Result<bool> {
+/// Remembers a webhook delivery under each of `keys` and, if none of them was seen in the last day,
+/// wakes the leader; `false` for a replay. One transaction: the wake-up (NOTIFY) is delivered at
+/// commit, so a delivery is never remembered without its pass, and two copies arriving at once
+/// cannot both count as new.
+pub async fn remember_delivery_and_wake(pool: &PgPool, keys: &[String]) -> Result<bool> {
+    let mut tx = pool.begin().await?;
     let seen: bool = sqlx::query_scalar(
         "WITH fresh AS (
              INSERT INTO webhook_deliveries AS d (key) SELECT * FROM UNNEST($1::text[])
@@ -205,9 +208,15 @@ pub async fn remember_delivery(pool: &PgPool, keys: &[String]) -> Result<bool> {
          SELECT count(*) < cardinality($1::text[]) FROM fresh",
     )
     .bind(keys)
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
-    Ok(!seen)
+    if seen {
+        // A replay: rolled back, so it leaves nothing new behind.
+        return Ok(false);
+    }
+    sqlx::query("SELECT pg_notify($1, '')").bind(SYNC_CHANNEL).execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(true)
 }
 
 /// Forgets webhook deliveries older than a day.

@@ -459,3 +459,45 @@ async fn last_use_is_recorded_without_a_write_per_request() {
     let listed = cli(&server, &["keys", "list", "--app", "billing-app"]);
     assert!(listed["keys"][0]["lastUsedAt"].is_string(), "{listed}");
 }
+
+/// Opens the event stream of `tenant` with `secret` on a thread; events arrive on the receiver as
+/// JSON, and `None` when the stream ends.
+fn open_stream(server: &ServeProcess, tenant: &str, secret: &str) -> std::sync::mpsc::Receiver<Option<Value>> {
+    let (sender, events) = std::sync::mpsc::channel::<Option<Value>>();
+    let url = format!("{}/v1/tenants/{tenant}/flags/events", server.base);
+    let secret = secret.to_owned();
+    std::thread::spawn(move || {
+        let response = ureq::get(&url)
+            .set("authorization", &format!("Bearer {secret}"))
+            .timeout(Duration::from_secs(60))
+            .call()
+            .expect("stream opens");
+        for line in std::io::BufReader::new(response.into_reader()).lines() {
+            let Ok(line) = line else { break };
+            if let Some(data) = line.strip_prefix("data: ") {
+                let _ = sender.send(serde_json::from_str(data).ok());
+            }
+        }
+        let _ = sender.send(None);
+    });
+    events
+}
+
+/// Review of issue 11.8: a rotation shortens the old key's life to its grace period, and the old
+/// key's open stream ends when that period is over, not at the next unrelated flag change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_keys_event_stream_ends_when_its_rotation_grace_period_is_over() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server = started(&repo, &db, &[]).await;
+    let (key_id, secret) = issue(&server, "billing-app", &[]);
+    let events = open_stream(&server, "acme", &secret);
+    let first = events.recv_timeout(Duration::from_secs(5)).expect("first event").expect("JSON event");
+    assert_eq!(first["type"], "refetchEvaluation");
+    cli(&server, &["keys", "rotate", "--app", "billing-app", &key_id, "--grace-period", "2s"]);
+    let end = tokio::task::spawn_blocking(move || events.recv_timeout(Duration::from_secs(8)));
+    assert_eq!(
+        end.await.expect("reader").expect("the stream ends within 8 s"),
+        None,
+        "no event after the grace period"
+    );
+}

@@ -532,6 +532,9 @@ struct Case {
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
     html_errors: bool,
+    /// The request carries a credential that must stay valid through the suite: a 401 would mean
+    /// the case never reached the code it probes.
+    authenticated: bool,
 }
 
 fn cases(credentials: &Credentials) -> Vec<Case> {
@@ -539,6 +542,8 @@ fn cases(credentials: &Credentials) -> Vec<Case> {
     for route in routes() {
         let auth = authorization(route.caller, credentials);
         let html_errors = matches!(route.path, "/invitations/accept" | "/password/reset");
+        // The spare session is ended by the first logout; the others keep working throughout.
+        let authenticated = !matches!(route.caller, Caller::Anyone | Caller::SpareSession);
         let (content_type, valid_body) = match route.body {
             Body::None | Body::Bytes => ("application/json", Vec::new()),
             Body::Json(base) => ("application/json", serde_json::to_vec(&base()).expect("json")),
@@ -557,6 +562,7 @@ fn cases(credentials: &Credentials) -> Vec<Case> {
                 headers: headers.clone(),
                 body,
                 html_errors,
+                authenticated,
             });
         };
         add("a well-formed request".into(), fill(route.path, credentials, None), valid_body.clone());
@@ -656,6 +662,9 @@ async fn every_route_answers_hostile_input_without_a_5xx_and_every_error_in_the_
             }
             if let Some(problem) = problems_with(&raw, case.html_errors) {
                 failures.push(format!("{}: {problem}", case.what));
+            }
+            if case.authenticated && raw.as_ref().is_ok_and(|raw| raw.status == 401) {
+                failures.push(format!("{}: 401, so the case never reached the code it probes", case.what));
             }
         }
         (failures, statuses)

@@ -249,3 +249,26 @@ async fn sixty_four_concurrent_refreshes_of_one_token_leave_one_working_pair() {
         "every answered refresh is audited"
     );
 }
+
+/// Review of issue 11.1: years of one guess per lock window (thousands of failures) must not break
+/// the lock's arithmetic: the next attempt is still an ordinary 429 or 401, never a 500, and the
+/// lock stays at its maximum.
+#[tokio::test]
+async fn thousands_of_failures_still_lock_at_the_maximum_rather_than_failing() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let (server, _log) = started_with_log(&repo, &db, &LOCKOUT).await;
+    let user = "dan@acme.example";
+    activate(&db, &[user]).await;
+    db.execute(&format!(
+        "INSERT INTO account_lockouts (email, failures, last_failure_at, locked_until)
+         VALUES ('{user}', 2000, now(), now() - interval '1 second')"
+    ))
+    .await;
+    let answer = login(&server, user, "not the password").await;
+    assert_eq!(answer.status, 401, "the reserved attempt is verified and refused: {}", answer.text);
+    let locked = login(&server, user, PASSWORD).await;
+    assert_eq!(locked.status, 429, "{}", locked.text);
+    let retry: u64 = locked.header("retry-after").expect("Retry-After").parse().expect("seconds");
+    assert!((1..=60).contains(&retry), "the lock is capped at the 60 s maximum: {retry}");
+}
