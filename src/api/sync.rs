@@ -1,5 +1,6 @@
-//! Operator endpoints: sync status (overall and per tenant, with drift and errors), manual sync, pause
-//! and resume. Everything is read from the database, so every replica answers the same.
+//! Operator endpoints: sync status (overall and per tenant, with drift and errors), the history of
+//! passes, manual sync, pause and resume, and allowing one tenant's guarded change once. Everything
+//! is read from the database, so every replica answers the same.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -9,13 +10,16 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Result, input};
-use crate::store::{self, status};
+use crate::store::{self, AuditEntry, allowance, history, status};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/sync/status", get(overall))
         .route("/v1/sync/tenants", get(tenants))
         .route("/v1/sync/tenants/{tenant}", get(tenant))
+        .route("/v1/sync/tenants/{tenant}/history", get(tenant_history))
+        .route("/v1/sync/tenants/{tenant}/allow-deletion", post(allow_deletion))
+        .route("/v1/sync/history", get(passes))
         .route("/v1/sync", post(sync_now))
         .route("/v1/sync/pause", post(pause))
         .route("/v1/sync/resume", post(resume))
@@ -31,9 +35,18 @@ struct Page {
     #[serde(default)]
     after: String,
     limit: Option<i64>,
+    /// Every tenant, synced ones included (issue 15.4).
+    #[serde(default)]
+    all: bool,
+    /// Only tenants in this state (implies `all`).
+    state: Option<String>,
 }
 
-/// Tenants that are not simply in sync (the rest are `Synced` at the overall commit), by name.
+/// The states a tenant can be listed in.
+const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged"];
+
+/// Tenants by name: by default those that are not simply in sync (the rest are `Synced` at the
+/// overall commit); with `all=true` every tenant, or those in one `state`.
 async fn tenants(
     State(state): State<AppState>,
     page: std::result::Result<Query<Page>, axum::extract::rejection::QueryRejection>,
@@ -44,12 +57,101 @@ async fn tenants(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("limit must be from 1 to 1000".into()));
     }
+    let only = page.state.as_deref().map(tenant_state).transpose()?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let sync = status::sync_state(&mut conn).await?;
-    let items = status::tenant_statuses(&mut conn, after, limit).await?;
-    let next = (items.len() as i64 == limit).then(|| items.last().map(|t| t.tenant.clone())).flatten();
-    Ok(Json(json!({ "counts": sync.counts, "commit": sync.source_commit, "tenants": items, "next": next })))
+    let (items, last) = if page.all || only.is_some() {
+        let items = status::all_tenants(&mut conn, after, limit, only).await?;
+        let last = items.last().map(|t| t.status.tenant.clone());
+        (serde_json::to_value(&items).unwrap_or_default(), last.filter(|_| items.len() as i64 == limit))
+    } else {
+        let items = status::tenant_statuses(&mut conn, after, limit).await?;
+        let last = items.last().map(|t| t.tenant.clone());
+        (serde_json::to_value(&items).unwrap_or_default(), last.filter(|_| items.len() as i64 == limit))
+    };
+    Ok(Json(json!({ "counts": sync.counts, "commit": sync.source_commit, "tenants": items, "next": last })))
 }
+
+fn tenant_state(value: &str) -> Result<&'static str> {
+    STATES.into_iter().find(|s| *s == value).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "query parameter `state`: `{}` is not one of {}",
+            crate::model::shown(value),
+            STATES.join(", ")
+        ))
+    })
+}
+
+#[derive(Deserialize)]
+struct HistoryPage {
+    /// The `id` of the last pass of the previous page.
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+impl HistoryPage {
+    fn limit(&self) -> Result<i64> {
+        let limit = self.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return Err(ApiError::BadRequest("limit must be from 1 to 100".into()));
+        }
+        Ok(limit)
+    }
+}
+
+/// The history of passes that changed, reverted or failed something, newest first.
+async fn passes(
+    State(state): State<AppState>,
+    page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>> {
+    let Query(page) = page?;
+    let limit = page.limit()?;
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    let passes = history::passes(&mut conn, page.before, limit).await?;
+    Ok(Json(history_page(&passes, limit)))
+}
+
+/// The passes that changed, reverted, refused or failed one tenant, newest first.
+async fn tenant_history(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>> {
+    let name = input::lookup("path parameter `tenant`", &name)?;
+    let Query(page) = page?;
+    let limit = page.limit()?;
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    let passes = history::tenant_passes(&mut conn, name, page.before, limit).await?;
+    Ok(Json(history_page(&passes, limit)))
+}
+
+fn history_page(passes: &[history::PassEntry], limit: i64) -> Value {
+    let next = passes.last().map(|p| p.id).filter(|_| passes.len() as i64 == limit);
+    json!({ "passes": passes, "next": next })
+}
+
+/// Allows one tenant's guarded change (its removal from Git, refused by the mass-delete guard) once:
+/// the next pass applies it and uses the allowance up.
+async fn allow_deletion(State(state): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {
+    let name = input::tenant(&name)?;
+    let audit = AuditEntry {
+        actor: OPERATOR.into(),
+        actor_type: "operator",
+        action: "tenant.allow_deletion".into(),
+        resource: format!("tenant/{name}/guard"),
+        tenant: Some(name.to_string()),
+        success: true,
+        metadata: json!({ "once": true }),
+    };
+    let allowed = allowance::allow(&state.pool, name.as_str(), audit)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant `{name}` is live: there is nothing to delete")))?;
+    store::notify_sync(&state.pool).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "allowed": allowed, "status": "the next pass applies the change" }))))
+}
+
+/// Who calls the operator endpoints: one operator token today, so one name.
+const OPERATOR: &str = "operator";
 
 /// One tenant: its state, the commit it is synced to, errors with file:line, and each drifted field
 /// with the applied and live value and who changed it when (from the audit log).
@@ -85,6 +187,7 @@ async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Resu
         "errors": row.as_ref().map_or(json!([]), |r| r.errors.clone()),
         "drift": drift,
         "orphans": row.as_ref().map_or(json!([]), |r| r.orphans.clone()),
+        "allowedDeletion": allowance::of_tenant(&mut conn, name).await?,
     })))
 }
 

@@ -1,6 +1,7 @@
 //! The command line: parses arguments, runs one pipeline, prints the result, picks the exit code.
 //! The only place that uses `anyhow`.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,6 +13,7 @@ mod client;
 mod identity;
 mod serve;
 mod status;
+mod sync;
 
 use crate::config::{self, DiagnosticFormat};
 use crate::plan::Options;
@@ -81,6 +83,8 @@ pub enum Command {
     Serve(Box<serve::ServeArgs>),
     /// Ask a running server whether the platform is synced. Exit 0 synced, 1 not, 2 cannot ask.
     Status(status::StatusArgs),
+    /// A running server's reconciler: allow a tenant's deletion once, the history of passes.
+    Sync(sync::SyncArgs),
     /// Managed applications on a running server: list, show, create, update, disable, enable.
     Apps(apps::AppsArgs),
     /// API keys of an application on a running server: create, list, revoke, rotate.
@@ -141,9 +145,21 @@ pub struct DatabaseArgs {
 pub struct ApplyArgs {
     #[command(flatten)]
     pub database: DatabaseArgs,
-    /// Allow removing more than half of a tenant's users, or all of them (deleting a tenant).
-    #[arg(long)]
-    pub allow_mass_delete: bool,
+    /// Allow removing more than half of a tenant's users, or all of them (deleting a tenant): for
+    /// every tenant, or with `=TENANT[,TENANT…]` only for those.
+    #[arg(long, value_name = "TENANT", num_args = 0..=1, require_equals = true, value_delimiter = ',')]
+    pub allow_mass_delete: Option<Vec<String>>,
+}
+
+impl ApplyArgs {
+    /// The plan options and the tenants allowed their guarded change once.
+    fn options(&self) -> (Options, BTreeSet<String>) {
+        match &self.allow_mass_delete {
+            None => (Options::default(), BTreeSet::new()),
+            Some(tenants) if tenants.is_empty() => (Options { allow_mass_delete: true }, BTreeSet::new()),
+            Some(tenants) => (Options::default(), tenants.iter().cloned().collect()),
+        }
+    }
 }
 
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
@@ -182,6 +198,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Keys(args) => apps::keys(args),
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
+        Command::Sync(args) => sync::sync(args),
         Command::Mail { command: MailCommand::List(args) } => runtime()?.block_on(identity::list(args)),
         Command::Migrate { database } => runtime()?.block_on(async {
             store::connect(database.database_url.expose()).await?;
@@ -223,11 +240,11 @@ fn write_schemas(out: &Path) -> anyhow::Result<u8> {
 
 async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
     let validated = load(dir)?;
-    let options = Options { allow_mass_delete: args.allow_mass_delete };
+    let (options, once) = args.options();
     // `plan` only reads: it never creates the database or migrates it. A database that does not
     // exist yet is an empty platform, so the plan shows everything `apply` would create.
     let plan = match store::connect_existing(args.database.database_url.expose()).await {
-        Ok(pool) => reconcile::plan(&pool, &validated, options).await?,
+        Ok(pool) => reconcile::plan_allowing(&pool, &validated, options, &once).await?,
         Err(store::StoreError::NoDatabase(target)) => {
             eprintln!("database {target} does not exist yet: planning against an empty platform");
             crate::plan::diff(&validated, &crate::plan::live::LiveState::default(), options)
@@ -261,8 +278,8 @@ async fn apply(dir: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Re
     let loaded = started.elapsed();
     let pool = store::connect(args.database.database_url.expose()).await?;
     let connected = started.elapsed();
-    let options = Options { allow_mass_delete: args.allow_mass_delete };
-    let report = reconcile::apply(&pool, &validated, options, commit.as_deref()).await?;
+    let (options, once) = args.options();
+    let report = reconcile::apply_allowing(&pool, &validated, options, commit.as_deref(), &once).await?;
     tracing::debug!(?loaded, ?connected, total = ?started.elapsed(), "apply finished");
     match format {
         ReportFormat::Json => println!("{:#}", serde_json::to_value(&report)?),
@@ -293,6 +310,9 @@ fn print_report(report: &reconcile::ApplyReport, validated: &config::Validated) 
                 }
             }
         }
+    }
+    for tenant in &report.allowed_once {
+        println!("tenant {tenant}: guarded change allowed once and applied");
     }
     if let Some(error) = &report.global_error {
         eprintln!("error: {error}");
@@ -335,5 +355,25 @@ mod tests {
         for secret in ["db-pw-1", "op-token-2", "hook-secret-3", "git-token-4"] {
             assert!(!debug.contains(secret), "{secret} shows in {debug}");
         }
+    }
+
+    fn apply_options(args: &[&str]) -> (Options, BTreeSet<String>) {
+        let cli = Cli::try_parse_from(["gatehouse", "apply", "."].iter().chain(args)).expect("valid arguments");
+        let Command::Apply { apply, .. } = cli.command else { panic!("apply") };
+        apply.options()
+    }
+
+    // Issue 15.7
+    #[test]
+    fn allow_mass_delete_alone_allows_every_tenant_and_with_names_only_those() {
+        let (options, once) = apply_options(&[]);
+        assert!(!options.allow_mass_delete && once.is_empty());
+        let (options, once) = apply_options(&["--allow-mass-delete"]);
+        assert!(options.allow_mass_delete && once.is_empty());
+        let (options, once) = apply_options(&["--allow-mass-delete=globex"]);
+        assert!(!options.allow_mass_delete);
+        assert_eq!(once.into_iter().collect::<Vec<_>>(), ["globex"]);
+        let (_, once) = apply_options(&["--allow-mass-delete=globex,hooli", "--allow-mass-delete=acme"]);
+        assert_eq!(once.into_iter().collect::<Vec<_>>(), ["acme", "globex", "hooli"]);
     }
 }

@@ -79,9 +79,14 @@ pub struct ServeArgs {
     pub key_use_flush_interval: Duration,
     #[command(flatten)]
     pub identity: super::identity::IdentityArgs,
-    /// Allow removing more than half of a tenant's users, or all of them.
+    /// Allow removing more than half of a tenant's users, or all of them, for every tenant. To allow
+    /// one tenant's removal once, use `gatehouse sync allow-deletion TENANT` instead.
     #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
     pub allow_mass_delete: bool,
+    /// Reconcile passes kept in the sync history (`GET /v1/sync/history`): each pass that changed,
+    /// reverted or failed something. Older ones are forgotten.
+    #[arg(long, env = "GATEHOUSE_HISTORY_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+    pub history_limit: i64,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
@@ -113,6 +118,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         replica: replica.clone(),
         wake,
         metrics: metrics.clone(),
+        history_limit: args.history_limit,
     };
     let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
 

@@ -28,7 +28,7 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
         }
         None => {
             let mut overall = get("/v1/sync/status")?;
-            overall["tenants"] = get("/v1/sync/tenants?limit=1000")?["tenants"].clone();
+            overall["tenants"] = Value::Array(every_tenant(&args.server)?);
             let state = overall["state"].as_str().unwrap_or_default().to_owned();
             (overall, state)
         }
@@ -41,6 +41,26 @@ pub fn status(args: StatusArgs) -> anyhow::Result<u8> {
     Ok(if state == "Synced" { 0 } else { 1 })
 }
 
+/// Tenants fetched per request while paging through all of them.
+const PAGE: usize = 1000;
+
+/// Every tenant the server knows, synced ones included, a page at a time.
+fn every_tenant(server: &ServerArgs) -> anyhow::Result<Vec<Value>> {
+    let mut tenants = Vec::new();
+    let mut after = String::new();
+    let limit = PAGE.to_string();
+    loop {
+        let query =
+            serde_urlencoded::to_string([("all", "true"), ("limit", limit.as_str()), ("after", after.as_str())])?;
+        let page = server.get(&format!("/v1/sync/tenants?{query}"))?;
+        tenants.extend(page["tenants"].as_array().cloned().unwrap_or_default());
+        match page["next"].as_str() {
+            Some(next) if next != after => after = next.to_owned(),
+            _ => return Ok(tenants),
+        }
+    }
+}
+
 fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -51,8 +71,9 @@ fn text(value: &Value) -> String {
 
 fn overall_text(body: &Value) -> String {
     let counts = &body["counts"];
+    let unmanaged = counts["Unmanaged"].as_u64().filter(|n| *n > 0).map(|n| format!(", {n} unmanaged"));
     let mut out = format!(
-        "{}  commit {}  last sync {}  leader {}\ntenants: {} synced, {} out of sync, {} drifted, {} error{}\n",
+        "{}  commit {}  last sync {}  leader {}\ntenants: {} synced, {} out of sync, {} drifted, {} error{}{}\n",
         text(&body["state"]),
         text(&body["sourceCommit"]),
         text(&body["lastAttemptAt"]),
@@ -61,6 +82,7 @@ fn overall_text(body: &Value) -> String {
         text(&counts["OutOfSync"]),
         text(&counts["Drifted"]),
         text(&counts["Error"]),
+        unmanaged.unwrap_or_default(),
         if body["paused"] == Value::Bool(true) { "  (paused)" } else { "" },
     );
     if let Some(error) = body["lastError"].as_str() {
@@ -68,25 +90,79 @@ fn overall_text(body: &Value) -> String {
     }
     let tenants = body["tenants"].as_array().cloned().unwrap_or_default();
     if !tenants.is_empty() {
-        out.push_str(&format!("\n{:<24} {:<10} {:<32} DETAIL\n", "TENANT", "STATE", "FILE"));
-        for t in tenants {
-            let detail = t["errors"][0]["message"]
-                .as_str()
-                .map(str::to_owned)
-                .or_else(|| {
-                    t["drift"].as_array().filter(|d| !d.is_empty()).map(|d| format!("{} drifted fields", d.len()))
-                })
-                .or_else(|| t["orphans"].as_array().filter(|o| !o.is_empty()).map(|o| format!("{} orphans", o.len())))
-                .unwrap_or_default();
-            out.push_str(&format!(
-                "{:<24} {:<10} {:<32} {detail}\n",
-                text(&t["tenant"]),
-                text(&t["state"]),
-                text(&t["sourceFile"])
-            ));
-        }
+        out.push('\n');
+        out.push_str(&tenant_table(&tenants));
     }
     out
+}
+
+/// One line per tenant: name, state, the version that last changed it, when, and its first problem.
+fn tenant_table(tenants: &[Value]) -> String {
+    let rows: Vec<[String; 5]> = tenants
+        .iter()
+        .map(|t| {
+            [
+                text(&t["tenant"]),
+                text(&t["state"]),
+                t["appliedCommit"].as_str().map_or_else(|| "-".to_owned(), short_version),
+                t["changedAt"].as_str().map_or_else(|| "-".to_owned(), short_time),
+                problem(t),
+            ]
+        })
+        .collect();
+    let header = ["TENANT", "STATE", "VERSION", "LAST CHANGE", "PROBLEM"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {}",
+            row[0],
+            row[1],
+            row[2],
+            row[3],
+            row[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3]
+        );
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A commit as `git log --oneline` shows it; a content hash with its prefix.
+fn short_version(version: &str) -> String {
+    let keep = if version.starts_with("content:") { "content:".len() + 12 } else { 12 };
+    version.chars().take(keep).collect()
+}
+
+/// `2024-05-01T12:30:00.123456Z` as `2024-05-01 12:30:00`.
+fn short_time(at: &str) -> String {
+    at.chars().take(19).collect::<String>().replace('T', " ")
+}
+
+/// A tenant's first problem: an error, else its drift or orphans; `-` for none.
+fn problem(t: &Value) -> String {
+    if let Some(message) = t["errors"][0]["message"].as_str() {
+        let file = t["errors"][0]["file"].as_str().filter(|f| !f.is_empty());
+        return match file {
+            Some(file) => format!("{file}:{}: {message}", text(&t["errors"][0]["line"])),
+            None => message.to_owned(),
+        };
+    }
+    let count = |key: &str| t[key].as_array().map_or(0, Vec::len);
+    match (count("drift"), count("orphans")) {
+        (0, 0) => "-".to_owned(),
+        (0, orphans) => format!("{orphans} orphans"),
+        (drifted, _) => format!("{drifted} drifted fields"),
+    }
 }
 
 fn tenant_text(body: &Value) -> String {
@@ -122,4 +198,34 @@ fn tenant_text(body: &Value) -> String {
         out.push_str(&format!("  orphan {}\n", text(o)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_tenant_table_has_a_column_each_for_state_version_last_change_and_problem() {
+        let tenants = [
+            json!({ "tenant": "acme", "state": "Synced", "appliedCommit": "0123456789abcdef0123456789abcdef01234567",
+                    "changedAt": "2024-05-01T12:30:00.123456Z", "errors": [], "drift": [], "orphans": [] }),
+            json!({ "tenant": "globex", "state": "Error", "appliedCommit": "content:feedfacefeedfacefeed",
+                    "changedAt": null, "errors": [{ "message": "would delete 4 of 4 users" }], "drift": [], "orphans": [] }),
+            json!({ "tenant": "Bad_Name", "state": "Error", "appliedCommit": null, "changedAt": null,
+                    "errors": [{ "file": "tenants/bad.yaml", "line": 5, "column": 9, "message": "not a DNS label" }] }),
+            json!({ "tenant": "umbrella", "state": "Drifted", "drift": [{}, {}], "orphans": [] }),
+        ];
+        let table = tenant_table(&tenants);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines[0], "TENANT    STATE    VERSION               LAST CHANGE          PROBLEM");
+        assert_eq!(lines[1], "acme      Synced   0123456789ab          2024-05-01 12:30:00  -");
+        assert_eq!(lines[2], "globex    Error    content:feedfacefeed  -                    would delete 4 of 4 users");
+        assert_eq!(
+            lines[3],
+            "Bad_Name  Error    -                     -                    tenants/bad.yaml:5: not a DNS label"
+        );
+        assert_eq!(lines[4], "umbrella  Drifted  -                     -                    2 drifted fields");
+    }
 }

@@ -274,7 +274,8 @@ pub fn diff_tenant(
     if !options.allow_mass_delete && deletes > 0 && (deletes == users || deletes * 2 > users) {
         plan.state = TenantState::Refused {
             reason: format!(
-                "would delete {deletes} of {users} users; apply with --allow-mass-delete if this is intended"
+                "would delete {deletes} of {users} users; if this is intended, allow it once with \
+                 `gatehouse sync allow-deletion {name}` (or `apply --allow-mass-delete={name}`)"
             ),
         };
     }

@@ -7,7 +7,7 @@
 //! takes over within an interval when the leader dies. A commit whose apply failed is not retried in a
 //! loop: its failed tenants are held back until a new commit or a manual sync.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,7 @@ use super::{ApplyReport, TenantOutcome};
 use crate::config::{Diagnostic, Subject, Validated};
 use crate::plan::Options;
 use crate::source::Source;
+use crate::store::history::{self, ChangeCounts, HealedField, PassEntry, TenantPass};
 use crate::store::status::{self, PassRecord, TenantStatus};
 use crate::store::{self, ReconcilerLock};
 use crate::telemetry::Metrics;
@@ -33,6 +34,30 @@ pub struct Controller {
     pub replica: String,
     pub wake: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Passes kept in the sync history (`--history-limit`).
+    pub history_limit: i64,
+}
+
+/// What woke a pass, as the history shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    Start,
+    Interval,
+    Webhook,
+    Manual,
+    FileChange,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Start => "start",
+            Self::Interval => "interval",
+            Self::Webhook => "webhook",
+            Self::Manual => "manual",
+            Self::FileChange => "file change",
+        }
+    }
 }
 
 /// What a pass did, for logs and for choosing the next delay.
@@ -84,6 +109,11 @@ struct Memory {
     /// The git tree id of the config folder on the last pass that ran to the end.
     last_tree: Option<String>,
     errors_in_a_row: u32,
+    /// Passes this replica ran to the end while leading; the first is triggered by `start`.
+    passes: u64,
+    /// The version, failed tenants and error of the last failing pass recorded in the history: a
+    /// pass that fails the same way again (held back, every interval) is not recorded again.
+    recorded_failure: Option<(Option<String>, BTreeSet<String>, Option<String>)>,
 }
 
 impl Controller {
@@ -100,7 +130,10 @@ impl Controller {
                     memory.errors_in_a_row = 0;
                     if let Pass::Done { commit, succeeded } = pass {
                         self.metrics.pass_finished(started.elapsed(), succeeded);
-                        tracing::info!(commit = commit.as_deref().unwrap_or("-"), succeeded, elapsed = ?started.elapsed(), "reconciled");
+                        // A pass with problems has logged them as a warning already.
+                        if succeeded {
+                            tracing::info!(commit = commit.as_deref().unwrap_or("-"), succeeded, elapsed = ?started.elapsed(), "reconciled");
+                        }
                     }
                     self.interval
                 }
@@ -133,9 +166,10 @@ impl Controller {
         if !self.lead(memory).await {
             return Ok(Pass::NotLeader);
         }
+        let (started_at, started) = (chrono::Utc::now(), Instant::now());
         let state = status::sync_state(&mut *self.pool.acquire().await.map_err(store::StoreError::from)?).await?;
         if state.paused {
-            self.record(PassRecord { state: "Paused".into(), ..self.empty_record(&state) }).await?;
+            self.record(&mut PassRecord { state: "Paused".into(), ..self.empty_record(&state) }, None).await?;
             return Ok(Pass::Paused);
         }
         let source = self.source.clone();
@@ -161,6 +195,13 @@ impl Controller {
             Source::Git(_) => snapshot.commit.clone(),
         };
 
+        let trigger = match (&self.source, memory.passes, requested, triggered) {
+            (_, 0, _, _) => Trigger::Start,
+            (_, _, true, _) => Trigger::Manual,
+            (_, _, _, false) => Trigger::Interval,
+            (Source::Directory(_), _, _, true) => Trigger::FileChange,
+            (Source::Git(_), _, _, true) => Trigger::Webhook,
+        };
         memory.handled_sync_requests = state.sync_requests;
         let retry = requested || memory.failed.as_ref().is_none_or(|(failed, _)| *failed != content);
         if retry {
@@ -169,7 +210,9 @@ impl Controller {
             hold_back(&mut validated, tenants, commit.as_deref());
         }
         let lock = memory.lock.as_ref().ok_or(PassError::Task("leadership lost".into()))?;
-        let report = super::apply_with_lock(lock, &self.pool, &validated, self.options, commit.as_deref()).await?;
+        let report =
+            super::apply_with_lock(lock, &self.pool, &validated, self.options, commit.as_deref(), &BTreeSet::new())
+                .await?;
 
         let failures: BTreeMap<String, String> = report
             .tenants
@@ -188,9 +231,34 @@ impl Controller {
         let mut record = self.pass_record(&validated, &report, commit.clone(), succeeded);
         record.source_author = snapshot.author;
         record.source_subject = snapshot.subject;
+        let mut entry = history_entry(&report, &record, trigger.as_str());
+        if !succeeded {
+            tracing::warn!(
+                commit = commit.as_deref().unwrap_or("-"),
+                succeeded,
+                failed = entry.tenants.iter().filter(|t| t.outcome != "applied").count(),
+                error = record.error.as_deref().unwrap_or("-"),
+                elapsed = ?started.elapsed(),
+                "reconciled with problems: {}",
+                problems_line(&entry.tenants)
+            );
+        }
+        let failure = (!succeeded).then(|| {
+            let failed = entry.tenants.iter().filter(|t| t.outcome != "applied").map(|t| t.tenant.clone());
+            (commit.clone(), failed.collect::<BTreeSet<_>>(), record.error.clone())
+        });
+        let keep = entry.counts.any() || (failure.is_some() && failure != memory.recorded_failure);
+        if keep {
+            entry.started_at = started_at;
+            entry.duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            memory.recorded_failure = failure;
+        } else if succeeded {
+            memory.recorded_failure = None;
+        }
+        self.record(&mut record, keep.then_some(&entry)).await?;
         self.metrics.observe(&record);
-        self.record(record).await?;
         memory.last_tree = snapshot.tree;
+        memory.passes += 1;
         Ok(Pass::Done { commit, succeeded })
     }
 
@@ -241,9 +309,7 @@ impl Controller {
     ) -> PassRecord {
         let tenants: Vec<TenantStatus> = report.tenants.iter().filter_map(tenant_status).collect();
         let count = |state: &str| tenants.iter().filter(|t| t.state == state).count();
-        let (errors, drifted, out_of_sync) = (count("Error"), count("Drifted"), count("OutOfSync"));
-        let total = validated.desired.tenants.len() + count_invalid_only(validated, report);
-        let synced = total.saturating_sub(errors + drifted + out_of_sync);
+        let (errors, drifted) = (count("Error"), count("Drifted"));
         let problems: Vec<String> = (validated.problems.iter())
             .filter(|(s, _)| !matches!(s, Subject::Tenant(_)))
             .map(|(_, d)| d.to_string())
@@ -266,14 +332,37 @@ impl Controller {
             source_subject: None,
             error: (!problems.is_empty()).then(|| problems.join("; ")),
             leader: self.replica.clone(),
-            counts: json!({ "Synced": synced, "OutOfSync": out_of_sync, "Drifted": drifted, "Error": errors }),
+            // Counted in the database when the pass is recorded (`status::recount`).
+            counts: json!({}),
             tenants: Some(tenants),
         }
     }
 
-    async fn record(&self, record: PassRecord) -> Result<(), store::StoreError> {
+    /// Writes the status of a pass, with its tenant counts taken from the database (every tenant in
+    /// it, in Git or not, and those whose declaration has problems), and its history entry if any.
+    async fn record(&self, record: &mut PassRecord, entry: Option<&PassEntry>) -> Result<(), store::StoreError> {
         let mut tx = self.pool.begin().await?;
-        status::record_pass(&mut tx, &record).await?;
+        status::record_pass(&mut tx, record).await?;
+        if record.tenants.is_some() {
+            record.counts = status::recount(&mut tx).await?;
+        }
+        if let Some(entry) = entry {
+            let mut entry = entry.clone();
+            let resources: Vec<String> = (entry.tenants.iter().flat_map(|t| &t.drift))
+                .chain(&entry.healed_global)
+                .map(|f| f.resource.clone())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let who = history::last_changes_outside_git(&mut tx, &resources).await?;
+            for field in entry.tenants.iter_mut().flat_map(|t| t.drift.iter_mut()).chain(&mut entry.healed_global) {
+                if let Some((actor, at)) = who.get(&field.resource) {
+                    field.changed_by = Some(actor.clone());
+                    field.changed_at = Some(*at);
+                }
+            }
+            history::record(&mut tx, &entry, self.history_limit).await?;
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -286,6 +375,87 @@ impl Controller {
             tracing::warn!(error = %e, "cannot record the failed pass");
         }
     }
+}
+
+/// The history entry of a pass: what it did to each tenant it changed, reverted, refused or failed.
+/// Who made each reverted change is filled in from the audit log when it is recorded.
+fn history_entry(report: &ApplyReport, record: &PassRecord, trigger: &str) -> PassEntry {
+    let healed = |drift: &[crate::plan::Drift]| -> Vec<HealedField> {
+        (drift.iter().filter(|d| d.revert))
+            .flat_map(|d| {
+                d.fields.iter().map(|f| HealedField {
+                    resource: d.resource.to_string(),
+                    field: f.field.to_owned(),
+                    applied: f.applied.clone(),
+                    reverted: f.live.clone(),
+                    changed_by: None,
+                    changed_at: None,
+                })
+            })
+            .collect()
+    };
+    let mut counts = report.global_counts;
+    let (mut refused, mut failed) = (0, 0);
+    let mut tenants = Vec::new();
+    for t in &report.tenants {
+        let (outcome, problem) = match &t.outcome {
+            TenantOutcome::Applied { .. } => ("applied", None),
+            TenantOutcome::Refused { reason } => ("refused", Some(reason.clone())),
+            TenantOutcome::Failed { reason } => ("failed", Some(reason.clone())),
+            TenantOutcome::Invalid { problems } => ("invalid", problems.first().map(ToString::to_string)),
+        };
+        let applied = outcome == "applied";
+        match outcome {
+            "refused" => refused += 1,
+            "failed" | "invalid" => failed += 1,
+            _ => counts.add(t.counts),
+        }
+        if applied && !t.counts.any() {
+            continue;
+        }
+        tenants.push(TenantPass {
+            tenant: t.tenant.clone(),
+            outcome: outcome.to_owned(),
+            counts: if applied { t.counts } else { ChangeCounts::default() },
+            problem,
+            drift: if applied { healed(&t.drift) } else { Vec::new() },
+        });
+    }
+    PassEntry {
+        id: 0,
+        started_at: chrono::Utc::now(),
+        duration_ms: 0,
+        trigger: trigger.to_owned(),
+        state: record.state.clone(),
+        version: record.source_commit.clone(),
+        author: record.source_author.clone(),
+        subject: record.source_subject.clone(),
+        counts,
+        refused,
+        failed,
+        error: record.error.clone(),
+        healed_global: healed(&report.global_healed),
+        tenants_total: i64::try_from(tenants.len()).unwrap_or(i64::MAX),
+        tenants,
+    }
+}
+
+/// Tenants shown by name in the warning of a pass with problems; the count says how many more.
+const PROBLEMS_LOGGED: usize = 20;
+
+/// `tenant: first problem; …` for the tenants a pass did not apply.
+fn problems_line(tenants: &[TenantPass]) -> String {
+    let failed: Vec<&TenantPass> = tenants.iter().filter(|t| t.outcome != "applied").collect();
+    let mut line: Vec<String> = (failed.iter().take(PROBLEMS_LOGGED))
+        .map(|t| format!("{}: {}", t.tenant, t.problem.as_deref().unwrap_or(&t.outcome)))
+        .collect();
+    if failed.len() > PROBLEMS_LOGGED {
+        line.push(format!("and {} more tenants", failed.len() - PROBLEMS_LOGGED));
+    }
+    if line.is_empty() {
+        line.push("no tenant failed; see the error".to_owned());
+    }
+    line.join("; ")
 }
 
 fn task(error: tokio::task::JoinError) -> PassError {
@@ -302,16 +472,6 @@ fn hold_back(validated: &mut Validated, tenants: &BTreeMap<String, String>, comm
         let diagnostic = Diagnostic { file: String::new(), line: 0, column: 0, path: String::new(), message };
         validated.problems.push((Subject::Tenant(tenant.clone()), diagnostic));
     }
-}
-
-/// Invalid tenants that are not in the desired state still count among the tenants.
-fn count_invalid_only(validated: &Validated, report: &ApplyReport) -> usize {
-    report
-        .tenants
-        .iter()
-        .filter(|t| matches!(t.outcome, TenantOutcome::Invalid { .. }))
-        .filter(|t| !validated.desired.tenants.iter().any(|d| d.name.as_str() == t.tenant))
-        .count()
 }
 
 /// The status row of a tenant that is not simply in sync; `None` for one that is.
@@ -411,5 +571,83 @@ mod tests {
             );
         }
         assert!(backoff(40, cap) <= cap);
+    }
+
+    fn result(
+        tenant: &str,
+        outcome: TenantOutcome,
+        counts: ChangeCounts,
+        drift: Vec<crate::plan::Drift>,
+    ) -> super::super::TenantResult {
+        super::super::TenantResult { tenant: tenant.into(), outcome, drift, orphans: vec![], source: None, counts }
+    }
+
+    fn record() -> PassRecord {
+        PassRecord {
+            state: "Error".into(),
+            source_commit: Some("c0ffee".into()),
+            source_author: Some("Ann <ann@corp.example>".into()),
+            source_subject: Some("offboard globex".into()),
+            synced_commit: None,
+            failed_commit: Some("c0ffee".into()),
+            error: Some("1 tenants not applied; see /v1/sync/tenants".into()),
+            leader: "r1".into(),
+            counts: json!({}),
+            tenants: Some(vec![]),
+        }
+    }
+
+    // Issue 15.4
+    #[test]
+    fn a_history_entry_counts_what_was_applied_and_lists_reverted_fields_and_failed_tenants() {
+        use crate::plan::{Drift, DriftedField, Resource};
+        let carol = Resource::User { tenant: "acme".into(), email: "carol@acme.example".into() };
+        let healed = Drift {
+            resource: carol,
+            fields: vec![DriftedField { field: "role", applied: json!("admin"), live: json!("user") }],
+            revert: true,
+        };
+        let one = |created, healed| ChangeCounts { created, updated: 0, deleted: 0, healed };
+        let report = ApplyReport {
+            tenants: vec![
+                result("acme", TenantOutcome::Applied { changes: 2 }, one(1, 1), vec![healed]),
+                result(
+                    "globex",
+                    TenantOutcome::Refused { reason: "would delete 4 of 4 users".into() },
+                    one(0, 0),
+                    vec![],
+                ),
+                result("hooli", TenantOutcome::Failed { reason: "deadlock".into() }, one(3, 0), vec![]),
+                result("stark", TenantOutcome::Applied { changes: 0 }, ChangeCounts::default(), vec![]),
+            ],
+            global_counts: one(2, 0),
+            ..ApplyReport::default()
+        };
+        let entry = history_entry(&report, &record(), "webhook");
+        assert_eq!(entry.counts, one(3, 1), "acme's and the global changes; not hooli's, which failed");
+        assert_eq!((entry.refused, entry.failed), (1, 1));
+        assert_eq!((entry.trigger.as_str(), entry.version.as_deref()), ("webhook", Some("c0ffee")));
+        assert_eq!(entry.author.as_deref(), Some("Ann <ann@corp.example>"));
+        let names: Vec<&str> = entry.tenants.iter().map(|t| t.tenant.as_str()).collect();
+        assert_eq!(names, ["acme", "globex", "hooli"], "stark changed nothing");
+        assert_eq!(entry.tenants[0].drift[0].field, "role");
+        assert_eq!(entry.tenants[0].drift[0].reverted, json!("user"));
+        assert_eq!(entry.tenants[2].counts, ChangeCounts::default());
+        assert_eq!(problems_line(&entry.tenants), "globex: would delete 4 of 4 users; hooli: deadlock");
+    }
+
+    #[test]
+    fn the_warning_of_a_pass_names_at_most_twenty_tenants() {
+        let failed: Vec<TenantPass> = (0..25)
+            .map(|i| TenantPass {
+                tenant: format!("t{i:02}"),
+                outcome: "invalid".into(),
+                counts: ChangeCounts::default(),
+                problem: Some("bad".into()),
+                drift: vec![],
+            })
+            .collect();
+        let line = problems_line(&failed);
+        assert!(line.starts_with("t00: bad; t01: bad;") && line.ends_with("t19: bad; and 5 more tenants"), "{line}");
     }
 }

@@ -9,7 +9,7 @@
 mod audit;
 pub mod controller;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use serde::Serialize;
 use sqlx::PgPool;
@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 use crate::config::Validated;
 use crate::model::Tenant;
-use crate::plan::{self, Action, Change, Options, Plan, TenantPlan, TenantState};
+use crate::plan::{self, Action, Change, Options, Plan, Reason, TenantPlan, TenantState};
+use crate::store::history::ChangeCounts;
 use crate::store::{self, StoreError};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -32,11 +33,51 @@ const BATCHES_IN_FLIGHT: usize = 2;
 
 /// Reads live state and plans the changes that would converge it with `validated`.
 pub async fn plan(pool: &PgPool, validated: &Validated, options: Options) -> Result<Plan> {
+    plan_allowing(pool, validated, options, &BTreeSet::new()).await
+}
+
+/// `plan`, where the tenants in `once` (and those an operator allowed through the API) may make a
+/// change the guards would refuse, as `apply_allowing` would.
+pub async fn plan_allowing(
+    pool: &PgPool,
+    validated: &Validated,
+    options: Options,
+    once: &BTreeSet<String>,
+) -> Result<Plan> {
     let mut conn = pool.acquire().await?;
     let mut live = store::load_live(&mut conn).await?;
-    let inspect = plan::tenants_to_inspect(&plan::desired_tenants(validated), &live);
+    let desired = plan::desired_tenants(validated);
+    let inspect = plan::tenants_to_inspect(&desired, &live);
     live.details = store::load_details(&mut conn, &inspect).await?;
-    Ok(plan::diff(validated, &live, options))
+    let mut plan = plan::diff(validated, &live, options);
+    let mut once = once.clone();
+    once.extend(store::allowance::pending(&mut conn).await?);
+    for tenant in &mut plan.tenants {
+        if matches!(tenant.state, TenantState::Refused { .. }) && once.contains(&tenant.name) {
+            *tenant = plan::plan_tenant(&tenant.name, validated, &desired, &live, allowing(options));
+        }
+    }
+    Ok(plan)
+}
+
+/// `options` for a tenant allowed its guarded change once.
+fn allowing(mut options: Options) -> Options {
+    options.allow_mass_delete = true;
+    options
+}
+
+/// What `changes` do, by kind; bookkeeping-only updates are not counted.
+pub fn change_counts<'a>(changes: impl Iterator<Item = &'a Change>) -> ChangeCounts {
+    let mut counts = ChangeCounts::default();
+    for change in changes.filter(|c| c.is_visible()) {
+        match (change.reason, change.action) {
+            (Reason::Drift, _) => counts.healed += 1,
+            (_, Action::Create) => counts.created += 1,
+            (_, Action::Update) => counts.updated += 1,
+            (_, Action::Delete) => counts.deleted += 1,
+        }
+    }
+    counts
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -60,6 +101,10 @@ pub struct TenantResult {
     pub orphans: Vec<plan::Resource>,
     #[serde(skip)]
     pub source: Option<String>,
+    /// What the plan applied (or would have), by kind; counted in the history only when applied. A
+    /// tenant re-planned alone after its batch failed keeps its first plan's counts.
+    #[serde(skip)]
+    pub counts: ChangeCounts,
 }
 
 impl TenantResult {
@@ -70,6 +115,7 @@ impl TenantResult {
             drift: plan.drift.clone(),
             orphans: plan.orphans.clone(),
             source: plan.source.clone(),
+            counts: change_counts(plan.changes.iter()),
         }
     }
 }
@@ -86,6 +132,16 @@ pub struct ApplyReport {
     pub global_error: Option<String>,
     /// Every tenant that was not already in sync.
     pub tenants: Vec<TenantResult>,
+    /// Tenants whose guarded change was allowed once (`--allow-mass-delete=TENANT` or
+    /// `POST /v1/sync/tenants/{tenant}/allow-deletion`) and applied.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_once: Vec<String>,
+    /// Changes applied to plans and applications, by kind.
+    #[serde(skip)]
+    pub global_counts: ChangeCounts,
+    /// Drift of plans and applications that was reverted.
+    #[serde(skip)]
+    pub global_healed: Vec<plan::Drift>,
 }
 
 impl ApplyReport {
@@ -109,27 +165,45 @@ pub async fn apply(
     options: Options,
     commit: Option<&str>,
 ) -> Result<ApplyReport> {
+    apply_allowing(pool, validated, options, commit, &BTreeSet::new()).await
+}
+
+/// `apply`, where the tenants in `once` may make a change the guards refuse (as may those an operator
+/// allowed through the API, whose allowance is then used up).
+pub async fn apply_allowing(
+    pool: &PgPool,
+    validated: &Validated,
+    options: Options,
+    commit: Option<&str>,
+    once: &BTreeSet<String>,
+) -> Result<ApplyReport> {
     let lock = store::try_lock_reconciler(pool).await?;
-    let report = apply_with_lock(&lock, pool, validated, options, commit).await;
+    let report = apply_with_lock(&lock, pool, validated, options, commit, once).await;
     lock.release().await?;
     report
 }
 
-/// `apply` for a caller that already holds the reconciler lock (the `serve` leader); the lock is the
-/// proof asked for.
+/// `apply_allowing` for a caller that already holds the reconciler lock (the `serve` leader); the
+/// lock is the proof asked for.
 pub async fn apply_with_lock(
     _lock: &store::ReconcilerLock,
     pool: &PgPool,
     validated: &Validated,
     options: Options,
     commit: Option<&str>,
+    once: &BTreeSet<String>,
 ) -> Result<ApplyReport> {
     let started = std::time::Instant::now();
     let mut report = ApplyReport { commit: commit.map(str::to_owned), ..ApplyReport::default() };
-    let mut live = store::load_live(&mut *pool.acquire().await?).await?;
+    let (mut live, granted) = {
+        let mut conn = pool.acquire().await?;
+        (store::load_live(&mut conn).await?, store::allowance::pending(&mut conn).await?)
+    };
+    let once: BTreeSet<&str> = once.iter().chain(&granted).map(String::as_str).collect();
     let live_loaded = started.elapsed();
 
-    let (global, _drift) = plan::diff_global(validated, &live);
+    let (global, drift) = plan::diff_global(validated, &live);
+    report.global_healed = drift.into_iter().filter(|d| d.revert).collect();
     let (global_deletes, global_upserts): (Vec<&Change>, Vec<&Change>) =
         global.iter().partition(|c| c.action == Action::Delete);
     if let Err(e) = apply_global(pool, &global_upserts, commit).await {
@@ -138,12 +212,15 @@ pub async fn apply_with_lock(
         return Ok(report);
     }
     report.applied_changes += global_upserts.iter().filter(|c| c.is_visible()).count();
+    report.global_counts.add(change_counts(global_upserts.iter().copied()));
 
     let desired = plan::desired_tenants(validated);
     let inspect: HashSet<Uuid> = plan::tenants_to_inspect(&desired, &live).into_iter().collect();
     let names = plan::tenant_names(validated, &live);
     tracing::debug!(tenants = names.len(), inspect = inspect.len(), ?live_loaded, inspected = ?started.elapsed(), "planning tenants");
     let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<Vec<TenantResult>>> = Default::default();
+    // Tenants planned past a guard because they were allowed once.
+    let mut used: HashSet<String> = HashSet::new();
     for chunk in names.chunks(BATCH_TENANTS) {
         let ids: Vec<Uuid> = chunk
             .iter()
@@ -154,7 +231,11 @@ pub async fn apply_with_lock(
         live.details = store::load_details(&mut *pool.acquire().await?, &ids).await?;
         let mut ready = Vec::new();
         for name in chunk {
-            let tenant = plan::plan_tenant(name, validated, &desired, &live, options);
+            let mut tenant = plan::plan_tenant(name, validated, &desired, &live, options);
+            if matches!(tenant.state, TenantState::Refused { .. }) && once.contains(name.as_str()) {
+                tenant = plan::plan_tenant(name, validated, &desired, &live, allowing(options));
+                used.insert(name.clone());
+            }
             report.drift_kept += tenant.drift.iter().filter(|d| !d.revert).count();
             report.orphans += tenant.orphans.len();
             match &tenant.state {
@@ -182,7 +263,9 @@ pub async fn apply_with_lock(
             .filter_map(|t| desired.get(t.name.as_str()))
             .map(|t| (t.name.to_string(), (*t).clone()))
             .collect();
-        let batch = Batch { pool: pool.clone(), plans: ready, fallback, options, commit: commit.map(str::to_owned) };
+        let allowed = ready.iter().filter(|t| used.contains(&t.name)).map(|t| t.name.clone()).collect();
+        let batch =
+            Batch { pool: pool.clone(), plans: ready, fallback, allowed, options, commit: commit.map(str::to_owned) };
         in_flight.push_back(tokio::spawn(batch.apply()));
     }
     let mut failed = Vec::new();
@@ -198,8 +281,9 @@ pub async fn apply_with_lock(
     // A tenant can fail only because another, in a later batch, had not yet given up a user's email;
     // with every batch committed, one more try settles that.
     for result in failed {
-        let outcome =
-            apply_alone(pool, &result.tenant, desired.get(result.tenant.as_str()).copied(), options, commit).await;
+        let allow_once = used.contains(&result.tenant);
+        let desired = desired.get(result.tenant.as_str()).copied();
+        let outcome = apply_alone(pool, &result.tenant, desired, options, allow_once, commit).await;
         report.add(TenantResult { outcome, ..result });
     }
 
@@ -207,8 +291,13 @@ pub async fn apply_with_lock(
         report.global_error = Some(format!("deleting plans and applications: {e}"));
     } else {
         report.applied_changes += global_deletes.len();
+        report.global_counts.add(change_counts(global_deletes.iter().copied()));
     }
     report.tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    report.allowed_once = (report.tenants.iter())
+        .filter(|t| used.contains(&t.tenant) && matches!(t.outcome, TenantOutcome::Applied { .. }))
+        .map(|t| t.tenant.clone())
+        .collect();
     Ok(report)
 }
 
@@ -230,6 +319,8 @@ struct Batch {
     plans: Vec<TenantPlan>,
     /// The declarations of the batch's tenants, to re-plan them one by one if the batch fails.
     fallback: HashMap<String, Tenant>,
+    /// Tenants of the batch allowed their guarded change once: their allowance is used up with it.
+    allowed: HashSet<String>,
     options: Options,
     commit: Option<String>,
 }
@@ -238,7 +329,8 @@ impl Batch {
     async fn apply(self) -> Vec<TenantResult> {
         let commit = self.commit.as_deref();
         let plans: Vec<&TenantPlan> = self.plans.iter().collect();
-        match apply_together(&self.pool, &plans, commit).await {
+        let allowed: Vec<&str> = self.allowed.iter().map(String::as_str).collect();
+        match apply_together(&self.pool, &plans, commit, &allowed).await {
             Ok(()) => plans
                 .iter()
                 .map(|t| TenantResult::of(t, TenantOutcome::Applied { changes: t.visible_changes().count() }))
@@ -248,7 +340,9 @@ impl Batch {
                 let mut results = Vec::with_capacity(plans.len());
                 for tenant in plans {
                     let desired = self.fallback.get(&tenant.name);
-                    let outcome = apply_alone(&self.pool, &tenant.name, desired, self.options, commit).await;
+                    let allow_once = self.allowed.contains(&tenant.name);
+                    let outcome =
+                        apply_alone(&self.pool, &tenant.name, desired, self.options, allow_once, commit).await;
                     results.push(TenantResult::of(tenant, outcome));
                 }
                 results
@@ -258,7 +352,7 @@ impl Batch {
 }
 
 /// One transaction for a batch of tenants, applied only if none of them changed since it was read.
-async fn apply_together(pool: &PgPool, batch: &[&TenantPlan], commit: Option<&str>) -> Result<()> {
+async fn apply_together(pool: &PgPool, batch: &[&TenantPlan], commit: Option<&str>, allowed: &[&str]) -> Result<()> {
     let mut tx = pool.begin().await?;
     store::mark_reconciler(&mut tx).await?;
     let ids: Vec<_> = batch.iter().filter_map(|t| t.id).collect();
@@ -268,6 +362,7 @@ async fn apply_together(pool: &PgPool, batch: &[&TenantPlan], commit: Option<&st
         return Err(StoreError::Conflict(format!("tenant {}", changed.name)));
     }
     store::apply_tenants(&mut tx, batch, commit).await?;
+    store::allowance::use_up(&mut tx, allowed).await?;
     let entries: Vec<_> =
         batch.iter().flat_map(|t| audit::for_changes(t.changes.iter(), Some(&t.name), commit)).collect();
     store::insert_audit(&mut tx, &entries).await?;
@@ -275,12 +370,14 @@ async fn apply_together(pool: &PgPool, batch: &[&TenantPlan], commit: Option<&st
     Ok(())
 }
 
-/// Re-plans and applies one tenant in its own transaction, reading it under lock.
+/// Re-plans and applies one tenant in its own transaction, reading it under lock. `allow_once`: the
+/// tenant may make a change the guards refuse, using up its allowance.
 async fn apply_alone(
     pool: &PgPool,
     name: &str,
     desired: Option<&Tenant>,
     options: Options,
+    allow_once: bool,
     commit: Option<&str>,
 ) -> TenantOutcome {
     let attempt = async {
@@ -290,7 +387,12 @@ async fn apply_alone(
         let ids: Vec<_> = live.iter().map(|t| t.row.id).collect();
         let details = store::load_details(&mut tx, &ids).await?;
         let detail = live.as_ref().and_then(|t| details.get(&t.row.id));
-        let plan = plan::diff_tenant(desired, live.as_ref(), detail, options);
+        let mut plan = plan::diff_tenant(desired, live.as_ref(), detail, options);
+        let allowed = allow_once && matches!(plan.state, TenantState::Refused { .. });
+        if allowed {
+            plan = plan::diff_tenant(desired, live.as_ref(), detail, allowing(options));
+            store::allowance::use_up(&mut tx, &[name]).await?;
+        }
         if let TenantState::Refused { reason } = &plan.state {
             return Ok(TenantOutcome::Refused { reason: reason.clone() });
         }

@@ -2,7 +2,9 @@
 //! caller decides what runs in which transaction.
 
 pub mod access;
+pub mod allowance;
 mod audit;
+pub mod history;
 pub mod identity;
 mod live;
 pub mod mail;

@@ -162,6 +162,79 @@ pub async fn tenant_statuses(conn: &mut PgConnection, after: &str, limit: i64) -
     Ok(rows.iter().map(tenant_status).collect())
 }
 
+/// The state of a tenant without a `tenant_sync` row: `Synced`, or `Unmanaged` for one created
+/// through the API that Git does not declare.
+const QUIET_STATE: &str = "CASE WHEN t.managed_by = 'git' THEN 'Synced' ELSE 'Unmanaged' END";
+
+/// Counts tenants per state into the status and returns the counts: every tenant in the database,
+/// in Git or not (one whose deletion was refused is still there), and every declared tenant that has
+/// a status row without being live (its declaration is invalid or failed to apply).
+pub async fn recount(conn: &mut PgConnection) -> Result<Value> {
+    let counts: Value = sqlx::query_scalar(&format!(
+        "WITH states AS (SELECT coalesce(s.state, {QUIET_STATE}) AS state
+                         FROM tenant_sync s FULL JOIN tenants t ON t.name = s.tenant)
+         UPDATE sync_state SET counts = (
+             SELECT jsonb_build_object(
+                 'Synced', count(*) FILTER (WHERE state = 'Synced'),
+                 'OutOfSync', count(*) FILTER (WHERE state = 'OutOfSync'),
+                 'Drifted', count(*) FILTER (WHERE state = 'Drifted'),
+                 'Error', count(*) FILTER (WHERE state = 'Error'),
+                 'Unmanaged', count(*) FILTER (WHERE state = 'Unmanaged'))
+             FROM states)
+         RETURNING counts"
+    ))
+    .fetch_one(conn)
+    .await?;
+    Ok(counts)
+}
+
+/// A tenant as the full status table lists it: its sync state and what the database says of it.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantListing {
+    #[serde(flatten)]
+    pub status: TenantStatus,
+    /// The version that last changed the tenant; `None` when it is not live.
+    pub applied_commit: Option<String>,
+    /// When the tenant's row last changed.
+    pub changed_at: Option<DateTime<Utc>>,
+    pub managed_by: Option<String>,
+}
+
+/// Every tenant (in the database or with a status row), by name, after `after`, at most `limit`;
+/// only those in `state` when it is given.
+pub async fn all_tenants(
+    conn: &mut PgConnection,
+    after: &str,
+    limit: i64,
+    state: Option<&str>,
+) -> Result<Vec<TenantListing>> {
+    let rows = sqlx::query(&format!(
+        "SELECT * FROM (
+             SELECT coalesce(s.tenant, t.name) AS tenant, coalesce(s.state, {QUIET_STATE}) AS state,
+                    coalesce(s.source_file, t.source_file) AS source_file, s.last_attempt_at,
+                    coalesce(s.errors, '[]') AS errors, coalesce(s.drift, '[]') AS drift,
+                    coalesce(s.orphans, '[]') AS orphans, t.applied_commit, t.updated_at AS changed_at,
+                    t.managed_by
+             FROM tenant_sync s FULL JOIN tenants t ON t.name = s.tenant) listed
+         WHERE tenant > $1 AND ($3::text IS NULL OR state = $3) ORDER BY tenant LIMIT $2"
+    ))
+    .bind(after)
+    .bind(limit)
+    .bind(state)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| TenantListing {
+            status: tenant_status(r),
+            applied_commit: r.get("applied_commit"),
+            changed_at: r.get("changed_at"),
+            managed_by: r.get("managed_by"),
+        })
+        .collect())
+}
+
 /// A tenant's row in `tenant_sync`, if it has one.
 pub async fn tenant_sync(conn: &mut PgConnection, tenant: &str) -> Result<Option<TenantStatus>> {
     let row = sqlx::query("SELECT * FROM tenant_sync WHERE tenant = $1").bind(tenant).fetch_optional(conn).await?;

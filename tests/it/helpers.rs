@@ -169,6 +169,8 @@ pub fn stderr(output: &Output) -> String {
 pub struct ServeProcess {
     pub child: std::process::Child,
     pub base: String,
+    /// Every line `serve` has logged so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServeProcess {
@@ -193,15 +195,18 @@ impl ServeProcess {
         let mut child = command.spawn().expect("serve starts");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let base = loop {
             let line = lines.next().expect("serve exited before serving").expect("log line");
+            log.lock().expect("log").push(line.clone());
             if let Some(rest) = line.split("address=").nth(1) {
                 break format!("http://{}", rest.split_whitespace().next().expect("address"));
             }
         };
         // Keep draining the log so the process never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        ServeProcess { child, base }
+        let kept = log.clone();
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| kept.lock().expect("log").push(line)));
+        ServeProcess { child, base, log }
     }
 
     pub fn terminate(&mut self) -> Option<i32> {

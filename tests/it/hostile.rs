@@ -245,8 +245,11 @@ fn routes() -> Vec<Route> {
         route("POST", "/v1/tenants/{tenant}/users/{email}/invitation", Session, None),
         // sync.rs
         route("GET", "/v1/sync/status", Operator, None),
-        Route { query: &["after", "limit"], ..route("GET", "/v1/sync/tenants", Operator, None) },
+        Route { query: &["after", "limit", "all", "state"], ..route("GET", "/v1/sync/tenants", Operator, None) },
         route("GET", "/v1/sync/tenants/{tenant}", Operator, None),
+        Route { query: &["before", "limit"], ..route("GET", "/v1/sync/tenants/{tenant}/history", Operator, None) },
+        route("POST", "/v1/sync/tenants/{tenant}/allow-deletion", Operator, None),
+        Route { query: &["before", "limit"], ..route("GET", "/v1/sync/history", Operator, None) },
         route("POST", "/v1/sync", Operator, None),
         route("POST", "/v1/sync/pause", Operator, None),
         route("POST", "/v1/sync/resume", Operator, None),

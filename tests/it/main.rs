@@ -15,3 +15,4 @@ mod identity;
 mod races;
 mod schemas;
 mod serve;
+mod sync_history;

@@ -50,7 +50,7 @@ async fn started_with_log(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> (Se
             log.push('\n');
         }
     });
-    let server = ServeProcess { child, base };
+    let server = ServeProcess { child, base, log: Default::default() };
     within(Duration::from_secs(30), "replica ready", || async {
         crate::helpers::request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })

@@ -44,6 +44,7 @@ impl Running {
             replica: replica.to_owned(),
             wake: wake.clone(),
             metrics: metrics.clone(),
+            history_limit: 1000,
         };
         let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
