@@ -8,6 +8,7 @@
 
 mod audit;
 pub mod controller;
+pub mod exact;
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,13 +31,25 @@ const BATCH_TENANTS: usize = 500;
 /// PostgreSQL writes on two cores (`cargo bench --bench declarative` measures it).
 const BATCHES_IN_FLIGHT: usize = 2;
 
-/// Reads live state and plans the changes that would converge it with `validated`.
+/// Reads live state and plans the changes that would converge it with `validated`, with a warning
+/// for each change that overwrites a manual change.
 pub async fn plan(pool: &PgPool, validated: &Validated, options: Options) -> Result<Plan> {
+    Ok(plan_and_live(pool, validated, options).await?.0)
+}
+
+/// `plan`, and the live state it was computed from (what `plan --out` records).
+pub async fn plan_and_live(
+    pool: &PgPool,
+    validated: &Validated,
+    options: Options,
+) -> Result<(Plan, plan::live::LiveState)> {
     let mut conn = pool.acquire().await?;
     let mut live = store::load_live(&mut conn).await?;
     let inspect = plan::tenants_to_inspect(&plan::desired_tenants(validated), &live);
     live.details = store::load_details(&mut conn, &inspect).await?;
-    Ok(plan::diff(validated, &live, options))
+    let mut plan = plan::diff(validated, &live, options);
+    plan.warnings = exact::overwrites(&mut conn, &plan, &live).await?;
+    Ok((plan, live))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
