@@ -307,33 +307,34 @@ enum RowOutcome {
 fn diff_row(resource: Resource, desired_row: Option<&Row>, live: Option<&LiveRow>, policy: SyncPolicy) -> RowOutcome {
     let desired_fields = desired_row.map(Row::fields);
     let desired = desired_fields.as_ref();
-    let change = |action, reason, fields, id, write: bool| Change {
+    // A change carries the declared row (and its hash) whenever there is one: creates and updates.
+    let change = |action, reason, fields, id| Change {
         resource: resource.clone(),
         action,
         reason,
         fields,
         id,
-        hash: if write { desired.map(fields::hash) } else { None },
-        desired: if write { desired_row.cloned() } else { None },
+        hash: desired.map(fields::hash),
+        desired: desired_row.cloned(),
         source: None,
     };
     match (desired, live) {
         (None, None) => RowOutcome::Nothing,
-        (Some(d), None) => RowOutcome::Change(change(Action::Create, Reason::Git, creation(d), None, true)),
+        (Some(d), None) => RowOutcome::Change(change(Action::Create, Reason::Git, creation(d), None)),
         (None, Some(l)) if l.managed_by == ManagedBy::Api => RowOutcome::Nothing,
         (None, Some(l)) if policy.prune => {
-            RowOutcome::Change(change(Action::Delete, Reason::Git, deletion(&l.fields), Some(l.id), false))
+            RowOutcome::Change(change(Action::Delete, Reason::Git, deletion(&l.fields), Some(l.id)))
         }
         (None, Some(_)) => RowOutcome::Orphan,
         (Some(d), Some(l)) if l.managed_by == ManagedBy::Api => {
-            RowOutcome::Change(change(Action::Update, Reason::Adopt, field_changes(&l.fields, d), Some(l.id), true))
+            RowOutcome::Change(change(Action::Update, Reason::Adopt, field_changes(&l.fields, d), Some(l.id)))
         }
         (Some(d), Some(l)) => {
             let desired_hash = fields::hash(d);
             let live_hash = fields::hash(&l.fields);
             if l.applied_hash != Some(desired_hash) {
                 // Git changed (or was never applied here): apply converges, over any drift.
-                RowOutcome::Change(change(Action::Update, Reason::Git, field_changes(&l.fields, d), Some(l.id), true))
+                RowOutcome::Change(change(Action::Update, Reason::Git, field_changes(&l.fields, d), Some(l.id)))
             } else if live_hash == desired_hash {
                 RowOutcome::Nothing
             } else {
@@ -344,7 +345,7 @@ fn diff_row(resource: Resource, desired_row: Option<&Row>, live: Option<&LiveRow
                 let drift = Drift { resource: resource.clone(), fields: drifted, revert: policy.self_heal };
                 let revert = policy
                     .self_heal
-                    .then(|| change(Action::Update, Reason::Drift, field_changes(&l.fields, d), Some(l.id), true));
+                    .then(|| change(Action::Update, Reason::Drift, field_changes(&l.fields, d), Some(l.id)));
                 RowOutcome::Drift(drift, revert)
             }
         }
