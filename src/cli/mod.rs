@@ -59,6 +59,10 @@ pub enum Command {
         path: PathArg,
         #[arg(long, value_enum, default_value_t = PlanFormat::Text)]
         format: PlanFormat,
+        /// Also save the plan to this file, with the config version and every tenant's live
+        /// revision, for `apply --plan`.
+        #[arg(long)]
+        out: Option<PathBuf>,
         #[command(flatten)]
         apply: ApplyArgs,
     },
@@ -71,6 +75,10 @@ pub enum Command {
         /// `json` prints the per-tenant report as JSON.
         #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
         format: ReportFormat,
+        /// Apply exactly this plan (saved by `plan --out`), or nothing: refused (exit 1) with the
+        /// tenants that changed since, in Git or live.
+        #[arg(long)]
+        plan: Option<PathBuf>,
         #[command(flatten)]
         apply: ApplyArgs,
     },
@@ -190,8 +198,13 @@ fn execute(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { dir, path, format } => validate(&dir, path.path.as_deref(), format),
         Command::Schema { out } => write_schemas(&out),
-        Command::Plan { dir, path, format, apply } => runtime()?.block_on(plan(&path.config_dir(&dir), format, &apply)),
-        Command::Apply { dir, path, format, apply: args } => {
+        Command::Plan { dir, path, format, out, apply } => {
+            runtime()?.block_on(plan(&path.config_dir(&dir), format, out.as_deref(), &apply))
+        }
+        Command::Apply { dir, path, format, plan: Some(saved), apply: args } => {
+            runtime()?.block_on(apply_saved(&path.config_dir(&dir), &saved, format, &args))
+        }
+        Command::Apply { dir, path, format, plan: None, apply: args } => {
             runtime()?.block_on(apply(&path.config_dir(&dir), format, &args))
         }
         Command::Apps(args) => apps::apps(args),
@@ -238,20 +251,50 @@ fn write_schemas(out: &Path) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
-    let validated = load(dir)?;
+/// The config at `dir`, its version as `apply` records it (a clean work tree's commit, or a hash of
+/// the files) and the hash of its files.
+fn load_versioned(dir: &Path) -> anyhow::Result<(config::Validated, Option<String>, [u8; 32])> {
+    // Reading the commit (git status) and loading the config are independent: do both at once.
+    let mut cache = config::ParseCache::default();
+    let (validated, snapshot) = std::thread::scope(|scope| {
+        let snapshot = scope.spawn(|| crate::source::Source::Directory(dir.to_owned()).fetch());
+        let validated = config::load_repo_cached(dir, &mut cache)
+            .with_context(|| format!("cannot read config repository {}", dir.display()));
+        (validated, snapshot.join().ok().and_then(Result::ok))
+    });
+    let content = cache.fingerprint();
+    let version = snapshot.map(|s| crate::source::directory_version(&s, &content));
+    Ok((validated?, version, content))
+}
+
+async fn plan(dir: &Path, format: PlanFormat, out: Option<&Path>, args: &ApplyArgs) -> anyhow::Result<u8> {
+    let (validated, version, content) = load_versioned(dir)?;
     let (options, once) = args.options();
+    if out.is_some() && !once.is_empty() {
+        // A saved plan carries the options it was made with; allowances for named tenants are not
+        // among them yet, so `apply --plan` would find such a plan stale.
+        anyhow::bail!(
+            "--allow-mass-delete=TENANT cannot be saved in a plan; use --allow-mass-delete for all, or `gatehouse sync allow-deletion TENANT`"
+        );
+    }
     // `plan` only reads: it never creates the database or migrates it. A database that does not
     // exist yet is an empty platform, so the plan shows everything `apply` would create.
-    let plan = match store::connect_existing(args.database.database_url.expose()).await {
-        Ok(pool) => reconcile::plan_allowing(&pool, &validated, options, &once).await?,
+    let (plan, live) = match store::connect_existing(args.database.database_url.expose()).await {
+        Ok(pool) => reconcile::plan_and_live(&pool, &validated, options, &once).await?,
         Err(store::StoreError::NoDatabase(target)) => {
             eprintln!("database {target} does not exist yet: planning against an empty platform");
-            crate::plan::diff(&validated, &crate::plan::live::LiveState::default(), options)
+            let live = crate::plan::live::LiveState::default();
+            (crate::plan::diff(&validated, &live, options), live)
         }
         Err(error) => return Err(error.into()),
     };
     anstream::print!("{}", render::render(&plan, format));
+    if let Some(out) = out {
+        let saved = crate::plan::exact::save(&plan, &validated, &live, version, content, options);
+        let text = serde_json::to_string_pretty(&saved)? + "\n";
+        std::fs::write(out, text).with_context(|| format!("cannot write the plan to {}", out.display()))?;
+        eprintln!("saved the plan to {}: `gatehouse apply --plan {}` applies exactly it", out.display(), out.display());
+    }
     let s = plan.summary();
     Ok(if !validated.is_valid() || s.refused_tenants > 0 {
         2
@@ -264,17 +307,8 @@ async fn plan(dir: &Path, format: PlanFormat, args: &ApplyArgs) -> anyhow::Resul
 
 async fn apply(dir: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
     let started = std::time::Instant::now();
-    // Reading the commit (git status) and loading the config are independent: do both at once.
-    let mut cache = config::ParseCache::default();
-    let (validated, snapshot) = std::thread::scope(|scope| {
-        let snapshot = scope.spawn(|| crate::source::Source::Directory(dir.to_owned()).fetch());
-        let validated = config::load_repo_cached(dir, &mut cache)
-            .with_context(|| format!("cannot read config repository {}", dir.display()));
-        (validated, snapshot.join().ok().and_then(Result::ok))
-    });
-    let validated = validated?;
     // A clean work tree's commit, or a hash of the files: what the rows are marked as applied from.
-    let commit = snapshot.map(|s| crate::source::directory_version(&s, &cache.fingerprint()));
+    let (validated, commit, _) = load_versioned(dir)?;
     let loaded = started.elapsed();
     let pool = store::connect(args.database.database_url.expose()).await?;
     let connected = started.elapsed();
@@ -286,6 +320,46 @@ async fn apply(dir: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Re
         ReportFormat::Text => print_report(&report, &validated),
     }
     Ok(if report.succeeded() && validated.is_valid() { 0 } else { 1 })
+}
+
+/// `apply --plan`: exactly the saved plan, or nothing (exit 1, naming what changed since).
+async fn apply_saved(dir: &Path, saved: &Path, format: ReportFormat, args: &ApplyArgs) -> anyhow::Result<u8> {
+    use crate::plan::exact::{FORMAT, SavedPlan};
+    if args.allow_mass_delete.is_some() {
+        anyhow::bail!(
+            "--allow-mass-delete goes with `plan --out`: a saved plan is applied with the options it was planned with"
+        );
+    }
+    let text = std::fs::read_to_string(saved).with_context(|| format!("cannot read the plan {}", saved.display()))?;
+    let plan: SavedPlan = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a plan saved by `gatehouse plan --out`", saved.display()))?;
+    if plan.format != FORMAT {
+        anyhow::bail!("{} is a plan of format `{}`; this gatehouse reads `{FORMAT}`", saved.display(), plan.format);
+    }
+    let (validated, commit, content) = load_versioned(dir)?;
+    let pool = store::connect(args.database.database_url.expose()).await?;
+    match reconcile::exact::apply_plan(&pool, &validated, &plan, content, commit.as_deref()).await? {
+        reconcile::exact::Outcome::Stale(stale) => {
+            match format {
+                ReportFormat::Json => println!("{:#}", serde_json::json!({ "applied": false, "stale": stale })),
+                ReportFormat::Text => {
+                    eprintln!("refused: {} is stale, nothing was applied. Changed since the plan:", saved.display());
+                    for s in &stale {
+                        eprintln!("  {s}");
+                    }
+                    eprintln!("Plan again (`gatehouse plan --out {}`), review, and apply that.", saved.display());
+                }
+            }
+            Ok(1)
+        }
+        reconcile::exact::Outcome::Applied(report) => {
+            match format {
+                ReportFormat::Json => println!("{:#}", serde_json::to_value(&report)?),
+                ReportFormat::Text => print_report(&report, &validated),
+            }
+            Ok(if report.succeeded() && validated.is_valid() { 0 } else { 1 })
+        }
+    }
 }
 
 fn print_report(report: &reconcile::ApplyReport, validated: &config::Validated) {

@@ -8,13 +8,15 @@ use uuid::Uuid;
 
 use super::fields::{self, Fields};
 use super::live::{LiveRow, LiveState, LiveTenant, ManagedBy, TenantDetail};
+use super::rows::{ApplicationRow, FlagRow, PlanRow, Row, TenantRow, UserRow};
 use super::{
     Action, Change, Drift, DriftedField, FieldChange, Plan, Reason, Record, Resource, TenantPlan, TenantState,
 };
 use crate::config::{Subject, Validated};
 use crate::model::{SyncPolicy, Tenant};
 
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, rename_all = "camelCase")]
 pub struct Options {
     /// Allow a plan that removes more than half of a tenant's users, or all of them.
     pub allow_mass_delete: bool,
@@ -48,7 +50,7 @@ fn is_converged(desired: &Tenant, live: &LiveTenant) -> bool {
 
 /// Desired and live rows of one global kind, with how to name them.
 type GlobalKind<'a> =
-    (&'a HashMap<String, Fields>, &'a HashMap<String, LiveRow>, fn(String) -> Resource, fn(String) -> Subject);
+    (&'a HashMap<String, Row>, &'a HashMap<String, LiveRow>, fn(String) -> Resource, fn(String) -> Subject);
 
 /// The whole plan: global resources, then every tenant that is not in sync. `live.details` must
 /// hold the tenants `tenants_to_inspect` named.
@@ -60,17 +62,18 @@ pub fn diff(validated: &Validated, live: &LiveState, options: Options) -> Plan {
         .map(|name| plan_tenant(name, validated, &desired, live, options))
         .filter(|t| !matches!(t.state, TenantState::Synced))
         .collect();
-    Plan { global, global_drift, tenants }
+    Plan { global, global_drift, tenants, warnings: Vec::new() }
 }
 
 /// Changes and drift of plans and applications; they always self-heal and prune.
 pub fn diff_global(validated: &Validated, live: &LiveState) -> (Vec<Change>, Vec<Drift>) {
     let (mut changes, mut drifts) = (Vec::new(), Vec::new());
     let global_policy = SyncPolicy { self_heal: true, prune: true };
-    let desired_plans: HashMap<String, Fields> =
-        validated.desired.plans.iter().map(|p| (p.name.to_string(), fields::of_plan(p))).collect();
-    let desired_apps: HashMap<String, Fields> =
-        validated.desired.applications.iter().map(|a| (a.name.to_string(), fields::of_application(a))).collect();
+    let desired_plans: HashMap<String, Row> =
+        validated.desired.plans.iter().map(|p| (p.name.to_string(), Row::Plan(PlanRow::of(p)))).collect();
+    let desired_apps: HashMap<String, Row> = (validated.desired.applications.iter())
+        .map(|a| (a.name.to_string(), Row::Application(ApplicationRow::of(a))))
+        .collect();
     let sources: HashMap<Resource, &str> = (validated.desired.plans.iter())
         .map(|p| (Resource::Plan { name: p.name.to_string() }, p.source.as_str()))
         .chain(
@@ -184,8 +187,8 @@ pub fn diff_tenant(
     };
 
     let tenant_resource = Resource::Tenant { name: name.clone() };
-    let desired_fields = desired.map(fields::of_tenant);
-    let tenant_outcome = diff_row(tenant_resource.clone(), desired_fields.as_ref(), live.map(|t| &t.row), policy);
+    let desired_row = desired.map(|t| Row::Tenant(TenantRow::of(t)));
+    let tenant_outcome = diff_row(tenant_resource.clone(), desired_row.as_ref(), live.map(|t| &t.row), policy);
     if let RowOutcome::Orphan = tenant_outcome {
         plan.orphans.push(tenant_resource);
         plan.state = TenantState::OutOfSync;
@@ -193,8 +196,8 @@ pub fn diff_tenant(
     }
 
     let user_resource = |email: String| Resource::User { tenant: name.clone(), email };
-    let desired_users: HashMap<String, Fields> = desired
-        .map(|t| t.users.iter().map(|u| (u.email.to_string(), fields::of_user(u))).collect())
+    let desired_users: HashMap<String, Row> = desired
+        .map(|t| t.users.iter().map(|u| (u.email.to_string(), Row::User(UserRow::of(u)))).collect())
         .unwrap_or_default();
     // A tenant being deleted takes all its rows with it, whoever created them.
     let row_policy = if desired.is_none() { SyncPolicy { self_heal: true, prune: true } } else { policy };
@@ -203,8 +206,10 @@ pub fn diff_tenant(
         let live_row = detail.users.get(&email).map(|r| claim_if_deleting(r, desired.is_none()));
         outcomes.push(diff_row(user_resource(email.clone()), desired_users.get(&email), live_row.as_ref(), row_policy));
     }
-    let desired_flags: HashMap<String, Fields> = desired
-        .map(|t| t.flags.iter().map(|(k, v)| (k.to_string(), fields::flag(v.as_json()))).collect())
+    let desired_flags: HashMap<String, Row> = desired
+        .map(|t| {
+            t.flags.iter().map(|(k, v)| (k.to_string(), Row::Flag(FlagRow { value: v.as_json().clone() }))).collect()
+        })
         .unwrap_or_default();
     for key in sorted_union(desired_flags.keys(), detail.flags.keys()) {
         let resource = Resource::Flag { tenant: name.clone(), key: key.clone() };
@@ -300,40 +305,37 @@ enum RowOutcome {
     Orphan,
 }
 
-fn diff_row(resource: Resource, desired: Option<&Fields>, live: Option<&LiveRow>, policy: SyncPolicy) -> RowOutcome {
-    let change = |action, reason, fields, id, desired: Option<&Fields>| Change {
+fn diff_row(resource: Resource, desired_row: Option<&Row>, live: Option<&LiveRow>, policy: SyncPolicy) -> RowOutcome {
+    let desired_fields = desired_row.map(Row::fields);
+    let desired = desired_fields.as_ref();
+    // A change carries the declared row (and its hash) whenever there is one: creates and updates.
+    let change = |action, reason, fields, id| Change {
         resource: resource.clone(),
         action,
         reason,
         fields,
         id,
         hash: desired.map(fields::hash),
-        desired: desired.cloned(),
+        desired: desired_row.cloned(),
         source: None,
     };
     match (desired, live) {
         (None, None) => RowOutcome::Nothing,
-        (Some(d), None) => RowOutcome::Change(change(Action::Create, Reason::Git, creation(d), None, Some(d))),
+        (Some(d), None) => RowOutcome::Change(change(Action::Create, Reason::Git, creation(d), None)),
         (None, Some(l)) if l.managed_by == ManagedBy::Api => RowOutcome::Nothing,
         (None, Some(l)) if policy.prune => {
-            RowOutcome::Change(change(Action::Delete, Reason::Git, deletion(&l.fields), Some(l.id), None))
+            RowOutcome::Change(change(Action::Delete, Reason::Git, deletion(&l.fields), Some(l.id)))
         }
         (None, Some(_)) => RowOutcome::Orphan,
         (Some(d), Some(l)) if l.managed_by == ManagedBy::Api => {
-            RowOutcome::Change(change(Action::Update, Reason::Adopt, field_changes(&l.fields, d), Some(l.id), Some(d)))
+            RowOutcome::Change(change(Action::Update, Reason::Adopt, field_changes(&l.fields, d), Some(l.id)))
         }
         (Some(d), Some(l)) => {
             let desired_hash = fields::hash(d);
             let live_hash = fields::hash(&l.fields);
             if l.applied_hash != Some(desired_hash) {
                 // Git changed (or was never applied here): apply converges, over any drift.
-                RowOutcome::Change(change(
-                    Action::Update,
-                    Reason::Git,
-                    field_changes(&l.fields, d),
-                    Some(l.id),
-                    Some(d),
-                ))
+                RowOutcome::Change(change(Action::Update, Reason::Git, field_changes(&l.fields, d), Some(l.id)))
             } else if live_hash == desired_hash {
                 RowOutcome::Nothing
             } else {
@@ -344,7 +346,7 @@ fn diff_row(resource: Resource, desired: Option<&Fields>, live: Option<&LiveRow>
                 let drift = Drift { resource: resource.clone(), fields: drifted, revert: policy.self_heal };
                 let revert = policy
                     .self_heal
-                    .then(|| change(Action::Update, Reason::Drift, field_changes(&l.fields, d), Some(l.id), Some(d)));
+                    .then(|| change(Action::Update, Reason::Drift, field_changes(&l.fields, d), Some(l.id)));
                 RowOutcome::Drift(drift, revert)
             }
         }
@@ -380,4 +382,257 @@ fn deletion(live: &Fields) -> Vec<FieldChange> {
 
 fn sorted_union<'a>(a: impl Iterator<Item = &'a String>, b: impl Iterator<Item = &'a String>) -> BTreeSet<String> {
     a.chain(b).cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::{
+        Email, FlagKey, FlagType, FlagValue, PlanName, Role, TenantName, TenantStatus, User, UserStatus,
+    };
+
+    fn user(email: &str, role: Role) -> User {
+        User { email: Email::parse(email).expect("email"), name: None, role, status: UserStatus::Active }
+    }
+
+    fn tenant(users: &[(&str, Role)], sync: SyncPolicy) -> Tenant {
+        Tenant {
+            name: TenantName::parse("acme").expect("name"),
+            display_name: "Acme".into(),
+            plan: PlanName::parse("pro").expect("plan"),
+            status: TenantStatus::Active,
+            sync,
+            budget: None,
+            sso: None,
+            applications: Vec::new(),
+            users: users.iter().map(|(e, r)| user(e, *r)).collect(),
+            flags: [(
+                FlagKey::parse("max_projects").expect("key"),
+                FlagValue::typed(FlagType::Integer, json!(5)).expect("int"),
+            )]
+            .into(),
+            source: "tenants/acme.yaml".into(),
+        }
+    }
+
+    const HEAL_AND_PRUNE: SyncPolicy = SyncPolicy { self_heal: true, prune: true };
+    const NEITHER: SyncPolicy = SyncPolicy { self_heal: false, prune: false };
+
+    fn row(fields: Fields, applied: Option<&Fields>) -> LiveRow {
+        LiveRow {
+            id: Uuid::now_v7(),
+            fields,
+            managed_by: ManagedBy::Git,
+            applied_hash: applied.map(fields::hash),
+            source: None,
+        }
+    }
+
+    /// The live state after Git applied `t`: every row as declared, with its applied hash.
+    fn applied(t: &Tenant) -> (LiveTenant, TenantDetail) {
+        let own = fields::of_tenant(t);
+        let live = LiveTenant {
+            name: t.name.to_string(),
+            row: row(own.clone(), Some(&own)),
+            applied_tree_hash: Some(fields::tree_hash(t)),
+            live_revision: 0,
+            checked_revision: Some(0),
+            prune: t.sync.prune,
+        };
+        let mut detail = TenantDetail::default();
+        for u in &t.users {
+            let f = fields::of_user(u);
+            detail.users.insert(u.email.to_string(), row(f.clone(), Some(&f)));
+        }
+        for (k, v) in &t.flags {
+            let f = fields::flag(v.as_json());
+            detail.flags.insert(k.to_string(), row(f.clone(), Some(&f)));
+        }
+        (live, detail)
+    }
+
+    fn kinds_and_actions(plan: &TenantPlan) -> Vec<(String, Action)> {
+        plan.changes.iter().map(|c| (c.resource.to_string(), c.action)).collect()
+    }
+
+    fn options(allow_mass_delete: bool) -> Options {
+        Options { allow_mass_delete }
+    }
+
+    #[test]
+    fn a_new_tenant_is_created_tenant_row_first_with_typed_rows_to_write() {
+        let t = tenant(&[("ann@acme.example", Role::Owner)], HEAL_AND_PRUNE);
+        let plan = diff_tenant(Some(&t), None, None, options(false));
+        assert!(matches!(plan.state, TenantState::OutOfSync));
+        assert_eq!(
+            kinds_and_actions(&plan),
+            [
+                ("tenant/acme".to_owned(), Action::Create),
+                ("tenant/acme/user/ann@acme.example".to_owned(), Action::Create),
+                ("tenant/acme/flag/max_projects".to_owned(), Action::Create),
+            ]
+        );
+        assert!(matches!(&plan.changes[0].desired, Some(Row::Tenant(r)) if r.plan == "pro" && r.budget.is_null()));
+        assert!(matches!(&plan.changes[1].desired, Some(Row::User(r)) if r.role == "owner" && r.enabled));
+        assert!(matches!(&plan.changes[2].desired, Some(Row::Flag(r)) if r.value == json!(5)));
+        // A create shows the values it sets, not the empty ones.
+        let user_fields: Vec<&str> = plan.changes[1].fields.iter().map(|f| f.field).collect();
+        assert_eq!(user_fields, ["email", "enabled", "role"]);
+        assert_eq!(plan.record.as_ref().map(|r| r.tree_hash), Some(fields::tree_hash(&t)));
+    }
+
+    #[test]
+    fn a_git_edit_updates_exactly_the_fields_that_differ() {
+        let before = tenant(&[("ann@acme.example", Role::Owner), ("dan@acme.example", Role::User)], HEAL_AND_PRUNE);
+        let (live, detail) = applied(&before);
+        let after = tenant(&[("ann@acme.example", Role::Owner), ("dan@acme.example", Role::Admin)], HEAL_AND_PRUNE);
+        let plan = diff_tenant(Some(&after), Some(&live), Some(&detail), options(false));
+        assert_eq!(kinds_and_actions(&plan), [("tenant/acme/user/dan@acme.example".to_owned(), Action::Update)]);
+        let change = &plan.changes[0];
+        assert_eq!((change.reason, change.id), (Reason::Git, Some(detail.users["dan@acme.example"].id)));
+        assert_eq!(change.fields, [FieldChange { field: "role", before: json!("user"), after: json!("admin") }]);
+        assert!(plan.drift.is_empty());
+    }
+
+    #[test]
+    fn nothing_changed_is_synced_and_a_converged_tenant_is_not_even_read() {
+        let t = tenant(&[("ann@acme.example", Role::Owner)], HEAL_AND_PRUNE);
+        let (live, detail) = applied(&t);
+        assert!(matches!(diff_tenant(Some(&t), Some(&live), Some(&detail), options(false)).state, TenantState::Synced));
+        assert!(matches!(diff_tenant(Some(&t), Some(&live), None, options(false)).state, TenantState::Synced));
+    }
+
+    #[test]
+    fn a_user_removed_from_git_is_deleted_when_the_tenant_prunes_and_an_orphan_when_it_does_not() {
+        let users =
+            [("ann@acme.example", Role::Owner), ("bob@acme.example", Role::User), ("cy@acme.example", Role::User)];
+        for (policy, deleted) in [(HEAL_AND_PRUNE, true), (NEITHER, false)] {
+            let (live, detail) = applied(&tenant(&users, policy));
+            let t = tenant(&users[..2], policy);
+            let plan = diff_tenant(Some(&t), Some(&live), Some(&detail), options(false));
+            let cy = Resource::User { tenant: "acme".into(), email: "cy@acme.example".into() };
+            if deleted {
+                assert_eq!(kinds_and_actions(&plan), [(cy.to_string(), Action::Delete)]);
+                assert_eq!(
+                    plan.changes[0].fields[0],
+                    FieldChange { field: "email", before: json!("cy@acme.example"), after: json!(null) }
+                );
+                assert!(plan.orphans.is_empty());
+            } else {
+                assert!(plan.changes.is_empty(), "{:?}", plan.changes);
+                assert_eq!(plan.orphans, [cy]);
+                assert!(matches!(plan.state, TenantState::OutOfSync), "an orphan is reported, so not synced");
+                assert!(!plan.record.as_ref().is_some_and(|r| r.converged));
+            }
+        }
+    }
+
+    #[test]
+    fn a_live_change_while_git_is_unchanged_is_drift_reverted_only_with_self_heal() {
+        for policy in [HEAL_AND_PRUNE, NEITHER] {
+            let t = tenant(&[("ann@acme.example", Role::Owner)], policy);
+            let (live, mut detail) = applied(&t);
+            if let Some(ann) = detail.users.get_mut("ann@acme.example") {
+                ann.fields.insert("role", json!("user"));
+            }
+            let plan = diff_tenant(Some(&t), Some(&live), Some(&detail), options(false));
+            assert_eq!(plan.drift.len(), 1);
+            assert_eq!(
+                plan.drift[0].fields,
+                [DriftedField { field: "role", applied: json!("owner"), live: json!("user") }]
+            );
+            assert_eq!(plan.drift[0].revert, policy.self_heal);
+            if policy.self_heal {
+                assert_eq!(plan.changes.len(), 1);
+                assert_eq!(plan.changes[0].reason, Reason::Drift);
+                assert_eq!(plan.changes[0].fields[0].after, json!("owner"));
+            } else {
+                assert!(plan.changes.is_empty(), "kept and reported");
+            }
+        }
+    }
+
+    #[test]
+    fn a_git_change_to_a_drifted_row_is_an_update_from_git_not_drift() {
+        // Git applied owner, someone set user by hand, Git now says admin: three values, Git wins.
+        let (live, mut detail) = applied(&tenant(&[("ann@acme.example", Role::Owner)], NEITHER));
+        if let Some(ann) = detail.users.get_mut("ann@acme.example") {
+            ann.fields.insert("role", json!("user"));
+        }
+        let t = tenant(&[("ann@acme.example", Role::Admin)], NEITHER);
+        let plan = diff_tenant(Some(&t), Some(&live), Some(&detail), options(false));
+        assert!(plan.drift.is_empty());
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!(plan.changes[0].reason, Reason::Git);
+        assert_eq!(
+            plan.changes[0].fields,
+            [FieldChange { field: "role", before: json!("user"), after: json!("admin") }]
+        );
+    }
+
+    #[test]
+    fn rows_created_through_the_api_are_left_alone_until_git_declares_them() {
+        let t = tenant(&[("ann@acme.example", Role::Owner)], HEAL_AND_PRUNE);
+        let (live, mut detail) = applied(&t);
+        let mut api_user = row(fields::user("eve@acme.example", None, "user", true), None);
+        api_user.managed_by = ManagedBy::Api;
+        detail.users.insert("eve@acme.example".into(), api_user);
+        let plan = diff_tenant(Some(&t), Some(&live), Some(&detail), options(false));
+        assert!(plan.changes.is_empty() && plan.orphans.is_empty(), "not Git's to prune: {plan:?}");
+
+        let declared = tenant(&[("ann@acme.example", Role::Owner), ("eve@acme.example", Role::Admin)], HEAL_AND_PRUNE);
+        let plan = diff_tenant(Some(&declared), Some(&live), Some(&detail), options(false));
+        assert_eq!(plan.changes.len(), 1);
+        assert_eq!((plan.changes[0].action, plan.changes[0].reason), (Action::Update, Reason::Adopt));
+    }
+
+    #[test]
+    fn deleting_more_than_half_of_a_tenants_users_is_refused_unless_allowed() {
+        let four = [
+            ("ann@acme.example", Role::Owner),
+            ("bob@acme.example", Role::User),
+            ("cy@acme.example", Role::User),
+            ("dee@acme.example", Role::User),
+        ];
+        let (live, detail) = applied(&tenant(&four, HEAL_AND_PRUNE));
+        let half = diff_tenant(Some(&tenant(&four[..2], HEAL_AND_PRUNE)), Some(&live), Some(&detail), options(false));
+        assert!(matches!(half.state, TenantState::OutOfSync), "half is not more than half");
+
+        let most = tenant(&four[..1], HEAL_AND_PRUNE);
+        let refused = diff_tenant(Some(&most), Some(&live), Some(&detail), options(false));
+        let TenantState::Refused { reason } = &refused.state else { panic!("not refused: {:?}", refused.state) };
+        assert_eq!(reason, "would delete 3 of 4 users; apply with --allow-mass-delete if this is intended");
+        let allowed = diff_tenant(Some(&most), Some(&live), Some(&detail), options(true));
+        assert!(matches!(allowed.state, TenantState::OutOfSync));
+        assert_eq!(allowed.changes.len(), 3);
+    }
+
+    #[test]
+    fn a_tenant_removed_from_git_is_deleted_last_with_all_its_rows_and_guarded() {
+        let t = tenant(&[("ann@acme.example", Role::Owner)], HEAL_AND_PRUNE);
+        let (live, detail) = applied(&t);
+        assert!(matches!(
+            diff_tenant(None, Some(&live), Some(&detail), options(false)).state,
+            TenantState::Refused { .. }
+        ));
+        let plan = diff_tenant(None, Some(&live), Some(&detail), options(true));
+        assert_eq!(
+            kinds_and_actions(&plan),
+            [
+                ("tenant/acme/user/ann@acme.example".to_owned(), Action::Delete),
+                ("tenant/acme/flag/max_projects".to_owned(), Action::Delete),
+                ("tenant/acme".to_owned(), Action::Delete),
+            ]
+        );
+        assert!(plan.changes.iter().all(|c| c.desired.is_none()), "a delete writes no row");
+
+        // Without prune the removed tenant stays, as an orphan, untouched.
+        let mut kept = live.clone();
+        kept.prune = false;
+        let plan = diff_tenant(None, Some(&kept), Some(&detail), options(false));
+        assert!(plan.changes.is_empty());
+        assert_eq!(plan.orphans, [Resource::Tenant { name: "acme".into() }]);
+    }
 }

@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::model::{Application, Plan, Tenant, User, UserStatus};
+use super::rows::{ApplicationRow, PlanRow, TenantRow, UserRow};
+use crate::model::{Application, Plan, Tenant, User};
 
 /// Declared fields by name; sorted, so serialisation and hashing are deterministic.
 pub type Fields = BTreeMap<&'static str, Value>;
@@ -27,7 +28,7 @@ fn hash_json<T: serde::Serialize + ?Sized>(value: &T) -> Hash {
     hasher.finalize().into()
 }
 
-fn opt<T: serde::Serialize>(value: Option<T>) -> Value {
+pub(super) fn opt<T: serde::Serialize>(value: Option<T>) -> Value {
     value.map_or(Value::Null, |v| serde_json::to_value(v).unwrap_or(Value::Null))
 }
 
@@ -72,30 +73,19 @@ pub fn flag(value: &Value) -> Fields {
 }
 
 pub fn of_plan(p: &Plan) -> Fields {
-    let flags: serde_json::Map<String, Value> =
-        p.flags.iter().map(|(k, v)| (k.to_string(), v.as_json().clone())).collect();
-    plan(p.display_name.as_deref(), Value::Object(flags), opt(p.budget.as_ref()))
+    PlanRow::of(p).fields()
 }
 
 pub fn of_application(a: &Application) -> Fields {
-    let scopes: Vec<String> = a.scopes.iter().map(|s| s.as_str().to_owned()).collect();
-    application(&a.display_name, a.owner.as_str(), a.status.as_str(), &scopes)
+    ApplicationRow::of(a).fields()
 }
 
 pub fn of_tenant(t: &Tenant) -> Fields {
-    let applications: Vec<String> = t.applications.iter().map(|a| a.to_string()).collect();
-    tenant(
-        &t.display_name,
-        t.plan.as_str(),
-        t.status.as_str(),
-        opt(t.budget.as_ref()),
-        opt(t.sso.as_ref()),
-        &applications,
-    )
+    TenantRow::of(t).fields()
 }
 
 pub fn of_user(u: &User) -> Fields {
-    user(u.email.as_str(), u.name.as_deref(), u.role.as_str(), u.status == UserStatus::Active)
+    UserRow::of(u).fields()
 }
 
 /// Hash of everything Git says about a tenant: its fields, users, flags, sync policy and file. When

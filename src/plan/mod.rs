@@ -4,9 +4,12 @@
 //! but may not prune). `render` prints it as text, JSON or Markdown.
 
 pub mod diff;
+pub mod exact;
 pub mod fields;
 pub mod live;
+pub mod overwrite;
 pub mod render;
+pub mod rows;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -14,7 +17,7 @@ use uuid::Uuid;
 
 use crate::config::Diagnostic;
 use crate::model::SyncPolicy;
-use fields::{Fields, Hash};
+use fields::Hash;
 
 pub use diff::{
     DesiredTenants, Options, desired_tenants, diff, diff_global, diff_tenant, plan_tenant, tenant_names,
@@ -114,9 +117,9 @@ pub struct Change {
     /// The live row's id, for updates and deletes.
     #[serde(skip)]
     pub id: Option<Uuid>,
-    /// The declared fields to write, for creates and updates.
+    /// The declared row to write, for creates and updates.
     #[serde(skip)]
-    pub desired: Option<Fields>,
+    pub desired: Option<rows::Row>,
     #[serde(skip)]
     pub hash: Option<Hash>,
     /// The declaring file, recorded for plans and applications.
@@ -207,6 +210,9 @@ pub struct Plan {
     pub global_drift: Vec<Drift>,
     /// Every tenant that is not `Synced`, by name.
     pub tenants: Vec<TenantPlan>,
+    /// Changes that overwrite a manual change (filled in by `reconcile::plan`, which reads who made it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<overwrite::Overwrite>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -18,12 +18,23 @@ pub enum PlanFormat {
 pub fn render(plan: &Plan, format: PlanFormat) -> String {
     match format {
         PlanFormat::Text => text(plan, true),
-        PlanFormat::Json => {
-            let body = serde_json::json!({ "summary": plan.summary(), "global": plan.global, "globalDrift": plan.global_drift, "tenants": plan.tenants });
-            format!("{body:#}\n")
-        }
+        PlanFormat::Json => format!("{:#}\n", json(plan)),
         PlanFormat::Markdown => markdown(plan),
     }
+}
+
+/// The plan as `--format json` prints it (and `plan --out` saves it).
+pub fn json(plan: &Plan) -> Value {
+    let mut body = serde_json::json!({
+        "summary": plan.summary(),
+        "global": plan.global,
+        "globalDrift": plan.global_drift,
+        "tenants": plan.tenants,
+    });
+    if !plan.warnings.is_empty() {
+        body["warnings"] = serde_json::json!(plan.warnings);
+    }
+    body
 }
 
 const GREEN: Style = AnsiColor::Green.on_default();
@@ -81,6 +92,12 @@ pub fn text(plan: &Plan, color: bool) -> String {
     }
     for tenant in shown {
         tenant_lines(&mut out, tenant);
+    }
+    if !plan.warnings.is_empty() {
+        out.line(BOLD, 0, "\nWarnings");
+        for warning in &plan.warnings {
+            out.line(RED, 2, &format!("⚠ {warning}"));
+        }
     }
     out.text
 }
@@ -225,6 +242,12 @@ fn markdown(plan: &Plan) -> String {
     }
     if shown.len() > MARKDOWN_TABLE_ROWS {
         let _ = writeln!(md, "| … and {} more tenants | | | | | | |", shown.len() - MARKDOWN_TABLE_ROWS);
+    }
+    if !plan.warnings.is_empty() {
+        md.push_str("\n**Warnings**\n\n");
+        for warning in &plan.warnings {
+            let _ = writeln!(md, "- ⚠ {}", warning.to_string().replace('`', "ʼ"));
+        }
     }
     let details = text(plan, false);
     let lines: Vec<&str> = details.lines().skip(1).collect();

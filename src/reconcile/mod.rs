@@ -8,6 +8,7 @@
 
 mod audit;
 pub mod controller;
+pub mod exact;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -31,9 +32,10 @@ const BATCH_TENANTS: usize = 500;
 /// PostgreSQL writes on two cores (`cargo bench --bench declarative` measures it).
 const BATCHES_IN_FLIGHT: usize = 2;
 
-/// Reads live state and plans the changes that would converge it with `validated`.
+/// Reads live state and plans the changes that would converge it with `validated`, with a warning
+/// for each change that overwrites a manual change.
 pub async fn plan(pool: &PgPool, validated: &Validated, options: Options) -> Result<Plan> {
-    plan_allowing(pool, validated, options, &BTreeSet::new()).await
+    Ok(plan_and_live(pool, validated, options, &BTreeSet::new()).await?.0)
 }
 
 /// `plan`, where the tenants in `once` (and those an operator allowed through the API) may make a
@@ -44,6 +46,16 @@ pub async fn plan_allowing(
     options: Options,
     once: &BTreeSet<String>,
 ) -> Result<Plan> {
+    Ok(plan_and_live(pool, validated, options, once).await?.0)
+}
+
+/// `plan_allowing`, and the live state it was computed from (what `plan --out` records).
+pub async fn plan_and_live(
+    pool: &PgPool,
+    validated: &Validated,
+    options: Options,
+    once: &BTreeSet<String>,
+) -> Result<(Plan, plan::live::LiveState)> {
     let mut conn = pool.acquire().await?;
     let mut live = store::load_live(&mut conn).await?;
     let desired = plan::desired_tenants(validated);
@@ -57,7 +69,8 @@ pub async fn plan_allowing(
             *tenant = plan::plan_tenant(&tenant.name, validated, &desired, &live, allowing(options));
         }
     }
-    Ok(plan)
+    plan.warnings = exact::overwrites(&mut conn, &plan, &live).await?;
+    Ok((plan, live))
 }
 
 /// `options` for a tenant allowed its guarded change once.

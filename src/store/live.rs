@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::Result;
 use crate::plan::fields::{self, Hash};
 use crate::plan::live::{LiveRow, LiveState, LiveTenant, ManagedBy, TenantDetail};
+use crate::plan::rows::{ApplicationRow, FlagRow, PlanRow, TenantRow, UserRow};
 
 fn hash(bytes: Option<Vec<u8>>) -> Option<Hash> {
     bytes.and_then(|b| b.try_into().ok())
@@ -21,27 +22,46 @@ fn json_or_null(value: Option<Value>) -> Value {
 
 /// Plans, applications and every tenant's own row (not their users or flags).
 pub async fn load_live(conn: &mut PgConnection) -> Result<LiveState> {
+    load(conn, false).await
+}
+
+/// `load_live`, with every row it reads locked for the rest of the transaction: a change to a
+/// tenant's users or flags outside the reconciler waits too, as its trigger updates the tenant row.
+pub async fn load_live_locked(conn: &mut PgConnection) -> Result<LiveState> {
+    load(conn, true).await
+}
+
+async fn load(conn: &mut PgConnection, lock: bool) -> Result<LiveState> {
     let mut state = LiveState::default();
-    let plans =
-        sqlx::query("SELECT id, name, display_name, flags, budget, managed_by, applied_hash, source_file FROM plans")
-            .fetch_all(&mut *conn)
-            .await?;
+    let for_update = if lock { " FOR UPDATE" } else { "" };
+    let plans = sqlx::query(&format!(
+        "SELECT id, name, display_name, flags, budget, managed_by, applied_hash, source_file FROM plans{for_update}"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
     for r in plans {
-        let fields =
-            fields::plan(r.get::<Option<&str>, _>("display_name"), r.get("flags"), json_or_null(r.get("budget")));
-        state.plans.insert(r.get("name"), row(&r, fields));
+        let plan = PlanRow {
+            display_name: r.get("display_name"),
+            flags: r.get("flags"),
+            budget: json_or_null(r.get("budget")),
+        };
+        state.plans.insert(r.get("name"), row(&r, plan.fields()));
     }
-    let applications = sqlx::query(
-        "SELECT id, name, display_name, owner, status, scopes, managed_by, applied_hash, source_file FROM applications",
-    )
+    let applications = sqlx::query(&format!(
+        "SELECT id, name, display_name, owner, status, scopes, managed_by, applied_hash, source_file FROM applications{for_update}"
+    ))
     .fetch_all(&mut *conn)
     .await?;
     for r in applications {
-        let scopes: Vec<String> = r.get("scopes");
-        let fields = fields::application(r.get("display_name"), r.get("owner"), r.get("status"), &scopes);
-        state.applications.insert(r.get("name"), row(&r, fields));
+        let application = ApplicationRow {
+            display_name: r.get("display_name"),
+            owner: r.get("owner"),
+            status: r.get("status"),
+            scopes: r.get("scopes"),
+        };
+        state.applications.insert(r.get("name"), row(&r, application.fields()));
     }
-    for tenant in tenants(conn, None, false).await? {
+    for tenant in tenants(conn, None, lock).await? {
         state.tenants.insert(tenant.name.clone(), tenant);
     }
     Ok(state)
@@ -73,18 +93,17 @@ async fn tenants(conn: &mut PgConnection, only: Option<&str>, lock: bool) -> Res
     Ok(rows
         .iter()
         .map(|r| {
-            let applications: Vec<String> = r.get("applications");
-            let fields = fields::tenant(
-                r.get("display_name"),
-                r.get("plan"),
-                r.get("status"),
-                json_or_null(r.get("budget")),
-                json_or_null(r.get("sso")),
-                &applications,
-            );
+            let tenant = TenantRow {
+                display_name: r.get("display_name"),
+                plan: r.get("plan"),
+                status: r.get("status"),
+                budget: json_or_null(r.get("budget")),
+                sso: json_or_null(r.get("sso")),
+                applications: r.get("applications"),
+            };
             LiveTenant {
                 name: r.get("name"),
-                row: row(r, fields),
+                row: row(r, tenant.fields()),
                 applied_tree_hash: hash(r.get("applied_tree_hash")),
                 live_revision: r.get("live_revision"),
                 checked_revision: r.get("checked_revision"),
@@ -117,11 +136,15 @@ pub async fn load_details(conn: &mut PgConnection, tenant_ids: &[Uuid]) -> Resul
     .fetch_all(&mut *conn)
     .await?;
     for r in users {
-        let email: String = r.get("email");
-        let enabled = r.get::<&str, _>("status") != "disabled";
-        let fields = fields::user(&email, r.get::<Option<&str>, _>("name"), r.get("role"), enabled);
+        let user = UserRow {
+            email: r.get("email"),
+            name: r.get("name"),
+            role: r.get("role"),
+            enabled: r.get::<&str, _>("status") != "disabled",
+        };
         let tenant: Uuid = r.get("tenant_id");
-        details.entry(tenant).or_default().users.insert(email, row(&r, fields));
+        let fields = user.fields();
+        details.entry(tenant).or_default().users.insert(user.email, row(&r, fields));
     }
     let flags = sqlx::query(
         "SELECT id, tenant_id, key, value, managed_by, applied_hash FROM tenant_flags WHERE tenant_id = ANY($1)",
@@ -130,9 +153,9 @@ pub async fn load_details(conn: &mut PgConnection, tenant_ids: &[Uuid]) -> Resul
     .fetch_all(&mut *conn)
     .await?;
     for r in flags {
-        let fields = fields::flag(&r.get::<Value, _>("value"));
+        let flag = FlagRow { value: r.get("value") };
         let tenant: Uuid = r.get("tenant_id");
-        details.entry(tenant).or_default().flags.insert(r.get("key"), row(&r, fields));
+        details.entry(tenant).or_default().flags.insert(r.get("key"), row(&r, flag.fields()));
     }
     Ok(details)
 }
@@ -144,4 +167,24 @@ pub async fn lock_tenants(conn: &mut PgConnection, tenant_ids: &[Uuid]) -> Resul
         .fetch_all(conn)
         .await?;
     Ok(rows.iter().map(|r| (r.get("id"), r.get("live_revision"))).collect())
+}
+
+/// The reconciler's audit metadata of each resource, newest first: what it set, change by change.
+pub async fn reconciler_history(conn: &mut PgConnection, resources: &[String]) -> Result<HashMap<String, Vec<Value>>> {
+    let mut history: HashMap<String, Vec<Value>> = HashMap::new();
+    if resources.is_empty() {
+        return Ok(history);
+    }
+    let rows = sqlx::query(
+        "SELECT resource, metadata FROM audit_log
+         WHERE resource = ANY($1) AND actor = 'gatehouse-reconciler' AND outcome = 'success'
+         ORDER BY occurred_at DESC, id DESC",
+    )
+    .bind(resources)
+    .fetch_all(conn)
+    .await?;
+    for r in rows {
+        history.entry(r.get("resource")).or_default().push(r.get("metadata"));
+    }
+    Ok(history)
 }

@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub use audit::{AuditEntry, MAX_RESOURCE, MAX_TENANT, bounded, insert_audit};
-pub use live::{load_details, load_live, load_tenant, lock_tenants};
+pub use live::{load_details, load_live, load_live_locked, load_tenant, lock_tenants, reconciler_history};
 pub use write::{apply_global, apply_tenants};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -7,16 +7,9 @@ use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::Result;
+use super::{Result, StoreError};
+use crate::plan::rows::{FlagRow, Row, TenantRow, UserRow};
 use crate::plan::{Action, Change, Resource, TenantPlan};
-
-fn text(change: &Change, field: &str) -> Option<String> {
-    change.desired.as_ref()?.get(field)?.as_str().map(str::to_owned)
-}
-
-fn json(change: &Change, field: &str) -> Value {
-    change.desired.as_ref().and_then(|d| d.get(field)).cloned().unwrap_or(Value::Null)
-}
 
 fn hash(change: &Change) -> Vec<u8> {
     change.hash.map(|h| h.to_vec()).unwrap_or_default()
@@ -24,6 +17,12 @@ fn hash(change: &Change) -> Vec<u8> {
 
 fn ids_of<'a>(changes: impl Iterator<Item = &'a Change>) -> Vec<Uuid> {
     changes.filter_map(|c| c.id).collect()
+}
+
+/// A create or update planned without the row it writes: a bug in `plan`, refused rather than
+/// written as NULLs.
+fn missing_row(change: &Change) -> StoreError {
+    StoreError::Task(format!("{}: planned {} has no row to write", change.resource, change.action.as_str()))
 }
 
 /// Creates, updates or deletes plans and applications (the caller picks which changes, so that
@@ -34,6 +33,7 @@ pub async fn apply_global(conn: &mut PgConnection, changes: &[&Change], commit: 
     };
     let upserts = of("plan", Action::Create).into_iter().chain(of("plan", Action::Update));
     for c in upserts {
+        let Some(Row::Plan(row)) = &c.desired else { return Err(missing_row(c)) };
         sqlx::query(
             "INSERT INTO plans (id, name, display_name, flags, budget, managed_by, applied_hash, applied_commit, source_file)
              VALUES ($1, $2, $3, $4, NULLIF($5, 'null'::jsonb), 'git', $6, $7, $8)
@@ -43,9 +43,9 @@ pub async fn apply_global(conn: &mut PgConnection, changes: &[&Change], commit: 
         )
         .bind(c.id.unwrap_or_else(Uuid::now_v7))
         .bind(c.resource.short_name())
-        .bind(text(c, "displayName"))
-        .bind(json(c, "flags"))
-        .bind(json(c, "budget"))
+        .bind(&row.display_name)
+        .bind(&row.flags)
+        .bind(&row.budget)
         .bind(hash(c))
         .bind(commit)
         .bind(&c.source)
@@ -54,19 +54,20 @@ pub async fn apply_global(conn: &mut PgConnection, changes: &[&Change], commit: 
     }
     let upserts = of("application", Action::Create).into_iter().chain(of("application", Action::Update));
     for c in upserts {
+        let Some(Row::Application(row)) = &c.desired else { return Err(missing_row(c)) };
         sqlx::query(
             "INSERT INTO applications (id, name, display_name, owner, status, scopes, managed_by, applied_hash, applied_commit, source_file)
-             VALUES ($1, $2, $3, $4, $5, ARRAY(SELECT jsonb_array_elements_text($6)), 'git', $7, $8, $9)
+             VALUES ($1, $2, $3, $4, $5, $6, 'git', $7, $8, $9)
              ON CONFLICT (name) DO UPDATE SET display_name = EXCLUDED.display_name, owner = EXCLUDED.owner,
                 status = EXCLUDED.status, scopes = EXCLUDED.scopes, managed_by = 'git', applied_hash = EXCLUDED.applied_hash,
                 applied_commit = EXCLUDED.applied_commit, source_file = EXCLUDED.source_file, updated_at = now()",
         )
         .bind(c.id.unwrap_or_else(Uuid::now_v7))
         .bind(c.resource.short_name())
-        .bind(text(c, "displayName"))
-        .bind(text(c, "owner"))
-        .bind(text(c, "status"))
-        .bind(json(c, "scopes"))
+        .bind(&row.display_name)
+        .bind(&row.owner)
+        .bind(&row.status)
+        .bind(&row.scopes)
         .bind(hash(c))
         .bind(commit)
         .bind(&c.source)
@@ -80,24 +81,86 @@ pub async fn apply_global(conn: &mut PgConnection, changes: &[&Change], commit: 
     Ok(())
 }
 
-/// Column arrays for one UNNEST statement.
+/// Column arrays of one UNNEST statement on `tenants`, one per declared column.
 #[derive(Default)]
-struct Columns {
+struct TenantColumns {
+    ids: Vec<Uuid>,
+    names: Vec<String>,
+    display_names: Vec<String>,
+    plans: Vec<String>,
+    statuses: Vec<String>,
+    budgets: Vec<Value>,
+    ssos: Vec<Value>,
+    /// One JSON array per row: UNNEST cannot take an array of arrays of different lengths.
+    applications: Vec<Value>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl TenantColumns {
+    fn push(&mut self, id: Uuid, name: &str, row: &TenantRow, hash: Vec<u8>) {
+        self.ids.push(id);
+        self.names.push(name.to_owned());
+        self.display_names.push(row.display_name.clone());
+        self.plans.push(row.plan.clone());
+        self.statuses.push(row.status.clone());
+        self.budgets.push(row.budget.clone());
+        self.ssos.push(row.sso.clone());
+        self.applications.push(row.applications_json());
+        self.hashes.push(hash);
+    }
+}
+
+/// Column arrays of one UNNEST statement on `users`.
+#[derive(Default)]
+struct UserColumns {
     ids: Vec<Uuid>,
     tenant_ids: Vec<Uuid>,
-    texts: [Vec<Option<String>>; 4],
-    jsons: [Vec<Value>; 3],
-    flags: Vec<bool>,
+    emails: Vec<String>,
+    names: Vec<Option<String>>,
+    roles: Vec<String>,
+    enabled: Vec<bool>,
     hashes: Vec<Vec<u8>>,
+}
+
+impl UserColumns {
+    fn push(&mut self, id: Uuid, tenant_id: Uuid, row: &UserRow, hash: Vec<u8>) {
+        self.ids.push(id);
+        self.tenant_ids.push(tenant_id);
+        self.emails.push(row.email.clone());
+        self.names.push(row.name.clone());
+        self.roles.push(row.role.clone());
+        self.enabled.push(row.enabled);
+        self.hashes.push(hash);
+    }
+}
+
+/// Column arrays of one UNNEST statement on `tenant_flags`.
+#[derive(Default)]
+struct FlagColumns {
+    ids: Vec<Uuid>,
+    tenant_ids: Vec<Uuid>,
+    keys: Vec<String>,
+    values: Vec<Value>,
+    hashes: Vec<Vec<u8>>,
+}
+
+impl FlagColumns {
+    fn push(&mut self, id: Uuid, tenant_id: Uuid, key: &str, row: &FlagRow, hash: Vec<u8>) {
+        self.ids.push(id);
+        self.tenant_ids.push(tenant_id);
+        self.keys.push(key.to_owned());
+        self.values.push(row.value.clone());
+        self.hashes.push(hash);
+    }
 }
 
 /// Applies the changes and bookkeeping of a batch of tenants.
 pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commit: Option<&str>) -> Result<()> {
     let mut new_ids: HashMap<&str, Uuid> = HashMap::new();
-    let (mut tenant_create, mut tenant_update) = (Columns::default(), Columns::default());
+    let (mut tenant_create, mut tenant_update) = (TenantColumns::default(), TenantColumns::default());
     let mut tenant_delete = Vec::new();
-    let (mut user_create, mut user_update, mut flag_create, mut flag_update) =
-        (Columns::default(), Columns::default(), Columns::default(), Columns::default());
+    let (mut user_create, mut user_update) = (UserColumns::default(), UserColumns::default());
+    let (mut flag_create, mut flag_update) = (FlagColumns::default(), FlagColumns::default());
     let mut row_delete = (Vec::new(), Vec::new());
 
     for plan in plans {
@@ -106,46 +169,32 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
             None => *new_ids.entry(plan.name.as_str()).or_insert_with(Uuid::now_v7),
         };
         for c in &plan.changes {
-            match (&c.resource, c.action) {
-                (Resource::Tenant { .. }, Action::Delete) => tenant_delete.push(tenant_id),
-                (Resource::Tenant { name }, action) => {
+            match (&c.resource, c.action, &c.desired) {
+                (Resource::Tenant { .. }, Action::Delete, _) => tenant_delete.push(tenant_id),
+                (Resource::User { .. }, Action::Delete, _) => row_delete.0.extend(c.id),
+                (Resource::Flag { .. }, Action::Delete, _) => row_delete.1.extend(c.id),
+                (Resource::Tenant { name }, action, Some(Row::Tenant(row))) => {
                     let cols = if action == Action::Create { &mut tenant_create } else { &mut tenant_update };
-                    cols.ids.push(tenant_id);
-                    cols.texts[0].push(Some(name.clone()));
-                    cols.texts[1].push(text(c, "displayName"));
-                    cols.texts[2].push(text(c, "plan"));
-                    cols.texts[3].push(text(c, "status"));
-                    cols.jsons[0].push(json(c, "budget"));
-                    cols.jsons[1].push(json(c, "sso"));
-                    cols.jsons[2].push(json(c, "applications"));
-                    cols.hashes.push(hash(c));
+                    cols.push(tenant_id, name, row, hash(c));
                 }
-                (Resource::User { .. }, Action::Delete) => row_delete.0.extend(c.id),
-                (Resource::Flag { .. }, Action::Delete) => row_delete.1.extend(c.id),
-                (Resource::User { email, .. }, action) => {
+                (Resource::User { .. }, action, Some(Row::User(row))) => {
                     let cols = if action == Action::Create { &mut user_create } else { &mut user_update };
-                    cols.ids.push(c.id.unwrap_or_else(Uuid::now_v7));
-                    cols.tenant_ids.push(tenant_id);
-                    cols.texts[0].push(Some(email.clone()));
-                    cols.texts[1].push(text(c, "name"));
-                    cols.texts[2].push(text(c, "role"));
-                    cols.flags.push(json(c, "enabled").as_bool().unwrap_or(true));
-                    cols.hashes.push(hash(c));
+                    cols.push(c.id.unwrap_or_else(Uuid::now_v7), tenant_id, row, hash(c));
                 }
-                (Resource::Flag { key, .. }, action) => {
+                (Resource::Flag { key, .. }, action, Some(Row::Flag(row))) => {
                     let cols = if action == Action::Create { &mut flag_create } else { &mut flag_update };
-                    cols.ids.push(c.id.unwrap_or_else(Uuid::now_v7));
-                    cols.tenant_ids.push(tenant_id);
-                    cols.texts[0].push(Some(key.clone()));
-                    cols.jsons[0].push(json(c, "value"));
-                    cols.hashes.push(hash(c));
+                    cols.push(c.id.unwrap_or_else(Uuid::now_v7), tenant_id, key, row, hash(c));
                 }
-                (Resource::Plan { .. } | Resource::Application { .. }, _) => {}
+                (Resource::Plan { .. } | Resource::Application { .. }, _, _) => {}
+                (Resource::Tenant { .. } | Resource::User { .. } | Resource::Flag { .. }, _, _) => {
+                    return Err(missing_row(c));
+                }
             }
         }
     }
 
     if !tenant_create.ids.is_empty() {
+        let t = &tenant_create;
         sqlx::query(
             "INSERT INTO tenants (id, name, display_name, plan_id, status, budget, sso, applications, managed_by, applied_hash, applied_commit)
              SELECT t.id, t.name, t.display_name, p.id, t.status, NULLIF(t.budget, 'null'::jsonb), NULLIF(t.sso, 'null'::jsonb),
@@ -154,20 +203,21 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
                   AS t(id, name, display_name, plan, status, budget, sso, applications, hash)
              JOIN plans p ON p.name = t.plan",
         )
-        .bind(&tenant_create.ids)
-        .bind(&tenant_create.texts[0])
-        .bind(&tenant_create.texts[1])
-        .bind(&tenant_create.texts[2])
-        .bind(&tenant_create.texts[3])
-        .bind(&tenant_create.jsons[0])
-        .bind(&tenant_create.jsons[1])
-        .bind(&tenant_create.jsons[2])
-        .bind(&tenant_create.hashes)
+        .bind(&t.ids)
+        .bind(&t.names)
+        .bind(&t.display_names)
+        .bind(&t.plans)
+        .bind(&t.statuses)
+        .bind(&t.budgets)
+        .bind(&t.ssos)
+        .bind(&t.applications)
+        .bind(&t.hashes)
         .bind(commit)
         .execute(&mut *conn)
         .await?;
     }
     if !tenant_update.ids.is_empty() {
+        let t = &tenant_update;
         sqlx::query(
             "UPDATE tenants SET display_name = t.display_name, plan_id = p.id, status = t.status,
                     budget = NULLIF(t.budget, 'null'::jsonb), sso = NULLIF(t.sso, 'null'::jsonb),
@@ -178,14 +228,14 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
              JOIN plans p ON p.name = t.plan
              WHERE tenants.id = t.id",
         )
-        .bind(&tenant_update.ids)
-        .bind(&tenant_update.texts[1])
-        .bind(&tenant_update.texts[2])
-        .bind(&tenant_update.texts[3])
-        .bind(&tenant_update.jsons[0])
-        .bind(&tenant_update.jsons[1])
-        .bind(&tenant_update.jsons[2])
-        .bind(&tenant_update.hashes)
+        .bind(&t.ids)
+        .bind(&t.display_names)
+        .bind(&t.plans)
+        .bind(&t.statuses)
+        .bind(&t.budgets)
+        .bind(&t.ssos)
+        .bind(&t.applications)
+        .bind(&t.hashes)
         .bind(commit)
         .execute(&mut *conn)
         .await?;
@@ -198,6 +248,7 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
         sqlx::query("DELETE FROM tenant_flags WHERE id = ANY($1)").bind(&row_delete.1).execute(&mut *conn).await?;
     }
     if !user_update.ids.is_empty() {
+        let u = &user_update;
         sqlx::query(
             "UPDATE users SET email = u.email, name = u.name, role = u.role,
                     status = CASE WHEN NOT u.enabled THEN 'disabled'
@@ -208,17 +259,18 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
                   AS u(id, email, name, role, enabled, hash)
              WHERE users.id = u.id",
         )
-        .bind(&user_update.ids)
-        .bind(&user_update.texts[0])
-        .bind(&user_update.texts[1])
-        .bind(&user_update.texts[2])
-        .bind(&user_update.flags)
-        .bind(&user_update.hashes)
+        .bind(&u.ids)
+        .bind(&u.emails)
+        .bind(&u.names)
+        .bind(&u.roles)
+        .bind(&u.enabled)
+        .bind(&u.hashes)
         .bind(commit)
         .execute(&mut *conn)
         .await?;
     }
     if !user_create.ids.is_empty() {
+        let u = &user_create;
         sqlx::query(
             "INSERT INTO users (id, tenant_id, email, name, role, status, managed_by, applied_hash, applied_commit)
              SELECT u.id, u.tenant_id, u.email, u.name, u.role, CASE WHEN u.enabled THEN 'invited' ELSE 'disabled' END,
@@ -226,19 +278,19 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
              FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::boolean[], $7::bytea[])
                   AS u(id, tenant_id, email, name, role, enabled, hash)",
         )
-        .bind(&user_create.ids)
-        .bind(&user_create.tenant_ids)
-        .bind(&user_create.texts[0])
-        .bind(&user_create.texts[1])
-        .bind(&user_create.texts[2])
-        .bind(&user_create.flags)
-        .bind(&user_create.hashes)
+        .bind(&u.ids)
+        .bind(&u.tenant_ids)
+        .bind(&u.emails)
+        .bind(&u.names)
+        .bind(&u.roles)
+        .bind(&u.enabled)
+        .bind(&u.hashes)
         .bind(commit)
         .execute(&mut *conn)
         .await?;
     }
-    for (cols, insert) in [(&flag_update, false), (&flag_create, true)] {
-        if cols.ids.is_empty() {
+    for (f, insert) in [(&flag_update, false), (&flag_create, true)] {
+        if f.ids.is_empty() {
             continue;
         }
         let sql = if insert {
@@ -251,11 +303,11 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
              WHERE tenant_flags.id = f.id"
         };
         sqlx::query(sql)
-            .bind(&cols.ids)
-            .bind(&cols.tenant_ids)
-            .bind(&cols.texts[0])
-            .bind(&cols.jsons[0])
-            .bind(&cols.hashes)
+            .bind(&f.ids)
+            .bind(&f.tenant_ids)
+            .bind(&f.keys)
+            .bind(&f.values)
+            .bind(&f.hashes)
             .bind(commit)
             .execute(&mut *conn)
             .await?;
@@ -267,6 +319,17 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
     record(conn, plans, &new_ids, commit).await
 }
 
+/// Column arrays of the bookkeeping UPDATE: what Git declared for each applied tenant.
+#[derive(Default)]
+struct RecordColumns {
+    ids: Vec<Uuid>,
+    tree_hashes: Vec<Vec<u8>>,
+    self_heal: Vec<bool>,
+    prune: Vec<bool>,
+    sources: Vec<String>,
+    converged: Vec<bool>,
+}
+
 /// Stores what Git declared for each tenant, so the next pass can skip it while nothing changes.
 async fn record(
     conn: &mut PgConnection,
@@ -274,21 +337,20 @@ async fn record(
     new_ids: &HashMap<&str, Uuid>,
     commit: Option<&str>,
 ) -> Result<()> {
-    let mut cols = Columns::default();
-    let (mut prune, mut converged) = (Vec::new(), Vec::new());
+    let mut r = RecordColumns::default();
     for plan in plans {
         let Some(record) = &plan.record else { continue };
         let Some(id) = plan.id.or_else(|| new_ids.get(plan.name.as_str()).copied()) else {
             continue;
         };
-        cols.ids.push(id);
-        cols.hashes.push(record.tree_hash.to_vec());
-        cols.flags.push(record.sync.self_heal);
-        prune.push(record.sync.prune);
-        converged.push(record.converged);
-        cols.texts[0].push(Some(record.source.clone()));
+        r.ids.push(id);
+        r.tree_hashes.push(record.tree_hash.to_vec());
+        r.self_heal.push(record.sync.self_heal);
+        r.prune.push(record.sync.prune);
+        r.sources.push(record.source.clone());
+        r.converged.push(record.converged);
     }
-    if cols.ids.is_empty() {
+    if r.ids.is_empty() {
         return Ok(());
     }
     sqlx::query(
@@ -299,12 +361,12 @@ async fn record(
               AS r(id, tree_hash, self_heal, prune, source, converged)
          WHERE tenants.id = r.id",
     )
-    .bind(&cols.ids)
-    .bind(&cols.hashes)
-    .bind(&cols.flags)
-    .bind(&prune)
-    .bind(&cols.texts[0])
-    .bind(&converged)
+    .bind(&r.ids)
+    .bind(&r.tree_hashes)
+    .bind(&r.self_heal)
+    .bind(&r.prune)
+    .bind(&r.sources)
+    .bind(&r.converged)
     .bind(commit)
     .execute(conn)
     .await?;

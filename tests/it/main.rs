@@ -9,6 +9,7 @@ mod chart;
 mod cli;
 mod config_fixtures;
 mod drift;
+mod exact_plans;
 mod hostile;
 mod hostile_audit;
 mod identity;
