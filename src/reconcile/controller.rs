@@ -330,7 +330,7 @@ fn tenant_status(result: &super::TenantResult) -> Option<TenantStatus> {
         .iter()
         .flat_map(|d| {
             d.fields.iter().map(move |f| {
-                json!({ "resource": d.resource.to_string(), "field": f.field, "applied": f.applied, "live": f.live, "reverted": d.revert })
+                json!({ "resource": d.resource.to_string(), "field": f.field, "applied": f.applied, "live": f.live, "reverted": d.revert, "allowed": d.allowed })
             })
         })
         .collect();

@@ -3,6 +3,7 @@
 
 pub mod access;
 mod audit;
+pub mod drift;
 pub mod identity;
 mod live;
 pub mod mail;
