@@ -40,7 +40,7 @@ pub enum Edit {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub adoption: Adoption,
-    /// The line written (in the file as it was when the edit was made), or what to do by hand.
+    /// The line written (in the file as the edit left it), or what to do by hand.
     pub result: Result<usize, ByHand>,
 }
 
@@ -179,8 +179,10 @@ fn adopt_one(text: &str, adoption: &Adoption) -> Result<(String, usize), ByHand>
                 Resource::Flag { key, .. } => (format!("spec.flags.{key}"), applied.clone(), live.clone()),
                 _ => (format!("spec.{field}"), applied.clone(), live.clone()),
             };
-            let at = line(&path);
-            Ok((rewrite::set(text, document, &path, &applied, &live)?, at))
+            let edited = rewrite::set(text, document, &path, &applied, &live)?;
+            // Where the value is now (a removed key: where its mapping is).
+            let at = PositionIndex::build(&edited).locate(document, &path).map_or(0, |p| p.line);
+            Ok((edited, at))
         }
         (Edit::RemovedUser, _) => Err(ByHand("only users are adopted as removed".into())),
     }
