@@ -250,6 +250,8 @@ fn routes() -> Vec<Route> {
         route("POST", "/v1/sync", Operator, None),
         route("POST", "/v1/sync/pause", Operator, None),
         route("POST", "/v1/sync/resume", Operator, None),
+        // mail.rs
+        Route { query: &["to", "all", "limit"], ..route("GET", "/v1/mail/outbox", Operator, None) },
         // apps.rs
         route("GET", "/v1/apps", Operator, None),
         route(
