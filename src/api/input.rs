@@ -64,6 +64,24 @@ pub(crate) fn lookup<'a>(place: &str, value: &'a str) -> Result<&'a str> {
     Ok(value)
 }
 
+/// Longest reason an operator gives for a decision (an allowed drift): a sentence or two.
+const MAX_REASON_CHARS: usize = 500;
+
+/// A reason in the body's `field`: not blank, at most 500 characters, no control characters.
+pub(crate) fn reason<'a>(field: &str, text: &'a str) -> Result<&'a str> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::BadRequest(format!("{field} is required: say why")));
+    }
+    if text.chars().count() > MAX_REASON_CHARS || text.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "{field}: `{}` is not a reason: at most {MAX_REASON_CHARS} characters, no control characters",
+            shown(text)
+        )));
+    }
+    Ok(text)
+}
+
 /// The longest time a request may ask for: a key's lifetime, a grace period.
 const MAX_YEARS: i64 = 100;
 
@@ -136,6 +154,18 @@ mod tests {
         assert!(message(app(&"a".repeat(10_000)).expect_err("10 KB")).len() < 300, "the refusal quotes a bounded part");
         assert!(key_id(&crate::access::key::issue().key_id).is_ok(), "every issued key id parses");
         assert!(path_email("dan@acme.example").is_ok());
+    }
+
+    #[test]
+    fn a_reason_is_a_bounded_line_of_text() {
+        // Issue 15.6
+        assert_eq!(
+            reason("reason", "  incident 42: roles changed by hand  ").ok(),
+            Some("incident 42: roles changed by hand")
+        );
+        assert!(message(reason("reason", " ").expect_err("blank")).starts_with("reason is required"));
+        assert!(reason("reason", "a\0b").is_err());
+        assert!(reason("reason", &"a".repeat(501)).is_err());
     }
 
     #[test]

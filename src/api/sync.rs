@@ -1,16 +1,19 @@
 //! Operator endpoints: sync status (overall and per tenant, with drift and errors), the history of
-//! passes, manual sync, pause and resume, and allowing one tenant's guarded change once. Everything
-//! is read from the database, so every replica answers the same.
+//! passes, manual sync, pause and resume, allowing one tenant's guarded change once, and allowing a
+//! tenant's drift until a deadline. Everything is read from the database, so every replica answers
+//! the same.
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, Result, input};
-use crate::store::{self, AuditEntry, allowance, history, status};
+use super::{ApiError, AppState, Result, input, parse};
+use crate::store::{self, AuditEntry, allowance, drift, history, status};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -20,6 +23,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sync/tenants/{tenant}/history", get(tenant_history))
         .route("/v1/sync/tenants/{tenant}/allow-deletion", post(allow_deletion))
         .route("/v1/sync/history", get(passes))
+        .route("/v1/sync/tenants/{tenant}/drift/allow", post(allow_drift).delete(withdraw_drift))
         .route("/v1/sync", post(sync_now))
         .route("/v1/sync/pause", post(pause))
         .route("/v1/sync/resume", post(resume))
@@ -174,6 +178,7 @@ async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Resu
         entry["changedBy"] = by;
         entry["changedAt"] = at;
     }
+    let allowance = drift::allowance_of(&mut conn, name).await?;
     let state_name = row.as_ref().map_or("Synced", |r| r.state.as_str());
     Ok(Json(json!({
         "tenant": name,
@@ -188,7 +193,52 @@ async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Resu
         "drift": drift,
         "orphans": row.as_ref().map_or(json!([]), |r| r.orphans.clone()),
         "allowedDeletion": allowance::of_tenant(&mut conn, name).await?,
+        "driftAllowance": allowance,
     })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowDrift {
+    until: DateTime<Utc>,
+    reason: String,
+}
+
+fn drift_audit(action: &str, tenant: &str, metadata: Value) -> AuditEntry {
+    AuditEntry {
+        actor: "operator".into(),
+        actor_type: "operator",
+        action: action.into(),
+        resource: format!("tenant/{tenant}"),
+        tenant: Some(tenant.to_owned()),
+        success: true,
+        metadata,
+    }
+}
+
+/// Allows a tenant's drift until `until` (issue 15.6): reported, not reverted, even with selfHeal.
+async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, body: Bytes) -> Result<Json<Value>> {
+    let tenant = input::tenant(&tenant)?;
+    let request: AllowDrift = parse(&body)?;
+    let until = input::expiry("until", request.until)?;
+    let reason = input::reason("reason", &request.reason)?;
+    let entry = drift_audit("tenant.drift.allow", tenant.as_str(), json!({ "until": until, "reason": reason }));
+    let allowed = drift::allow(&state.pool, tenant.as_str(), until, reason, entry)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no tenant `{tenant}` is live")))?;
+    store::notify_sync(&state.pool).await?;
+    Ok(Json(json!({ "tenant": tenant.as_str(), "driftAllowance": allowed })))
+}
+
+/// Withdraws a tenant's drift allowance: the next pass reverts its drift if it self-heals.
+async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>> {
+    let tenant = input::tenant(&tenant)?;
+    let entry = drift_audit("tenant.drift.withdraw", tenant.as_str(), json!({}));
+    let withdrawn = drift::withdraw(&state.pool, tenant.as_str(), entry)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no drift allowance in force")))?;
+    store::notify_sync(&state.pool).await?;
+    Ok(Json(json!({ "tenant": tenant.as_str(), "withdrawn": withdrawn })))
 }
 
 async fn sync_now(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>)> {

@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apps;
 mod client;
+mod drift;
 mod identity;
 mod serve;
 mod status;
@@ -97,6 +98,12 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// API keys of an application on a running server: create, list, revoke, rotate.
     Keys(apps::KeysArgs),
+    /// Resolve drift other than by reverting it: adopt live values into the config files, or allow a
+    /// tenant's drift until a deadline.
+    Drift {
+        #[command(subcommand)]
+        command: drift::DriftCommand,
+    },
     /// The mail outbox (invitations, password resets), with the links of undelivered mail.
     Mail {
         #[command(subcommand)]
@@ -212,6 +219,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
         Command::Sync(args) => sync::sync(args),
+        Command::Drift { command } => drift::drift(command),
         Command::Mail { command: MailCommand::List(args) } => runtime()?.block_on(identity::list(args)),
         Command::Migrate { database } => runtime()?.block_on(async {
             store::connect(database.database_url.expose()).await?;

@@ -183,7 +183,11 @@ fn tenant_text(body: &Value) -> String {
         out.push_str(&format!("  error  {at}{}\n", text(&e["message"])));
     }
     for d in body["drift"].as_array().into_iter().flatten() {
-        let action = if d["reverted"] == Value::Bool(true) { "reverted" } else { "kept" };
+        let action = match &d["allowed"] {
+            Value::Object(a) => format!("allowed until {}: {}", text(&a["until"]), text(&a["reason"])),
+            _ if d["reverted"] == Value::Bool(true) => "reverted".into(),
+            _ => "kept".into(),
+        };
         out.push_str(&format!(
             "  drift  {} {}: applied {}, live {} ({action}; changed by {} at {})\n",
             text(&d["resource"]),
@@ -192,6 +196,14 @@ fn tenant_text(body: &Value) -> String {
             d["live"],
             text(&d["changedBy"]),
             text(&d["changedAt"]),
+        ));
+    }
+    if let Some(a) = body["driftAllowance"].as_object().filter(|a| a["active"] == Value::Bool(true)) {
+        out.push_str(&format!(
+            "  drift allowed until {} by {}: {}\n",
+            text(&a["until"]),
+            text(&a["allowedBy"]),
+            text(&a["reason"])
         ));
     }
     for o in body["orphans"].as_array().into_iter().flatten() {

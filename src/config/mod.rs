@@ -1,14 +1,15 @@
 //! Stage 2 of the pipeline: YAML files → typed, validated `DesiredState`. Touches no database.
 //!
 //! `load` reads and parses documents (`recover` reads a broken one field by field), `validate` runs
-//! the semantic rules, `position` locates problems, `schema` writes the JSON Schemas that editors
-//! and CI use.
+//! the semantic rules, `position` locates problems (and values, for `rewrite`, which writes adopted
+//! drift back into the files in place), `schema` writes the JSON Schemas that editors and CI use.
 
 pub mod diagnostic;
 pub mod document;
 pub mod load;
 pub mod position;
 pub mod recover;
+pub mod rewrite;
 pub mod schema;
 pub mod validate;
 

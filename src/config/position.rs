@@ -1,10 +1,11 @@
-//! Where each field of a YAML file is: `(document, field path) → (line, column)`. Built only for
-//! files that have semantic problems, so valid repositories are parsed once.
+//! Where each field of a YAML file is: `(document, field path) → (line, column)`, and for
+//! `rewrite` what each value node is (scalar with its style, mapping with its keys, list). Built only
+//! for files that have semantic problems or are being rewritten, so valid repositories are parsed once.
 
 use std::collections::HashMap;
 
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::Marker;
+use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// 1-based line and column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,54 @@ struct Fields {
     /// The plain `kind` and `metadata.name` of the document, to name it in a syntax error.
     kind: Option<String>,
     name: Option<String>,
+    /// Every value node by path, with what `rewrite` needs to change it in place.
+    nodes: HashMap<String, Node>,
+}
+
+/// A value node as written: where it starts and, for a container, what it holds and where it ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub start: Position,
+    pub kind: NodeKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeKind {
+    Scalar {
+        value: String,
+        style: ScalarStyle,
+    },
+    /// `end` is where the parser ended the mapping: the `}` of a flow mapping; for a block mapping
+    /// the start of whatever follows it.
+    Mapping {
+        keys: Vec<String>,
+        end: Position,
+    },
+    Sequence {
+        items: usize,
+        end: Position,
+    },
+    Alias,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScalarStyle {
+    Plain,
+    SingleQuoted,
+    DoubleQuoted,
+    /// `|` or `>`: spans lines of its own.
+    Block,
+}
+
+impl From<TScalarStyle> for ScalarStyle {
+    fn from(style: TScalarStyle) -> Self {
+        match style {
+            TScalarStyle::SingleQuoted => Self::SingleQuoted,
+            TScalarStyle::DoubleQuoted => Self::DoubleQuoted,
+            TScalarStyle::Literal | TScalarStyle::Folded => Self::Block,
+            _ => Self::Plain,
+        }
+    }
 }
 
 /// Where a YAML syntax error stopped the parser: which document, the field being read, and the
@@ -84,6 +133,21 @@ impl PositionIndex {
         found.copied().or_else(|| self.locate(document, path))
     }
 
+    /// The node at `path` in document `document`, if it is written there.
+    pub fn node(&self, document: usize, path: &str) -> Option<&Node> {
+        self.documents.get(document)?.nodes.get(path)
+    }
+
+    /// The position of the key of `path` itself (no ancestor stands in for it).
+    pub fn key(&self, document: usize, path: &str) -> Option<Position> {
+        self.documents.get(document)?.keys.get(path).copied()
+    }
+
+    /// The index of the document that declares `kind` `name`.
+    pub fn document_of(&self, kind: &str, name: &str) -> Option<usize> {
+        self.documents.iter().position(|d| d.kind.as_deref() == Some(kind) && d.name.as_deref() == Some(name))
+    }
+
     /// The position of `path` in document `document`, or of its nearest ancestor that exists.
     pub fn locate(&self, document: usize, path: &str) -> Option<Position> {
         let fields = &self.documents.get(document)?.values;
@@ -128,6 +192,8 @@ struct Builder {
     stack: Vec<Frame>,
     /// Where each open container of `stack` starts.
     starts: Vec<Position>,
+    /// The keys of each open mapping of `stack` (empty for sequences), in file order.
+    keys: Vec<Vec<String>>,
 }
 
 impl Builder {
@@ -163,6 +229,12 @@ impl Builder {
         }
     }
 
+    fn record_node(&mut self, path: String, start: Position, kind: NodeKind) {
+        if let Some(fields) = self.documents.last_mut() {
+            fields.nodes.insert(path, Node { start, kind });
+        }
+    }
+
     fn record_key(&mut self, path: &str, mark: Marker) {
         let position = Position { line: mark.line(), column: mark.col() + 1 };
         if let Some(fields) = self.documents.last_mut() {
@@ -193,12 +265,16 @@ impl MarkedEventReceiver for Builder {
                 self.documents.push(Fields::default());
                 self.stack.clear();
                 self.starts.clear();
+                self.keys.clear();
             }
-            Event::Scalar(value, ..) => match self.next_path() {
+            Event::Scalar(value, style, ..) => match self.next_path() {
                 None => {
                     if let Some(Frame::Mapping { path, key }) = self.stack.last_mut() {
                         // A key's own position stands for its value until the value is seen.
                         let full = join(path, &value);
+                        if let Some(keys) = self.keys.last_mut() {
+                            keys.push(value.clone());
+                        }
                         *key = Some(value);
                         self.record_key(&full, mark);
                         self.record(full, mark, false);
@@ -206,12 +282,19 @@ impl MarkedEventReceiver for Builder {
                 }
                 Some(path) => {
                     self.remember(&path, &value);
+                    let start = Position { line: mark.line(), column: mark.col() + 1 };
+                    self.record_node(path.clone(), start, NodeKind::Scalar { value, style: style.into() });
                     self.record(path, mark, true);
                     self.node_done();
                 }
             },
             Event::Alias(_) => {
                 if let Some(path) = self.next_path() {
+                    self.record_node(
+                        path.clone(),
+                        Position { line: mark.line(), column: mark.col() + 1 },
+                        NodeKind::Alias,
+                    );
                     self.record(path, mark, true);
                 }
                 self.node_done();
@@ -220,14 +303,23 @@ impl MarkedEventReceiver for Builder {
                 let path = self.next_path().unwrap_or_default();
                 self.record(path.clone(), mark, false);
                 self.starts.push(Position { line: mark.line(), column: mark.col() + 1 });
+                self.keys.push(Vec::new());
                 self.stack.push(match event {
                     Event::MappingStart(..) => Frame::Mapping { path, key: None },
                     _ => Frame::Sequence { path, next: 0 },
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
-                self.starts.pop();
+                let end = Position { line: mark.line(), column: mark.col() + 1 };
+                let keys = self.keys.pop().unwrap_or_default();
+                if let (Some(frame), Some(start)) = (self.stack.pop(), self.starts.pop()) {
+                    match frame {
+                        Frame::Mapping { path, .. } => self.record_node(path, start, NodeKind::Mapping { keys, end }),
+                        Frame::Sequence { path, next } => {
+                            self.record_node(path, start, NodeKind::Sequence { items: next, end })
+                        }
+                    }
+                }
                 self.node_done();
             }
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}

@@ -180,11 +180,16 @@ pub fn diff_tenant(
     if live.is_some_and(|t| t.row.managed_by == ManagedBy::Api) && desired.is_none() {
         return plan; // created through the API and never declared in Git: not ours
     }
-    let policy = match (desired, live) {
+    let mut policy = match (desired, live) {
         (Some(t), _) => t.sync,
         (None, Some(t)) => SyncPolicy { self_heal: true, prune: t.prune },
         (None, None) => return plan,
     };
+    // Allowed drift is kept like that of a tenant that does not self-heal, until the allowance ends.
+    let allowed = live.and_then(|t| t.drift_allowed.clone()).filter(|_| desired.is_some());
+    if allowed.is_some() {
+        policy.self_heal = false;
+    }
 
     let tenant_resource = Resource::Tenant { name: name.clone() };
     let desired_row = desired.map(|t| Row::Tenant(TenantRow::of(t)));
@@ -243,6 +248,9 @@ pub fn diff_tenant(
         }
     }
     plan.orphans.sort();
+    for drift in &mut plan.drift {
+        drift.allowed = allowed.clone();
+    }
     if let Some(change) = tenant_change {
         if deleting_tenant {
             plan.changes.push(change);
@@ -343,7 +351,8 @@ fn diff_row(resource: Resource, desired_row: Option<&Row>, live: Option<&LiveRow
                     .into_iter()
                     .map(|f| DriftedField { field: f.field, applied: f.after, live: f.before })
                     .collect();
-                let drift = Drift { resource: resource.clone(), fields: drifted, revert: policy.self_heal };
+                let drift =
+                    Drift { resource: resource.clone(), fields: drifted, revert: policy.self_heal, allowed: None };
                 let revert = policy
                     .self_heal
                     .then(|| change(Action::Update, Reason::Drift, field_changes(&l.fields, d), Some(l.id)));
@@ -440,6 +449,7 @@ mod tests {
             live_revision: 0,
             checked_revision: Some(0),
             prune: t.sync.prune,
+            drift_allowed: None,
         };
         let mut detail = TenantDetail::default();
         for u in &t.users {

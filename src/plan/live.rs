@@ -51,6 +51,18 @@ pub struct LiveTenant {
     pub checked_revision: Option<i64>,
     /// The prune policy Git last declared, used when the tenant itself is removed from Git.
     pub prune: bool,
+    /// An operator's allowance of this tenant's drift, while it lasts (issue 15.6).
+    pub drift_allowed: Option<DriftAllowance>,
+}
+
+/// Drift an operator allowed until a deadline: reported, not reverted, even when the tenant
+/// self-heals. The store reads only allowances that have not expired.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftAllowance {
+    pub until: chrono::DateTime<chrono::Utc>,
+    pub reason: String,
+    pub allowed_by: String,
 }
 
 /// A tenant's users (by email) and flags (by key).

@@ -3,6 +3,7 @@
 //! apart from them the drift (live changed outside Git) and the orphans (rows Git no longer declares
 //! but may not prune). `render` prints it as text, JSON or Markdown.
 
+pub mod adopt;
 pub mod diff;
 pub mod exact;
 pub mod fields;
@@ -149,6 +150,9 @@ pub struct Drift {
     pub fields: Vec<DriftedField>,
     /// Whether apply reverts it (the tenant self-heals) or only reports it.
     pub revert: bool,
+    /// Kept because an operator allowed the tenant's drift until a deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<live::DriftAllowance>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -174,7 +174,11 @@ fn change_lines(out: &mut Out, change: &Change) {
 }
 
 fn drift_lines(out: &mut Out, drift: &Drift) {
-    let what = if drift.revert { "reverted by apply (selfHeal)" } else { "kept and reported (selfHeal is off)" };
+    let what = match &drift.allowed {
+        Some(a) => format!("kept: allowed until {} ({})", a.until.to_rfc3339(), a.reason),
+        None if drift.revert => "reverted by apply (selfHeal)".to_owned(),
+        None => "kept and reported (selfHeal is off)".to_owned(),
+    };
     out.line(MAGENTA, 2, &format!("! drift {}: {what}", label(&drift.resource)));
     for f in &drift.fields {
         out.line(MAGENTA, 6, &format!("{}: applied {}, live {}", f.field, short(&f.applied), short(&f.live)));

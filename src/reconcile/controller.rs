@@ -490,7 +490,7 @@ fn tenant_status(result: &super::TenantResult) -> Option<TenantStatus> {
         .iter()
         .flat_map(|d| {
             d.fields.iter().map(move |f| {
-                json!({ "resource": d.resource.to_string(), "field": f.field, "applied": f.applied, "live": f.live, "reverted": d.revert })
+                json!({ "resource": d.resource.to_string(), "field": f.field, "applied": f.applied, "live": f.live, "reverted": d.revert, "allowed": d.allowed })
             })
         })
         .collect();
@@ -606,6 +606,7 @@ mod tests {
             resource: carol,
             fields: vec![DriftedField { field: "role", applied: json!("admin"), live: json!("user") }],
             revert: true,
+            allowed: None,
         };
         let one = |created, healed| ChangeCounts { created, updated: 0, deleted: 0, healed };
         let report = ApplyReport {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::Result;
 use crate::plan::fields::{self, Hash};
-use crate::plan::live::{LiveRow, LiveState, LiveTenant, ManagedBy, TenantDetail};
+use crate::plan::live::{DriftAllowance, LiveRow, LiveState, LiveTenant, ManagedBy, TenantDetail};
 use crate::plan::rows::{ApplicationRow, FlagRow, PlanRow, TenantRow, UserRow};
 
 fn hash(bytes: Option<Vec<u8>>) -> Option<Hash> {
@@ -76,8 +76,10 @@ async fn tenants(conn: &mut PgConnection, only: Option<&str>, lock: bool) -> Res
     let mut sql = String::from(
         "SELECT t.id, t.name, t.display_name, p.name AS plan, t.status, t.budget, t.sso, t.applications,
                 t.prune, t.managed_by, t.applied_hash, t.applied_tree_hash, t.source_file,
-                t.live_revision, t.checked_revision
-         FROM tenants t JOIN plans p ON p.id = t.plan_id",
+                t.live_revision, t.checked_revision, a.until AS allowed_until, a.reason AS allowed_reason,
+                a.allowed_by
+         FROM tenants t JOIN plans p ON p.id = t.plan_id
+         LEFT JOIN drift_allowances a ON a.tenant_id = t.id AND a.until > now()",
     );
     if only.is_some() {
         sql.push_str(" WHERE t.name = $1");
@@ -108,6 +110,9 @@ async fn tenants(conn: &mut PgConnection, only: Option<&str>, lock: bool) -> Res
                 live_revision: r.get("live_revision"),
                 checked_revision: r.get("checked_revision"),
                 prune: r.get("prune"),
+                drift_allowed: r.get::<Option<chrono::DateTime<chrono::Utc>>, _>("allowed_until").map(|until| {
+                    DriftAllowance { until, reason: r.get("allowed_reason"), allowed_by: r.get("allowed_by") }
+                }),
             }
         })
         .collect())

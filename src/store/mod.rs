@@ -4,6 +4,7 @@
 pub mod access;
 pub mod allowance;
 mod audit;
+pub mod drift;
 pub mod history;
 pub mod identity;
 mod live;

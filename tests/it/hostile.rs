@@ -253,6 +253,13 @@ fn routes() -> Vec<Route> {
         route("POST", "/v1/sync", Operator, None),
         route("POST", "/v1/sync/pause", Operator, None),
         route("POST", "/v1/sync/resume", Operator, None),
+        route(
+            "POST",
+            "/v1/sync/tenants/{tenant}/drift/allow",
+            Operator,
+            Json(|| json!({ "until": "2099-01-01T00:00:00Z", "reason": "hostile" })),
+        ),
+        route("DELETE", "/v1/sync/tenants/{tenant}/drift/allow", Operator, None),
         // mail.rs
         Route { query: &["to", "all", "limit"], ..route("GET", "/v1/mail/outbox", Operator, None) },
         // apps.rs
