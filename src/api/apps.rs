@@ -71,15 +71,30 @@ async fn find_app(state: &AppState, name: &str) -> Result<ApplicationRecord> {
         .ok_or_else(|| ApiError::NotFound(format!("no application `{name}`")))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/apps",
+    tag = "operator",
+    security(("operator" = [])),
+    responses((status = 200, description = "`{\"applications\": [...]}`.", body = serde_json::Value)),
+)]
 async fn list_apps(State(state): State<AppState>) -> Result<Response> {
     Ok(axum::Json(json!({ "applications": db::list_applications(&state.pool).await? })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name.")),
+    responses((status = 200, description = "The application.", body = serde_json::Value)),
+)]
 async fn show_app(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
     Ok(axum::Json(find_app(&state, &app).await?).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateApp {
     name: String,
@@ -90,6 +105,14 @@ struct CreateApp {
     status: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/apps",
+    tag = "operator",
+    security(("operator" = [])),
+    request_body(content = CreateApp),
+    responses((status = 201, description = "The created application.", body = serde_json::Value)),
+)]
 async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Response> {
     let request: CreateApp = parse(&body)?;
     let name = AppName::parse(&request.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
@@ -113,7 +136,7 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UpdateApp {
     display_name: Option<String>,
@@ -124,6 +147,15 @@ struct UpdateApp {
 
 /// Changes an application registered through the API. One declared in Git is changed in Git:
 /// a change here would be reverted as drift on the next pass.
+#[utoipa::path(
+    patch,
+    path = "/v1/apps/{app}",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name.")),
+    request_body(content = UpdateApp),
+    responses((status = 200, description = "The updated application.", body = serde_json::Value)),
+)]
 async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
     let request: UpdateApp = parse(&body)?;
     let display_name = request.display_name.as_deref().map(|d| input::display_name("displayName", d)).transpose()?;
@@ -149,11 +181,27 @@ async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body
     Ok(axum::Json(updated).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/keys",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name.")),
+    responses((status = 200, description = "`{\"keys\": [...]}`: the application's keys, never their secrets.", body = serde_json::Value)),
+)]
 async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
     let app = find_app(&state, &app).await?;
     Ok(axum::Json(json!({ "keys": db::list_keys(&state.pool, app.id).await? })).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/apps/{app}/keys/{key}",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
+    responses((status = 200, description = "The key, without its secret.", body = serde_json::Value)),
+)]
 async fn show_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
     let key_id = input::key_id(&key_id)?;
     let key_id = key_id.as_str();
@@ -167,7 +215,7 @@ fn no_key(app: &str, key_id: &str) -> ApiError {
     ApiError::NotFound(format!("application `{app}` has no key `{key_id}`"))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateKey {
     name: Option<String>,
@@ -186,6 +234,15 @@ fn issued(record: KeyRecord, token: &str) -> serde_json::Value {
     body
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/keys",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name.")),
+    request_body(content = Option<CreateKey>, description = "Optional; an empty body issues a key with every scope of the application."),
+    responses((status = 201, description = "The key with its `secret`, shown this once.", body = serde_json::Value)),
+)]
 async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
     let request: CreateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
     let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
@@ -231,6 +288,14 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
 }
 
 /// Revokes at once, on every replica (the change feed), and keeps the key listed as revoked.
+#[utoipa::path(
+    delete,
+    path = "/v1/apps/{app}/keys/{key}",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
+    responses((status = 200, description = "The revoked key.", body = serde_json::Value)),
+)]
 async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
     let key_id = input::key_id(&key_id)?;
     let key_id = key_id.as_str();
@@ -241,7 +306,7 @@ async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(St
     Ok(axum::Json(revoked).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RotateKey {
     /// How long the old key keeps working, such as `24h` (the default) or `0s`.
@@ -249,6 +314,15 @@ struct RotateKey {
 }
 
 /// A new key with the old one's name and scopes; the old one works for the grace period, then expires.
+#[utoipa::path(
+    post,
+    path = "/v1/apps/{app}/keys/{key}/rotate",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
+    request_body(content = Option<RotateKey>, description = "Optional; the old key works for `gracePeriod` (default 24h)."),
+    responses((status = 201, description = "`{\"key\": <new key with its secret>, \"previous\": <old key>}`.", body = serde_json::Value)),
+)]
 async fn rotate_key(
     State(state): State<AppState>,
     Path((app, key_id)): Path<(String, String)>,

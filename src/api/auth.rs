@@ -67,13 +67,20 @@ async fn limit_by_ip(State(state): State<AppState>, request: Request, next: Next
     Ok(next.run(request).await)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
     email: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/login",
+    tag = "public",
+    request_body(content = Login),
+    responses((status = 200, description = "Tokens: `access_token`, `refresh_token`, expiry, and any pending MFA step.", body = serde_json::Value)),
+)]
 async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Login = parse(&body)?;
     let email = input::email("email", &request.email)?;
@@ -81,23 +88,44 @@ async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Resu
     Ok(no_store(axum::Json(tokens)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Refresh {
     refresh_token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/refresh",
+    tag = "public",
+    request_body(content = Refresh),
+    responses((status = 200, description = "New tokens; the refresh token is rotated.", body = serde_json::Value)),
+)]
 async fn refresh(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Refresh = parse(&body)?;
     let tokens = state.identity.refresh(&request.refresh_token, &client(&parts)).await?;
     Ok(no_store(axum::Json(tokens)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/logout",
+    tag = "session",
+    security(("session" = [])),
+    responses((status = 204, description = "The session has ended.")),
+)]
 async fn logout(State(state): State<AppState>, parts: Parts, AnySession(session): AnySession) -> Result<StatusCode> {
     state.identity.logout(&session, &client(&parts)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/auth/session",
+    tag = "session",
+    security(("session" = [])),
+    responses((status = 200, description = "The session: user, tenant, role, expiry.", body = serde_json::Value)),
+)]
 async fn whoami(State(state): State<AppState>, AnySession(session): AnySession) -> Response {
     let idle = chrono::Duration::from_std(state.identity.settings.times.idle).unwrap_or_default();
     let mut body = serde_json::to_value(&session).unwrap_or_default();
@@ -105,6 +133,13 @@ async fn whoami(State(state): State<AppState>, AnySession(session): AnySession) 
     no_store(axum::Json(body))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/auth/sessions",
+    tag = "session",
+    security(("session" = [])),
+    responses((status = 200, description = "The user's live sessions; `current` marks this one.", body = serde_json::Value)),
+)]
 async fn list_sessions(State(state): State<AppState>, Session(session): Session) -> Result<Response> {
     let sessions =
         store::identity::list_user_sessions(&state.pool, session.user_id, state.identity.settings.times).await?;
@@ -120,6 +155,14 @@ async fn list_sessions(State(state): State<AppState>, Session(session): Session)
     Ok(no_store(axum::Json(json!({ "sessions": sessions }))))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/auth/sessions/{id}",
+    tag = "session",
+    security(("session" = [])),
+    params(("id" = String, Path, description = "The session id (a UUID).")),
+    responses((status = 204, description = "That session of the user has ended.")),
+)]
 async fn end_session(
     State(state): State<AppState>,
     parts: Parts,
@@ -136,12 +179,19 @@ async fn end_session(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Forgot {
     email: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password/forgot",
+    tag = "public",
+    request_body(content = Forgot),
+    responses((status = 202, description = "A reset link is mailed if an active account has this email.", body = serde_json::Value)),
+)]
 async fn forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Forgot = parse(&body)?;
     let email = input::email("email", &request.email)?;
@@ -150,32 +200,54 @@ async fn forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Res
     Ok((StatusCode::ACCEPTED, axum::Json(json!({ "message": message }))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SetPassword {
     token: String,
     password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password/reset",
+    tag = "public",
+    request_body(content = SetPassword),
+    responses((status = 204, description = "The password is set; every session of the user ends.")),
+)]
 async fn reset(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode> {
     let request: SetPassword = parse(&body)?;
     state.identity.reset_password(&request.token, &request.password, &client(&parts)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/invitations/accept",
+    tag = "public",
+    request_body(content = SetPassword),
+    responses((status = 204, description = "The invitation is accepted and the password set.")),
+)]
 async fn accept(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode> {
     let request: SetPassword = parse(&body)?;
     state.identity.accept_invitation(&request.token, &request.password, &client(&parts)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangePassword {
     current_password: String,
     new_password: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/password/change",
+    tag = "session",
+    security(("session" = [])),
+    request_body(content = ChangePassword),
+    responses((status = 204, description = "The password is changed.")),
+)]
 async fn change_password(
     State(state): State<AppState>,
     parts: Parts,
@@ -188,6 +260,13 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/mfa/totp/enrol",
+    tag = "session",
+    security(("session" = [])),
+    responses((status = 200, description = "A new TOTP secret and its otpauth URI, to confirm.", body = serde_json::Value)),
+)]
 async fn start_totp(State(state): State<AppState>, parts: Parts, AnySession(session): AnySession) -> Result<Response> {
     if session.pending.as_deref() == Some("mfa_verify") {
         return Err(super::session_auth::pending_refusal("mfa_verify"));
@@ -195,13 +274,21 @@ async fn start_totp(State(state): State<AppState>, parts: Parts, AnySession(sess
     Ok(no_store(axum::Json(state.identity.start_totp(&session, &client(&parts)).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Code {
     code: Option<String>,
     recovery_code: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/mfa/totp/confirm",
+    tag = "session",
+    security(("session" = [])),
+    request_body(content = Code, description = "`code` is required."),
+    responses((status = 200, description = "TOTP is enrolled: recovery codes (shown once).", body = serde_json::Value)),
+)]
 async fn confirm_totp(
     State(state): State<AppState>,
     parts: Parts,
@@ -213,6 +300,14 @@ async fn confirm_totp(
     Ok(no_store(axum::Json(state.identity.confirm_totp(&session, &code, &client(&parts)).await?)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/auth/mfa/verify",
+    tag = "session",
+    security(("session" = [])),
+    request_body(content = Code, description = "Exactly one of `code` and `recovery_code`."),
+    responses((status = 200, description = "Tokens of the now verified session.", body = serde_json::Value)),
+)]
 async fn verify_mfa(
     State(state): State<AppState>,
     parts: Parts,
@@ -229,6 +324,14 @@ async fn verify_mfa(
     Ok(no_store(axum::Json(tokens)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/auth/lockouts/{email}",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("email" = String, Path, description = "The user's email address.")),
+    responses((status = 204, description = "The failed attempts of this email are cleared.")),
+)]
 async fn unlock(State(state): State<AppState>, Path(email): Path<String>) -> Result<StatusCode> {
     let email = input::path_email(&email)?;
     let email = email.as_str();
@@ -251,7 +354,7 @@ async fn unlock(State(state): State<AppState>, Path(email): Path<String>) -> Res
 }
 
 /// RFC 7662 and RFC 7009 requests: `application/x-www-form-urlencoded` with `token`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct TokenForm {
     token: Option<String>,
 }
@@ -294,6 +397,14 @@ async fn visible_session(
 }
 
 /// RFC 7662: `{"active": false}` for every token the application may not see.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/introspect",
+    tag = "application",
+    security(("apiKey" = ["auth:introspect"]), ("apiKeyHeader" = ["auth:introspect"])),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "RFC 7662: the token to introspect."),
+    responses((status = 200, description = "RFC 7662: `{\"active\":false}` or the active session's claims.", body = serde_json::Value)),
+)]
 async fn introspect(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let presented = token_form(&body)?;
     let (principal, session) = visible_session(&state, &parts, &presented).await?;
@@ -321,6 +432,14 @@ async fn introspect(State(state): State<AppState>, parts: Parts, body: Bytes) ->
 }
 
 /// RFC 7009: ends the token's session; 200 whether or not the token was valid.
+#[utoipa::path(
+    post,
+    path = "/v1/auth/revoke",
+    tag = "application",
+    security(("apiKey" = ["auth:introspect"]), ("apiKeyHeader" = ["auth:introspect"])),
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "RFC 7009: the token whose session to end."),
+    responses((status = 200, description = "RFC 7009: revoked, or there was nothing this application may revoke.")),
+)]
 async fn revoke(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let presented = token_form(&body)?;
     let (principal, session) = visible_session(&state, &parts, &presented).await?;

@@ -2,10 +2,10 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::openapi::{ErrorBody, ErrorDetail};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::identity::AuthError;
 use crate::store::StoreError;
@@ -118,7 +118,8 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response();
+        let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
+        let mut response = (status, Json(body)).into_response();
         let retry_after = match self {
             Self::TooManyRequests { retry_after } => Some(retry_after),
             Self::Unavailable(_) => Some(RETRY_UNAVAILABLE_AFTER),

@@ -42,6 +42,14 @@ pub(crate) fn info(parts: &Parts) -> RequestInfo<'_> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/flags",
+    tag = "application",
+    security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
+    params(("tenant" = String, Path, description = "The tenant's name."), ("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 when nothing changed.")),
+    responses((status = 200, description = "The tenant's resolved flags, with an ETag.", body = serde_json::Value), (status = 304, description = "Not modified since the given ETag.")),
+)]
 async fn tenant_flags(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
     let (parts, _) = request.into_parts();
     let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
@@ -66,6 +74,14 @@ pub(crate) fn conditional(rendered: &Rendered, if_none_match: Option<&HeaderValu
 /// `text/event-stream`: one event at once (the current version), then one per change of the
 /// tenant's flags or status, in the OFREP event-stream format
 /// (`{"type":"refetchEvaluation","etag":…}`). The stream ends when the key stops being valid.
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/flags/events",
+    tag = "application",
+    security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses((status = 200, description = "Server-sent events: the tenant's flags now and on every change.", body = String, content_type = "text/event-stream")),
+)]
 async fn flag_events(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
     let (parts, _) = request.into_parts();
     let (principal, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;

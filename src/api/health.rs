@@ -11,15 +11,31 @@ use super::{ApiError, AppState, Result};
 use crate::store::status;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(super::openapi::openapi_json))
 }
 
 /// The process is up.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "public",
+    responses((status = 200, description = "The process is up: `{\"status\":\"ok\"}`.", body = serde_json::Value)),
+)]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 /// The database answers, a reconcile pass has completed and API keys are loaded.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "public",
+    responses((status = 200, description = "Ready: the database answers, a pass has completed, keys are loaded.", body = serde_json::Value), (status = 503, response = super::openapi::Failure)),
+)]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
     let check = async {
         let mut conn = state.pool.acquire().await.ok()?;
@@ -36,6 +52,12 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "public",
+    responses((status = 200, description = "Prometheus metrics in the OpenMetrics text format.", body = String, content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8")),
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.metrics.render())
 }

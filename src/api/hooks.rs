@@ -39,6 +39,15 @@ const READ_DEADLINE: Duration = Duration::from_secs(10);
 /// signature or token, a wrong GitLab token (which does not depend on the body), a malformed
 /// signature, an announced length over the limit. Only then is the body read, streamed and at most
 /// `MAX_BODY` bytes of it: for the signature and the digest that recognises a replay.
+#[utoipa::path(
+    post,
+    path = "/v1/hooks/git",
+    tag = "public",
+    security((), ("githubSignature" = []), ("gitlabToken" = [])),
+    params(("X-GitHub-Delivery" = Option<String>, Header, description = "GitHub's delivery id: a repeated delivery is answered once."), ("X-Gitlab-Event-UUID" = Option<String>, Header, description = "GitLab's event id: a repeated delivery is answered once.")),
+    request_body(content = serde_json::Value, content_type = "application/json", description = "The push event of GitHub or GitLab; only its signature is read."),
+    responses((status = 200, description = "A delivery already seen: `{\"status\":\"duplicate\"}`.", body = serde_json::Value), (status = 202, description = "A reconcile pass is requested: `{\"status\":\"accepted\"}`.", body = serde_json::Value)),
+)]
 async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<Value>)> {
     let denied = Denied::of(&request);
     let (parts, body) = request.into_parts();

@@ -24,6 +24,14 @@ struct Filter {
     limit: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/mail/outbox",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("to" = Option<String>, Query, description = "Only mail to this address."), ("all" = Option<bool>, Query, description = "Also delivered and abandoned mail."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 20).")),
+    responses((status = 200, description = "`{\"mail\": [...]}`.", body = serde_json::Value)),
+)]
 async fn outbox(
     State(state): State<AppState>,
     filter: std::result::Result<Query<Filter>, axum::extract::rejection::QueryRejection>,

@@ -12,6 +12,7 @@ mod hooks;
 mod input;
 mod mail;
 mod ofrep;
+pub mod openapi;
 mod pages;
 mod session_auth;
 mod sync;

@@ -30,13 +30,13 @@ pub fn router() -> Router<AppState> {
         .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct EvaluationRequest<'a> {
     #[serde(borrow, default)]
     context: Option<Context<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Context<'a> {
     #[serde(borrow, default)]
     tenant: Option<Cow<'a, str>>,
@@ -97,6 +97,15 @@ async fn read_body(body: axum::body::Body) -> std::result::Result<Bytes, Evaluat
 }
 
 /// `POST /ofrep/v1/evaluate/flags`: every flag of the tenant, with `ETag` and 304.
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags",
+    tag = "application",
+    security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
+    params(("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 when nothing changed.")),
+    request_body(content = EvaluationRequest, description = "The OFREP evaluation context; it must carry the tenant."),
+    responses((status = 200, description = "Every flag of the tenant (OFREP bulk evaluation), with an ETag.", body = serde_json::Value), (status = 304, description = "Not modified since the given ETag.")),
+)]
 async fn evaluate_all(State(state): State<AppState>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
     let body = match read_body(body).await {
@@ -112,6 +121,15 @@ async fn evaluate_all(State(state): State<AppState>, request: Request) -> Result
 }
 
 /// `POST /ofrep/v1/evaluate/flags/{key}`: one flag, or 404 `FLAG_NOT_FOUND`.
+#[utoipa::path(
+    post,
+    path = "/ofrep/v1/evaluate/flags/{key}",
+    tag = "application",
+    security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
+    params(("key" = String, Path, description = "The flag's key.")),
+    request_body(content = EvaluationRequest, description = "The OFREP evaluation context; it must carry the tenant."),
+    responses((status = 200, description = "The flag's evaluation (OFREP).", body = serde_json::Value)),
+)]
 async fn evaluate_one(State(state): State<AppState>, Path(key): Path<String>, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
     let body = match read_body(body).await {

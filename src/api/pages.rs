@@ -27,7 +27,7 @@ struct Link {
     token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct Submitted {
     #[serde(default)]
     token: String,
@@ -39,10 +39,24 @@ struct Submitted {
 /// the form with the problem, as a page rather than a JSON error.
 type LinkQuery = Result<Query<Link>, axum::extract::rejection::QueryRejection>;
 
+#[utoipa::path(
+    get,
+    path = "/invitations/accept",
+    tag = "public",
+    params(("token" = Option<String>, Query, description = "The single-use token of the mailed link.")),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure)),
+)]
 async fn show_invitation(link: LinkQuery) -> Response {
     show(LinkPurpose::Invitation, link)
 }
 
+#[utoipa::path(
+    get,
+    path = "/password/reset",
+    tag = "public",
+    params(("token" = Option<String>, Query, description = "The single-use token of the mailed link.")),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure)),
+)]
 async fn show_reset(link: LinkQuery) -> Response {
     show(LinkPurpose::PasswordReset, link)
 }
@@ -56,10 +70,24 @@ fn show(purpose: LinkPurpose, link: LinkQuery) -> Response {
 
 const DAMAGED_LINK: &str = "The link is damaged; open it from the mail again.";
 
+#[utoipa::path(
+    post,
+    path = "/invitations/accept",
+    tag = "public",
+    request_body(content = Submitted, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
+)]
 async fn submit_invitation(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     submit(&state, &parts, &body, LinkPurpose::Invitation).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/password/reset",
+    tag = "public",
+    request_body(content = Submitted, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
+)]
 async fn submit_reset(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     submit(&state, &parts, &body, LinkPurpose::PasswordReset).await
 }

@@ -29,6 +29,13 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sync/resume", post(resume))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/sync/status",
+    tag = "operator",
+    security(("operator" = [])),
+    responses((status = 200, description = "The sync state: source commit, counts, last pass.", body = status::SyncState)),
+)]
 async fn overall(State(state): State<AppState>) -> Result<Json<status::SyncState>> {
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     Ok(Json(status::sync_state(&mut conn).await?))
@@ -51,6 +58,14 @@ const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged
 
 /// Tenants by name: by default those that are not simply in sync (the rest are `Synced` at the
 /// overall commit); with `all=true` every tenant, or those in one `state`.
+#[utoipa::path(
+    get,
+    path = "/v1/sync/tenants",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("after" = Option<String>, Query, description = "Only tenants after this name (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."), ("all" = Option<bool>, Query, description = "Every tenant, not only those out of sync."), ("state" = Option<String>, Query, description = "Only tenants in this state: Synced, OutOfSync, Drifted, Error, Unmanaged.")),
+    responses((status = 200, description = "Counts and a page of tenants.", body = serde_json::Value)),
+)]
 async fn tenants(
     State(state): State<AppState>,
     page: std::result::Result<Query<Page>, axum::extract::rejection::QueryRejection>,
@@ -104,6 +119,14 @@ impl HistoryPage {
 }
 
 /// The history of passes that changed, reverted or failed something, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/sync/history",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
+    responses((status = 200, description = "Reconcile passes, newest first.", body = serde_json::Value)),
+)]
 async fn passes(
     State(state): State<AppState>,
     page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
@@ -116,6 +139,14 @@ async fn passes(
 }
 
 /// The passes that changed, reverted, refused or failed one tenant, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/sync/tenants/{tenant}/history",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name."), ("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
+    responses((status = 200, description = "The passes that touched the tenant, newest first.", body = serde_json::Value)),
+)]
 async fn tenant_history(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -136,6 +167,14 @@ fn history_page(passes: &[history::PassEntry], limit: i64) -> Value {
 
 /// Allows one tenant's guarded change (its removal from Git, refused by the mass-delete guard) once:
 /// the next pass applies it and uses the allowance up.
+#[utoipa::path(
+    post,
+    path = "/v1/sync/tenants/{tenant}/allow-deletion",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = serde_json::Value)),
+)]
 async fn allow_deletion(State(state): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {
     let name = input::tenant(&name)?;
     let audit = AuditEntry {
@@ -159,6 +198,14 @@ const OPERATOR: &str = "operator";
 
 /// One tenant: its state, the commit it is synced to, errors with file:line, and each drifted field
 /// with the applied and live value and who changed it when (from the audit log).
+#[utoipa::path(
+    get,
+    path = "/v1/sync/tenants/{tenant}",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = serde_json::Value)),
+)]
 async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>> {
     let name = input::lookup("path parameter `tenant`", &name)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
@@ -197,7 +244,7 @@ async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Resu
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AllowDrift {
     until: DateTime<Utc>,
@@ -217,6 +264,15 @@ fn drift_audit(action: &str, tenant: &str, metadata: Value) -> AuditEntry {
 }
 
 /// Allows a tenant's drift until `until` (issue 15.6): reported, not reverted, even with selfHeal.
+#[utoipa::path(
+    post,
+    path = "/v1/sync/tenants/{tenant}/drift/allow",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    request_body(content = AllowDrift),
+    responses((status = 200, description = "The drift allowance in force.", body = serde_json::Value)),
+)]
 async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, body: Bytes) -> Result<Json<Value>> {
     let tenant = input::tenant(&tenant)?;
     let request: AllowDrift = parse(&body)?;
@@ -231,6 +287,14 @@ async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, 
 }
 
 /// Withdraws a tenant's drift allowance: the next pass reverts its drift if it self-heals.
+#[utoipa::path(
+    delete,
+    path = "/v1/sync/tenants/{tenant}/drift/allow",
+    tag = "operator",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses((status = 200, description = "The withdrawn allowance.", body = serde_json::Value)),
+)]
 async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>> {
     let tenant = input::tenant(&tenant)?;
     let entry = drift_audit("tenant.drift.withdraw", tenant.as_str(), json!({}));
@@ -241,16 +305,37 @@ async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String
     Ok(Json(json!({ "tenant": tenant.as_str(), "withdrawn": withdrawn })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sync",
+    tag = "operator",
+    security(("operator" = [])),
+    responses((status = 202, description = "A reconcile pass is requested.", body = serde_json::Value)),
+)]
 async fn sync_now(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>)> {
     status::request_sync(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?).await?;
     store::notify_sync(&state.pool).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "sync requested" }))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sync/pause",
+    tag = "operator",
+    security(("operator" = [])),
+    responses((status = 200, description = "Reconciling is paused.", body = serde_json::Value)),
+)]
 async fn pause(State(state): State<AppState>) -> Result<Json<Value>> {
     set_paused(&state, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/sync/resume",
+    tag = "operator",
+    security(("operator" = [])),
+    responses((status = 200, description = "Reconciling resumes.", body = serde_json::Value)),
+)]
 async fn resume(State(state): State<AppState>) -> Result<Json<Value>> {
     set_paused(&state, false).await
 }

@@ -92,6 +92,14 @@ async fn audit(
     Ok(store::access::audit(&state.pool, entry).await?)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/users",
+    tag = "session",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses((status = 200, description = "The tenant's users (an operator, or an owner or admin of the tenant).", body = serde_json::Value)),
+)]
 async fn list(State(state): State<AppState>, parts: Parts, Path(tenant): Path<String>) -> Result<Response> {
     let (_, tenant) = admin_of(&state, &parts, &tenant).await?;
     let users = store::identity::tenant_users(&state.pool, tenant.as_str()).await?;
@@ -105,6 +113,14 @@ async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<st
 }
 
 /// An admin's revoke: ends every session of the user at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/users/{email}/sessions",
+    tag = "session",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name."), ("email" = String, Path, description = "The user's email address.")),
+    responses((status = 200, description = "`{\"sessionsEnded\": n}`.", body = serde_json::Value)),
+)]
 async fn end_sessions(
     State(state): State<AppState>,
     parts: Parts,
@@ -122,6 +138,14 @@ async fn end_sessions(
 }
 
 /// Resends an invitation: a new link, the earlier ones stop working.
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/users/{email}/invitation",
+    tag = "session",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name."), ("email" = String, Path, description = "The user's email address.")),
+    responses((status = 202, description = "A new invitation is on its way.", body = serde_json::Value)),
+)]
 async fn resend_invitation(
     State(state): State<AppState>,
     parts: Parts,

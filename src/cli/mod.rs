@@ -88,6 +88,11 @@ pub enum Command {
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
     },
+    /// Write the OpenAPI 3.1 document of the HTTP API (the one `GET /openapi.json` serves).
+    Openapi {
+        #[arg(long, default_value = "openapi.json")]
+        out: PathBuf,
+    },
     /// Run the API and the reconciler: keep the database converged with the config repository.
     Serve(Box<serve::ServeArgs>),
     /// Ask a running server whether the platform is synced. Exit 0 synced, 1 not, 2 cannot ask.
@@ -205,6 +210,12 @@ fn execute(command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Validate { dir, path, format } => validate(&dir, path.path.as_deref(), format),
         Command::Schema { out } => write_schemas(&out),
+        Command::Openapi { out } => {
+            std::fs::write(&out, crate::api::openapi::document())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!("wrote {}", out.display());
+            Ok(0)
+        }
         Command::Plan { dir, path, format, out, apply } => {
             runtime()?.block_on(plan(&path.config_dir(&dir), format, out.as_deref(), &apply))
         }

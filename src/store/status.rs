@@ -7,7 +7,7 @@ use sqlx::{PgConnection, Row};
 
 use super::Result;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncState {
     pub paused: bool,

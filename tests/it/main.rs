@@ -13,6 +13,7 @@ mod exact_plans;
 mod hostile;
 mod hostile_audit;
 mod identity;
+mod openapi;
 mod races;
 mod schemas;
 mod serve;
