@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::no_store;
@@ -76,10 +76,10 @@ async fn find_app(state: &AppState, name: &str) -> Result<ApplicationRecord> {
     path = "/v1/apps",
     tag = "operator",
     security(("operator" = [])),
-    responses((status = 200, description = "`{\"applications\": [...]}`.", body = serde_json::Value)),
+    responses((status = 200, description = "Every application.", body = Applications)),
 )]
 async fn list_apps(State(state): State<AppState>) -> Result<Response> {
-    Ok(axum::Json(json!({ "applications": db::list_applications(&state.pool).await? })).into_response())
+    Ok(axum::Json(Applications { applications: db::list_applications(&state.pool).await? }).into_response())
 }
 
 #[utoipa::path(
@@ -88,7 +88,7 @@ async fn list_apps(State(state): State<AppState>) -> Result<Response> {
     tag = "operator",
     security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name.")),
-    responses((status = 200, description = "The application.", body = serde_json::Value)),
+    responses((status = 200, description = "The application.", body = ApplicationRecord)),
 )]
 async fn show_app(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
     Ok(axum::Json(find_app(&state, &app).await?).into_response())
@@ -111,7 +111,7 @@ struct CreateApp {
     tag = "operator",
     security(("operator" = [])),
     request_body(content = CreateApp),
-    responses((status = 201, description = "The created application.", body = serde_json::Value)),
+    responses((status = 201, description = "The created application.", body = ApplicationRecord)),
 )]
 async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Response> {
     let request: CreateApp = parse(&body)?;
@@ -154,7 +154,7 @@ struct UpdateApp {
     security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name.")),
     request_body(content = UpdateApp),
-    responses((status = 200, description = "The updated application.", body = serde_json::Value)),
+    responses((status = 200, description = "The updated application.", body = ApplicationRecord)),
 )]
 async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
     let request: UpdateApp = parse(&body)?;
@@ -187,11 +187,11 @@ async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body
     tag = "operator",
     security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name.")),
-    responses((status = 200, description = "`{\"keys\": [...]}`: the application's keys, never their secrets.", body = serde_json::Value)),
+    responses((status = 200, description = "The application's keys, never their secrets.", body = Keys)),
 )]
 async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
     let app = find_app(&state, &app).await?;
-    Ok(axum::Json(json!({ "keys": db::list_keys(&state.pool, app.id).await? })).into_response())
+    Ok(axum::Json(Keys { keys: db::list_keys(&state.pool, app.id).await? }).into_response())
 }
 
 #[utoipa::path(
@@ -200,7 +200,7 @@ async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Re
     tag = "operator",
     security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
-    responses((status = 200, description = "The key, without its secret.", body = serde_json::Value)),
+    responses((status = 200, description = "The key, without its secret.", body = KeyRecord)),
 )]
 async fn show_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
     let key_id = input::key_id(&key_id)?;
@@ -227,11 +227,35 @@ struct CreateKey {
 }
 
 /// The response that carries a secret: the key as lists show it, plus `secret`, shown this once.
-fn issued(record: KeyRecord, token: &str) -> serde_json::Value {
-    let mut body = serde_json::to_value(record).unwrap_or_default();
-    body["secret"] = json!(token);
-    body["notice"] = json!("store this secret now: it is not shown again");
-    body
+fn issued(record: KeyRecord, token: &str) -> IssuedKey {
+    IssuedKey { key: record, secret: token.to_owned(), notice: "store this secret now: it is not shown again" }
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Applications {
+    applications: Vec<ApplicationRecord>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Keys {
+    keys: Vec<KeyRecord>,
+}
+
+/// A key as it is issued: the only response that carries its secret.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct IssuedKey {
+    #[serde(flatten)]
+    key: KeyRecord,
+    /// The whole API key (`gatehouse_<key id>_<secret>`); not shown again.
+    secret: String,
+    notice: &'static str,
+}
+
+/// A rotation: the replacement with its secret, and the old key with its new expiry.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Rotated {
+    key: IssuedKey,
+    previous: KeyRecord,
 }
 
 #[utoipa::path(
@@ -241,7 +265,7 @@ fn issued(record: KeyRecord, token: &str) -> serde_json::Value {
     security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name.")),
     request_body(content = Option<CreateKey>, description = "Optional; an empty body issues a key with every scope of the application."),
-    responses((status = 201, description = "The key with its `secret`, shown this once.", body = serde_json::Value)),
+    responses((status = 201, description = "The key with its `secret`, shown this once.", body = IssuedKey)),
 )]
 async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
     let request: CreateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
@@ -294,7 +318,7 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
     tag = "operator",
     security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
-    responses((status = 200, description = "The revoked key.", body = serde_json::Value)),
+    responses((status = 200, description = "The revoked key.", body = KeyRecord)),
 )]
 async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
     let key_id = input::key_id(&key_id)?;
@@ -321,7 +345,7 @@ struct RotateKey {
     security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
     request_body(content = Option<RotateKey>, description = "Optional; the old key works for `gracePeriod` (default 24h)."),
-    responses((status = 201, description = "`{\"key\": <new key with its secret>, \"previous\": <old key>}`.", body = serde_json::Value)),
+    responses((status = 201, description = "The replacement key with its secret, and the previous one.", body = Rotated)),
 )]
 async fn rotate_key(
     State(state): State<AppState>,
@@ -353,6 +377,6 @@ async fn rotate_key(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("application `{}` has no unrevoked key `{key_id}`", app.name)))?;
     sync::refresh(&state.access, &state.pool, &[key_id, &issued_key.key_id], &[]).await?;
-    let body = json!({ "key": issued(new, &issued_key.token), "previous": old });
+    let body = Rotated { key: issued(new, &issued_key.token), previous: old };
     Ok(no_store((StatusCode::CREATED, axum::Json(body))))
 }

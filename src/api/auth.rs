@@ -79,7 +79,7 @@ struct Login {
     path = "/v1/auth/login",
     tag = "public",
     request_body(content = Login),
-    responses((status = 200, description = "Tokens: `access_token`, `refresh_token`, expiry, and any pending MFA step.", body = serde_json::Value)),
+    responses((status = 200, description = "Tokens: `access_token`, `refresh_token`, expiry, and any pending MFA step.", body = crate::identity::Tokens)),
 )]
 async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Login = parse(&body)?;
@@ -99,7 +99,7 @@ struct Refresh {
     path = "/v1/auth/refresh",
     tag = "public",
     request_body(content = Refresh),
-    responses((status = 200, description = "New tokens; the refresh token is rotated.", body = serde_json::Value)),
+    responses((status = 200, description = "New tokens; the refresh token is rotated.", body = crate::identity::Tokens)),
 )]
 async fn refresh(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Refresh = parse(&body)?;
@@ -124,7 +124,7 @@ async fn logout(State(state): State<AppState>, parts: Parts, AnySession(session)
     path = "/v1/auth/session",
     tag = "session",
     security(("session" = [])),
-    responses((status = 200, description = "The session: user, tenant, role, expiry.", body = serde_json::Value)),
+    responses((status = 200, description = "The session: user, tenant, role, expiry, and `idleExpiresAt`.", body = crate::store::identity::SessionView)),
 )]
 async fn whoami(State(state): State<AppState>, AnySession(session): AnySession) -> Response {
     let idle = chrono::Duration::from_std(state.identity.settings.times.idle).unwrap_or_default();
@@ -265,7 +265,7 @@ async fn change_password(
     path = "/v1/auth/mfa/totp/enrol",
     tag = "session",
     security(("session" = [])),
-    responses((status = 200, description = "A new TOTP secret and its otpauth URI, to confirm.", body = serde_json::Value)),
+    responses((status = 200, description = "A new TOTP secret and its otpauth URI, to confirm.", body = crate::identity::Enrolment)),
 )]
 async fn start_totp(State(state): State<AppState>, parts: Parts, AnySession(session): AnySession) -> Result<Response> {
     if session.pending.as_deref() == Some("mfa_verify") {
@@ -287,7 +287,7 @@ struct Code {
     tag = "session",
     security(("session" = [])),
     request_body(content = Code, description = "`code` is required."),
-    responses((status = 200, description = "TOTP is enrolled: recovery codes (shown once).", body = serde_json::Value)),
+    responses((status = 200, description = "TOTP is enrolled: recovery codes (shown once).", body = crate::identity::Enrolled)),
 )]
 async fn confirm_totp(
     State(state): State<AppState>,
@@ -306,7 +306,7 @@ async fn confirm_totp(
     tag = "session",
     security(("session" = [])),
     request_body(content = Code, description = "Exactly one of `code` and `recovery_code`."),
-    responses((status = 200, description = "Tokens of the now verified session.", body = serde_json::Value)),
+    responses((status = 200, description = "Tokens of the now verified session.", body = crate::identity::Tokens)),
 )]
 async fn verify_mfa(
     State(state): State<AppState>,

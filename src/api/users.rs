@@ -98,12 +98,17 @@ async fn audit(
     tag = "session",
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.")),
-    responses((status = 200, description = "The tenant's users (an operator, or an owner or admin of the tenant).", body = serde_json::Value)),
+    responses((status = 200, description = "The tenant's users (an operator, or an owner or admin of the tenant).", body = Users)),
 )]
 async fn list(State(state): State<AppState>, parts: Parts, Path(tenant): Path<String>) -> Result<Response> {
     let (_, tenant) = admin_of(&state, &parts, &tenant).await?;
     let users = store::identity::tenant_users(&state.pool, tenant.as_str()).await?;
-    Ok(axum::Json(json!({ "users": users })).into_response())
+    Ok(axum::Json(Users { users }).into_response())
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Users {
+    users: Vec<store::identity::TenantUser>,
 }
 
 async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<store::identity::TenantUser> {

@@ -89,7 +89,7 @@ impl LinkPurpose {
 }
 
 /// A session's token pair, as sign-in, refresh and MFA return it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Tokens {
     pub access_token: String,
     pub refresh_token: String,
@@ -99,7 +99,7 @@ pub struct Tokens {
     pub session: SessionInfo,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionInfo {
     pub id: Uuid,
@@ -113,7 +113,7 @@ pub struct SessionInfo {
 }
 
 /// A started TOTP enrolment: shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Enrolment {
     pub secret: String,
@@ -121,7 +121,7 @@ pub struct Enrolment {
 }
 
 /// A completed TOTP enrolment: new tokens and the recovery codes, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Enrolled {
     #[serde(flatten)]

@@ -19,7 +19,7 @@ use sqlx::PgPool;
 use crate::denials::DenialLog;
 pub use crate::store::identity::Lockout;
 use crate::store::identity::SessionTimes;
-pub use flows::{AuthError, Client, Enrolment, LinkPurpose, Tokens};
+pub use flows::{AuthError, Client, Enrolled, Enrolment, LinkPurpose, Tokens};
 use lookup::SessionLookup;
 use password::Hasher;
 use sealed::Keyring;

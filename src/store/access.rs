@@ -13,7 +13,7 @@ use super::{AuditEntry, Result, insert_audit};
 /// The channel on which key, application, tenant and plan changes are announced.
 pub const ACCESS_CHANNEL: &str = "gatehouse_access";
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationRecord {
     pub id: Uuid,
@@ -28,7 +28,7 @@ pub struct ApplicationRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyRecord {
     /// The public key id.

@@ -202,7 +202,7 @@ pub async fn create_session(pool: &PgPool, new: NewSession<'_>, times: SessionTi
 }
 
 /// A live session as a request sees it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     #[serde(skip)]
@@ -847,7 +847,7 @@ pub async fn prune_expired(pool: &PgPool, times: SessionTimes) -> Result<u64> {
 
 // --- Tenant administration ---------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantUser {
     #[serde(skip)]
