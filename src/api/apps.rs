@@ -87,7 +87,7 @@ async fn list_apps(State(state): State<AppState>) -> Result<Response> {
     path = "/v1/apps/{app}",
     tag = "operator",
     security(("operator" = [])),
-    params(("app" = String, Path, description = "The application's name.")),
+    params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses((status = 200, description = "The application.", body = ApplicationRecord)),
 )]
 async fn show_app(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
@@ -152,7 +152,7 @@ struct UpdateApp {
     path = "/v1/apps/{app}",
     tag = "operator",
     security(("operator" = [])),
-    params(("app" = String, Path, description = "The application's name.")),
+    params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     request_body(content = UpdateApp),
     responses((status = 200, description = "The updated application.", body = ApplicationRecord)),
 )]
@@ -186,7 +186,7 @@ async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body
     path = "/v1/apps/{app}/keys",
     tag = "operator",
     security(("operator" = [])),
-    params(("app" = String, Path, description = "The application's name.")),
+    params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses((status = 200, description = "The application's keys, never their secrets.", body = Keys)),
 )]
 async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
@@ -199,7 +199,7 @@ async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Re
     path = "/v1/apps/{app}/keys/{key}",
     tag = "operator",
     security(("operator" = [])),
-    params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
+    params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     responses((status = 200, description = "The key, without its secret.", body = KeyRecord)),
 )]
 async fn show_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
@@ -263,7 +263,7 @@ pub(crate) struct Rotated {
     path = "/v1/apps/{app}/keys",
     tag = "operator",
     security(("operator" = [])),
-    params(("app" = String, Path, description = "The application's name.")),
+    params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     request_body(content = Option<CreateKey>, description = "Optional; an empty body issues a key with every scope of the application."),
     responses((status = 201, description = "The key with its `secret`, shown this once.", body = IssuedKey)),
 )]
@@ -317,7 +317,7 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
     path = "/v1/apps/{app}/keys/{key}",
     tag = "operator",
     security(("operator" = [])),
-    params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
+    params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     responses((status = 200, description = "The revoked key.", body = KeyRecord)),
 )]
 async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
@@ -343,7 +343,7 @@ struct RotateKey {
     path = "/v1/apps/{app}/keys/{key}/rotate",
     tag = "operator",
     security(("operator" = [])),
-    params(("app" = String, Path, description = "The application's name."), ("key" = String, Path, description = "The key id (`gk_…` prefix of the key, without its secret).")),
+    params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     request_body(content = Option<RotateKey>, description = "Optional; the old key works for `gracePeriod` (default 24h)."),
     responses((status = 201, description = "The replacement key with its secret, and the previous one.", body = Rotated)),
 )]

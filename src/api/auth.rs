@@ -160,7 +160,7 @@ async fn list_sessions(State(state): State<AppState>, Session(session): Session)
     path = "/v1/auth/sessions/{id}",
     tag = "session",
     security(("session" = [])),
-    params(("id" = String, Path, description = "The session id (a UUID).")),
+    params(("id" = uuid::Uuid, Path, description = "The session id.")),
     responses((status = 204, description = "That session of the user has ended.")),
 )]
 async fn end_session(
@@ -329,7 +329,7 @@ async fn verify_mfa(
     path = "/v1/auth/lockouts/{email}",
     tag = "operator",
     security(("operator" = [])),
-    params(("email" = String, Path, description = "The user's email address.")),
+    params(("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 204, description = "The failed attempts of this email are cleared.")),
 )]
 async fn unlock(State(state): State<AppState>, Path(email): Path<String>) -> Result<StatusCode> {

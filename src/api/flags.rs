@@ -47,7 +47,7 @@ pub(crate) fn info(parts: &Parts) -> RequestInfo<'_> {
     path = "/v1/tenants/{tenant}/flags",
     tag = "application",
     security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
-    params(("tenant" = String, Path, description = "The tenant's name."), ("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 when nothing changed.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 when nothing changed.")),
     responses((status = 200, description = "The tenant's resolved flags, with an ETag.", body = serde_json::Value), (status = 304, description = "Not modified since the given ETag.")),
 )]
 async fn tenant_flags(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
@@ -79,7 +79,7 @@ pub(crate) fn conditional(rendered: &Rendered, if_none_match: Option<&HeaderValu
     path = "/v1/tenants/{tenant}/flags/events",
     tag = "application",
     security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
-    params(("tenant" = String, Path, description = "The tenant's name.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "Server-sent events: the tenant's flags now and on every change.", body = String, content_type = "text/event-stream")),
 )]
 async fn flag_events(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {

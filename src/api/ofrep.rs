@@ -31,14 +31,20 @@ pub fn router() -> Router<AppState> {
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = OfrepEvaluationRequest)]
 struct EvaluationRequest<'a> {
+    /// The evaluation context; without `context.tenant` the answer is 400 `INVALID_CONTEXT`.
     #[serde(borrow, default)]
+    #[schema(required = true, nullable = false)]
     context: Option<Context<'a>>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[schema(as = OfrepContext)]
 struct Context<'a> {
+    /// The tenant whose flags to evaluate; every other attribute of the context is ignored.
     #[serde(borrow, default)]
+    #[schema(required = true, value_type = String, pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")]
     tenant: Option<Cow<'a, str>>,
 }
 

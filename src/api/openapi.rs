@@ -77,13 +77,15 @@ impl Modify for Security {
             "operator",
             bearer("The platform operator token (GATEHOUSE_OPERATOR_TOKEN): `Authorization: Bearer <token>`."),
         );
-        components
-            .add_security_scheme("apiKey", bearer("An application's API key (`gk_…`): `Authorization: Bearer <key>`."));
+        components.add_security_scheme(
+            "apiKey",
+            bearer("An application's API key (`gatehouse_<key id>_<secret>`): `Authorization: Bearer <key>`."),
+        );
         components.add_security_scheme(
             "apiKeyHeader",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-API-Key",
-                "An application's API key (`gk_…`) in the X-API-Key header.",
+                "An application's API key (`gatehouse_<key id>_<secret>`) in the X-API-Key header.",
             ))),
         );
         components.add_security_scheme(

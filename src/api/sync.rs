@@ -144,7 +144,7 @@ async fn passes(
     path = "/v1/sync/tenants/{tenant}/history",
     tag = "operator",
     security(("operator" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name."), ("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
     responses((status = 200, description = "The passes that touched the tenant, newest first.", body = serde_json::Value)),
 )]
 async fn tenant_history(
@@ -172,7 +172,7 @@ fn history_page(passes: &[history::PassEntry], limit: i64) -> Value {
     path = "/v1/sync/tenants/{tenant}/allow-deletion",
     tag = "operator",
     security(("operator" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = serde_json::Value)),
 )]
 async fn allow_deletion(State(state): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {
@@ -203,7 +203,7 @@ const OPERATOR: &str = "operator";
     path = "/v1/sync/tenants/{tenant}",
     tag = "operator",
     security(("operator" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = serde_json::Value)),
 )]
 async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>> {
@@ -269,7 +269,7 @@ fn drift_audit(action: &str, tenant: &str, metadata: Value) -> AuditEntry {
     path = "/v1/sync/tenants/{tenant}/drift/allow",
     tag = "operator",
     security(("operator" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = AllowDrift),
     responses((status = 200, description = "The drift allowance in force.", body = serde_json::Value)),
 )]
@@ -292,7 +292,7 @@ async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, 
     path = "/v1/sync/tenants/{tenant}/drift/allow",
     tag = "operator",
     security(("operator" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The withdrawn allowance.", body = serde_json::Value)),
 )]
 async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>> {

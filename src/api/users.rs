@@ -97,7 +97,7 @@ async fn audit(
     path = "/v1/tenants/{tenant}/users",
     tag = "session",
     security(("operator" = []), ("session" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant's users (an operator, or an owner or admin of the tenant).", body = Users)),
 )]
 async fn list(State(state): State<AppState>, parts: Parts, Path(tenant): Path<String>) -> Result<Response> {
@@ -123,7 +123,7 @@ async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<st
     path = "/v1/tenants/{tenant}/users/{email}/sessions",
     tag = "session",
     security(("operator" = []), ("session" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name."), ("email" = String, Path, description = "The user's email address.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 200, description = "`{\"sessionsEnded\": n}`.", body = serde_json::Value)),
 )]
 async fn end_sessions(
@@ -148,7 +148,7 @@ async fn end_sessions(
     path = "/v1/tenants/{tenant}/users/{email}/invitation",
     tag = "session",
     security(("operator" = []), ("session" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name."), ("email" = String, Path, description = "The user's email address.")),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 202, description = "A new invitation is on its way.", body = serde_json::Value)),
 )]
 async fn resend_invitation(
