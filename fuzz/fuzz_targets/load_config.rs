@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             },
         }
     }
-    let lines: Vec<(String, usize)> = files.iter().map(|f| (f.path.clone(), f.text.lines().count().max(1))).collect();
+    let lines: Vec<(String, usize)> = files.iter().map(|f| (f.path.clone(), yaml_lines(&f.text))).collect();
     let validated = gatehouse::config::validate_files(files);
     for diagnostic in validated.diagnostics() {
         assert!(diagnostic.line >= 1 && diagnostic.column >= 1, "positions are 1-based: {diagnostic}");
@@ -38,3 +38,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// Lines as YAML (and editors) count them: a line break is LF, CR LF or a lone CR.
+fn yaml_lines(text: &str) -> usize {
+    let breaks = text.replace("\r\n", "\n").chars().filter(|c| matches!(c, '\n' | '\r')).count();
+    breaks + 1
+}
