@@ -14,11 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let mut files: Vec<SourceFile> = Vec::new();
     for line in text.split_inclusive('\n') {
         match line.strip_prefix("##file ") {
-            // Paths are unique in a real repository; a repeated name gets the file's number.
+            // Paths are unique in a real repository; a repeated name gets a suffix until it is unique.
             Some(name) => {
                 let mut path = name.trim().to_owned();
-                if files.iter().any(|f| f.path == path) {
-                    path = format!("{path}.{}", files.len());
+                while files.iter().any(|f| f.path == path) {
+                    path.push('~');
                 }
                 files.push(SourceFile { path, text: String::new() });
             }
