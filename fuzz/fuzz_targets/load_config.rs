@@ -14,11 +14,11 @@ fuzz_target!(|data: &[u8]| {
     let mut files: Vec<SourceFile> = Vec::new();
     for line in text.split_inclusive('\n') {
         match line.strip_prefix("##file ") {
-            // Paths are unique in a real repository; a repeated name gets the file's number.
+            // Paths are unique in a real repository; a repeated name gets a suffix until it is unique.
             Some(name) => {
                 let mut path = name.trim().to_owned();
-                if files.iter().any(|f| f.path == path) {
-                    path = format!("{path}.{}", files.len());
+                while files.iter().any(|f| f.path == path) {
+                    path.push('~');
                 }
                 files.push(SourceFile { path, text: String::new() });
             }
@@ -28,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
             },
         }
     }
-    let lines: Vec<(String, usize)> = files.iter().map(|f| (f.path.clone(), f.text.lines().count().max(1))).collect();
+    let lines: Vec<(String, usize)> = files.iter().map(|f| (f.path.clone(), yaml_lines(&f.text))).collect();
     let validated = gatehouse::config::validate_files(files);
     for diagnostic in validated.diagnostics() {
         assert!(diagnostic.line >= 1 && diagnostic.column >= 1, "positions are 1-based: {diagnostic}");
@@ -38,3 +38,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 });
+
+/// Lines as YAML (and editors) count them: a line break is LF, CR LF or a lone CR.
+fn yaml_lines(text: &str) -> usize {
+    let breaks = text.replace("\r\n", "\n").chars().filter(|c| matches!(c, '\n' | '\r')).count();
+    breaks + 1
+}

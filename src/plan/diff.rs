@@ -613,7 +613,10 @@ mod tests {
         let most = tenant(&four[..1], HEAL_AND_PRUNE);
         let refused = diff_tenant(Some(&most), Some(&live), Some(&detail), options(false));
         let TenantState::Refused { reason } = &refused.state else { panic!("not refused: {:?}", refused.state) };
-        assert_eq!(reason, "would delete 3 of 4 users; apply with --allow-mass-delete if this is intended");
+        assert_eq!(
+            reason,
+            "would delete 3 of 4 users; if this is intended, allow it once with `gatehouse sync allow-deletion acme` (or `apply --allow-mass-delete=acme`)"
+        );
         let allowed = diff_tenant(Some(&most), Some(&live), Some(&detail), options(true));
         assert!(matches!(allowed.state, TenantState::OutOfSync));
         assert_eq!(allowed.changes.len(), 3);

@@ -41,7 +41,9 @@ pub enum StoreError {
     NotMigrated(String),
     #[error("cannot migrate the database: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("another reconciler is applying to this database right now; try again when it is done")]
+    #[error(
+        "another reconciler holds this database's reconciler lock: an `apply`, or a running `gatehouse serve` (whose leader holds it while it runs; let it apply, or `POST /v1/sync`, or stop it first)"
+    )]
     Busy,
     #[error("a background task failed: {0}")]
     Task(String),

@@ -214,7 +214,11 @@ pub async fn all_tenants(
              SELECT coalesce(s.tenant, t.name) AS tenant, coalesce(s.state, {QUIET_STATE}) AS state,
                     coalesce(s.source_file, t.source_file) AS source_file, s.last_attempt_at,
                     coalesce(s.errors, '[]') AS errors, coalesce(s.drift, '[]') AS drift,
-                    coalesce(s.orphans, '[]') AS orphans, t.applied_commit, t.updated_at AS changed_at,
+                    coalesce(s.orphans, '[]') AS orphans, t.applied_commit,
+                    -- A change to a tenant's users or flags is a change of the tenant.
+                    greatest(t.updated_at,
+                             (SELECT max(u.updated_at) FROM users u WHERE u.tenant_id = t.id),
+                             (SELECT max(f.updated_at) FROM tenant_flags f WHERE f.tenant_id = t.id)) AS changed_at,
                     t.managed_by
              FROM tenant_sync s FULL JOIN tenants t ON t.name = s.tenant) listed
          WHERE tenant > $1 AND ($3::text IS NULL OR state = $3) ORDER BY tenant LIMIT $2"

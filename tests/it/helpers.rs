@@ -317,3 +317,44 @@ impl Proxy {
         Proxy { port, cut }
     }
 }
+
+/// The operator token the suites start `serve` with.
+pub const OPERATOR: &str = "cli-test-token";
+/// The key ring the suites start `serve` with.
+pub const ENCRYPTION_KEY: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+/// The password `activate` gives users.
+pub const PASSWORD: &str = "tulip river quartz lamp";
+
+pub async fn call(
+    server: &ServeProcess,
+    method: &str,
+    path: &str,
+    bearer: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> HttpResponse {
+    let mut headers = vec![];
+    if let Some(token) = bearer {
+        headers.push(("authorization", format!("Bearer {token}")));
+    }
+    let body = match body {
+        Some(body) => {
+            headers.push(("content-type", "application/json".to_owned()));
+            serde_json::to_vec(&body).expect("json")
+        }
+        None => vec![],
+    };
+    request(method, format!("{}{path}", server.base), headers, body).await
+}
+
+/// Test set-up: gives users a password and activates them as accepting an invitation would (the
+/// invitation path itself is tested below).
+pub async fn activate(db: &TestDb, emails: &[&str]) {
+    let phc = gatehouse::identity::password::hash_blocking(PASSWORD);
+    for email in emails {
+        db.execute(&format!(
+            "INSERT INTO credentials (user_id, password_hash) SELECT id, '{phc}' FROM users WHERE email = '{email}'"
+        ))
+        .await;
+        db.execute(&format!("UPDATE users SET status = 'active', activated_at = now() WHERE email = '{email}'")).await;
+    }
+}

@@ -11,11 +11,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{HttpResponse, Repo, ServeProcess, TestDb, request, within};
+use crate::helpers::{
+    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within,
+};
 
-const OPERATOR: &str = "cli-test-token";
-const ENCRYPTION_KEY: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const PASSWORD: &str = "tulip river quartz lamp";
 /// The largest JSON body the API reads (issue 11.7).
 const BODY_LIMIT: usize = 1024 * 1024;
 
@@ -417,27 +416,6 @@ fn parameters(path: &str) -> Vec<&str> {
     path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect()
 }
 
-async fn call(
-    server: &ServeProcess,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<Value>,
-) -> HttpResponse {
-    let mut headers = vec![];
-    if let Some(token) = bearer {
-        headers.push(("authorization", format!("Bearer {token}")));
-    }
-    let body = match body {
-        Some(body) => {
-            headers.push(("content-type", "application/json".to_owned()));
-            serde_json::to_vec(&body).expect("json")
-        }
-        None => vec![],
-    };
-    request(method, format!("{}{path}", server.base), headers, body).await
-}
-
 async fn started(db: &TestDb, repo: &Repo) -> ServeProcess {
     let env = [
         ("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY),
@@ -452,16 +430,6 @@ async fn started(db: &TestDb, repo: &Repo) -> ServeProcess {
     })
     .await;
     server
-}
-
-/// Gives `email` the suite's password and makes the user active, as accepting an invitation would.
-async fn activate(db: &TestDb, email: &str) {
-    let phc = gatehouse::identity::password::hash_blocking(PASSWORD);
-    db.execute(&format!(
-        "INSERT INTO credentials (user_id, password_hash) SELECT id, '{phc}' FROM users WHERE email = '{email}'"
-    ))
-    .await;
-    db.execute(&format!("UPDATE users SET status = 'active', activated_at = now() WHERE email = '{email}'")).await;
 }
 
 async fn sign_in(server: &ServeProcess, email: &str) -> Value {
@@ -485,7 +453,7 @@ async fn credentials(server: &ServeProcess, db: &TestDb) -> Credentials {
     });
     let created = call(server, "POST", "/v1/apps", Some(OPERATOR), Some(probe)).await;
     assert_eq!(created.status, 201, "{}", created.text);
-    activate(db, "carol@acme.example").await;
+    activate(db, &["carol@acme.example"]).await;
     let secret = |key: &Value| key["secret"].as_str().expect("secret").to_owned();
     let token = |tokens: &Value| tokens["access_token"].as_str().expect("access token").to_owned();
     Credentials {
@@ -816,7 +784,7 @@ async fn every_response_that_carries_a_secret_says_no_store_and_nosniff() {
     let rotate = format!("/v1/apps/billing-app/keys/{key_id}/rotate");
     checked.push(("key rotate", call(&server, "POST", &rotate, Some(OPERATOR), Some(json!({}))).await));
 
-    activate(&db, "carol@acme.example").await;
+    activate(&db, &["carol@acme.example"]).await;
     let login = call(
         &server,
         "POST",
@@ -833,7 +801,7 @@ async fn every_response_that_carries_a_secret_says_no_store_and_nosniff() {
 
     // An owner enrols TOTP (secret, then recovery codes), then completes a second sign-in with a
     // recovery code.
-    activate(&db, "alice@acme.example").await;
+    activate(&db, &["alice@acme.example"]).await;
     let pending = sign_in(&server, "alice@acme.example").await;
     let pending = pending["access_token"].as_str().expect("access token").to_owned();
     let enrolment = call(&server, "POST", "/v1/auth/mfa/totp/enrol", Some(&pending), None).await;

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::helpers::{HttpResponse, Proxy, Repo, ServeProcess, TestDb, request, within};
+use crate::helpers::{
+    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Proxy, Repo, ServeProcess, TestDb, activate, request, within,
+};
 
-const OPERATOR: &str = "cli-test-token";
 const WEBHOOK: &str = "webhook-secret-for-tests";
-const ENCRYPTION_KEY: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-const PASSWORD: &str = "tulip river quartz lamp";
 
 async fn started(repo: &Repo, database_url: &str) -> ServeProcess {
     let env = [("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY), ("GATEHOUSE_WEBHOOK_SECRET", WEBHOOK)];
@@ -306,16 +305,6 @@ async fn slow_webhook_senders_are_cut_off_and_never_queue_real_deliveries() {
     assert_eq!(accepted.status, 202, "{}", accepted.text);
 }
 
-/// Test set-up: gives a user a password and activates them, as accepting an invitation would.
-async fn activate(db: &TestDb, email: &str) {
-    let phc = gatehouse::identity::password::hash_blocking(PASSWORD);
-    db.execute(&format!(
-        "INSERT INTO credentials (user_id, password_hash) SELECT id, '{phc}' FROM users WHERE email = '{email}'"
-    ))
-    .await;
-    db.execute(&format!("UPDATE users SET status = 'active', activated_at = now() WHERE email = '{email}'")).await;
-}
-
 async fn timed(
     method: &str,
     url: String,
@@ -336,7 +325,7 @@ async fn while_the_database_is_away_requests_get_503_within_a_second_and_refusal
     let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port);
     let server = started(&repo, &through_proxy).await;
     let base = server.base.clone();
-    activate(&db, "dan@acme.example").await;
+    activate(&db, &["dan@acme.example"]).await;
     let json = |body: &str| (vec![("content-type", "application/json".to_owned())], body.to_owned());
     let (headers, body) = json(&format!(r#"{{"email":"dan@acme.example","password":"{PASSWORD}"}}"#));
     let signed_in = request("POST", format!("{base}/v1/auth/login"), headers, body.into_bytes()).await;

@@ -6,11 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{HttpResponse, Repo, ServeProcess, TestDb, gatehouse, request, stderr, within};
-
-const OPERATOR: &str = "cli-test-token";
-pub(crate) const ENCRYPTION_KEY: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
-pub(crate) const PASSWORD: &str = "tulip river quartz lamp";
+use crate::helpers::{
+    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, gatehouse, request,
+    stderr, within,
+};
 
 async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
     let mut all = vec![("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)];
@@ -90,27 +89,6 @@ fn link_in(mail: &Value) -> (String, String) {
     (link, token)
 }
 
-pub(crate) async fn call(
-    server: &ServeProcess,
-    method: &str,
-    path: &str,
-    bearer: Option<&str>,
-    body: Option<Value>,
-) -> HttpResponse {
-    let mut headers = vec![];
-    if let Some(token) = bearer {
-        headers.push(("authorization", format!("Bearer {token}")));
-    }
-    let body = match body {
-        Some(body) => {
-            headers.push(("content-type", "application/json".to_owned()));
-            serde_json::to_vec(&body).expect("json")
-        }
-        None => vec![],
-    };
-    request(method, format!("{}{path}", server.base), headers, body).await
-}
-
 async fn form(server: &ServeProcess, path: &str, fields: &[(&str, &str)], key: Option<&str>) -> HttpResponse {
     let body = fields
         .iter()
@@ -139,19 +117,6 @@ async fn signed_in(server: &ServeProcess, email: &str) -> (String, String) {
     let response = login(server, email, PASSWORD).await;
     assert_eq!(response.status, 200, "{email}: {}", response.text);
     (str_of(&response.body, "access_token").to_owned(), str_of(&response.body, "refresh_token").to_owned())
-}
-
-/// Test set-up: gives users a password and activates them as accepting an invitation would (the
-/// invitation path itself is tested below).
-pub(crate) async fn activate(db: &TestDb, emails: &[&str]) {
-    let phc = gatehouse::identity::password::hash_blocking(PASSWORD);
-    for email in emails {
-        db.execute(&format!(
-            "INSERT INTO credentials (user_id, password_hash) SELECT id, '{phc}' FROM users WHERE email = '{email}'"
-        ))
-        .await;
-        db.execute(&format!("UPDATE users SET status = 'active', activated_at = now() WHERE email = '{email}'")).await;
-    }
 }
 
 pub(crate) fn totp_now(secret_base32: &str, offset: i64) -> String {

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Repo, ServeProcess, TestDb, project_dir, request, within};
-use crate::identity::{ENCRYPTION_KEY, PASSWORD, activate, login, str_of};
-
-const OPERATOR: &str = "cli-test-token";
+use crate::helpers::{
+    ENCRYPTION_KEY, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, project_dir, request, within,
+};
+use crate::identity::{login, str_of};
 
 /// The schemathesis release the test command installs (scripts/test pins the same one).
 const SCHEMATHESIS: &str = "4.32.5";

@@ -1,14 +1,14 @@
 //! Races on the identity runtime (issue 11.1 and 11.2): many requests at once against the real
 //! binary on loopback, in bounded numbers.
 
-use std::io::BufRead;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::helpers::{ENCRYPTION_KEY, PASSWORD, activate, call};
 use crate::helpers::{HttpResponse, Repo, ServeProcess, TestDb, within};
-use crate::identity::{ENCRYPTION_KEY, PASSWORD, activate, call, login, session_status, str_of, totp_now};
+use crate::identity::{login, session_status, str_of, totp_now};
 
 const THRESHOLD: i64 = 5;
 /// Failures before the lock, a lock that outlasts the test, and no per-IP limit in the way.
@@ -19,43 +19,16 @@ const LOCKOUT: [(&str, &str); 4] = [
     ("GATEHOUSE_AUTH_IP_LIMIT", "1000"),
 ];
 
-/// `gatehouse serve`, ready, with everything it logs kept for the test to read.
-async fn started_with_log(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> (ServeProcess, Arc<Mutex<String>>) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"));
-    command
-        .args(["serve", "--repo", &repo.path().display().to_string(), "--listen", "127.0.0.1:0", "--interval", "60s"])
-        .env("DATABASE_URL", &db.url)
-        .env("GATEHOUSE_OPERATOR_TOKEN", "cli-test-token")
-        .env("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)
-        .env("NO_COLOR", "1")
-        .stderr(std::process::Stdio::piped());
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    let mut child = command.spawn().expect("serve starts");
-    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let log = Arc::new(Mutex::new(String::new()));
-    let base = loop {
-        let line = lines.next().expect("serve exited before serving").expect("log line");
-        log.lock().expect("log").push_str(&line);
-        if let Some(rest) = line.split("address=").nth(1) {
-            break format!("http://{}", rest.split_whitespace().next().expect("address"));
-        }
-    };
-    let kept = log.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let mut log = kept.lock().expect("log");
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    let server = ServeProcess { child, base, log: Default::default() };
+/// `gatehouse serve` with the suite's key ring, ready (its log is kept in `ServeProcess::log`).
+async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
+    let mut env = env.to_vec();
+    env.push(("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY));
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
     within(Duration::from_secs(30), "replica ready", || async {
         crate::helpers::request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
     .await;
-    (server, log)
+    server
 }
 
 /// Sends every request of `bodies` to `path` at once (each on its own connection) and returns the
@@ -101,7 +74,7 @@ fn statuses(answers: &[HttpResponse]) -> Vec<u16> {
 async fn thirty_wrong_passwords_and_the_right_one_at_once_verify_at_most_the_threshold() {
     let db = TestDb::new().await;
     let repo = Repo::example();
-    let (server, _log) = started_with_log(&repo, &db, &LOCKOUT).await;
+    let server = started(&repo, &db, &LOCKOUT).await;
     let user = "dan@acme.example";
     activate(&db, &[user]).await;
 
@@ -143,7 +116,7 @@ async fn thirty_wrong_passwords_and_the_right_one_at_once_verify_at_most_the_thr
 async fn forty_wrong_totp_codes_at_once_check_at_most_the_threshold() {
     let db = TestDb::new().await;
     let repo = Repo::example();
-    let (server, _log) = started_with_log(&repo, &db, &LOCKOUT).await;
+    let server = started(&repo, &db, &LOCKOUT).await;
     let user = "dan@acme.example";
     activate(&db, &[user]).await;
 
@@ -205,7 +178,7 @@ async fn forty_wrong_totp_codes_at_once_check_at_most_the_threshold() {
 async fn sixty_four_concurrent_refreshes_of_one_token_leave_one_working_pair() {
     let db = TestDb::new().await;
     let repo = Repo::example();
-    let (server, log) = started_with_log(&repo, &db, &[("GATEHOUSE_AUTH_IP_LIMIT", "1000")]).await;
+    let server = started(&repo, &db, &[("GATEHOUSE_AUTH_IP_LIMIT", "1000")]).await;
     let user = "dan@acme.example";
     activate(&db, &[user, "erin@acme.example"]).await;
     let signed_in = login(&server, user, PASSWORD).await;
@@ -228,7 +201,7 @@ async fn sixty_four_concurrent_refreshes_of_one_token_leave_one_working_pair() {
 
     let all = statuses(&answers);
     assert!(all.iter().all(|s| [200, 401].contains(s)), "{all:?}");
-    let log_text = log.lock().expect("log").clone();
+    let log_text = server.log.lock().expect("log").join("\n");
     assert!(!log_text.contains("deadlock"), "{log_text}");
     let winners: Vec<&HttpResponse> = answers.iter().filter(|a| a.status == 200).collect();
     assert!(!winners.is_empty(), "{all:?}");
@@ -257,7 +230,7 @@ async fn sixty_four_concurrent_refreshes_of_one_token_leave_one_working_pair() {
 async fn thousands_of_failures_still_lock_at_the_maximum_rather_than_failing() {
     let db = TestDb::new().await;
     let repo = Repo::example();
-    let (server, _log) = started_with_log(&repo, &db, &LOCKOUT).await;
+    let server = started(&repo, &db, &LOCKOUT).await;
     let user = "dan@acme.example";
     activate(&db, &[user]).await;
     db.execute(&format!(

@@ -351,3 +351,26 @@ async fn apply_allow_mass_delete_with_a_tenant_deletes_only_that_tenant() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(db.count("SELECT count(*) FROM tenants WHERE name = 'initech'").await, 0);
 }
+
+/// Found walking the README: a tenant's last change moves when only its users or flags change, not
+/// just when the tenant row itself does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenants_last_change_moves_when_only_its_users_or_flags_change() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let serve = ServeProcess::start(repo.path(), &db.url, "200ms");
+    synced(&serve).await;
+    let changed_at = || async {
+        let listing = get(&serve, "/v1/sync/tenants?all=true").await;
+        let acme = listing["tenants"].as_array().expect("tenants").iter().find(|t| t["tenant"] == "acme").cloned();
+        acme.expect("acme listed")["changedAt"].as_str().expect("changedAt").to_owned()
+    };
+    let before = changed_at().await;
+    repo.edit("tenants/acme.yaml", "max_projects: 1000", "max_projects: 1300");
+    within(Duration::from_secs(10), "the flag change applied", || async {
+        db.count("SELECT count(*) FROM tenant_flags WHERE key = 'max_projects' AND value = '1300'").await == 1
+    })
+    .await;
+    let after = changed_at().await;
+    let parse = |at: &str| chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+    assert!(parse(&after) > parse(&before), "last change {before} → {after}");
+}
