@@ -138,7 +138,7 @@ async fn whoami(State(state): State<AppState>, AnySession(session): AnySession) 
     path = "/v1/auth/sessions",
     tag = "session",
     security(("session" = [])),
-    responses((status = 200, description = "The user's live sessions; `current` marks this one.", body = serde_json::Value)),
+    responses((status = 200, description = "The user's live sessions; `current` marks this one.", body = Object)),
 )]
 async fn list_sessions(State(state): State<AppState>, Session(session): Session) -> Result<Response> {
     let sessions =
@@ -190,7 +190,7 @@ struct Forgot {
     path = "/v1/auth/password/forgot",
     tag = "public",
     request_body(content = Forgot),
-    responses((status = 202, description = "A reset link is mailed if an active account has this email.", body = serde_json::Value)),
+    responses((status = 202, description = "A reset link is mailed if an active account has this email.", body = Object)),
 )]
 async fn forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let request: Forgot = parse(&body)?;
@@ -403,7 +403,7 @@ async fn visible_session(
     tag = "application",
     security(("apiKey" = ["auth:introspect"]), ("apiKeyHeader" = ["auth:introspect"])),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "RFC 7662: the token to introspect."),
-    responses((status = 200, description = "RFC 7662: `{\"active\":false}` or the active session's claims.", body = serde_json::Value)),
+    responses((status = 200, description = "RFC 7662: `{\"active\":false}` or the active session's claims.", body = Object)),
 )]
 async fn introspect(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
     let presented = token_form(&body)?;

@@ -23,7 +23,7 @@ pub fn router() -> Router<AppState> {
     get,
     path = "/healthz",
     tag = "public",
-    responses((status = 200, description = "The process is up: `{\"status\":\"ok\"}`.", body = serde_json::Value)),
+    responses((status = 200, description = "The process is up: `{\"status\":\"ok\"}`.", body = Object)),
 )]
 async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -34,7 +34,7 @@ async fn healthz() -> Json<Value> {
     get,
     path = "/readyz",
     tag = "public",
-    responses((status = 200, description = "Ready: the database answers, a pass has completed, keys are loaded.", body = serde_json::Value), (status = 503, response = super::openapi::Failure)),
+    responses((status = 200, description = "Ready: the database answers, a pass has completed, keys are loaded.", body = Object), (status = 503, response = super::openapi::Failure)),
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
     let check = async {

@@ -46,7 +46,7 @@ const READ_DEADLINE: Duration = Duration::from_secs(10);
     security((), ("githubSignature" = []), ("gitlabToken" = [])),
     params(("X-GitHub-Delivery" = Option<String>, Header, description = "GitHub's delivery id: a repeated delivery is answered once."), ("X-Gitlab-Event-UUID" = Option<String>, Header, description = "GitLab's event id: a repeated delivery is answered once.")),
     request_body(content = serde_json::Value, content_type = "application/json", description = "The push event of GitHub or GitLab; only its signature is read."),
-    responses((status = 200, description = "A delivery already seen: `{\"status\":\"duplicate\"}`.", body = serde_json::Value), (status = 202, description = "A reconcile pass is requested: `{\"status\":\"accepted\"}`.", body = serde_json::Value)),
+    responses((status = 200, description = "A delivery already seen: `{\"status\":\"duplicate\"}`.", body = Object), (status = 202, description = "A reconcile pass is requested: `{\"status\":\"accepted\"}`.", body = Object)),
 )]
 async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<Value>)> {
     let denied = Denied::of(&request);

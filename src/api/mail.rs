@@ -30,7 +30,7 @@ struct Filter {
     tag = "operator",
     security(("operator" = [])),
     params(("to" = Option<String>, Query, description = "Only mail to this address."), ("all" = Option<bool>, Query, description = "Also delivered and abandoned mail."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 20).")),
-    responses((status = 200, description = "`{\"mail\": [...]}`.", body = serde_json::Value)),
+    responses((status = 200, description = "`{\"mail\": [...]}`.", body = Object)),
 )]
 async fn outbox(
     State(state): State<AppState>,

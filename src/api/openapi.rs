@@ -195,7 +195,7 @@ pub fn document() -> String {
     get,
     path = "/openapi.json",
     tag = "public",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json", body = serde_json::Value)),
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API.", content_type = "application/json", body = Object)),
 )]
 pub(super) async fn openapi_json() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document())

@@ -64,7 +64,7 @@ const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged
     tag = "operator",
     security(("operator" = [])),
     params(("after" = Option<String>, Query, description = "Only tenants after this name (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."), ("all" = Option<bool>, Query, description = "Every tenant, not only those out of sync."), ("state" = Option<String>, Query, description = "Only tenants in this state: Synced, OutOfSync, Drifted, Error, Unmanaged.")),
-    responses((status = 200, description = "Counts and a page of tenants.", body = serde_json::Value)),
+    responses((status = 200, description = "Counts and a page of tenants.", body = Object)),
 )]
 async fn tenants(
     State(state): State<AppState>,
@@ -125,7 +125,7 @@ impl HistoryPage {
     tag = "operator",
     security(("operator" = [])),
     params(("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
-    responses((status = 200, description = "Reconcile passes, newest first.", body = serde_json::Value)),
+    responses((status = 200, description = "Reconcile passes, newest first.", body = Object)),
 )]
 async fn passes(
     State(state): State<AppState>,
@@ -145,7 +145,7 @@ async fn passes(
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
-    responses((status = 200, description = "The passes that touched the tenant, newest first.", body = serde_json::Value)),
+    responses((status = 200, description = "The passes that touched the tenant, newest first.", body = Object)),
 )]
 async fn tenant_history(
     State(state): State<AppState>,
@@ -173,7 +173,7 @@ fn history_page(passes: &[history::PassEntry], limit: i64) -> Value {
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = serde_json::Value)),
+    responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = Object)),
 )]
 async fn allow_deletion(State(state): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {
     let name = input::tenant(&name)?;
@@ -204,7 +204,7 @@ const OPERATOR: &str = "operator";
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = serde_json::Value)),
+    responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = Object)),
 )]
 async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>> {
     let name = input::lookup("path parameter `tenant`", &name)?;
@@ -271,7 +271,7 @@ fn drift_audit(action: &str, tenant: &str, metadata: Value) -> AuditEntry {
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = AllowDrift),
-    responses((status = 200, description = "The drift allowance in force.", body = serde_json::Value)),
+    responses((status = 200, description = "The drift allowance in force.", body = Object)),
 )]
 async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, body: Bytes) -> Result<Json<Value>> {
     let tenant = input::tenant(&tenant)?;
@@ -293,7 +293,7 @@ async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, 
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "The withdrawn allowance.", body = serde_json::Value)),
+    responses((status = 200, description = "The withdrawn allowance.", body = Object)),
 )]
 async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>> {
     let tenant = input::tenant(&tenant)?;
@@ -310,7 +310,7 @@ async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String
     path = "/v1/sync",
     tag = "operator",
     security(("operator" = [])),
-    responses((status = 202, description = "A reconcile pass is requested.", body = serde_json::Value)),
+    responses((status = 202, description = "A reconcile pass is requested.", body = Object)),
 )]
 async fn sync_now(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>)> {
     status::request_sync(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?).await?;
@@ -323,7 +323,7 @@ async fn sync_now(State(state): State<AppState>) -> Result<(StatusCode, Json<Val
     path = "/v1/sync/pause",
     tag = "operator",
     security(("operator" = [])),
-    responses((status = 200, description = "Reconciling is paused.", body = serde_json::Value)),
+    responses((status = 200, description = "Reconciling is paused.", body = Object)),
 )]
 async fn pause(State(state): State<AppState>) -> Result<Json<Value>> {
     set_paused(&state, true).await
@@ -334,7 +334,7 @@ async fn pause(State(state): State<AppState>) -> Result<Json<Value>> {
     path = "/v1/sync/resume",
     tag = "operator",
     security(("operator" = [])),
-    responses((status = 200, description = "Reconciling resumes.", body = serde_json::Value)),
+    responses((status = 200, description = "Reconciling resumes.", body = Object)),
 )]
 async fn resume(State(state): State<AppState>) -> Result<Json<Value>> {
     set_paused(&state, false).await

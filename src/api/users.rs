@@ -124,7 +124,7 @@ async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<st
     tag = "session",
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
-    responses((status = 200, description = "`{\"sessionsEnded\": n}`.", body = serde_json::Value)),
+    responses((status = 200, description = "`{\"sessionsEnded\": n}`.", body = Object)),
 )]
 async fn end_sessions(
     State(state): State<AppState>,
@@ -149,7 +149,7 @@ async fn end_sessions(
     tag = "session",
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
-    responses((status = 202, description = "A new invitation is on its way.", body = serde_json::Value)),
+    responses((status = 202, description = "A new invitation is on its way.", body = Object)),
 )]
 async fn resend_invitation(
     State(state): State<AppState>,
