@@ -43,7 +43,12 @@ impl ServerArgs {
                 let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
                 anyhow::bail!("{method} {url} answered {code}: {message}")
             }
-            Err(error) => Err(error).with_context(|| format!("cannot reach {}", self.server)),
+            Err(error) => Err(error).with_context(|| {
+                format!(
+                    "cannot reach {} (is `gatehouse serve` running there? set --server or GATEHOUSE_SERVER)",
+                    self.server
+                )
+            }),
         }
     }
 }

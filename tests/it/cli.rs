@@ -175,7 +175,13 @@ async fn serve_syncs_the_example_repo_and_status_reports_it() {
 fn status_without_a_server_exits_2_with_a_clear_message() {
     let output = gatehouse(&["status", "--server", "http://127.0.0.1:1"], &[]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("cannot reach http://127.0.0.1:1"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "cannot reach http://127.0.0.1:1 (is `gatehouse serve` running there? set --server or GATEHOUSE_SERVER)"
+        ),
+        "{}",
+        stderr(&output)
+    );
 }
 
 #[test]
