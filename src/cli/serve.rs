@@ -51,7 +51,7 @@ pub struct ServeArgs {
     /// Shared secret of Git webhooks (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token).
     #[arg(long, env = "GATEHOUSE_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret)]
     pub webhook_secret: Option<Secret>,
-    /// Bearer token for the operator endpoints (/v1/sync/...).
+    /// Bearer token for the operator endpoints (/v1/sync, /v1/apps, /v1/mail, unlock, tenant administration).
     #[arg(long, env = "GATEHOUSE_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
     pub operator_token: Option<Secret>,
     /// HTTPS token for the git remote.
