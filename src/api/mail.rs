@@ -2,10 +2,11 @@
 //! `gatehouse mail list --server` shows it, for operators who cannot reach the database.
 
 use axum::extract::{Query, State};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::{ApiError, AppState, Result};
 use crate::store;
@@ -35,7 +36,7 @@ struct Filter {
 async fn outbox(
     State(state): State<AppState>,
     filter: std::result::Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Response> {
     let Query(filter) = filter?;
     let limit = filter.limit.unwrap_or(20);
     if !(1..=1000).contains(&limit) {
@@ -44,5 +45,6 @@ async fn outbox(
     let to = filter.to.as_deref().map(|to| super::input::lookup("query parameter `to`", to)).transpose()?;
     let to = to.map(str::to_lowercase);
     let rows = store::mail::list(&state.pool, to.as_deref(), !filter.all, limit).await?;
-    Ok(Json(json!({ "mail": crate::mail::listing(&state.identity.keyring, rows) })))
+    // Undelivered mail carries its links, which are credentials: never cached.
+    Ok(super::auth::no_store(Json(json!({ "mail": crate::mail::listing(&state.identity.keyring, rows) }))))
 }

@@ -783,6 +783,8 @@ async fn every_response_that_carries_a_secret_says_no_store_and_nosniff() {
     checked.push(("key create", created));
     let rotate = format!("/v1/apps/billing-app/keys/{key_id}/rotate");
     checked.push(("key rotate", call(&server, "POST", &rotate, Some(OPERATOR), Some(json!({}))).await));
+    // Undelivered mail carries its invitation and reset links.
+    checked.push(("mail outbox", call(&server, "GET", "/v1/mail/outbox", Some(OPERATOR), None).await));
 
     activate(&db, &["carol@acme.example"]).await;
     let login = call(
