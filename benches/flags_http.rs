@@ -18,7 +18,7 @@ mod wrk;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use gatehouse::access::key;
+use gatehouse::delivery::key;
 use wrk::Load;
 
 #[global_allocator]

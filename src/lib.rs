@@ -11,16 +11,17 @@
 //! status and store; `cli` is the edge. `denials` queues the audit rows of refused requests, so that a
 //! refusal never waits for the database.
 
-pub mod access;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod delivery;
 pub mod denials;
 pub mod identity;
 pub mod mail;
 pub mod model;
 pub mod plan;
 pub mod reconcile;
+pub mod secret;
 pub mod source;
 pub mod store;
 pub mod telemetry;

@@ -11,8 +11,8 @@ use axum::http::{HeaderMap, Method, header};
 use serde_json::json;
 
 use super::{ApiError, AppState};
-use crate::access::flags::TenantFlags;
-use crate::access::{KeyRefusal, Principal};
+use crate::delivery::flags::TenantFlags;
+use crate::delivery::{KeyRefusal, Principal};
 use crate::denials::Refusal;
 use crate::model::Scope;
 use crate::store::AuditEntry;
@@ -49,7 +49,7 @@ pub(crate) async fn authorize(
     let principal = check_key(state, &request, scope, Some(tenant)).await?;
     // A name that cannot be a tenant's is the caller's typo, not a refusal: say so (issue 11.6).
     super::input::tenant(tenant)?;
-    let cache = &state.access;
+    let cache = &state.delivery;
     let principal_ref = &principal;
     let request_ref = &request;
     let refuse = |code: &'static str, message: String, reason: &'static str| {
@@ -87,7 +87,7 @@ async fn check_key(
     scope: Scope,
     tenant: Option<&str>,
 ) -> Result<Principal, ApiError> {
-    let cache = &state.access;
+    let cache = &state.delivery;
     if !cache.is_ready() {
         return Err(ApiError::Unavailable("API keys are still loading; retry in a moment".into()));
     }

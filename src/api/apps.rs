@@ -13,10 +13,10 @@ use serde_json::json;
 
 use super::auth::no_store;
 use super::{ApiError, AppState, Result, input, parse};
-use crate::access::{key, sync};
+use crate::delivery::{key, sync};
 use crate::model::{AppName, Scope, shown};
 use crate::store::AuditEntry;
-use crate::store::access::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
+use crate::store::apps::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -132,7 +132,7 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
     let created = db::create_application(&state.pool, new, entry)
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("an application named `{name}` already exists")))?;
-    sync::refresh(&state.access, &state.pool, &[], &[created.id]).await?;
+    sync::refresh(&state.delivery, &state.pool, &[], &[created.id]).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
 
@@ -177,7 +177,7 @@ async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body
         json!({ "displayName": change.display_name, "owner": change.owner, "status": change.status, "scopes": change.scopes }),
     );
     let updated = db::update_application(&state.pool, current.id, &change, entry).await?;
-    sync::refresh(&state.access, &state.pool, &[], &[updated.id]).await?;
+    sync::refresh(&state.delivery, &state.pool, &[], &[updated.id]).await?;
     Ok(axum::Json(updated).into_response())
 }
 
@@ -307,7 +307,7 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
         created_by: ACTOR,
     };
     let record = db::create_key(&state.pool, new, entry).await?;
-    sync::refresh(&state.access, &state.pool, &[&issued_key.key_id], &[]).await?;
+    sync::refresh(&state.delivery, &state.pool, &[&issued_key.key_id], &[]).await?;
     Ok(no_store((StatusCode::CREATED, axum::Json(issued(record, &issued_key.token)))))
 }
 
@@ -326,7 +326,7 @@ async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(St
     let app = find_app(&state, &app).await?;
     let entry = audit("api_key.revoke", format!("application/{}/key/{key_id}", app.name), json!({}));
     let revoked = db::revoke_key(&state.pool, app.id, key_id, entry).await?.ok_or_else(|| no_key(&app.name, key_id))?;
-    sync::refresh(&state.access, &state.pool, &[key_id], &[]).await?;
+    sync::refresh(&state.delivery, &state.pool, &[key_id], &[]).await?;
     Ok(axum::Json(revoked).into_response())
 }
 
@@ -376,7 +376,7 @@ async fn rotate_key(
     let (old, new) = db::rotate_key(&state.pool, key_id, new, old_until, entry)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("application `{}` has no unrevoked key `{key_id}`", app.name)))?;
-    sync::refresh(&state.access, &state.pool, &[key_id, &issued_key.key_id], &[]).await?;
+    sync::refresh(&state.delivery, &state.pool, &[key_id, &issued_key.key_id], &[]).await?;
     let body = Rotated { key: issued(new, &issued_key.token), previous: old };
     Ok(no_store((StatusCode::CREATED, axum::Json(body))))
 }

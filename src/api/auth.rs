@@ -345,7 +345,7 @@ async fn unlock(State(state): State<AppState>, Path(email): Path<String>) -> Res
         success: true,
         metadata: json!({ "wasLocked": unlocked }),
     };
-    store::access::audit(&state.pool, entry).await?;
+    store::apps::audit(&state.pool, entry).await?;
     if unlocked {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -374,7 +374,7 @@ async fn visible_session(
     state: &AppState,
     parts: &Parts,
     presented: &str,
-) -> Result<(crate::access::Principal, Option<store::identity::SessionView>)> {
+) -> Result<(crate::delivery::Principal, Option<store::identity::SessionView>)> {
     let info = RequestInfo {
         method: &parts.method,
         path: parts.uri.path(),
@@ -392,7 +392,7 @@ async fn visible_session(
         }
         _ => None,
     };
-    let session = session.filter(|s| state.access.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name)));
+    let session = session.filter(|s| state.delivery.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name)));
     Ok((principal, session))
 }
 
@@ -457,7 +457,7 @@ async fn revoke(State(state): State<AppState>, parts: Parts, body: Bytes) -> Res
             success: true,
             metadata: json!({ "sessionId": session.id, "keyId": principal.key.key_id.to_string() }),
         };
-        store::access::audit(&state.pool, entry).await?;
+        store::apps::audit(&state.pool, entry).await?;
     }
     Ok(StatusCode::OK.into_response())
 }

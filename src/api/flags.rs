@@ -18,8 +18,8 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::app_auth::{RequestInfo, authorize};
 use super::{AppState, Result};
-use crate::access::flags::{Rendered, TenantFlags, not_modified};
-use crate::access::{AccessCache, Principal};
+use crate::delivery::flags::{Rendered, TenantFlags, not_modified};
+use crate::delivery::{DeliveryCache, Principal};
 use crate::model::Scope;
 
 /// Clients may keep a copy but must revalidate it (cheaply, with `If-None-Match`) before each use:
@@ -85,7 +85,7 @@ pub(crate) fn conditional(rendered: &Rendered, if_none_match: Option<&HeaderValu
 async fn flag_events(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
     let (parts, _) = request.into_parts();
     let (principal, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
-    let stream = events(state.access.clone(), principal, flags);
+    let stream = events(state.delivery.clone(), principal, flags);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }
 
@@ -95,13 +95,13 @@ fn refetch_event(flags: &TenantFlags) -> Event {
         "etag": flags.ofrep_bulk.etag.to_str().unwrap_or_default(),
         "version": &*flags.version,
         "active": flags.active,
-        "lastModified": crate::access::cache::now_secs(),
+        "lastModified": crate::delivery::cache::now_secs(),
     });
     Event::default().id(&*flags.version).data(data.to_string())
 }
 
 fn events(
-    cache: Arc<AccessCache>,
+    cache: Arc<DeliveryCache>,
     principal: Principal,
     current: Arc<TenantFlags>,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -132,7 +132,7 @@ struct EventStream {
     name: Arc<str>,
     key_id: Box<str>,
     app: Box<str>,
-    cache: Arc<AccessCache>,
+    cache: Arc<DeliveryCache>,
 }
 
 impl EventStream {
@@ -176,6 +176,6 @@ async fn sleep_until(at: Option<tokio::time::Instant>) {
 
 /// The monotonic instant of a Unix time in seconds (now, if it is past).
 fn instant_at(unix_secs: i64) -> tokio::time::Instant {
-    let from_now = u64::try_from(unix_secs - crate::access::cache::now_secs()).unwrap_or(0);
+    let from_now = u64::try_from(unix_secs - crate::delivery::cache::now_secs()).unwrap_or(0);
     tokio::time::Instant::now() + Duration::from_secs(from_now.min(100 * 365 * 24 * 3600))
 }

@@ -47,7 +47,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
         Some(sync) if sync.last_attempt_at.is_none() => {
             Err(ApiError::Unavailable("no reconcile pass has completed yet".into()))
         }
-        Some(_) if !state.access.is_ready() => Err(ApiError::Unavailable("API keys are still loading".into())),
+        Some(_) if !state.delivery.is_ready() => Err(ApiError::Unavailable("API keys are still loading".into())),
         Some(sync) => Ok(Json(json!({ "status": "ready", "sync": sync.state }))),
     }
 }

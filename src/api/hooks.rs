@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::{ApiError, AppState, Denied, Result, deny, secret_matches};
-use crate::source::Secret;
+use crate::secret::Secret;
 use crate::store;
 
 pub fn router() -> Router<AppState> {

@@ -152,7 +152,7 @@ mod tests {
         let refused = message(tenant("ac\0me").expect_err("NUL"));
         assert!(refused.starts_with("path parameter `tenant`: ") && refused.contains("ac\\u{0}me"), "{refused}");
         assert!(message(app(&"a".repeat(10_000)).expect_err("10 KB")).len() < 300, "the refusal quotes a bounded part");
-        assert!(key_id(&crate::access::key::issue().key_id).is_ok(), "every issued key id parses");
+        assert!(key_id(&crate::delivery::key::issue().key_id).is_ok(), "every issued key id parses");
         assert!(path_email("dan@acme.example").is_ok());
     }
 

@@ -31,10 +31,10 @@ use tokio_util::sync::CancellationToken;
 
 pub use error::{ApiError, Result};
 
-use crate::access::AccessCache;
+use crate::delivery::DeliveryCache;
 use crate::denials::{DenialLog, Refusal};
 use crate::identity::Identity;
-use crate::source::Secret;
+use crate::secret::Secret;
 use crate::telemetry::Metrics;
 
 #[derive(Clone)]
@@ -46,7 +46,7 @@ pub struct AppState {
     /// Shared secret of Git webhooks; `None` refuses every webhook.
     pub webhook_secret: Option<Secret>,
     /// API keys, applications and resolved flags, in memory.
-    pub access: Arc<AccessCache>,
+    pub delivery: Arc<DeliveryCache>,
     /// Tenant users' sign-in and sessions.
     pub identity: Identity,
     /// The audit rows of refused requests: queued, aggregated, written off the request path.

@@ -89,7 +89,7 @@ async fn audit(
         success: true,
         metadata,
     };
-    Ok(store::access::audit(&state.pool, entry).await?)
+    Ok(store::apps::audit(&state.pool, entry).await?)
 }
 
 #[utoipa::path(

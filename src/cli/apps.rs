@@ -173,7 +173,7 @@ fn app_path(name: &str) -> String {
 }
 
 fn key_path(app: &str, key: &str) -> String {
-    let key = key.strip_prefix(crate::access::key::PREFIX).map_or(key, |rest| rest.split('_').next().unwrap_or(rest));
+    let key = key.strip_prefix(crate::delivery::key::PREFIX).map_or(key, |rest| rest.split('_').next().unwrap_or(rest));
     format!("/v1/apps/{app}/keys/{key}")
 }
 

@@ -9,7 +9,7 @@ use clap::Args;
 use super::DatabaseArgs;
 use crate::identity::sealed::Keyring;
 use crate::identity::{Lockout, Settings};
-use crate::source::Secret;
+use crate::secret::Secret;
 use crate::store;
 use crate::store::identity::SessionTimes;
 

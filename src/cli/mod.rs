@@ -20,7 +20,7 @@ use crate::config::{self, DiagnosticFormat};
 use crate::plan::Options;
 use crate::plan::render::{self, PlanFormat};
 use crate::reconcile::{self, TenantOutcome};
-use crate::source::Secret;
+use crate::secret::Secret;
 use crate::store;
 
 /// Gatehouse: tenants, users, flags, plans and applications declared in Git, reconciled into PostgreSQL.

@@ -10,14 +10,15 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::DatabaseArgs;
-use crate::access::AccessCache;
+use crate::delivery::DeliveryCache;
 use crate::denials::DenialLog;
 use crate::identity::Identity;
 use crate::mail::worker::Delivery;
 use crate::reconcile::controller::{self, Controller};
-use crate::source::{Credentials, Secret, Source};
+use crate::secret::Secret;
+use crate::source::{Credentials, Source};
 use crate::telemetry::Metrics;
-use crate::{access, api, mail, plan, store};
+use crate::{api, delivery, mail, plan, store};
 
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_owned()))
@@ -91,7 +92,7 @@ pub struct ServeArgs {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let keyring = args.identity.keys.keyring()?;
-    let delivery = Delivery::new(args.identity.smtp_url.as_ref().map(Secret::expose), &args.identity.mail_from)?;
+    let mailer = Delivery::new(args.identity.smtp_url.as_ref().map(Secret::expose), &args.identity.mail_from)?;
     let pool = store::connect_with(args.database.database_url.expose(), args.database_acquire_timeout).await?;
     crate::source::set_network_timeouts(Duration::from_secs(10), Duration::from_secs(30));
     let cache = args.cache_dir.clone().unwrap_or_else(|| default_cache(&args.repo));
@@ -128,21 +129,21 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let address = listener.local_addr()?;
     tracing::info!(%address, source = %source.describe(), %replica, interval = ?args.interval, "gatehouse is serving");
     let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
-    let access = Arc::new(AccessCache::new(&public_url, args.key_rate_limit));
-    tokio::spawn(access::sync::keep_current(access.clone(), pool.clone(), shutdown.clone()));
-    let flusher = tokio::spawn(access::sync::flush_key_use(
-        access.clone(),
+    let cache = Arc::new(DeliveryCache::new(&public_url, args.key_rate_limit));
+    tokio::spawn(delivery::sync::keep_current(cache.clone(), pool.clone(), shutdown.clone()));
+    let flusher = tokio::spawn(delivery::sync::flush_key_use(
+        cache.clone(),
         pool.clone(),
         args.key_use_flush_interval,
         shutdown.clone(),
     ));
     let denials = DenialLog::start(pool.clone());
     let identity = Identity::new(pool.clone(), args.identity.settings(&public_url), keyring, denials.clone());
-    tokio::spawn(mail::worker::run(identity.clone(), delivery, shutdown.clone()));
+    tokio::spawn(mail::worker::run(identity.clone(), mailer, shutdown.clone()));
     tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
     let state = api::AppState {
         identity,
-        access,
+        delivery: cache,
         pool,
         metrics,
         operator_token: args.operator_token.clone(),

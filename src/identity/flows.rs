@@ -164,7 +164,7 @@ impl Identity {
     }
 
     async fn audit(&self, entry: AuditEntry) {
-        if let Err(error) = store::access::audit(&self.pool, entry).await {
+        if let Err(error) = store::apps::audit(&self.pool, entry).await {
             tracing::warn!(%error, "cannot write an audit row");
         }
     }

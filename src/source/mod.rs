@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::secret::Secret;
+
 /// What one fetch produced: a directory to read the config from, and the commit it is at.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -50,25 +52,6 @@ pub enum SourceError {
     Fetch { remote: String, message: String },
     #[error("{remote} has no folder `{path}` at commit {commit}")]
     NoConfigPath { remote: String, path: String, commit: String },
-}
-
-/// A secret that never shows in `Debug` output or logs.
-#[derive(Clone, Default)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Secret(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("<redacted>")
-    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -292,7 +275,6 @@ mod tests {
         );
         assert_eq!(redact("ssh://git@host.example/config.git"), "ssh://host.example/config.git");
         assert_eq!(redact("/srv/config.git"), "/srv/config.git");
-        assert_eq!(format!("{:?}", Secret::new("hunter2".into())), "<redacted>");
     }
 
     #[test]

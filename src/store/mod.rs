@@ -1,8 +1,8 @@
 //! The only module that speaks SQL. Functions take `&mut PgConnection` (or a pool for reads), so the
 //! caller decides what runs in which transaction.
 
-pub mod access;
 pub mod allowance;
+pub mod apps;
 mod audit;
 pub mod drift;
 pub mod history;

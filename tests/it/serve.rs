@@ -5,11 +5,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse::access::AccessCache;
 use gatehouse::api::{self, AppState};
+use gatehouse::delivery::DeliveryCache;
 use gatehouse::denials::DenialLog;
 use gatehouse::reconcile::controller::{self, Controller};
-use gatehouse::source::{Credentials, Secret, Source};
+use gatehouse::secret::Secret;
+use gatehouse::source::{Credentials, Source};
 use gatehouse::telemetry::Metrics;
 use hmac::Mac;
 use serde_json::Value;
@@ -49,8 +50,8 @@ impl Running {
         let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("address"));
-        let access = Arc::new(AccessCache::new(&base, None));
-        tokio::spawn(gatehouse::access::sync::keep_current(access.clone(), pool.clone(), shutdown.clone()));
+        let delivery = Arc::new(DeliveryCache::new(&base, None));
+        tokio::spawn(gatehouse::delivery::sync::keep_current(delivery.clone(), pool.clone(), shutdown.clone()));
         let keyring = Arc::new(
             gatehouse::identity::sealed::Keyring::parse("test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
                 .expect("test key"),
@@ -59,7 +60,7 @@ impl Running {
         let identity = gatehouse::identity::Identity::new(pool.clone(), Default::default(), keyring, denials.clone());
         let state = AppState {
             identity,
-            access,
+            delivery,
             pool,
             metrics,
             operator_token: Some(Secret::new(OPERATOR.into())),

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::flags::{TenantFlags, TenantFlagsRow};
 use super::key;
 use crate::model::Scope;
-use crate::store::access::{AppRow, KeyRow, TenantFlagInputs};
+use crate::store::apps::{AppRow, KeyRow, TenantFlagInputs};
 
 /// A set of scopes as a bit set, so a check is one AND.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -106,7 +106,7 @@ impl KeyRefusal {
     }
 }
 
-pub struct AccessCache {
+pub struct DeliveryCache {
     keys: papaya::HashMap<Box<str>, Arc<KeyEntry>>,
     apps: papaya::HashMap<Uuid, Arc<AppEntry>>,
     tenants: papaya::HashMap<Box<str>, Arc<TenantFlags>>,
@@ -125,10 +125,10 @@ pub fn now_secs() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-impl AccessCache {
+impl DeliveryCache {
     /// `rate_limit`: requests per second allowed to each key on this replica (`None`: no limit).
     pub fn new(public_url: &str, rate_limit: Option<std::num::NonZeroU32>) -> Self {
-        AccessCache {
+        DeliveryCache {
             keys: papaya::HashMap::new(),
             apps: papaya::HashMap::new(),
             tenants: papaya::HashMap::new(),

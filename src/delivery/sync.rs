@@ -1,4 +1,4 @@
-//! Keeps an `AccessCache` current: LISTEN on `gatehouse_access`, reload what each notification
+//! Keeps an `DeliveryCache` current: LISTEN on `gatehouse_access`, reload what each notification
 //! names (in batches, so a bulk apply costs a few queries), and reload everything whenever the
 //! listening connection is (re)established, so nothing said while it was down is missed.
 
@@ -12,8 +12,8 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::AccessCache;
-use crate::store::access::{self as db, ACCESS_CHANNEL, TenantSelection};
+use super::DeliveryCache;
+use crate::store::apps::{self as db, ACCESS_CHANNEL, TenantSelection};
 use crate::store::{self, StoreError};
 
 /// Notifications handled in one reload.
@@ -50,7 +50,7 @@ impl Changes {
 }
 
 /// Loads everything: at start and after every reconnection.
-pub async fn resync(cache: &AccessCache, pool: &PgPool) -> store::Result<()> {
+pub async fn resync(cache: &DeliveryCache, pool: &PgPool) -> store::Result<()> {
     let started = std::time::Instant::now();
     let (apps, keys, tenants) = tokio::try_join!(
         db::load_apps(pool, None),
@@ -68,14 +68,14 @@ pub async fn resync(cache: &AccessCache, pool: &PgPool) -> store::Result<()> {
 
 /// Reloads keys and applications this replica just changed, so its own next request sees the change
 /// without waiting for the notification (which still reaches the other replicas).
-pub async fn refresh(cache: &AccessCache, pool: &PgPool, key_ids: &[&str], apps: &[Uuid]) -> store::Result<()> {
+pub async fn refresh(cache: &DeliveryCache, pool: &PgPool, key_ids: &[&str], apps: &[Uuid]) -> store::Result<()> {
     let mut changes = Changes::default();
     changes.keys.extend(key_ids.iter().map(|k| (*k).to_owned()));
     changes.apps.extend(apps.iter().copied());
     reload(cache, pool, changes).await
 }
 
-async fn reload(cache: &AccessCache, pool: &PgPool, changes: Changes) -> store::Result<()> {
+async fn reload(cache: &DeliveryCache, pool: &PgPool, changes: Changes) -> store::Result<()> {
     let keys: Vec<String> = changes.keys.into_iter().collect();
     let apps: Vec<Uuid> = changes.apps.into_iter().collect();
     let tenants: Vec<String> = changes.tenants.into_iter().collect();
@@ -94,7 +94,7 @@ async fn reload(cache: &AccessCache, pool: &PgPool, changes: Changes) -> store::
 }
 
 /// Runs until `shutdown`: listens, reloads, reconnects with backoff.
-pub async fn keep_current(cache: Arc<AccessCache>, pool: PgPool, shutdown: CancellationToken) {
+pub async fn keep_current(cache: Arc<DeliveryCache>, pool: PgPool, shutdown: CancellationToken) {
     let mut failures = 0u32;
     while !shutdown.is_cancelled() {
         let session = async {
@@ -133,7 +133,7 @@ pub async fn keep_current(cache: Arc<AccessCache>, pool: PgPool, shutdown: Cance
 }
 
 /// Writes `last_used_at` every `every`, in one statement per round: no write per request.
-pub async fn flush_key_use(cache: Arc<AccessCache>, pool: PgPool, every: Duration, shutdown: CancellationToken) {
+pub async fn flush_key_use(cache: Arc<DeliveryCache>, pool: PgPool, every: Duration, shutdown: CancellationToken) {
     let mut ticker = tokio::time::interval(every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
