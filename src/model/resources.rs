@@ -37,6 +37,16 @@ pub enum Role {
 }
 str_enum!(Role { Owner => "owner", Admin => "admin", User => "user" });
 
+/// A platform role, held by people who run Gatehouse itself (bound from the groups an external
+/// identity provider gives them): `operator` (everything) or `auditor` (reads status and audit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformRole {
+    Operator,
+    Auditor,
+}
+str_enum!(PlatformRole { Operator => "operator", Auditor => "auditor" });
+
 /// What Git says about a user's access. Live users also pass through `invited` until they set a
 /// credential; that is lifecycle, not drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
