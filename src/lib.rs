@@ -12,6 +12,8 @@
 //! refusal never waits for the database.
 
 pub mod api;
+pub mod audit;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod delivery;

@@ -2,7 +2,6 @@
 //! is in the response that issues it and nowhere else; every change is audited.
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -12,10 +11,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::auth::no_store;
-use super::{ApiError, AppState, Result, input, parse};
+use super::body::JsonBody;
+use super::caller::Caller;
+use super::{ApiError, AppState, Result, input};
+use crate::audit::Target;
+use crate::authz::{Action, Resource};
 use crate::delivery::{key, sync};
 use crate::model::{AppName, Scope, shown};
-use crate::store::AuditEntry;
 use crate::store::apps::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
 
 pub fn router() -> Router<AppState> {
@@ -25,20 +27,6 @@ pub fn router() -> Router<AppState> {
         .route("/v1/apps/{app}/keys", get(list_keys).post(create_key))
         .route("/v1/apps/{app}/keys/{key}", get(show_key).delete(revoke_key))
         .route("/v1/apps/{app}/keys/{key}/rotate", post(rotate_key))
-}
-
-const ACTOR: &str = "operator";
-
-fn audit(action: &str, resource: String, metadata: serde_json::Value) -> AuditEntry {
-    AuditEntry {
-        actor: ACTOR.into(),
-        actor_type: "operator",
-        action: action.into(),
-        resource,
-        tenant: None,
-        success: true,
-        metadata,
-    }
 }
 
 fn scopes(names: &[String]) -> Result<Vec<String>> {
@@ -78,7 +66,8 @@ async fn find_app(state: &AppState, name: &str) -> Result<ApplicationRecord> {
     security(("operator" = [])),
     responses((status = 200, description = "Every application.", body = Applications)),
 )]
-async fn list_apps(State(state): State<AppState>) -> Result<Response> {
+async fn list_apps(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    caller.authorize(&state, Action::ReadApps, &Resource::platform("applications"))?;
     Ok(axum::Json(Applications { applications: db::list_applications(&state.pool).await? }).into_response())
 }
 
@@ -90,7 +79,8 @@ async fn list_apps(State(state): State<AppState>) -> Result<Response> {
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses((status = 200, description = "The application.", body = ApplicationRecord)),
 )]
-async fn show_app(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
+async fn show_app(State(state): State<AppState>, caller: Caller, Path(app): Path<String>) -> Result<Response> {
+    caller.authorize(&state, Action::ReadApps, &Resource::application(&app))?;
     Ok(axum::Json(find_app(&state, &app).await?).into_response())
 }
 
@@ -113,8 +103,9 @@ struct CreateApp {
     request_body(content = CreateApp),
     responses((status = 201, description = "The created application.", body = ApplicationRecord)),
 )]
-async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Response> {
-    let request: CreateApp = parse(&body)?;
+async fn create_app(State(state): State<AppState>, caller: Caller, body: JsonBody<CreateApp>) -> Result<Response> {
+    caller.authorize(&state, Action::ManageApps, &Resource::platform("applications"))?;
+    let request = body.value()?;
     let name = AppName::parse(&request.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
     let display_name = input::display_name("displayName", &request.display_name)?;
     let owner = input::email("owner", &request.owner)?;
@@ -127,8 +118,8 @@ async fn create_app(State(state): State<AppState>, body: Bytes) -> Result<Respon
         status: &status,
         scopes: &scopes,
     };
-    let entry =
-        audit("application.create", format!("application/{name}"), json!({ "scopes": scopes, "status": status }));
+    let details = json!({ "scopes": scopes, "status": status });
+    let entry = caller.audit("application.create", Target::platform(format!("application/{name}")), details);
     let created = db::create_application(&state.pool, new, entry)
         .await?
         .ok_or_else(|| ApiError::Conflict(format!("an application named `{name}` already exists")))?;
@@ -156,8 +147,14 @@ struct UpdateApp {
     request_body(content = UpdateApp),
     responses((status = 200, description = "The updated application.", body = ApplicationRecord)),
 )]
-async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
-    let request: UpdateApp = parse(&body)?;
+async fn update_app(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    body: JsonBody<UpdateApp>,
+) -> Result<Response> {
+    caller.authorize(&state, Action::ManageApps, &Resource::application(&app))?;
+    let request = body.value()?;
     let display_name = request.display_name.as_deref().map(|d| input::display_name("displayName", d)).transpose()?;
     let owner = request.owner.as_deref().map(|o| input::email("owner", o)).transpose()?;
     let current = find_app(&state, &app).await?;
@@ -171,11 +168,8 @@ async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body
         status: request.status.as_deref().map(status).transpose()?,
         scopes: request.scopes.as_deref().map(scopes).transpose()?,
     };
-    let entry = audit(
-        "application.update",
-        format!("application/{app}"),
-        json!({ "displayName": change.display_name, "owner": change.owner, "status": change.status, "scopes": change.scopes }),
-    );
+    let details = json!({ "displayName": change.display_name, "owner": change.owner, "status": change.status, "scopes": change.scopes });
+    let entry = caller.audit("application.update", Target::platform(format!("application/{app}")), details);
     let updated = db::update_application(&state.pool, current.id, &change, entry).await?;
     sync::refresh(&state.delivery, &state.pool, &[], &[updated.id]).await?;
     Ok(axum::Json(updated).into_response())
@@ -189,7 +183,8 @@ async fn update_app(State(state): State<AppState>, Path(app): Path<String>, body
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses((status = 200, description = "The application's keys, never their secrets.", body = Keys)),
 )]
-async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Result<Response> {
+async fn list_keys(State(state): State<AppState>, caller: Caller, Path(app): Path<String>) -> Result<Response> {
+    caller.authorize(&state, Action::ReadApps, &Resource::application(&app))?;
     let app = find_app(&state, &app).await?;
     Ok(axum::Json(Keys { keys: db::list_keys(&state.pool, app.id).await? }).into_response())
 }
@@ -202,7 +197,12 @@ async fn list_keys(State(state): State<AppState>, Path(app): Path<String>) -> Re
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     responses((status = 200, description = "The key, without its secret.", body = KeyRecord)),
 )]
-async fn show_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
+async fn show_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, key_id)): Path<(String, String)>,
+) -> Result<Response> {
+    caller.authorize(&state, Action::ReadApps, &Resource::application(&app))?;
     let key_id = input::key_id(&key_id)?;
     let key_id = key_id.as_str();
     let app = find_app(&state, &app).await?;
@@ -215,7 +215,7 @@ fn no_key(app: &str, key_id: &str) -> ApiError {
     ApiError::NotFound(format!("application `{app}` has no key `{key_id}`"))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateKey {
     name: Option<String>,
@@ -267,8 +267,14 @@ pub(crate) struct Rotated {
     request_body(content = Option<CreateKey>, description = "Optional; an empty body issues a key with every scope of the application."),
     responses((status = 201, description = "The key with its `secret`, shown this once.", body = IssuedKey)),
 )]
-async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body: Bytes) -> Result<Response> {
-    let request: CreateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
+async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(app): Path<String>,
+    body: JsonBody<Option<CreateKey>>,
+) -> Result<Response> {
+    caller.authorize(&state, Action::ManageKeys, &Resource::application(&app))?;
+    let request = body.value()?.unwrap_or_default();
     let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
     let app = find_app(&state, &app).await?;
     let scopes = match &request.scopes {
@@ -292,11 +298,9 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
         (None, None) => None,
     };
     let issued_key = key::issue();
-    let entry = audit(
-        "api_key.create",
-        format!("application/{}/key/{}", app.name, issued_key.key_id),
-        json!({ "scopes": scopes, "expiresAt": expires_at, "name": name }),
-    );
+    let target = Target::platform(format!("application/{}/key/{}", app.name, issued_key.key_id));
+    let entry =
+        caller.audit("api_key.create", target, json!({ "scopes": scopes, "expiresAt": expires_at, "name": name }));
     let new = NewKey {
         key_id: &issued_key.key_id,
         application: app.id,
@@ -304,7 +308,7 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
         name: name.as_ref().map(|n| n.as_str()),
         scopes: &scopes,
         expires_at,
-        created_by: ACTOR,
+        created_by: caller.actor.name(),
     };
     let record = db::create_key(&state.pool, new, entry).await?;
     sync::refresh(&state.delivery, &state.pool, &[&issued_key.key_id], &[]).await?;
@@ -320,17 +324,23 @@ async fn create_key(State(state): State<AppState>, Path(app): Path<String>, body
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     responses((status = 200, description = "The revoked key.", body = KeyRecord)),
 )]
-async fn revoke_key(State(state): State<AppState>, Path((app, key_id)): Path<(String, String)>) -> Result<Response> {
+async fn revoke_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((app, key_id)): Path<(String, String)>,
+) -> Result<Response> {
+    caller.authorize(&state, Action::ManageKeys, &Resource::application(&app))?;
     let key_id = input::key_id(&key_id)?;
     let key_id = key_id.as_str();
     let app = find_app(&state, &app).await?;
-    let entry = audit("api_key.revoke", format!("application/{}/key/{key_id}", app.name), json!({}));
+    let entry =
+        caller.audit("api_key.revoke", Target::platform(format!("application/{}/key/{key_id}", app.name)), json!({}));
     let revoked = db::revoke_key(&state.pool, app.id, key_id, entry).await?.ok_or_else(|| no_key(&app.name, key_id))?;
     sync::refresh(&state.delivery, &state.pool, &[key_id], &[]).await?;
     Ok(axum::Json(revoked).into_response())
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
+#[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RotateKey {
     /// How long the old key keeps working, such as `24h` (the default) or `0s`.
@@ -349,19 +359,22 @@ struct RotateKey {
 )]
 async fn rotate_key(
     State(state): State<AppState>,
+    caller: Caller,
     Path((app, key_id)): Path<(String, String)>,
-    body: Bytes,
+    body: JsonBody<Option<RotateKey>>,
 ) -> Result<Response> {
-    let request: RotateKey = if body.is_empty() { parse(b"{}")? } else { parse(&body)? };
+    caller.authorize(&state, Action::ManageKeys, &Resource::application(&app))?;
+    let request = body.value()?.unwrap_or_default();
     let grace = input::duration("gracePeriod", request.grace_period.as_deref().unwrap_or("24h"))?;
     let old_until = input::from_now("gracePeriod", grace)?;
     let key_id = input::key_id(&key_id)?;
     let key_id = key_id.as_str();
     let app = find_app(&state, &app).await?;
     let issued_key = key::issue();
-    let entry = audit(
+    let target = Target::platform(format!("application/{}/key/{key_id}", app.name));
+    let entry = caller.audit(
         "api_key.rotate",
-        format!("application/{}/key/{key_id}", app.name),
+        target,
         json!({ "replacement": issued_key.key_id, "oldKeyExpiresAt": old_until }),
     );
     let new = NewKey {
@@ -371,7 +384,7 @@ async fn rotate_key(
         name: None,
         scopes: &[],
         expires_at: None,
-        created_by: ACTOR,
+        created_by: caller.actor.name(),
     };
     let (old, new) = db::rotate_key(&state.pool, key_id, new, old_until, entry)
         .await?

@@ -16,12 +16,17 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::app_auth::{self, RequestInfo};
-use super::session_auth::{AnySession, Session, client};
-use super::{ApiError, AppState, Result, input, parse, require_operator};
+use super::body::JsonBody;
+use super::caller::{Caller, client};
+use super::{ApiError, AppState, Result, input};
+use crate::audit::Target;
+use crate::authz::{Action, Resource};
 use crate::identity::token::{self, TokenKind};
-use crate::model::{Scope, shown};
-use crate::store::{self, AuditEntry};
+use crate::model::shown;
+use crate::store;
+
+/// What the session routes act on, in denials' messages.
+const OWN_SESSION: Resource<'static> = Resource::own("their own session");
 
 pub fn router(state: &AppState) -> Router<AppState> {
     // Routes that take a secret from an unauthenticated client are limited per client IP.
@@ -35,9 +40,6 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/auth/mfa/totp/confirm", post(confirm_totp))
         .merge(super::pages::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), limit_by_ip));
-    let operator = Router::new()
-        .route("/v1/auth/lockouts/{email}", delete(unlock))
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
     Router::new()
         .route("/v1/auth/logout", post(logout))
         .route("/v1/auth/session", get(whoami))
@@ -47,8 +49,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/v1/auth/mfa/totp/enrol", post(start_totp))
         .route("/v1/auth/introspect", post(introspect))
         .route("/v1/auth/revoke", post(revoke))
+        .route("/v1/auth/lockouts/{email}", delete(unlock))
         .merge(limited)
-        .merge(operator)
 }
 
 /// Fixed one-minute windows per route and client IP, counted in Postgres (shared by replicas).
@@ -81,8 +83,8 @@ struct Login {
     request_body(content = Login),
     responses((status = 200, description = "Tokens: `access_token`, `refresh_token`, expiry, and any pending MFA step.", body = crate::identity::Tokens)),
 )]
-async fn login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
-    let request: Login = parse(&body)?;
+async fn login(State(state): State<AppState>, parts: Parts, body: JsonBody<Login>) -> Result<Response> {
+    let request = body.value()?;
     let email = input::email("email", &request.email)?;
     let tokens = state.identity.login(email.as_str(), &request.password, &client(&parts)).await?;
     Ok(no_store(axum::Json(tokens)))
@@ -101,8 +103,8 @@ struct Refresh {
     request_body(content = Refresh),
     responses((status = 200, description = "New tokens; the refresh token is rotated.", body = crate::identity::Tokens)),
 )]
-async fn refresh(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
-    let request: Refresh = parse(&body)?;
+async fn refresh(State(state): State<AppState>, parts: Parts, body: JsonBody<Refresh>) -> Result<Response> {
+    let request = body.value()?;
     let tokens = state.identity.refresh(&request.refresh_token, &client(&parts)).await?;
     Ok(no_store(axum::Json(tokens)))
 }
@@ -114,8 +116,9 @@ async fn refresh(State(state): State<AppState>, parts: Parts, body: Bytes) -> Re
     security(("session" = [])),
     responses((status = 204, description = "The session has ended.")),
 )]
-async fn logout(State(state): State<AppState>, parts: Parts, AnySession(session): AnySession) -> Result<StatusCode> {
-    state.identity.logout(&session, &client(&parts)).await?;
+async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode> {
+    caller.authorize(&state, Action::SignOut, &OWN_SESSION)?;
+    state.identity.logout(caller.session()?, &caller.client()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -126,11 +129,13 @@ async fn logout(State(state): State<AppState>, parts: Parts, AnySession(session)
     security(("session" = [])),
     responses((status = 200, description = "The session: user, tenant, role, expiry, and `idleExpiresAt`.", body = crate::store::identity::SessionView)),
 )]
-async fn whoami(State(state): State<AppState>, AnySession(session): AnySession) -> Response {
+async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    caller.authorize(&state, Action::ReadOwnSession, &OWN_SESSION)?;
+    let session = caller.session()?;
     let idle = chrono::Duration::from_std(state.identity.settings.times.idle).unwrap_or_default();
-    let mut body = serde_json::to_value(&session).unwrap_or_default();
+    let mut body = serde_json::to_value(session).unwrap_or_default();
     body["idleExpiresAt"] = json!(session.last_seen_at + idle);
-    no_store(axum::Json(body))
+    Ok(no_store(axum::Json(body)))
 }
 
 #[utoipa::path(
@@ -140,7 +145,9 @@ async fn whoami(State(state): State<AppState>, AnySession(session): AnySession) 
     security(("session" = [])),
     responses((status = 200, description = "The user's live sessions; `current` marks this one.", body = Object)),
 )]
-async fn list_sessions(State(state): State<AppState>, Session(session): Session) -> Result<Response> {
+async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    caller.authorize(&state, Action::ManageOwnSessions, &OWN_SESSION)?;
+    let session = caller.session()?;
     let sessions =
         store::identity::list_user_sessions(&state.pool, session.user_id, state.identity.settings.times).await?;
     let sessions: Vec<_> = sessions
@@ -163,16 +170,12 @@ async fn list_sessions(State(state): State<AppState>, Session(session): Session)
     params(("id" = uuid::Uuid, Path, description = "The session id.")),
     responses((status = 204, description = "That session of the user has ended.")),
 )]
-async fn end_session(
-    State(state): State<AppState>,
-    parts: Parts,
-    Session(session): Session,
-    Path(id): Path<String>,
-) -> Result<StatusCode> {
+async fn end_session(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<StatusCode> {
+    caller.authorize(&state, Action::ManageOwnSessions, &OWN_SESSION)?;
     let id = Uuid::parse_str(&id).map_err(|_| {
         ApiError::BadRequest(format!("path parameter `id`: `{}` is not a session id (a UUID)", shown(&id)))
     })?;
-    if state.identity.end_own_session(&session, id, &client(&parts)).await? {
+    if state.identity.end_own_session(caller.session()?, id, &caller.client()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound(format!("you have no live session {id}")))
@@ -192,8 +195,8 @@ struct Forgot {
     request_body(content = Forgot),
     responses((status = 202, description = "A reset link is mailed if an active account has this email.", body = Object)),
 )]
-async fn forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
-    let request: Forgot = parse(&body)?;
+async fn forgot(State(state): State<AppState>, parts: Parts, body: JsonBody<Forgot>) -> Result<Response> {
+    let request = body.value()?;
     let email = input::email("email", &request.email)?;
     state.identity.forgot_password(email.as_str(), &client(&parts)).await?;
     let message = "if an active account has this email, a reset link is on its way";
@@ -214,8 +217,8 @@ struct SetPassword {
     request_body(content = SetPassword),
     responses((status = 204, description = "The password is set; every session of the user ends.")),
 )]
-async fn reset(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode> {
-    let request: SetPassword = parse(&body)?;
+async fn reset(State(state): State<AppState>, parts: Parts, body: JsonBody<SetPassword>) -> Result<StatusCode> {
+    let request = body.value()?;
     state.identity.reset_password(&request.token, &request.password, &client(&parts)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -227,8 +230,8 @@ async fn reset(State(state): State<AppState>, parts: Parts, body: Bytes) -> Resu
     request_body(content = SetPassword),
     responses((status = 204, description = "The invitation is accepted and the password set.")),
 )]
-async fn accept(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<StatusCode> {
-    let request: SetPassword = parse(&body)?;
+async fn accept(State(state): State<AppState>, parts: Parts, body: JsonBody<SetPassword>) -> Result<StatusCode> {
+    let request = body.value()?;
     state.identity.accept_invitation(&request.token, &request.password, &client(&parts)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -250,13 +253,13 @@ struct ChangePassword {
 )]
 async fn change_password(
     State(state): State<AppState>,
-    parts: Parts,
-    Session(session): Session,
-    body: Bytes,
+    caller: Caller,
+    body: JsonBody<ChangePassword>,
 ) -> Result<StatusCode> {
-    let request: ChangePassword = parse(&body)?;
-    let client = client(&parts);
-    state.identity.change_password(&session, &request.current_password, &request.new_password, &client).await?;
+    caller.authorize(&state, Action::ChangeOwnPassword, &OWN_SESSION)?;
+    let request = body.value()?;
+    let (session, client) = (caller.session()?, caller.client());
+    state.identity.change_password(session, &request.current_password, &request.new_password, &client).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,11 +270,9 @@ async fn change_password(
     security(("session" = [])),
     responses((status = 200, description = "A new TOTP secret and its otpauth URI, to confirm.", body = crate::identity::Enrolment)),
 )]
-async fn start_totp(State(state): State<AppState>, parts: Parts, AnySession(session): AnySession) -> Result<Response> {
-    if session.pending.as_deref() == Some("mfa_verify") {
-        return Err(super::session_auth::pending_refusal("mfa_verify"));
-    }
-    Ok(no_store(axum::Json(state.identity.start_totp(&session, &client(&parts)).await?)))
+async fn start_totp(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    caller.authorize(&state, Action::EnrolTotp, &OWN_SESSION)?;
+    Ok(no_store(axum::Json(state.identity.start_totp(caller.session()?, &caller.client()).await?)))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -289,15 +290,11 @@ struct Code {
     request_body(content = Code, description = "`code` is required."),
     responses((status = 200, description = "TOTP is enrolled: recovery codes (shown once).", body = crate::identity::Enrolled)),
 )]
-async fn confirm_totp(
-    State(state): State<AppState>,
-    parts: Parts,
-    AnySession(session): AnySession,
-    body: Bytes,
-) -> Result<Response> {
-    let request: Code = parse(&body)?;
+async fn confirm_totp(State(state): State<AppState>, caller: Caller, body: JsonBody<Code>) -> Result<Response> {
+    caller.authorize(&state, Action::EnrolTotp, &OWN_SESSION)?;
+    let request = body.value()?;
     let code = request.code.ok_or_else(|| ApiError::BadRequest("`code` is required".into()))?;
-    Ok(no_store(axum::Json(state.identity.confirm_totp(&session, &code, &client(&parts)).await?)))
+    Ok(no_store(axum::Json(state.identity.confirm_totp(caller.session()?, &code, &caller.client()).await?)))
 }
 
 #[utoipa::path(
@@ -308,19 +305,15 @@ async fn confirm_totp(
     request_body(content = Code, description = "Exactly one of `code` and `recovery_code`."),
     responses((status = 200, description = "Tokens of the now verified session.", body = crate::identity::Tokens)),
 )]
-async fn verify_mfa(
-    State(state): State<AppState>,
-    parts: Parts,
-    AnySession(session): AnySession,
-    body: Bytes,
-) -> Result<Response> {
-    let request: Code = parse(&body)?;
+async fn verify_mfa(State(state): State<AppState>, caller: Caller, body: JsonBody<Code>) -> Result<Response> {
+    caller.authorize(&state, Action::VerifySecondFactor, &OWN_SESSION)?;
+    let request = body.value()?;
     if request.code.is_none() == request.recovery_code.is_none() {
         return Err(ApiError::BadRequest("give exactly one of `code` and `recovery_code`".into()));
     }
-    let client = client(&parts);
+    let (session, client) = (caller.session()?, caller.client());
     let tokens =
-        state.identity.verify_mfa(&session, request.code.as_deref(), request.recovery_code.as_deref(), &client).await?;
+        state.identity.verify_mfa(session, request.code.as_deref(), request.recovery_code.as_deref(), &client).await?;
     Ok(no_store(axum::Json(tokens)))
 }
 
@@ -332,19 +325,13 @@ async fn verify_mfa(
     params(("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 204, description = "The failed attempts of this email are cleared.")),
 )]
-async fn unlock(State(state): State<AppState>, Path(email): Path<String>) -> Result<StatusCode> {
+async fn unlock(State(state): State<AppState>, caller: Caller, Path(email): Path<String>) -> Result<StatusCode> {
+    caller.authorize(&state, Action::ClearLockout, &Resource::platform("the lockouts of sign-in"))?;
     let email = input::path_email(&email)?;
     let email = email.as_str();
     let unlocked = store::identity::clear_failures(&state.pool, email).await?;
-    let entry = AuditEntry {
-        actor: "operator".into(),
-        actor_type: "operator",
-        action: "auth.unlock".into(),
-        resource: format!("user/{email}"),
-        tenant: None,
-        success: true,
-        metadata: json!({ "wasLocked": unlocked }),
-    };
+    let entry =
+        caller.audit("auth.unlock", Target::platform(format!("user/{email}")), json!({ "wasLocked": unlocked }));
     store::apps::audit(&state.pool, entry).await?;
     if unlocked {
         Ok(StatusCode::NO_CONTENT)
@@ -372,17 +359,11 @@ fn token_form(body: &[u8]) -> Result<String> {
 /// it: its tenant must be open to the application.
 async fn visible_session(
     state: &AppState,
-    parts: &Parts,
+    caller: &Caller,
     presented: &str,
-) -> Result<(crate::delivery::Principal, Option<store::identity::SessionView>)> {
-    let info = RequestInfo {
-        method: &parts.method,
-        path: parts.uri.path(),
-        route: parts.extensions.get(),
-        headers: &parts.headers,
-        peer: parts.extensions.get(),
-    };
-    let principal = app_auth::authenticate(state, &info, Scope::AuthIntrospect).await?;
+) -> Result<Option<store::identity::SessionView>> {
+    caller.authorize(state, Action::IntrospectTokens, &Resource::platform("session tokens"))?;
+    let principal = caller.principal()?;
     let hash = token::hash(presented);
     let session = match TokenKind::of(presented) {
         // An access token past its lifetime is inactive even while its session lives on.
@@ -392,8 +373,7 @@ async fn visible_session(
         }
         _ => None,
     };
-    let session = session.filter(|s| state.delivery.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name)));
-    Ok((principal, session))
+    Ok(session.filter(|s| state.delivery.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name))))
 }
 
 /// RFC 7662: `{"active": false}` for every token the application may not see.
@@ -405,9 +385,10 @@ async fn visible_session(
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "RFC 7662: the token to introspect."),
     responses((status = 200, description = "RFC 7662: `{\"active\":false}` or the active session's claims.", body = Object)),
 )]
-async fn introspect(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
+async fn introspect(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response> {
     let presented = token_form(&body)?;
-    let (principal, session) = visible_session(&state, &parts, &presented).await?;
+    let session = visible_session(&state, &caller, &presented).await?;
+    let principal = caller.principal()?;
     let is_access = TokenKind::of(&presented) == Some(TokenKind::Access);
     let body = match session.filter(|s| s.pending.is_none()) {
         Some(s) => {
@@ -440,23 +421,16 @@ async fn introspect(State(state): State<AppState>, parts: Parts, body: Bytes) ->
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "RFC 7009: the token whose session to end."),
     responses((status = 200, description = "RFC 7009: revoked, or there was nothing this application may revoke.")),
 )]
-async fn revoke(State(state): State<AppState>, parts: Parts, body: Bytes) -> Result<Response> {
+async fn revoke(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response> {
     let presented = token_form(&body)?;
-    let (principal, session) = visible_session(&state, &parts, &presented).await?;
+    let session = visible_session(&state, &caller, &presented).await?;
     if let Some(session) = session {
         {
             let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
             store::identity::revoke_session(&mut conn, session.id, "revoked_by_application").await?;
         }
-        let entry = AuditEntry {
-            actor: principal.app.name.to_string(),
-            actor_type: "application",
-            action: "auth.session.revoke".into(),
-            resource: format!("user/{}", session.email),
-            tenant: Some(session.tenant.clone()),
-            success: true,
-            metadata: json!({ "sessionId": session.id, "keyId": principal.key.key_id.to_string() }),
-        };
+        let target = Target::in_tenant(&session.tenant, format!("user/{}", session.email));
+        let entry = caller.audit("auth.session.revoke", target, json!({ "sessionId": session.id }));
         store::apps::audit(&state.pool, entry).await?;
     }
     Ok(StatusCode::OK.into_response())

@@ -67,6 +67,9 @@ pub enum ApiError {
     Timeout(String),
     #[error(transparent)]
     Store(StoreError),
+    /// 500 for a broken invariant of our own (logged; the client sees "internal error").
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Seconds a client is asked to wait after a 503.
@@ -102,7 +105,7 @@ impl ApiError {
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
-            Self::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Store(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 }
@@ -112,8 +115,8 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         let message = match &self {
             // 5xx are logged and answered generically: no internals in responses.
-            Self::Store(error) => {
-                tracing::error!(%error, "request failed");
+            Self::Store(_) | Self::Internal(_) => {
+                tracing::error!(error = %self, "request failed");
                 "internal error".to_owned()
             }
             other => other.to_string(),

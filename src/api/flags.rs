@@ -2,13 +2,11 @@
 //! and a server-sent-events stream that says when to fetch them again. Served from memory.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::request::Parts;
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -16,11 +14,11 @@ use axum::routing::get;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::app_auth::{RequestInfo, authorize};
-use super::{AppState, Result};
+use super::caller::Caller;
+use super::{ApiError, AppState, Result};
+use crate::authz::Action;
 use crate::delivery::flags::{Rendered, TenantFlags, not_modified};
 use crate::delivery::{DeliveryCache, Principal};
-use crate::model::Scope;
 
 /// Clients may keep a copy but must revalidate it (cheaply, with `If-None-Match`) before each use:
 /// a flag change is served within a second, so a copy is never trusted blindly.
@@ -32,14 +30,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants/{tenant}/flags/events", get(flag_events))
 }
 
-pub(crate) fn info(parts: &Parts) -> RequestInfo<'_> {
-    RequestInfo {
-        method: &parts.method,
-        path: parts.uri.path(),
-        route: parts.extensions.get(),
-        headers: &parts.headers,
-        peer: parts.extensions.get::<ConnectInfo<SocketAddr>>(),
-    }
+/// Lets the caller read the flags of `tenant` and returns them (served from memory).
+pub(crate) fn readable(state: &AppState, caller: &Caller, tenant: &str) -> Result<Arc<TenantFlags>> {
+    let (_, flags) = caller.authorize_tenant(state, Action::ReadFlags, "flags", tenant)?;
+    // `authorize` lets an application read only a tenant it knows.
+    flags.ok_or_else(|| ApiError::Internal(format!("tenant `{tenant}` was authorized but is not in memory")))
 }
 
 #[utoipa::path(
@@ -50,9 +45,14 @@ pub(crate) fn info(parts: &Parts) -> RequestInfo<'_> {
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 when nothing changed.")),
     responses((status = 200, description = "The tenant's resolved flags, with an ETag.", body = Object), (status = 304, description = "Not modified since the given ETag.")),
 )]
-async fn tenant_flags(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
+async fn tenant_flags(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    request: Request,
+) -> Result<Response> {
     let (parts, _) = request.into_parts();
-    let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+    let flags = readable(&state, &caller, &tenant)?;
     Ok(conditional(&flags.rest, parts.headers.get(header::IF_NONE_MATCH)))
 }
 
@@ -82,9 +82,9 @@ pub(crate) fn conditional(rendered: &Rendered, if_none_match: Option<&HeaderValu
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "Server-sent events: the tenant's flags now and on every change.", body = String, content_type = "text/event-stream")),
 )]
-async fn flag_events(State(state): State<AppState>, Path(tenant): Path<String>, request: Request) -> Result<Response> {
-    let (parts, _) = request.into_parts();
-    let (principal, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+async fn flag_events(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let flags = readable(&state, &caller, &tenant)?;
+    let principal = caller.principal()?.clone();
     let stream = events(state.delivery.clone(), principal, flags);
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
 }

@@ -2,7 +2,7 @@
 //! or GitLab (`X-Gitlab-Token`) that makes the leader fetch at once, whichever replica receives it.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -10,11 +10,14 @@ use futures_util::StreamExt as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
+use std::net::SocketAddr;
 use std::time::Duration;
+use subtle::ConstantTimeEq;
 
 use tokio::sync::Semaphore;
 
-use super::{ApiError, AppState, Denied, Result, deny, secret_matches};
+use super::{ApiError, AppState, Result};
+use crate::denials::{DenialLog, Refusal};
 use crate::secret::Secret;
 use crate::store;
 
@@ -157,6 +160,52 @@ fn delivery_keys(headers: &HeaderMap, body_digest: &[u8]) -> Vec<String> {
     }
     keys
 }
+
+/// Constant-time comparison of a presented secret with the expected one.
+fn secret_matches(expected: Option<&Secret>, presented: Option<&str>) -> bool {
+    match (expected, presented) {
+        (Some(expected), Some(presented)) => bool::from(expected.expose().as_bytes().ct_eq(presented.as_bytes())),
+        _ => false,
+    }
+}
+
+/// What is recorded of a refused webhook: never the presented signature or token.
+struct Denied {
+    method: String,
+    path: String,
+    /// The route's template, under which repeated refusals are aggregated.
+    route: Option<String>,
+    ip: Option<String>,
+}
+
+impl Denied {
+    fn of<B>(request: &axum::http::Request<B>) -> Self {
+        Denied {
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            route: request.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()),
+            ip: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        }
+    }
+}
+
+/// Audits a refused webhook (queued: never waits for the database) and returns the 401 to send.
+/// A webhook proves a signature, not an identity: it is no `Actor`, so its refusals are its own.
+fn deny(denials: &DenialLog, request: Denied, reason: &str) -> ApiError {
+    denials.refused(Refusal {
+        action: "api.denied",
+        ip: request.ip,
+        method: Some(request.method),
+        route: request.route.unwrap_or_else(|| request.path.clone()),
+        resource: request.path,
+        tenant: None,
+        reason: reason.to_owned(),
+        key_id: None,
+        extra: serde_json::Map::new(),
+    });
+    ApiError::Unauthorized(reason.to_owned())
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::caller::Caller;
 use super::{ApiError, AppState, Result};
+use crate::audit::Target;
+use crate::authz::{Action, Resource};
 use crate::store;
 
 pub fn router() -> Router<AppState> {
@@ -35,8 +38,10 @@ struct Filter {
 )]
 async fn outbox(
     State(state): State<AppState>,
+    caller: Caller,
     filter: std::result::Result<Query<Filter>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
+    caller.authorize(&state, Action::ReadOutbox, &Resource::platform("the mail outbox"))?;
     let Query(filter) = filter?;
     let limit = filter.limit.unwrap_or(20);
     if !(1..=1000).contains(&limit) {
@@ -45,6 +50,9 @@ async fn outbox(
     let to = filter.to.as_deref().map(|to| super::input::lookup("query parameter `to`", to)).transpose()?;
     let to = to.map(str::to_lowercase);
     let rows = store::mail::list(&state.pool, to.as_deref(), !filter.all, limit).await?;
+    // Undelivered mail carries credentials (links): who read it is on the record.
+    let details = json!({ "to": to, "all": filter.all, "rows": rows.len() });
+    store::apps::audit(&state.pool, caller.audit("mail.outbox.read", Target::platform("mail/outbox"), details)).await?;
     // Undelivered mail carries its links, which are credentials: never cached.
     Ok(super::auth::no_store(Json(json!({ "mail": crate::mail::listing(&state.identity.keyring, rows) }))))
 }

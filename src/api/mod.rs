@@ -1,11 +1,14 @@
-//! The HTTP API: a thin axum adapter over `store` and the reconciler's status. Handlers extract,
-//! call one store function, respond; every error has the body `{"error":{"code","message"}}`.
+//! The HTTP API: a thin axum adapter over `store` and the reconciler's status. Handlers extract the
+//! `Caller`, ask `authz` through `Caller::authorize`, call one store function, respond; every error
+//! has the body `{"error":{"code","message"}}`.
 
-mod app_auth;
 mod apps;
 mod auth;
+mod body;
+mod caller;
 mod envelope;
 mod error;
+mod evaluation;
 mod flags;
 mod health;
 mod hooks;
@@ -14,7 +17,6 @@ mod mail;
 mod ofrep;
 pub mod openapi;
 mod pages;
-mod session_auth;
 mod sync;
 mod users;
 
@@ -22,17 +24,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use sqlx::PgPool;
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 pub use error::{ApiError, Result};
 
 use crate::delivery::DeliveryCache;
-use crate::denials::{DenialLog, Refusal};
+use crate::denials::DenialLog;
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::telemetry::Metrics;
@@ -41,7 +41,8 @@ use crate::telemetry::Metrics;
 pub struct AppState {
     pub pool: PgPool,
     pub metrics: Arc<Metrics>,
-    /// Bearer token of platform operators (until identity lands); `None` refuses every operator call.
+    /// The bootstrap operator token (first set-up and break-glass; every use audited); `None`:
+    /// operators sign in through the identity provider only.
     pub operator_token: Option<Secret>,
     /// Shared secret of Git webhooks; `None` refuses every webhook.
     pub webhook_secret: Option<Secret>,
@@ -55,10 +56,6 @@ pub struct AppState {
 
 /// The whole API, separate from serving it so tests can call it in-process.
 pub fn app(state: AppState) -> Router {
-    let operator = sync::router()
-        .merge(apps::router())
-        .merge(mail::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_operator));
     // JSON and form bodies are bounded here; the webhook route bounds its own.
     let bounded = Router::new()
         .merge(health::router())
@@ -66,7 +63,10 @@ pub fn app(state: AppState) -> Router {
         .merge(ofrep::router())
         .merge(auth::router(&state))
         .merge(users::router())
-        .merge(operator)
+        .merge(sync::router())
+        .merge(apps::router())
+        .merge(mail::router())
+        .merge(evaluation::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     Router::new()
         .merge(hooks::router())
@@ -108,77 +108,3 @@ pub async fn serve(
 
 /// How long requests in flight may finish after SIGTERM.
 const DRAIN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Parses a JSON body; unknown fields are refused so a typo is not silently ignored.
-pub(crate) fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid request body: {e}")))
-}
-
-/// Constant-time comparison of a presented secret with the expected one.
-pub(crate) fn secret_matches(expected: Option<&Secret>, presented: Option<&str>) -> bool {
-    match (expected, presented) {
-        (Some(expected), Some(presented)) => bool::from(expected.expose().as_bytes().ct_eq(presented.as_bytes())),
-        _ => false,
-    }
-}
-
-async fn require_operator(State(state): State<AppState>, request: Request, next: Next) -> Result<Response> {
-    let presented = request
-        .headers()
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    if secret_matches(state.operator_token.as_ref(), presented) {
-        return Ok(next.run(request).await);
-    }
-    let reason = if state.operator_token.is_none() {
-        "operator endpoints are disabled: set GATEHOUSE_OPERATOR_TOKEN"
-    } else {
-        "a valid operator token is required (Authorization: Bearer …)"
-    };
-    Err(deny(&state.denials, Denied::of(&request), reason))
-}
-
-/// What is recorded of a refused request: never the presented credential.
-pub(crate) struct Denied {
-    method: String,
-    path: String,
-    /// The route's template, under which repeated refusals are aggregated.
-    route: Option<String>,
-    ip: Option<String>,
-}
-
-impl Denied {
-    pub(crate) fn of<B>(request: &axum::http::Request<B>) -> Self {
-        Self::from_head(request.method(), request.uri(), request.extensions())
-    }
-
-    pub(crate) fn of_parts(parts: &axum::http::request::Parts) -> Self {
-        Self::from_head(&parts.method, &parts.uri, &parts.extensions)
-    }
-
-    fn from_head(method: &axum::http::Method, uri: &axum::http::Uri, extensions: &axum::http::Extensions) -> Self {
-        Denied {
-            method: method.to_string(),
-            path: uri.path().to_owned(),
-            route: extensions.get::<MatchedPath>().map(|m| m.as_str().to_owned()),
-            ip: extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
-        }
-    }
-}
-
-/// Audits a refused request (queued: never waits for the database) and returns the 401 to send.
-pub(crate) fn deny(denials: &DenialLog, request: Denied, reason: &str) -> ApiError {
-    denials.refused(Refusal {
-        action: "api.denied",
-        ip: request.ip,
-        method: Some(request.method),
-        route: request.route.unwrap_or_else(|| request.path.clone()),
-        resource: request.path,
-        tenant: None,
-        reason: reason.to_owned(),
-        key_id: None,
-        extra: serde_json::Map::new(),
-    });
-    ApiError::Unauthorized(reason.to_owned())
-}

@@ -16,10 +16,10 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::app_auth::authorize;
-use super::flags::{conditional, info};
+use super::caller::Caller;
+use super::flags::{conditional, readable};
 use super::{AppState, Result};
-use crate::model::{Scope, TenantName, shown};
+use crate::model::{TenantName, shown};
 
 /// Evaluation requests are small; anything larger is refused before it is read.
 const MAX_BODY: usize = 64 * 1024;
@@ -112,7 +112,7 @@ async fn read_body(body: axum::body::Body) -> std::result::Result<Bytes, Evaluat
     request_body(content = EvaluationRequest, description = "The OFREP evaluation context; it must carry the tenant."),
     responses((status = 200, description = "Every flag of the tenant (OFREP bulk evaluation), with an ETag.", body = Object), (status = 304, description = "Not modified since the given ETag.")),
 )]
-async fn evaluate_all(State(state): State<AppState>, request: Request) -> Result<Response> {
+async fn evaluate_all(State(state): State<AppState>, caller: Caller, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
     let body = match read_body(body).await {
         Ok(body) => body,
@@ -122,7 +122,7 @@ async fn evaluate_all(State(state): State<AppState>, request: Request) -> Result
         Ok(tenant) => tenant,
         Err(failure) => return Ok(failure.into_response(None)),
     };
-    let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+    let flags = readable(&state, &caller, &tenant)?;
     Ok(conditional(&flags.ofrep_bulk, parts.headers.get(header::IF_NONE_MATCH)))
 }
 
@@ -136,9 +136,13 @@ async fn evaluate_all(State(state): State<AppState>, request: Request) -> Result
     request_body(content = EvaluationRequest, description = "The OFREP evaluation context; it must carry the tenant."),
     responses((status = 200, description = "The flag's evaluation (OFREP).", body = Object)),
 )]
-async fn evaluate_one(State(state): State<AppState>, Path(key): Path<String>, request: Request) -> Result<Response> {
-    let (parts, body) = request.into_parts();
-    let body = match read_body(body).await {
+async fn evaluate_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(key): Path<String>,
+    request: Request,
+) -> Result<Response> {
+    let body = match read_body(request.into_body()).await {
         Ok(body) => body,
         Err(failure) => return Ok(failure.into_response(Some(&key))),
     };
@@ -146,7 +150,7 @@ async fn evaluate_one(State(state): State<AppState>, Path(key): Path<String>, re
         Ok(tenant) => tenant,
         Err(failure) => return Ok(failure.into_response(Some(&key))),
     };
-    let (_, flags) = authorize(&state, info(&parts), Scope::FlagsRead, &tenant).await?;
+    let flags = readable(&state, &caller, &tenant)?;
     let Some(evaluation) = flags.ofrep_single.get(key.as_str()) else {
         let details = format!("flag `{}` is not defined for tenant `{tenant}`", shown(&key));
         return Ok(failure(StatusCode::NOT_FOUND, Some(&key), "FLAG_NOT_FOUND", details));

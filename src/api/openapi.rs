@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{apps, auth, flags, health, hooks, mail, ofrep, pages, sync, users};
+use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, pages, sync, users};
 
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
 /// `ApiError` writes exactly this, so the schema cannot drift from the bodies sent.
@@ -75,7 +75,11 @@ impl Modify for Security {
         };
         components.add_security_scheme(
             "operator",
-            bearer("The platform operator token (GATEHOUSE_OPERATOR_TOKEN): `Authorization: Bearer <token>`."),
+            bearer(
+                "A platform operator or auditor: a JWT of the configured identity provider (its groups bound to \
+                 `operator` or `auditor`), or the bootstrap operator token (GATEHOUSE_OPERATOR_TOKEN): \
+                 `Authorization: Bearer <token>`.",
+            ),
         );
         components.add_security_scheme(
             "apiKey",
@@ -171,12 +175,13 @@ impl Modify for Security {
         apps::revoke_key,
         apps::rotate_key,
         mail::outbox,
+        evaluation::evaluate,
     ),
     components(schemas(ErrorBody, ErrorDetail), responses(Failure)),
     modifiers(&Security, &Failures),
     tags(
         (name = "public", description = "No credential."),
-        (name = "operator", description = "Platform operators: the operator token."),
+        (name = "operator", description = "Platform operators (and, for reads, auditors): a JWT of the configured identity provider, or the bootstrap operator token."),
         (name = "application", description = "Applications: an API key with the named scope."),
         (name = "session", description = "Tenant users: a session access token."),
     ),

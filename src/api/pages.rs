@@ -11,7 +11,7 @@ use axum::routing::get;
 use serde::Deserialize;
 
 use super::AppState;
-use super::session_auth::client;
+use super::caller::client;
 use crate::identity::{AuthError, LinkPurpose};
 use crate::mail::templates::escape;
 

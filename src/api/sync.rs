@@ -3,7 +3,6 @@
 //! tenant's drift until a deadline. Everything is read from the database, so every replica answers
 //! the same.
 
-use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -12,8 +11,16 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, AppState, Result, input, parse};
-use crate::store::{self, AuditEntry, allowance, drift, history, status};
+use super::body::JsonBody;
+use super::caller::Caller;
+use super::{ApiError, AppState, Result, input};
+use crate::audit::Target;
+use crate::authz::{Action, Resource};
+use crate::store::{self, allowance, drift, history, status};
+
+/// What the sync routes act on, in denials' messages.
+const SYNC_STATUS: Resource<'static> = Resource::platform("the sync status");
+const RECONCILER: Resource<'static> = Resource::platform("the reconciler");
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -36,7 +43,8 @@ pub fn router() -> Router<AppState> {
     security(("operator" = [])),
     responses((status = 200, description = "The sync state: source commit, counts, last pass.", body = status::SyncState)),
 )]
-async fn overall(State(state): State<AppState>) -> Result<Json<status::SyncState>> {
+async fn overall(State(state): State<AppState>, caller: Caller) -> Result<Json<status::SyncState>> {
+    caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     Ok(Json(status::sync_state(&mut conn).await?))
 }
@@ -68,8 +76,10 @@ const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged
 )]
 async fn tenants(
     State(state): State<AppState>,
+    caller: Caller,
     page: std::result::Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>> {
+    caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let Query(page) = page?;
     let after = input::lookup("query parameter `after`", &page.after)?;
     let limit = page.limit.unwrap_or(100);
@@ -129,8 +139,10 @@ impl HistoryPage {
 )]
 async fn passes(
     State(state): State<AppState>,
+    caller: Caller,
     page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>> {
+    caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let Query(page) = page?;
     let limit = page.limit()?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
@@ -149,9 +161,11 @@ async fn passes(
 )]
 async fn tenant_history(
     State(state): State<AppState>,
+    caller: Caller,
     Path(name): Path<String>,
     page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>> {
+    caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let name = input::lookup("path parameter `tenant`", &name)?;
     let Query(page) = page?;
     let limit = page.limit()?;
@@ -175,26 +189,21 @@ fn history_page(passes: &[history::PassEntry], limit: i64) -> Value {
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = Object)),
 )]
-async fn allow_deletion(State(state): State<AppState>, Path(name): Path<String>) -> Result<(StatusCode, Json<Value>)> {
+async fn allow_deletion(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> Result<(StatusCode, Json<Value>)> {
+    caller.authorize(&state, Action::AllowGuardedChange, &RECONCILER)?;
     let name = input::tenant(&name)?;
-    let audit = AuditEntry {
-        actor: OPERATOR.into(),
-        actor_type: "operator",
-        action: "tenant.allow_deletion".into(),
-        resource: format!("tenant/{name}/guard"),
-        tenant: Some(name.to_string()),
-        success: true,
-        metadata: json!({ "once": true }),
-    };
+    let target = Target::in_tenant(name.as_str(), format!("tenant/{name}/guard"));
+    let audit = caller.audit("tenant.allow_deletion", target, json!({ "once": true }));
     let allowed = allowance::allow(&state.pool, name.as_str(), audit)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{name}` is live: there is nothing to delete")))?;
     store::notify_sync(&state.pool).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "allowed": allowed, "status": "the next pass applies the change" }))))
 }
-
-/// Who calls the operator endpoints: one operator token today, so one name.
-const OPERATOR: &str = "operator";
 
 /// One tenant: its state, the commit it is synced to, errors with file:line, and each drifted field
 /// with the applied and live value and who changed it when (from the audit log).
@@ -206,7 +215,8 @@ const OPERATOR: &str = "operator";
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = Object)),
 )]
-async fn tenant(State(state): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>> {
+async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>> {
+    caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let name = input::lookup("path parameter `tenant`", &name)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let sync = status::sync_state(&mut conn).await?;
@@ -251,18 +261,6 @@ struct AllowDrift {
     reason: String,
 }
 
-fn drift_audit(action: &str, tenant: &str, metadata: Value) -> AuditEntry {
-    AuditEntry {
-        actor: "operator".into(),
-        actor_type: "operator",
-        action: action.into(),
-        resource: format!("tenant/{tenant}"),
-        tenant: Some(tenant.to_owned()),
-        success: true,
-        metadata,
-    }
-}
-
 /// Allows a tenant's drift until `until` (issue 15.6): reported, not reverted, even with selfHeal.
 #[utoipa::path(
     post,
@@ -273,12 +271,19 @@ fn drift_audit(action: &str, tenant: &str, metadata: Value) -> AuditEntry {
     request_body(content = AllowDrift),
     responses((status = 200, description = "The drift allowance in force.", body = Object)),
 )]
-async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, body: Bytes) -> Result<Json<Value>> {
+async fn allow_drift(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    body: JsonBody<AllowDrift>,
+) -> Result<Json<Value>> {
+    caller.authorize(&state, Action::AllowGuardedChange, &RECONCILER)?;
     let tenant = input::tenant(&tenant)?;
-    let request: AllowDrift = parse(&body)?;
+    let request = body.value()?;
     let until = input::expiry("until", request.until)?;
     let reason = input::reason("reason", &request.reason)?;
-    let entry = drift_audit("tenant.drift.allow", tenant.as_str(), json!({ "until": until, "reason": reason }));
+    let target = Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}"));
+    let entry = caller.audit("tenant.drift.allow", target, json!({ "until": until, "reason": reason }));
     let allowed = drift::allow(&state.pool, tenant.as_str(), until, reason, entry)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{tenant}` is live")))?;
@@ -295,9 +300,15 @@ async fn allow_drift(State(state): State<AppState>, Path(tenant): Path<String>, 
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The withdrawn allowance.", body = Object)),
 )]
-async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String>) -> Result<Json<Value>> {
+async fn withdraw_drift(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+) -> Result<Json<Value>> {
+    caller.authorize(&state, Action::AllowGuardedChange, &RECONCILER)?;
     let tenant = input::tenant(&tenant)?;
-    let entry = drift_audit("tenant.drift.withdraw", tenant.as_str(), json!({}));
+    let target = Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}"));
+    let entry = caller.audit("tenant.drift.withdraw", target, json!({}));
     let withdrawn = drift::withdraw(&state.pool, tenant.as_str(), entry)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no drift allowance in force")))?;
@@ -312,9 +323,11 @@ async fn withdraw_drift(State(state): State<AppState>, Path(tenant): Path<String
     security(("operator" = [])),
     responses((status = 202, description = "A reconcile pass is requested.", body = Object)),
 )]
-async fn sync_now(State(state): State<AppState>) -> Result<(StatusCode, Json<Value>)> {
+async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<Value>)> {
+    caller.authorize(&state, Action::ControlSync, &RECONCILER)?;
     status::request_sync(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?).await?;
     store::notify_sync(&state.pool).await?;
+    store::apps::audit(&state.pool, caller.audit("sync.request", Target::platform("reconciler"), json!({}))).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "sync requested" }))))
 }
 
@@ -325,8 +338,8 @@ async fn sync_now(State(state): State<AppState>) -> Result<(StatusCode, Json<Val
     security(("operator" = [])),
     responses((status = 200, description = "Reconciling is paused.", body = Object)),
 )]
-async fn pause(State(state): State<AppState>) -> Result<Json<Value>> {
-    set_paused(&state, true).await
+async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
+    set_paused(&state, &caller, true).await
 }
 
 #[utoipa::path(
@@ -336,12 +349,15 @@ async fn pause(State(state): State<AppState>) -> Result<Json<Value>> {
     security(("operator" = [])),
     responses((status = 200, description = "Reconciling resumes.", body = Object)),
 )]
-async fn resume(State(state): State<AppState>) -> Result<Json<Value>> {
-    set_paused(&state, false).await
+async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
+    set_paused(&state, &caller, false).await
 }
 
-async fn set_paused(state: &AppState, paused: bool) -> Result<Json<Value>> {
+async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<Json<Value>> {
+    caller.authorize(state, Action::ControlSync, &RECONCILER)?;
     status::set_paused(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?, paused).await?;
     store::notify_sync(&state.pool).await?;
+    let action = if paused { "sync.pause" } else { "sync.resume" };
+    store::apps::audit(&state.pool, caller.audit(action, Target::platform("reconciler"), json!({}))).await?;
     Ok(Json(json!({ "paused": paused })))
 }

@@ -5,15 +5,16 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use serde_json::json;
 
-use super::session_auth::{pending_refusal, presented_session};
-use super::{ApiError, AppState, Denied, Result, deny, input, secret_matches};
-use crate::model::{Email, TenantName};
-use crate::store::{self, AuditEntry};
+use super::caller::Caller;
+use super::{ApiError, AppState, Result, input};
+use crate::audit::Target;
+use crate::authz::Action;
+use crate::model::{AccountStatus, Email, TenantName};
+use crate::store;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,74 +23,17 @@ pub fn router() -> Router<AppState> {
         .route("/v1/tenants/{tenant}/users/{email}/invitation", post(resend_invitation))
 }
 
-/// Who may administer a tenant's users: an operator, or an owner or admin of that very tenant.
-struct Admin {
-    actor: String,
-    actor_type: &'static str,
-}
-
-/// The caller, if it may administer `tenant` (as the path gives it), and the tenant's name. The
-/// caller is authenticated first: a malformed tenant is a 400 only to someone who may ask.
-async fn admin_of(state: &AppState, parts: &Parts, tenant: &str) -> Result<(Admin, TenantName)> {
-    if let Some(session) = presented_session(state, parts).await? {
-        if let Some(pending) = session.pending.as_deref() {
-            return Err(pending_refusal(pending));
-        }
-        let tenant = input::tenant(tenant)?;
-        let reason = if session.tenant != tenant.as_str() {
-            Some("a session of another tenant")
-        } else if !matches!(session.role.as_str(), "owner" | "admin") {
-            Some("the session's role is not owner or admin")
-        } else {
-            None
-        };
-        if let Some(reason) = reason {
-            let entry = AuditEntry {
-                actor: session.email.clone(),
-                actor_type: "user",
-                action: "api.denied".into(),
-                resource: parts.uri.path().to_owned(),
-                tenant: Some(tenant.to_string()),
-                success: false,
-                metadata: json!({ "method": parts.method.as_str(), "reason": reason, "sessionTenant": session.tenant }),
-            };
-            state.denials.record(entry);
-            return Err(ApiError::Forbidden {
-                code: "forbidden",
-                message: format!("only owners and admins of tenant `{tenant}` may do this"),
-            });
-        }
-        return Ok((Admin { actor: session.email, actor_type: "user" }, tenant));
-    }
-    let presented = super::session_auth::bearer(parts);
-    if secret_matches(state.operator_token.as_ref(), presented) {
-        return Ok((Admin { actor: "operator".into(), actor_type: "operator" }, input::tenant(tenant)?));
-    }
-    Err(deny(
-        &state.denials,
-        Denied::of_parts(parts),
-        "a session of a tenant owner or admin, or the operator token, is required",
-    ))
-}
-
+/// Writes the row of `caller` having done `action` to a user of `tenant`.
 async fn audit(
     state: &AppState,
-    admin: &Admin,
+    caller: &Caller,
     action: &str,
     tenant: &TenantName,
     email: &str,
-    metadata: serde_json::Value,
+    details: serde_json::Value,
 ) -> Result<()> {
-    let entry = AuditEntry {
-        actor: admin.actor.clone(),
-        actor_type: admin.actor_type,
-        action: action.into(),
-        resource: format!("tenant/{tenant}/user/{email}"),
-        tenant: Some(tenant.to_string()),
-        success: true,
-        metadata,
-    };
-    Ok(store::apps::audit(&state.pool, entry).await?)
+    let target = Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}/user/{email}"));
+    Ok(store::apps::audit(&state.pool, caller.audit(action, target, details)).await?)
 }
 
 #[utoipa::path(
@@ -100,8 +44,8 @@ async fn audit(
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant's users (an operator, or an owner or admin of the tenant).", body = Users)),
 )]
-async fn list(State(state): State<AppState>, parts: Parts, Path(tenant): Path<String>) -> Result<Response> {
-    let (_, tenant) = admin_of(&state, &parts, &tenant).await?;
+async fn list(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (tenant, _) = caller.authorize_tenant(&state, Action::ListUsers, "users", &tenant)?;
     let users = store::identity::tenant_users(&state.pool, tenant.as_str()).await?;
     Ok(axum::Json(Users { users }).into_response())
 }
@@ -128,17 +72,17 @@ async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<st
 )]
 async fn end_sessions(
     State(state): State<AppState>,
-    parts: Parts,
+    caller: Caller,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let (admin, tenant) = admin_of(&state, &parts, &tenant).await?;
+    let tenant = caller.authorize_tenant_user(&state, Action::EndUserSessions, &tenant, &email)?;
     let email = input::path_email(&email)?;
     let user = user(&state, &tenant, &email).await?;
     let ended = {
         let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
         store::identity::revoke_user_sessions(&mut conn, user.id, None, "revoked_by_admin").await?
     };
-    audit(&state, &admin, "auth.session.revoke", &tenant, &user.email, json!({ "sessionsEnded": ended })).await?;
+    audit(&state, &caller, "auth.session.revoke", &tenant, &user.email, json!({ "sessionsEnded": ended })).await?;
     Ok(axum::Json(json!({ "sessionsEnded": ended })).into_response())
 }
 
@@ -153,20 +97,20 @@ async fn end_sessions(
 )]
 async fn resend_invitation(
     State(state): State<AppState>,
-    parts: Parts,
+    caller: Caller,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let (admin, tenant) = admin_of(&state, &parts, &tenant).await?;
+    let tenant = caller.authorize_tenant_user(&state, Action::ResendInvitation, &tenant, &email)?;
     let email = input::path_email(&email)?;
     let user = user(&state, &tenant, &email).await?;
-    if user.status != "invited" {
+    if user.status != AccountStatus::Invited {
         return Err(ApiError::Conflict(format!("{} is {}, not invited", user.email, user.status)));
     }
     let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
     let invitee = store::mail::invitee(&mut tx, user.id).await?.ok_or_else(|| ApiError::NotFound(email.to_string()))?;
     crate::mail::worker::send_invitation(&state.identity, &mut tx, &invitee).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
-    audit(&state, &admin, "auth.invitation.send", &tenant, &user.email, json!({})).await?;
+    audit(&state, &caller, "auth.invitation.send", &tenant, &user.email, json!({})).await?;
     Ok((
         StatusCode::ACCEPTED,
         axum::Json(json!({ "message": format!("a new invitation is on its way to {}", user.email) })),

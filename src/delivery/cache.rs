@@ -36,6 +36,10 @@ impl ScopeSet {
     pub fn intersect(self, other: ScopeSet) -> ScopeSet {
         ScopeSet(self.0 & other.0)
     }
+
+    pub fn of_scopes(scopes: &[Scope]) -> Self {
+        ScopeSet(scopes.iter().fold(0, |bits, s| bits | Self::bit(*s)))
+    }
 }
 
 pub struct KeyEntry {
@@ -68,12 +72,32 @@ pub struct AppEntry {
 }
 
 /// An authenticated application key.
+#[derive(Clone)]
 pub struct Principal {
     pub key: Arc<KeyEntry>,
     pub app: Arc<AppEntry>,
 }
 
 impl Principal {
+    /// A principal outside any cache, of an active application `app` holding a key with `scopes`:
+    /// for unit tests and benchmarks of `authz`, which need an application actor but no key store.
+    pub fn detached(app: &str, key_id: &str, scopes: ScopeSet) -> Self {
+        let app = AppEntry { id: Uuid::nil(), name: app.into(), active: true, scopes };
+        let key = KeyEntry {
+            id: Uuid::nil(),
+            key_id: key_id.into(),
+            application_id: Uuid::nil(),
+            secret_hash: [0; 32],
+            scopes,
+            expires_at: None,
+            revoked: false,
+            last_used: AtomicI64::new(0),
+            flushed: AtomicI64::new(0),
+            limiter: None,
+        };
+        Principal { key: Arc::new(key), app: Arc::new(app) }
+    }
+
     /// The key's scopes that its application still allows.
     pub fn scopes(&self) -> ScopeSet {
         self.key.scopes.intersect(self.app.scopes)

@@ -13,6 +13,7 @@ use super::successor::{self, Pair};
 use super::token::{self, Issued, TokenKind};
 use super::{Identity, totp};
 use crate::mail::{self, Message, worker::describe};
+use crate::model::{AccountStatus, Pending, Role, TenantStatus};
 use crate::store::identity::{
     self as db, Account, Attempt, LinkToken, NewPair, NewSession, Refreshed, Reserved, Sealed, SessionView, Settle,
 };
@@ -105,10 +106,10 @@ pub struct SessionInfo {
     pub id: Uuid,
     pub tenant: String,
     pub email: String,
-    pub role: String,
+    pub role: Role,
     /// `mfa_verify` or `mfa_enrol` while the session may do nothing else; absent when complete.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending: Option<String>,
+    pub pending: Option<Pending>,
     pub expires_at: chrono::DateTime<chrono::Utc>,
 }
 
@@ -156,8 +157,8 @@ impl Identity {
                 id: session.id,
                 tenant: session.tenant.clone(),
                 email: session.email.clone(),
-                role: session.role.clone(),
-                pending: session.pending.clone(),
+                role: session.role,
+                pending: session.pending,
                 expires_at: session.expires_at,
             },
         }
@@ -262,8 +263,8 @@ impl Identity {
             None => Some("unknown email"),
             Some(a) if a.password_hash.is_none() => Some("no password set"),
             Some(_) if !verified => Some("wrong password"),
-            Some(a) if a.user_status != "active" => Some("user not active"),
-            Some(a) if a.tenant_status != "active" => Some("tenant suspended"),
+            Some(a) if a.user_status != AccountStatus::Active => Some("user not active"),
+            Some(a) if a.tenant_status != TenantStatus::Active => Some("tenant suspended"),
             Some(_) => None,
         };
         let tenant = account.as_ref().map(|a| a.tenant.as_str());
@@ -277,9 +278,9 @@ impl Identity {
         // failures may be wrong codes, and signing in again must not reset their count.
         let settle = if account.totp_confirmed { Settle::GiveBack(attempt) } else { Settle::Forgive(attempt) };
         let pending = if account.totp_confirmed {
-            Some("mfa_verify")
-        } else if account.role == "owner" && self.settings.owners_need_mfa {
-            Some("mfa_enrol")
+            Some(Pending::MfaVerify)
+        } else if account.role == Role::Owner && self.settings.owners_need_mfa {
+            Some(Pending::MfaEnrol)
         } else {
             None
         };
@@ -420,7 +421,9 @@ impl Identity {
         };
         let account = db::account_by_id(&mut tx, user_id).await?.ok_or(AuthError::InvalidToken)?;
         let usable = match purpose {
-            LinkPurpose::Invitation => account.user_status == "invited" && account.tenant_status == "active",
+            LinkPurpose::Invitation => {
+                account.user_status == AccountStatus::Invited && account.tenant_status == TenantStatus::Active
+            }
             LinkPurpose::PasswordReset => account.may_sign_in(),
         };
         if !usable {
@@ -554,7 +557,7 @@ impl Identity {
         recovery_code: Option<&str>,
         client: &Client,
     ) -> Result<Tokens, AuthError> {
-        if session.pending.as_deref() != Some("mfa_verify") {
+        if session.pending != Some(Pending::MfaVerify) {
             return Err(AuthError::Conflict("this session does not wait for a second factor".into()));
         }
         let attempt = self.reserve(&session.email, "auth.mfa.verify", client).await?;

@@ -28,7 +28,7 @@ macro_rules! str_enum {
 }
 
 /// A tenant user's role: `owner` (everything, incl. contract and SSO), `admin` (users), `user`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
@@ -58,7 +58,28 @@ pub enum UserStatus {
 }
 str_enum!(UserStatus { Active => "active", Disabled => "disabled" });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+/// A live account's state: `invited` until the user sets a credential, then `active` or `disabled`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountStatus {
+    Invited,
+    Active,
+    Disabled,
+}
+str_enum!(AccountStatus { Invited => "invited", Active => "active", Disabled => "disabled" });
+
+/// The step a session waits for before it may do anything else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Pending {
+    /// A second factor (TOTP or a recovery code): `POST /v1/auth/mfa/verify`.
+    MfaVerify,
+    /// An owner without TOTP must enrol it first.
+    MfaEnrol,
+}
+str_enum!(Pending { MfaVerify => "mfa_verify", MfaEnrol => "mfa_enrol" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
     #[default]
@@ -102,6 +123,9 @@ pub enum Scope {
     AuditWrite,
     #[serde(rename = "auth:introspect")]
     AuthIntrospect,
+    /// Ask Gatehouse for access decisions about sessions (`POST /access/v1/evaluation`, AuthZEN).
+    #[serde(rename = "authz:evaluate")]
+    AuthzEvaluate,
 }
 str_enum!(Scope {
     FlagsRead => "flags:read",
@@ -109,6 +133,7 @@ str_enum!(Scope {
     UsageRead => "usage:read",
     AuditWrite => "audit:write",
     AuthIntrospect => "auth:introspect",
+    AuthzEvaluate => "authz:evaluate",
 });
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

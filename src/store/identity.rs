@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Result;
+use crate::model::{AccountStatus, Pending, Role, TenantStatus};
 
 fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
@@ -22,11 +23,11 @@ pub struct Account {
     pub tenant_id: Uuid,
     pub email: String,
     pub name: Option<String>,
-    pub role: String,
-    pub user_status: String,
+    pub role: Role,
+    pub user_status: AccountStatus,
     pub tenant: String,
     pub tenant_display_name: String,
-    pub tenant_status: String,
+    pub tenant_status: TenantStatus,
     pub password_hash: Option<String>,
     pub totp_confirmed: bool,
 }
@@ -34,7 +35,7 @@ pub struct Account {
 impl Account {
     /// Only an active user of an active tenant signs in.
     pub fn may_sign_in(&self) -> bool {
-        self.user_status == "active" && self.tenant_status == "active"
+        self.user_status == AccountStatus::Active && self.tenant_status == TenantStatus::Active
     }
 }
 
@@ -66,11 +67,11 @@ pub async fn sign_in(pool: &PgPool, email: &str, lockout: Lockout) -> Result<Sig
         user_id: Option<Uuid>,
         tenant_id: Option<Uuid>,
         name: Option<String>,
-        role: Option<String>,
-        user_status: Option<String>,
+        role: Option<Role>,
+        user_status: Option<AccountStatus>,
         tenant: Option<String>,
         tenant_display_name: Option<String>,
-        tenant_status: Option<String>,
+        tenant_status: Option<TenantStatus>,
         password_hash: Option<String>,
         totp_confirmed: bool,
         #[sqlx(flatten)]
@@ -164,7 +165,7 @@ pub struct NewSession<'a> {
     pub tenant_id: Uuid,
     pub access_hash: &'a [u8],
     pub refresh_hash: &'a [u8],
-    pub pending: Option<&'a str>,
+    pub pending: Option<Pending>,
     pub ip: Option<&'a str>,
     pub user_agent: Option<&'a str>,
     /// The sign-in attempt's email (as typed) and what its verified password does to the count.
@@ -214,8 +215,8 @@ pub struct SessionView {
     pub tenant: String,
     pub email: String,
     pub name: Option<String>,
-    pub role: String,
-    pub pending: Option<String>,
+    pub role: Role,
+    pub pending: Option<Pending>,
     pub created_at: DateTime<Utc>,
     pub rotated_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
@@ -854,8 +855,8 @@ pub struct TenantUser {
     pub id: Uuid,
     pub email: String,
     pub name: Option<String>,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: AccountStatus,
     pub activated_at: Option<DateTime<Utc>>,
     pub mfa: bool,
     pub live_sessions: i64,

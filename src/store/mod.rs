@@ -5,6 +5,7 @@ pub mod allowance;
 pub mod apps;
 mod audit;
 pub mod drift;
+mod enums;
 pub mod history;
 pub mod identity;
 mod live;

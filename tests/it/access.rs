@@ -277,7 +277,7 @@ async fn unknown_tenants_and_unopened_tenants_look_alike_and_bad_keys_get_401() 
     typo[last] = if typo[last] == b'a' { b'b' } else { b'a' };
     let typo = String::from_utf8(typo).expect("ascii");
     assert_eq!(flags(&server, "acme", &typo, None).await.status, 401);
-    assert_eq!(denied(&db, "no API key presented", 1).await, 1);
+    assert_eq!(denied(&db, "no credential presented", 1).await, 1);
     assert_eq!(denied(&db, "unknown API key", 1).await, 1);
 }
 

@@ -139,7 +139,7 @@ enum Caller {
     Operator,
     /// An API key of an application with `flags:read`, open to tenant `acme`.
     FlagsKey,
-    /// An API key with `auth:introspect`.
+    /// An API key with `auth:introspect` and `authz:evaluate`, open to tenant `acme`.
     IntrospectKey,
     /// A tenant admin's session.
     Session,
@@ -262,6 +262,19 @@ fn routes() -> Vec<Route> {
         route("DELETE", "/v1/sync/tenants/{tenant}/drift/allow", Operator, None),
         // mail.rs
         Route { query: &["to", "all", "limit"], ..route("GET", "/v1/mail/outbox", Operator, None) },
+        // evaluation.rs
+        route(
+            "POST",
+            "/access/v1/evaluation",
+            IntrospectKey,
+            Json(|| {
+                json!({
+                    "subject": { "type": "session", "id": "gatehouse_at_x" },
+                    "action": { "name": "users.list" },
+                    "resource": { "type": "tenant", "id": "acme" }
+                })
+            }),
+        ),
         // apps.rs
         route("GET", "/v1/apps", Operator, None),
         route(
@@ -449,7 +462,7 @@ async fn issue_key(server: &ServeProcess, app: &str) -> Value {
 async fn credentials(server: &ServeProcess, db: &TestDb) -> Credentials {
     let probe = json!({
         "name": "hostile-probe", "displayName": "Probe", "owner": "ops@corp.example",
-        "scopes": ["flags:read", "auth:introspect"]
+        "scopes": ["flags:read", "auth:introspect", "authz:evaluate"]
     });
     let created = call(server, "POST", "/v1/apps", Some(OPERATOR), Some(probe)).await;
     assert_eq!(created.status, 201, "{}", created.text);

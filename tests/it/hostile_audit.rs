@@ -115,7 +115,7 @@ async fn a_flood_of_unauthenticated_requests_adds_a_bounded_number_of_rows_whose
     }
     assert_eq!(refused, sent, "every request is refused");
     assert!(sent > 100, "a flood: {sent} requests");
-    let flood = "resource = '/v1/tenants/acme/flags' AND metadata->>'reason' = 'no API key presented'";
+    let flood = "resource = '/v1/tenants/acme/flags' AND metadata->>'reason' = 'no credential presented'";
     within(Duration::from_secs(3), "the first refusal audited at once", || async { rows(&db, flood).await == 1 }).await;
 
     assert_eq!(terminate(server).await, Some(0));
@@ -359,7 +359,7 @@ async fn while_the_database_is_away_requests_get_503_within_a_second_and_refusal
 
     let restored = Proxy::start(proxy.port).await;
     let operator_refused = "resource = '/v1/sync/status' AND metadata->>'ip' = '127.0.0.1'";
-    let key_refused = "resource = '/v1/tenants/acme/flags' AND metadata->>'reason' = 'no API key presented'";
+    let key_refused = "resource = '/v1/tenants/acme/flags' AND metadata->>'reason' = 'no credential presented'";
     within(Duration::from_secs(10), "the queued refusals written once the database is back", || async {
         audited(&db, operator_refused).await == 1 && audited(&db, key_refused).await == 1
     })

@@ -278,7 +278,7 @@ async fn removing_a_tenants_file_then_allowing_its_deletion_deletes_that_tenant_
     let allowed = cli(&serve, &["sync", "allow-deletion", "globex"]);
     assert_eq!(allowed.status.code(), Some(0), "{}", stderr(&allowed));
     assert!(
-        stdout(&allowed).contains("the next pass deletes tenant globex once (allowed by operator"),
+        stdout(&allowed).contains("the next pass deletes tenant globex once (allowed by bootstrap-token"),
         "{}",
         stdout(&allowed)
     );
@@ -291,7 +291,7 @@ async fn removing_a_tenants_file_then_allowing_its_deletion_deletes_that_tenant_
     assert_eq!(db.count("SELECT count(*) FROM guard_allowances").await, 0, "the allowance is used up");
     assert_eq!(
         db.count(
-            "SELECT count(*) FROM audit_log WHERE action = 'tenant.allow_deletion' AND actor = 'operator'
+            "SELECT count(*) FROM audit_log WHERE action = 'tenant.allow_deletion' AND actor = 'bootstrap-token'
              AND actor_type = 'operator' AND tenant = 'globex'"
         )
         .await,

@@ -1,0 +1,333 @@
+//! The `Caller` extractor: the one place a request's credential becomes an `Actor`, whatever it is
+//! (a session token, an API key in either header, an identity provider's JWT, the bootstrap operator
+//! token) — and `Caller::authorize`, the one place a decision of `authz` becomes a 401 or 403 that is
+//! audited. A credential that proves nothing is refused (and audited) here, once; no credential at
+//! all is the anonymous actor, whom `authorize` refuses where a route needs more.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, AppState, input};
+use crate::audit::{self, Origin, Outcome, Target};
+use crate::authz::{self, Action, Actor, Decision, Deny, KnownTenant, PlatformActor, Resource, TenantFacts};
+use crate::delivery::KeyRefusal;
+use crate::delivery::flags::TenantFlags;
+use crate::denials::Refusal;
+use crate::identity::Client;
+use crate::identity::token::{self, TokenKind};
+use crate::model::TenantName;
+
+/// Who is calling, and what the audit rows of their request say about where from.
+pub struct Caller {
+    pub actor: Actor,
+    head: Head,
+}
+
+/// What audit rows keep of a request: never its credential.
+struct Head {
+    method: Method,
+    uri: Uri,
+    route: Option<MatchedPath>,
+    ip: Option<IpAddr>,
+    user_agent: Option<HeaderValue>,
+}
+
+/// The credential a request presents: `Authorization: Bearer …`, else `X-API-Key: …`. The header's
+/// value is kept (a cheap reference-counted clone) so the request stays free to be read again.
+enum Presented {
+    Bearer(HeaderValue),
+    ApiKey(HeaderValue),
+}
+
+/// The one bearer parser. The scheme is case-insensitive (RFC 9110 §11.1); any other scheme is no
+/// credential of ours.
+fn presented(headers: &HeaderMap) -> Option<Presented> {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
+        let (scheme, _) = value.to_str().ok()?.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| Presented::Bearer(value.clone()));
+    }
+    headers.get("x-api-key").map(|key| Presented::ApiKey(key.clone()))
+}
+
+/// The token of an `Authorization: Bearer <token>` value, or an `X-API-Key` value.
+fn token_of(value: &HeaderValue, bearer: bool) -> &str {
+    let text = value.to_str().unwrap_or_default();
+    let token = if bearer { text.split_once(' ').map_or("", |(_, token)| token) } else { text };
+    token.trim()
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let head = Head {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            route: parts.extensions.get::<MatchedPath>().cloned(),
+            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+        };
+        let actor = match presented(&parts.headers) {
+            None => Actor::Anonymous,
+            Some(Presented::ApiKey(key)) => application(state, parts, &head, token_of(&key, false)).await?,
+            Some(Presented::Bearer(token)) => bearer(state, parts, &head, token_of(&token, true)).await?,
+        };
+        let caller = Caller { actor, head };
+        if let Actor::Platform(PlatformActor { via: authz::PlatformVia::BootstrapToken, .. }) = &caller.actor {
+            // Break-glass: every use of the bootstrap token is on the record.
+            let target = Target::platform(caller.head.uri.path());
+            let details = json!({ "method": caller.head.method.as_str() });
+            let row = audit::entry(
+                &caller.actor,
+                "operator.bootstrap_token.use",
+                target,
+                Outcome::Success,
+                &caller.origin(),
+                details,
+            );
+            state.denials.record(row);
+        }
+        Ok(caller)
+    }
+}
+
+/// The actor a bearer token proves, by its kind.
+async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -> Result<Actor, ApiError> {
+    match TokenKind::of(token) {
+        Some(TokenKind::Access) => match state.identity.sessions.find(token::hash(token)).await? {
+            Some(session) => Ok(Actor::User(session)),
+            None => Err(refuse(state, parts, head, None, "the session token is unknown, expired or revoked").await),
+        },
+        Some(TokenKind::Refresh | TokenKind::Link) => {
+            let reason = "this is not an access token (Authorization: Bearer gatehouse_at_…)";
+            Err(refuse(state, parts, head, None, reason).await)
+        }
+        None if token.starts_with(crate::delivery::key::PREFIX) => application(state, parts, head, token).await,
+        None if matches_bootstrap(state, token) => Ok(Actor::Platform(PlatformActor::bootstrap())),
+        None => {
+            let reason = "the bearer token is not a session token, an API key or an operator token this server knows";
+            Err(refuse(state, parts, head, None, reason).await)
+        }
+    }
+}
+
+/// Constant-time comparison with the bootstrap operator token.
+fn matches_bootstrap(state: &AppState, presented: &str) -> bool {
+    state
+        .operator_token
+        .as_ref()
+        .is_some_and(|expected| bool::from(expected.expose().as_bytes().ct_eq(presented.as_bytes())))
+}
+
+/// The application an API key proves (memory only).
+async fn application(state: &AppState, parts: &mut Parts, head: &Head, key: &str) -> Result<Actor, ApiError> {
+    let cache = &state.delivery;
+    if !cache.is_ready() {
+        return Err(ApiError::Unavailable("API keys are still loading; retry in a moment".into()));
+    }
+    match cache.authenticate(Some(key)) {
+        Ok(principal) => Ok(Actor::Application(principal)),
+        Err((KeyRefusal::RateLimited(retry_after), _)) => {
+            state.metrics.rate_limited.inc();
+            Err(ApiError::TooManyRequests { retry_after })
+        }
+        Err((refusal, entry)) => {
+            let key_id = entry.map(|e| e.key_id.to_string());
+            audit_refused(state, parts, head, key_id, refusal.reason()).await;
+            Err(match refusal {
+                KeyRefusal::ApplicationDisabled => ApiError::Forbidden {
+                    code: "application_disabled",
+                    message: "the application of this API key is disabled".into(),
+                },
+                _ => ApiError::Unauthorized(
+                    "a valid API key is required (Authorization: Bearer … or X-API-Key); this one is missing, unknown, revoked or expired"
+                        .into(),
+                ),
+            })
+        }
+    }
+}
+
+/// Audits a credential that proved nothing and returns the 401 to send.
+async fn refuse(state: &AppState, parts: &mut Parts, head: &Head, key_id: Option<String>, reason: &str) -> ApiError {
+    audit_refused(state, parts, head, key_id, reason).await;
+    ApiError::Unauthorized(reason.to_owned())
+}
+
+/// Audits a credential that proved nothing (aggregated with its repeats; never waits).
+async fn audit_refused(state: &AppState, parts: &mut Parts, head: &Head, key_id: Option<String>, reason: &str) {
+    let tenant = path_tenant(parts, state).await;
+    state.denials.refused(Refusal {
+        action: "api.denied",
+        ip: head.ip.map(|ip| ip.to_string()),
+        method: Some(head.method.to_string()),
+        route: head.route.as_ref().map_or(head.uri.path(), MatchedPath::as_str).to_owned(),
+        resource: head.uri.path().to_owned(),
+        tenant,
+        reason: reason.to_owned(),
+        key_id,
+        extra: serde_json::Map::new(),
+    });
+}
+
+/// The `{tenant}` of the route, for the audit row of a refusal.
+async fn path_tenant(parts: &mut Parts, state: &AppState) -> Option<String> {
+    let params = RawPathParams::from_request_parts(parts, state).await.ok()?;
+    params.iter().find(|(name, _)| *name == "tenant").map(|(_, value)| value.to_owned())
+}
+
+/// What `authz` needs to know of a tenant, from the delivery cache.
+pub(crate) fn facts<'a>(name: &'a str, flags: Option<&'a TenantFlags>) -> TenantFacts<'a> {
+    TenantFacts { name, known: flags.map(|f| KnownTenant { active: f.active, applications: &f.applications }) }
+}
+
+impl Caller {
+    /// Lets the request do `action` to `resource`, or refuses it: audited, 401 to an anonymous
+    /// caller, 403 with the denial's code and message otherwise.
+    pub fn authorize(&self, state: &AppState, action: Action, resource: &Resource<'_>) -> Result<(), ApiError> {
+        match authz::authorize(&self.actor, action, resource) {
+            Decision::Allow => Ok(()),
+            Decision::Deny(deny) => Err(self.denied(state, action, resource, deny)),
+        }
+    }
+
+    /// Lets the request do `action` to the `what` of the tenant a path names, and returns the
+    /// tenant's name and in-memory state. An anonymous caller is refused before the name is read:
+    /// a malformed name is a 400 only to someone who may ask.
+    pub fn authorize_tenant(
+        &self,
+        state: &AppState,
+        action: Action,
+        what: &'static str,
+        tenant: &str,
+    ) -> Result<(TenantName, Option<Arc<TenantFlags>>), ApiError> {
+        if matches!(self.actor, Actor::Anonymous) {
+            self.authorize(state, action, &Resource::of_tenant(what, facts(tenant, None)))?;
+        }
+        let name = input::tenant(tenant)?;
+        let flags = state.delivery.tenant(name.as_str());
+        self.authorize(state, action, &Resource::of_tenant(what, facts(name.as_str(), flags.as_deref())))?;
+        Ok((name, flags))
+    }
+
+    /// As `authorize_tenant`, for one user (by email) of the tenant.
+    pub fn authorize_tenant_user(
+        &self,
+        state: &AppState,
+        action: Action,
+        tenant: &str,
+        email: &str,
+    ) -> Result<TenantName, ApiError> {
+        let shown = crate::model::shown(email);
+        if matches!(self.actor, Actor::Anonymous) {
+            self.authorize(state, action, &Resource::tenant_user(&shown, facts(tenant, None)))?;
+        }
+        let name = input::tenant(tenant)?;
+        let flags = state.delivery.tenant(name.as_str());
+        self.authorize(state, action, &Resource::tenant_user(&shown, facts(name.as_str(), flags.as_deref())))?;
+        Ok(name)
+    }
+
+    /// Audits a denial and returns the error to send.
+    fn denied(&self, state: &AppState, action: Action, resource: &Resource<'_>, deny: Deny) -> ApiError {
+        let tenant = resource.tenant.map(|t| t.name.to_owned());
+        if matches!(self.actor, Actor::Anonymous) {
+            state.denials.refused(Refusal {
+                action: "api.denied",
+                ip: self.head.ip.map(|ip| ip.to_string()),
+                method: Some(self.head.method.to_string()),
+                route: self.route_template().to_owned(),
+                resource: self.head.uri.path().to_owned(),
+                tenant,
+                reason: deny.reason.to_owned(),
+                key_id: None,
+                extra: serde_json::Map::new(),
+            });
+        } else {
+            let target = Target { path: self.head.uri.path().to_owned(), tenant };
+            let details = json!({
+                "method": self.head.method.as_str(),
+                "route": self.route_template(),
+                "action": action.name(),
+                "reason": deny.reason,
+                "code": deny.code,
+                "required": deny.required,
+            });
+            state.denials.record(audit::entry(
+                &self.actor,
+                "api.denied",
+                target,
+                Outcome::Failure,
+                &self.origin(),
+                details,
+            ));
+        }
+        if deny.is_unauthenticated() {
+            ApiError::Unauthorized(deny.message)
+        } else {
+            ApiError::Forbidden { code: deny.code, message: deny.message }
+        }
+    }
+
+    fn route_template(&self) -> &str {
+        self.head.route.as_ref().map_or(self.head.uri.path(), MatchedPath::as_str)
+    }
+
+    /// Where the request came from, for audit rows.
+    pub fn origin(&self) -> Origin {
+        let client = self.client();
+        Origin { ip: client.ip, user_agent: client.user_agent }
+    }
+
+    /// The client as the identity flows record it.
+    pub fn client(&self) -> Client {
+        Client {
+            ip: self.head.ip.map(|ip| ip.to_string()),
+            user_agent: self
+                .head
+                .user_agent
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .map(|v| v.chars().take(200).collect()),
+        }
+    }
+
+    /// The row of this caller having done `action` to `target`.
+    pub fn audit(&self, action: &str, target: Target, details: serde_json::Value) -> crate::store::AuditEntry {
+        audit::entry(&self.actor, action, target, Outcome::Success, &self.origin(), details)
+    }
+
+    /// The session of a user actor (routes whose only grant is a session use it after `authorize`).
+    pub fn session(&self) -> Result<&crate::store::identity::SessionView, ApiError> {
+        match &self.actor {
+            Actor::User(session) => Ok(session),
+            _ => Err(ApiError::Internal("a route granted to sessions reached its handler without one".into())),
+        }
+    }
+
+    /// The key of an application actor.
+    pub fn principal(&self) -> Result<&crate::delivery::Principal, ApiError> {
+        match &self.actor {
+            Actor::Application(principal) => Ok(principal),
+            _ => Err(ApiError::Internal("a route granted to API keys reached its handler without one".into())),
+        }
+    }
+}
+
+/// The client of a request that needs no credential (sign-in, refresh, links).
+pub(crate) fn client(parts: &Parts) -> Client {
+    Client {
+        ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string()),
+        user_agent: parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(200).collect()),
+    }
+}
