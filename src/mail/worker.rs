@@ -1,6 +1,6 @@
 //! The mail worker: issues invitations to invited users who have none, and delivers the outbox over
-//! SMTP with retries and backoff. It wakes on `NOTIFY gatehouse_mail` and every few seconds for
-//! retries; replicas share the work through `FOR UPDATE SKIP LOCKED`.
+//! SMTP with retries and backoff. It wakes on `NOTIFY gatehouse_mail` (`store::listen`) and every
+//! few seconds for retries; replicas share the work through `FOR UPDATE SKIP LOCKED`.
 
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Message, queue};
 use crate::identity::token::{self, TokenKind};
 use crate::identity::{Identity, LinkPurpose};
+use crate::store::listen::{Event, Listener};
 use crate::store::{self, mail::MAIL_CHANNEL};
 
 const POLL: Duration = Duration::from_secs(5);
@@ -44,19 +45,7 @@ impl Delivery {
 }
 
 pub async fn run(identity: Identity, delivery: Delivery, shutdown: CancellationToken) {
-    let mut listener = match sqlx::postgres::PgListener::connect_with(&identity.pool).await {
-        Ok(mut listener) => match listener.listen(MAIL_CHANNEL).await {
-            Ok(()) => Some(listener),
-            Err(error) => {
-                tracing::warn!(%error, "mail worker cannot listen; polling only");
-                None
-            }
-        },
-        Err(error) => {
-            tracing::warn!(%error, "mail worker cannot listen; polling only");
-            None
-        }
-    };
+    let mut listener = Listener::new(&identity.pool, "mail", &[MAIL_CHANNEL]);
     if delivery.transport.is_none() {
         tracing::warn!("GATEHOUSE_SMTP_URL is not set: mail stays in the outbox (see `gatehouse mail list`)");
     }
@@ -69,18 +58,19 @@ pub async fn run(identity: Identity, delivery: Delivery, shutdown: CancellationT
                 tracing::warn!(%error, "cannot deliver mail");
             }
         }
-        let notified = async {
-            match listener.as_mut() {
-                Some(listener) => {
-                    let _ = listener.recv().await;
-                }
-                None => std::future::pending().await,
+        // Until a notification, a reconnection (one may have been missed) or the next poll.
+        let deadline = tokio::time::Instant::now() + POLL;
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => break,
+                event = listener.next() => event,
+            };
+            match event {
+                // The round above ran just now.
+                Event::Connected { first: true } => {}
+                Event::Connected { first: false } | Event::Notification(_) => break,
             }
-        };
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = notified => {}
-            () = tokio::time::sleep(POLL) => {}
         }
     }
 }

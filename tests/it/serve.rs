@@ -294,6 +294,63 @@ async fn readyz_fails_while_the_database_is_away_and_recovers_without_a_restart(
     server.stop().await;
 }
 
+/// `store::listen`: a change notified while the delivery cache's LISTEN connection was down is
+/// missed, so the cache reloads everything once it is listening again. Here a key revoked in SQL
+/// during the cut is refused after the database comes back, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_while_the_listener_was_cut_is_refused_once_it_listens_again() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let proxy = Proxy::start(0).await;
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect(&through_proxy)
+        .await
+        .expect("pool through proxy");
+    let server = Running::start(pool, Source::Directory(repo.path().to_owned()), Duration::from_secs(600), "r1").await;
+    within(Duration::from_secs(10), "first sync", || async {
+        server.get("/v1/sync/status").await.1["state"] == "Synced"
+    })
+    .await;
+    let (code, key) = http(
+        "POST",
+        format!("{}/v1/apps/billing-app/keys", server.base),
+        vec![("authorization", format!("Bearer {OPERATOR}")), ("content-type", "application/json".into())],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(code, 201, "{key}");
+    let (key_id, secret) = (key["id"].as_str().expect("id"), key["secret"].as_str().expect("secret"));
+    let flags = || {
+        let (base, secret) = (server.base.clone(), secret.to_owned());
+        async move {
+            http(
+                "GET",
+                format!("{base}/v1/tenants/acme/flags"),
+                vec![("authorization", format!("Bearer {secret}"))],
+                vec![],
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(flags().await, 200);
+
+    proxy.cut.cancel();
+    db.execute(&format!("UPDATE api_keys SET revoked_at = now() WHERE key_id = '{key_id}'")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(flags().await, 200, "the revocation's notification went to no one: the cache still has the key");
+
+    let restored = Proxy::start(proxy.port).await;
+    within(Duration::from_secs(15), "the key refused after the reconnection's reload", || async {
+        flags().await == 401
+    })
+    .await;
+    server.stop().await;
+    restored.cut.cancel();
+}
+
 trait ThenIs {
     async fn then_is(self, expected: u16) -> bool;
 }
