@@ -1,5 +1,5 @@
-//! One running Gatehouse: the reconciler, the delivery cache and what keeps it current, the mail
-//! worker, pruning, the denial log and the API, wired in one place. `gatehouse serve` and the
+//! One running Gatehouse: the reconciler, the delivery cache and what keeps it current,
+//! invitations, the mail worker, pruning, the denial log and the API, wired in one place. `gatehouse serve` and the
 //! integration tests both call `launch`, so the tests run what production runs.
 
 use std::net::SocketAddr;
@@ -109,7 +109,8 @@ pub fn launch(
     let denials = DenialLog::start(pool.clone());
     let identity_settings = identity::Settings { public_url, ..settings.identity };
     let identity = Identity::new(pool.clone(), identity_settings, settings.keyring, denials.clone());
-    tokio::spawn(mail::worker::run(identity.clone(), settings.mailer, shutdown.clone()));
+    tokio::spawn(identity::invitation::run(identity.clone(), shutdown.clone()));
+    tokio::spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
     tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
     let state = api::AppState {
         identity,

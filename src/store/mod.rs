@@ -7,6 +7,7 @@ mod audit;
 pub mod drift;
 pub mod history;
 pub mod identity;
+pub mod invitation;
 pub mod listen;
 mod live;
 pub mod mail;
