@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `api` (axum) reads
-//! status and store; `cli` is the edge. `denials` queues the audit rows of refused requests, so that a
+//! status and store; `cli` is the edge; `server::launch` starts everything `serve` runs (the tests
+//! call it too). `denials` queues the audit rows of refused requests, so that a
 //! refusal never waits for the database.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod model;
 pub mod plan;
 pub mod reconcile;
 pub mod secret;
+pub mod server;
 pub mod source;
 pub mod store;
 pub mod telemetry;

@@ -106,10 +106,7 @@ async fn resend_invitation(
     if user.status != AccountStatus::Invited {
         return Err(ApiError::Conflict(format!("{} is {}, not invited", user.email, user.status)));
     }
-    let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
-    let invitee = store::mail::invitee(&mut tx, user.id).await?.ok_or_else(|| ApiError::NotFound(email.to_string()))?;
-    crate::mail::worker::send_invitation(&state.identity, &mut tx, &invitee).await?;
-    tx.commit().await.map_err(store::StoreError::from)?;
+    state.identity.resend_invitation(user.id).await?.ok_or_else(|| ApiError::NotFound(email.to_string()))?;
     audit(&state, &caller, "auth.invitation.send", &tenant, &user.email, json!({})).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -10,15 +9,10 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 
 use super::DatabaseArgs;
-use crate::delivery::DeliveryCache;
-use crate::denials::DenialLog;
-use crate::identity::Identity;
 use crate::mail::worker::Delivery;
-use crate::reconcile::controller::{self, Controller};
 use crate::secret::Secret;
 use crate::source::{Credentials, Source};
-use crate::telemetry::Metrics;
-use crate::{api, delivery, mail, plan, store};
+use crate::{plan, server, store};
 
 fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_owned()))
@@ -98,83 +92,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let cache = args.cache_dir.clone().unwrap_or_else(|| default_cache(&args.repo));
     let credentials = Credentials { token: args.git_token.clone(), ssh_key: args.ssh_key.clone() };
     let source = Source::new(&args.repo, args.reference.clone(), cache, credentials).with_path(args.path.as_deref());
-    let replica = args.replica.clone().unwrap_or_else(default_replica);
-
-    let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
-    let wake = Arc::new(tokio::sync::Notify::new());
-    let metrics = Arc::new(Metrics::default());
-    let _watcher = match &source {
-        Source::Directory(dir) => {
-            Some(controller::watch_directory(dir, wake.clone()).context("cannot watch the config directory")?)
-        }
-        Source::Git(_) => None,
-    };
-    tokio::spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
-    let reconciler = Controller {
-        pool: pool.clone(),
-        source: source.clone(),
-        options: plan::Options { allow_mass_delete: args.allow_mass_delete },
-        interval: args.interval,
-        replica: replica.clone(),
-        wake,
-        metrics: metrics.clone(),
-        history_limit: args.history_limit,
-    };
-    let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
-
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let address = listener.local_addr()?;
-    tracing::info!(%address, source = %source.describe(), %replica, interval = ?args.interval, "gatehouse is serving");
-    let public_url = args.public_url.clone().unwrap_or_else(|| format!("http://{address}"));
-    let cache = Arc::new(DeliveryCache::new(&public_url, args.key_rate_limit));
-    tokio::spawn(delivery::sync::keep_current(cache.clone(), pool.clone(), shutdown.clone()));
-    let flusher = tokio::spawn(delivery::sync::flush_key_use(
-        cache.clone(),
-        pool.clone(),
-        args.key_use_flush_interval,
-        shutdown.clone(),
-    ));
-    let denials = DenialLog::start(pool.clone());
-    let identity = Identity::new(pool.clone(), args.identity.settings(&public_url), keyring, denials.clone());
-    tokio::spawn(mail::worker::run(identity.clone(), mailer, shutdown.clone()));
-    tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
-    let state = api::AppState {
-        identity,
-        delivery: cache,
-        pool,
-        metrics,
+    let settings = server::Settings {
+        replica: args.replica.clone().unwrap_or_else(default_replica),
+        interval: args.interval,
+        options: plan::Options { allow_mass_delete: args.allow_mass_delete },
+        history_limit: args.history_limit,
+        public_url: args.public_url.clone(),
+        key_rate_limit: args.key_rate_limit,
+        key_use_flush_interval: args.key_use_flush_interval,
+        // `launch` sets the public URL, which may depend on the bound address.
+        identity: args.identity.settings(""),
+        keyring,
+        mailer,
         operator_token: args.operator_token.clone(),
         webhook_secret: args.webhook_secret.clone(),
-        denials: denials.clone(),
     };
-    let served = api::serve(listener, state, shutdown.clone()).await;
-    // After the last request: what refusals wait to be audited is written before the process ends.
-    denials.close().await;
-    served?;
-    reconciler.await?;
-    flusher.await?;
+    let server = server::launch(pool, source, listener, settings)?;
+    tokio::spawn(stop_on_signal(server.shutdown.clone()));
+    server.wait().await?;
     Ok(0)
-}
-
-/// Deletes expired sessions, spent tokens, old counters and webhook deliveries, every ten minutes.
-async fn prune_expired(identity: Identity, shutdown: CancellationToken) {
-    loop {
-        match store::identity::prune_expired(&identity.pool, identity.settings.times).await {
-            Ok(0) => {}
-            Ok(deleted) => tracing::debug!(deleted, "pruned expired sessions and counters"),
-            Err(error) => tracing::warn!(%error, "cannot prune expired sessions"),
-        }
-        if let Err(error) = store::prune_deliveries(&identity.pool).await {
-            tracing::warn!(%error, "cannot prune old webhook deliveries");
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(Duration::from_secs(600)) => {}
-        }
-    }
 }
 
 /// One cache folder per remote, so that two remotes never share a clone.

@@ -1,6 +1,7 @@
 //! Keeps an `DeliveryCache` current: LISTEN on `gatehouse_access`, reload what each notification
 //! names (in batches, so a bulk apply costs a few queries), and reload everything whenever the
-//! listening connection is (re)established, so nothing said while it was down is missed.
+//! listening connection is (re)established (`store::listen`), so nothing said while it was down is
+//! missed.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -8,13 +9,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
-use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::DeliveryCache;
+use crate::store;
 use crate::store::apps::{self as db, ACCESS_CHANNEL, TenantSelection};
-use crate::store::{self, StoreError};
+use crate::store::listen::{Event, Listener};
 
 /// Notifications handled in one reload.
 const BATCH: usize = 10_000;
@@ -93,19 +94,19 @@ async fn reload(cache: &DeliveryCache, pool: &PgPool, changes: Changes) -> store
     Ok(())
 }
 
-/// Runs until `shutdown`: listens, reloads, reconnects with backoff.
+/// Runs until `shutdown`: reloads everything whenever it is (again) listening, and what each batch
+/// of notifications names in between. A failed reload starts over, after the listener's backoff.
 pub async fn keep_current(cache: Arc<DeliveryCache>, pool: PgPool, shutdown: CancellationToken) {
-    let mut failures = 0u32;
-    while !shutdown.is_cancelled() {
-        let session = async {
-            let mut listener = PgListener::connect_with(&pool).await?;
-            listener.listen(ACCESS_CHANNEL).await?;
+    let mut listener = Listener::new(&pool, "access cache", &[ACCESS_CHANNEL]);
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = listener.next() => event,
+        };
+        let reloaded = match event {
             // Listening before loading: a change committed during the load is reloaded again after.
-            resync(&cache, &pool).await?;
-            failures = 0;
-            loop {
-                // `None`: the connection was lost. Start over, with a full reload.
-                let Some(first) = listener.try_recv().await? else { return Ok::<(), StoreError>(()) };
+            Event::Connected { .. } => resync(&cache, &pool).await,
+            Event::Notification(first) => {
                 let mut changes = Changes::default();
                 changes.add(first.payload());
                 while changes.len() < BATCH {
@@ -114,20 +115,11 @@ pub async fn keep_current(cache: Arc<DeliveryCache>, pool: PgPool, shutdown: Can
                         None => break,
                     }
                 }
-                reload(&cache, &pool, changes).await?;
+                reload(&cache, &pool, changes).await
             }
         };
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            result = session => {
-                failures += 1;
-                match result {
-                    Ok(()) => tracing::warn!("access listener lost its connection; reconnecting and reloading"),
-                    Err(error) => tracing::warn!(%error, "access cache cannot follow changes; retrying"),
-                }
-                let delay = Duration::from_millis(100 * 2u64.pow(failures.min(8))).min(Duration::from_secs(10));
-                tokio::time::sleep(delay).await;
-            }
+        if let Err(error) = reloaded {
+            listener.start_over(&format_args!("cannot reload the access cache: {error}"));
         }
     }
 }

@@ -12,7 +12,7 @@ use super::password::{self, Weak};
 use super::successor::{self, Pair};
 use super::token::{self, Issued, TokenKind};
 use super::{Identity, totp};
-use crate::mail::{self, Message, worker::describe};
+use crate::mail::{self, Message, templates::describe};
 use crate::model::{AccountStatus, Pending, Role, TenantStatus};
 use crate::store::identity::{
     self as db, Account, Attempt, LinkToken, NewPair, NewSession, Refreshed, Reserved, Sealed, SessionView, Settle,
@@ -397,8 +397,8 @@ impl Identity {
     }
 
     /// Checks a mailed link and sets the new password, in one transaction: a refused password
-    /// leaves the link usable.
-    async fn use_link(
+    /// leaves the link usable. (`invitation` accepts invitations with it.)
+    pub(super) async fn use_link(
         &self,
         purpose: LinkPurpose,
         link: &str,
@@ -453,11 +453,6 @@ impl Identity {
         ))
         .await;
         Ok(account)
-    }
-
-    /// Accepting an invitation sets the password and activates the user.
-    pub async fn accept_invitation(&self, link: &str, password: &str, client: &Client) -> Result<String, AuthError> {
-        Ok(self.use_link(LinkPurpose::Invitation, link, password, client).await?.email)
     }
 
     /// A reset sets the password and ends every session of the user.

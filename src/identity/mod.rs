@@ -4,6 +4,7 @@
 //! however a change arrives (API, `apply`, the reconciler, SQL).
 
 mod flows;
+pub mod invitation;
 pub mod lookup;
 pub mod password;
 pub mod sealed;

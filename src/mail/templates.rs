@@ -1,5 +1,7 @@
 //! The messages, in plain text and HTML. Every value put into HTML is escaped.
 
+use std::time::Duration;
+
 /// A message to one user, with the link it carries.
 #[derive(Debug, Clone)]
 pub enum Message {
@@ -80,6 +82,19 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// How long a link stays valid, as a message says it: "7 days", "30 minutes".
+pub fn describe(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    let (n, unit) = if seconds % 86_400 == 0 {
+        (seconds / 86_400, "day")
+    } else if seconds % 3600 == 0 {
+        (seconds / 3600, "hour")
+    } else {
+        (seconds.div_ceil(60), "minute")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,5 +113,12 @@ mod tests {
         assert!(html.contains("href=\"https://g.example/invitations/accept?token=t&amp;x=1\""));
         assert!(message.text().contains("https://g.example/invitations/accept?token=t&x=1\n"));
         assert_eq!(message.subject(), "You are invited to A & B");
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(describe(Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(describe(Duration::from_secs(1800)), "30 minutes");
+        assert_eq!(describe(Duration::from_secs(3600)), "1 hour");
     }
 }

@@ -1,16 +1,18 @@
-//! The mail worker: issues invitations to invited users who have none, and delivers the outbox over
-//! SMTP with retries and backoff. It wakes on `NOTIFY gatehouse_mail` and every few seconds for
-//! retries; replicas share the work through `FOR UPDATE SKIP LOCKED`.
+//! The mail worker: delivers the outbox over SMTP with retries and backoff. It wakes on `NOTIFY
+//! gatehouse_mail` (`store::listen`) and every few seconds for retries; replicas share the work
+//! through `FOR UPDATE SKIP LOCKED`. What goes into the outbox is the flows' business (invitations:
+//! `identity::invitation`; password resets: `identity`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use super::{Message, queue};
-use crate::identity::token::{self, TokenKind};
-use crate::identity::{Identity, LinkPurpose};
+use crate::identity::sealed::Keyring;
+use crate::store::listen::{Event, Listener};
 use crate::store::{self, mail::MAIL_CHANNEL};
 
 const POLL: Duration = Duration::from_secs(5);
@@ -43,98 +45,46 @@ impl Delivery {
     }
 }
 
-pub async fn run(identity: Identity, delivery: Delivery, shutdown: CancellationToken) {
-    let mut listener = match sqlx::postgres::PgListener::connect_with(&identity.pool).await {
-        Ok(mut listener) => match listener.listen(MAIL_CHANNEL).await {
-            Ok(()) => Some(listener),
-            Err(error) => {
-                tracing::warn!(%error, "mail worker cannot listen; polling only");
-                None
-            }
-        },
-        Err(error) => {
-            tracing::warn!(%error, "mail worker cannot listen; polling only");
-            None
-        }
-    };
-    if delivery.transport.is_none() {
+/// Runs until `shutdown`, delivering what is due; without a relay there is nothing to do (mail stays
+/// in the outbox).
+pub async fn run(pool: PgPool, keyring: Arc<Keyring>, delivery: Delivery, shutdown: CancellationToken) {
+    let Some(transport) = &delivery.transport else {
         tracing::warn!("GATEHOUSE_SMTP_URL is not set: mail stays in the outbox (see `gatehouse mail list`)");
-    }
-    loop {
-        if let Err(error) = invite(&identity).await {
-            tracing::warn!(%error, "cannot issue invitations");
-        }
-        if let Some(transport) = &delivery.transport {
-            if let Err(error) = deliver(&identity, transport, &delivery.from).await {
-                tracing::warn!(%error, "cannot deliver mail");
-            }
-        }
-        let notified = async {
-            match listener.as_mut() {
-                Some(listener) => {
-                    let _ = listener.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = notified => {}
-            () = tokio::time::sleep(POLL) => {}
-        }
-    }
-}
-
-/// Gives each invited user without an invitation a link and a mail, a batch per transaction.
-async fn invite(identity: &Identity) -> store::Result<()> {
-    loop {
-        let mut tx = identity.pool.begin().await?;
-        let invitees = store::mail::users_to_invite(&mut tx, BATCH).await?;
-        for invitee in &invitees {
-            send_invitation(identity, &mut tx, invitee).await?;
-        }
-        tx.commit().await?;
-        if invitees.len() < BATCH as usize {
-            return Ok(());
-        }
-    }
-}
-
-/// Issues a new invitation link (the earlier ones stop working) and queues its mail.
-pub async fn send_invitation(
-    identity: &Identity,
-    conn: &mut sqlx::PgConnection,
-    invitee: &store::mail::Invitee,
-) -> store::Result<()> {
-    let settings = &identity.settings;
-    let link = token::issue(TokenKind::Link);
-    store::identity::issue_link_token(
-        conn,
-        invitee.user_id,
-        LinkPurpose::Invitation.as_str(),
-        &link.hash,
-        settings.invitation_ttl,
-    )
-    .await?;
-    let message = Message::Invitation {
-        name: invitee.name.clone(),
-        organisation: invitee.tenant_display_name.clone(),
-        link: LinkPurpose::Invitation.url(&settings.public_url, &link.token),
-        valid_for: describe(settings.invitation_ttl),
+        return;
     };
-    queue(conn, &identity.keyring, &invitee.email, &message).await
+    let mut listener = Listener::new(&pool, "mail", &[MAIL_CHANNEL]);
+    loop {
+        if let Err(error) = deliver(&pool, &keyring, transport, &delivery.from).await {
+            tracing::warn!(%error, "cannot deliver mail");
+        }
+        // Until a notification, a reconnection (one may have been missed) or the next poll.
+        let deadline = tokio::time::Instant::now() + POLL;
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep_until(deadline) => break,
+                event = listener.next() => event,
+            };
+            match event {
+                // The round above ran just now.
+                Event::Connected { first: true } => {}
+                Event::Connected { first: false } | Event::Notification(_) => break,
+            }
+        }
+    }
 }
 
 async fn deliver(
-    identity: &Identity,
+    pool: &PgPool,
+    keyring: &Keyring,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
 ) -> store::Result<()> {
     loop {
-        let mut tx = identity.pool.begin().await?;
+        let mut tx = pool.begin().await?;
         let due = store::mail::claim_due(&mut tx, BATCH).await?;
         for row in &due {
-            let outcome = match super::open(&identity.keyring, row) {
+            let outcome = match super::open(keyring, row) {
                 Ok(Some(bodies)) => send(transport, from, row, bodies).await,
                 Ok(None) => Err((true, "the message has no body".to_owned())),
                 Err(error) => Err((true, error.to_string())),
@@ -181,19 +131,6 @@ fn backoff(attempts: i32) -> Duration {
     Duration::from_secs((10u64 << exponent).min(3600))
 }
 
-/// "7 days", "30 minutes".
-pub fn describe(duration: Duration) -> String {
-    let seconds = duration.as_secs();
-    let (n, unit) = if seconds % 86_400 == 0 {
-        (seconds / 86_400, "day")
-    } else if seconds % 3600 == 0 {
-        (seconds / 3600, "hour")
-    } else {
-        (seconds.div_ceil(60), "minute")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,12 +140,5 @@ mod tests {
         assert_eq!(backoff(0), Duration::from_secs(10));
         assert_eq!(backoff(3), Duration::from_secs(80));
         assert_eq!(backoff(20), Duration::from_secs(3600));
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(describe(Duration::from_secs(7 * 86_400)), "7 days");
-        assert_eq!(describe(Duration::from_secs(1800)), "30 minutes");
-        assert_eq!(describe(Duration::from_secs(3600)), "1 hour");
     }
 }

@@ -21,6 +21,7 @@ use crate::config::{Diagnostic, Subject, Validated};
 use crate::plan::Options;
 use crate::source::Source;
 use crate::store::history::{self, ChangeCounts, HealedField, PassEntry, TenantPass};
+use crate::store::listen::{Event, Listener};
 use crate::store::status::{self, PassRecord, TenantStatus};
 use crate::store::{self, ReconcilerLock};
 use crate::telemetry::Metrics;
@@ -513,27 +514,18 @@ fn backoff(attempt: u32, cap: Duration) -> Duration {
     exponential.mul_f64(jitter)
 }
 
-/// Wakes `wake` on every message of the sync channel (webhooks and manual syncs on any replica).
+/// Wakes `wake` on every message of the sync channel (webhooks and manual syncs on any replica),
+/// and after a reconnection, since a request may have been sent while the connection was down.
 pub async fn listen_for_syncs(pool: PgPool, wake: Arc<Notify>, shutdown: CancellationToken) {
-    let mut attempt = 0;
-    while !shutdown.is_cancelled() {
-        let listener = async {
-            let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
-            listener.listen(store::SYNC_CHANNEL).await?;
-            loop {
-                listener.recv().await?;
-                wake.notify_one();
-            }
-            #[allow(unreachable_code)]
-            Ok::<(), sqlx::Error>(())
-        };
+    let mut listener = Listener::new(&pool, "sync", &[store::SYNC_CHANNEL]);
+    loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
-            result = listener => if let Err(error) = result {
-                attempt += 1;
-                tracing::warn!(%error, "sync listener lost its connection; reconnecting");
-                tokio::time::sleep(backoff(attempt, Duration::from_secs(30))).await;
-            }
+            event = listener.next() => match event {
+                // The first pass runs at start anyway.
+                Event::Connected { first: true } => {}
+                Event::Connected { first: false } | Event::Notification(_) => wake.notify_one(),
+            },
         }
     }
 }

@@ -8,6 +8,8 @@ pub mod drift;
 mod enums;
 pub mod history;
 pub mod identity;
+pub mod invitation;
+pub mod listen;
 mod live;
 pub mod mail;
 pub mod status;

@@ -5,70 +5,46 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse::api::{self, AppState};
-use gatehouse::delivery::DeliveryCache;
-use gatehouse::denials::DenialLog;
-use gatehouse::reconcile::controller::{self, Controller};
+use gatehouse::mail::worker::Delivery;
 use gatehouse::secret::Secret;
+use gatehouse::server::{Server, Settings, launch};
 use gatehouse::source::{Credentials, Source};
-use gatehouse::telemetry::Metrics;
 use hmac::Mac;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 use crate::helpers::{Proxy, Repo, ServeProcess, TestDb, http, request, within};
 
 const OPERATOR: &str = "operator-token-for-tests";
 const WEBHOOK: &str = "webhook-secret-for-tests";
 
-/// A running Gatehouse: the API on an ephemeral port and one reconciler.
+/// A running Gatehouse: what `serve` runs (`server::launch`), on an ephemeral port.
 struct Running {
     base: String,
-    shutdown: CancellationToken,
-    reconciler: tokio::task::JoinHandle<()>,
-    api: tokio::task::JoinHandle<std::io::Result<()>>,
-    denials: DenialLog,
-    wake: Arc<tokio::sync::Notify>,
+    server: Server,
 }
 
 impl Running {
     async fn start(pool: sqlx::PgPool, source: Source, interval: Duration, replica: &str) -> Self {
-        let shutdown = CancellationToken::new();
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let metrics = Arc::new(Metrics::default());
-        tokio::spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
-        let reconciler = Controller {
-            pool: pool.clone(),
-            source,
-            options: Default::default(),
-            interval,
-            replica: replica.to_owned(),
-            wake: wake.clone(),
-            metrics: metrics.clone(),
-            history_limit: 1000,
-        };
-        let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("address"));
-        let delivery = Arc::new(DeliveryCache::new(&base, None));
-        tokio::spawn(gatehouse::delivery::sync::keep_current(delivery.clone(), pool.clone(), shutdown.clone()));
-        let keyring = Arc::new(
-            gatehouse::identity::sealed::Keyring::parse("test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-                .expect("test key"),
-        );
-        let denials = DenialLog::start(pool.clone());
-        let identity = gatehouse::identity::Identity::new(pool.clone(), Default::default(), keyring, denials.clone());
-        let state = AppState {
-            identity,
-            delivery,
-            pool,
-            metrics,
+        let settings = Settings {
+            replica: replica.to_owned(),
+            interval,
+            options: Default::default(),
+            history_limit: 1000,
+            public_url: None,
+            key_rate_limit: None,
+            key_use_flush_interval: Duration::from_secs(10),
+            identity: Default::default(),
+            keyring: Arc::new(
+                gatehouse::identity::sealed::Keyring::parse("test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+                    .expect("test key"),
+            ),
+            mailer: Delivery::new(None, "Gatehouse <gatehouse@localhost>").expect("mail sender"),
             operator_token: Some(Secret::new(OPERATOR.into())),
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
-            denials: denials.clone(),
         };
-        let api = tokio::spawn(api::serve(listener, state, shutdown.clone()));
-        Running { base, shutdown, reconciler, api, denials, wake }
+        let server = launch(pool, source, listener, settings).expect("launch");
+        Running { base: format!("http://{}", server.address), server }
     }
 
     /// Serves `repo` (as a watched-directory source) and waits for its first pass to sync.
@@ -93,10 +69,8 @@ impl Running {
 
     /// Stops as `serve` does: requests in flight finish, then the queued refusals are audited.
     async fn stop(self) {
-        self.shutdown.cancel();
-        let _ = self.reconciler.await;
-        let _ = self.api.await;
-        self.denials.close().await;
+        self.server.shutdown.cancel();
+        self.server.wait().await.expect("a clean stop");
     }
 }
 
@@ -320,6 +294,63 @@ async fn readyz_fails_while_the_database_is_away_and_recovers_without_a_restart(
     server.stop().await;
 }
 
+/// `store::listen`: a change notified while the delivery cache's LISTEN connection was down is
+/// missed, so the cache reloads everything once it is listening again. Here a key revoked in SQL
+/// during the cut is refused after the database comes back, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_while_the_listener_was_cut_is_refused_once_it_listens_again() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let proxy = Proxy::start(0).await;
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    let through_proxy = format!("postgres://postgres@127.0.0.1:{}/{name}", proxy.port);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(Duration::from_millis(500))
+        .connect(&through_proxy)
+        .await
+        .expect("pool through proxy");
+    let server = Running::start(pool, Source::Directory(repo.path().to_owned()), Duration::from_secs(600), "r1").await;
+    within(Duration::from_secs(10), "first sync", || async {
+        server.get("/v1/sync/status").await.1["state"] == "Synced"
+    })
+    .await;
+    let (code, key) = http(
+        "POST",
+        format!("{}/v1/apps/billing-app/keys", server.base),
+        vec![("authorization", format!("Bearer {OPERATOR}")), ("content-type", "application/json".into())],
+        b"{}".to_vec(),
+    )
+    .await;
+    assert_eq!(code, 201, "{key}");
+    let (key_id, secret) = (key["id"].as_str().expect("id"), key["secret"].as_str().expect("secret"));
+    let flags = || {
+        let (base, secret) = (server.base.clone(), secret.to_owned());
+        async move {
+            http(
+                "GET",
+                format!("{base}/v1/tenants/acme/flags"),
+                vec![("authorization", format!("Bearer {secret}"))],
+                vec![],
+            )
+            .await
+            .0
+        }
+    };
+    assert_eq!(flags().await, 200);
+
+    proxy.cut.cancel();
+    db.execute(&format!("UPDATE api_keys SET revoked_at = now() WHERE key_id = '{key_id}'")).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(flags().await, 200, "the revocation's notification went to no one: the cache still has the key");
+
+    let restored = Proxy::start(proxy.port).await;
+    within(Duration::from_secs(15), "the key refused after the reconnection's reload", || async {
+        flags().await == 401
+    })
+    .await;
+    server.stop().await;
+    restored.cut.cancel();
+}
+
 trait ThenIs {
     async fn then_is(self, expected: u16) -> bool;
 }
@@ -346,8 +377,7 @@ async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_dies() {
     assert_eq!(a.get("/v1/sync/status").await.1, b.get("/v1/sync/status").await.1, "every replica answers the same");
 
     let (dead, survivor) = if leader == "replica-a" { (a, "replica-b") } else { (b, "replica-a") };
-    dead.reconciler.abort(); // dies without releasing anything: its connection closes with it
-    dead.shutdown.cancel();
+    dead.server.abort(); // dies without releasing anything: its connection closes with it
     within(Duration::from_secs(15), "the other replica takes over", || async {
         db.text("SELECT leader FROM sync_state").await == survivor
     })
@@ -392,8 +422,8 @@ async fn serve_killed_mid_apply_leaves_every_tenant_old_or_new_and_converges_aft
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edit_in_a_watched_directory_is_applied_within_about_a_second() {
     let (db, repo) = (TestDb::new().await, Repo::example());
+    // `launch` watches a directory source, as `serve` does.
     let server = Running::synced_on(&db, &repo, Duration::from_secs(600)).await;
-    let _watcher = controller::watch_directory(repo.path(), server.wake.clone()).expect("watch");
     repo.edit(
         "tenants/stark.yaml",
         "{ email: happy@stark.example, role: user }",

@@ -1,0 +1,166 @@
+//! One running Gatehouse: the reconciler, the delivery cache and what keeps it current,
+//! invitations, the mail worker, pruning, the denial log and the API, wired in one place. `gatehouse serve` and the
+//! integration tests both call `launch`, so the tests run what production runs.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::delivery::{self, DeliveryCache};
+use crate::denials::DenialLog;
+use crate::identity::Identity;
+use crate::identity::sealed::Keyring;
+use crate::mail::worker::Delivery;
+use crate::reconcile::controller::{self, Controller};
+use crate::secret::Secret;
+use crate::source::Source;
+use crate::telemetry::Metrics;
+use crate::{api, identity, mail, plan, store};
+
+/// Everything `launch` needs besides the pool, the source and the listener.
+pub struct Settings {
+    /// This replica's name in the status.
+    pub replica: String,
+    /// Time between reconcile passes.
+    pub interval: Duration,
+    pub options: plan::Options,
+    /// Reconcile passes kept in the sync history.
+    pub history_limit: i64,
+    /// The API's address as clients reach it, for links in mails and responses. `None`:
+    /// `http://<bound address>`. It replaces `identity.public_url`.
+    pub public_url: Option<String>,
+    /// Requests per second each API key may make to this replica (`None`: no limit).
+    pub key_rate_limit: Option<NonZeroU32>,
+    /// How often the API keys' last use is written to the database.
+    pub key_use_flush_interval: Duration,
+    pub identity: identity::Settings,
+    /// Seals TOTP secrets and unsent mail.
+    pub keyring: Arc<Keyring>,
+    /// Where mail goes (an SMTP relay, or nowhere: it stays in the outbox).
+    pub mailer: Delivery,
+    /// Bearer token of the operator endpoints; `None` refuses every operator call.
+    pub operator_token: Option<Secret>,
+    /// Shared secret of Git webhooks; `None` refuses every webhook.
+    pub webhook_secret: Option<Secret>,
+}
+
+/// A launched Gatehouse. Cancel `shutdown`, then `wait` for it to drain.
+pub struct Server {
+    /// The address the API is bound to (the listener's, so port 0 is resolved).
+    pub address: SocketAddr,
+    /// Cancelling it stops everything: requests in flight and the pass under way finish first.
+    pub shutdown: CancellationToken,
+    api: JoinHandle<std::io::Result<()>>,
+    reconciler: JoinHandle<()>,
+    flusher: JoinHandle<()>,
+    denials: DenialLog,
+    /// Lives as long as the server: a watched config directory wakes the reconciler on an edit.
+    _watcher: Option<notify::RecommendedWatcher>,
+}
+
+/// Starts every task of a running Gatehouse on `listener` and returns at once.
+pub fn launch(
+    pool: PgPool,
+    source: Source,
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+) -> anyhow::Result<Server> {
+    let address = listener.local_addr().context("cannot read the address the API listens on")?;
+    let shutdown = CancellationToken::new();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let metrics = Arc::new(Metrics::default());
+    let watcher = match &source {
+        Source::Directory(dir) => {
+            Some(controller::watch_directory(dir, wake.clone()).context("cannot watch the config directory")?)
+        }
+        Source::Git(_) => None,
+    };
+    tracing::info!(%address, source = %source.describe(), replica = %settings.replica, interval = ?settings.interval, "gatehouse is serving");
+
+    tokio::spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
+    let reconciler = Controller {
+        pool: pool.clone(),
+        source,
+        options: settings.options,
+        interval: settings.interval,
+        replica: settings.replica,
+        wake,
+        metrics: metrics.clone(),
+        history_limit: settings.history_limit,
+    };
+    let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
+
+    let public_url = settings.public_url.unwrap_or_else(|| format!("http://{address}"));
+    let cache = Arc::new(DeliveryCache::new(&public_url, settings.key_rate_limit));
+    tokio::spawn(delivery::sync::keep_current(cache.clone(), pool.clone(), shutdown.clone()));
+    let flusher = tokio::spawn(delivery::sync::flush_key_use(
+        cache.clone(),
+        pool.clone(),
+        settings.key_use_flush_interval,
+        shutdown.clone(),
+    ));
+
+    let denials = DenialLog::start(pool.clone());
+    let identity_settings = identity::Settings { public_url, ..settings.identity };
+    let identity = Identity::new(pool.clone(), identity_settings, settings.keyring, denials.clone());
+    tokio::spawn(identity::invitation::run(identity.clone(), shutdown.clone()));
+    tokio::spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
+    tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
+    let state = api::AppState {
+        identity,
+        delivery: cache,
+        pool,
+        metrics,
+        operator_token: settings.operator_token,
+        webhook_secret: settings.webhook_secret,
+        denials: denials.clone(),
+    };
+    let api = tokio::spawn(api::serve(listener, state, shutdown.clone()));
+    Ok(Server { address, shutdown, api, reconciler, flusher, denials, _watcher: watcher })
+}
+
+impl Server {
+    /// Waits until the server has stopped (after `shutdown` is cancelled): the requests in flight
+    /// first, then the refusals they left to audit (written before the process ends), then the
+    /// reconciler's pass under way and the last write of the keys' use.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        let served = self.api.await;
+        self.denials.close().await;
+        served.context("the API task failed")?.context("the API stopped with an error")?;
+        self.reconciler.await.context("the reconciler task failed")?;
+        self.flusher.await.context("the key-use flush task failed")?;
+        Ok(())
+    }
+
+    /// Stops without draining, as a killed process would: the reconciler dies holding whatever it
+    /// holds (its connections close with it, so its lock is freed the way a crash frees it), and
+    /// the other tasks are told to stop and not waited for.
+    pub fn abort(self) {
+        self.reconciler.abort();
+        self.shutdown.cancel();
+    }
+}
+
+/// Deletes expired sessions, spent tokens, old counters and webhook deliveries, every ten minutes.
+async fn prune_expired(identity: Identity, shutdown: CancellationToken) {
+    loop {
+        match store::identity::prune_expired(&identity.pool, identity.settings.times).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "pruned expired sessions and counters"),
+            Err(error) => tracing::warn!(%error, "cannot prune expired sessions"),
+        }
+        if let Err(error) = store::prune_deliveries(&identity.pool).await {
+            tracing::warn!(%error, "cannot prune old webhook deliveries");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(600)) => {}
+        }
+    }
+}
