@@ -206,7 +206,6 @@ fn deny(denials: &DenialLog, request: Denied, reason: &str) -> ApiError {
     ApiError::Unauthorized(reason.to_owned())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

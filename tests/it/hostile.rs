@@ -149,7 +149,7 @@ enum Caller {
 
 /// What a route reads from its body.
 #[derive(Clone, Copy)]
-enum Body {
+pub(crate) enum Body {
     None,
     /// A JSON object: a valid-looking base and the fields to spoil one at a time.
     Json(fn() -> Value),
@@ -159,12 +159,12 @@ enum Body {
     Bytes,
 }
 
-struct Route {
-    method: &'static str,
+pub(crate) struct Route {
+    pub(crate) method: &'static str,
     /// With `{tenant}`, `{app}`, `{key}`, `{email}`, `{id}`, `{flag}` for path parameters.
-    path: &'static str,
+    pub(crate) path: &'static str,
     caller: Caller,
-    body: Body,
+    pub(crate) body: Body,
     /// Query parameters the route reads.
     query: &'static [&'static str],
 }
@@ -173,8 +173,8 @@ const fn route(method: &'static str, path: &'static str, caller: Caller, body: B
     Route { method, path, caller, body, query: &[] }
 }
 
-/// Every route of the API, from the `router()` functions in `src/api/*.rs`.
-fn routes() -> Vec<Route> {
+/// Every route of the API, from the `router()` functions in `src/api/*.rs`, with a valid-looking body.
+pub(crate) fn routes() -> Vec<Route> {
     use Body::{Bytes, Form, Json, None};
     use Caller::*;
     vec![

@@ -5,6 +5,7 @@ mod helpers;
 
 mod access;
 mod apply;
+mod authz_matrix;
 mod chart;
 mod cli;
 mod config_fixtures;

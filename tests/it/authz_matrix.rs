@@ -1,0 +1,383 @@
+//! SC-002, FR-005, FR-LOG-003 (issue 10.4): every route × every kind of actor. The routes are the
+//! OpenAPI document's (generated from the routers), so a new route cannot escape: it fails here until
+//! it has a line in `WHO_MAY`. For every cell the test asserts the status, the error body and, for a
+//! refusal, the audit row that names the actor. A route that skipped `authorize` would answer a
+//! refused actor with something other than its 401 or 403.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{ENCRYPTION_KEY, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::hostile::{Body, routes};
+use crate::openapi::{documented_routes, shape};
+
+/// Who may call each route, written out by hand (not read from `authz::TABLE`). `public` routes take
+/// no credential and ignore any; the webhook proves a signature, no actor.
+const WHO_MAY: &[(&str, &[&str])] = &[
+    ("GET /healthz", &["public"]),
+    ("GET /readyz", &["public"]),
+    ("GET /metrics", &["public"]),
+    ("GET /openapi.json", &["public"]),
+    ("POST /v1/hooks/git", &["webhook"]),
+    ("POST /v1/auth/login", &["public"]),
+    ("POST /v1/auth/refresh", &["public"]),
+    ("POST /v1/auth/password/forgot", &["public"]),
+    ("POST /v1/auth/password/reset", &["public"]),
+    ("POST /v1/auth/invitations/accept", &["public"]),
+    ("GET /invitations/accept", &["public"]),
+    ("POST /invitations/accept", &["public"]),
+    ("GET /password/reset", &["public"]),
+    ("POST /password/reset", &["public"]),
+    ("GET /v1/sync/status", &["operator", "auditor"]),
+    ("GET /v1/sync/tenants", &["operator", "auditor"]),
+    ("GET /v1/sync/tenants/{}", &["operator", "auditor"]),
+    ("GET /v1/sync/tenants/{}/history", &["operator", "auditor"]),
+    ("GET /v1/sync/history", &["operator", "auditor"]),
+    ("POST /v1/sync", &["operator"]),
+    ("POST /v1/sync/pause", &["operator"]),
+    ("POST /v1/sync/resume", &["operator"]),
+    ("POST /v1/sync/tenants/{}/allow-deletion", &["operator"]),
+    ("POST /v1/sync/tenants/{}/drift/allow", &["operator"]),
+    ("DELETE /v1/sync/tenants/{}/drift/allow", &["operator"]),
+    ("GET /v1/apps", &["operator", "auditor"]),
+    ("GET /v1/apps/{}", &["operator", "auditor"]),
+    ("GET /v1/apps/{}/keys", &["operator", "auditor"]),
+    ("GET /v1/apps/{}/keys/{}", &["operator", "auditor"]),
+    ("POST /v1/apps", &["operator"]),
+    ("PATCH /v1/apps/{}", &["operator"]),
+    ("POST /v1/apps/{}/keys", &["operator"]),
+    ("DELETE /v1/apps/{}/keys/{}", &["operator"]),
+    ("POST /v1/apps/{}/keys/{}/rotate", &["operator"]),
+    ("GET /v1/mail/outbox", &["operator"]),
+    ("DELETE /v1/auth/lockouts/{}", &["operator"]),
+    ("GET /v1/tenants/{}/users", &["operator", "auditor", "owner", "admin"]),
+    ("DELETE /v1/tenants/{}/users/{}/sessions", &["operator", "owner", "admin"]),
+    ("POST /v1/tenants/{}/users/{}/invitation", &["operator", "owner", "admin"]),
+    ("GET /v1/auth/session", &["owner", "admin", "user", "globex-owner", "pending"]),
+    ("POST /v1/auth/logout", &["owner", "admin", "user", "globex-owner", "pending"]),
+    ("POST /v1/auth/mfa/verify", &["owner", "admin", "user", "globex-owner", "pending"]),
+    ("GET /v1/auth/sessions", &["owner", "admin", "user", "globex-owner"]),
+    ("DELETE /v1/auth/sessions/{}", &["owner", "admin", "user", "globex-owner"]),
+    ("POST /v1/auth/password/change", &["owner", "admin", "user", "globex-owner"]),
+    ("POST /v1/auth/mfa/totp/enrol", &["owner", "admin", "user", "globex-owner"]),
+    ("POST /v1/auth/mfa/totp/confirm", &["owner", "admin", "user", "globex-owner"]),
+    ("GET /v1/tenants/{}/flags", &["flags-key"]),
+    ("GET /v1/tenants/{}/flags/events", &["flags-key"]),
+    ("POST /ofrep/v1/evaluate/flags", &["flags-key"]),
+    ("POST /ofrep/v1/evaluate/flags/{}", &["flags-key"]),
+    ("POST /v1/auth/introspect", &["introspect-key"]),
+    ("POST /v1/auth/revoke", &["introspect-key"]),
+    ("POST /access/v1/evaluation", &["evaluate-key"]),
+];
+
+/// The actors of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Who {
+    Anonymous,
+    Operator,
+    /// A session of a user of tenant `acme` with this email, waiting for a code if `pending`.
+    Session {
+        label: &'static str,
+        email: &'static str,
+        role: &'static str,
+        tenant: &'static str,
+        pending: bool,
+    },
+    /// An API key of `app` with one scope.
+    Key {
+        label: &'static str,
+        app: &'static str,
+        scope: &'static str,
+    },
+}
+
+impl Who {
+    fn label(self) -> &'static str {
+        match self {
+            Who::Anonymous => "anonymous",
+            Who::Operator => "operator",
+            Who::Session { label, .. } | Who::Key { label, .. } => label,
+        }
+    }
+}
+
+const ACTORS: &[Who] = &[
+    Who::Anonymous,
+    Who::Operator,
+    Who::Session { label: "owner", email: "alice@acme.example", role: "owner", tenant: "acme", pending: false },
+    Who::Session { label: "admin", email: "carol@acme.example", role: "admin", tenant: "acme", pending: false },
+    Who::Session { label: "user", email: "dan@acme.example", role: "user", tenant: "acme", pending: false },
+    Who::Session {
+        label: "globex-owner",
+        email: "hank@globex.example",
+        role: "owner",
+        tenant: "globex",
+        pending: false,
+    },
+    Who::Session { label: "pending", email: "erin@acme.example", role: "user", tenant: "acme", pending: true },
+    Who::Key { label: "flags-key", app: "billing-app", scope: "flags:read" },
+    Who::Key { label: "introspect-key", app: "analytics-app", scope: "auth:introspect" },
+    Who::Key { label: "evaluate-key", app: "analytics-app", scope: "authz:evaluate" },
+    Who::Key { label: "usage-key", app: "billing-app", scope: "usage:write" },
+];
+
+/// Routes granted to a key scope (a key without it is `insufficient_scope`, not `forbidden`).
+fn granted_by_scope(allowed: &[&str]) -> bool {
+    allowed.iter().any(|who| who.ends_with("-key"))
+}
+
+/// Routes about tenant `acme`, in the path or (OFREP) in the body: a session of globex is refused
+/// as another tenant's.
+fn about_acme(route: &str) -> bool {
+    route.contains("/v1/tenants/{}") || route.contains("/ofrep/")
+}
+
+struct Cell {
+    route: String,
+    who: Who,
+    status: u16,
+    body: Value,
+    path: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_are_audited() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    // analytics-app may ask for access decisions (authz:evaluate); acme lists it.
+    let analytics = std::fs::read_to_string(repo.path().join("applications/analytics-app.yaml")).expect("app");
+    repo.write(
+        "applications/analytics-app.yaml",
+        &analytics.replace(
+            "scopes: [flags:read, usage:read, auth:introspect]",
+            "scopes: [flags:read, usage:read, auth:introspect, authz:evaluate]",
+        ),
+    );
+    let server = started(&db, &repo).await;
+    activate(
+        &db,
+        &["alice@acme.example", "carol@acme.example", "dan@acme.example", "erin@acme.example", "hank@globex.example"],
+    )
+    .await;
+    let keys = issue_keys(&server).await;
+
+    let expected: BTreeMap<&str, &[&str]> = WHO_MAY.iter().copied().collect();
+    let documented = documented_routes();
+    let unlisted: Vec<&String> = documented.iter().filter(|r| !expected.contains_key(r.as_str())).collect();
+    assert!(unlisted.is_empty(), "routes with no line in WHO_MAY (who may call them?): {unlisted:?}");
+    let stale: Vec<&&str> = expected.keys().filter(|r| !documented.contains(**r)).collect();
+    assert!(stale.is_empty(), "WHO_MAY lists routes that no longer exist: {stale:?}");
+
+    let bodies: BTreeMap<String, crate::hostile::Route> =
+        routes().into_iter().map(|r| (shape(r.method, r.path), r)).collect();
+    let mut cells = Vec::new();
+    for route in &documented {
+        let template = bodies.get(route).unwrap_or_else(|| panic!("{route}: no body in the hostile table"));
+        for who in ACTORS {
+            let credential = credential(&server, &db, *who, &keys).await;
+            let path = fill(template.path, *who);
+            let (status, body) = send(&server, template.method, &path, template.body, credential.as_deref()).await;
+            cells.push(Cell { route: route.clone(), who: *who, status, body, path });
+        }
+    }
+
+    let mut failures = Vec::new();
+    let mut denied_rows = Vec::new();
+    for cell in &cells {
+        let allowed = expected[cell.route.as_str()];
+        let label = cell.who.label();
+        let code = cell.body["error"]["code"].as_str().unwrap_or("");
+        let message = cell.body["error"]["message"].as_str().unwrap_or("");
+        let body: String = cell.body.to_string().chars().take(300).collect();
+        let what = format!("{} as {label} ({}): {} {body}", cell.route, cell.path, cell.status);
+        if allowed.contains(&"public") {
+            if cell.status == 403 || ["insufficient_scope", "forbidden"].contains(&code) {
+                failures.push(format!("public route refused: {what}"));
+            }
+            continue;
+        }
+        if allowed.contains(&"webhook") {
+            if cell.status != 401 {
+                failures.push(format!("an unsigned webhook was let in: {what}"));
+            }
+            continue;
+        }
+        if allowed.contains(&label) {
+            if matches!(cell.status, 401 | 403) {
+                failures.push(format!("allowed actor refused: {what}"));
+            }
+            continue;
+        }
+        // Denied: the status, the code, a message saying who may not do what, and an audit row.
+        let (want_status, want_code) = match cell.who {
+            Who::Anonymous => (401, "unauthorized"),
+            Who::Session { pending: true, .. } => (403, "mfa_required"),
+            Who::Session { tenant: "globex", .. } if about_acme(&cell.route) => (403, "forbidden"),
+            Who::Key { .. } if granted_by_scope(allowed) => (403, "insufficient_scope"),
+            _ => (403, "forbidden"),
+        };
+        if (cell.status, code) != (want_status, want_code) {
+            failures.push(format!("expected {want_status} {want_code}: {what}"));
+            continue;
+        }
+        let says = match cell.who {
+            Who::Anonymous => message.starts_with("a credential is required to "),
+            Who::Operator => message.starts_with("the bootstrap operator token may not "),
+            Who::Session { pending: true, .. } => message.contains("waits for a second factor"),
+            Who::Session { email, tenant, .. }
+                if want_code == "forbidden" && !(tenant == "globex" && about_acme(&cell.route)) =>
+            {
+                message.starts_with(&format!("user {email} ("))
+                    && message.contains(" may not ")
+                    && message.contains(": requires ")
+            }
+            Who::Session { tenant, .. } if want_code == "forbidden" => {
+                message.contains(&format!("a session of tenant `{tenant}` acts only on that tenant"))
+            }
+            Who::Key { app, .. } => {
+                message.starts_with(&format!("application `{app}` (key ")) && message.contains(": requires ")
+            }
+            _ => !message.is_empty(),
+        };
+        if !says {
+            failures.push(format!("the message does not say who may not do what: {what}"));
+        }
+        denied_rows.push((cell, want_code));
+    }
+    assert!(failures.is_empty(), "{} of {} cells wrong:\n{}", failures.len(), cells.len(), failures.join("\n"));
+
+    // Every denial has its row: the actor by name and kind, the path, the code (anonymous ones are
+    // aggregated per address, route and reason: at least one row each, written at once).
+    within(Duration::from_secs(10), "every denial audited", || async {
+        for (cell, code) in &denied_rows {
+            let path = cell.path.replace('\'', "''");
+            let sql = match cell.who {
+                Who::Anonymous => format!(
+                    "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND outcome = 'failure' AND actor_type = 'anonymous' AND resource = '{path}'"
+                ),
+                who => {
+                    let (actor, kind) = match who {
+                        Who::Operator => ("bootstrap-token", "operator"),
+                        Who::Session { email, .. } => (email, "user"),
+                        Who::Key { app, .. } => (app, "application"),
+                        Who::Anonymous => unreachable!("handled above"),
+                    };
+                    format!(
+                        "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND outcome = 'failure' AND actor = '{actor}' AND actor_type = '{kind}' AND resource = '{path}' AND metadata->>'code' = '{code}'"
+                    )
+                }
+            };
+            if db.count(&sql).await < 1 {
+                return false;
+            }
+        }
+        true
+    })
+    .await;
+    assert!(denied_rows.len() > 300, "the matrix denied {} cells", denied_rows.len());
+    drop(server);
+}
+
+async fn started(db: &TestDb, repo: &Repo) -> ServeProcess {
+    let env = [
+        ("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY),
+        ("GATEHOUSE_OWNERS_NEED_MFA", "false"),
+        // Every session cell signs in afresh: the per-IP limit of the sign-in routes must not hide it.
+        ("GATEHOUSE_AUTH_IP_LIMIT", "1000000"),
+        // The login route's cells spoil carol's password on every row: no lockout may hide a cell.
+        ("GATEHOUSE_LOCKOUT_THRESHOLD", "1000000"),
+    ];
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
+    within(Duration::from_secs(30), "replica ready", || async {
+        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
+    })
+    .await;
+    server
+}
+
+/// One key per key actor, by label.
+async fn issue_keys(server: &ServeProcess) -> BTreeMap<&'static str, String> {
+    let mut keys = BTreeMap::new();
+    for who in ACTORS {
+        if let Who::Key { label, app, scope } = who {
+            let issued = call(
+                server,
+                "POST",
+                &format!("/v1/apps/{app}/keys"),
+                Some(OPERATOR),
+                Some(json!({ "scopes": [scope] })),
+            )
+            .await;
+            assert_eq!(issued.status, 201, "{label}: {}", issued.text);
+            keys.insert(*label, issued.body["secret"].as_str().expect("secret").to_owned());
+        }
+    }
+    keys
+}
+
+/// The bearer of `who`: a fresh session per cell (a cell may sign it out or end it).
+async fn credential(server: &ServeProcess, db: &TestDb, who: Who, keys: &BTreeMap<&str, String>) -> Option<String> {
+    match who {
+        Who::Anonymous => None,
+        Who::Operator => Some(OPERATOR.to_owned()),
+        Who::Key { label, .. } => Some(keys[label].clone()),
+        Who::Session { email, role, pending, .. } => {
+            let tokens =
+                call(server, "POST", "/v1/auth/login", None, Some(json!({ "email": email, "password": PASSWORD })))
+                    .await;
+            assert_eq!(tokens.status, 200, "sign-in of {email}: {}", tokens.text);
+            assert_eq!(tokens.body["session"]["role"], role);
+            if pending {
+                let id = tokens.body["session"]["id"].as_str().expect("session id");
+                db.execute(&format!("UPDATE sessions SET pending = 'mfa_verify' WHERE id = '{id}'")).await;
+            }
+            Some(tokens.body["access_token"].as_str().expect("access token").to_owned())
+        }
+    }
+}
+
+/// `path` with every parameter filled: tenant `acme`, a real application, a key id, a user.
+fn fill(path: &str, who: Who) -> String {
+    let _ = who;
+    path.replace("{tenant}", "acme")
+        .replace("{app}", "billing-app")
+        .replace("{key}", "AAAAAAAAAAAA")
+        .replace("{email}", "arthur@acme.example")
+        .replace("{id}", "0190a0d4-0000-7000-8000-000000000000")
+        .replace("{flag}", "max_projects")
+}
+
+/// Sends one request and reads the status and JSON body; an event stream's status only (it does not end).
+async fn send(server: &ServeProcess, method: &str, path: &str, body: Body, bearer: Option<&str>) -> (u16, Value) {
+    let url = format!("{}{path}", server.base);
+    let (content_type, bytes) = match body {
+        Body::None | Body::Bytes => ("application/json", Vec::new()),
+        Body::Json(base) => ("application/json", serde_json::to_vec(&base()).expect("json")),
+        Body::Form(fields) => (
+            "application/x-www-form-urlencoded",
+            fields.iter().map(|f| format!("{f}=x")).collect::<Vec<_>>().join("&").into_bytes(),
+        ),
+    };
+    let (method, bearer) = (method.to_owned(), bearer.map(str::to_owned));
+    tokio::task::spawn_blocking(move || {
+        let mut request =
+            ureq::request(&method, &url).timeout(Duration::from_secs(10)).set("content-type", content_type);
+        if let Some(bearer) = &bearer {
+            request = request.set("authorization", &format!("Bearer {bearer}"));
+        }
+        let response = match request.send_bytes(&bytes) {
+            Ok(response) | Err(ureq::Error::Status(_, response)) => response,
+            Err(error) => panic!("{method} {url}: {error}"),
+        };
+        let status = response.status();
+        if response.content_type() == "text/event-stream" {
+            return (status, Value::Null);
+        }
+        let text = response.into_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    })
+    .await
+    .expect("request task")
+}
