@@ -8,7 +8,8 @@
 //! ```
 //!
 //! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `api` (axum) reads
-//! status and store; `cli` is the edge. `denials` queues the audit rows of refused requests, so that a
+//! status and store; `operators` checks the tokens of platform operators from an external identity
+//! provider; `cli` is the edge. `denials` queues the audit rows of refused requests, so that a
 //! refusal never waits for the database.
 
 pub mod api;
@@ -19,6 +20,7 @@ pub mod denials;
 pub mod identity;
 pub mod mail;
 pub mod model;
+pub mod operators;
 pub mod plan;
 pub mod reconcile;
 pub mod secret;
