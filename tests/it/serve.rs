@@ -64,6 +64,7 @@ impl Running {
             pool,
             metrics,
             operator_token: Some(Secret::new(OPERATOR.into())),
+            operators: None,
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
             denials: denials.clone(),
         };
