@@ -8,8 +8,10 @@
 //! ```
 //!
 //! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `api` (axum) reads
-//! status and store; `cli` is the edge; `server::launch` starts everything `serve` runs (the tests
-//! call it too). `denials` queues the audit rows of refused requests, so that a
+//! status and store; `authz` decides who may do what (pure), `audit` records it; `operators` checks
+//! the tokens of platform operators from an external identity provider; `cli` is the edge;
+//! `server::launch` starts everything `serve` runs (the tests call it too). `denials` queues the
+//! audit rows of refused requests, so that a
 //! refusal never waits for the database.
 
 pub mod api;
@@ -22,6 +24,7 @@ pub mod denials;
 pub mod identity;
 pub mod mail;
 pub mod model;
+pub mod operators;
 pub mod plan;
 pub mod reconcile;
 pub mod secret;

@@ -44,8 +44,10 @@ pub struct Settings {
     pub keyring: Arc<Keyring>,
     /// Where mail goes (an SMTP relay, or nowhere: it stays in the outbox).
     pub mailer: Delivery,
-    /// Bearer token of the operator endpoints; `None` refuses every operator call.
+    /// The bootstrap operator token (first set-up, break-glass); `None` refuses it.
     pub operator_token: Option<Secret>,
+    /// The identity provider of operators and auditors; `None`: none is configured.
+    pub oidc: Option<crate::operators::OidcSettings>,
     /// Shared secret of Git webhooks; `None` refuses every webhook.
     pub webhook_secret: Option<Secret>,
 }
@@ -73,6 +75,10 @@ pub fn launch(
 ) -> anyhow::Result<Server> {
     let address = listener.local_addr().context("cannot read the address the API listens on")?;
     let shutdown = CancellationToken::new();
+    let operators = match settings.oidc {
+        Some(oidc) => Some(crate::operators::Verifier::start(oidc, shutdown.clone())?),
+        None => None,
+    };
     let wake = Arc::new(tokio::sync::Notify::new());
     let metrics = Arc::new(Metrics::default());
     let watcher = match &source {
@@ -118,6 +124,7 @@ pub fn launch(
         pool,
         metrics,
         operator_token: settings.operator_token,
+        operators,
         webhook_secret: settings.webhook_secret,
         denials: denials.clone(),
     };

@@ -110,10 +110,31 @@ async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -
         }
         None if token.starts_with(crate::delivery::key::PREFIX) => application(state, parts, head, token).await,
         None if matches_bootstrap(state, token) => Ok(Actor::Platform(PlatformActor::bootstrap())),
+        None if crate::operators::looks_like_jwt(token) => platform(state, parts, head, token).await,
         None => {
             let reason = "the bearer token is not a session token, an API key or an operator token this server knows";
             Err(refuse(state, parts, head, None, reason).await)
         }
+    }
+}
+
+/// The operator or auditor an identity provider's JWT proves.
+async fn platform(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -> Result<Actor, ApiError> {
+    let Some(verifier) = &state.operators else {
+        let reason = "this server accepts no identity-provider tokens: it has no --oidc-issuer-url";
+        return Err(refuse(state, parts, head, None, reason).await);
+    };
+    match verifier.verify(token).await {
+        Ok(operator) => Ok(Actor::Platform(PlatformActor {
+            role: operator.role,
+            name: operator.username,
+            via: authz::PlatformVia::IdentityProvider {
+                issuer: operator.issuer,
+                subject: operator.subject,
+                display_name: operator.name,
+            },
+        })),
+        Err(refusal) => Err(refuse(state, parts, head, None, &refusal.to_string()).await),
     }
 }
 

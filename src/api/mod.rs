@@ -44,6 +44,9 @@ pub struct AppState {
     /// The bootstrap operator token (first set-up and break-glass; every use audited); `None`:
     /// operators sign in through the identity provider only.
     pub operator_token: Option<Secret>,
+    /// Checks the bearer JWTs of operators and auditors from the external identity provider;
+    /// `None` when none is configured.
+    pub operators: Option<Arc<crate::operators::Verifier>>,
     /// Shared secret of Git webhooks; `None` refuses every webhook.
     pub webhook_secret: Option<Secret>,
     /// API keys, applications and resolved flags, in memory.

@@ -15,9 +15,16 @@ pub struct ServerArgs {
     /// The Gatehouse server to ask.
     #[arg(long, env = "GATEHOUSE_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
     pub server: String,
-    /// The operator bearer token the server was started with.
-    #[arg(long, env = "GATEHOUSE_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret, global = true)]
-    pub operator_token: Option<Secret>,
+    /// The bearer token: a token from the identity provider (an operator's ID token), or the
+    /// bootstrap operator token the server was started with. Unset, GATEHOUSE_OPERATOR_TOKEN is used.
+    #[arg(long, alias = "operator-token", env = "GATEHOUSE_TOKEN", hide_env_values = true, value_parser = secret, global = true)]
+    pub token: Option<Secret>,
+}
+
+/// The bearer token: `--token` / GATEHOUSE_TOKEN, else GATEHOUSE_OPERATOR_TOKEN (the variable the
+/// CLI read before operators could sign in through an identity provider).
+pub fn bearer(token: Option<&Secret>) -> Option<Secret> {
+    token.cloned().or_else(|| std::env::var("GATEHOUSE_OPERATOR_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new))
 }
 
 impl ServerArgs {
@@ -29,7 +36,7 @@ impl ServerArgs {
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
         let mut request = ureq::request(method, &url).timeout(std::time::Duration::from_secs(10));
-        if let Some(token) = &self.operator_token {
+        if let Some(token) = bearer(self.token.as_ref()) {
             request = request.set("Authorization", &format!("Bearer {}", token.expose()));
         }
         let sent = match body {

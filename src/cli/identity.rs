@@ -130,9 +130,10 @@ pub struct MailArgs {
     /// Ask this running server (`GET /v1/mail/outbox`) instead of reading the database.
     #[arg(long, env = "GATEHOUSE_SERVER")]
     server: Option<String>,
-    /// The operator bearer token of `--server`.
-    #[arg(long, env = "GATEHOUSE_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
-    operator_token: Option<Secret>,
+    /// The bearer token for `--server`: an operator's token from the identity provider, or the
+    /// bootstrap operator token. Unset, GATEHOUSE_OPERATOR_TOKEN is used.
+    #[arg(long, alias = "operator-token", env = "GATEHOUSE_TOKEN", hide_env_values = true, value_parser = secret)]
+    token: Option<Secret>,
     /// Only mail to this address.
     #[arg(long)]
     to: Option<String>,
@@ -151,8 +152,7 @@ pub struct MailArgs {
 pub async fn list(args: MailArgs) -> anyhow::Result<u8> {
     let items = match &args.server {
         Some(server) => {
-            let client =
-                super::client::ServerArgs { server: server.clone(), operator_token: args.operator_token.clone() };
+            let client = super::client::ServerArgs { server: server.clone(), token: args.token.clone() };
             let mut path = format!("/v1/mail/outbox?limit={}&all={}", args.limit, args.all);
             if let Some(to) = &args.to {
                 path.push_str(&format!("&to={}", query_value(to)));

@@ -12,6 +12,7 @@ mod apps;
 mod client;
 mod drift;
 mod identity;
+mod oidc;
 mod serve;
 mod status;
 mod sync;

@@ -46,7 +46,8 @@ pub struct ServeArgs {
     /// Shared secret of Git webhooks (GitHub X-Hub-Signature-256 or GitLab X-Gitlab-Token).
     #[arg(long, env = "GATEHOUSE_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret)]
     pub webhook_secret: Option<Secret>,
-    /// Bearer token for the operator endpoints (/v1/sync, /v1/apps, /v1/mail, unlock, tenant administration).
+    /// Bootstrap bearer token for the operator endpoints (/v1/sync, /v1/apps, /v1/mail, unlock, tenant
+    /// administration): for first set-up and break-glass; people sign in through --oidc-issuer-url.
     #[arg(long, env = "GATEHOUSE_OPERATOR_TOKEN", hide_env_values = true, value_parser = secret)]
     pub operator_token: Option<Secret>,
     /// HTTPS token for the git remote.
@@ -82,6 +83,9 @@ pub struct ServeArgs {
     /// reverted or failed something. Older ones are forgotten.
     #[arg(long, env = "GATEHOUSE_HISTORY_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub history_limit: i64,
+    /// Last: its help heading would otherwise cover the flags after it.
+    #[command(flatten)]
+    pub oidc: super::oidc::OidcArgs,
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
@@ -108,6 +112,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         keyring,
         mailer,
         operator_token: args.operator_token.clone(),
+        oidc: args.oidc.settings(),
         webhook_secret: args.webhook_secret.clone(),
     };
     let server = server::launch(pool, source, listener, settings)?;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::helpers::{ENCRYPTION_KEY, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
 use crate::hostile::{Body, routes};
 use crate::openapi::{documented_routes, shape};
+use crate::operators::{Idp, person};
 
 /// Who may call each route, written out by hand (not read from `authz::TABLE`). `public` routes take
 /// no credential and ignore any; the webhook proves a signature, no actor.
@@ -76,7 +77,14 @@ const WHO_MAY: &[(&str, &[&str])] = &[
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Who {
     Anonymous,
+    /// The bootstrap operator token.
     Operator,
+    /// A person signed in at the identity provider, in a group bound to `operator` or `auditor`.
+    Platform {
+        label: &'static str,
+        email: &'static str,
+        group: &'static str,
+    },
     /// A session of a user of tenant `acme` with this email, waiting for a code if `pending`.
     Session {
         label: &'static str,
@@ -98,7 +106,20 @@ impl Who {
         match self {
             Who::Anonymous => "anonymous",
             Who::Operator => "operator",
-            Who::Session { label, .. } | Who::Key { label, .. } => label,
+            Who::Platform { label, .. } | Who::Session { label, .. } | Who::Key { label, .. } => label,
+        }
+    }
+
+    /// The audit log's kind of a platform actor.
+    fn platform_kind(self) -> &'static str {
+        if self.role() == "operator" { "operator" } else { "auditor" }
+    }
+
+    /// The label `WHO_MAY` knows it by: an operator is one however they signed in.
+    fn role(self) -> &'static str {
+        match self {
+            Who::Platform { label: "idp-operator", .. } => "operator",
+            who => who.label(),
         }
     }
 }
@@ -106,6 +127,8 @@ impl Who {
 const ACTORS: &[Who] = &[
     Who::Anonymous,
     Who::Operator,
+    Who::Platform { label: "idp-operator", email: "ada@ops.example", group: "platform-ops" },
+    Who::Platform { label: "auditor", email: "eve@ops.example", group: "platform-audit" },
     Who::Session { label: "owner", email: "alice@acme.example", role: "owner", tenant: "acme", pending: false },
     Who::Session { label: "admin", email: "carol@acme.example", role: "admin", tenant: "acme", pending: false },
     Who::Session { label: "user", email: "dan@acme.example", role: "user", tenant: "acme", pending: false },
@@ -155,13 +178,20 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
             "scopes: [flags:read, usage:read, auth:introspect, authz:evaluate]",
         ),
     );
-    let server = started(&db, &repo).await;
+    let idp = Idp::start();
+    let server = started(&db, &repo, &idp.issuer).await;
     activate(
         &db,
         &["alice@acme.example", "carol@acme.example", "dan@acme.example", "erin@acme.example", "hank@globex.example"],
     )
     .await;
-    let keys = issue_keys(&server).await;
+    let mut keys = issue_keys(&server).await;
+    for who in ACTORS {
+        if let Who::Platform { label, email, group } = who {
+            let account = email.split('@').next().unwrap_or(email);
+            keys.insert(label, idp.token(account, person(email, json!([group]))).await);
+        }
+    }
 
     let expected: BTreeMap<&str, &[&str]> = WHO_MAY.iter().copied().collect();
     let documented = documented_routes();
@@ -187,7 +217,7 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
     let mut denied_rows = Vec::new();
     for cell in &cells {
         let allowed = expected[cell.route.as_str()];
-        let label = cell.who.label();
+        let label = cell.who.role();
         let code = cell.body["error"]["code"].as_str().unwrap_or("");
         let message = cell.body["error"]["message"].as_str().unwrap_or("");
         let body: String = cell.body.to_string().chars().take(300).collect();
@@ -225,6 +255,10 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
         let says = match cell.who {
             Who::Anonymous => message.starts_with("a credential is required to "),
             Who::Operator => message.starts_with("the bootstrap operator token may not "),
+            Who::Platform { email, .. } => {
+                message.starts_with(&format!("{} {email} may not ", cell.who.platform_kind()))
+                    && message.contains(": requires ")
+            }
             Who::Session { pending: true, .. } => message.contains("waits for a second factor"),
             Who::Session { email, tenant, .. }
                 if want_code == "forbidden" && !(tenant == "globex" && about_acme(&cell.route)) =>
@@ -260,6 +294,7 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
                 who => {
                     let (actor, kind) = match who {
                         Who::Operator => ("bootstrap-token", "operator"),
+                        Who::Platform { email, .. } => (email, who.platform_kind()),
                         Who::Session { email, .. } => (email, "user"),
                         Who::Key { app, .. } => (app, "application"),
                         Who::Anonymous => unreachable!("handled above"),
@@ -280,9 +315,13 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
     drop(server);
 }
 
-async fn started(db: &TestDb, repo: &Repo) -> ServeProcess {
+async fn started(db: &TestDb, repo: &Repo, issuer: &str) -> ServeProcess {
     let env = [
         ("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY),
+        ("GATEHOUSE_OIDC_ISSUER_URL", issuer),
+        ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+        ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+        ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator,platform-audit=auditor"),
         ("GATEHOUSE_OWNERS_NEED_MFA", "false"),
         // Every session cell signs in afresh: the per-IP limit of the sign-in routes must not hide it.
         ("GATEHOUSE_AUTH_IP_LIMIT", "1000000"),
@@ -322,7 +361,7 @@ async fn credential(server: &ServeProcess, db: &TestDb, who: Who, keys: &BTreeMa
     match who {
         Who::Anonymous => None,
         Who::Operator => Some(OPERATOR.to_owned()),
-        Who::Key { label, .. } => Some(keys[label].clone()),
+        Who::Key { label, .. } | Who::Platform { label, .. } => Some(keys[label].clone()),
         Who::Session { email, role, pending, .. } => {
             let tokens =
                 call(server, "POST", "/v1/auth/login", None, Some(json!({ "email": email, "password": PASSWORD })))

@@ -15,6 +15,7 @@ mod hostile;
 mod hostile_audit;
 mod identity;
 mod openapi;
+mod operators;
 mod races;
 mod schemas;
 mod serve;

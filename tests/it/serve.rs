@@ -41,6 +41,7 @@ impl Running {
             ),
             mailer: Delivery::new(None, "Gatehouse <gatehouse@localhost>").expect("mail sender"),
             operator_token: Some(Secret::new(OPERATOR.into())),
+            oidc: None,
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
         };
         let server = launch(pool, source, listener, settings).expect("launch");

@@ -1,0 +1,138 @@
+//! Platform operators and auditors, signed in through an external OpenID Connect identity provider:
+//! the bearer JWT the provider issued (an ID token, or a JWT access token with the same claims) is
+//! checked against the provider's published keys and mapped, through group bindings, to a platform
+//! role. Gatehouse keeps no operator accounts: the provider is the source of truth, so leaving the
+//! `platform-ops` group there ends someone's access here as soon as their token expires.
+//!
+//! `settings` says whom to trust, `token` takes a JWT apart, `keys` picks the key that may check
+//! it, `jwks` keeps the provider's keys fresh, `claims` turns checked claims into an `Operator`.
+
+mod claims;
+mod jwks;
+mod keys;
+pub mod settings;
+mod token;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::model::PlatformRole;
+
+pub use settings::{GroupBinding, OidcSettings, RequiredClaim, SettingsError, SigningAlg};
+pub use token::looks_like_jwt;
+
+/// Checks the tokens of one identity provider. Cheap to share as `Arc<Verifier>`.
+pub struct Verifier {
+    settings: OidcSettings,
+    jwks: Arc<jwks::Jwks>,
+}
+
+/// A person the identity provider vouches for, with the platform role their groups are bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    pub issuer: String,
+    /// The provider's stable id of the person (`sub`).
+    pub subject: String,
+    /// The `--oidc-username-claim` value: what the audit log names.
+    pub username: String,
+    pub name: Option<String>,
+    pub groups: Vec<String>,
+    pub role: PlatformRole,
+}
+
+/// Why a token was not accepted, said so the caller can fix it. Never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    kind: RefusalKind,
+    message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The token itself is not acceptable: malformed, signature, issuer, audience, expiry, claims.
+    Invalid,
+    /// A valid token of a person none of whose groups is bound to a platform role.
+    Unbound,
+    /// The provider's keys cannot be had right now: the same token may pass later.
+    Unavailable,
+}
+
+impl Refusal {
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Refusal { kind: RefusalKind::Invalid, message: message.into() }
+    }
+
+    pub(crate) fn unbound(message: impl Into<String>) -> Self {
+        Refusal { kind: RefusalKind::Unbound, message: message.into() }
+    }
+
+    pub(crate) fn unavailable(reason: String) -> Self {
+        Refusal {
+            kind: RefusalKind::Unavailable,
+            message: format!("the identity provider's signing keys cannot be fetched: {reason}"),
+        }
+    }
+
+    pub fn kind(&self) -> RefusalKind {
+        self.kind
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+impl Verifier {
+    /// Starts the background JWKS refresh (hourly) until `shutdown`; never fails because the IdP is
+    /// down (logs, retries); fails only on invalid settings. Call within a Tokio runtime.
+    pub fn start(settings: OidcSettings, shutdown: CancellationToken) -> Result<Arc<Verifier>, SettingsError> {
+        settings.check()?;
+        let jwks = Arc::new(jwks::Jwks::new(settings.issuer_url.clone()));
+        tokio::spawn(jwks.clone().keep_fresh(shutdown));
+        Ok(Arc::new(Verifier { settings, jwks }))
+    }
+
+    pub fn settings(&self) -> &OidcSettings {
+        &self.settings
+    }
+
+    /// Verifies a bearer JWT and maps it to a platform operator or auditor.
+    pub async fn verify(&self, token: &str) -> Result<Operator, Refusal> {
+        let parsed = token::parse(token)?;
+        let alg = self.allowed(&parsed.header.alg)?;
+        claims::check_issuer(&parsed.claims, &self.settings.issuer_url)?;
+        let candidates = self.jwks.lookup(parsed.header.kid.as_deref(), alg).await?;
+        let verified = candidates.iter().any(|key| {
+            jsonwebtoken::crypto::verify(parsed.signature, parsed.signed.as_bytes(), &key.decoding, alg.0)
+                .unwrap_or(false)
+        });
+        if !verified {
+            return Err(Refusal::invalid(match &parsed.header.kid {
+                Some(kid) => format!("the token's signature does not verify with the identity provider's key `{kid}`"),
+                None => "the token's signature does not verify with any of the identity provider's keys".to_owned(),
+            }));
+        }
+        claims::map(&parsed.claims, &self.settings, chrono::Utc::now().timestamp())
+    }
+
+    /// The header's `alg`, if the settings allow it.
+    fn allowed(&self, alg: &str) -> Result<SigningAlg, Refusal> {
+        if let Some(allowed) = self.settings.signing_algs.iter().find(|a| a.name() == alg) {
+            return Ok(*allowed);
+        }
+        let allowed: Vec<_> = self.settings.signing_algs.iter().map(|a| a.name()).collect();
+        Err(Refusal::invalid(if alg.eq_ignore_ascii_case("none") {
+            "the token is not signed (alg `none`)".to_owned()
+        } else {
+            format!(
+                "the token is signed with `{alg}`, which is not among the allowed algorithms [{}]",
+                allowed.join(", ")
+            )
+        }))
+    }
+}
