@@ -128,12 +128,21 @@ async fn evaluate(
     let facts = facts(tenant, flags.as_deref());
     let resource = match request.resource.kind.as_str() {
         "user" => Resource::tenant_user(&request.resource.id, facts),
-        _ => Resource::of_tenant("resources", facts),
+        _ => Resource::of_tenant(noun(action), facts),
     };
     Ok(Json(match authz::authorize(&Actor::User(session), action, &resource) {
         Decision::Allow => EvaluationResponse { decision: true, context: json!({}) },
         Decision::Deny(deny) => denied(&deny.message, deny.code),
     }))
+}
+
+/// What of a tenant an action is about, for the reason of a denial.
+fn noun(action: Action) -> &'static str {
+    match action {
+        Action::ListUsers | Action::EndUserSessions | Action::ResendInvitation => "users",
+        Action::ReadFlags => "flags",
+        _ => "resources",
+    }
 }
 
 fn denied(reason: &str, code: &str) -> EvaluationResponse {

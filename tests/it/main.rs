@@ -10,6 +10,7 @@ mod chart;
 mod cli;
 mod config_fixtures;
 mod drift;
+mod evaluation;
 mod exact_plans;
 mod hostile;
 mod hostile_audit;
