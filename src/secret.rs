@@ -12,6 +12,14 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `presented` is this secret, in constant time: the SHA-256 digests are compared, so
+    /// neither the content nor the length shows in the time taken.
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        bool::from(Sha256::digest(self.0.as_bytes()).ct_eq(&Sha256::digest(presented.as_bytes())))
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -23,6 +31,15 @@ impl std::fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::Secret;
+
+    #[test]
+    fn matches_compares_the_whole_value() {
+        let secret = Secret::new("hunter2".into());
+        assert!(secret.matches("hunter2"));
+        assert!(!secret.matches("hunter"));
+        assert!(!secret.matches("hunter22"));
+        assert!(!secret.matches(""));
+    }
 
     #[test]
     fn debug_output_never_shows_the_value() {

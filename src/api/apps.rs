@@ -17,7 +17,7 @@ use super::{ApiError, AppState, Result, input};
 use crate::audit::Target;
 use crate::authz::{Action, Resource};
 use crate::delivery::{key, sync};
-use crate::model::{AppName, Scope, shown};
+use crate::model::{AppName, AppStatus, Scope, shown};
 use crate::store::apps::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
 
 pub fn router() -> Router<AppState> {
@@ -43,11 +43,9 @@ fn scopes(names: &[String]) -> Result<Vec<String>> {
     Ok(parsed)
 }
 
-fn status(value: &str) -> Result<String> {
-    match value {
-        "active" | "disabled" => Ok(value.to_owned()),
-        other => Err(ApiError::BadRequest(format!("status `{}` is not one of active, disabled", shown(other)))),
-    }
+fn status(value: &str) -> Result<AppStatus> {
+    AppStatus::parse(value)
+        .ok_or_else(|| ApiError::BadRequest(format!("status `{}` is not one of active, disabled", shown(value))))
 }
 
 /// The application `{app}` of a path names.
@@ -115,7 +113,7 @@ async fn create_app(State(state): State<AppState>, caller: Caller, body: JsonBod
         name: name.as_str(),
         display_name: display_name.as_str(),
         owner: owner.as_str(),
-        status: &status,
+        status,
         scopes: &scopes,
     };
     let details = json!({ "scopes": scopes, "status": status });

@@ -25,6 +25,9 @@ use crate::identity::token::{self, TokenKind};
 use crate::model::shown;
 use crate::store;
 
+/// What introspection and revocation act on, in denials' messages.
+const TOKENS: Resource<'static> = Resource::platform("session tokens");
+
 /// What the session routes act on, in denials' messages.
 const OWN_SESSION: Resource<'static> = Resource::own("their own session");
 
@@ -330,9 +333,9 @@ async fn unlock(State(state): State<AppState>, caller: Caller, Path(email): Path
     let email = input::path_email(&email)?;
     let email = email.as_str();
     let unlocked = store::identity::clear_failures(&state.pool, email).await?;
-    let entry =
-        caller.audit("auth.unlock", Target::platform(format!("user/{email}")), json!({ "wasLocked": unlocked }));
-    store::apps::audit(&state.pool, entry).await?;
+    caller
+        .record(&state, "auth.unlock", Target::platform(format!("user/{email}")), json!({ "wasLocked": unlocked }))
+        .await?;
     if unlocked {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -362,7 +365,6 @@ async fn visible_session(
     caller: &Caller,
     presented: &str,
 ) -> Result<Option<store::identity::SessionView>> {
-    caller.authorize(state, Action::IntrospectTokens, &Resource::platform("session tokens"))?;
     let principal = caller.principal()?;
     let hash = token::hash(presented);
     let session = match TokenKind::of(presented) {
@@ -386,6 +388,7 @@ async fn visible_session(
     responses((status = 200, description = "RFC 7662: `{\"active\":false}` or the active session's claims.", body = Object)),
 )]
 async fn introspect(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response> {
+    caller.authorize(&state, Action::IntrospectTokens, &TOKENS)?;
     let presented = token_form(&body)?;
     let session = visible_session(&state, &caller, &presented).await?;
     let principal = caller.principal()?;
@@ -422,6 +425,7 @@ async fn introspect(State(state): State<AppState>, caller: Caller, body: Bytes) 
     responses((status = 200, description = "RFC 7009: revoked, or there was nothing this application may revoke.")),
 )]
 async fn revoke(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response> {
+    caller.authorize(&state, Action::IntrospectTokens, &TOKENS)?;
     let presented = token_form(&body)?;
     let session = visible_session(&state, &caller, &presented).await?;
     if let Some(session) = session {
@@ -430,8 +434,7 @@ async fn revoke(State(state): State<AppState>, caller: Caller, body: Bytes) -> R
             store::identity::revoke_session(&mut conn, session.id, "revoked_by_application").await?;
         }
         let target = Target::in_tenant(&session.tenant, format!("user/{}", session.email));
-        let entry = caller.audit("auth.session.revoke", target, json!({ "sessionId": session.id }));
-        store::apps::audit(&state.pool, entry).await?;
+        caller.record(&state, "auth.session.revoke", target, json!({ "sessionId": session.id })).await?;
     }
     Ok(StatusCode::OK.into_response())
 }

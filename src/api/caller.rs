@@ -11,17 +11,17 @@ use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, Uri, header};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 
 use super::{ApiError, AppState, input};
 use crate::audit::{self, Origin, Outcome, Target};
-use crate::authz::{self, Action, Actor, Decision, Deny, KnownTenant, PlatformActor, Resource, TenantFacts};
+use crate::authz::{self, Action, Actor, Decision, Deny, Kind, KnownTenant, PlatformActor, Resource, TenantFacts};
 use crate::delivery::KeyRefusal;
 use crate::delivery::flags::TenantFlags;
 use crate::denials::Refusal;
 use crate::identity::Client;
 use crate::identity::token::{self, TokenKind};
 use crate::model::TenantName;
+use crate::operators::RefusalKind;
 
 /// Who is calling, and what the audit rows of their request say about where from.
 pub struct Caller {
@@ -83,15 +83,7 @@ impl FromRequestParts<AppState> for Caller {
             // Break-glass: every use of the bootstrap token is on the record.
             let target = Target::platform(caller.head.uri.path());
             let details = json!({ "method": caller.head.method.as_str() });
-            let row = audit::entry(
-                &caller.actor,
-                "operator.bootstrap_token.use",
-                target,
-                Outcome::Success,
-                &caller.origin(),
-                details,
-            );
-            state.denials.record(row);
+            caller.record(state, "operator.bootstrap_token.use", target, details).await?;
         }
         Ok(caller)
     }
@@ -99,6 +91,10 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The actor a bearer token proves, by its kind.
 async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -> Result<Actor, ApiError> {
+    // First, whatever it looks like: a bootstrap token may have any shape, even a key's prefix.
+    if matches_bootstrap(state, token) {
+        return Ok(Actor::Platform(PlatformActor::bootstrap()));
+    }
     match TokenKind::of(token) {
         Some(TokenKind::Access) => match state.identity.sessions.find(token::hash(token)).await? {
             Some(session) => Ok(Actor::User(session)),
@@ -109,7 +105,6 @@ async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -
             Err(refuse(state, parts, head, None, reason).await)
         }
         None if token.starts_with(crate::delivery::key::PREFIX) => application(state, parts, head, token).await,
-        None if matches_bootstrap(state, token) => Ok(Actor::Platform(PlatformActor::bootstrap())),
         None if crate::operators::looks_like_jwt(token) => platform(state, parts, head, token).await,
         None => {
             let reason = "the bearer token is not a session token, an API key or an operator token this server knows";
@@ -134,16 +129,30 @@ async fn platform(state: &AppState, parts: &mut Parts, head: &Head, token: &str)
                 display_name: operator.name,
             },
         })),
-        Err(refusal) => Err(refuse(state, parts, head, None, &refusal.to_string()).await),
+        Err(refusal) => {
+            // The audit reason is one of a fixed few (refusals are aggregated by reason, and the
+            // message repeats claims the caller chose); the message goes to `detail`.
+            let message = crate::store::bounded(&refusal.to_string(), 512).into_owned();
+            let reason = refusal.category();
+            let error = match refusal.kind() {
+                RefusalKind::Invalid => ApiError::Unauthorized(message.clone()),
+                RefusalKind::Unbound => ApiError::Forbidden { code: "forbidden", message: message.clone() },
+                RefusalKind::Unavailable => {
+                    tracing::warn!(%message, "an operator's token cannot be checked");
+                    let retry = "the identity provider's signing keys cannot be fetched; retry in a moment";
+                    ApiError::Unavailable(retry.into())
+                }
+            };
+            let detail = serde_json::Map::from_iter([("detail".to_owned(), json!(message))]);
+            audit_refused(state, parts, head, None, reason, detail).await;
+            Err(error)
+        }
     }
 }
 
 /// Constant-time comparison with the bootstrap operator token.
 fn matches_bootstrap(state: &AppState, presented: &str) -> bool {
-    state
-        .operator_token
-        .as_ref()
-        .is_some_and(|expected| bool::from(expected.expose().as_bytes().ct_eq(presented.as_bytes())))
+    state.operator_token.as_ref().is_some_and(|expected| expected.matches(presented))
 }
 
 /// The application an API key proves (memory only).
@@ -160,7 +169,7 @@ async fn application(state: &AppState, parts: &mut Parts, head: &Head, key: &str
         }
         Err((refusal, entry)) => {
             let key_id = entry.map(|e| e.key_id.to_string());
-            audit_refused(state, parts, head, key_id, refusal.reason()).await;
+            audit_refused(state, parts, head, key_id, refusal.reason(), serde_json::Map::new()).await;
             Err(match refusal {
                 KeyRefusal::ApplicationDisabled => ApiError::Forbidden {
                     code: "application_disabled",
@@ -177,12 +186,19 @@ async fn application(state: &AppState, parts: &mut Parts, head: &Head, key: &str
 
 /// Audits a credential that proved nothing and returns the 401 to send.
 async fn refuse(state: &AppState, parts: &mut Parts, head: &Head, key_id: Option<String>, reason: &str) -> ApiError {
-    audit_refused(state, parts, head, key_id, reason).await;
+    audit_refused(state, parts, head, key_id, reason, serde_json::Map::new()).await;
     ApiError::Unauthorized(reason.to_owned())
 }
 
 /// Audits a credential that proved nothing (aggregated with its repeats; never waits).
-async fn audit_refused(state: &AppState, parts: &mut Parts, head: &Head, key_id: Option<String>, reason: &str) {
+async fn audit_refused(
+    state: &AppState,
+    parts: &mut Parts,
+    head: &Head,
+    key_id: Option<String>,
+    reason: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+) {
     let tenant = path_tenant(parts, state).await;
     state.denials.refused(Refusal {
         action: "api.denied",
@@ -193,7 +209,7 @@ async fn audit_refused(state: &AppState, parts: &mut Parts, head: &Head, key_id:
         tenant,
         reason: reason.to_owned(),
         key_id,
-        extra: serde_json::Map::new(),
+        extra,
     });
 }
 
@@ -219,8 +235,7 @@ impl Caller {
     }
 
     /// Lets the request do `action` to the `what` of the tenant a path names, and returns the
-    /// tenant's name and in-memory state. An anonymous caller is refused before the name is read:
-    /// a malformed name is a 400 only to someone who may ask.
+    /// tenant's name and in-memory state.
     pub fn authorize_tenant(
         &self,
         state: &AppState,
@@ -228,13 +243,7 @@ impl Caller {
         what: &'static str,
         tenant: &str,
     ) -> Result<(TenantName, Option<Arc<TenantFlags>>), ApiError> {
-        if matches!(self.actor, Actor::Anonymous) {
-            self.authorize(state, action, &Resource::of_tenant(what, facts(tenant, None)))?;
-        }
-        let name = input::tenant(tenant)?;
-        let flags = state.delivery.tenant(name.as_str());
-        self.authorize(state, action, &Resource::of_tenant(what, facts(name.as_str(), flags.as_deref())))?;
-        Ok((name, flags))
+        self.authorize_in_tenant(state, action, tenant, Kind::OfTenant(what))
     }
 
     /// As `authorize_tenant`, for one user (by email) of the tenant.
@@ -246,13 +255,44 @@ impl Caller {
         email: &str,
     ) -> Result<TenantName, ApiError> {
         let shown = crate::model::shown(email);
-        if matches!(self.actor, Actor::Anonymous) {
-            self.authorize(state, action, &Resource::tenant_user(&shown, facts(tenant, None)))?;
-        }
-        let name = input::tenant(tenant)?;
-        let flags = state.delivery.tenant(name.as_str());
-        self.authorize(state, action, &Resource::tenant_user(&shown, facts(name.as_str(), flags.as_deref())))?;
+        let (name, _) = self.authorize_in_tenant(state, action, tenant, Kind::TenantUser(&shown))?;
         Ok(name)
+    }
+
+    /// Decides `action` on the resource `resource` makes of the tenant `tenant` names. A malformed
+    /// name is a 400 only to someone who may do the action to a tenant of their own: the others
+    /// learn first that they may not (their pending step, role or scope).
+    fn authorize_in_tenant(
+        &self,
+        state: &AppState,
+        action: Action,
+        tenant: &str,
+        kind: Kind<'_>,
+    ) -> Result<(TenantName, Option<Arc<TenantFlags>>), ApiError> {
+        let name = match input::tenant(tenant) {
+            Ok(name) => name,
+            Err(malformed) => {
+                let own = match &self.actor {
+                    Actor::User(session) => TenantFacts {
+                        name: &session.tenant,
+                        known: Some(KnownTenant { active: true, applications: &[] }),
+                    },
+                    Actor::Application(principal) => TenantFacts {
+                        name: tenant,
+                        known: Some(KnownTenant {
+                            active: true,
+                            applications: std::slice::from_ref(&principal.app.name),
+                        }),
+                    },
+                    Actor::Platform(_) | Actor::Anonymous => facts(tenant, None),
+                };
+                self.authorize(state, action, &Resource { kind, tenant: Some(own) })?;
+                return Err(malformed);
+            }
+        };
+        let flags = state.delivery.tenant(name.as_str());
+        self.authorize(state, action, &Resource { kind, tenant: Some(facts(name.as_str(), flags.as_deref())) })?;
+        Ok((name, flags))
     }
 
     /// Audits a denial and returns the error to send.
@@ -317,6 +357,18 @@ impl Caller {
                 .and_then(|v| v.to_str().ok())
                 .map(|v| v.chars().take(200).collect()),
         }
+    }
+
+    /// Writes the row of this caller having done `action` to `target` (for an action that commits
+    /// on its own; one that must commit with a change passes `audit(…)` to the store function).
+    pub async fn record(
+        &self,
+        state: &AppState,
+        action: &str,
+        target: Target,
+        details: serde_json::Value,
+    ) -> Result<(), ApiError> {
+        Ok(audit::record(&state.pool, &self.actor, action, target, Outcome::Success, &self.origin(), details).await?)
     }
 
     /// The row of this caller having done `action` to `target`.

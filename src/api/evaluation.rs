@@ -121,6 +121,10 @@ async fn evaluate(
         Some(TokenKind::Access) => state.identity.sessions.find(token::hash(&request.subject.id)).await?,
         _ => None,
     };
+    // A session of a tenant not open to the asking application is none of its business: it is
+    // answered like an unknown one, as introspection does.
+    let app = &caller.principal()?.app.name;
+    let subject = subject.filter(|s| state.delivery.tenant(&s.tenant).is_some_and(|t| t.open_to(app)));
     let Some(session) = subject else {
         return Ok(Json(denied("the subject's session is unknown, expired or revoked", "unknown_subject")));
     };

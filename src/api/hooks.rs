@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::time::Duration;
-use subtle::ConstantTimeEq;
 
 use tokio::sync::Semaphore;
 
@@ -164,7 +163,7 @@ fn delivery_keys(headers: &HeaderMap, body_digest: &[u8]) -> Vec<String> {
 /// Constant-time comparison of a presented secret with the expected one.
 fn secret_matches(expected: Option<&Secret>, presented: Option<&str>) -> bool {
     match (expected, presented) {
-        (Some(expected), Some(presented)) => bool::from(expected.expose().as_bytes().ct_eq(presented.as_bytes())),
+        (Some(expected), Some(presented)) => expected.matches(presented),
         _ => false,
     }
 }

@@ -52,7 +52,7 @@ async fn outbox(
     let rows = store::mail::list(&state.pool, to.as_deref(), !filter.all, limit).await?;
     // Undelivered mail carries credentials (links): who read it is on the record.
     let details = json!({ "to": to, "all": filter.all, "rows": rows.len() });
-    store::apps::audit(&state.pool, caller.audit("mail.outbox.read", Target::platform("mail/outbox"), details)).await?;
+    caller.record(&state, "mail.outbox.read", Target::platform("mail/outbox"), details).await?;
     // Undelivered mail carries its links, which are credentials: never cached.
     Ok(super::auth::no_store(Json(json!({ "mail": crate::mail::listing(&state.identity.keyring, rows) }))))
 }

@@ -325,9 +325,11 @@ async fn withdraw_drift(
 )]
 async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<Value>)> {
     caller.authorize(&state, Action::ControlSync, &RECONCILER)?;
-    status::request_sync(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?).await?;
+    let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
+    status::request_sync(&mut tx).await?;
+    store::insert_audit(&mut tx, &[caller.audit("sync.request", Target::platform("reconciler"), json!({}))]).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
     store::notify_sync(&state.pool).await?;
-    store::apps::audit(&state.pool, caller.audit("sync.request", Target::platform("reconciler"), json!({}))).await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "status": "sync requested" }))))
 }
 
@@ -355,9 +357,11 @@ async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Va
 
 async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<Json<Value>> {
     caller.authorize(state, Action::ControlSync, &RECONCILER)?;
-    status::set_paused(&mut *state.pool.acquire().await.map_err(store::StoreError::from)?, paused).await?;
-    store::notify_sync(&state.pool).await?;
     let action = if paused { "sync.pause" } else { "sync.resume" };
-    store::apps::audit(&state.pool, caller.audit(action, Target::platform("reconciler"), json!({}))).await?;
+    let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
+    status::set_paused(&mut tx, paused).await?;
+    store::insert_audit(&mut tx, &[caller.audit(action, Target::platform("reconciler"), json!({}))]).await?;
+    tx.commit().await.map_err(store::StoreError::from)?;
+    store::notify_sync(&state.pool).await?;
     Ok(Json(json!({ "paused": paused })))
 }

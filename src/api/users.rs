@@ -33,7 +33,7 @@ async fn audit(
     details: serde_json::Value,
 ) -> Result<()> {
     let target = Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}/user/{email}"));
-    Ok(store::apps::audit(&state.pool, caller.audit(action, target, details)).await?)
+    caller.record(state, action, target, details).await
 }
 
 #[utoipa::path(

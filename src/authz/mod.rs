@@ -168,7 +168,17 @@ fn invariant(actor: &Actor, action: Action, resource: &Resource<'_>) -> Option<D
                     required: format!("a session of tenant `{}`", tenant.name),
                 });
             }
-            None
+            // Sessions of a suspended tenant are not found at all; this keeps the rule where it is
+            // stated, for every other way a session may be asked about (AuthZEN).
+            tenant.known.filter(|k| !k.active).map(|_| Deny {
+                code: "tenant_suspended",
+                reason: "tenant suspended",
+                message: format!(
+                    "tenant `{}` is suspended; its users may do nothing until it is active again",
+                    tenant.name
+                ),
+                required: format!("tenant `{}` active", tenant.name),
+            })
         }
         Actor::Application(principal) => {
             let tenant = resource.tenant?;

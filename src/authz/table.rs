@@ -144,7 +144,7 @@ impl Action {
             ListUsers => "list",
             EndUserSessions => "end the sessions of",
             ResendInvitation => "resend the invitation of",
-            ManageOwnSessions => "end",
+            ManageOwnSessions => "list or end",
             ChangeOwnPassword => "change",
             EnrolTotp => "enrol TOTP for",
             VerifySecondFactor => "verify a second factor for",

@@ -211,6 +211,21 @@ fn applications_see_only_open_active_tenants() {
 }
 
 #[test]
+fn a_suspended_tenant_is_closed_to_its_own_users() {
+    let apps = open_apps();
+    let suspended = TenantFacts { name: "acme", known: Some(KnownTenant { active: false, applications: &apps }) };
+    let Decision::Deny(deny) =
+        authorize(&session("acme", Role::Owner, None), Action::ListUsers, &Resource::of_tenant("users", suspended))
+    else {
+        panic!("an owner acted on a suspended tenant");
+    };
+    assert_eq!(deny.code, "tenant_suspended");
+    let operator =
+        authorize(&platform(PlatformRole::Operator), Action::ListUsers, &Resource::of_tenant("users", suspended));
+    assert_eq!(operator, Decision::Allow, "operators restore suspended tenants");
+}
+
+#[test]
 fn platform_actors_act_on_suspended_and_unknown_tenants() {
     let unknown = TenantFacts { name: "gone", known: None };
     let decision =

@@ -2,6 +2,7 @@
 //! managed application's request. Lock-free maps (papaya), so readers never wait on a writer, and
 //! no database round trip per request. `sync` keeps it current.
 
+use crate::model::AppStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -285,7 +286,7 @@ impl DeliveryCache {
         for row in rows {
             let entry = AppEntry {
                 id: row.id,
-                active: row.status == "active",
+                active: row.status == AppStatus::Active,
                 scopes: ScopeSet::of(&row.scopes),
                 name: row.name.into_boxed_str(),
             };
@@ -309,7 +310,7 @@ impl DeliveryCache {
             let url = self.events_url(&row.name);
             let built = Arc::new(TenantFlags::build(
                 TenantFlagsRow {
-                    active: row.status == "active",
+                    active: row.status == crate::model::TenantStatus::Active,
                     name: row.name,
                     applications: row.applications,
                     plan_flags: row.plan_flags,

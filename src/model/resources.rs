@@ -88,7 +88,7 @@ pub enum TenantStatus {
 }
 str_enum!(TenantStatus { Active => "active", Suspended => "suspended" });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppStatus {
     #[default]

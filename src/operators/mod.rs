@@ -77,6 +77,33 @@ impl Refusal {
     pub fn kind(&self) -> RefusalKind {
         self.kind
     }
+
+    /// What kind of problem, as one of a fixed few phrases: the audit reason under which refusals
+    /// are aggregated. The message may repeat claims the caller chose; this never does.
+    pub fn category(&self) -> &'static str {
+        let m = self.message.as_str();
+        match self.kind {
+            RefusalKind::Unbound => "identity-provider groups bound to no role",
+            RefusalKind::Unavailable => "identity-provider keys unavailable",
+            RefusalKind::Invalid if m.contains("expired") => "identity-provider token expired",
+            RefusalKind::Invalid if m.contains("not valid before") || m.contains("`iat`") => {
+                "identity-provider token not yet valid"
+            }
+            RefusalKind::Invalid if m.contains("issuer") || m.contains("`iss`") => {
+                "identity-provider token of another issuer"
+            }
+            RefusalKind::Invalid if m.contains("audience") || m.contains("`aud`") => {
+                "identity-provider token for another audience"
+            }
+            RefusalKind::Invalid if m.contains("key") || m.contains("signature") => "identity-provider token signature",
+            RefusalKind::Invalid if m.contains("algorithm") || m.contains("`alg`") => {
+                "identity-provider token algorithm"
+            }
+            RefusalKind::Invalid if m.contains("verified") => "identity-provider email not verified",
+            RefusalKind::Invalid if m.contains("claim") => "identity-provider token claims",
+            RefusalKind::Invalid => "identity-provider token malformed",
+        }
+    }
 }
 
 impl std::fmt::Display for Refusal {
@@ -134,5 +161,41 @@ impl Verifier {
                 allowed.join(", ")
             )
         }))
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::Refusal;
+
+    #[test]
+    fn refusals_fall_into_a_fixed_few_categories_whatever_the_caller_sent() {
+        let cases = [
+            (Refusal::invalid("the token expired at 2026-01-01T00:00:00Z"), "identity-provider token expired"),
+            (
+                Refusal::invalid("the token's issuer `https://evil.example/x` is not `https://idp`"),
+                "identity-provider token of another issuer",
+            ),
+            (
+                Refusal::invalid("the token's audience [x] does not include `gatehouse`"),
+                "identity-provider token for another audience",
+            ),
+            (
+                Refusal::invalid("the token has no `hd` claim, which must be `ops.example`"),
+                "identity-provider token claims",
+            ),
+            (
+                Refusal::invalid("the bearer token is not a well-formed JWT: header"),
+                "identity-provider token malformed",
+            ),
+            (
+                Refusal::unbound("none of the groups [a] is bound to a platform role"),
+                "identity-provider groups bound to no role",
+            ),
+            (Refusal::unavailable("GET https://idp/jwks: timeout".into()), "identity-provider keys unavailable"),
+        ];
+        for (refusal, category) in cases {
+            assert_eq!(refusal.category(), category, "{refusal}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! access cache loads. Every change is audited in its own transaction; the `gatehouse_access`
 //! triggers (migration 0003) tell every replica at commit.
 
+use crate::model::{AppStatus, TenantStatus};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -20,7 +21,7 @@ pub struct ApplicationRecord {
     pub name: String,
     pub display_name: String,
     pub owner: String,
-    pub status: String,
+    pub status: AppStatus,
     pub scopes: Vec<String>,
     pub managed_by: String,
     pub source_file: Option<String>,
@@ -62,7 +63,7 @@ pub struct KeyRow {
 pub struct AppRow {
     pub id: Uuid,
     pub name: String,
-    pub status: String,
+    pub status: AppStatus,
     pub scopes: Vec<String>,
 }
 
@@ -70,7 +71,7 @@ pub struct AppRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TenantFlagInputs {
     pub name: String,
-    pub status: String,
+    pub status: TenantStatus,
     pub applications: Vec<String>,
     pub plan_flags: Value,
     pub overrides: Value,
@@ -97,7 +98,7 @@ pub struct NewApplication<'a> {
     pub name: &'a str,
     pub display_name: &'a str,
     pub owner: &'a str,
-    pub status: &'a str,
+    pub status: AppStatus,
     pub scopes: &'a [String],
 }
 
@@ -131,7 +132,7 @@ pub async fn create_application(
 pub struct ApplicationChange {
     pub display_name: Option<String>,
     pub owner: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<AppStatus>,
     pub scopes: Option<Vec<String>>,
 }
 
@@ -150,7 +151,7 @@ pub async fn update_application(
     .bind(id)
     .bind(&change.display_name)
     .bind(&change.owner)
-    .bind(&change.status)
+    .bind(change.status)
     .bind(&change.scopes)
     .fetch_one(&mut *tx)
     .await?;

@@ -6,7 +6,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use crate::model::{AccountStatus, Pending, Role, TenantStatus};
+use crate::model::{AccountStatus, AppStatus, Pending, Role, TenantStatus};
 
 macro_rules! text_enum {
     ($($name:ident => $what:literal),+ $(,)?) => {$(
@@ -34,4 +34,10 @@ macro_rules! text_enum {
     )+};
 }
 
-text_enum!(Role => "role", AccountStatus => "account status", TenantStatus => "tenant status", Pending => "pending step");
+text_enum!(
+    Role => "role",
+    AccountStatus => "account status",
+    TenantStatus => "tenant status",
+    AppStatus => "application status",
+    Pending => "pending step",
+);

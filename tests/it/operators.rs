@@ -148,15 +148,21 @@ fn json_out(output: &Output, what: &str) -> Value {
 
 /// Asserts a 401 whose message is `expected` (or starts with it), and that the refusal is audited.
 async fn refused(server: &ServeProcess, db: &TestDb, token: &str, expected: &str) {
+    refused_with(server, db, token, (401, "unauthorized"), expected).await;
+}
+
+/// As `refused`, with the status and code expected: 403 `forbidden` for a valid token whose groups
+/// are bound to no role. The audit row's reason is one of a fixed few (refusals are aggregated by
+/// reason); the message is its `detail`.
+async fn refused_with(server: &ServeProcess, db: &TestDb, token: &str, (status, code): (u16, &str), expected: &str) {
     let response = call(server, "GET", "/v1/apps", Some(token), None).await;
-    assert_eq!(response.status, 401, "{}", response.text);
-    assert_eq!(response.body["error"]["code"], "unauthorized", "{}", response.text);
+    assert_eq!(response.status, status, "{}", response.text);
+    assert_eq!(response.body["error"]["code"], code, "{}", response.text);
     let message = response.body["error"]["message"].as_str().expect("message").to_owned();
     assert!(message.starts_with(expected), "expected «{expected}…», got «{message}»");
     assert!(!response.text.contains(token), "the refusal echoes the token");
-    // The audit log keeps the first 128 bytes of a reason (denials.rs), enough to tell them apart.
     let query = "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND outcome = 'failure' \
-                 AND resource = '/v1/apps' AND left(metadata->>'reason', 100) = left($1, 100)";
+                 AND resource = '/v1/apps' AND metadata->>'reason' LIKE 'identity-provider %' AND left(metadata->>'detail', 100) = left($1, 100)";
     within(Duration::from_secs(3), &format!("refusal audited: {message}"), || async {
         sqlx::query_scalar::<_, i64>(query).bind(&message).fetch_one(&db.pool).await.expect("audit query") == 1
     })
@@ -277,7 +283,8 @@ async fn sc002_bad_idp_tokens_are_refused_clearly_and_audited() {
     refused(&server, &db, &wrong_audience, "the token's audience [other-client] does not include `gatehouse`").await;
     refused(&server, &db, &wrong_issuer, &format!("the token's issuer `{}` is not `{}`", other_idp.issuer, idp.issuer))
         .await;
-    refused(&server, &db, &unbound, "none of the groups [developers, on-call] is bound to a platform role").await;
+    let unbound_message = "none of the groups [developers, on-call] is bound to a platform role";
+    refused_with(&server, &db, &unbound, (403, "forbidden"), unbound_message).await;
     refused(&server, &db, &no_hd, "the token has no `hd` claim, which must be `ops.example`").await;
     refused(&server, &db, &unverified, "the token's email `dave@ops.example` is not verified").await;
 
@@ -330,7 +337,18 @@ async fn an_unreachable_idp_does_not_stop_gatehouse_and_its_callers_are_told() {
     let token = idp.token("ada", person("ada@ops.example", json!(["platform-ops"]))).await;
     drop(idp);
     let server = serve_trusting(&issuer, &repo, &db).await;
-    refused(&server, &db, &token, "the identity provider's signing keys cannot be fetched: GET ").await;
+    // 503: the same token may pass once the provider is back; what failed is in the log and the audit row.
+    let response = call(&server, "GET", "/v1/apps", Some(&token), None).await;
+    assert_eq!(
+        (response.status, response.body["error"]["code"].clone()),
+        (503, json!("unavailable")),
+        "{}",
+        response.text
+    );
+    assert!(response.header("retry-after").is_some());
+    let query = "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND metadata->>'reason' = 'identity-provider keys unavailable' \
+                 AND metadata->>'detail' LIKE 'the identity provider''s signing keys cannot be fetched: GET %'";
+    within(Duration::from_secs(3), "the refusal audited", || async { db.count(query).await == 1 }).await;
     // The bootstrap token still works (break-glass).
     assert_eq!(call(&server, "GET", "/v1/apps", Some(crate::helpers::OPERATOR), None).await.status, 200);
 }
