@@ -88,9 +88,17 @@ pub fn commit(repo: &git2::Repository, message: &str) -> String {
 
 /// Declares the application `bench-app` (with `flags:read`) and opens every tenant to it.
 pub fn open_to_application(dir: &Path, tenants: usize) {
+    open_to_application_with(dir, tenants, &["flags:read"]);
+}
+
+/// Declares the application `bench-app` allowed `scopes` and opens every tenant to it.
+pub fn open_to_application_with(dir: &Path, tenants: usize, scopes: &[&str]) {
     std::fs::write(
         dir.join("application-bench.yaml"),
-        "apiVersion: gatehouse.dev/v1\nkind: Application\nmetadata: { name: bench-app }\nspec:\n  displayName: Bench\n  owner: bench@corp.example\n  status: active\n  scopes: [flags:read]\n",
+        format!(
+            "apiVersion: gatehouse.dev/v1\nkind: Application\nmetadata: {{ name: bench-app }}\nspec:\n  displayName: Bench\n  owner: bench@corp.example\n  status: active\n  scopes: [{}]\n",
+            scopes.join(", ")
+        ),
     )
     .expect("write application");
     for t in 0..tenants {
