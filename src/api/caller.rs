@@ -91,10 +91,8 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The actor a bearer token proves, by its kind.
 async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -> Result<Actor, ApiError> {
-    // First, whatever it looks like: a bootstrap token may have any shape, even a key's prefix.
-    if matches_bootstrap(state, token) {
-        return Ok(Actor::Platform(PlatformActor::bootstrap()));
-    }
+    // A bootstrap token never looks like another credential (`serve` refuses one that does), so
+    // it is compared last: the hot paths (keys, sessions) pay no digest.
     match TokenKind::of(token) {
         Some(TokenKind::Access) => match state.identity.sessions.find(token::hash(token)).await? {
             Some(session) => Ok(Actor::User(session)),
@@ -106,6 +104,7 @@ async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -
         }
         None if token.starts_with(crate::delivery::key::PREFIX) => application(state, parts, head, token).await,
         None if crate::operators::looks_like_jwt(token) => platform(state, parts, head, token).await,
+        None if matches_bootstrap(state, token) => Ok(Actor::Platform(PlatformActor::bootstrap())),
         None => {
             let reason = "the bearer token is not a session token, an API key or an operator token this server knows";
             Err(refuse(state, parts, head, None, reason).await)
@@ -147,6 +146,18 @@ async fn platform(state: &AppState, parts: &mut Parts, head: &Head, token: &str)
             audit_refused(state, parts, head, None, reason, detail).await;
             Err(error)
         }
+    }
+}
+
+/// Why a bootstrap token would be mistaken for another credential, if it would: such a token is
+/// refused when `serve` starts rather than silently never matching.
+pub fn bootstrap_token_problem(token: &str) -> Option<&'static str> {
+    if token.starts_with(crate::delivery::key::PREFIX) {
+        Some("it starts with `gatehouse_`, the prefix of API keys and session tokens")
+    } else if crate::operators::looks_like_jwt(token) {
+        Some("it looks like a JWT, which is checked against the identity provider")
+    } else {
+        None
     }
 }
 
@@ -402,5 +413,17 @@ pub(crate) fn client(parts: &Parts) -> Client {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(200).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bootstrap_token_problem;
+
+    #[test]
+    fn a_bootstrap_token_shaped_like_another_credential_is_refused() {
+        assert!(bootstrap_token_problem("gatehouse_admin").is_some());
+        assert!(bootstrap_token_problem("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln").is_some());
+        assert_eq!(bootstrap_token_problem("cli-test-token"), None);
     }
 }

@@ -29,6 +29,7 @@ use axum::middleware;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
+pub use caller::bootstrap_token_problem;
 pub use error::{ApiError, Result};
 
 use crate::delivery::DeliveryCache;

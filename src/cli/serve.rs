@@ -89,6 +89,9 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    if let Some(problem) = args.operator_token.as_ref().and_then(|t| crate::api::bootstrap_token_problem(t.expose())) {
+        anyhow::bail!("--operator-token (GATEHOUSE_OPERATOR_TOKEN) cannot be used: {problem}; choose another value");
+    }
     let keyring = args.identity.keys.keyring()?;
     let mailer = Delivery::new(args.identity.smtp_url.as_ref().map(Secret::expose), &args.identity.mail_from)?;
     let pool = store::connect_with(args.database.database_url.expose(), args.database_acquire_timeout).await?;
