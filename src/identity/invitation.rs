@@ -13,7 +13,7 @@ use super::token::{self, TokenKind};
 use super::{AuthError, Client, Identity, LinkPurpose};
 use crate::mail::{self, Message, templates::describe};
 use crate::store::invitation::{self as db, Invitee};
-use crate::store::listen::{Event, Listener};
+use crate::store::listen::Listener;
 use crate::store::{self, mail::MAIL_CHANNEL};
 
 /// A safety net under the notifications: invitees are looked for at least this often.
@@ -30,18 +30,8 @@ pub async fn run(identity: Identity, shutdown: CancellationToken) {
         if let Err(error) = issue_pending(&identity).await {
             tracing::warn!(%error, "cannot issue invitations");
         }
-        let deadline = tokio::time::Instant::now() + POLL;
-        loop {
-            let event = tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep_until(deadline) => break,
-                event = listener.next() => event,
-            };
-            match event {
-                // The round above ran just now.
-                Event::Connected { first: true } => {}
-                Event::Connected { first: false } | Event::Notification(_) => break,
-            }
+        if !listener.wait_for_work(POLL, &shutdown).await {
+            return;
         }
     }
 }

@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
 use crate::identity::sealed::Keyring;
-use crate::store::listen::{Event, Listener};
+use crate::store::listen::Listener;
 use crate::store::{self, mail::MAIL_CHANNEL};
 
 const POLL: Duration = Duration::from_secs(5);
@@ -57,19 +57,8 @@ pub async fn run(pool: PgPool, keyring: Arc<Keyring>, delivery: Delivery, shutdo
         if let Err(error) = deliver(&pool, &keyring, transport, &delivery.from).await {
             tracing::warn!(%error, "cannot deliver mail");
         }
-        // Until a notification, a reconnection (one may have been missed) or the next poll.
-        let deadline = tokio::time::Instant::now() + POLL;
-        loop {
-            let event = tokio::select! {
-                () = shutdown.cancelled() => return,
-                () = tokio::time::sleep_until(deadline) => break,
-                event = listener.next() => event,
-            };
-            match event {
-                // The round above ran just now.
-                Event::Connected { first: true } => {}
-                Event::Connected { first: false } | Event::Notification(_) => break,
-            }
+        if !listener.wait_for_work(POLL, &shutdown).await {
+            return;
         }
     }
 }

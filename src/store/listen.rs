@@ -109,6 +109,24 @@ impl Listener {
         }
     }
 
+    /// For a worker that polls: waits until a notification, a reconnection (one may have been
+    /// missed) or `poll` has passed, whichever comes first. `false` once `shutdown` is cancelled.
+    pub async fn wait_for_work(&mut self, poll: Duration, shutdown: &tokio_util::sync::CancellationToken) -> bool {
+        let deadline = Instant::now() + poll;
+        loop {
+            let event = tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep_until(deadline) => return true,
+                event = self.next() => event,
+            };
+            match event {
+                // The worker's round ran just before it waited.
+                Event::Connected { first: true } => {}
+                Event::Connected { first: false } | Event::Notification(_) => return true,
+            }
+        }
+    }
+
     /// A notification already received, without waiting: for handling a burst in one batch.
     pub fn next_buffered(&mut self) -> Option<PgNotification> {
         self.connection.as_mut().and_then(PgListener::next_buffered)
