@@ -50,6 +50,8 @@ pub struct Settings {
     pub oidc: Option<crate::operators::OidcSettings>,
     /// Shared secret of Git webhooks; `None` refuses every webhook.
     pub webhook_secret: Option<Secret>,
+    /// How long deleted tenants stay restorable, and their names reserved after the purge.
+    pub retention: api::TenantRetention,
 }
 
 /// A launched Gatehouse. Cancel `shutdown`, then `wait` for it to drain.
@@ -118,7 +120,9 @@ pub fn launch(
     tokio::spawn(identity::invitation::run(identity.clone(), shutdown.clone()));
     tokio::spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
     tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
-    let state = api::AppState {
+    tokio::spawn(purge_deleted_tenants(pool.clone(), settings.retention, shutdown.clone()));
+    let state = api::AppState::new(api::Services {
+        retention: settings.retention,
         identity,
         delivery: cache,
         pool,
@@ -127,7 +131,7 @@ pub fn launch(
         operators,
         webhook_secret: settings.webhook_secret,
         denials: denials.clone(),
-    };
+    });
     let api = tokio::spawn(api::serve(listener, state, shutdown.clone()));
     Ok(Server { address, shutdown, api, reconciler, flusher, denials, _watcher: watcher })
 }
@@ -154,6 +158,25 @@ impl Server {
     }
 }
 
+/// Purges the tenants whose deletion is due, on every replica (each purge locks its rows, so two
+/// replicas never purge one tenant twice). Checks every minute, or as often as the retention period
+/// when that is shorter.
+async fn purge_deleted_tenants(pool: sqlx::PgPool, retention: api::TenantRetention, shutdown: CancellationToken) {
+    let every =
+        retention.restorable_for.to_std().unwrap_or_default().clamp(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match store::tenants::purge_due(&pool, retention.name_reserved_for).await {
+            Ok(purged) if purged.is_empty() => {}
+            Ok(purged) => tracing::info!(?purged, "purged deleted tenants"),
+            Err(error) => tracing::warn!(%error, "cannot purge deleted tenants"),
+        }
+    }
+}
+
 /// Deletes expired sessions, spent tokens, old counters and webhook deliveries, every ten minutes.
 async fn prune_expired(identity: Identity, shutdown: CancellationToken) {
     loop {
@@ -164,6 +187,9 @@ async fn prune_expired(identity: Identity, shutdown: CancellationToken) {
         }
         if let Err(error) = store::prune_deliveries(&identity.pool).await {
             tracing::warn!(%error, "cannot prune old webhook deliveries");
+        }
+        if let Err(error) = store::idempotency::prune(&identity.pool).await {
+            tracing::warn!(%error, "cannot prune old idempotency keys");
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -18,6 +18,7 @@ use crate::audit::Target;
 use crate::authz::{Action, Resource};
 use crate::delivery::{key, sync};
 use crate::model::{AppName, AppStatus, Scope, shown};
+use crate::store::Rule;
 use crate::store::apps::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
 
 pub fn router() -> Router<AppState> {
@@ -118,9 +119,9 @@ async fn create_app(State(state): State<AppState>, caller: Caller, body: JsonBod
     };
     let details = json!({ "scopes": scopes, "status": status });
     let entry = caller.audit("application.create", Target::platform(format!("application/{name}")), details);
-    let created = db::create_application(&state.pool, new, entry)
-        .await?
-        .ok_or_else(|| ApiError::Conflict(format!("an application named `{name}` already exists")))?;
+    let created = db::create_application(&state.pool, new, entry).await?.ok_or_else(|| {
+        ApiError::rule(Rule::Conflict, "application_exists", format!("an application named `{name}` already exists"))
+    })?;
     sync::refresh(&state.delivery, &state.pool, &[], &[created.id]).await?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
@@ -158,7 +159,11 @@ async fn update_app(
     let current = find_app(&state, &app).await?;
     if current.managed_by == "git" {
         let file = current.source_file.as_deref().unwrap_or("the config repository");
-        return Err(ApiError::Conflict(format!("application `{app}` is declared in Git ({file}); change it there")));
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "managed_by_git",
+            format!("application `{app}` is declared in Git ({file}); change it there"),
+        ));
     }
     let change = ApplicationChange {
         display_name: display_name.map(|d| d.as_str().to_owned()),

@@ -10,12 +10,20 @@ use axum::extract::{FromRequest, Request};
 
 use super::ApiError;
 
-pub struct JsonBody<T>(Result<T, ApiError>);
+pub struct JsonBody<T> {
+    parsed: Result<T, ApiError>,
+    raw: Bytes,
+}
 
 impl<T> JsonBody<T> {
     /// The parsed body, or the 400 saying what is wrong with it.
     pub fn value(self) -> Result<T, ApiError> {
-        self.0
+        self.parsed
+    }
+
+    /// The body as it arrived, for `Idempotency-Key` to tell a retry from a different request.
+    pub fn raw(&self) -> &[u8] {
+        &self.raw
     }
 }
 
@@ -30,7 +38,7 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for JsonBody
                 ApiError::BadRequest(format!("cannot read the request body: {}", rejection.body_text()))
             }
         })?;
-        Ok(JsonBody(parse(&body)))
+        Ok(JsonBody { parsed: parse(&body), raw: body })
     }
 }
 

@@ -83,7 +83,7 @@ impl FromRequestParts<AppState> for Caller {
             // Break-glass: every use of the bootstrap token is on the record.
             let target = Target::platform(caller.head.uri.path());
             let details = json!({ "method": caller.head.method.as_str() });
-            caller.record(state, "operator.bootstrap_token.use", target, details).await?;
+            Box::pin(caller.record(state, "operator.bootstrap_token.use", target, details)).await?;
         }
         Ok(caller)
     }
@@ -103,7 +103,9 @@ async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -
             Err(refuse(state, parts, head, None, reason).await)
         }
         None if token.starts_with(crate::delivery::key::PREFIX) => application(state, parts, head, token).await,
-        None if crate::operators::looks_like_jwt(token) => platform(state, parts, head, token).await,
+        // Boxed: the verification's future (a JWKS fetch) is large, and every request's future
+        // would otherwise carry its size (and be copied with it) on the hot paths too.
+        None if crate::operators::looks_like_jwt(token) => Box::pin(platform(state, parts, head, token)).await,
         None if matches_bootstrap(state, token) => Ok(Actor::Platform(PlatformActor::bootstrap())),
         None => {
             let reason = "the bearer token is not a session token, an API key or an operator token this server knows";

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use crate::identity::AuthError;
-use crate::store::StoreError;
+use crate::store::{Rule, StoreError};
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -29,7 +29,7 @@ impl From<AuthError> for ApiError {
             AuthError::WeakPassword(_) => ApiError::Invalid { code: "weak_password", message },
             AuthError::InvalidCode => ApiError::Invalid { code: "invalid_code", message },
             AuthError::WrongCurrentPassword => ApiError::Invalid { code: "invalid_current_password", message },
-            AuthError::Conflict(_) => ApiError::Conflict(message),
+            AuthError::Conflict(_) => ApiError::rule(Rule::Conflict, "conflict", message),
             AuthError::Store(error) => error.into(),
         }
     }
@@ -45,8 +45,6 @@ pub enum ApiError {
     Forbidden { code: &'static str, message: String },
     #[error("{0}")]
     NotFound(String),
-    #[error("{0}")]
-    Conflict(String),
     #[error("too many requests; retry after {retry_after} s")]
     TooManyRequests { retry_after: u64 },
     #[error("{0}")]
@@ -65,6 +63,10 @@ pub enum ApiError {
     /// 408: the body did not arrive in time.
     #[error("{0}")]
     Timeout(String),
+    /// A rule of the data refused the change: 404, 409, 412 or 422 with the rule's own code
+    /// (`last_owner`, `managed_by_git`, `tenant_exists`, `stale`, `unknown_plan`, …).
+    #[error("{message}")]
+    Rule { rule: Rule, code: &'static str, message: String },
     #[error(transparent)]
     Store(StoreError),
     /// 500 for a broken invariant of our own (logged; the client sees "internal error").
@@ -79,6 +81,9 @@ const RETRY_UNAVAILABLE_AFTER: u64 = 2;
 /// once a second however many requests meet it); any other store error is a 500.
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
+        if let StoreError::Rule { rule, code, message } = error {
+            return ApiError::Rule { rule, code, message };
+        }
         if !error.is_unavailable() {
             return ApiError::Store(error);
         }
@@ -92,12 +97,15 @@ impl From<StoreError> for ApiError {
 }
 
 impl ApiError {
+    pub fn rule(rule: Rule, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Rule { rule, code, message: message.into() }
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, *code),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Invalid { code, .. } => (StatusCode::BAD_REQUEST, *code),
@@ -105,6 +113,15 @@ impl ApiError {
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::Rule { rule, code, .. } => (
+                match rule {
+                    Rule::NotFound => StatusCode::NOT_FOUND,
+                    Rule::Conflict => StatusCode::CONFLICT,
+                    Rule::Stale => StatusCode::PRECONDITION_FAILED,
+                    Rule::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+                },
+                *code,
+            ),
             Self::Store(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

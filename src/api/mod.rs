@@ -6,6 +6,7 @@ mod apps;
 mod auth;
 mod body;
 mod caller;
+mod conditional;
 mod envelope;
 mod error;
 mod evaluation;
@@ -18,6 +19,7 @@ mod ofrep;
 pub mod openapi;
 mod pages;
 mod sync;
+mod tenants;
 mod users;
 
 use std::net::SocketAddr;
@@ -38,8 +40,26 @@ use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::telemetry::Metrics;
 
+/// What every handler reaches: one reference-counted pointer, so the per-request clones of axum's
+/// `State` cost one atomic increment, not one per field (and no copy of the secrets).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl AppState {
+    pub fn new(services: Services) -> Self {
+        AppState(Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+pub struct Services {
     pub pool: PgPool,
     pub metrics: Arc<Metrics>,
     /// The bootstrap operator token (first set-up and break-glass; every use audited); `None`:
@@ -56,6 +76,22 @@ pub struct AppState {
     pub identity: Identity,
     /// The audit rows of refused requests: queued, aggregated, written off the request path.
     pub denials: DenialLog,
+    /// How long deleted tenants are kept before the purge, and their names after it.
+    pub retention: TenantRetention,
+}
+
+/// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its
+/// name stays reserved for `name_reserved_for` after the purge.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantRetention {
+    pub restorable_for: chrono::TimeDelta,
+    pub name_reserved_for: chrono::TimeDelta,
+}
+
+impl Default for TenantRetention {
+    fn default() -> Self {
+        TenantRetention { restorable_for: chrono::TimeDelta::days(30), name_reserved_for: chrono::TimeDelta::days(90) }
+    }
 }
 
 /// The whole API, separate from serving it so tests can call it in-process.
@@ -66,6 +102,7 @@ pub fn app(state: AppState) -> Router {
         .merge(flags::router())
         .merge(ofrep::router())
         .merge(auth::router(&state))
+        .merge(tenants::router())
         .merge(users::router())
         .merge(sync::router())
         .merge(apps::router())

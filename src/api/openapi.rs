@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, pages, sync, users};
+use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, pages, sync, tenants, users};
 
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
 /// `ApiError` writes exactly this, so the schema cannot drift from the bodies sent.
@@ -151,9 +151,21 @@ impl Modify for Security {
         pages::submit_invitation,
         pages::show_reset,
         pages::submit_reset,
+        tenants::create,
+        tenants::list,
+        tenants::show,
+        tenants::update,
+        tenants::suspend,
+        tenants::restore,
+        tenants::delete,
+        users::invite,
         users::list,
+        users::show,
+        users::update,
+        users::remove,
         users::end_sessions,
         users::resend_invitation,
+        users::unlock,
         sync::overall,
         sync::tenants,
         sync::tenant,
@@ -182,6 +194,7 @@ impl Modify for Security {
     tags(
         (name = "public", description = "No credential."),
         (name = "operator", description = "Platform operators (and, for reads, auditors): a JWT of the configured identity provider, or the bootstrap operator token."),
+        (name = "admin", description = "Administration of tenants and their users: operators, and a tenant's owners and admins for their own tenant."),
         (name = "application", description = "Applications: an API key with the named scope."),
         (name = "session", description = "Tenant users: a session access token."),
     ),

@@ -1,26 +1,39 @@
 //! `/v1/tenants/{tenant}/users/...`: what a tenant's owners and admins (or an operator) do to its
-//! users' access: list them, end their sessions, resend an invitation. Every query names the
+//! users (FR-TENANT-002, -004, -006): invite, list, read, change role or name, disable and enable,
+//! delete, end sessions, resend an invitation, unlock. Admins may not touch owners; nobody may
+//! remove, demote or disable the last active owner (409 `last_owner`). Every query names the
 //! tenant; a session of another tenant is refused and audited.
 
 use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
+use serde::Deserialize;
 use serde_json::json;
 
+use super::body::JsonBody;
 use super::caller::Caller;
+use super::conditional::{self, check_if_match, tagged};
 use super::{ApiError, AppState, Result, input};
 use crate::audit::Target;
 use crate::authz::Action;
-use crate::model::{AccountStatus, Email, TenantName};
-use crate::store;
+use crate::model::{AccountStatus, Email, Role, TenantName, shown};
+use crate::store::tenants::{self as tenants_db, TenantRecord};
+use crate::store::users::{self as db, UserChange, UserFilter, UserRecord};
+use crate::store::{self, Rule, StoreError};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/tenants/{tenant}/users", get(list))
+        .route("/v1/tenants/{tenant}/users", get(list).post(invite))
+        .route("/v1/tenants/{tenant}/users/{email}", get(show).patch(update).delete(remove))
         .route("/v1/tenants/{tenant}/users/{email}/sessions", delete(end_sessions))
         .route("/v1/tenants/{tenant}/users/{email}/invitation", post(resend_invitation))
+        .route("/v1/tenants/{tenant}/users/{email}/lockout", delete(unlock))
+}
+
+fn user_target(tenant: &TenantName, email: &str) -> Target {
+    Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}/user/{email}"))
 }
 
 /// Writes the row of `caller` having done `action` to a user of `tenant`.
@@ -32,33 +45,302 @@ async fn audit(
     email: &str,
     details: serde_json::Value,
 ) -> Result<()> {
-    let target = Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}/user/{email}"));
-    caller.record(state, action, target, details).await
+    caller.record(state, action, user_target(tenant, email), details).await
+}
+
+fn role(value: &str) -> Result<Role> {
+    Role::parse(value)
+        .ok_or_else(|| ApiError::BadRequest(format!("role: `{}` is not one of owner, admin, user", shown(value))))
+}
+
+fn status(value: &str) -> Result<AccountStatus> {
+    match AccountStatus::parse(value) {
+        Some(status @ (AccountStatus::Active | AccountStatus::Disabled)) => Ok(status),
+        _ => Err(ApiError::BadRequest(format!(
+            "status: `{}` is not one of active, disabled (invited users become active by accepting their invitation)",
+            shown(value)
+        ))),
+    }
+}
+
+/// The tenant a path names (404 if there is none).
+async fn tenant_of(state: &AppState, tenant: &TenantName) -> Result<TenantRecord> {
+    Ok(tenants_db::get(&state.pool, tenant.as_str()).await?.ok_or_else(|| tenants_db::not_found(tenant.as_str()))?)
+}
+
+/// Owners are changed only by operators and owners: `ManageOwners` when the user is, or would
+/// become, an owner.
+fn authorize_owner_change(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &TenantName,
+    current: Option<Role>,
+    new: Option<Role>,
+) -> Result<()> {
+    if current == Some(Role::Owner) || new == Some(Role::Owner) {
+        caller.authorize_tenant(state, Action::ManageOwners, "owners", tenant.as_str())?;
+    }
+    Ok(())
+}
+
+/// 409 for a user that Git declares, naming the tenant's file.
+fn refuse_if_git(tenant: &TenantRecord, user: &UserRecord) -> Result<()> {
+    if user.managed_by == "git" {
+        let file = tenant.source_file.as_deref().unwrap_or("the config repository");
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "managed_by_git",
+            format!(
+                "user {} of tenant `{}` is declared in Git ({file}); change it there",
+                user.user.email, tenant.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Invitation {
+    #[schema(example = "dan@acme.example")]
+    email: String,
+    /// owner, admin or user. Only operators and owners invite owners.
+    #[schema(example = "user")]
+    role: String,
+    name: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/users",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key within 24 h gets the first answer.")),
+    request_body(content = Invitation),
+    responses((status = 201, description = "The user, `invited`; the invitation is mailed. 409 `email_taken` if the email exists anywhere.", body = UserRecord)),
+)]
+#[allow(clippy::too_many_arguments)]
+async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<Invitation>,
+) -> Result<Response> {
+    let (tenant, _) = caller.authorize_tenant(&state, Action::ManageUsers, "users", &tenant)?;
+    let raw = body.raw().to_vec();
+    let request = body.value()?;
+    let role = role(&request.role)?;
+    authorize_owner_change(&state, &caller, &tenant, None, Some(role))?;
+    let email = input::email("email", &request.email)?;
+    let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
+    let name = name.as_ref().map(|n| n.as_str());
+    let row = caller.audit("user.invite", user_target(&tenant, email.as_str()), json!({ "role": role, "name": name }));
+    conditional::create(&state, &caller, (&method, uri.path(), &headers, &raw), async |conn| {
+        let locked = tenants_db::lock(conn, tenant.as_str()).await?;
+        if locked.state != crate::model::TenantState::Active {
+            return Err(ApiError::rule(
+                Rule::Conflict,
+                "tenant_not_active",
+                format!("tenant `{tenant}` is {}; restore it before inviting users", locked.state),
+            ));
+        }
+        let user = db::invite(conn, locked.id, email.as_str(), name, role, &[row]).await?;
+        let etag = user.etag();
+        Ok((user, etag))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+    role: Option<String>,
+    status: Option<String>,
+    email_prefix: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Users {
+    users: Vec<UserRecord>,
+    /// The `after` of the next page; absent on the last.
+    next: Option<String>,
 }
 
 #[utoipa::path(
     get,
     path = "/v1/tenants/{tenant}/users",
-    tag = "session",
+    tag = "admin",
     security(("operator" = []), ("session" = [])),
-    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "The tenant's users (an operator, or an owner or admin of the tenant).", body = Users)),
+    params(
+        ("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"),
+        ("after" = Option<String>, Query, description = "Only users after this email (the `next` of the previous page)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."),
+        ("role" = Option<String>, Query, description = "Only users with this role: owner, admin, user."),
+        ("status" = Option<String>, Query, description = "Only users in this status: invited, active, disabled."),
+        ("emailPrefix" = Option<String>, Query, description = "Only users whose email starts with this."),
+    ),
+    responses((status = 200, description = "A page of the tenant's users in email order (an operator or auditor, or an owner or admin of the tenant).", body = Users)),
 )]
-async fn list(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
     let (tenant, _) = caller.authorize_tenant(&state, Action::ListUsers, "users", &tenant)?;
-    let users = store::identity::tenant_users(&state.pool, tenant.as_str()).await?;
-    Ok(axum::Json(Users { users }).into_response())
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("query parameter `limit`: from 1 to 1000".into()));
+    }
+    let role = query.role.as_deref().map(role).transpose()?;
+    let status = query
+        .status
+        .as_deref()
+        .map(|s| {
+            AccountStatus::parse(s).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "query parameter `status`: `{}` is not one of invited, active, disabled",
+                    shown(s)
+                ))
+            })
+        })
+        .transpose()?;
+    let after = query.after.as_deref().map(|a| input::lookup("query parameter `after`", a)).transpose()?;
+    let prefix =
+        query.email_prefix.as_deref().map(|p| input::lookup("query parameter `emailPrefix`", p)).transpose()?;
+    let found = tenant_of(&state, &tenant).await?;
+    let prefix = prefix.map(str::to_lowercase);
+    let filter = UserFilter { role, status, email_prefix: prefix.as_deref(), after, limit };
+    let users = db::list(&state.pool, found.id, &filter).await?;
+    let next = users.last().filter(|_| users.len() as i64 == limit).map(|u| u.user.email.clone());
+    Ok(axum::Json(Users { users, next }).into_response())
 }
 
-#[derive(serde::Serialize, utoipa::ToSchema)]
-pub(crate) struct Users {
-    users: Vec<store::identity::TenantUser>,
-}
-
-async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<store::identity::TenantUser> {
-    store::identity::tenant_user(&state.pool, tenant.as_str(), email.as_str())
+async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<UserRecord> {
+    let found = tenant_of(state, tenant).await?;
+    db::get(&state.pool, found.id, email.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no user {email}")))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/users/{email}",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
+    responses((status = 200, description = "The user, with its ETag.", body = UserRecord)),
+)]
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, email)): Path<(String, String)>,
+) -> Result<Response> {
+    let tenant = caller.authorize_tenant_user(&state, Action::ListUsers, &tenant, &email)?;
+    let email = input::path_email(&email)?;
+    let user = user(&state, &tenant, &email).await?;
+    Ok(tagged(StatusCode::OK, &user, &user.etag()))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserUpdate {
+    /// owner, admin or user (ends the user's sessions).
+    role: Option<String>,
+    name: Option<String>,
+    /// active or disabled (disabling ends the user's sessions).
+    status: Option<String>,
+}
+
+/// Runs `change` on the user locked (after the tenant) in a transaction, after its preconditions:
+/// an owner's change needs `ManageOwners`, a user declared in Git is a 409, a stale `If-Match` a
+/// 412.
+async fn change_locked<T>(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &TenantName,
+    email: &Email,
+    headers: &HeaderMap,
+    new_role: Option<Role>,
+    change: impl AsyncFnOnce(&mut sqlx::PgConnection, &TenantRecord, &UserRecord) -> Result<T>,
+) -> Result<T> {
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let locked = tenants_db::lock(&mut tx, tenant.as_str()).await?;
+    let current = db::lock(&mut tx, tenant.as_str(), locked.id, email.as_str()).await?;
+    authorize_owner_change(state, caller, tenant, Some(current.user.role), new_role)?;
+    refuse_if_git(&locked, &current)?;
+    check_if_match(headers, &current.etag())?;
+    let done = change(&mut tx, &locked, &current).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    Ok(done)
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}/users/{email}",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the user changed since.")),
+    request_body(content = UserUpdate),
+    responses((status = 200, description = "The changed user, with its ETag. 409 `last_owner` if the tenant would have no active owner left.", body = UserRecord)),
+)]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, email)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: JsonBody<UserUpdate>,
+) -> Result<Response> {
+    let tenant = caller.authorize_tenant_user(&state, Action::ManageUsers, &tenant, &email)?;
+    let request = body.value()?;
+    let email = input::path_email(&email)?;
+    let new_role = request.role.as_deref().map(role).transpose()?;
+    let new_status = request.status.as_deref().map(status).transpose()?;
+    let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
+    let change = UserChange { role: new_role, name: name.as_ref().map(|n| n.as_str()), status: new_status };
+    let updated = change_locked(&state, &caller, &tenant, &email, &headers, new_role, async |conn, locked, current| {
+        let details = json!({
+            "role": change.role.filter(|r| *r != current.user.role),
+            "status": change.status.filter(|s| *s != current.user.status),
+            "name": change.name,
+            "from": { "role": current.user.role, "status": current.user.status },
+        });
+        let row = caller.audit("user.update", user_target(&tenant, email.as_str()), details);
+        Ok(db::update(conn, locked.id, current, change, &[row]).await?)
+    })
+    .await?;
+    Ok(tagged(StatusCode::OK, &updated, &updated.etag()))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/users/{email}",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example"), ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on: 412 if the user changed since.")),
+    responses((status = 204, description = "The user is deleted, with their sessions. 409 `last_owner` for the last active owner.")),
+)]
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, email)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    let tenant = caller.authorize_tenant_user(&state, Action::ManageUsers, &tenant, &email)?;
+    let email = input::path_email(&email)?;
+    change_locked(&state, &caller, &tenant, &email, &headers, None, async |conn, locked, current| {
+        let details = json!({ "role": current.user.role, "status": current.user.status });
+        let row = caller.audit("user.delete", user_target(&tenant, email.as_str()), details);
+        Ok(db::delete(conn, locked.id, current, &[row]).await?)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// An admin's revoke: ends every session of the user at once.
@@ -77,7 +359,7 @@ async fn end_sessions(
 ) -> Result<Response> {
     let tenant = caller.authorize_tenant_user(&state, Action::EndUserSessions, &tenant, &email)?;
     let email = input::path_email(&email)?;
-    let user = user(&state, &tenant, &email).await?;
+    let user = user(&state, &tenant, &email).await?.user;
     let ended = {
         let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
         store::identity::revoke_user_sessions(&mut conn, user.id, None, "revoked_by_admin").await?
@@ -102,9 +384,13 @@ async fn resend_invitation(
 ) -> Result<Response> {
     let tenant = caller.authorize_tenant_user(&state, Action::ResendInvitation, &tenant, &email)?;
     let email = input::path_email(&email)?;
-    let user = user(&state, &tenant, &email).await?;
+    let user = user(&state, &tenant, &email).await?.user;
     if user.status != AccountStatus::Invited {
-        return Err(ApiError::Conflict(format!("{} is {}, not invited", user.email, user.status)));
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "not_invited",
+            format!("{} is {}, not invited", user.email, user.status),
+        ));
     }
     state.identity.resend_invitation(user.id).await?.ok_or_else(|| ApiError::NotFound(email.to_string()))?;
     audit(&state, &caller, "auth.invitation.send", &tenant, &user.email, json!({})).await?;
@@ -113,4 +399,25 @@ async fn resend_invitation(
         axum::Json(json!({ "message": format!("a new invitation is on its way to {}", user.email) })),
     )
         .into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/users/{email}/lockout",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
+    responses((status = 200, description = "`{\"wasLocked\": bool}`: the user's failed sign-in attempts are forgotten.", body = Object)),
+)]
+async fn unlock(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, email)): Path<(String, String)>,
+) -> Result<Response> {
+    let tenant = caller.authorize_tenant_user(&state, Action::ClearLockout, &tenant, &email)?;
+    let email = input::path_email(&email)?;
+    let user = user(&state, &tenant, &email).await?.user;
+    let was_locked = store::identity::clear_failures(&state.pool, &user.email).await?;
+    audit(&state, &caller, "auth.unlock", &tenant, &user.email, json!({ "wasLocked": was_locked })).await?;
+    Ok(axum::Json(json!({ "wasLocked": was_locked })).into_response())
 }

@@ -68,7 +68,9 @@ fn actors() -> Vec<(&'static str, Actor)> {
 fn resource_of(action: Action, apps: &[Box<str>]) -> Resource<'_> {
     let acme = TenantFacts { name: "acme", known: Some(KnownTenant { active: true, applications: apps }) };
     match action {
-        Action::ListUsers => Resource::of_tenant("users", acme),
+        Action::ListUsers | Action::ManageUsers | Action::ClearLockout => Resource::of_tenant("users", acme),
+        Action::ReadTenants | Action::UpdateTenant => Resource::of_tenant("settings", acme),
+        Action::ManageOwners => Resource::of_tenant("owners", acme),
         Action::EndUserSessions | Action::ResendInvitation => Resource::tenant_user("dan@acme.example", acme),
         Action::ReadFlags => Resource::of_tenant("flags", acme),
         Action::ReadOwnSession
@@ -87,11 +89,12 @@ fn expected(action: Action) -> &'static [&'static str] {
     use Action::*;
     match action {
         ReadSync | ReadApps => &["operator", "bootstrap", "auditor"],
-        ControlSync | AllowGuardedChange | ManageApps | ManageKeys | ReadOutbox | ClearLockout => {
+        ControlSync | AllowGuardedChange | ManageApps | ManageKeys | ReadOutbox | ManageTenants => {
             &["operator", "bootstrap"]
         }
-        ListUsers => &["operator", "bootstrap", "auditor", "owner", "admin"],
-        EndUserSessions | ResendInvitation => &["operator", "bootstrap", "owner", "admin"],
+        ListUsers | ReadTenants => &["operator", "bootstrap", "auditor", "owner", "admin"],
+        EndUserSessions | ResendInvitation | ManageUsers | ClearLockout => &["operator", "bootstrap", "owner", "admin"],
+        UpdateTenant | ManageOwners => &["operator", "bootstrap", "owner"],
         ReadOwnSession | ManageOwnSessions | ChangeOwnPassword | EnrolTotp | VerifySecondFactor | SignOut => {
             &["owner", "admin", "user"]
         }

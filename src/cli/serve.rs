@@ -77,6 +77,15 @@ pub struct ServeArgs {
     pub identity: super::identity::IdentityArgs,
     /// Allow removing more than half of a tenant's users, or all of them, for every tenant. To allow
     /// one tenant's removal once, use `gatehouse sync allow-deletion TENANT` instead.
+    /// How long a deleted tenant stays restorable before it is purged (its users, sessions and flags
+    /// with it; its audit rows stay).
+    #[arg(long, env = "GATEHOUSE_TENANT_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub tenant_retention: Duration,
+
+    /// How long a purged tenant's name stays reserved.
+    #[arg(long, env = "GATEHOUSE_TENANT_NAME_RESERVATION", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub tenant_name_reservation: Duration,
+
     #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
     pub allow_mass_delete: bool,
     /// Reconcile passes kept in the sync history (`GET /v1/sync/history`): each pass that changed,
@@ -117,6 +126,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         operator_token: args.operator_token.clone(),
         oidc: args.oidc.settings(),
         webhook_secret: args.webhook_secret.clone(),
+        retention: crate::api::TenantRetention {
+            restorable_for: span("--tenant-retention", args.tenant_retention)?,
+            name_reserved_for: span("--tenant-name-reservation", args.tenant_name_reservation)?,
+        },
     };
     let server = server::launch(pool, source, listener, settings)?;
     tokio::spawn(stop_on_signal(server.shutdown.clone()));
@@ -152,4 +165,12 @@ async fn stop_on_signal(shutdown: CancellationToken) {
     }
     tracing::info!("stopping: finishing the pass and the requests in flight");
     shutdown.cancel();
+}
+
+/// A retention period as the database keeps it (at most 100 years).
+fn span(flag: &str, duration: Duration) -> anyhow::Result<chrono::TimeDelta> {
+    chrono::TimeDelta::from_std(duration)
+        .ok()
+        .filter(|span| *span <= chrono::TimeDelta::days(36_525))
+        .ok_or_else(|| anyhow::anyhow!("{flag}: at most 100 years"))
 }

@@ -76,6 +76,13 @@ pub async fn refresh(cache: &DeliveryCache, pool: &PgPool, key_ids: &[&str], app
     reload(cache, pool, changes).await
 }
 
+/// Reloads tenants this replica just changed (status, plan, applications, flags).
+pub async fn refresh_tenants(cache: &DeliveryCache, pool: &PgPool, names: &[&str]) -> store::Result<()> {
+    let mut changes = Changes::default();
+    changes.tenants.extend(names.iter().map(|n| (*n).to_owned()));
+    reload(cache, pool, changes).await
+}
+
 async fn reload(cache: &DeliveryCache, pool: &PgPool, changes: Changes) -> store::Result<()> {
     let keys: Vec<String> = changes.keys.into_iter().collect();
     let apps: Vec<Uuid> = changes.apps.into_iter().collect();

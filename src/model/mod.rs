@@ -9,5 +9,5 @@ pub use flag::{FlagType, FlagValue};
 pub use names::{AppName, DisplayName, Email, FlagKey, KeyId, NameError, PlanName, TenantName, shown};
 pub use resources::{
     AccountStatus, AppStatus, Application, Budget, DesiredState, OnLimit, Pending, Plan, PlatformRole, Role, Scope,
-    SecretRef, Sso, SyncPolicy, Tenant, TenantStatus, User, UserStatus,
+    SecretRef, Sso, SyncPolicy, Tenant, TenantState, TenantStatus, User, UserStatus,
 };

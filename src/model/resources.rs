@@ -88,6 +88,17 @@ pub enum TenantStatus {
 }
 str_enum!(TenantStatus { Active => "active", Suspended => "suspended" });
 
+/// Where a live tenant is in its lifecycle: `active`; `suspended` (its users and applications are
+/// refused); `pending_deletion` (suspended, and purged at `purgeAfter` unless restored first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantState {
+    Active,
+    Suspended,
+    PendingDeletion,
+}
+str_enum!(TenantState { Active => "active", Suspended => "suspended", PendingDeletion => "pending_deletion" });
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum AppStatus {

@@ -6,7 +6,7 @@ use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, Postgres, Type};
 
-use crate::model::{AccountStatus, AppStatus, Pending, Role, TenantStatus};
+use crate::model::{AccountStatus, AppStatus, Pending, Role, TenantState, TenantStatus};
 
 macro_rules! text_enum {
     ($($name:ident => $what:literal),+ $(,)?) => {$(
@@ -38,6 +38,7 @@ text_enum!(
     Role => "role",
     AccountStatus => "account status",
     TenantStatus => "tenant status",
+    TenantState => "tenant state",
     AppStatus => "application status",
     Pending => "pending step",
 );

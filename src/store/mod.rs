@@ -7,12 +7,15 @@ mod audit;
 pub mod drift;
 mod enums;
 pub mod history;
+pub mod idempotency;
 pub mod identity;
 pub mod invitation;
 pub mod listen;
 mod live;
 pub mod mail;
 pub mod status;
+pub mod tenants;
+pub mod users;
 mod write;
 
 use std::str::FromStr;
@@ -54,9 +57,34 @@ pub enum StoreError {
     Conflict(String),
     #[error("database error: {0}")]
     Sql(#[from] sqlx::Error),
+    /// A change the data's rules refuse (unknown tenant, last owner, stale `If-Match`, …): the API
+    /// answers it with the rule's status and `code`.
+    #[error("{message}")]
+    Rule { rule: Rule, code: &'static str, message: String },
     /// A connection error met by a task that answers several callers (see `is_unavailable`).
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+}
+
+/// Which kind of rule refused a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// The thing to change does not exist (404).
+    NotFound,
+    /// It exists, but its state forbids the change (409).
+    Conflict,
+    /// It changed since the caller read it (412, `If-Match`).
+    Stale,
+    /// The change names something invalid (422).
+    Invalid,
+}
+
+/// A strong entity tag of a representation: the first 16 bytes of the SHA-256 of its JSON, quoted.
+pub fn etag(representation: &impl serde::Serialize) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_vec(representation).unwrap_or_default();
+    let digest = sha2::Sha256::digest(&json);
+    format!("\"{}\"", hex::encode(&digest[..16]))
 }
 
 impl StoreError {

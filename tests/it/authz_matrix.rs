@@ -53,7 +53,19 @@ const WHO_MAY: &[(&str, &[&str])] = &[
     ("POST /v1/apps/{}/keys/{}/rotate", &["operator"]),
     ("GET /v1/mail/outbox", &["operator"]),
     ("DELETE /v1/auth/lockouts/{}", &["operator"]),
+    ("GET /v1/tenants", &["operator", "auditor"]),
+    ("POST /v1/tenants", &["operator"]),
+    ("GET /v1/tenants/{}", &["operator", "auditor", "owner", "admin"]),
+    ("PATCH /v1/tenants/{}", &["operator", "owner"]),
+    ("DELETE /v1/tenants/{}", &["operator"]),
+    ("POST /v1/tenants/{}/suspend", &["operator"]),
+    ("POST /v1/tenants/{}/restore", &["operator"]),
     ("GET /v1/tenants/{}/users", &["operator", "auditor", "owner", "admin"]),
+    ("POST /v1/tenants/{}/users", &["operator", "owner", "admin"]),
+    ("GET /v1/tenants/{}/users/{}", &["operator", "auditor", "owner", "admin"]),
+    ("PATCH /v1/tenants/{}/users/{}", &["operator", "owner", "admin"]),
+    ("DELETE /v1/tenants/{}/users/{}", &["operator", "owner", "admin"]),
+    ("DELETE /v1/tenants/{}/users/{}/lockout", &["operator", "owner", "admin"]),
     ("DELETE /v1/tenants/{}/users/{}/sessions", &["operator", "owner", "admin"]),
     ("POST /v1/tenants/{}/users/{}/invitation", &["operator", "owner", "admin"]),
     ("GET /v1/auth/session", &["owner", "admin", "user", "globex-owner", "pending"]),
@@ -383,7 +395,7 @@ fn fill(path: &str, who: Who) -> String {
     path.replace("{tenant}", "acme")
         .replace("{app}", "billing-app")
         .replace("{key}", "AAAAAAAAAAAA")
-        .replace("{email}", "arthur@acme.example")
+        .replace("{email}", "dan@acme.example")
         .replace("{id}", "0190a0d4-0000-7000-8000-000000000000")
         .replace("{flag}", "max_projects")
 }

@@ -239,8 +239,41 @@ pub(crate) fn routes() -> Vec<Route> {
         route("POST", "/v1/auth/mfa/totp/enrol", Session, None),
         route("POST", "/v1/auth/introspect", IntrospectKey, Form(&["token"])),
         route("POST", "/v1/auth/revoke", IntrospectKey, Form(&["token"])),
+        // tenants.rs
+        Route { query: &["after", "limit", "state", "plan", "prefix"], ..route("GET", "/v1/tenants", Operator, None) },
+        route(
+            "POST",
+            "/v1/tenants",
+            Operator,
+            Json(
+                || json!({ "name": "hostile-tenant", "displayName": "Hostile", "plan": "free", "applications": ["billing-app"], "owner": { "email": "owner@hostile.example", "name": "Owner" } }),
+            ),
+        ),
+        route("GET", "/v1/tenants/{tenant}", Operator, None),
+        route("PATCH", "/v1/tenants/{tenant}", Operator, Json(|| json!({ "displayName": "Probe", "plan": "pro" }))),
+        route("DELETE", "/v1/tenants/{tenant}", Operator, None),
+        route("POST", "/v1/tenants/{tenant}/suspend", Operator, Json(|| json!({ "reason": "hostile" }))),
+        route("POST", "/v1/tenants/{tenant}/restore", Operator, None),
         // users.rs
-        route("GET", "/v1/tenants/{tenant}/users", Session, None),
+        Route {
+            query: &["after", "limit", "role", "status", "emailPrefix"],
+            ..route("GET", "/v1/tenants/{tenant}/users", Session, None)
+        },
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/users",
+            Session,
+            Json(|| json!({ "email": "newcomer@acme.example", "role": "user", "name": "New Comer" })),
+        ),
+        route("GET", "/v1/tenants/{tenant}/users/{email}", Session, None),
+        route(
+            "PATCH",
+            "/v1/tenants/{tenant}/users/{email}",
+            Session,
+            Json(|| json!({ "name": "Probe", "role": "user", "status": "active" })),
+        ),
+        route("DELETE", "/v1/tenants/{tenant}/users/{email}", Session, None),
+        route("DELETE", "/v1/tenants/{tenant}/users/{email}/lockout", Session, None),
         route("DELETE", "/v1/tenants/{tenant}/users/{email}/sessions", Session, None),
         route("POST", "/v1/tenants/{tenant}/users/{email}/invitation", Session, None),
         // sync.rs

@@ -23,14 +23,14 @@ async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess
 }
 
 /// A real SMTP server; each message lands as decoded JSON in a temp dir.
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     child: std::process::Child,
     dir: tempfile::TempDir,
     port: u16,
 }
 
 impl SmtpSink {
-    fn start() -> SmtpSink {
+    pub(crate) fn start() -> SmtpSink {
         let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("port").port();
         let dir = tempfile::tempdir().expect("mail dir");
         let mut child = std::process::Command::new("python3")
@@ -47,11 +47,11 @@ impl SmtpSink {
         SmtpSink { child, dir, port }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
     }
 
-    fn mails_to(&self, address: &str) -> Vec<Value> {
+    pub(crate) fn mails_to(&self, address: &str) -> Vec<Value> {
         let mut files: Vec<_> = std::fs::read_dir(self.dir.path())
             .expect("mail dir")
             .filter_map(Result::ok)
@@ -67,7 +67,7 @@ impl SmtpSink {
     }
 
     /// Waits for a mail to `address` with `subject`.
-    async fn mail(&self, address: &str, subject: &str) -> Value {
+    pub(crate) async fn mail(&self, address: &str, subject: &str) -> Value {
         let find = || self.mails_to(address).into_iter().find(|m| m["subject"] == subject);
         within(Duration::from_secs(30), &format!("{subject} to {address}"), || std::future::ready(find().is_some()))
             .await;
@@ -82,7 +82,7 @@ impl Drop for SmtpSink {
 }
 
 /// The link in a mail's plain text, and the token in it.
-fn link_in(mail: &Value) -> (String, String) {
+pub(crate) fn link_in(mail: &Value) -> (String, String) {
     let text = mail["text"].as_str().expect("a plain-text body");
     let link = text.split_whitespace().find(|w| w.starts_with("http")).expect("a link").to_owned();
     let token = link.split("token=").nth(1).expect("a token in the link").to_owned();

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod access;
+mod admin;
 mod apply;
 mod authz_matrix;
 mod chart;

@@ -43,6 +43,7 @@ impl Running {
             operator_token: Some(Secret::new(OPERATOR.into())),
             oidc: None,
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
+            retention: Default::default(),
         };
         let server = launch(pool, source, listener, settings).expect("launch");
         Running { base: format!("http://{}", server.address), server }

@@ -1,0 +1,394 @@
+//! `/v1/tenants`: operators create, list, change, suspend, restore and safely delete tenants
+//! (FR-TENANT-001..003, FR-OPS-001, UC-PROV-001, UC-TENANT-*); a tenant's owners read it and change
+//! its display name and plan. A tenant declared in Git answers changes with 409 `managed_by_git`.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonBody;
+use super::caller::Caller;
+use super::conditional::{self, check_if_match, tagged};
+use super::{ApiError, AppState, Result, input};
+use crate::audit::Target;
+use crate::authz::{Action, Resource};
+use crate::delivery::sync;
+use crate::model::{AppName, PlanName, TenantName, TenantState, shown};
+use crate::store::tenants::{self as db, NewTenant, TenantChange, TenantFilter, TenantRecord};
+use crate::store::{Rule, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants", get(list).post(create))
+        .route("/v1/tenants/{tenant}", get(show).patch(update).delete(delete))
+        .route("/v1/tenants/{tenant}/suspend", post(suspend))
+        .route("/v1/tenants/{tenant}/restore", post(restore))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct CreateTenant {
+    /// The tenant's name: lower-case letters, digits and `-`, as in its URLs.
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")]
+    name: String,
+    #[schema(example = "Acme Corp")]
+    display_name: String,
+    #[schema(example = "pro")]
+    plan: String,
+    /// Applications whose keys may read the tenant (registered through `POST /v1/apps` or in Git).
+    #[serde(default)]
+    applications: Vec<String>,
+    /// The first owner: created `invited`, and mailed an invitation.
+    owner: NewOwner,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewOwner {
+    #[schema(example = "ceo@acme.example")]
+    email: String,
+    name: Option<String>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct UpdateTenant {
+    display_name: Option<String>,
+    /// Operators, and the tenant's own owners (FR-TENANT-003).
+    plan: Option<String>,
+    /// Operators only.
+    applications: Option<Vec<String>>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Suspension {
+    /// Why, for the audit log and for the tenant's admins.
+    reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ListQuery {
+    after: Option<String>,
+    limit: Option<i64>,
+    state: Option<String>,
+    plan: Option<String>,
+    prefix: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Tenants {
+    tenants: Vec<TenantRecord>,
+    /// The `after` of the next page; absent on the last.
+    next: Option<String>,
+}
+
+fn applications(names: &[String]) -> Result<Vec<String>> {
+    let mut parsed: Vec<String> = Vec::with_capacity(names.len());
+    for name in names {
+        let name = AppName::parse(name).map_err(|e| ApiError::BadRequest(format!("applications: {e}")))?;
+        if !parsed.iter().any(|p| p == name.as_str()) {
+            parsed.push(name.as_str().to_owned());
+        }
+    }
+    Ok(parsed)
+}
+
+fn plan(name: &str) -> Result<PlanName> {
+    PlanName::parse(name).map_err(|e| ApiError::BadRequest(format!("plan: {e}")))
+}
+
+/// 409 for a tenant that Git declares: changes go through its file.
+fn refuse_if_git(tenant: &TenantRecord) -> Result<()> {
+    if tenant.is_git_managed() {
+        let file = tenant.source_file.as_deref().unwrap_or("the config repository");
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "managed_by_git",
+            format!("tenant `{}` is declared in Git ({file}); change it there", tenant.name),
+        ));
+    }
+    Ok(())
+}
+
+fn target(tenant: &str) -> Target {
+    Target::in_tenant(tenant, format!("tenant/{tenant}"))
+}
+
+/// Makes this replica's delivery cache see the tenant's change before its next request (the change
+/// feed tells the other replicas).
+async fn refreshed(state: &AppState, tenant: &str) -> Result<()> {
+    Ok(sync::refresh_tenants(&state.delivery, &state.pool, &[tenant]).await?)
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tenants",
+    tag = "admin",
+    security(("operator" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key within 24 h gets the first answer.")),
+    request_body(content = CreateTenant),
+    responses((status = 201, description = "The tenant, with its ETag; its owner is invited.", body = TenantRecord)),
+)]
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: JsonBody<CreateTenant>,
+) -> Result<Response> {
+    caller.authorize(&state, Action::ManageTenants, &Resource::platform("tenants"))?;
+    let raw = body.raw().to_vec();
+    let request = body.value()?;
+    let name = TenantName::parse(&request.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
+    let display_name = input::display_name("displayName", &request.display_name)?;
+    let plan = plan(&request.plan)?;
+    let applications = applications(&request.applications)?;
+    let owner_email = input::email("owner.email", &request.owner.email)?;
+    let owner_name = request.owner.name.as_deref().map(|n| input::display_name("owner.name", n)).transpose()?;
+    let new = NewTenant {
+        name: name.as_str(),
+        display_name: display_name.as_str(),
+        plan: plan.as_str(),
+        applications: &applications,
+        owner_email: owner_email.as_str(),
+        owner_name: owner_name.as_ref().map(|n| n.as_str()),
+    };
+    let details = json!({ "displayName": new.display_name, "plan": new.plan, "applications": applications, "owner": new.owner_email });
+    let rows = [
+        caller.audit("tenant.create", target(new.name), details),
+        caller.audit(
+            "user.invite",
+            Target::in_tenant(new.name, format!("tenant/{}/user/{}", new.name, new.owner_email)),
+            json!({ "role": "owner" }),
+        ),
+    ];
+    let response = conditional::create(&state, &caller, (&method, uri.path(), &headers, &raw), async |conn| {
+        let created = db::create(conn, &new, &rows).await?;
+        let etag = created.etag();
+        Ok((created, etag))
+    })
+    .await?;
+    refreshed(&state, name.as_str()).await?;
+    Ok(response)
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants",
+    tag = "admin",
+    security(("operator" = [])),
+    params(
+        ("after" = Option<String>, Query, description = "Only tenants after this name (the `next` of the previous page)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."),
+        ("state" = Option<String>, Query, description = "Only tenants in this state: active, suspended, pending_deletion."),
+        ("plan" = Option<String>, Query, description = "Only tenants on this plan."),
+        ("prefix" = Option<String>, Query, description = "Only tenants whose name starts with this."),
+    ),
+    responses((status = 200, description = "A page of tenants in name order.", body = Tenants)),
+)]
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response> {
+    caller.authorize(&state, Action::ReadTenants, &Resource::platform("tenants"))?;
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("query parameter `limit`: from 1 to 1000".into()));
+    }
+    let state_filter = query
+        .state
+        .as_deref()
+        .map(|s| {
+            TenantState::parse(s).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "query parameter `state`: `{}` is not one of active, suspended, pending_deletion",
+                    shown(s)
+                ))
+            })
+        })
+        .transpose()?;
+    let after = query.after.as_deref().map(|a| input::lookup("query parameter `after`", a)).transpose()?;
+    let prefix = query.prefix.as_deref().map(|p| input::lookup("query parameter `prefix`", p)).transpose()?;
+    let plan = query.plan.as_deref().map(|p| input::lookup("query parameter `plan`", p)).transpose()?;
+    let filter = TenantFilter { state: state_filter, plan, name_prefix: prefix, after, limit };
+    let tenants = db::list(&state.pool, &filter).await?;
+    let next = tenants.last().filter(|_| tenants.len() as i64 == limit).map(|t| t.name.clone());
+    Ok(axum::Json(Tenants { tenants, next }).into_response())
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    responses((status = 200, description = "The tenant, with its ETag (operators, auditors, its owners and admins).", body = TenantRecord)),
+)]
+async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ReadTenants, "settings", &tenant)?;
+    let record = db::get(&state.pool, name.as_str()).await?.ok_or_else(|| db::not_found(name.as_str()))?;
+    Ok(tagged(StatusCode::OK, &record, &record.etag()))
+}
+
+/// Runs `change` on the tenant locked in a transaction, after its preconditions: declared in Git →
+/// 409, `If-Match` stale → 412. Commits, refreshes this replica and answers the tenant with its ETag.
+async fn change_locked(
+    state: &AppState,
+    name: &TenantName,
+    headers: &HeaderMap,
+    change: impl AsyncFnOnce(&mut sqlx::PgConnection, &TenantRecord) -> Result<TenantRecord>,
+) -> Result<Response> {
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let current = db::lock(&mut tx, name.as_str()).await?;
+    refuse_if_git(&current)?;
+    check_if_match(headers, &current.etag())?;
+    let changed = change(&mut tx, &current).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    refreshed(state, name.as_str()).await?;
+    Ok(tagged(StatusCode::OK, &changed, &changed.etag()))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/v1/tenants/{tenant}",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
+    request_body(content = UpdateTenant),
+    responses((status = 200, description = "The changed tenant, with its ETag.", body = TenantRecord)),
+)]
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<UpdateTenant>,
+) -> Result<Response> {
+    // Which applications may read a tenant is the platform's decision; its name and plan are also
+    // its owners' (FR-TENANT-003).
+    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "settings", &tenant)?;
+    let request = body.value()?;
+    if request.applications.is_some() {
+        caller.authorize_tenant(&state, Action::ManageTenants, "applications", &tenant)?;
+    }
+    let display_name = request.display_name.as_deref().map(|d| input::display_name("displayName", d)).transpose()?;
+    let plan = request.plan.as_deref().map(plan).transpose()?;
+    let applications = request.applications.as_deref().map(applications).transpose()?;
+    let change = TenantChange {
+        display_name: display_name.as_ref().map(|d| d.as_str()),
+        plan: plan.as_ref().map(|p| p.as_str()),
+        applications: applications.as_deref(),
+    };
+    let details =
+        json!({ "displayName": change.display_name, "plan": change.plan, "applications": change.applications });
+    let row = caller.audit("tenant.update", target(name.as_str()), details);
+    change_locked(&state, &name, &headers, async |conn, current| {
+        db::update(conn, current, &change, &[row]).await.map_err(ApiError::from)
+    })
+    .await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/suspend",
+    tag = "admin",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
+    request_body(content = Option<Suspension>),
+    responses((status = 200, description = "The suspended tenant: its sessions ended, its keys refused (FR-OPS-001).", body = TenantRecord)),
+)]
+async fn suspend(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: JsonBody<Option<Suspension>>,
+) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
+    let request = body.value()?;
+    let reason = request.as_ref().and_then(|r| r.reason.as_deref()).map(|r| input::reason("reason", r)).transpose()?;
+    let row = caller.audit("tenant.suspend", target(name.as_str()), json!({ "reason": reason }));
+    change_locked(&state, &name, &headers, async |conn, current| {
+        if current.state == TenantState::PendingDeletion {
+            return Err(ApiError::rule(
+                Rule::Conflict,
+                "pending_deletion",
+                format!("tenant `{name}` is pending deletion; restore it first"),
+            ));
+        }
+        Ok(db::suspend(conn, current, reason, &[row]).await?)
+    })
+    .await
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/tenants/{tenant}/restore",
+    tag = "admin",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
+    responses((status = 200, description = "The tenant, active again (from suspended or pending deletion).", body = TenantRecord)),
+)]
+async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
+    change_locked(&state, &name, &headers, async |conn, current| {
+        let details = json!({ "from": current.state.as_str() });
+        let row = caller.audit("tenant.restore", target(name.as_str()), details);
+        Ok(db::restore(conn, current, &[row]).await?)
+    })
+    .await
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}",
+    tag = "admin",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
+    responses((status = 200, description = "The tenant, suspended and pending deletion until `purgeAfter` (restorable until then).", body = TenantRecord)),
+)]
+async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
+    let purge_after = input::from_now("purgeAfter", state.retention.restorable_for)?;
+    change_locked(&state, &name, &headers, async |conn, current| {
+        if current.state == TenantState::PendingDeletion {
+            return Ok(current.clone());
+        }
+        let details = json!({ "purgeAfter": purge_after, "from": current.state.as_str() });
+        let row = caller.audit("tenant.delete", target(name.as_str()), details);
+        Ok(db::delete(conn, current, purge_after, &[row]).await?)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn applications_are_checked_and_deduplicated() {
+        let names = vec!["billing".to_owned(), "billing".to_owned(), "crm".to_owned()];
+        assert_eq!(applications(&names).expect("valid"), vec!["billing", "crm"]);
+        let refused = applications(&["Not An App".to_owned()]).expect_err("invalid");
+        assert!(refused.to_string().starts_with("applications: "), "{refused}");
+    }
+}

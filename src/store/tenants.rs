@@ -1,0 +1,343 @@
+//! Tenants administered through the API (issue 12): created with an invited owner, listed a page at
+//! a time, changed, suspended, restored, deleted safely (pending deletion until purged) and purged.
+//!
+//! Every change takes the tenant's row lock first (`FOR NO KEY UPDATE`, what the user triggers'
+//! revision bump takes too, so no two orders of locking can deadlock), checks its preconditions
+//! under the lock (Git ownership, `If-Match`) and commits with its audit rows. Suspension ends the
+//! tenant's sessions through the trigger of migration 0004; the `gatehouse_access` trigger tells
+//! every replica's delivery cache, which then refuses the tenant's keys.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool, Row};
+use uuid::Uuid;
+
+use super::{AuditEntry, Result, Rule, StoreError, insert_audit};
+use crate::model::{Role, TenantState};
+
+/// A tenant as the admin API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantRecord {
+    #[serde(skip)]
+    pub id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    pub plan: String,
+    pub state: TenantState,
+    pub applications: Vec<String>,
+    pub suspended_reason: Option<String>,
+    pub suspended_at: Option<DateTime<Utc>>,
+    /// When a tenant pending deletion is purged, unless it is restored before.
+    pub purge_after: Option<DateTime<Utc>>,
+    /// `git` (declared in the config repository) or `api`.
+    pub managed_by: String,
+    pub source_file: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl TenantRecord {
+    /// The strong validator of this representation: any visible change changes it.
+    pub fn etag(&self) -> String {
+        super::etag(self)
+    }
+
+    pub fn is_git_managed(&self) -> bool {
+        self.managed_by == "git"
+    }
+}
+
+const RECORD: &str = "SELECT t.id, t.name, t.display_name, p.name AS plan,
+        CASE WHEN t.purge_after IS NOT NULL THEN 'pending_deletion' ELSE t.status END AS state,
+        t.applications, t.suspended_reason, t.suspended_at, t.purge_after, t.managed_by, t.source_file,
+        t.created_at, t.updated_at
+   FROM tenants t JOIN plans p ON p.id = t.plan_id";
+
+pub async fn get(pool: &PgPool, name: &str) -> Result<Option<TenantRecord>> {
+    Ok(sqlx::query_as(&format!("{RECORD} WHERE t.name = $1")).bind(name).fetch_optional(pool).await?)
+}
+
+/// Locks the tenant's row for the rest of the transaction and returns it.
+pub async fn lock(conn: &mut PgConnection, name: &str) -> Result<TenantRecord> {
+    sqlx::query_as(&format!("{RECORD} WHERE t.name = $1 FOR NO KEY UPDATE OF t"))
+        .bind(name)
+        .fetch_optional(conn)
+        .await?
+        .ok_or_else(|| not_found(name))
+}
+
+pub fn not_found(name: &str) -> StoreError {
+    StoreError::Rule { rule: Rule::NotFound, code: "not_found", message: format!("no tenant is named `{name}`") }
+}
+
+/// Which tenants a list shows, and from where.
+#[derive(Debug, Default)]
+pub struct TenantFilter<'a> {
+    pub state: Option<TenantState>,
+    pub plan: Option<&'a str>,
+    pub name_prefix: Option<&'a str>,
+    /// The last name of the previous page.
+    pub after: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// One page of tenants in name order (an index range scan however many tenants there are).
+pub async fn list(pool: &PgPool, filter: &TenantFilter<'_>) -> Result<Vec<TenantRecord>> {
+    let prefix_end = filter.name_prefix.map(prefix_upper_bound);
+    let state = filter.state.map(TenantState::as_str);
+    Ok(sqlx::query_as(&format!(
+        "{RECORD}
+          WHERE ($1::text IS NULL OR t.name > $1)
+            AND ($2::text IS NULL OR (t.name >= $2 AND t.name < $3))
+            AND ($4::text IS NULL OR p.name = $4)
+            AND ($5::text IS NULL OR $5 = CASE WHEN t.purge_after IS NOT NULL THEN 'pending_deletion' ELSE t.status END)
+          ORDER BY t.name LIMIT $6"
+    ))
+    .bind(filter.after)
+    .bind(filter.name_prefix)
+    .bind(prefix_end)
+    .bind(filter.plan)
+    .bind(state)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The least string above every string that starts with `prefix` (names are ASCII): a prefix
+/// search becomes a range the name index answers.
+fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}\u{7f}")
+}
+
+/// A tenant to create, with its first owner.
+pub struct NewTenant<'a> {
+    pub name: &'a str,
+    pub display_name: &'a str,
+    pub plan: &'a str,
+    pub applications: &'a [String],
+    pub owner_email: &'a str,
+    pub owner_name: Option<&'a str>,
+}
+
+/// Creates an API-managed tenant and its owner, `invited` (the mail worker sends the invitation
+/// once this commits). Refuses a reserved name, an unknown plan or application, a name or an
+/// owner's email that exists.
+pub async fn create(conn: &mut PgConnection, new: &NewTenant<'_>, audit: &[AuditEntry]) -> Result<TenantRecord> {
+    let reserved: Option<DateTime<Utc>> = sqlx::query_scalar(
+        "SELECT reserved_until FROM reserved_tenant_names WHERE name = $1 AND reserved_until > now()",
+    )
+    .bind(new.name)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(until) = reserved {
+        return Err(rule(
+            Rule::Conflict,
+            "name_reserved",
+            format!("the name `{}` belonged to a purged tenant and is reserved until {}", new.name, until.to_rfc3339()),
+        ));
+    }
+    let plan_id = plan_id(conn, new.plan).await?;
+    check_applications(conn, new.applications).await?;
+    let id = Uuid::now_v7();
+    let inserted = sqlx::query(
+        "INSERT INTO tenants (id, name, display_name, plan_id, status, applications, managed_by)
+         VALUES ($1, $2, $3, $4, 'active', $5, 'api') ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(id)
+    .bind(new.name)
+    .bind(new.display_name)
+    .bind(plan_id)
+    .bind(new.applications)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(rule(Rule::Conflict, "tenant_exists", format!("a tenant named `{}` exists", new.name)));
+    }
+    super::users::insert_invited(conn, id, new.owner_email, new.owner_name, Role::Owner).await?;
+    insert_audit(conn, audit).await?;
+    lock(conn, new.name).await
+}
+
+/// A change to a tenant's declared fields; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct TenantChange<'a> {
+    pub display_name: Option<&'a str>,
+    pub plan: Option<&'a str>,
+    pub applications: Option<&'a [String]>,
+}
+
+/// Changes the locked tenant `current` and returns it as it is now.
+pub async fn update(
+    conn: &mut PgConnection,
+    current: &TenantRecord,
+    change: &TenantChange<'_>,
+    audit: &[AuditEntry],
+) -> Result<TenantRecord> {
+    let plan_id = match change.plan {
+        Some(plan) => Some(plan_id(conn, plan).await?),
+        None => None,
+    };
+    if let Some(applications) = change.applications {
+        check_applications(conn, applications).await?;
+    }
+    sqlx::query(
+        "UPDATE tenants SET display_name = coalesce($2, display_name), plan_id = coalesce($3, plan_id),
+                applications = coalesce($4, applications), updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(current.id)
+    .bind(change.display_name)
+    .bind(plan_id)
+    .bind(change.applications)
+    .execute(&mut *conn)
+    .await?;
+    insert_audit(conn, audit).await?;
+    lock(conn, &current.name).await
+}
+
+/// Suspends the locked tenant: its sessions end in this transaction (trigger), its keys are refused
+/// once the change feed reaches each replica.
+pub async fn suspend(
+    conn: &mut PgConnection,
+    current: &TenantRecord,
+    reason: Option<&str>,
+    audit: &[AuditEntry],
+) -> Result<TenantRecord> {
+    sqlx::query(
+        "UPDATE tenants SET status = 'suspended', suspended_reason = $2,
+                suspended_at = CASE WHEN status = 'suspended' THEN suspended_at ELSE now() END, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(current.id)
+    .bind(reason)
+    .execute(&mut *conn)
+    .await?;
+    insert_audit(conn, audit).await?;
+    lock(conn, &current.name).await
+}
+
+/// Makes the locked tenant active again, whether it was suspended or pending deletion.
+pub async fn restore(conn: &mut PgConnection, current: &TenantRecord, audit: &[AuditEntry]) -> Result<TenantRecord> {
+    sqlx::query(
+        "UPDATE tenants SET status = 'active', suspended_reason = NULL, suspended_at = NULL, purge_after = NULL,
+                updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(current.id)
+    .execute(&mut *conn)
+    .await?;
+    insert_audit(conn, audit).await?;
+    lock(conn, &current.name).await
+}
+
+/// Marks the locked tenant pending deletion (suspending it if it was not), purged at `purge_after`.
+pub async fn delete(
+    conn: &mut PgConnection,
+    current: &TenantRecord,
+    purge_after: DateTime<Utc>,
+    audit: &[AuditEntry],
+) -> Result<TenantRecord> {
+    sqlx::query(
+        "UPDATE tenants SET status = 'suspended', suspended_at = coalesce(suspended_at, now()),
+                suspended_reason = coalesce(suspended_reason, 'pending deletion'), purge_after = $2, updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(current.id)
+    .bind(purge_after)
+    .execute(&mut *conn)
+    .await?;
+    insert_audit(conn, audit).await?;
+    lock(conn, &current.name).await
+}
+
+/// Purges every tenant whose deletion is due: its row and everything that cascades from it (users,
+/// sessions, flags), keeping its name reserved for `reserve_for` and writing one `tenant.purge`
+/// audit row each (audit rows are never deleted). Returns the purged names.
+pub async fn purge_due(pool: &PgPool, reserve_for: chrono::Duration) -> Result<Vec<String>> {
+    let mut tx = pool.begin().await?;
+    let purged: Vec<(String, Option<String>)> = sqlx::query(
+        "DELETE FROM tenants WHERE id IN (
+             SELECT id FROM tenants WHERE purge_after <= now() ORDER BY purge_after LIMIT 100 FOR UPDATE SKIP LOCKED)
+         RETURNING name, suspended_reason",
+    )
+    .fetch_all(&mut *tx)
+    .await?
+    .into_iter()
+    .map(|r| (r.get("name"), r.get("suspended_reason")))
+    .collect();
+    if purged.is_empty() {
+        return Ok(Vec::new());
+    }
+    let names: Vec<String> = purged.iter().map(|(name, _)| name.clone()).collect();
+    sqlx::query(
+        "INSERT INTO reserved_tenant_names (name, reserved_until)
+         SELECT name, now() + $2 FROM unnest($1::text[]) AS name
+         ON CONFLICT (name) DO UPDATE SET purged_at = now(), reserved_until = EXCLUDED.reserved_until",
+    )
+    .bind(&names)
+    .bind(reserve_for)
+    .execute(&mut *tx)
+    .await?;
+    let rows: Vec<AuditEntry> = names
+        .iter()
+        .map(|name| AuditEntry {
+            actor: "gatehouse".into(),
+            actor_type: "system",
+            action: "tenant.purge".into(),
+            resource: format!("tenant/{name}"),
+            tenant: Some(name.clone()),
+            success: true,
+            metadata: serde_json::json!({ "reservedForDays": reserve_for.num_days() }),
+        })
+        .collect();
+    insert_audit(&mut tx, &rows).await?;
+    tx.commit().await?;
+    Ok(names)
+}
+
+async fn plan_id(conn: &mut PgConnection, plan: &str) -> Result<Uuid> {
+    if let Some(id) =
+        sqlx::query_scalar("SELECT id FROM plans WHERE name = $1").bind(plan).fetch_optional(&mut *conn).await?
+    {
+        return Ok(id);
+    }
+    let known: Vec<String> = sqlx::query_scalar("SELECT name FROM plans ORDER BY name").fetch_all(&mut *conn).await?;
+    let known = if known.is_empty() { "none is defined".to_owned() } else { known.join(", ") };
+    Err(rule(Rule::Invalid, "unknown_plan", format!("plan: no plan is named `{plan}` (plans: {known})")))
+}
+
+async fn check_applications(conn: &mut PgConnection, applications: &[String]) -> Result<()> {
+    let known: Vec<String> = sqlx::query_scalar("SELECT name FROM applications WHERE name = ANY($1)")
+        .bind(applications)
+        .fetch_all(&mut *conn)
+        .await?;
+    match applications.iter().find(|a| !known.contains(a)) {
+        Some(missing) => Err(rule(
+            Rule::Invalid,
+            "unknown_application",
+            format!("applications: no application is named `{missing}` (register it with POST /v1/apps first)"),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn rule(rule: Rule, code: &'static str, message: String) -> StoreError {
+    StoreError::Rule { rule, code, message }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_upper_bound;
+
+    #[test]
+    fn a_prefix_range_holds_every_name_with_the_prefix_and_no_other() {
+        let end = prefix_upper_bound("acme");
+        for name in ["acme", "acme-eu", "acmez", "acme9"] {
+            assert!(name >= "acme" && name < end.as_str(), "{name}");
+        }
+        for name in ["acm", "acmf", "b", "abc"] {
+            assert!(!(name >= "acme" && name < end.as_str()), "{name}");
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Tenant users administered through the API (issue 12): invited, listed a page at a time, re-roled,
+//! disabled, enabled, deleted. Each change runs with the tenant's row locked (`tenants::lock`), so
+//! the last-owner rule sees every concurrent change of the tenant's owners: of two demotions of the
+//! last two owners, the second waits for the first and is then refused. The triggers of migration
+//! 0004 end the sessions a change must end, in the same transaction.
+
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::tenants::rule;
+use super::{AuditEntry, Result, Rule, insert_audit};
+use crate::model::{AccountStatus, Role};
+
+/// A user's account as an admin sees it: never a credential.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantUser {
+    #[serde(skip)]
+    pub id: Uuid,
+    pub email: String,
+    pub name: Option<String>,
+    pub role: Role,
+    pub status: AccountStatus,
+    pub activated_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Whether the user has a confirmed second factor.
+    pub mfa: bool,
+    pub live_sessions: i64,
+}
+
+/// A user as the admin API shows it, with who owns its declaration.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    #[serde(flatten)]
+    #[sqlx(flatten)]
+    pub user: TenantUser,
+    /// `git` (declared in the tenant's file) or `api`.
+    pub managed_by: String,
+}
+
+impl UserRecord {
+    pub fn etag(&self) -> String {
+        super::etag(self)
+    }
+}
+
+const RECORD: &str = "SELECT u.id, u.email, u.name, u.role, u.status, u.activated_at,
+        EXISTS (SELECT 1 FROM totp_credentials p WHERE p.user_id = u.id AND p.confirmed_at IS NOT NULL) AS mfa,
+        (SELECT count(*) FROM sessions s WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > now()) AS live_sessions,
+        u.managed_by
+   FROM users u";
+
+/// Inserts a user `invited` (the mail worker sends the invitation after commit). An email is one
+/// person across the platform: one that exists anywhere is a 409.
+pub async fn insert_invited(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    email: &str,
+    name: Option<&str>,
+    role: Role,
+) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, name, role, status, managed_by)
+         VALUES ($1, $2, $3, $4, $5, 'invited', 'api') ON CONFLICT (email) DO NOTHING",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(email)
+    .bind(name)
+    .bind(role)
+    .execute(&mut *conn)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Err(rule(Rule::Conflict, "email_taken", format!("a user with the email {email} exists")));
+    }
+    Ok(id)
+}
+
+/// Invites a user into the locked tenant and returns it.
+pub async fn invite(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    email: &str,
+    name: Option<&str>,
+    role: Role,
+    audit: &[AuditEntry],
+) -> Result<UserRecord> {
+    let id = insert_invited(conn, tenant_id, email, name, role).await?;
+    insert_audit(conn, audit).await?;
+    Ok(sqlx::query_as(&format!("{RECORD} WHERE u.id = $1")).bind(id).fetch_one(&mut *conn).await?)
+}
+
+/// Which users a list shows, and from where.
+#[derive(Debug, Default)]
+pub struct UserFilter<'a> {
+    pub role: Option<Role>,
+    pub status: Option<AccountStatus>,
+    pub email_prefix: Option<&'a str>,
+    /// The last email of the previous page.
+    pub after: Option<&'a str>,
+    pub limit: i64,
+}
+
+/// One page of the users of tenant `tenant_id`, in email order.
+pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &UserFilter<'_>) -> Result<Vec<UserRecord>> {
+    let prefix_end = filter.email_prefix.map(|p| format!("{p}\u{10ffff}"));
+    Ok(sqlx::query_as(&format!(
+        "{RECORD}
+          WHERE u.tenant_id = $1
+            AND ($2::text IS NULL OR u.email > $2)
+            AND ($3::text IS NULL OR (u.email >= $3 AND u.email < $4))
+            AND ($5::text IS NULL OR u.role = $5)
+            AND ($6::text IS NULL OR u.status = $6)
+          ORDER BY u.email LIMIT $7"
+    ))
+    .bind(tenant_id)
+    .bind(filter.after)
+    .bind(filter.email_prefix)
+    .bind(prefix_end)
+    .bind(filter.role)
+    .bind(filter.status)
+    .bind(filter.limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+pub async fn get(pool: &PgPool, tenant_id: Uuid, email: &str) -> Result<Option<UserRecord>> {
+    Ok(sqlx::query_as(&format!("{RECORD} WHERE u.tenant_id = $1 AND u.email = $2"))
+        .bind(tenant_id)
+        .bind(email)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// The user `email` of the tenant whose row this transaction holds, locked.
+pub async fn lock(conn: &mut PgConnection, tenant: &str, tenant_id: Uuid, email: &str) -> Result<UserRecord> {
+    sqlx::query_as(&format!("{RECORD} WHERE u.tenant_id = $1 AND u.email = $2 FOR NO KEY UPDATE OF u"))
+        .bind(tenant_id)
+        .bind(email)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| rule(Rule::NotFound, "not_found", format!("tenant `{tenant}` has no user {email}")))
+}
+
+/// A change to a user; `None` leaves a field as it is. `status` is `active` or `disabled`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UserChange<'a> {
+    pub role: Option<Role>,
+    pub name: Option<&'a str>,
+    pub status: Option<AccountStatus>,
+}
+
+/// Changes the locked user `current` of the locked tenant, refusing to leave the tenant without an
+/// active owner.
+pub async fn update(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    current: &UserRecord,
+    change: UserChange<'_>,
+    audit: &[AuditEntry],
+) -> Result<UserRecord> {
+    let user = &current.user;
+    let stays_owner = change.role.unwrap_or(user.role) == Role::Owner;
+    let stays_active = change.status.map_or(user.status == AccountStatus::Active, |s| s == AccountStatus::Active);
+    if is_active_owner(current) && !(stays_owner && stays_active) {
+        refuse_last_owner(conn, tenant_id, current, "demote or disable").await?;
+    }
+    // Enabling an invited user would skip the invitation: an invited user stays invited.
+    let status = match (user.status, change.status) {
+        (AccountStatus::Invited, Some(AccountStatus::Active)) => None,
+        (_, status) => status,
+    };
+    sqlx::query(
+        "UPDATE users SET role = coalesce($2, role), name = coalesce($3, name), status = coalesce($4, status),
+                updated_at = now()
+          WHERE id = $1",
+    )
+    .bind(user.id)
+    .bind(change.role)
+    .bind(change.name)
+    .bind(status)
+    .execute(&mut *conn)
+    .await?;
+    insert_audit(conn, audit).await?;
+    Ok(sqlx::query_as(&format!("{RECORD} WHERE u.id = $1")).bind(user.id).fetch_one(&mut *conn).await?)
+}
+
+/// Deletes the locked user (their sessions, tokens and credentials go with them), refusing to
+/// delete the tenant's last active owner.
+pub async fn delete(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    current: &UserRecord,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    if is_active_owner(current) {
+        refuse_last_owner(conn, tenant_id, current, "delete").await?;
+    }
+    sqlx::query("DELETE FROM users WHERE id = $1").bind(current.user.id).execute(&mut *conn).await?;
+    insert_audit(conn, audit).await
+}
+
+fn is_active_owner(record: &UserRecord) -> bool {
+    record.user.role == Role::Owner && record.user.status == AccountStatus::Active
+}
+
+/// 409 `last_owner` unless the tenant keeps another active owner. The caller holds the tenant's
+/// row lock, which every change to its users takes first, so the count cannot change under it.
+async fn refuse_last_owner(conn: &mut PgConnection, tenant_id: Uuid, current: &UserRecord, verb: &str) -> Result<()> {
+    let others: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active' AND id <> $2",
+    )
+    .bind(tenant_id)
+    .bind(current.user.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if others == 0 {
+        return Err(rule(
+            Rule::Conflict,
+            "last_owner",
+            format!(
+                "{} is the last active owner of the tenant; make another user owner first, then {verb} them",
+                current.user.email
+            ),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,496 @@
+//! Interactive administration (issue 12) against the real binary: tenants and users created,
+//! changed, suspended and safely deleted through the API, with Git as an opt-in owner.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::{
+    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within,
+};
+use crate::identity::{SmtpSink, link_in, login, str_of, totp_now};
+
+async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
+    let mut all = vec![("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)];
+    all.extend_from_slice(env);
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &all);
+    within(Duration::from_secs(30), "replica ready", || async {
+        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
+    })
+    .await;
+    server
+}
+
+fn code(response: &HttpResponse) -> &str {
+    response.body["error"]["code"].as_str().unwrap_or("")
+}
+
+async fn create_tenant(server: &ServeProcess, name: &str, owner: &str) -> HttpResponse {
+    let body =
+        json!({ "name": name, "displayName": format!("{name} Inc"), "plan": "free", "owner": { "email": owner } });
+    let created = call(server, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    created
+}
+
+async fn with_headers(
+    server: &ServeProcess,
+    method: &str,
+    path: &str,
+    bearer: &str,
+    extra: &[(&'static str, &str)],
+    body: Option<Value>,
+) -> HttpResponse {
+    let mut headers = vec![("authorization", format!("Bearer {bearer}"))];
+    headers.extend(extra.iter().map(|(n, v)| (*n, (*v).to_owned())));
+    let body = body.map_or_else(Vec::new, |b| {
+        headers.push(("content-type", "application/json".to_owned()));
+        serde_json::to_vec(&b).expect("json")
+    });
+    request(method, format!("{}{path}", server.base), headers, body).await
+}
+
+/// SC-001, UC-PROV-001, FR-TENANT-001: with no Git edit, an operator creates a tenant with its
+/// owner; the owner accepts the mailed invitation, enrols TOTP and invites a user; the user accepts
+/// and signs in; a developer registers an application, enables it for the tenant and issues a key
+/// that reads the tenant's flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_goes_from_nothing_to_serving_flags_without_a_git_edit() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let sink = SmtpSink::start();
+    let smtp = sink.url();
+    let server = started(
+        &repo,
+        &db,
+        &[("GATEHOUSE_SMTP_URL", &smtp), ("GATEHOUSE_MAIL_FROM", "Gatehouse <noreply@gatehouse.test>")],
+    )
+    .await;
+    let began = std::time::Instant::now();
+
+    let created = create_tenant(&server, "newco", "founder@newco.example").await;
+    assert_eq!(created.body["state"], "active");
+    assert_eq!(created.body["managedBy"], "api");
+    assert_eq!(created.body["plan"], "free");
+    assert!(created.header("etag").is_some_and(|e| e.starts_with('"')), "a strong ETag");
+
+    // The owner accepts the invitation, enrols TOTP.
+    let mail = sink.mail("founder@newco.example", "You are invited to newco Inc").await;
+    let (_, token) = link_in(&mail);
+    let accepted = call(
+        &server,
+        "POST",
+        "/v1/auth/invitations/accept",
+        None,
+        Some(json!({ "token": token, "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(accepted.status, 204, "{}", accepted.text);
+    let first = login(&server, "founder@newco.example", PASSWORD).await;
+    assert_eq!(first.body["session"]["pending"], "mfa_enrol", "{}", first.text);
+    let pending = str_of(&first.body, "access_token").to_owned();
+    let enrolment = call(&server, "POST", "/v1/auth/mfa/totp/enrol", Some(&pending), None).await;
+    let secret = str_of(&enrolment.body, "secret").to_owned();
+    let confirmed = call(
+        &server,
+        "POST",
+        "/v1/auth/mfa/totp/confirm",
+        Some(&pending),
+        Some(json!({ "code": totp_now(&secret, 0) })),
+    )
+    .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    let owner = str_of(&confirmed.body, "access_token").to_owned();
+
+    // The owner invites a user, who accepts and signs in.
+    let invited = call(
+        &server,
+        "POST",
+        "/v1/tenants/newco/users",
+        Some(&owner),
+        Some(json!({ "email": "dev@newco.example", "role": "user", "name": "Dev" })),
+    )
+    .await;
+    assert_eq!(invited.status, 201, "{}", invited.text);
+    assert_eq!((invited.body["status"].as_str(), invited.body["role"].as_str()), (Some("invited"), Some("user")));
+    let mail = sink.mail("dev@newco.example", "You are invited to newco Inc").await;
+    let (_, token) = link_in(&mail);
+    let accepted = call(
+        &server,
+        "POST",
+        "/v1/auth/invitations/accept",
+        None,
+        Some(json!({ "token": token, "password": PASSWORD })),
+    )
+    .await;
+    assert_eq!(accepted.status, 204, "{}", accepted.text);
+    let dev = login(&server, "dev@newco.example", PASSWORD).await;
+    assert_eq!((dev.status, dev.body["session"]["tenant"].as_str()), (200, Some("newco")), "{}", dev.text);
+
+    // A developer registers an application, enables it for the tenant and reads its flags.
+    let app = json!({ "name": "newco-app", "displayName": "Newco App", "owner": "dev@corp.example", "scopes": ["flags:read"] });
+    assert_eq!(call(&server, "POST", "/v1/apps", Some(OPERATOR), Some(app)).await.status, 201);
+    let closed =
+        call(&server, "POST", "/v1/apps/newco-app/keys", Some(OPERATOR), Some(json!({ "scopes": ["flags:read"] })))
+            .await;
+    let key = str_of(&closed.body, "secret").to_owned();
+    assert_eq!(call(&server, "GET", "/v1/tenants/newco/flags", Some(&key), None).await.status, 403, "not enabled yet");
+    let enabled =
+        call(&server, "PATCH", "/v1/tenants/newco", Some(OPERATOR), Some(json!({ "applications": ["newco-app"] })))
+            .await;
+    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    let flags = call(&server, "GET", "/v1/tenants/newco/flags", Some(&key), None).await;
+    assert_eq!(flags.status, 200, "{}", flags.text);
+    assert_eq!(flags.body["flags"]["max_projects"]["value"], 3, "the free plan's default: {}", flags.text);
+    println!("SC-001 scripted, no Git edit: {:.1} s", began.elapsed().as_secs_f64());
+
+    // Every step is on the record under its actor.
+    for (action, actor) in [
+        ("tenant.create", "bootstrap-token"),
+        ("user.invite", "founder@newco.example"),
+        ("tenant.update", "bootstrap-token"),
+    ] {
+        let rows = db
+            .count(&format!(
+                "SELECT count(*) FROM audit_log WHERE action = '{action}' AND actor = '{actor}' AND tenant = 'newco'"
+            ))
+            .await;
+        assert!(rows >= 1, "{action} by {actor}");
+    }
+}
+
+/// FR-TENANT-004, FR-TENANT-006: admins may not touch owners; nobody removes, demotes or disables
+/// the last active owner, also when two demotions race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_owner_stays_and_admins_cannot_touch_owners() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[("GATEHOUSE_OWNERS_NEED_MFA", "false")]).await;
+    create_tenant(&server, "duo", "one@duo.example").await;
+    for (email, role) in [("two@duo.example", "owner"), ("admin@duo.example", "admin"), ("user@duo.example", "user")] {
+        let invited = call(
+            &server,
+            "POST",
+            "/v1/tenants/duo/users",
+            Some(OPERATOR),
+            Some(json!({ "email": email, "role": role })),
+        )
+        .await;
+        assert_eq!(invited.status, 201, "{}", invited.text);
+    }
+    activate(&db, &["one@duo.example", "two@duo.example", "admin@duo.example", "user@duo.example"]).await;
+    let admin = str_of(&login(&server, "admin@duo.example", PASSWORD).await.body, "access_token").to_owned();
+
+    // An admin manages users but not owners.
+    let user_path = "/v1/tenants/duo/users/user@duo.example";
+    let disabled = call(&server, "PATCH", user_path, Some(&admin), Some(json!({ "status": "disabled" }))).await;
+    assert_eq!((disabled.status, disabled.body["status"].as_str()), (200, Some("disabled")), "{}", disabled.text);
+    for (method, path, body) in [
+        ("PATCH", "/v1/tenants/duo/users/one@duo.example", Some(json!({ "role": "admin" }))),
+        ("DELETE", "/v1/tenants/duo/users/two@duo.example", None),
+        ("PATCH", user_path, Some(json!({ "role": "owner" }))),
+        ("POST", "/v1/tenants/duo/users", Some(json!({ "email": "three@duo.example", "role": "owner" }))),
+    ] {
+        let refused = call(&server, method, path, Some(&admin), body).await;
+        assert_eq!((refused.status, code(&refused)), (403, "forbidden"), "{method} {path}: {}", refused.text);
+        assert!(
+            refused.body["error"]["message"].as_str().is_some_and(|m| m.contains("owners of tenant `duo`")),
+            "{}",
+            refused.text
+        );
+    }
+    assert_eq!(db.count("SELECT count(*) FROM users WHERE role = 'owner' AND tenant_id = (SELECT id FROM tenants WHERE name = 'duo')").await, 2);
+
+    // Two demotions of the last two owners race: exactly one passes.
+    let demote = |email: &'static str| {
+        let base = server.base.clone();
+        tokio::spawn(async move {
+            request(
+                "PATCH",
+                format!("{base}/v1/tenants/duo/users/{email}"),
+                vec![("authorization", format!("Bearer {OPERATOR}")), ("content-type", "application/json".into())],
+                br#"{"role":"admin"}"#.to_vec(),
+            )
+            .await
+        })
+    };
+    let (a, b) = (demote("one@duo.example"), demote("two@duo.example"));
+    let (a, b) = (a.await.expect("a"), b.await.expect("b"));
+    let mut outcomes = [(a.status, code(&a).to_owned()), (b.status, code(&b).to_owned())];
+    outcomes.sort();
+    assert_eq!(outcomes, [(200, String::new()), (409, "last_owner".to_owned())], "{} / {}", a.text, b.text);
+    let last = db
+        .text("SELECT email FROM users WHERE role = 'owner' AND status = 'active' AND email LIKE '%@duo.example'")
+        .await;
+
+    // The one owner left cannot be demoted, disabled or deleted.
+    let path = format!("/v1/tenants/duo/users/{last}");
+    for (method, body) in
+        [("PATCH", Some(json!({ "role": "user" }))), ("PATCH", Some(json!({ "status": "disabled" }))), ("DELETE", None)]
+    {
+        let refused = call(&server, method, &path, Some(OPERATOR), body).await;
+        assert_eq!((refused.status, code(&refused)), (409, "last_owner"), "{method}: {}", refused.text);
+    }
+    // Promoting someone else first makes it possible.
+    let promoted = call(
+        &server,
+        "PATCH",
+        "/v1/tenants/duo/users/admin@duo.example",
+        Some(OPERATOR),
+        Some(json!({ "role": "owner" })),
+    )
+    .await;
+    assert_eq!(promoted.status, 200, "{}", promoted.text);
+    assert_eq!(call(&server, "DELETE", &path, Some(OPERATOR), None).await.status, 204);
+    assert_eq!(db.count(&format!("SELECT count(*) FROM users WHERE email = '{last}'")).await, 0);
+}
+
+/// FR-008: a user declared in Git answers an interactive change with 409 naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_declared_tenants_and_users_are_changed_in_git() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    within(Duration::from_secs(30), "first sync", || async {
+        call(&server, "GET", "/v1/sync/status", Some(OPERATOR), None).await.body["state"] == "Synced"
+    })
+    .await;
+    for (method, path, body) in [
+        ("PATCH", "/v1/tenants/acme/users/dan@acme.example", Some(json!({ "role": "admin" }))),
+        ("DELETE", "/v1/tenants/acme/users/dan@acme.example", None),
+        ("PATCH", "/v1/tenants/acme", Some(json!({ "displayName": "Not Acme" }))),
+        ("POST", "/v1/tenants/acme/suspend", None),
+        ("DELETE", "/v1/tenants/acme", None),
+    ] {
+        let refused = call(&server, method, path, Some(OPERATOR), body).await;
+        assert_eq!((refused.status, code(&refused)), (409, "managed_by_git"), "{method} {path}: {}", refused.text);
+        assert!(refused.text.contains("tenants/acme.yaml"), "names the file: {}", refused.text);
+    }
+    assert_eq!(db.text("SELECT role FROM users WHERE email = 'dan@acme.example'").await, "user");
+    // A user invited through the API into a Git tenant is the API's, and Git leaves it be.
+    let invited = call(
+        &server,
+        "POST",
+        "/v1/tenants/acme/users",
+        Some(OPERATOR),
+        Some(json!({ "email": "contractor@acme.example", "role": "user" })),
+    )
+    .await;
+    assert_eq!((invited.status, invited.body["managedBy"].as_str()), (201, Some("api")), "{}", invited.text);
+    let renamed = call(
+        &server,
+        "PATCH",
+        "/v1/tenants/acme/users/contractor@acme.example",
+        Some(OPERATOR),
+        Some(json!({ "name": "Contractor" })),
+    )
+    .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+}
+
+/// FR-OPS-001, UC-TENANT-SUSPEND, FR-TENANT-002: suspension ends sessions and refuses keys on both
+/// replicas; delete → restore → delete → purge after the (shortened) retention; the name is then
+/// reserved, and the audit rows outlive the tenant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspend_restore_delete_and_purge_across_two_replicas() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let env = [("GATEHOUSE_OWNERS_NEED_MFA", "false"), ("GATEHOUSE_TENANT_RETENTION", "3s")];
+    let a = started(&repo, &db, &env).await;
+    let b = started(&repo, &db, &env).await;
+    let app =
+        json!({ "name": "temp-app", "displayName": "Temp", "owner": "dev@corp.example", "scopes": ["flags:read"] });
+    assert_eq!(call(&a, "POST", "/v1/apps", Some(OPERATOR), Some(app)).await.status, 201);
+    let key =
+        call(&a, "POST", "/v1/apps/temp-app/keys", Some(OPERATOR), Some(json!({ "scopes": ["flags:read"] }))).await;
+    let key = str_of(&key.body, "secret").to_owned();
+    let body = json!({ "name": "temp", "displayName": "Temp", "plan": "free", "applications": ["temp-app"], "owner": { "email": "boss@temp.example" } });
+    assert_eq!(call(&a, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await.status, 201);
+    activate(&db, &["boss@temp.example"]).await;
+    let session = str_of(&login(&b, "boss@temp.example", PASSWORD).await.body, "access_token").to_owned();
+    for server in [&a, &b] {
+        let readable = || async { call(server, "GET", "/v1/tenants/temp/flags", Some(&key), None).await.status == 200 };
+        within(Duration::from_secs(5), "flags readable", readable).await;
+        assert_eq!(call(server, "GET", "/v1/auth/session", Some(&session), None).await.status, 200);
+    }
+
+    let suspended =
+        call(&a, "POST", "/v1/tenants/temp/suspend", Some(OPERATOR), Some(json!({ "reason": "unpaid invoice" }))).await;
+    assert_eq!((suspended.status, suspended.body["state"].as_str()), (200, Some("suspended")), "{}", suspended.text);
+    assert_eq!(suspended.body["suspendedReason"], "unpaid invoice");
+    // Sessions end in the transaction of the change: on both replicas at once.
+    assert_eq!(call(&b, "GET", "/v1/auth/session", Some(&session), None).await.status, 401);
+    assert_eq!(call(&a, "GET", "/v1/auth/session", Some(&session), None).await.status, 401);
+    // Keys: at once on the replica that made the change, through the change feed on the other.
+    let refused = call(&a, "GET", "/v1/tenants/temp/flags", Some(&key), None).await;
+    assert_eq!((refused.status, code(&refused)), (403, "tenant_suspended"), "{}", refused.text);
+    within(Duration::from_secs(1), "replica b refuses the key", || async {
+        code(&call(&b, "GET", "/v1/tenants/temp/flags", Some(&key), None).await) == "tenant_suspended"
+    })
+    .await;
+
+    // Restore, then delete: pending deletion, restorable, then delete again and wait for the purge.
+    let restored = call(&a, "POST", "/v1/tenants/temp/restore", Some(OPERATOR), None).await;
+    assert_eq!((restored.status, restored.body["state"].as_str()), (200, Some("active")), "{}", restored.text);
+    assert_eq!(call(&a, "GET", "/v1/tenants/temp/flags", Some(&key), None).await.status, 200);
+    let deleted = call(&a, "DELETE", "/v1/tenants/temp", Some(OPERATOR), None).await;
+    assert_eq!((deleted.status, deleted.body["state"].as_str()), (200, Some("pending_deletion")), "{}", deleted.text);
+    assert!(deleted.body["purgeAfter"].is_string());
+    let restored = call(&b, "POST", "/v1/tenants/temp/restore", Some(OPERATOR), None).await;
+    assert_eq!(restored.body["state"], "active", "{}", restored.text);
+    assert_eq!(call(&b, "DELETE", "/v1/tenants/temp", Some(OPERATOR), None).await.status, 200);
+    let listed = call(&a, "GET", "/v1/tenants?state=pending_deletion", Some(OPERATOR), None).await;
+    assert_eq!(listed.body["tenants"][0]["name"], "temp", "{}", listed.text);
+    within(Duration::from_secs(15), "the purge", || async {
+        call(&a, "GET", "/v1/tenants/temp", Some(OPERATOR), None).await.status == 404
+    })
+    .await;
+    assert_eq!(db.count("SELECT count(*) FROM users WHERE email = 'boss@temp.example'").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM audit_log WHERE action = 'tenant.purge' AND tenant = 'temp'").await, 1);
+    assert!(db.count("SELECT count(*) FROM audit_log WHERE tenant = 'temp' AND action = 'tenant.create'").await == 1);
+
+    // The name stays reserved.
+    let body =
+        json!({ "name": "temp", "displayName": "Again", "plan": "free", "owner": { "email": "new@temp.example" } });
+    let reused = call(&a, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await;
+    assert_eq!((reused.status, code(&reused)), (409, "name_reserved"), "{}", reused.text);
+}
+
+/// Issue 12.4: a retried create with the same Idempotency-Key creates one tenant; the same key with
+/// another body is a 422; a stale If-Match is a 412.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_idempotent_and_stale_writes_are_refused() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let body =
+        json!({ "name": "retry", "displayName": "Retry", "plan": "free", "owner": { "email": "o@retry.example" } });
+    let key = [("idempotency-key", "9b2d3c52-create-retry")];
+    // Two at once and one after: one tenant, one answer.
+    let send = || with_headers(&server, "POST", "/v1/tenants", OPERATOR, &key, Some(body.clone()));
+    let (first, second) = tokio::join!(send(), send());
+    let third = send().await;
+    for response in [&first, &second, &third] {
+        assert_eq!(response.status, 201, "{}", response.text);
+        assert_eq!(response.body, first.body);
+    }
+    assert_eq!(third.header("idempotent-replayed"), Some("true"));
+    assert_eq!(db.count("SELECT count(*) FROM tenants WHERE name = 'retry'").await, 1);
+    assert_eq!(db.count("SELECT count(*) FROM audit_log WHERE action = 'tenant.create' AND tenant = 'retry'").await, 1);
+    let other =
+        json!({ "name": "retry2", "displayName": "Other", "plan": "free", "owner": { "email": "o@retry2.example" } });
+    let reused = with_headers(&server, "POST", "/v1/tenants", OPERATOR, &key, Some(other)).await;
+    assert_eq!((reused.status, code(&reused)), (422, "idempotency_key_reused"), "{}", reused.text);
+    // Another actor's key is another key.
+    let duplicate = call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(body.clone())).await;
+    assert_eq!((duplicate.status, code(&duplicate)), (409, "tenant_exists"));
+
+    // If-Match: the current ETag passes, a stale one is refused and changes nothing.
+    let current = call(&server, "GET", "/v1/tenants/retry", Some(OPERATOR), None).await;
+    let etag = current.header("etag").expect("etag").to_owned();
+    let changed = with_headers(
+        &server,
+        "PATCH",
+        "/v1/tenants/retry",
+        OPERATOR,
+        &[("if-match", &etag)],
+        Some(json!({ "displayName": "Renamed" })),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_ne!(changed.header("etag"), Some(etag.as_str()));
+    let stale = with_headers(
+        &server,
+        "PATCH",
+        "/v1/tenants/retry",
+        OPERATOR,
+        &[("if-match", &etag)],
+        Some(json!({ "plan": "pro" })),
+    )
+    .await;
+    assert_eq!((stale.status, code(&stale)), (412, "stale"), "{}", stale.text);
+    assert_eq!(
+        db.text("SELECT p.name FROM tenants t JOIN plans p ON p.id = t.plan_id WHERE t.name = 'retry'").await,
+        "free"
+    );
+    let user = call(&server, "GET", "/v1/tenants/retry/users/o@retry.example", Some(OPERATOR), None).await;
+    let user_etag = user.header("etag").expect("etag").to_owned();
+    let renamed = with_headers(
+        &server,
+        "PATCH",
+        "/v1/tenants/retry/users/o@retry.example",
+        OPERATOR,
+        &[("if-match", &user_etag)],
+        Some(json!({ "name": "O" })),
+    )
+    .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    let stale = with_headers(
+        &server,
+        "DELETE",
+        "/v1/tenants/retry/users/o@retry.example",
+        OPERATOR,
+        &[("if-match", &user_etag)],
+        None,
+    )
+    .await;
+    assert_eq!((stale.status, code(&stale)), (412, "stale"), "{}", stale.text);
+}
+
+/// Lists page by name or email and filter; bad filters are a 400 naming the parameter; unknown
+/// plans and applications a 422; an email that exists anywhere a 409.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_and_filter_and_bad_input_is_named() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    for name in ["pa", "pb", "pc", "qa"] {
+        create_tenant(&server, name, &format!("owner@{name}.example")).await;
+    }
+    let page = call(&server, "GET", "/v1/tenants?prefix=p&limit=2", Some(OPERATOR), None).await;
+    let names = |r: &HttpResponse| -> Vec<String> {
+        r.body["tenants"]
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .map(|t| t["name"].as_str().expect("name").to_owned())
+            .collect()
+    };
+    assert_eq!((names(&page), page.body["next"].as_str()), (vec!["pa".to_owned(), "pb".to_owned()], Some("pb")));
+    let rest = call(&server, "GET", "/v1/tenants?prefix=p&limit=2&after=pb", Some(OPERATOR), None).await;
+    assert_eq!((names(&rest), rest.body["next"].is_null()), (vec!["pc".to_owned()], true));
+    let bad = call(&server, "GET", "/v1/tenants?state=gone", Some(OPERATOR), None).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.text.contains("query parameter `state`"), "{}", bad.text);
+
+    let unknown_plan =
+        json!({ "name": "zz", "displayName": "Z", "plan": "platinum", "owner": { "email": "z@zz.example" } });
+    let refused = call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(unknown_plan)).await;
+    assert_eq!((refused.status, code(&refused)), (422, "unknown_plan"), "{}", refused.text);
+    assert!(refused.text.contains("enterprise, free, pro"), "lists the plans: {}", refused.text);
+    let unknown_app = json!({ "name": "zz", "displayName": "Z", "plan": "free", "applications": ["nope"], "owner": { "email": "z@zz.example" } });
+    let refused = call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(unknown_app)).await;
+    assert_eq!((refused.status, code(&refused)), (422, "unknown_application"), "{}", refused.text);
+    let taken = json!({ "name": "zz", "displayName": "Z", "plan": "free", "owner": { "email": "owner@pa.example" } });
+    let refused = call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(taken)).await;
+    assert_eq!((refused.status, code(&refused)), (409, "email_taken"), "{}", refused.text);
+    assert_eq!(db.count("SELECT count(*) FROM tenants WHERE name = 'zz'").await, 0, "nothing half-written");
+
+    for email in ["b@pa.example", "a@pa.example", "c@pa.example"] {
+        let invited = call(
+            &server,
+            "POST",
+            "/v1/tenants/pa/users",
+            Some(OPERATOR),
+            Some(json!({ "email": email, "role": "admin" })),
+        )
+        .await;
+        assert_eq!(invited.status, 201, "{}", invited.text);
+    }
+    let users = call(&server, "GET", "/v1/tenants/pa/users?role=admin&limit=2", Some(OPERATOR), None).await;
+    let emails: Vec<&str> =
+        users.body["users"].as_array().expect("users").iter().map(|u| u["email"].as_str().expect("email")).collect();
+    assert_eq!((emails, users.body["next"].as_str()), (vec!["a@pa.example", "b@pa.example"], Some("b@pa.example")));
+    let owners = call(&server, "GET", "/v1/tenants/pa/users?emailPrefix=OWNER", Some(OPERATOR), None).await;
+    assert_eq!(owners.body["users"][0]["email"], "owner@pa.example", "{}", owners.text);
+}
