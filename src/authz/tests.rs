@@ -140,6 +140,27 @@ fn every_action_has_a_row_and_a_unique_name() {
     assert_eq!(TABLE.len(), Action::ALL.len());
 }
 
+/// A tenant role holds only for a resource of a tenant: the platform-wide lockout route stays the
+/// operators', the per-tenant one is also its owners' and admins'.
+#[test]
+fn tenant_roles_hold_only_for_a_resource_of_their_tenant() {
+    let owner = session("acme", Role::Owner, None);
+    let platform_wide = Resource::platform("the lockouts of sign-in");
+    assert!(matches!(authorize(&owner, Action::ClearLockout, &platform_wide), Decision::Deny(_)));
+    let apps = open_apps();
+    assert_eq!(authorize(&owner, Action::ClearLockout, &resource_of(Action::ClearLockout, &apps)), Decision::Allow);
+    let admin = session("acme", Role::Admin, None);
+    let Decision::Deny(deny) = authorize(&admin, Action::ManageOwners, &resource_of(Action::ManageOwners, &apps))
+    else {
+        panic!("an admin may not change owners");
+    };
+    assert!(
+        deny.message.contains("may not add, change, disable or remove the owners of tenant `acme`"),
+        "{}",
+        deny.message
+    );
+}
+
 #[test]
 fn denials_say_who_what_and_what_is_required() {
     let apps = open_apps();
@@ -150,7 +171,7 @@ fn denials_say_who_what_and_what_is_required() {
     };
     assert_eq!(
         deny.message,
-        "user user@acme.example (user of `acme`) may not list the users of tenant `acme`: requires a platform operator, or a platform auditor, or a session of an owner or admin of tenant `acme`"
+        "user user@acme.example (user of `acme`) may not list or read the users of tenant `acme`: requires a platform operator, or a platform auditor, or a session of an owner or admin of tenant `acme`"
     );
     let Decision::Deny(deny) = authorize(&Actor::Anonymous, Action::ReadFlags, &resource_of(Action::ReadFlags, &apps))
     else {
