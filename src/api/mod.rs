@@ -17,6 +17,7 @@ mod input;
 mod mail;
 mod ofrep;
 pub mod openapi;
+mod overrides;
 mod pages;
 mod sync;
 mod tenants;
@@ -103,6 +104,7 @@ pub fn app(state: AppState) -> Router {
         .merge(ofrep::router())
         .merge(auth::router(&state))
         .merge(tenants::router())
+        .merge(overrides::router())
         .merge(users::router())
         .merge(sync::router())
         .merge(apps::router())

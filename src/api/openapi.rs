@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, pages, sync, tenants, users};
+use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, users};
 
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
 /// `ApiError` writes exactly this, so the schema cannot drift from the bodies sent.
@@ -158,6 +158,9 @@ impl Modify for Security {
         tenants::suspend,
         tenants::restore,
         tenants::delete,
+        overrides::list,
+        overrides::set,
+        overrides::clear,
         users::invite,
         users::list,
         users::show,

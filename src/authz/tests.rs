@@ -70,6 +70,7 @@ fn resource_of(action: Action, apps: &[Box<str>]) -> Resource<'_> {
     match action {
         Action::ListUsers | Action::ManageUsers | Action::ClearLockout => Resource::of_tenant("users", acme),
         Action::ReadTenants | Action::UpdateTenant => Resource::of_tenant("settings", acme),
+        Action::ManageFlags => Resource::of_tenant("flag overrides", acme),
         Action::ManageOwners => Resource::of_tenant("owners", acme),
         Action::EndUserSessions | Action::ResendInvitation => Resource::tenant_user("dan@acme.example", acme),
         Action::ReadFlags => Resource::of_tenant("flags", acme),
@@ -89,7 +90,7 @@ fn expected(action: Action) -> &'static [&'static str] {
     use Action::*;
     match action {
         ReadSync | ReadApps => &["operator", "bootstrap", "auditor"],
-        ControlSync | AllowGuardedChange | ManageApps | ManageKeys | ReadOutbox | ManageTenants => {
+        ControlSync | AllowGuardedChange | ManageApps | ManageKeys | ReadOutbox | ManageTenants | ManageFlags => {
             &["operator", "bootstrap"]
         }
         ListUsers | ReadTenants => &["operator", "bootstrap", "auditor", "owner", "admin"],

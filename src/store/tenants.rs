@@ -296,6 +296,91 @@ pub async fn purge_due(pool: &PgPool, reserve_for: chrono::Duration) -> Result<V
     Ok(names)
 }
 
+/// One of a tenant's overrides of its plan's flag defaults.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FlagOverride {
+    pub key: String,
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    /// The plan's default, which the override replaces.
+    #[schema(value_type = Object)]
+    pub default: Option<serde_json::Value>,
+    /// `git` (declared in the tenant's file) or `api`.
+    pub managed_by: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+const OVERRIDE: &str = "SELECT f.key, f.value, p.flags -> f.key AS default, f.managed_by, f.updated_at
+   FROM tenant_flags f JOIN tenants t ON t.id = f.tenant_id JOIN plans p ON p.id = t.plan_id";
+
+/// The overrides of tenant `tenant_id`, by key.
+pub async fn overrides(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<FlagOverride>> {
+    Ok(sqlx::query_as(&format!("{OVERRIDE} WHERE f.tenant_id = $1 ORDER BY f.key"))
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// The plan default of `key` for the locked tenant `tenant` (`None`: the plan declares no such flag).
+pub async fn plan_default(
+    conn: &mut PgConnection,
+    tenant: &TenantRecord,
+    key: &str,
+) -> Result<Option<serde_json::Value>> {
+    Ok(sqlx::query_scalar("SELECT flags -> $2 FROM plans WHERE name = $1")
+        .bind(&tenant.plan)
+        .bind(key)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// The override of `key` of the locked tenant, locked, if it has one.
+pub async fn lock_override(conn: &mut PgConnection, tenant: &TenantRecord, key: &str) -> Result<Option<FlagOverride>> {
+    Ok(sqlx::query_as(&format!("{OVERRIDE} WHERE f.tenant_id = $1 AND f.key = $2 FOR NO KEY UPDATE OF f"))
+        .bind(tenant.id)
+        .bind(key)
+        .fetch_optional(&mut *conn)
+        .await?)
+}
+
+/// Sets the override of `key` (already checked against the plan's type) for the locked tenant.
+pub async fn set_override(
+    conn: &mut PgConnection,
+    tenant: &TenantRecord,
+    key: &str,
+    value: &serde_json::Value,
+    audit: &[AuditEntry],
+) -> Result<FlagOverride> {
+    sqlx::query(
+        "INSERT INTO tenant_flags (id, tenant_id, key, value, managed_by) VALUES ($1, $2, $3, $4, 'api')
+         ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()",
+    )
+    .bind(Uuid::now_v7())
+    .bind(tenant.id)
+    .bind(key)
+    .bind(value)
+    .execute(&mut *conn)
+    .await?;
+    insert_audit(conn, audit).await?;
+    lock_override(conn, tenant, key).await?.ok_or_else(|| StoreError::Task(format!("override `{key}` vanished")))
+}
+
+/// Removes the override of `key` of the locked tenant: the plan's default applies again.
+pub async fn clear_override(
+    conn: &mut PgConnection,
+    tenant: &TenantRecord,
+    key: &str,
+    audit: &[AuditEntry],
+) -> Result<()> {
+    sqlx::query("DELETE FROM tenant_flags WHERE tenant_id = $1 AND key = $2")
+        .bind(tenant.id)
+        .bind(key)
+        .execute(&mut *conn)
+        .await?;
+    insert_audit(conn, audit).await
+}
+
 async fn plan_id(conn: &mut PgConnection, plan: &str) -> Result<Uuid> {
     if let Some(id) =
         sqlx::query_scalar("SELECT id FROM plans WHERE name = $1").bind(plan).fetch_optional(&mut *conn).await?

@@ -494,3 +494,87 @@ async fn lists_page_and_filter_and_bad_input_is_named() {
     let owners = call(&server, "GET", "/v1/tenants/pa/users?emailPrefix=OWNER", Some(OPERATOR), None).await;
     assert_eq!(owners.body["users"][0]["email"], "owner@pa.example", "{}", owners.text);
 }
+
+/// FR-FLAG-001: operators set and clear a tenant's flag overrides with the plan's type checked, as
+/// `validate` checks Git; applications see the result at once; Git's overrides stay Git's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_override_flags_with_the_plans_types() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let app =
+        json!({ "name": "flag-app", "displayName": "Flags", "owner": "dev@corp.example", "scopes": ["flags:read"] });
+    assert_eq!(call(&server, "POST", "/v1/apps", Some(OPERATOR), Some(app)).await.status, 201);
+    let key =
+        call(&server, "POST", "/v1/apps/flag-app/keys", Some(OPERATOR), Some(json!({ "scopes": ["flags:read"] })))
+            .await;
+    let key = str_of(&key.body, "secret").to_owned();
+    let body = json!({ "name": "flagged", "displayName": "Flagged", "plan": "free", "applications": ["flag-app"], "owner": { "email": "o@flagged.example" } });
+    assert_eq!(call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await.status, 201);
+
+    let set = call(
+        &server,
+        "PUT",
+        "/v1/tenants/flagged/overrides/max_projects",
+        Some(OPERATOR),
+        Some(json!({ "value": 10 })),
+    )
+    .await;
+    assert_eq!(set.status, 200, "{}", set.text);
+    assert_eq!((set.body["value"].as_i64(), set.body["default"].as_i64()), (Some(10), Some(3)));
+    let widened = call(
+        &server,
+        "PUT",
+        "/v1/tenants/flagged/overrides/storage_quota_gb",
+        Some(OPERATOR),
+        Some(json!({ "value": 2 })),
+    )
+    .await;
+    assert_eq!(widened.body["value"], json!(2.0), "an integer is widened for a number flag: {}", widened.text);
+    let flags = call(&server, "GET", "/v1/tenants/flagged/flags", Some(&key), None).await;
+    assert_eq!(flags.body["flags"]["max_projects"]["value"], 10, "{}", flags.text);
+    assert_eq!(flags.body["flags"]["max_projects"]["source"], "tenant", "{}", flags.text);
+
+    let wrong = call(
+        &server,
+        "PUT",
+        "/v1/tenants/flagged/overrides/max_projects",
+        Some(OPERATOR),
+        Some(json!({ "value": "ten" })),
+    )
+    .await;
+    assert_eq!((wrong.status, code(&wrong)), (422, "wrong_flag_type"), "{}", wrong.text);
+    assert!(wrong.text.contains("flag `max_projects` is integer in plan `free`"), "{}", wrong.text);
+    let unknown =
+        call(&server, "PUT", "/v1/tenants/flagged/overrides/teleport", Some(OPERATOR), Some(json!({ "value": true })))
+            .await;
+    assert_eq!((unknown.status, code(&unknown)), (422, "unknown_flag"), "{}", unknown.text);
+
+    let listed = call(&server, "GET", "/v1/tenants/flagged/overrides", Some(OPERATOR), None).await;
+    assert_eq!(listed.body["overrides"].as_array().map(Vec::len), Some(2), "{}", listed.text);
+    assert_eq!(
+        call(&server, "DELETE", "/v1/tenants/flagged/overrides/max_projects", Some(OPERATOR), None).await.status,
+        204
+    );
+    let flags = call(&server, "GET", "/v1/tenants/flagged/flags", Some(&key), None).await;
+    assert_eq!(flags.body["flags"]["max_projects"]["value"], 3, "the plan's default again: {}", flags.text);
+    assert_eq!(
+        call(&server, "DELETE", "/v1/tenants/flagged/overrides/max_projects", Some(OPERATOR), None).await.status,
+        404
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM audit_log WHERE action IN ('flag.set', 'flag.clear') AND tenant = 'flagged'")
+            .await,
+        3
+    );
+
+    // An override declared in Git is changed in Git.
+    within(Duration::from_secs(30), "first sync", || async {
+        call(&server, "GET", "/v1/sync/status", Some(OPERATOR), None).await.body["state"] == "Synced"
+    })
+    .await;
+    let declared = db.text("SELECT key FROM tenant_flags WHERE managed_by = 'git' AND tenant_id = (SELECT id FROM tenants WHERE name = 'acme') LIMIT 1").await;
+    let refused =
+        call(&server, "DELETE", &format!("/v1/tenants/acme/overrides/{declared}"), Some(OPERATOR), None).await;
+    assert_eq!((refused.status, code(&refused)), (409, "managed_by_git"), "{}", refused.text);
+}

@@ -254,6 +254,10 @@ pub(crate) fn routes() -> Vec<Route> {
         route("DELETE", "/v1/tenants/{tenant}", Operator, None),
         route("POST", "/v1/tenants/{tenant}/suspend", Operator, Json(|| json!({ "reason": "hostile" }))),
         route("POST", "/v1/tenants/{tenant}/restore", Operator, None),
+        // overrides.rs
+        route("GET", "/v1/tenants/{tenant}/overrides", Operator, None),
+        route("PUT", "/v1/tenants/{tenant}/overrides/{flag}", Operator, Json(|| json!({ "value": true }))),
+        route("DELETE", "/v1/tenants/{tenant}/overrides/{flag}", Operator, None),
         // users.rs
         Route {
             query: &["after", "limit", "role", "status", "emailPrefix"],

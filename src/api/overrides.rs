@@ -1,0 +1,157 @@
+//! `/v1/tenants/{tenant}/overrides`: a tenant's overrides of its plan's flag defaults, set and
+//! cleared by operators (FR-FLAG-001) with the rules `validate` applies to Git: the plan must
+//! declare the flag, and the value must be of the plan's type. Applications read the result through
+//! `/v1/tenants/{tenant}/flags` and OFREP, on every replica within the change feed's delay.
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::body::JsonBody;
+use super::caller::Caller;
+use super::{ApiError, AppState, Result};
+use crate::audit::Target;
+use crate::authz::Action;
+use crate::delivery::sync;
+use crate::model::{FlagKey, FlagType, FlagValue, TenantName, shown};
+use crate::store::tenants::{self as db, FlagOverride};
+use crate::store::{Rule, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/overrides", get(list))
+        .route("/v1/tenants/{tenant}/overrides/{flag}", axum::routing::put(set).delete(clear))
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Overrides {
+    overrides: Vec<FlagOverride>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewValue {
+    /// The value, of the type of the plan's default (an integer is accepted for a number flag).
+    #[schema(value_type = Object)]
+    value: serde_json::Value,
+}
+
+fn flag_key(value: &str) -> Result<FlagKey> {
+    FlagKey::parse(value).map_err(|e| ApiError::BadRequest(format!("path parameter `flag`: {e}")))
+}
+
+fn target(tenant: &TenantName, key: &FlagKey) -> Target {
+    Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}/flag/{key}"))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/tenants/{tenant}/overrides",
+    tag = "admin",
+    security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    responses((status = 200, description = "The tenant's flag overrides, each beside the plan's default.", body = Overrides)),
+)]
+async fn list(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ReadTenants, "flag overrides", &tenant)?;
+    let found = db::get(&state.pool, name.as_str()).await?.ok_or_else(|| db::not_found(name.as_str()))?;
+    Ok(axum::Json(Overrides { overrides: db::overrides(&state.pool, found.id).await? }).into_response())
+}
+
+#[utoipa::path(
+    put,
+    path = "/v1/tenants/{tenant}/overrides/{flag}",
+    tag = "admin",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("flag" = String, Path, description = "The flag's key, as its plan declares it.", example = "max_projects")),
+    request_body(content = NewValue),
+    responses((status = 200, description = "The override as set. 422 `unknown_flag` or `wrong_flag_type` when the plan does not allow it.", body = FlagOverride)),
+)]
+async fn set(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, flag)): Path<(String, String)>,
+    body: JsonBody<NewValue>,
+) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ManageFlags, "flag overrides", &tenant)?;
+    let key = flag_key(&flag)?;
+    let value = body.value()?.value;
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let locked = db::lock(&mut tx, name.as_str()).await?;
+    let Some(default) = db::plan_default(&mut tx, &locked, key.as_str()).await? else {
+        return Err(ApiError::rule(
+            Rule::Invalid,
+            "unknown_flag",
+            format!("flag `{key}` is not declared by plan `{}`; add a default there first", locked.plan),
+        ));
+    };
+    let expected = FlagType::of(&default).unwrap_or(FlagType::Object);
+    let Some(typed) = FlagValue::typed(expected, value.clone()) else {
+        let own = FlagType::of(&value).map_or_else(|| "null or an array".to_owned(), |t| t.to_string());
+        let shown_value = shown(&value.to_string());
+        return Err(ApiError::rule(
+            Rule::Invalid,
+            "wrong_flag_type",
+            format!(
+                "value: flag `{key}` is {expected} in plan `{}`, so the override must be {expected} too, not {own} ({shown_value})",
+                locked.plan
+            ),
+        ));
+    };
+    let current = db::lock_override(&mut tx, &locked, key.as_str()).await?;
+    refuse_if_git(&locked, current.as_ref(), &key)?;
+    let details = json!({ "value": typed.as_json(), "previous": current.as_ref().map(|c| &c.value) });
+    let row = caller.audit("flag.set", target(&name, &key), details);
+    let set = db::set_override(&mut tx, &locked, key.as_str(), typed.as_json(), &[row]).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    sync::refresh_tenants(&state.delivery, &state.pool, &[name.as_str()]).await?;
+    Ok(axum::Json(set).into_response())
+}
+
+#[utoipa::path(
+    delete,
+    path = "/v1/tenants/{tenant}/overrides/{flag}",
+    tag = "admin",
+    security(("operator" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("flag" = String, Path, description = "The flag's key.", example = "max_projects")),
+    responses((status = 204, description = "The override is gone: the plan's default applies again.")),
+)]
+async fn clear(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((tenant, flag)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ManageFlags, "flag overrides", &tenant)?;
+    let key = flag_key(&flag)?;
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let locked = db::lock(&mut tx, name.as_str()).await?;
+    let Some(current) = db::lock_override(&mut tx, &locked, key.as_str()).await? else {
+        return Err(ApiError::NotFound(format!("tenant `{name}` has no override of flag `{key}`")));
+    };
+    refuse_if_git(&locked, Some(&current), &key)?;
+    let row = caller.audit("flag.clear", target(&name, &key), json!({ "previous": current.value }));
+    db::clear_override(&mut tx, &locked, key.as_str(), &[row]).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    sync::refresh_tenants(&state.delivery, &state.pool, &[name.as_str()]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// 409 for an override that Git declares, naming the tenant's file.
+fn refuse_if_git(tenant: &db::TenantRecord, current: Option<&FlagOverride>, key: &FlagKey) -> Result<()> {
+    if current.is_some_and(|c| c.managed_by == "git") {
+        let file = tenant.source_file.as_deref().unwrap_or("the config repository");
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "managed_by_git",
+            format!(
+                "the override of flag `{key}` of tenant `{}` is declared in Git ({file}); change it there",
+                tenant.name
+            ),
+        ));
+    }
+    Ok(())
+}
