@@ -9,6 +9,9 @@ ALTER TABLE tenants
     ADD COLUMN suspended_at     timestamptz,
     ADD COLUMN purge_after      timestamptz,
     ADD CONSTRAINT tenants_pending_deletion_is_suspended CHECK (purge_after IS NULL OR status = 'suspended');
+-- Whether Git lets the admin API change what it declares for this tenant (sync.interactiveEdits):
+-- such changes show as drift, attributed to their actor, and selfHeal decides their fate.
+ALTER TABLE tenants ADD COLUMN interactive_edits boolean NOT NULL DEFAULT false;
 CREATE INDEX tenants_purge_after_idx ON tenants (purge_after) WHERE purge_after IS NOT NULL;
 -- The tenant list pages by name and searches by name prefix at any size.
 CREATE INDEX tenants_name_pattern_idx ON tenants (name text_pattern_ops);

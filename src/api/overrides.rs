@@ -103,7 +103,8 @@ async fn set(
         ));
     };
     let current = db::lock_override(&mut tx, &locked, key.as_str()).await?;
-    refuse_if_git(&locked, current.as_ref(), &key)?;
+    let managed_by = current.as_ref().map_or("api", |c| c.managed_by.as_str());
+    locked.refuse_if_git(managed_by, format_args!("the override of flag `{key}` of tenant `{name}`"))?;
     let details = json!({ "value": typed.as_json(), "previous": current.as_ref().map(|c| &c.value) });
     let row = caller.audit("flag.set", target(&name, &key), details);
     let set = db::set_override(&mut tx, &locked, key.as_str(), typed.as_json(), &[row]).await?;
@@ -132,26 +133,10 @@ async fn clear(
     let Some(current) = db::lock_override(&mut tx, &locked, key.as_str()).await? else {
         return Err(ApiError::NotFound(format!("tenant `{name}` has no override of flag `{key}`")));
     };
-    refuse_if_git(&locked, Some(&current), &key)?;
+    locked.refuse_if_git(&current.managed_by, format_args!("the override of flag `{key}` of tenant `{name}`"))?;
     let row = caller.audit("flag.clear", target(&name, &key), json!({ "previous": current.value }));
     db::clear_override(&mut tx, &locked, key.as_str(), &[row]).await?;
     tx.commit().await.map_err(StoreError::from)?;
     sync::refresh_tenants(&state.delivery, &state.pool, &[name.as_str()]).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// 409 for an override that Git declares, naming the tenant's file.
-fn refuse_if_git(tenant: &db::TenantRecord, current: Option<&FlagOverride>, key: &FlagKey) -> Result<()> {
-    if current.is_some_and(|c| c.managed_by == "git") {
-        let file = tenant.source_file.as_deref().unwrap_or("the config repository");
-        return Err(ApiError::rule(
-            Rule::Conflict,
-            "managed_by_git",
-            format!(
-                "the override of flag `{key}` of tenant `{}` is declared in Git ({file}); change it there",
-                tenant.name
-            ),
-        ));
-    }
-    Ok(())
 }

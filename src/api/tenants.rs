@@ -103,19 +103,6 @@ fn plan(name: &str) -> Result<PlanName> {
     PlanName::parse(name).map_err(|e| ApiError::BadRequest(format!("plan: {e}")))
 }
 
-/// 409 for a tenant that Git declares: changes go through its file.
-fn refuse_if_git(tenant: &TenantRecord) -> Result<()> {
-    if tenant.is_git_managed() {
-        let file = tenant.source_file.as_deref().unwrap_or("the config repository");
-        return Err(ApiError::rule(
-            Rule::Conflict,
-            "managed_by_git",
-            format!("tenant `{}` is declared in Git ({file}); change it there", tenant.name),
-        ));
-    }
-    Ok(())
-}
-
 fn target(tenant: &str) -> Target {
     Target::in_tenant(tenant, format!("tenant/{tenant}"))
 }
@@ -249,7 +236,7 @@ async fn change_locked(
 ) -> Result<Response> {
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     let current = db::lock(&mut tx, name.as_str()).await?;
-    refuse_if_git(&current)?;
+    current.refuse_if_git(&current.managed_by, format_args!("tenant `{}`", current.name))?;
     check_if_match(headers, &current.etag())?;
     let changed = change(&mut tx, &current).await?;
     tx.commit().await.map_err(StoreError::from)?;

@@ -83,22 +83,6 @@ fn authorize_owner_change(
     Ok(())
 }
 
-/// 409 for a user that Git declares, naming the tenant's file.
-fn refuse_if_git(tenant: &TenantRecord, user: &UserRecord) -> Result<()> {
-    if user.managed_by == "git" {
-        let file = tenant.source_file.as_deref().unwrap_or("the config repository");
-        return Err(ApiError::rule(
-            Rule::Conflict,
-            "managed_by_git",
-            format!(
-                "user {} of tenant `{}` is declared in Git ({file}); change it there",
-                user.user.email, tenant.name
-            ),
-        ));
-    }
-    Ok(())
-}
-
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Invitation {
@@ -274,7 +258,8 @@ async fn change_locked<T>(
     let locked = tenants_db::lock(&mut tx, tenant.as_str()).await?;
     let current = db::lock(&mut tx, tenant.as_str(), locked.id, email.as_str()).await?;
     authorize_owner_change(state, caller, tenant, Some(current.user.role), new_role)?;
-    refuse_if_git(&locked, &current)?;
+    let email = &current.user.email;
+    locked.refuse_if_git(&current.managed_by, format_args!("user {email} of tenant `{}`", locked.name))?;
     check_if_match(headers, &current.etag())?;
     let done = change(&mut tx, &locked, &current).await?;
     tx.commit().await.map_err(StoreError::from)?;

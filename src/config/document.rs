@@ -78,6 +78,10 @@ pub struct SyncSpec {
     pub self_heal: Option<bool>,
     /// Delete users and flags removed from Git (default true); when false they are reported as orphans.
     pub prune: Option<bool>,
+    /// Let tenant admins and operators change this tenant, its users and its flags through the API
+    /// (default false: such changes are refused with 409, naming this file). Their changes show as
+    /// drift with their name; `selfHeal` decides whether the next pass reverts them.
+    pub interactive_edits: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

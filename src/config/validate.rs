@@ -495,6 +495,7 @@ impl<'a> Checker<'a> {
                 sync: SyncPolicy {
                     self_heal: spec.sync.self_heal.unwrap_or(true),
                     prune: spec.sync.prune.unwrap_or(true),
+                    interactive_edits: spec.sync.interactive_edits.unwrap_or(false),
                 },
                 budget,
                 sso,

@@ -164,11 +164,15 @@ pub struct SyncPolicy {
     pub self_heal: bool,
     /// Delete resources that were removed from Git.
     pub prune: bool,
+    /// Let the admin API change what Git declares; the changes show as drift. Left out of the
+    /// serialized form (and so of declaration hashes) while false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub interactive_edits: bool,
 }
 
 impl Default for SyncPolicy {
     fn default() -> Self {
-        Self { self_heal: true, prune: true }
+        Self { self_heal: true, prune: true, interactive_edits: false }
     }
 }
 

@@ -68,7 +68,7 @@ pub fn diff(validated: &Validated, live: &LiveState, options: Options) -> Plan {
 /// Changes and drift of plans and applications; they always self-heal and prune.
 pub fn diff_global(validated: &Validated, live: &LiveState) -> (Vec<Change>, Vec<Drift>) {
     let (mut changes, mut drifts) = (Vec::new(), Vec::new());
-    let global_policy = SyncPolicy { self_heal: true, prune: true };
+    let global_policy = SyncPolicy::default();
     let desired_plans: HashMap<String, Row> =
         validated.desired.plans.iter().map(|p| (p.name.to_string(), Row::Plan(PlanRow::of(p)))).collect();
     let desired_apps: HashMap<String, Row> = (validated.desired.applications.iter())
@@ -182,7 +182,7 @@ pub fn diff_tenant(
     }
     let mut policy = match (desired, live) {
         (Some(t), _) => t.sync,
-        (None, Some(t)) => SyncPolicy { self_heal: true, prune: t.prune },
+        (None, Some(t)) => SyncPolicy { prune: t.prune, ..SyncPolicy::default() },
         (None, None) => return plan,
     };
     // Allowed drift is kept like that of a tenant that does not self-heal, until the allowance ends.
@@ -205,7 +205,7 @@ pub fn diff_tenant(
         .map(|t| t.users.iter().map(|u| (u.email.to_string(), Row::User(UserRow::of(u)))).collect())
         .unwrap_or_default();
     // A tenant being deleted takes all its rows with it, whoever created them.
-    let row_policy = if desired.is_none() { SyncPolicy { self_heal: true, prune: true } } else { policy };
+    let row_policy = if desired.is_none() { SyncPolicy::default() } else { policy };
     let mut outcomes = Vec::new();
     for email in sorted_union(desired_users.keys(), detail.users.keys()) {
         let live_row = detail.users.get(&email).map(|r| claim_if_deleting(r, desired.is_none()));
@@ -426,8 +426,8 @@ mod tests {
         }
     }
 
-    const HEAL_AND_PRUNE: SyncPolicy = SyncPolicy { self_heal: true, prune: true };
-    const NEITHER: SyncPolicy = SyncPolicy { self_heal: false, prune: false };
+    const HEAL_AND_PRUNE: SyncPolicy = SyncPolicy { self_heal: true, prune: true, interactive_edits: false };
+    const NEITHER: SyncPolicy = SyncPolicy { self_heal: false, prune: false, interactive_edits: false };
 
     fn row(fields: Fields, applied: Option<&Fields>) -> LiveRow {
         LiveRow {

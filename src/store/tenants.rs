@@ -33,6 +33,8 @@ pub struct TenantRecord {
     /// `git` (declared in the config repository) or `api`.
     pub managed_by: String,
     pub source_file: Option<String>,
+    /// Whether Git lets the API change what it declares here (`sync.interactiveEdits`).
+    pub interactive_edits: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -43,15 +45,27 @@ impl TenantRecord {
         super::etag(self)
     }
 
-    pub fn is_git_managed(&self) -> bool {
-        self.managed_by == "git"
+    /// 409 `managed_by_git` for `what`, a row of this tenant that Git declares (`managed_by`),
+    /// naming the file, unless the tenant allows interactive edits (the change then shows as drift).
+    pub fn refuse_if_git(&self, managed_by: &str, what: std::fmt::Arguments<'_>) -> Result<()> {
+        if managed_by != "git" || self.interactive_edits {
+            return Ok(());
+        }
+        let file = self.source_file.as_deref().unwrap_or("the config repository");
+        Err(rule(
+            Rule::Conflict,
+            "managed_by_git",
+            format!(
+                "{what} is declared in Git ({file}); change it there, or set `sync.interactiveEdits: true` in that file"
+            ),
+        ))
     }
 }
 
 const RECORD: &str = "SELECT t.id, t.name, t.display_name, p.name AS plan,
         CASE WHEN t.purge_after IS NOT NULL THEN 'pending_deletion' ELSE t.status END AS state,
         t.applications, t.suspended_reason, t.suspended_at, t.purge_after, t.managed_by, t.source_file,
-        t.created_at, t.updated_at
+        t.interactive_edits, t.created_at, t.updated_at
    FROM tenants t JOIN plans p ON p.id = t.plan_id";
 
 pub async fn get(pool: &PgPool, name: &str) -> Result<Option<TenantRecord>> {

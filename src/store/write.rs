@@ -326,6 +326,7 @@ struct RecordColumns {
     tree_hashes: Vec<Vec<u8>>,
     self_heal: Vec<bool>,
     prune: Vec<bool>,
+    interactive_edits: Vec<bool>,
     sources: Vec<String>,
     converged: Vec<bool>,
 }
@@ -347,6 +348,7 @@ async fn record(
         r.tree_hashes.push(record.tree_hash.to_vec());
         r.self_heal.push(record.sync.self_heal);
         r.prune.push(record.sync.prune);
+        r.interactive_edits.push(record.sync.interactive_edits);
         r.sources.push(record.source.clone());
         r.converged.push(record.converged);
     }
@@ -355,10 +357,10 @@ async fn record(
     }
     sqlx::query(
         "UPDATE tenants SET applied_tree_hash = r.tree_hash, self_heal = r.self_heal, prune = r.prune,
-                source_file = r.source, applied_commit = $7,
+                interactive_edits = r.interactive_edits, source_file = r.source, applied_commit = $7,
                 checked_revision = CASE WHEN r.converged THEN live_revision ELSE NULL END
-         FROM UNNEST($1::uuid[], $2::bytea[], $3::boolean[], $4::boolean[], $5::text[], $6::boolean[])
-              AS r(id, tree_hash, self_heal, prune, source, converged)
+         FROM UNNEST($1::uuid[], $2::bytea[], $3::boolean[], $4::boolean[], $5::text[], $6::boolean[], $8::boolean[])
+              AS r(id, tree_hash, self_heal, prune, source, converged, interactive_edits)
          WHERE tenants.id = r.id",
     )
     .bind(&r.ids)
@@ -368,6 +370,7 @@ async fn record(
     .bind(&r.sources)
     .bind(&r.converged)
     .bind(commit)
+    .bind(&r.interactive_edits)
     .execute(conn)
     .await?;
     Ok(())

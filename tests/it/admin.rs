@@ -578,3 +578,50 @@ async fn operators_override_flags_with_the_plans_types() {
         call(&server, "DELETE", &format!("/v1/tenants/acme/overrides/{declared}"), Some(OPERATOR), None).await;
     assert_eq!((refused.status, code(&refused)), (409, "managed_by_git"), "{}", refused.text);
 }
+
+/// FR-008, issue 12.3: a tenant whose Git file allows interactive edits takes the API's change, which
+/// then shows as drift under the name of the actor who made it; `selfHeal: false` keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interactive_edits_of_a_git_tenant_show_as_drift_with_the_actors_name() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    repo.edit(
+        "tenants/acme.yaml",
+        "sync: { selfHeal: true, prune: true }",
+        "sync: { selfHeal: false, prune: true, interactiveEdits: true }",
+    );
+    let server = started(&repo, &db, &[]).await;
+    let synced =
+        || async { call(&server, "GET", "/v1/sync/status", Some(OPERATOR), None).await.body["state"] == "Synced" };
+    within(Duration::from_secs(30), "first sync", synced).await;
+
+    let changed = call(
+        &server,
+        "PATCH",
+        "/v1/tenants/acme/users/dan@acme.example",
+        Some(OPERATOR),
+        Some(json!({ "role": "admin" })),
+    )
+    .await;
+    assert_eq!(changed.status, 200, "{}", changed.text);
+    assert_eq!(call(&server, "POST", "/v1/sync", Some(OPERATOR), None).await.status, 202);
+    let drift = || async {
+        let status = call(&server, "GET", "/v1/sync/tenants/acme", Some(OPERATOR), None).await;
+        status.body["drift"]
+            .as_array()
+            .and_then(|d| d.iter().find(|e| e["resource"] == "tenant/acme/user/dan@acme.example").cloned())
+    };
+    within(Duration::from_secs(30), "the change shows as drift", || async { drift().await.is_some() }).await;
+    let entry = drift().await.expect("drift");
+    assert_eq!(entry["changedBy"], "bootstrap-token", "{entry}");
+    assert_eq!(
+        db.text("SELECT role FROM users WHERE email = 'dan@acme.example'").await,
+        "admin",
+        "selfHeal: false keeps it"
+    );
+    // Globex does not allow interactive edits.
+    let refused =
+        call(&server, "PATCH", "/v1/tenants/globex", Some(OPERATOR), Some(json!({ "displayName": "G" }))).await;
+    assert_eq!((refused.status, code(&refused)), (409, "managed_by_git"), "{}", refused.text);
+    assert!(refused.text.contains("interactiveEdits"), "says how to allow it: {}", refused.text);
+}
