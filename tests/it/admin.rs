@@ -625,3 +625,30 @@ async fn interactive_edits_of_a_git_tenant_show_as_drift_with_the_actors_name() 
     assert_eq!((refused.status, code(&refused)), (409, "managed_by_git"), "{}", refused.text);
     assert!(refused.text.contains("interactiveEdits"), "says how to allow it: {}", refused.text);
 }
+
+/// Issue 12.3: a tenant created through the API and then declared in Git is adopted with its owner,
+/// and `plan` says so; a user Git does not name stays the API's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declaring_an_api_tenant_in_git_adopts_it_and_plan_says_so() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    create_tenant(&server, "adoptee", "boss@adoptee.example").await;
+    let body = json!({ "email": "temp@adoptee.example", "role": "user" });
+    assert_eq!(call(&server, "POST", "/v1/tenants/adoptee/users", Some(OPERATOR), Some(body)).await.status, 201);
+    drop(server);
+    repo.write(
+        "tenants/adoptee.yaml",
+        "apiVersion: gatehouse.dev/v1\nkind: Tenant\nmetadata:\n  name: adoptee\nspec:\n  displayName: Adoptee Ltd\n  plan: pro\n  users:\n    - { email: boss@adoptee.example, role: owner }\n",
+    );
+    let dir = repo.path().display().to_string();
+    let planned = crate::helpers::gatehouse(&["plan", &dir], &[("DATABASE_URL", &db.url)]);
+    let text = crate::helpers::stdout(&planned);
+    let line = text.lines().find(|l| l.contains("tenant adoptee") && l.contains("adopted from the API"));
+    assert!(line.is_some(), "plan shows the adoption:\n{text}{}", crate::helpers::stderr(&planned));
+    let applied = crate::helpers::gatehouse(&["apply", &dir], &[("DATABASE_URL", &db.url)]);
+    assert!(applied.status.success(), "{}", crate::helpers::stderr(&applied));
+    assert_eq!(db.text("SELECT managed_by FROM tenants WHERE name = 'adoptee'").await, "git");
+    assert_eq!(db.text("SELECT managed_by FROM users WHERE email = 'boss@adoptee.example'").await, "git");
+    assert_eq!(db.text("SELECT managed_by FROM users WHERE email = 'temp@adoptee.example'").await, "api");
+}
