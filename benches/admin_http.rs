@@ -77,13 +77,17 @@ fn identity_provider() -> (std::process::Child, String, String) {
         dir.join("node_modules/oidc-provider").exists(),
         "tests/idp/node_modules is missing: run `npm ci --prefix tests/idp` (scripts/test does)"
     );
+    // It runs while its stdin is open (the child keeps it), and its stdout is drained.
     let mut child = std::process::Command::new("node")
         .arg(dir.join("idp.mjs"))
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("node runs tests/idp/idp.mjs");
-    let stdout = child.stdout.take().expect("stdout");
-    let issuer = std::io::BufReader::new(stdout).lines().next().expect("issuer line").expect("line");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let issuer = lines.next().expect("issuer line").expect("line");
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
     let claims = json!({ "email": "ops@corp.example", "email_verified": true, "groups": ["platform-ops"] });
     let token: serde_json::Value = ureq::post(&format!("{issuer}/_harness/token"))
         .send_json(json!({ "account": "ops", "claims": claims, "ttl": 3600 }))

@@ -13,8 +13,9 @@ ALTER TABLE tenants
 -- such changes show as drift, attributed to their actor, and selfHeal decides their fate.
 ALTER TABLE tenants ADD COLUMN interactive_edits boolean NOT NULL DEFAULT false;
 CREATE INDEX tenants_purge_after_idx ON tenants (purge_after) WHERE purge_after IS NOT NULL;
--- The tenant list pages by name and searches by name prefix at any size.
-CREATE INDEX tenants_name_pattern_idx ON tenants (name text_pattern_ops);
+-- The tenant list pages by name and searches by name prefix at any size: byte order ("C"), so that a
+-- prefix is one range whatever the database's collation.
+CREATE INDEX tenants_name_c_idx ON tenants (name COLLATE "C");
 
 -- A purged tenant's name stays reserved, so a new tenant cannot inherit links, mail or audit rows
 -- that name the old one.
@@ -39,5 +40,5 @@ CREATE TABLE idempotency_keys (
 );
 CREATE INDEX idempotency_keys_created_at_idx ON idempotency_keys (created_at);
 
--- Users are paged by email within a tenant.
-CREATE INDEX users_tenant_email_idx ON users (tenant_id, email);
+-- Users are paged by email within a tenant, in byte order as tenants are.
+CREATE INDEX users_tenant_email_c_idx ON users (tenant_id, email COLLATE "C");

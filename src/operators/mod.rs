@@ -26,6 +26,7 @@ pub use token::looks_like_jwt;
 pub struct Verifier {
     settings: OidcSettings,
     jwks: Arc<jwks::Jwks>,
+    verified: Verified,
 }
 
 /// A person the identity provider vouches for, with the platform role their groups are bound to.
@@ -121,7 +122,7 @@ impl Verifier {
         settings.check()?;
         let jwks = Arc::new(jwks::Jwks::new(settings.issuer_url.clone()));
         tokio::spawn(jwks.clone().keep_fresh(shutdown));
-        Ok(Arc::new(Verifier { settings, jwks }))
+        Ok(Arc::new(Verifier { settings, jwks, verified: Verified::default() }))
     }
 
     pub fn settings(&self) -> &OidcSettings {
@@ -133,11 +134,19 @@ impl Verifier {
         let parsed = token::parse(token)?;
         let alg = self.allowed(&parsed.header.alg)?;
         claims::check_issuer(&parsed.claims, &self.settings.issuer_url)?;
+        // The key must still be in the provider's JWKS, every time; the signature is checked once
+        // per token (RSA verification is most of an operator request's CPU otherwise).
         let candidates = self.jwks.lookup(parsed.header.kid.as_deref(), alg).await?;
-        let verified = candidates.iter().any(|key| {
-            jsonwebtoken::crypto::verify(parsed.signature, parsed.signed.as_bytes(), &key.decoding, alg.0)
-                .unwrap_or(false)
-        });
+        let now = chrono::Utc::now().timestamp();
+        let seen = self.verified.holds(token, now);
+        let verified = seen
+            || candidates.iter().any(|key| {
+                jsonwebtoken::crypto::verify(parsed.signature, parsed.signed.as_bytes(), &key.decoding, alg.0)
+                    .unwrap_or(false)
+            });
+        if verified && !seen {
+            self.verified.remember(token, now);
+        }
         if !verified {
             return Err(Refusal::invalid(match &parsed.header.kid {
                 Some(kid) => format!("the token's signature does not verify with the identity provider's key `{kid}`"),
@@ -197,5 +206,57 @@ mod refusal_tests {
         for (refusal, category) in cases {
             assert_eq!(refusal.category(), category, "{refusal}");
         }
+    }
+}
+
+/// Tokens whose signature verified, by SHA-256 of the whole token, each for `VERIFIED_FOR` seconds:
+/// a token is the same bytes each time, so its signature is too. Everything else (the key still
+/// published, issuer, audience, expiry, groups) is checked on every request.
+#[derive(Default)]
+struct Verified(papaya::HashMap<[u8; 32], i64>);
+
+/// How long a verified signature is remembered.
+const VERIFIED_FOR: i64 = 300;
+/// Most signatures remembered; past it, the expired ones are forgotten, and all if none had.
+const VERIFIED_MAX: usize = 10_000;
+
+impl Verified {
+    fn digest(token: &str) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(token.as_bytes()).into()
+    }
+
+    fn holds(&self, token: &str, now: i64) -> bool {
+        self.0.pin().get(&Self::digest(token)).is_some_and(|until| *until > now)
+    }
+
+    fn remember(&self, token: &str, now: i64) {
+        let map = self.0.pin();
+        if map.len() >= VERIFIED_MAX {
+            map.retain(|_, until| *until > now);
+            if map.len() >= VERIFIED_MAX {
+                map.clear();
+            }
+        }
+        map.insert(Self::digest(token), now + VERIFIED_FOR);
+    }
+}
+
+#[cfg(test)]
+mod verified_tests {
+    use super::{VERIFIED_FOR, VERIFIED_MAX, Verified};
+
+    #[test]
+    fn a_signature_is_remembered_for_a_while_and_the_memory_is_bounded() {
+        let verified = Verified::default();
+        assert!(!verified.holds("a.b.c", 100));
+        verified.remember("a.b.c", 100);
+        assert!(verified.holds("a.b.c", 100 + VERIFIED_FOR - 1));
+        assert!(!verified.holds("a.b.c", 100 + VERIFIED_FOR));
+        assert!(!verified.holds("a.b.d", 100), "another token is another signature");
+        for i in 0..VERIFIED_MAX + 5 {
+            verified.remember(&format!("t{i}"), 200);
+        }
+        assert!(verified.0.pin().len() <= VERIFIED_MAX);
     }
 }

@@ -102,27 +102,26 @@ pub struct UserFilter<'a> {
     pub limit: i64,
 }
 
-/// One page of the users of tenant `tenant_id`, in email order.
+/// One page of the users of tenant `tenant_id`, in email order (only the filters given are in the
+/// statement, so it is a range of the `(tenant_id, email)` index).
 pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &UserFilter<'_>) -> Result<Vec<UserRecord>> {
-    let prefix_end = filter.email_prefix.map(|p| format!("{p}\u{10ffff}"));
-    Ok(sqlx::query_as(&format!(
-        "{RECORD}
-          WHERE u.tenant_id = $1
-            AND ($2::text IS NULL OR u.email > $2)
-            AND ($3::text IS NULL OR (u.email >= $3 AND u.email < $4))
-            AND ($5::text IS NULL OR u.role = $5)
-            AND ($6::text IS NULL OR u.status = $6)
-          ORDER BY u.email LIMIT $7"
-    ))
-    .bind(tenant_id)
-    .bind(filter.after)
-    .bind(filter.email_prefix)
-    .bind(prefix_end)
-    .bind(filter.role)
-    .bind(filter.status)
-    .bind(filter.limit)
-    .fetch_all(pool)
-    .await?)
+    let mut query = sqlx::QueryBuilder::new(RECORD);
+    query.push(" WHERE u.tenant_id = ").push_bind(tenant_id);
+    if let Some(after) = filter.after {
+        query.push(" AND u.email COLLATE \"C\" > ").push_bind(after);
+    }
+    if let Some(prefix) = filter.email_prefix {
+        query.push(" AND u.email COLLATE \"C\" >= ").push_bind(prefix);
+        query.push(" AND u.email COLLATE \"C\" < ").push_bind(format!("{prefix}\u{10ffff}"));
+    }
+    if let Some(role) = filter.role {
+        query.push(" AND u.role = ").push_bind(role);
+    }
+    if let Some(status) = filter.status {
+        query.push(" AND u.status = ").push_bind(status);
+    }
+    query.push(" ORDER BY u.email COLLATE \"C\" LIMIT ").push_bind(filter.limit);
+    Ok(query.build_query_as().fetch_all(pool).await?)
 }
 
 pub async fn get(pool: &PgPool, tenant_id: Uuid, email: &str) -> Result<Option<UserRecord>> {
