@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::ReportFormat;
-use super::client::ServerArgs;
+use super::client::{ServerArgs, table, text, when};
 
 #[derive(Debug, Args)]
 pub struct AppsArgs {
@@ -177,54 +177,26 @@ fn key_path(app: &str, key: &str) -> String {
     format!("/v1/apps/{app}/keys/{key}")
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
-}
-
-/// An RFC 3339 time to the second (`2026-11-21T11:45:01Z`), so table columns line up.
-fn when(value: &Value) -> String {
-    match value.as_str() {
-        Some(t) if t.len() > 19 => format!("{}Z", &t[..19]),
-        _ => text(value),
-    }
-}
-
 fn apps_table(apps: &[Value]) -> String {
-    let mut out = format!("{:<24} {:<9} {:<5} {:<36} {}\n", "NAME", "STATUS", "FROM", "ID", "SCOPES");
-    for app in apps {
-        out += &format!(
-            "{:<24} {:<9} {:<5} {:<36} {}\n",
-            text(&app["name"]),
-            text(&app["status"]),
-            text(&app["managedBy"]),
-            text(&app["id"]),
-            text(&app["scopes"])
-        );
-    }
-    out
+    let columns = [("NAME", 24), ("STATUS", 9), ("FROM", 5), ("ID", 36), ("SCOPES", 0)];
+    table(&columns, apps, |app| {
+        vec![text(&app["name"]), text(&app["status"]), text(&app["managedBy"]), text(&app["id"]), text(&app["scopes"])]
+    })
 }
 
 fn keys_table(keys: &[Value]) -> String {
-    let mut out =
-        format!("{:<14} {:<8} {:<21} {:<21} {:<21} {}\n", "KEY", "STATE", "CREATED", "EXPIRES", "LAST USED", "SCOPES");
-    for key in keys {
+    let columns = [("KEY", 14), ("STATE", 8), ("CREATED", 21), ("EXPIRES", 21), ("LAST USED", 21), ("SCOPES", 0)];
+    table(&columns, keys, |key| {
         let state = if !key["revokedAt"].is_null() { "revoked" } else { "active" };
-        out += &format!(
-            "{:<14} {:<8} {:<21} {:<21} {:<21} {}\n",
+        vec![
             text(&key["id"]),
-            state,
+            state.to_owned(),
             when(&key["createdAt"]),
             when(&key["expiresAt"]),
             when(&key["lastUsedAt"]),
-            text(&key["scopes"])
-        );
-    }
-    out
+            text(&key["scopes"]),
+        ]
+    })
 }
 
 fn issued_text(key: &Value) -> String {

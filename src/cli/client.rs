@@ -1,4 +1,5 @@
-//! Talking to a running server: the commands that ask (`status`) or change (`apps`, `keys`) it.
+//! Talking to a running server: the commands that ask (`status`) or change (`apps`, `keys`,
+//! `tenants`, `users`) it, and how they show its answers.
 
 use anyhow::Context as _;
 use clap::Args;
@@ -34,16 +35,32 @@ impl ServerArgs {
 
     /// One request; a refusal becomes an error carrying the server's message.
     pub fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        self.call_with(method, path, &[], body)
+    }
+
+    /// `call` with more request headers, such as `Idempotency-Key`. An answer without a body (204)
+    /// is `Null`.
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
         let mut request = ureq::request(method, &url).timeout(std::time::Duration::from_secs(10));
         if let Some(token) = bearer(self.token.as_ref()) {
             request = request.set("Authorization", &format!("Bearer {}", token.expose()));
+        }
+        for (name, value) in headers {
+            request = request.set(name, value);
         }
         let sent = match body {
             Some(body) => request.send_json(body),
             None => request.call(),
         };
         match sent {
+            Ok(response) if response.status() == 204 => Ok(Value::Null),
             Ok(response) => response.into_json().with_context(|| format!("{url} did not answer JSON")),
             Err(ureq::Error::Status(code, response)) => {
                 let body: Value = response.into_json().unwrap_or_default();
@@ -57,5 +74,107 @@ impl ServerArgs {
                 )
             }),
         }
+    }
+
+    /// A listing such as `GET /v1/tenants` with the `query` parameters that are set: the first page,
+    /// or with `all` every page (following `next`), their `items` joined into one answer of the same
+    /// shape without `next`.
+    pub fn list(&self, path: &str, query: &[(&str, Option<&str>)], items: &str, all: bool) -> anyhow::Result<Value> {
+        let set: Vec<(&str, &str)> = query.iter().filter_map(|(name, value)| value.map(|v| (*name, v))).collect();
+        let page = |after: Option<&str>| {
+            let after = after.map(|a| ("after", a));
+            let query = serde_urlencoded::to_string(set.iter().copied().chain(after).collect::<Vec<_>>())?;
+            self.get(&if query.is_empty() { path.to_owned() } else { format!("{path}?{query}") })
+        };
+        let first = page(None)?;
+        if !all {
+            return Ok(first);
+        }
+        let mut listed = first[items].as_array().cloned().unwrap_or_default();
+        let mut next = first["next"].as_str().map(str::to_owned);
+        while let Some(after) = next {
+            let answer = page(Some(&after))?;
+            listed.extend(answer[items].as_array().cloned().unwrap_or_default());
+            // A server that answers the same cursor again would page forever.
+            next = answer["next"].as_str().filter(|n| *n != after).map(str::to_owned);
+        }
+        Ok(serde_json::json!({ items: listed, "next": null }))
+    }
+}
+
+/// One path segment: anything but letters, digits, `-`, `.` and `_` percent-encoded, so that a
+/// name or email (`dan+ops@acme.example`) reaches the server as it was typed.
+pub fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A field of the server's JSON as a table cell or line shows it: `-` for none, lists comma-separated.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        Value::Array(items) => items.iter().map(text).collect::<Vec<_>>().join(","),
+        other => other.to_string(),
+    }
+}
+
+/// An RFC 3339 time to the second (`2026-11-21T11:45:01Z`), so table columns line up.
+pub fn when(value: &Value) -> String {
+    match value.as_str() {
+        Some(t) if t.len() > 19 => format!("{}Z", &t[..19]),
+        _ => text(value),
+    }
+}
+
+/// A table: a header line, then a line per item; each column but the last padded to its width.
+pub fn table<T>(columns: &[(&str, usize)], items: &[T], cells: impl Fn(&T) -> Vec<String>) -> String {
+    let line = |cells: Vec<String>| {
+        let mut out = String::new();
+        for (i, (cell, (_, width))) in cells.iter().zip(columns).enumerate() {
+            if i + 1 < columns.len() {
+                out += &format!("{cell:<width$} ");
+            } else {
+                out += cell;
+            }
+        }
+        out + "\n"
+    };
+    let header = line(columns.iter().map(|(title, _)| (*title).to_owned()).collect());
+    items.iter().fold(header, |out, item| out + &line(cells(item)))
+}
+
+/// One record, a `label: value` line per field, the values aligned.
+pub fn fields(rows: &[(&str, String)]) -> String {
+    let width = rows.iter().map(|(label, _)| label.len() + 2).max().unwrap_or(0);
+    rows.iter().map(|(label, value)| format!("{:<width$}{value}\n", format!("{label}:"))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_or_email_is_escaped_as_one_path_segment() {
+        assert_eq!(segment("globex"), "globex");
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("dan+ops@acme.example"), "dan%2Bops%40acme.example");
+    }
+
+    #[test]
+    fn table_columns_line_up_and_the_last_is_not_padded() {
+        let rows = [("acme", "active"), ("globex-long", "suspended")];
+        let out = table(&[("NAME", 8), ("STATE", 9)], &rows, |(name, state)| vec![(*name).into(), (*state).into()]);
+        assert_eq!(out, "NAME     STATE\nacme     active\nglobex-long suspended\n");
+    }
+
+    #[test]
+    fn fields_align_their_values_after_the_longest_label() {
+        let out = fields(&[("user", "dan@acme.example".into()), ("managed by", "git".into())]);
+        assert_eq!(out, "user:       dan@acme.example\nmanaged by: git\n");
     }
 }

@@ -16,6 +16,8 @@ mod oidc;
 mod serve;
 mod status;
 mod sync;
+mod tenants;
+mod users;
 
 use crate::config::{self, DiagnosticFormat};
 use crate::plan::Options;
@@ -104,6 +106,11 @@ pub enum Command {
     Apps(apps::AppsArgs),
     /// API keys of an application on a running server: create, list, revoke, rotate.
     Keys(apps::KeysArgs),
+    /// Tenants on a running server: list, show, create, update, suspend, restore, delete.
+    Tenants(tenants::TenantsArgs),
+    /// A tenant's users on a running server: list, show, invite, set-role, disable, enable, delete,
+    /// end-sessions, resend-invitation, unlock.
+    Users(users::UsersArgs),
     /// Resolve drift other than by reverting it: adopt live values into the config files, or allow a
     /// tenant's drift until a deadline.
     Drift {
@@ -228,6 +235,8 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         }
         Command::Apps(args) => apps::apps(args),
         Command::Keys(args) => apps::keys(args),
+        Command::Tenants(args) => tenants::tenants(args),
+        Command::Users(args) => users::users(args),
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
         Command::Sync(args) => sync::sync(args),

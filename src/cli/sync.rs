@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use serde_json::Value;
 
 use super::ReportFormat;
-use super::client::ServerArgs;
+use super::client::{ServerArgs, segment};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -66,16 +66,6 @@ pub fn sync(args: SyncArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// A path segment: the tenant name with anything but letters, digits, `-`, `.` and `_` escaped.
-fn segment(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' => char::from(b).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -123,15 +113,4 @@ fn history_text(body: &Value) -> String {
         out.push_str("no passes changed, reverted or failed anything yet\n");
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_tenant_name_is_escaped_as_one_path_segment() {
-        assert_eq!(segment("globex"), "globex");
-        assert_eq!(segment("a/b c"), "a%2Fb%20c");
-    }
 }

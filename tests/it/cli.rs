@@ -1,6 +1,9 @@
 //! The command line as CI and operators use it: exit codes, output formats, clear errors.
 
-use crate::helpers::{Repo, ServeProcess, TestDb, gatehouse, project_dir, stderr, stdout};
+use crate::helpers::{
+    ENCRYPTION_KEY, OPERATOR, Repo, ServeProcess, TestDb, activate, call, gatehouse, project_dir, request, stderr,
+    stdout, within,
+};
 
 fn example() -> String {
     project_dir().join("example-config-repo").display().to_string()
@@ -106,7 +109,7 @@ async fn apply_exits_1_and_names_the_tenants_it_could_not_apply() {
 fn help_documents_every_command() {
     let output = gatehouse(&["--help"], &[]);
     let help = stdout(&output);
-    for command in ["validate", "plan", "apply", "schema", "migrate"] {
+    for command in ["validate", "plan", "apply", "schema", "migrate", "tenants", "users"] {
         assert!(help.contains(command), "{command} missing from --help");
     }
 }
@@ -307,4 +310,156 @@ fn copy(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
         std::fs::copy(entry.path(), to.join(entry.file_name()))?;
     }
     Ok(())
+}
+
+/// A server for the admin commands: on an ephemeral port, ready (the plans are synced from Git).
+async fn admin_server() -> (TestDb, Repo, ServeProcess) {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
+    within(std::time::Duration::from_secs(30), "server ready", || async {
+        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
+    })
+    .await;
+    (db, repo, server)
+}
+
+/// Runs the CLI against `server`, found through GATEHOUSE_SERVER as an operator would set it.
+fn admin(server: &ServeProcess, args: &[&str]) -> std::process::Output {
+    gatehouse(args, &[("GATEHOUSE_SERVER", server.base.as_str()), ("GATEHOUSE_OPERATOR_TOKEN", OPERATOR)])
+}
+
+/// `admin`, which must succeed; its standard output.
+fn admin_ok(server: &ServeProcess, args: &[&str]) -> String {
+    let output = admin(server, args);
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
+    stdout(&output)
+}
+
+/// `admin … --format json`, which must succeed; its JSON.
+fn admin_json(server: &ServeProcess, args: &[&str]) -> serde_json::Value {
+    let text = admin_ok(server, &[args, &["--format", "json"]].concat());
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {text}"))
+}
+
+/// The words of the table row that starts with `first`.
+fn row(table: &str, first: &str) -> Vec<String> {
+    let line = table.lines().find(|l| l.split_whitespace().next() == Some(first));
+    line.unwrap_or_else(|| panic!("no row {first} in:\n{table}")).split_whitespace().map(str::to_owned).collect()
+}
+
+/// One field of every item of a listing's JSON.
+fn column(listed: &serde_json::Value, items: &str, field: &str) -> Vec<serde_json::Value> {
+    listed[items]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {items} in {listed}"))
+        .iter()
+        .map(|i| i[field].clone())
+        .collect()
+}
+
+/// Issue 12.6: an operator creates, lists, suspends, restores and deletes a tenant with the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_are_created_listed_suspended_restored_and_deleted_with_the_cli() {
+    let (_db, _repo, server) = admin_server().await;
+    let create = [
+        "tenants",
+        "create",
+        "initrode",
+        "--display-name",
+        "Initrode Inc",
+        "--plan",
+        "pro",
+        "--owner",
+        "bill@initrode.example",
+        "--owner-name",
+        "Bill",
+        "--app",
+        "billing-app",
+        "--idempotency-key",
+        "create-initrode-1",
+    ];
+    let created = admin_ok(&server, &create);
+    for line in
+        ["tenant:       initrode\n", "state:        active\n", "plan:         pro\n", "applications: billing-app\n"]
+    {
+        assert!(created.contains(line), "{line:?} missing from:\n{created}");
+    }
+    let retried = admin_json(&server, &create);
+    assert_eq!(retried["name"], "initrode", "the same Idempotency-Key answers the first creation again");
+    let duplicate = admin(&server, &create[..create.len() - 2]);
+    assert_eq!(duplicate.status.code(), Some(2), "without the key it is a second creation");
+    assert!(stderr(&duplicate).contains("409"), "{}", stderr(&duplicate));
+
+    let table = admin_ok(&server, &["tenants", "list"]);
+    assert_eq!(row(&table, "initrode"), ["initrode", "active", "pro", "api", "Initrode", "Inc"]);
+    assert_eq!(row(&table, "acme")[3], "git", "{table}");
+    assert!(table.starts_with("NAME"), "{table}");
+    let listed = admin_json(&server, &["tenants", "list", "--prefix", "initr"]);
+    assert_eq!(column(&listed, "tenants", "name"), ["initrode"]);
+
+    let shown = admin_json(&server, &["tenants", "show", "initrode"]);
+    let served = call(&server, "GET", "/v1/tenants/initrode", Some(OPERATOR), None).await;
+    assert_eq!(shown, served.body, "--format json prints the server's JSON unchanged");
+
+    let suspended = admin_ok(&server, &["tenants", "suspend", "initrode", "--reason", "unpaid invoice"]);
+    assert!(suspended.contains("state:        suspended\n"), "{suspended}");
+    assert!(suspended.contains(" (unpaid invoice)\n"), "{suspended}");
+    let listed = admin_json(&server, &["tenants", "list", "--state", "suspended"]);
+    assert_eq!(column(&listed, "tenants", "name"), ["initech", "initrode"], "initech is suspended in Git");
+    let restored = admin_ok(&server, &["tenants", "restore", "initrode"]);
+    assert!(restored.contains("state:        active\n") && !restored.contains("suspended:"), "{restored}");
+    let deleted = admin_ok(&server, &["tenants", "delete", "initrode"]);
+    assert!(deleted.contains("state:        pending_deletion\n"), "{deleted}");
+    assert!(deleted.contains("purged after: "), "{deleted}");
+
+    let git = admin(&server, &["tenants", "suspend", "acme"]);
+    assert_eq!(git.status.code(), Some(2));
+    assert!(stderr(&git).contains("is declared in Git (tenants/acme.yaml); change it there"), "{}", stderr(&git));
+    assert!(stdout(&git).is_empty(), "{}", stdout(&git));
+}
+
+/// Issue 12.6: an operator invites, re-roles, disables, enables, pages through and deletes users
+/// with the CLI, and cannot demote a tenant's last active owner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_invited_changed_paged_and_deleted_with_the_cli_and_the_last_owner_stays() {
+    let (db, _repo, server) = admin_server().await;
+    let owner = "bill+ops@initrode.example";
+    let args = ["tenants", "create", "initrode", "--display-name", "Initrode", "--plan", "pro", "--owner", owner];
+    admin_ok(&server, &args);
+    let invited = admin_ok(&server, &["users", "invite", "initrode", "peter@initrode.example", "--role", "user"]);
+    assert!(invited.contains("user:       peter@initrode.example\n"), "{invited}");
+    assert!(invited.contains("status:     invited\n"), "{invited}");
+    // Both accept their invitations (tested in admin.rs).
+    activate(&db, &[owner, "peter@initrode.example"]).await;
+
+    let admin_role = admin_ok(&server, &["users", "set-role", "initrode", "peter@initrode.example", "admin"]);
+    assert!(admin_role.contains("role:       admin\n"), "{admin_role}");
+    let disabled = admin_ok(&server, &["users", "disable", "initrode", "peter@initrode.example"]);
+    assert!(disabled.contains("status:     disabled\n"), "{disabled}");
+    let enabled = admin_ok(&server, &["users", "enable", "initrode", "peter@initrode.example"]);
+    assert!(enabled.contains("status:     active\n"), "{enabled}");
+
+    let demoted = admin(&server, &["users", "set-role", "initrode", owner, "admin"]);
+    assert_eq!(demoted.status.code(), Some(2));
+    assert!(stderr(&demoted).contains("is the last active owner of the tenant"), "{}", stderr(&demoted));
+    let shown = admin_ok(&server, &["users", "show", "initrode", owner]);
+    assert!(shown.contains(&format!("user:       {owner}\n")) && shown.contains("role:       owner\n"), "{shown}");
+
+    let page = admin(&server, &["users", "list", "initrode", "--limit", "1"]);
+    assert_eq!(row(&stdout(&page), owner)[1..], ["owner", "active", "no", "0", "api", "-"]);
+    assert!(!stdout(&page).contains("peter@"), "{}", stdout(&page));
+    assert!(stderr(&page).contains(&format!("more users after {owner}: --all")), "{}", stderr(&page));
+    let all = admin_ok(&server, &["users", "list", "initrode", "--limit", "1", "--all"]);
+    assert_eq!(row(&all, "peter@initrode.example")[1..], ["admin", "active", "no", "0", "api", "-"]);
+    assert_eq!(row(&all, owner)[1], "owner");
+    let all = admin_json(&server, &["users", "list", "initrode", "--limit", "1", "--all"]);
+    assert_eq!(column(&all, "users", "email"), [owner, "peter@initrode.example"]);
+    assert!(all["next"].is_null(), "{all}");
+
+    let ended = admin_ok(&server, &["users", "end-sessions", "initrode", "peter@initrode.example"]);
+    assert_eq!(ended, "ended 0 sessions of peter@initrode.example\n");
+    let deleted = admin_ok(&server, &["users", "delete", "initrode", "peter@initrode.example"]);
+    assert_eq!(deleted, "deleted peter@initrode.example from tenant initrode\n");
+    let left = admin_json(&server, &["users", "list", "initrode"]);
+    assert_eq!(left["users"].as_array().map(Vec::len), Some(1), "{left}");
 }
