@@ -165,20 +165,18 @@ pub async fn update(
     if is_active_owner(current) && !(stays_owner && stays_active) {
         refuse_last_owner(conn, tenant_id, current, "demote or disable").await?;
     }
-    // Enabling an invited user would skip the invitation: an invited user stays invited.
-    let status = match (user.status, change.status) {
-        (AccountStatus::Invited, Some(AccountStatus::Active)) => None,
-        (_, status) => status,
-    };
+    // Enabling never skips an invitation: a user who has not accepted theirs (no `activated_at`)
+    // is `invited` again, not `active`, whether they were invited or disabled.
     sqlx::query(
-        "UPDATE users SET role = coalesce($2, role), name = coalesce($3, name), status = coalesce($4, status),
+        "UPDATE users SET role = coalesce($2, role), name = coalesce($3, name),
+                status = CASE WHEN $4 = 'active' AND activated_at IS NULL THEN 'invited' ELSE coalesce($4, status) END,
                 updated_at = now()
           WHERE id = $1",
     )
     .bind(user.id)
     .bind(change.role)
     .bind(change.name)
-    .bind(status)
+    .bind(change.status)
     .execute(&mut *conn)
     .await?;
     insert_audit(conn, audit).await?;

@@ -652,3 +652,37 @@ async fn declaring_an_api_tenant_in_git_adopts_it_and_plan_says_so() {
     assert_eq!(db.text("SELECT managed_by FROM users WHERE email = 'boss@adoptee.example'").await, "git");
     assert_eq!(db.text("SELECT managed_by FROM users WHERE email = 'temp@adoptee.example'").await, "api");
 }
+
+/// FR-TENANT-006: disabling and enabling never skips an invitation: a user who has not accepted
+/// theirs is `invited` again after `enable`, and cannot sign in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabling_a_user_who_never_accepted_their_invitation_leaves_them_invited() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    create_tenant(&server, "inv", "owner@inv.example").await;
+    let invited = call(
+        &server,
+        "POST",
+        "/v1/tenants/inv/users",
+        Some(OPERATOR),
+        Some(json!({ "email": "late@inv.example", "role": "user" })),
+    )
+    .await;
+    assert_eq!(invited.status, 201, "{}", invited.text);
+    let path = "/v1/tenants/inv/users/late@inv.example";
+    let disabled = call(&server, "PATCH", path, Some(OPERATOR), Some(json!({ "status": "disabled" }))).await;
+    assert_eq!(disabled.body["status"], "disabled", "{}", disabled.text);
+    let enabled = call(&server, "PATCH", path, Some(OPERATOR), Some(json!({ "status": "active" }))).await;
+    assert_eq!((enabled.status, enabled.body["status"].as_str()), (200, Some("invited")), "{}", enabled.text);
+    activate(&db, &["owner@inv.example"]).await;
+    let disabled = call(
+        &server,
+        "PATCH",
+        "/v1/tenants/inv/users/owner@inv.example",
+        Some(OPERATOR),
+        Some(json!({ "status": "disabled" })),
+    )
+    .await;
+    assert_eq!((disabled.status, code(&disabled)), (409, "last_owner"), "{}", disabled.text);
+}
