@@ -9,6 +9,7 @@ use crate::helpers::{
     ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within,
 };
 use crate::identity::{SmtpSink, link_in, login, str_of, totp_now};
+use crate::operators::{Idp, cli, json_out, person};
 
 async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
     let mut all = vec![("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)];
@@ -50,32 +51,57 @@ async fn with_headers(
     request(method, format!("{}{path}", server.base), headers, body).await
 }
 
-/// SC-001, UC-PROV-001, FR-TENANT-001: with no Git edit, an operator creates a tenant with its
-/// owner; the owner accepts the mailed invitation, enrols TOTP and invites a user; the user accepts
-/// and signs in; a developer registers an application, enables it for the tenant and issues a key
-/// that reads the tenant's flags.
+/// SC-001, UC-PROV-001, FR-TENANT-001: with no Git edit, an operator signed in at the identity
+/// provider creates a tenant with its owner from the CLI; the owner accepts the mailed invitation,
+/// enrols TOTP and invites a user; the user accepts and signs in; a developer registers an
+/// application, enables it for the tenant and issues a key that reads the tenant's flags.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenant_goes_from_nothing_to_serving_flags_without_a_git_edit() {
     let db = TestDb::new().await;
     let repo = Repo::example();
     let sink = SmtpSink::start();
     let smtp = sink.url();
+    let idp = Idp::start();
     let server = started(
         &repo,
         &db,
-        &[("GATEHOUSE_SMTP_URL", &smtp), ("GATEHOUSE_MAIL_FROM", "Gatehouse <noreply@gatehouse.test>")],
+        &[
+            ("GATEHOUSE_SMTP_URL", &smtp),
+            ("GATEHOUSE_MAIL_FROM", "Gatehouse <noreply@gatehouse.test>"),
+            ("GATEHOUSE_OIDC_ISSUER_URL", &idp.issuer),
+            ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+            ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+            ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator"),
+        ],
     )
     .await;
     let began = std::time::Instant::now();
+    let operator = idp.token("ada", person("ada@ops.example", json!(["platform-ops"]))).await;
 
-    let created = create_tenant(&server, "newco", "founder@newco.example").await;
-    assert_eq!(created.body["state"], "active");
-    assert_eq!(created.body["managedBy"], "api");
-    assert_eq!(created.body["plan"], "free");
-    assert!(created.header("etag").is_some_and(|e| e.starts_with('"')), "a strong ETag");
+    let created = json_out(
+        &cli(
+            &server,
+            &operator,
+            &[
+                "tenants",
+                "create",
+                "newco",
+                "--display-name",
+                "Newco Inc",
+                "--plan",
+                "free",
+                "--owner",
+                "founder@newco.example",
+            ],
+        ),
+        "tenants create",
+    );
+    assert_eq!((created["state"].as_str(), created["managedBy"].as_str()), (Some("active"), Some("api")), "{created}");
+    let by: String = db.text("SELECT actor FROM audit_log WHERE action = 'tenant.create' AND tenant = 'newco'").await;
+    assert_eq!(by, "ada@ops.example", "the audit row names the operator");
 
     // The owner accepts the invitation, enrols TOTP.
-    let mail = sink.mail("founder@newco.example", "You are invited to newco Inc").await;
+    let mail = sink.mail("founder@newco.example", "You are invited to Newco Inc").await;
     let (_, token) = link_in(&mail);
     let accepted = call(
         &server,
@@ -102,18 +128,13 @@ async fn a_tenant_goes_from_nothing_to_serving_flags_without_a_git_edit() {
     assert_eq!(confirmed.status, 200, "{}", confirmed.text);
     let owner = str_of(&confirmed.body, "access_token").to_owned();
 
-    // The owner invites a user, who accepts and signs in.
-    let invited = call(
-        &server,
-        "POST",
-        "/v1/tenants/newco/users",
-        Some(&owner),
-        Some(json!({ "email": "dev@newco.example", "role": "user", "name": "Dev" })),
-    )
-    .await;
-    assert_eq!(invited.status, 201, "{}", invited.text);
-    assert_eq!((invited.body["status"].as_str(), invited.body["role"].as_str()), (Some("invited"), Some("user")));
-    let mail = sink.mail("dev@newco.example", "You are invited to newco Inc").await;
+    // The owner invites a user (with the CLI, as a session), who accepts and signs in.
+    let invited = json_out(
+        &cli(&server, &owner, &["users", "invite", "newco", "dev@newco.example", "--role", "user", "--name", "Dev"]),
+        "users invite",
+    );
+    assert_eq!((invited["status"].as_str(), invited["role"].as_str()), (Some("invited"), Some("user")), "{invited}");
+    let mail = sink.mail("dev@newco.example", "You are invited to Newco Inc").await;
     let (_, token) = link_in(&mail);
     let accepted = call(
         &server,
@@ -128,17 +149,23 @@ async fn a_tenant_goes_from_nothing_to_serving_flags_without_a_git_edit() {
     assert_eq!((dev.status, dev.body["session"]["tenant"].as_str()), (200, Some("newco")), "{}", dev.text);
 
     // A developer registers an application, enables it for the tenant and reads its flags.
-    let app = json!({ "name": "newco-app", "displayName": "Newco App", "owner": "dev@corp.example", "scopes": ["flags:read"] });
-    assert_eq!(call(&server, "POST", "/v1/apps", Some(OPERATOR), Some(app)).await.status, 201);
-    let closed =
-        call(&server, "POST", "/v1/apps/newco-app/keys", Some(OPERATOR), Some(json!({ "scopes": ["flags:read"] })))
-            .await;
-    let key = str_of(&closed.body, "secret").to_owned();
+    let app = [
+        "apps",
+        "create",
+        "newco-app",
+        "--display-name",
+        "Newco App",
+        "--owner",
+        "dev@corp.example",
+        "--scope",
+        "flags:read",
+    ];
+    json_out(&cli(&server, &operator, &app), "apps create");
+    let issued =
+        json_out(&cli(&server, &operator, &["keys", "create", "--app", "newco-app", "--name", "web"]), "keys create");
+    let key = str_of(&issued, "secret").to_owned();
     assert_eq!(call(&server, "GET", "/v1/tenants/newco/flags", Some(&key), None).await.status, 403, "not enabled yet");
-    let enabled =
-        call(&server, "PATCH", "/v1/tenants/newco", Some(OPERATOR), Some(json!({ "applications": ["newco-app"] })))
-            .await;
-    assert_eq!(enabled.status, 200, "{}", enabled.text);
+    json_out(&cli(&server, &operator, &["tenants", "update", "newco", "--app", "newco-app"]), "tenants update");
     let flags = call(&server, "GET", "/v1/tenants/newco/flags", Some(&key), None).await;
     assert_eq!(flags.status, 200, "{}", flags.text);
     assert_eq!(flags.body["flags"]["max_projects"]["value"], 3, "the free plan's default: {}", flags.text);
@@ -146,9 +173,9 @@ async fn a_tenant_goes_from_nothing_to_serving_flags_without_a_git_edit() {
 
     // Every step is on the record under its actor.
     for (action, actor) in [
-        ("tenant.create", "bootstrap-token"),
+        ("tenant.create", "ada@ops.example"),
         ("user.invite", "founder@newco.example"),
-        ("tenant.update", "bootstrap-token"),
+        ("tenant.update", "ada@ops.example"),
     ] {
         let rows = db
             .count(&format!(

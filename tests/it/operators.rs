@@ -129,7 +129,7 @@ async fn serve_trusting(issuer: &str, repo: &Repo, db: &TestDb) -> ServeProcess 
 }
 
 /// The real CLI with the bearer in GATEHOUSE_TOKEN only (the bootstrap token's variable removed).
-fn cli(server: &ServeProcess, token: &str, args: &[&str]) -> Output {
+pub(crate) fn cli(server: &ServeProcess, token: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
         .args(["--format", "json"])
@@ -141,7 +141,7 @@ fn cli(server: &ServeProcess, token: &str, args: &[&str]) -> Output {
         .expect("gatehouse runs")
 }
 
-fn json_out(output: &Output, what: &str) -> Value {
+pub(crate) fn json_out(output: &Output, what: &str) -> Value {
     assert!(output.status.success(), "{what}: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"))
 }
