@@ -68,9 +68,10 @@ async fn decisions_for_other_services_come_from_the_same_authorize() {
     assert_eq!((denied.status, &denied.body["decision"]), (200, &json!(false)));
     assert_eq!(denied.body["context"]["code"], "forbidden");
     assert!(
-        denied.body["context"]["reason"].as_str().is_some_and(
-            |r| r.starts_with("user dan@acme.example (user of `acme`) may not list or read the users of tenant `acme`")
-        ),
+        denied.body["context"]["reason"]
+            .as_str()
+            .is_some_and(|r| r
+                .starts_with("user dan@acme.example (user of `acme`) may not list or read the users of tenant `acme`")),
         "{}",
         denied.body
     );
