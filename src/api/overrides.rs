@@ -16,7 +16,6 @@ use super::caller::Caller;
 use super::{ApiError, AppState, Result};
 use crate::audit::Target;
 use crate::authz::Action;
-use crate::delivery::sync;
 use crate::model::{FlagKey, FlagType, FlagValue, TenantName, shown};
 use crate::store::tenants::{self as db, FlagOverride};
 use crate::store::{Rule, StoreError};
@@ -103,13 +102,14 @@ async fn set(
         ));
     };
     let current = db::lock_override(&mut tx, &locked, key.as_str()).await?;
-    let managed_by = current.as_ref().map_or("api", |c| c.managed_by.as_str());
-    locked.refuse_if_git(managed_by, format_args!("the override of flag `{key}` of tenant `{name}`"))?;
+    // A new override of a Git tenant changes what its file declares, as a changed one does.
+    let managed_by = current.as_ref().map_or(locked.managed_by.as_str(), |c| c.managed_by.as_str());
+    locked.refuse_if_git(managed_by, format_args!("the flag overrides of tenant `{name}`"))?;
     let details = json!({ "value": typed.as_json(), "previous": current.as_ref().map(|c| &c.value) });
     let row = caller.audit("flag.set", target(&name, &key), details);
     let set = db::set_override(&mut tx, &locked, key.as_str(), typed.as_json(), &[row]).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    sync::refresh_tenants(&state.delivery, &state.pool, &[name.as_str()]).await?;
+    super::tenants::refreshed(&state, name.as_str()).await;
     Ok(axum::Json(set).into_response())
 }
 
@@ -133,10 +133,14 @@ async fn clear(
     let Some(current) = db::lock_override(&mut tx, &locked, key.as_str()).await? else {
         return Err(ApiError::NotFound(format!("tenant `{name}` has no override of flag `{key}`")));
     };
-    locked.refuse_if_git(&current.managed_by, format_args!("the override of flag `{key}` of tenant `{name}`"))?;
+    super::users::refuse_git_delete(
+        &locked,
+        &current.managed_by,
+        format_args!("the override of flag `{key}` of tenant `{name}`"),
+    )?;
     let row = caller.audit("flag.clear", target(&name, &key), json!({ "previous": current.value }));
     db::clear_override(&mut tx, &locked, key.as_str(), &[row]).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    sync::refresh_tenants(&state.delivery, &state.pool, &[name.as_str()]).await?;
+    super::tenants::refreshed(&state, name.as_str()).await;
     Ok(StatusCode::NO_CONTENT)
 }

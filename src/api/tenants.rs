@@ -109,8 +109,12 @@ fn target(tenant: &str) -> Target {
 
 /// Makes this replica's delivery cache see the tenant's change before its next request (the change
 /// feed tells the other replicas).
-async fn refreshed(state: &AppState, tenant: &str) -> Result<()> {
-    Ok(sync::refresh_tenants(&state.delivery, &state.pool, &[tenant]).await?)
+/// Best effort: the change is committed, so a failed reload is logged, not answered as a failure
+/// (the change feed still brings it).
+pub(crate) async fn refreshed(state: &AppState, tenant: &str) {
+    if let Err(error) = sync::refresh_tenants(&state.delivery, &state.pool, &[tenant]).await {
+        tracing::warn!(%error, tenant, "cannot reload a changed tenant; the change feed will bring it");
+    }
 }
 
 #[utoipa::path(
@@ -162,7 +166,7 @@ async fn create(
         Ok((created, etag))
     })
     .await?;
-    refreshed(&state, name.as_str()).await?;
+    refreshed(&state, name.as_str()).await;
     Ok(response)
 }
 
@@ -228,19 +232,26 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
 
 /// Runs `change` on the tenant locked in a transaction, after its preconditions: declared in Git →
 /// 409, `If-Match` stale → 412. Commits, refreshes this replica and answers the tenant with its ETag.
+///
+/// A plan the change moves the tenant to is locked (`FOR KEY SHARE`) before the tenant, in the order
+/// the reconciler locks plans and tenants, so the two cannot deadlock.
 async fn change_locked(
     state: &AppState,
     name: &TenantName,
     headers: &HeaderMap,
+    plan: Option<&str>,
     change: impl AsyncFnOnce(&mut sqlx::PgConnection, &TenantRecord) -> Result<TenantRecord>,
 ) -> Result<Response> {
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    if let Some(plan) = plan {
+        db::share_plan(&mut tx, plan).await?;
+    }
     let current = db::lock(&mut tx, name.as_str()).await?;
     current.refuse_if_git(&current.managed_by, format_args!("tenant `{}`", current.name))?;
     check_if_match(headers, &current.etag())?;
     let changed = change(&mut tx, &current).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    refreshed(state, name.as_str()).await?;
+    refreshed(state, name.as_str()).await;
     Ok(tagged(StatusCode::OK, &changed, &changed.etag()))
 }
 
@@ -278,7 +289,7 @@ async fn update(
     let details =
         json!({ "displayName": change.display_name, "plan": change.plan, "applications": change.applications });
     let row = caller.audit("tenant.update", target(name.as_str()), details);
-    change_locked(&state, &name, &headers, async |conn, current| {
+    change_locked(&state, &name, &headers, None, async |conn, current| {
         db::update(conn, current, &change, &[row]).await.map_err(ApiError::from)
     })
     .await
@@ -304,7 +315,7 @@ async fn suspend(
     let request = body.value()?;
     let reason = request.as_ref().and_then(|r| r.reason.as_deref()).map(|r| input::reason("reason", r)).transpose()?;
     let row = caller.audit("tenant.suspend", target(name.as_str()), json!({ "reason": reason }));
-    change_locked(&state, &name, &headers, async |conn, current| {
+    change_locked(&state, &name, &headers, None, async |conn, current| {
         if current.state == TenantState::PendingDeletion {
             return Err(ApiError::rule(
                 Rule::Conflict,
@@ -332,7 +343,7 @@ async fn restore(
     headers: HeaderMap,
 ) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
-    change_locked(&state, &name, &headers, async |conn, current| {
+    change_locked(&state, &name, &headers, None, async |conn, current| {
         let details = json!({ "from": current.state.as_str() });
         let row = caller.audit("tenant.restore", target(name.as_str()), details);
         Ok(db::restore(conn, current, &[row]).await?)
@@ -356,7 +367,8 @@ async fn delete(
 ) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
     let purge_after = input::from_now("purgeAfter", state.retention.restorable_for)?;
-    change_locked(&state, &name, &headers, async |conn, current| {
+    change_locked(&state, &name, &headers, None, async |conn, current| {
+        super::users::refuse_git_delete(current, &current.managed_by, format_args!("tenant `{}`", current.name))?;
         if current.state == TenantState::PendingDeletion {
             return Ok(current.clone());
         }

@@ -68,6 +68,20 @@ async fn tenant_of(state: &AppState, tenant: &TenantName) -> Result<TenantRecord
     Ok(tenants_db::get(&state.pool, tenant.as_str()).await?.ok_or_else(|| tenants_db::not_found(tenant.as_str()))?)
 }
 
+/// 409 for deleting a row Git declares, interactive edits or not: the next pass would create it again
+/// (a missing row is not drift), so it is removed from its file.
+pub(crate) fn refuse_git_delete(tenant: &TenantRecord, managed_by: &str, what: std::fmt::Arguments<'_>) -> Result<()> {
+    if managed_by != "git" {
+        return Ok(());
+    }
+    let file = tenant.source_file.as_deref().unwrap_or("the config repository");
+    Err(ApiError::rule(
+        Rule::Conflict,
+        "managed_by_git",
+        format!("{what} is declared in Git ({file}); remove it there"),
+    ))
+}
+
 /// Owners are changed only by operators and owners: `ManageOwners` when the user is, or would
 /// become, an owner.
 fn authorize_owner_change(
@@ -131,6 +145,7 @@ async fn invite(
                 format!("tenant `{tenant}` is {}; restore it before inviting users", locked.state),
             ));
         }
+        locked.refuse_if_git(&locked.managed_by, format_args!("the users of tenant `{}`", locked.name))?;
         let user = db::invite(conn, locked.id, email.as_str(), name, role, &[row]).await?;
         let etag = user.etag();
         Ok((user, etag))
@@ -320,6 +335,11 @@ async fn remove(
     let tenant = caller.authorize_tenant_user(&state, Action::ManageUsers, &tenant, &email)?;
     let email = input::path_email(&email)?;
     change_locked(&state, &caller, &tenant, &email, &headers, None, async |conn, locked, current| {
+        refuse_git_delete(
+            locked,
+            &current.managed_by,
+            format_args!("user {} of tenant `{}`", current.user.email, locked.name),
+        )?;
         let details = json!({ "role": current.user.role, "status": current.user.status });
         let row = caller.audit("user.delete", user_target(&tenant, email.as_str()), details);
         Ok(db::delete(conn, locked.id, current, &[row]).await?)
@@ -402,6 +422,8 @@ async fn unlock(
     let tenant = caller.authorize_tenant_user(&state, Action::ClearLockout, &tenant, &email)?;
     let email = input::path_email(&email)?;
     let user = user(&state, &tenant, &email).await?.user;
+    // An owner's lockout guards the tenant's most powerful account: only operators and owners lift it.
+    authorize_owner_change(&state, &caller, &tenant, Some(user.role), None)?;
     let was_locked = store::identity::clear_failures(&state.pool, &user.email).await?;
     audit(&state, &caller, "auth.unlock", &tenant, &user.email, json!({ "wasLocked": was_locked })).await?;
     Ok(axum::Json(json!({ "wasLocked": was_locked })).into_response())

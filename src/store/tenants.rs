@@ -154,7 +154,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewTenant<'_>, audit: &[Audit
             format!("the name `{}` belonged to a purged tenant and is reserved until {}", new.name, until.to_rfc3339()),
         ));
     }
-    let plan_id = plan_id(conn, new.plan).await?;
+    let plan_id = share_plan(conn, new.plan).await?;
     check_applications(conn, new.applications).await?;
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
@@ -192,7 +192,7 @@ pub async fn update(
     audit: &[AuditEntry],
 ) -> Result<TenantRecord> {
     let plan_id = match change.plan {
-        Some(plan) => Some(plan_id(conn, plan).await?),
+        Some(plan) => Some(share_plan(conn, plan).await?),
         None => None,
     };
     if let Some(applications) = change.applications {
@@ -398,10 +398,14 @@ pub async fn clear_override(
     insert_audit(conn, audit).await
 }
 
-async fn plan_id(conn: &mut PgConnection, plan: &str) -> Result<Uuid> {
-    if let Some(id) =
-        sqlx::query_scalar("SELECT id FROM plans WHERE name = $1").bind(plan).fetch_optional(&mut *conn).await?
-    {
+/// The plan named `plan`, locked against deletion for the rest of the transaction (`FOR KEY SHARE`,
+/// what the tenant's foreign key takes anyway); 422 `unknown_plan` if there is none.
+pub async fn share_plan(conn: &mut PgConnection, plan: &str) -> Result<Uuid> {
+    let found = sqlx::query_scalar("SELECT id FROM plans WHERE name = $1 FOR KEY SHARE")
+        .bind(plan)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if let Some(id) = found {
         return Ok(id);
     }
     let known: Vec<String> = sqlx::query_scalar("SELECT name FROM plans ORDER BY name").fetch_all(&mut *conn).await?;

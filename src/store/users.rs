@@ -39,8 +39,11 @@ pub struct UserRecord {
 }
 
 impl UserRecord {
+    /// The tag of what an update can change: not the live session count or MFA, which move
+    /// without anyone editing the user (a sign-in must not turn a correct `If-Match` stale).
     pub fn etag(&self) -> String {
-        super::etag(self)
+        let u = &self.user;
+        super::etag(&(&u.email, &u.name, u.role, u.status, u.activated_at, &self.managed_by))
     }
 }
 

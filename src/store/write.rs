@@ -220,6 +220,10 @@ pub async fn apply_tenants(conn: &mut PgConnection, plans: &[&TenantPlan], commi
         let t = &tenant_update;
         sqlx::query(
             "UPDATE tenants SET display_name = t.display_name, plan_id = p.id, status = t.status,
+                    -- Git's status wins, with the lifecycle bookkeeping the admin API keeps beside it.
+                    purge_after = CASE WHEN t.status = 'active' THEN NULL ELSE tenants.purge_after END,
+                    suspended_at = CASE WHEN t.status = 'active' THEN NULL ELSE coalesce(tenants.suspended_at, now()) END,
+                    suspended_reason = CASE WHEN t.status = 'active' THEN NULL ELSE tenants.suspended_reason END,
                     budget = NULLIF(t.budget, 'null'::jsonb), sso = NULLIF(t.sso, 'null'::jsonb),
                     applications = ARRAY(SELECT jsonb_array_elements_text(t.applications)),
                     managed_by = 'git', applied_hash = t.hash, applied_commit = $9, updated_at = now()

@@ -227,6 +227,11 @@ async fn the_last_owner_stays_and_admins_cannot_touch_owners() {
         );
     }
     assert_eq!(db.count("SELECT count(*) FROM users WHERE role = 'owner' AND tenant_id = (SELECT id FROM tenants WHERE name = 'duo')").await, 2);
+    // Nor lift an owner's lockout (that would make guessing their password unlimited).
+    let unlock = call(&server, "DELETE", "/v1/tenants/duo/users/one@duo.example/lockout", Some(&admin), None).await;
+    assert_eq!((unlock.status, code(&unlock)), (403, "forbidden"), "{}", unlock.text);
+    let unlock = call(&server, "DELETE", "/v1/tenants/duo/users/user@duo.example/lockout", Some(&admin), None).await;
+    assert_eq!(unlock.status, 200, "{}", unlock.text);
 
     // Two demotions of the last two owners race: exactly one passes.
     let demote = |email: &'static str| {
@@ -294,7 +299,7 @@ async fn git_declared_tenants_and_users_are_changed_in_git() {
         assert!(refused.text.contains("tenants/acme.yaml"), "names the file: {}", refused.text);
     }
     assert_eq!(db.text("SELECT role FROM users WHERE email = 'dan@acme.example'").await, "user");
-    // A user invited through the API into a Git tenant is the API's, and Git leaves it be.
+    // Its users list is Git's too: an invitation is refused, naming the file.
     let invited = call(
         &server,
         "POST",
@@ -303,16 +308,8 @@ async fn git_declared_tenants_and_users_are_changed_in_git() {
         Some(json!({ "email": "contractor@acme.example", "role": "user" })),
     )
     .await;
-    assert_eq!((invited.status, invited.body["managedBy"].as_str()), (201, Some("api")), "{}", invited.text);
-    let renamed = call(
-        &server,
-        "PATCH",
-        "/v1/tenants/acme/users/contractor@acme.example",
-        Some(OPERATOR),
-        Some(json!({ "name": "Contractor" })),
-    )
-    .await;
-    assert_eq!(renamed.status, 200, "{}", renamed.text);
+    assert_eq!((invited.status, code(&invited)), (409, "managed_by_git"), "{}", invited.text);
+    assert_eq!(db.count("SELECT count(*) FROM users WHERE email = 'contractor@acme.example'").await, 0);
 }
 
 /// FR-OPS-001, UC-TENANT-SUSPEND, FR-TENANT-002: suspension ends sessions and refuses keys on both
@@ -641,6 +638,22 @@ async fn interactive_edits_of_a_git_tenant_show_as_drift_with_the_actors_name() 
     within(Duration::from_secs(30), "the change shows as drift", || async { drift().await.is_some() }).await;
     let entry = drift().await.expect("drift");
     assert_eq!(entry["changedBy"], "bootstrap-token", "{entry}");
+    // Interactive edits let users in; deleting a declared one is still done in Git (the next pass
+    // would create it again).
+    let invited = call(
+        &server,
+        "POST",
+        "/v1/tenants/acme/users",
+        Some(OPERATOR),
+        Some(json!({ "email": "temp@acme.example", "role": "user" })),
+    )
+    .await;
+    assert_eq!((invited.status, invited.body["managedBy"].as_str()), (201, Some("api")), "{}", invited.text);
+    let removed = call(&server, "DELETE", "/v1/tenants/acme/users/dan@acme.example", Some(OPERATOR), None).await;
+    assert_eq!((removed.status, code(&removed)), (409, "managed_by_git"), "{}", removed.text);
+    assert!(removed.text.contains("remove it there"), "{}", removed.text);
+    let deleted = call(&server, "DELETE", "/v1/tenants/acme", Some(OPERATOR), None).await;
+    assert_eq!((deleted.status, code(&deleted)), (409, "managed_by_git"), "{}", deleted.text);
     assert_eq!(
         db.text("SELECT role FROM users WHERE email = 'dan@acme.example'").await,
         "admin",
@@ -663,6 +676,8 @@ async fn declaring_an_api_tenant_in_git_adopts_it_and_plan_says_so() {
     create_tenant(&server, "adoptee", "boss@adoptee.example").await;
     let body = json!({ "email": "temp@adoptee.example", "role": "user" });
     assert_eq!(call(&server, "POST", "/v1/tenants/adoptee/users", Some(OPERATOR), Some(body)).await.status, 201);
+    // Deleted through the API, then declared in Git: Git's `active` ends the pending deletion.
+    assert_eq!(call(&server, "DELETE", "/v1/tenants/adoptee", Some(OPERATOR), None).await.status, 200);
     drop(server);
     repo.write(
         "tenants/adoptee.yaml",
@@ -676,6 +691,8 @@ async fn declaring_an_api_tenant_in_git_adopts_it_and_plan_says_so() {
     let applied = crate::helpers::gatehouse(&["apply", &dir], &[("DATABASE_URL", &db.url)]);
     assert!(applied.status.success(), "{}", crate::helpers::stderr(&applied));
     assert_eq!(db.text("SELECT managed_by FROM tenants WHERE name = 'adoptee'").await, "git");
+    let lifecycle = "SELECT status || coalesce(purge_after::text, '') || coalesce(suspended_reason, '') FROM tenants WHERE name = 'adoptee'";
+    assert_eq!(db.text(lifecycle).await, "active", "no pending deletion, no stale suspension");
     assert_eq!(db.text("SELECT managed_by FROM users WHERE email = 'boss@adoptee.example'").await, "git");
     assert_eq!(db.text("SELECT managed_by FROM users WHERE email = 'temp@adoptee.example'").await, "api");
 }
