@@ -16,6 +16,10 @@ pub struct TenantsArgs {
     pub server: ServerArgs,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text, global = true)]
     pub format: ReportFormat,
+    /// Change only if it is still as last read: the `ETag` header of its `GET` (the server answers
+    /// 412 when it changed since, and nothing is changed).
+    #[arg(long, global = true)]
+    pub if_match: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +88,7 @@ pub enum TenantsCommand {
 
 pub fn tenants(args: TenantsArgs) -> anyhow::Result<u8> {
     let server = &args.server;
+    let if_match: Vec<(&str, &str)> = args.if_match.iter().map(|tag| ("If-Match", tag.as_str())).collect();
     let body = match &args.command {
         TenantsCommand::List { state, plan, prefix, limit, all } => {
             let limit = limit.map(|l| l.to_string());
@@ -102,16 +107,22 @@ pub fn tenants(args: TenantsArgs) -> anyhow::Result<u8> {
             let body = json!({ "name": name, "displayName": display_name, "plan": plan, "applications": apps, "owner": owner });
             server.call_with("POST", "/v1/tenants", &headers, Some(body))?
         }
-        TenantsCommand::Update { name, display_name, plan, apps } => server.call(
+        TenantsCommand::Update { name, display_name, plan, apps } => server.call_with(
             "PATCH",
             &tenant_path(name),
+            &if_match,
             Some(json!({ "displayName": display_name, "plan": plan, "applications": apps })),
         )?,
-        TenantsCommand::Suspend { name, reason } => {
-            server.call("POST", &format!("{}/suspend", tenant_path(name)), Some(json!({ "reason": reason })))?
+        TenantsCommand::Suspend { name, reason } => server.call_with(
+            "POST",
+            &format!("{}/suspend", tenant_path(name)),
+            &if_match,
+            Some(json!({ "reason": reason })),
+        )?,
+        TenantsCommand::Restore { name } => {
+            server.call_with("POST", &format!("{}/restore", tenant_path(name)), &if_match, None)?
         }
-        TenantsCommand::Restore { name } => server.call("POST", &format!("{}/restore", tenant_path(name)), None)?,
-        TenantsCommand::Delete { name } => server.call("DELETE", &tenant_path(name), None)?,
+        TenantsCommand::Delete { name } => server.call_with("DELETE", &tenant_path(name), &if_match, None)?,
     };
     match args.format {
         ReportFormat::Json => println!("{body:#}"),

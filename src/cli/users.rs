@@ -16,6 +16,10 @@ pub struct UsersArgs {
     pub server: ServerArgs,
     #[arg(long, value_enum, default_value_t = ReportFormat::Text, global = true)]
     pub format: ReportFormat,
+    /// Change only if it is still as last read: the `ETag` header of its `GET` (the server answers
+    /// 412 when it changed since, and nothing is changed).
+    #[arg(long, global = true)]
+    pub if_match: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -72,7 +76,10 @@ pub enum UsersCommand {
 
 pub fn users(args: UsersArgs) -> anyhow::Result<u8> {
     let server = &args.server;
-    let change = |tenant: &str, email: &str, body: Value| server.call("PATCH", &user_path(tenant, email), Some(body));
+    let if_match: Vec<(&str, &str)> = args.if_match.iter().map(|tag| ("If-Match", tag.as_str())).collect();
+    let change = |tenant: &str, email: &str, body: Value| {
+        server.call_with("PATCH", &user_path(tenant, email), &if_match, Some(body))
+    };
     let body = match &args.command {
         UsersCommand::List { tenant, role, status, email_prefix, limit, all } => {
             let limit = limit.map(|l| l.to_string());
@@ -93,7 +100,9 @@ pub fn users(args: UsersArgs) -> anyhow::Result<u8> {
         UsersCommand::SetRole { tenant, email, role } => change(tenant, email, json!({ "role": role }))?,
         UsersCommand::Disable { tenant, email } => change(tenant, email, json!({ "status": "disabled" }))?,
         UsersCommand::Enable { tenant, email } => change(tenant, email, json!({ "status": "active" }))?,
-        UsersCommand::Delete { tenant, email } => server.call("DELETE", &user_path(tenant, email), None)?,
+        UsersCommand::Delete { tenant, email } => {
+            server.call_with("DELETE", &user_path(tenant, email), &if_match, None)?
+        }
         UsersCommand::EndSessions { tenant, email } => {
             server.call("DELETE", &format!("{}/sessions", user_path(tenant, email)), None)?
         }

@@ -459,6 +459,15 @@ async fn retries_are_idempotent_and_stale_writes_are_refused() {
     )
     .await;
     assert_eq!((stale.status, code(&stale)), (412, "stale"), "{}", stale.text);
+    // The CLI sends If-Match too.
+    let stale = cli(&server, OPERATOR, &["tenants", "update", "retry", "--display-name", "Again", "--if-match", &etag]);
+    assert_eq!(stale.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("changed since you read it"), "{stale:?}");
+    let current = call(&server, "GET", "/v1/tenants/retry", Some(OPERATOR), None).await;
+    let fresh = current.header("etag").expect("etag").to_owned();
+    let changed =
+        cli(&server, OPERATOR, &["tenants", "update", "retry", "--display-name", "Again", "--if-match", &fresh]);
+    assert_eq!(json_out(&changed, "tenants update --if-match")["displayName"], "Again");
 }
 
 /// Lists page by name or email and filter; bad filters are a 400 naming the parameter; unknown
