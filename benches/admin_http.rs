@@ -158,12 +158,7 @@ async fn main() {
     let first_page = format!("{a}/v1/tenants?limit=100");
     let page = ureq::get(&first_page).set("Authorization", &format!("Bearer {operator}")).call().expect("a page");
     let page_bytes = page.into_string().expect("body").len();
-    let fixed = axum::body::Bytes::from(vec![b'x'; page_bytes]);
-    let baseline =
-        axum::Router::new().route("/baseline", axum::routing::get(move || std::future::ready(fixed.clone())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let baseline_url = format!("http://{}/baseline", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, baseline).await });
+    let baseline_url = serve::fixed_body(page_bytes).await;
 
     let dir = work_dir.path();
     let a_load = wrk(&baseline_url, 16, "wrk.method = \"GET\"\n", seconds, dir, "baseline");

@@ -142,12 +142,7 @@ async fn main() {
     let body_size = sample.into_string().expect("body").len();
 
     // (a) the baseline: a minimal axum handler with a fixed body of the same size, on its own port.
-    let fixed = axum::body::Bytes::from(vec![b'x'; body_size]);
-    let baseline =
-        axum::Router::new().route("/baseline", axum::routing::get(move || std::future::ready(fixed.clone())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let baseline_url = format!("http://{}/baseline", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, baseline).await });
+    let baseline_url = serve::fixed_body(body_size).await;
 
     let bearer = format!("Bearer {secret}");
     let dir = work_dir.path();

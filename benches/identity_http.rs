@@ -140,12 +140,7 @@ async fn main() {
         ureq::get(&format!("{base}/v1/auth/session")).set("Authorization", &format!("Bearer {}", tokens[0])).call();
     assert!(probe.is_ok(), "a bench session token is refused");
 
-    let fixed = axum::body::Bytes::from(vec![b'x'; 300]);
-    let baseline =
-        axum::Router::new().route("/baseline", axum::routing::get(move || std::future::ready(fixed.clone())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let baseline_url = format!("http://{}/baseline", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, baseline).await });
+    let baseline_url = serve::fixed_body(300).await;
 
     let dir = work_dir.path();
     let cores = std::thread::available_parallelism().map_or(2, usize::from);

@@ -32,3 +32,16 @@ pub fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, Strin
     });
     (child, base)
 }
+
+/// The baseline of the HTTP benchmarks: a minimal axum handler answering `bytes` fixed bytes, on
+/// its own port of this process; returns its URL.
+#[allow(dead_code)] // not every benchmark has an HTTP baseline
+pub async fn fixed_body(bytes: usize) -> String {
+    let fixed = axum::body::Bytes::from(vec![b'x'; bytes]);
+    let baseline =
+        axum::Router::new().route("/baseline", axum::routing::get(move || std::future::ready(fixed.clone())));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/baseline", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, baseline).await });
+    url
+}

@@ -60,16 +60,17 @@ pub async fn create<T: Serialize>(
     let (method, path, headers, body) = request;
     let key = idempotency_key(headers)?;
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    let hash = {
+    // What tells a retry from another request under the same key (computed only when there is one).
+    let hash = key.map(|_| {
         let mut hasher = sha2::Sha256::new();
         for part in [method.as_str().as_bytes(), path.as_bytes(), body] {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part);
         }
         hasher.finalize().to_vec()
-    };
+    });
     let actor = format!("{}:{}", caller.actor.kind(), caller.actor.name());
-    let claim = key.map(|key| Claim { actor: &actor, key, request_hash: &hash });
+    let claim = key.zip(hash.as_deref()).map(|(key, request_hash)| Claim { actor: &actor, key, request_hash });
     if let Some(claim) = &claim {
         match idempotency::claim(&mut tx, claim).await? {
             Claimed::New => {}

@@ -5,21 +5,17 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within,
-};
-use crate::identity::{SmtpSink, link_in, login, str_of, totp_now};
+use crate::helpers::{HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::identity::{SmtpSink, link_in, login, started, str_of, totp_now};
 use crate::operators::{Idp, cli, json_out, person};
 
-async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
-    let mut all = vec![("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)];
-    all.extend_from_slice(env);
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &all);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
-    server
+/// Accepts the invitation mailed to `email` (to join `organisation`) with the test password.
+async fn accept_mailed_invitation(server: &ServeProcess, sink: &SmtpSink, email: &str, organisation: &str) {
+    let mail = sink.mail(email, &format!("You are invited to {organisation}")).await;
+    let (_, token) = link_in(&mail);
+    let body = json!({ "token": token, "password": PASSWORD });
+    let accepted = call(server, "POST", "/v1/auth/invitations/accept", None, Some(body)).await;
+    assert_eq!(accepted.status, 204, "{email}: {}", accepted.text);
 }
 
 fn code(response: &HttpResponse) -> &str {
@@ -101,17 +97,7 @@ async fn a_tenant_goes_from_nothing_to_serving_flags_without_a_git_edit() {
     assert_eq!(by, "ada@ops.example", "the audit row names the operator");
 
     // The owner accepts the invitation, enrols TOTP.
-    let mail = sink.mail("founder@newco.example", "You are invited to Newco Inc").await;
-    let (_, token) = link_in(&mail);
-    let accepted = call(
-        &server,
-        "POST",
-        "/v1/auth/invitations/accept",
-        None,
-        Some(json!({ "token": token, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(accepted.status, 204, "{}", accepted.text);
+    accept_mailed_invitation(&server, &sink, "founder@newco.example", "Newco Inc").await;
     let first = login(&server, "founder@newco.example", PASSWORD).await;
     assert_eq!(first.body["session"]["pending"], "mfa_enrol", "{}", first.text);
     let pending = str_of(&first.body, "access_token").to_owned();
@@ -134,17 +120,7 @@ async fn a_tenant_goes_from_nothing_to_serving_flags_without_a_git_edit() {
         "users invite",
     );
     assert_eq!((invited["status"].as_str(), invited["role"].as_str()), (Some("invited"), Some("user")), "{invited}");
-    let mail = sink.mail("dev@newco.example", "You are invited to Newco Inc").await;
-    let (_, token) = link_in(&mail);
-    let accepted = call(
-        &server,
-        "POST",
-        "/v1/auth/invitations/accept",
-        None,
-        Some(json!({ "token": token, "password": PASSWORD })),
-    )
-    .await;
-    assert_eq!(accepted.status, 204, "{}", accepted.text);
+    accept_mailed_invitation(&server, &sink, "dev@newco.example", "Newco Inc").await;
     let dev = login(&server, "dev@newco.example", PASSWORD).await;
     assert_eq!((dev.status, dev.body["session"]["tenant"].as_str()), (200, Some("newco")), "{}", dev.text);
 

@@ -11,7 +11,7 @@ use crate::helpers::{
     stderr, within,
 };
 
-async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
+pub(crate) async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
     let mut all = vec![("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)];
     all.extend_from_slice(env);
     let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &all);
