@@ -60,6 +60,9 @@ pub enum ApiError {
     /// 413: the body is larger than the route accepts; refused before it is read.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 415: a body of a content type the route does not read.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
     /// 408: the body did not arrive in time.
     #[error("{0}")]
     Timeout(String),
@@ -113,6 +116,7 @@ impl ApiError {
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Self::Rule { rule, code, .. } => (
                 match rule {
                     Rule::NotFound => StatusCode::NOT_FOUND,

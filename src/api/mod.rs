@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod caller;
 mod conditional;
+mod csv;
 mod envelope;
 mod error;
 mod evaluation;
@@ -21,6 +22,7 @@ mod overrides;
 mod pages;
 mod sync;
 mod tenants;
+mod usage;
 mod users;
 
 use std::net::SocketAddr;
@@ -110,6 +112,7 @@ pub fn app(state: AppState) -> Router {
         .merge(apps::router())
         .merge(mail::router())
         .merge(evaluation::router())
+        .merge(usage::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     Router::new()
         .merge(hooks::router())

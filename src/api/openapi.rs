@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, users};
+use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, usage, users};
 
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
 /// `ApiError` writes exactly this, so the schema cannot drift from the bodies sent.
@@ -191,6 +191,9 @@ impl Modify for Security {
         apps::rotate_key,
         mail::outbox,
         evaluation::evaluate,
+        usage::ingest,
+        usage::export,
+        usage::totals,
     ),
     components(schemas(ErrorBody, ErrorDetail), responses(Failure)),
     modifiers(&Security, &Failures),

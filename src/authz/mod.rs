@@ -36,6 +36,9 @@ pub enum Kind<'a> {
     TenantUser(&'a str),
     /// The caller's own account: "their own sessions".
     Own(&'static str),
+    /// Something of every tenant at once: "the usage of every tenant". Never an application's:
+    /// a key reaches only the tenants that list its application, one at a time.
+    EveryTenant(&'static str),
 }
 
 /// What `authorize` needs to know of a tenant, from the in-memory delivery cache.
@@ -62,6 +65,10 @@ impl<'a> Resource<'a> {
         Resource { kind: Kind::Application(name), tenant: None }
     }
 
+    pub const fn every_tenant(what: &'static str) -> Self {
+        Resource { kind: Kind::EveryTenant(what), tenant: None }
+    }
+
     pub const fn own(what: &'static str) -> Self {
         Resource { kind: Kind::Own(what), tenant: None }
     }
@@ -79,7 +86,7 @@ impl std::fmt::Display for Resource<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tenant = self.tenant.map(|t| t.name).unwrap_or_default();
         match self.kind {
-            Kind::Platform(what) | Kind::Own(what) => f.write_str(what),
+            Kind::Platform(what) | Kind::Own(what) | Kind::EveryTenant(what) => f.write_str(what),
             Kind::Application(name) => write!(f, "application `{name}`"),
             Kind::OfTenant(what) => write!(f, "the {what} of tenant `{tenant}`"),
             Kind::TenantUser(email) => write!(f, "user {email} of tenant `{tenant}`"),
@@ -181,6 +188,17 @@ fn invariant(actor: &Actor, action: Action, resource: &Resource<'_>) -> Option<D
             })
         }
         Actor::Application(principal) => {
+            if let Kind::EveryTenant(what) = resource.kind {
+                return Some(Deny {
+                    code: "forbidden",
+                    reason: "every tenant asked by an application",
+                    message: format!(
+                        "{actor} may not {} {what}: requires a platform operator; an API key reads one tenant at a time (name it with `tenant=`)",
+                        action.verb()
+                    ),
+                    required: "a platform operator, or a `tenant` that lists the application".into(),
+                });
+            }
             let tenant = resource.tenant?;
             let app = &*principal.app.name;
             let Some(known) = tenant.known.filter(|k| k.applications.iter().any(|a| &**a == app)) else {

@@ -32,6 +32,8 @@ pub enum Action {
     ReadFlags,
     IntrospectTokens,
     EvaluateAccess,
+    IngestUsage,
+    ReadUsage,
 }
 
 /// Who an action is granted to.
@@ -82,6 +84,8 @@ pub const TABLE: &[(Action, &[Grant])] = &[
     (ReadFlags,             &[Key(Scope::FlagsRead)]),
     (IntrospectTokens,      &[Key(Scope::AuthIntrospect)]),
     (EvaluateAccess,        &[Key(Scope::AuthzEvaluate)]),
+    (IngestUsage,           &[Key(Scope::UsageWrite)]),
+    (ReadUsage,             &[Platform(Operator), Key(Scope::UsageRead)]),
 ];
 
 /// The grants of `action` in `TABLE` (none if it is missing: deny).
@@ -118,6 +122,8 @@ impl Action {
         ReadFlags,
         IntrospectTokens,
         EvaluateAccess,
+        IngestUsage,
+        ReadUsage,
     ];
 
     /// The action's stable name: in audit rows and in AuthZEN requests (`action.name`).
@@ -149,6 +155,8 @@ impl Action {
             ReadFlags => "flags.read",
             IntrospectTokens => "tokens.introspect",
             EvaluateAccess => "access.evaluate",
+            IngestUsage => "usage.ingest",
+            ReadUsage => "usage.read",
         }
     }
 
@@ -159,7 +167,8 @@ impl Action {
     /// The verb of a denial's message: "<who> may not <verb> <resource>".
     pub fn verb(self) -> &'static str {
         match self {
-            ReadSync | ReadApps | ReadOutbox | ReadOwnSession | ReadFlags | ReadTenants => "read",
+            ReadSync | ReadApps | ReadOutbox | ReadOwnSession | ReadFlags | ReadTenants | ReadUsage => "read",
+            IngestUsage => "report",
             ManageTenants => "create, suspend, restore or delete",
             UpdateTenant | ManageFlags => "change",
             ManageUsers => "invite, change, disable or delete",

@@ -60,6 +60,7 @@ fn actors() -> Vec<(&'static str, Actor)> {
         ("introspect-key", app(Scope::AuthIntrospect)),
         ("evaluate-key", app(Scope::AuthzEvaluate)),
         ("usage-key", app(Scope::UsageWrite)),
+        ("usage-read-key", app(Scope::UsageRead)),
         ("anonymous", Actor::Anonymous),
     ]
 }
@@ -74,6 +75,7 @@ fn resource_of(action: Action, apps: &[Box<str>]) -> Resource<'_> {
         Action::ManageOwners => Resource::of_tenant("owners", acme),
         Action::EndUserSessions | Action::ResendInvitation => Resource::tenant_user("dan@acme.example", acme),
         Action::ReadFlags => Resource::of_tenant("flags", acme),
+        Action::IngestUsage | Action::ReadUsage => Resource::of_tenant("usage", acme),
         Action::ReadOwnSession
         | Action::ManageOwnSessions
         | Action::ChangeOwnPassword
@@ -102,7 +104,27 @@ fn expected(action: Action) -> &'static [&'static str] {
         ReadFlags => &["flags-key"],
         IntrospectTokens => &["introspect-key"],
         EvaluateAccess => &["evaluate-key"],
+        IngestUsage => &["usage-key"],
+        ReadUsage => &["operator", "bootstrap", "usage-read-key"],
     }
+}
+
+/// Every tenant's usage at once is for operators: a key with `usage:read` reads one open tenant.
+#[test]
+fn a_key_reads_the_usage_of_one_tenant_at_a_time() {
+    let every = Resource::every_tenant("the usage of every tenant");
+    assert_eq!(authorize(&platform(PlatformRole::Operator), Action::ReadUsage, &every), Decision::Allow);
+    let Decision::Deny(deny) = authorize(&app(Scope::UsageRead), Action::ReadUsage, &every) else {
+        panic!("a key may not read every tenant");
+    };
+    assert_eq!(deny.code, "forbidden");
+    assert!(deny.message.contains("one tenant at a time"), "{}", deny.message);
+    let apps = open_apps();
+    let acme = TenantFacts { name: "acme", known: Some(KnownTenant { active: true, applications: &apps }) };
+    assert_eq!(
+        authorize(&app(Scope::UsageRead), Action::ReadUsage, &Resource::of_tenant("usage", acme)),
+        Decision::Allow
+    );
 }
 
 #[test]

@@ -76,6 +76,30 @@ impl ServerArgs {
         }
     }
 
+    /// `GET path` with `Accept: accept`, its body copied to `out` as it arrives (an export of any
+    /// size in constant memory).
+    pub fn download(&self, path: &str, accept: &str, out: &mut dyn std::io::Write) -> anyhow::Result<u64> {
+        let url = format!("{}{path}", self.server.trim_end_matches('/'));
+        let mut request = ureq::get(&url).set("Accept", accept);
+        if let Some(token) = bearer(self.token.as_ref()) {
+            request = request.set("Authorization", &format!("Bearer {}", token.expose()));
+        }
+        match request.call() {
+            Ok(response) => Ok(std::io::copy(&mut response.into_reader(), out)?),
+            Err(ureq::Error::Status(code, response)) => {
+                let body: Value = response.into_json().unwrap_or_default();
+                let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
+                anyhow::bail!("GET {url} answered {code}: {message}")
+            }
+            Err(error) => Err(error).with_context(|| {
+                format!(
+                    "cannot reach {} (is `gatehouse serve` running there? set --server or GATEHOUSE_SERVER)",
+                    self.server
+                )
+            }),
+        }
+    }
+
     /// A listing such as `GET /v1/tenants` with the `query` parameters that are set: the first page,
     /// or with `all` every page (following `next`), their `items` joined into one answer of the same
     /// shape without `next`.

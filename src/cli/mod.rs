@@ -17,6 +17,7 @@ mod serve;
 mod status;
 mod sync;
 mod tenants;
+mod usage;
 mod users;
 
 use crate::config::{self, DiagnosticFormat};
@@ -111,6 +112,8 @@ pub enum Command {
     /// A tenant's users on a running server: list, show, invite, set-role, disable, enable, delete,
     /// end-sessions, resend-invitation, unlock.
     Users(users::UsersArgs),
+    /// The usage applications reported: export (CSV or JSON) and totals.
+    Usage(usage::UsageArgs),
     /// Resolve drift other than by reverting it: adopt live values into the config files, or allow a
     /// tenant's drift until a deadline.
     Drift {
@@ -237,6 +240,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Keys(args) => apps::keys(args),
         Command::Tenants(args) => tenants::tenants(args),
         Command::Users(args) => users::users(args),
+        Command::Usage(args) => usage::usage(args),
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
         Command::Sync(args) => sync::sync(args),

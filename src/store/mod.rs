@@ -15,6 +15,7 @@ mod live;
 pub mod mail;
 pub mod status;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 mod write;
 

@@ -86,6 +86,10 @@ const WHO_MAY: &[(&str, &[&str])] = &[
     ("POST /v1/auth/introspect", &["introspect-key"]),
     ("POST /v1/auth/revoke", &["introspect-key"]),
     ("POST /access/v1/evaluation", &["evaluate-key"]),
+    ("POST /v1/usage/events", &["usage-key"]),
+    // Without `tenant=`: every tenant's usage, for operators only (a key names its tenant).
+    ("GET /v1/usage/events", &["operator"]),
+    ("GET /v1/usage/totals", &["operator"]),
 ];
 
 /// The actors of the matrix.

@@ -137,7 +137,7 @@ fn problems_with(raw: &Result<Raw, String>, html_errors: bool) -> Option<String>
 enum Caller {
     Anyone,
     Operator,
-    /// An API key of an application with `flags:read`, open to tenant `acme`.
+    /// An API key of an application with `flags:read` and `usage:write`, open to tenant `acme`.
     FlagsKey,
     /// An API key with `auth:introspect` and `authz:evaluate`, open to tenant `acme`.
     IntrospectKey,
@@ -312,6 +312,24 @@ pub(crate) fn routes() -> Vec<Route> {
                 })
             }),
         ),
+        // usage.rs (billing-app's key holds usage:write; acme lists billing-app)
+        route(
+            "POST",
+            "/v1/usage/events",
+            FlagsKey,
+            Json(|| {
+                json!({ "specversion": "1.0", "id": "hostile-1", "source": "//hostile", "type": "api.call",
+                        "subject": "acme", "time": chrono::Utc::now().to_rfc3339(), "data": { "quantity": 1 } })
+            }),
+        ),
+        Route {
+            query: &["tenant", "type", "from", "to", "after", "limit"],
+            ..route("GET", "/v1/usage/events", Operator, None)
+        },
+        Route {
+            query: &["tenant", "type", "from", "to", "granularity"],
+            ..route("GET", "/v1/usage/totals", Operator, None)
+        },
         // apps.rs
         route("GET", "/v1/apps", Operator, None),
         route(

@@ -22,3 +22,4 @@ mod races;
 mod schemas;
 mod serve;
 mod sync_history;
+mod usage;

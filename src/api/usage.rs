@@ -1,0 +1,400 @@
+//! Usage (API-BILL, FR-BILL-001..003): applications report billable events, billing systems and
+//! operators pull them back.
+//!
+//! - `POST /v1/usage/events` (`usage:write`): one CloudEvent (`application/cloudevents+json`), a
+//!   batch (`application/cloudevents-batch+json`), or the same as plain JSON (an object or an
+//!   array). Each event names its tenant in `subject`, which must list the key's application. Bad
+//!   events are answered one by one (index, code, reason) and the good ones are stored, before the
+//!   answer, once per (tenant, source, id).
+//! - `GET /v1/usage/events` (`usage:read`, operators): the raw events in ingest order, a page at a
+//!   time (`after` = the last `seq`), or all of them as CSV with `Accept: text/csv`.
+//! - `GET /v1/usage/totals`: sums per tenant, event type and day or month.
+//!
+//! An API key reads one tenant at a time; only operators read every tenant at once.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use futures_util::StreamExt as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::caller::{Caller, facts};
+use super::{ApiError, AppState, Result, csv, input};
+use crate::authz::{Action, Resource};
+use crate::store::usage::{self as db, EventFilter, Granularity, StoredEvent, Total};
+use crate::store::{Rule, StoreError};
+use crate::usage::event::{self, Format, MAX_BATCH, Refusal, UsageEvent};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/usage/events", post(ingest).get(export)).route("/v1/usage/totals", get(totals))
+}
+
+/// What became of a request's events.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub(crate) struct IngestResult {
+    /// Events stored and counted.
+    accepted: usize,
+    /// Events already stored (same tenant, source and id): acknowledged, not counted again.
+    duplicates: usize,
+    /// Events refused, with why; the others were stored.
+    rejected: Vec<RejectedEvent>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct RejectedEvent {
+    /// The event's position in the batch (0 for a single event).
+    index: usize,
+    /// The event's `id`, when it had one.
+    id: Option<String>,
+    code: &'static str,
+    message: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/usage/events",
+    tag = "application",
+    security(("apiKey" = ["usage:write"]), ("apiKeyHeader" = ["usage:write"])),
+    request_body(content = Object, description = "A CloudEvent 1.0 (`application/cloudevents+json`), a batch of at most 1,000 (`application/cloudevents-batch+json`), or the same as plain `application/json` (an object or an array). `subject` names the tenant, `type` the event type, `data.quantity` (a positive integer) what it counts; `time` at most 35 days back and 5 minutes ahead.", content_type = "application/cloudevents+json"),
+    responses(
+        (status = 200, description = "What was stored, what was a duplicate, and each refused event with its reason.", body = IngestResult),
+        (status = 415, description = "A content type other than the three above."),
+        (status = 422, description = "No event of the request could be stored: `invalid_event`, `too_old`, `in_future`, `invalid_quantity`, `forbidden`, … (a single event) or `invalid_events` (a batch), naming each.")
+    ),
+)]
+async fn ingest(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Result<Response> {
+    caller.authorize(&state, Action::IngestUsage, &Resource::platform("usage events"))?;
+    let application = caller.principal()?.app.id;
+    let (format, batch) = shape(&headers)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("invalid request body: {e}; a JSON event or array of events is expected"))
+    })?;
+    let (items, batch) = match (value, batch) {
+        (Value::Array(items), Some(true) | None) => (items, true),
+        (value @ Value::Object(_), Some(false) | None) => (vec![value], false),
+        (_, Some(true)) => return Err(ApiError::BadRequest("a batch is a JSON array of events".into())),
+        (_, _) => return Err(ApiError::BadRequest("an event is a JSON object; send a batch as an array".into())),
+    };
+    if items.len() > MAX_BATCH {
+        return Err(ApiError::rule(
+            Rule::Invalid,
+            "batch_too_large",
+            format!("a batch holds at most {MAX_BATCH} events; this one has {}: split it", items.len()),
+        ));
+    }
+    let now = Utc::now();
+    let mut result = IngestResult::default();
+    let mut valid: Vec<UsageEvent> = Vec::with_capacity(items.len());
+    let mut positions = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        match event::parse(item, format, now).and_then(|e| open_to(&state, &caller, e)) {
+            Ok(event) => {
+                valid.push(event);
+                positions.push(index);
+            }
+            Err(refusal) => {
+                let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
+                result.rejected.push(RejectedEvent { index, id, code: refusal.code, message: refusal.message });
+            }
+        }
+    }
+    if !valid.is_empty() {
+        let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+        let stored = db::ingest(&mut tx, application, &valid).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        for (new, index) in stored.into_iter().zip(positions) {
+            // A tenant removed between the check and the insert stores nothing: refused, not lost silently.
+            match new {
+                true => result.accepted += 1,
+                false if tenant_exists(&state, &items[index]) => result.duplicates += 1,
+                false => result.rejected.push(RejectedEvent {
+                    index,
+                    id: items[index].get("id").and_then(Value::as_str).map(str::to_owned),
+                    code: "unknown_tenant",
+                    message: "the tenant was deleted while the event was stored".into(),
+                }),
+            }
+        }
+        result.rejected.sort_by_key(|r| r.index);
+    }
+    if result.accepted + result.duplicates == 0 && !result.rejected.is_empty() {
+        return Err(nothing_stored(batch, result.rejected));
+    }
+    Ok(axum::Json(result).into_response())
+}
+
+/// Whether the tenant an event names still exists, from the in-memory cache.
+fn tenant_exists(state: &AppState, item: &Value) -> bool {
+    let tenant = item.get("subject").and_then(Value::as_str).unwrap_or_default();
+    state.delivery.tenant(tenant).is_some()
+}
+
+/// The answer when no event was stored: the event's own refusal, or for a batch every refusal.
+fn nothing_stored(batch: bool, mut rejected: Vec<RejectedEvent>) -> ApiError {
+    if !batch && let Some(only) = rejected.pop() {
+        return ApiError::rule(Rule::Invalid, only.code, only.message);
+    }
+    const SHOWN: usize = 10;
+    let mut reasons: Vec<String> =
+        rejected.iter().take(SHOWN).map(|r| format!("event {}: {}", r.index, r.message)).collect();
+    if rejected.len() > SHOWN {
+        reasons.push(format!("and {} more", rejected.len() - SHOWN));
+    }
+    ApiError::rule(
+        Rule::Invalid,
+        "invalid_events",
+        format!("none of the {} events was stored: {}", rejected.len(), reasons.join("; ")),
+    )
+}
+
+/// The event, if its tenant is open to the key's application (every refusal audited).
+fn open_to(state: &AppState, caller: &Caller, event: UsageEvent) -> Result<UsageEvent, Refusal> {
+    let name = input::tenant(&event.tenant)
+        .map_err(|e| Refusal { code: "invalid_event", message: format!("`subject`: {e}") })?;
+    let tenant = state.delivery.tenant(name.as_str());
+    let resource = Resource::of_tenant("usage", facts(name.as_str(), tenant.as_deref()));
+    match caller.authorize(state, Action::IngestUsage, &resource) {
+        Ok(()) => Ok(event),
+        Err(ApiError::Forbidden { code, message }) => Err(Refusal { code, message }),
+        Err(other) => Err(Refusal { code: "forbidden", message: other.to_string() }),
+    }
+}
+
+/// The format and whether the body must be a batch (`None`: plain JSON, either).
+fn shape(headers: &HeaderMap) -> Result<(Format, Option<bool>)> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/cloudevents+json" => Ok((Format::CloudEvents, Some(false))),
+        "application/cloudevents-batch+json" => Ok((Format::CloudEvents, Some(true))),
+        "application/json" => Ok((Format::Plain, None)),
+        other => Err(ApiError::UnsupportedMediaType(format!(
+            "content type `{other}` is not accepted here: send application/cloudevents+json, \
+             application/cloudevents-batch+json or application/json"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    tenant: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    after: Option<i64>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct UsageEvents {
+    events: Vec<StoredEvent>,
+    /// The `after` of the next page; absent on the last.
+    next: Option<i64>,
+}
+
+/// Rows read from the database per page of a CSV export.
+const CSV_PAGE: i64 = 2000;
+
+#[utoipa::path(
+    get,
+    path = "/v1/usage/events",
+    tag = "application",
+    security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = [])),
+    params(
+        ("tenant" = Option<String>, Query, description = "Only this tenant's events (required of an API key)."),
+        ("type" = Option<String>, Query, description = "Only events of this type."),
+        ("from" = Option<String>, Query, description = "Only events whose `time` is at or after this RFC 3339 instant."),
+        ("to" = Option<String>, Query, description = "Only events whose `time` is before this RFC 3339 instant."),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Only events stored after this `seq` (the `next` of the previous page, or the last `seq` you read)."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100; JSON only: CSV holds every matching event)."),
+        ("Accept" = Option<String>, Header, description = "`text/csv` for a CSV file of every matching event."),
+    ),
+    responses((status = 200, description = "A page of events in ingest order (JSON), or all of them as CSV.", body = UsageEvents)),
+)]
+async fn export(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Query(query): Query<EventsQuery>,
+) -> Result<Response> {
+    let tenant_id = readable(&state, &caller, query.tenant.as_deref()).await?;
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("query parameter `limit`: from 1 to 1000".into()));
+    }
+    let after = query.after.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::BadRequest("query parameter `after`: a `seq`, 0 or more".into()));
+    }
+    let filter = EventFilter {
+        tenant_id,
+        kind: query.kind.map(|k| event_type("type", k)).transpose()?,
+        from: query.from.as_deref().map(|v| instant("from", v)).transpose()?,
+        to: query.to.as_deref().map(|v| instant("to", v)).transpose()?,
+        after,
+        limit,
+    };
+    if wants_csv(&headers) {
+        return Ok(csv_export(state, filter));
+    }
+    let events = db::events(&state.pool, &filter).await?;
+    let next = events.last().filter(|_| events.len() as i64 == limit).map(|e| e.seq);
+    Ok(axum::Json(UsageEvents { events, next }).into_response())
+}
+
+const CSV_HEADER: [&str; 10] =
+    ["seq", "tenant", "application", "source", "id", "type", "time", "quantity", "received_at", "data"];
+
+/// Every event of `filter` as CSV, read a page at a time while the client downloads it.
+fn csv_export(state: AppState, filter: EventFilter) -> Response {
+    let first = {
+        let mut out = Vec::new();
+        csv::row(&mut out, CSV_HEADER);
+        Bytes::from(out)
+    };
+    let pages = futures_util::stream::unfold(Some(filter), move |filter| {
+        let pool = state.pool.clone();
+        async move {
+            let mut filter = filter?;
+            filter.limit = CSV_PAGE;
+            let page = match db::events(&pool, &filter).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::error!(%error, "usage export stopped");
+                    return Some((Err(std::io::Error::other("the export stopped: database error")), None));
+                }
+            };
+            let last = page.last()?;
+            let more = page.len() as i64 == CSV_PAGE;
+            filter.after = last.seq;
+            let mut out = Vec::with_capacity(page.len() * 160);
+            for e in &page {
+                let (seq, quantity) = (e.seq.to_string(), e.quantity.to_string());
+                let (time, received) = (rfc3339(e.time), rfc3339(e.received_at));
+                let data = e.data.to_string();
+                let application = e.application.as_deref().unwrap_or_default();
+                csv::row(
+                    &mut out,
+                    [&*seq, &e.tenant, application, &e.source, &e.id, &e.kind, &time, &quantity, &received, &data],
+                );
+            }
+            Some((Ok(Bytes::from(out)), more.then_some(filter)))
+        }
+    });
+    let body = futures_util::stream::once(async move { Ok(first) }).chain(pages);
+    let mut response = Response::new(Body::from_stream(body));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
+    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"usage.csv\""));
+    response
+}
+
+fn rfc3339(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn wants_csv(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|m| m.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")))
+}
+
+/// An event type to filter by: text PostgreSQL can compare (no control characters).
+fn event_type(name: &str, value: String) -> Result<String> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("query parameter `{name}` holds a control character")));
+    }
+    Ok(value)
+}
+
+fn instant(name: &str, value: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        ApiError::BadRequest(format!("query parameter `{name}`: {value:?} is not an RFC 3339 instant ({e})"))
+    })
+}
+
+/// Authorizes reading usage: of one tenant (its id), or of every tenant (`None`, operators only).
+async fn readable(state: &AppState, caller: &Caller, tenant: Option<&str>) -> Result<Option<Uuid>> {
+    let Some(tenant) = tenant else {
+        caller.authorize(state, Action::ReadUsage, &Resource::every_tenant("the usage of every tenant"))?;
+        return Ok(None);
+    };
+    let (name, _) = caller.authorize_tenant(state, Action::ReadUsage, "usage", tenant)?;
+    let id = db::tenant_id(&state.pool, name.as_str()).await?;
+    id.map(Some).ok_or_else(|| ApiError::rule(Rule::NotFound, "not_found", format!("no tenant is named `{name}`")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TotalsQuery {
+    tenant: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    granularity: Option<String>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Totals {
+    /// The first day counted and the day after the last (UTC).
+    from: NaiveDate,
+    to: NaiveDate,
+    totals: Vec<Total>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/usage/totals",
+    tag = "application",
+    security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = [])),
+    params(
+        ("tenant" = Option<String>, Query, description = "Only this tenant (required of an API key)."),
+        ("type" = Option<String>, Query, description = "Only events of this type."),
+        ("from" = Option<String>, Query, description = "First day counted, YYYY-MM-DD (UTC; default: the first of this month)."),
+        ("to" = Option<String>, Query, description = "The day after the last one counted, YYYY-MM-DD (default: tomorrow)."),
+        ("granularity" = Option<String>, Query, description = "`day` (default) or `month`."),
+    ),
+    responses((status = 200, description = "Sums per tenant, event type and period.", body = Totals)),
+)]
+async fn totals(State(state): State<AppState>, caller: Caller, Query(query): Query<TotalsQuery>) -> Result<Response> {
+    let tenant_id = readable(&state, &caller, query.tenant.as_deref()).await?;
+    let today = Utc::now().date_naive();
+    let from = match query.from.as_deref() {
+        Some(v) => day("from", v)?,
+        None => today.with_day(1).unwrap_or(today),
+    };
+    let to = match query.to.as_deref() {
+        Some(v) => day("to", v)?,
+        None => today.succ_opt().unwrap_or(today),
+    };
+    if to <= from {
+        return Err(ApiError::BadRequest(format!("query parameter `to` ({to}) must be after `from` ({from})")));
+    }
+    let granularity = match query.granularity.as_deref() {
+        None | Some("day") => Granularity::Day,
+        Some("month") => Granularity::Month,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!("query parameter `granularity`: `{other}`; use day or month")));
+        }
+    };
+    let kind = query.kind.map(|k| event_type("type", k)).transpose()?;
+    let totals = db::totals(&state.pool, tenant_id, kind.as_deref(), (from, to), granularity).await?;
+    Ok((StatusCode::OK, axum::Json(Totals { from, to, totals })).into_response())
+}
+
+fn day(name: &str, value: &str) -> Result<NaiveDate> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|e| ApiError::BadRequest(format!("query parameter `{name}`: {value:?} is not a day YYYY-MM-DD ({e})")))
+}
