@@ -120,6 +120,21 @@ pub(crate) fn expiry(field: &str, at: DateTime<Utc>) -> Result<DateTime<Utc>> {
     Ok(at)
 }
 
+/// A text filter of a query: text PostgreSQL can compare (no control characters).
+pub(crate) fn plain_text(name: &str, value: String) -> Result<String> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!("query parameter `{name}` holds a control character")));
+    }
+    Ok(value)
+}
+
+/// An RFC 3339 instant of a query.
+pub(crate) fn instant(name: &str, value: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| {
+        ApiError::BadRequest(format!("query parameter `{name}`: {value:?} is not an RFC 3339 instant ({e})"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 //! has the body `{"error":{"code","message"}}`.
 
 mod apps;
+mod audit;
 mod auth;
 mod body;
 mod caller;
@@ -14,6 +15,7 @@ mod evaluation;
 mod flags;
 mod health;
 mod hooks;
+mod ingest;
 mod input;
 mod mail;
 mod ofrep;
@@ -113,6 +115,7 @@ pub fn app(state: AppState) -> Router {
         .merge(mail::router())
         .merge(evaluation::router())
         .merge(usage::router())
+        .merge(audit::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     Router::new()
         .merge(hooks::router())

@@ -8,7 +8,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{apps, auth, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, usage, users};
+use super::{
+    apps, audit, auth, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, usage, users,
+};
 
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
 /// `ApiError` writes exactly this, so the schema cannot drift from the bodies sent.
@@ -194,6 +196,9 @@ impl Modify for Security {
         usage::ingest,
         usage::export,
         usage::totals,
+        audit::ingest,
+        audit::events,
+        audit::export,
     ),
     components(schemas(ErrorBody, ErrorDetail), responses(Failure)),
     modifiers(&Security, &Failures),

@@ -13,47 +13,25 @@
 //! An API key reads one tenant at a time; only operators read every tenant at once.
 
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use futures_util::StreamExt as _;
+use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::caller::{Caller, facts};
+use super::ingest::{self, IngestResult};
 use super::{ApiError, AppState, Result, csv, input};
 use crate::authz::{Action, Resource};
 use crate::store::usage::{self as db, EventFilter, Granularity, StoredEvent, Total};
 use crate::store::{Rule, StoreError};
-use crate::usage::event::{self, Format, MAX_BATCH, Refusal, UsageEvent};
+use crate::usage::event::{self, Format, Refusal, UsageEvent};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/usage/events", post(ingest).get(export)).route("/v1/usage/totals", get(totals))
-}
-
-/// What became of a request's events.
-#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
-pub(crate) struct IngestResult {
-    /// Events stored and counted.
-    accepted: usize,
-    /// Events already stored (same tenant, source and id): acknowledged, not counted again.
-    duplicates: usize,
-    /// Events refused, with why; the others were stored.
-    rejected: Vec<RejectedEvent>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub(crate) struct RejectedEvent {
-    /// The event's position in the batch (0 for a single event).
-    index: usize,
-    /// The event's `id`, when it had one.
-    id: Option<String>,
-    code: &'static str,
-    message: String,
 }
 
 #[utoipa::path(
@@ -72,22 +50,7 @@ async fn ingest(State(state): State<AppState>, caller: Caller, headers: HeaderMa
     caller.authorize(&state, Action::IngestUsage, &Resource::platform("usage events"))?;
     let application = caller.principal()?.app.id;
     let (format, batch) = shape(&headers)?;
-    let value: Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!("invalid request body: {e}; a JSON event or array of events is expected"))
-    })?;
-    let (items, batch) = match (value, batch) {
-        (Value::Array(items), Some(true) | None) => (items, true),
-        (value @ Value::Object(_), Some(false) | None) => (vec![value], false),
-        (_, Some(true)) => return Err(ApiError::BadRequest("a batch is a JSON array of events".into())),
-        (_, _) => return Err(ApiError::BadRequest("an event is a JSON object; send a batch as an array".into())),
-    };
-    if items.len() > MAX_BATCH {
-        return Err(ApiError::rule(
-            Rule::Invalid,
-            "batch_too_large",
-            format!("a batch holds at most {MAX_BATCH} events; this one has {}: split it", items.len()),
-        ));
-    }
+    let (items, batch) = ingest::events(&body, batch)?;
     let now = Utc::now();
     let mut result = IngestResult::default();
     let mut valid: Vec<UsageEvent> = Vec::with_capacity(items.len());
@@ -98,59 +61,25 @@ async fn ingest(State(state): State<AppState>, caller: Caller, headers: HeaderMa
                 valid.push(event);
                 positions.push(index);
             }
-            Err(refusal) => {
-                let id = item.get("id").and_then(Value::as_str).map(str::to_owned);
-                result.rejected.push(RejectedEvent { index, id, code: refusal.code, message: refusal.message });
-            }
+            Err(refusal) => result.refuse(index, item, refusal.code, refusal.message),
         }
     }
     if !valid.is_empty() {
         let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
         let stored = db::ingest(&mut tx, application, &valid).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        for (new, index) in stored.into_iter().zip(positions) {
-            // A tenant removed between the check and the insert stores nothing: refused, not lost silently.
-            match new {
-                true => result.accepted += 1,
-                false if tenant_exists(&state, &items[index]) => result.duplicates += 1,
-                false => result.rejected.push(RejectedEvent {
-                    index,
-                    id: items[index].get("id").and_then(Value::as_str).map(str::to_owned),
-                    code: "unknown_tenant",
-                    message: "the tenant was deleted while the event was stored".into(),
-                }),
+        for ((new, index), event) in stored.into_iter().zip(positions).zip(&valid) {
+            // A tenant removed between the check and the insert stores nothing: refused, not
+            // passed off as a duplicate.
+            if !new && state.delivery.tenant(&event.tenant).is_none() {
+                let message = "the tenant was deleted while the event was stored".to_owned();
+                result.refuse(index, &items[index], "unknown_tenant", message);
+            } else {
+                result.stored(new);
             }
         }
-        result.rejected.sort_by_key(|r| r.index);
     }
-    if result.accepted + result.duplicates == 0 && !result.rejected.is_empty() {
-        return Err(nothing_stored(batch, result.rejected));
-    }
-    Ok(axum::Json(result).into_response())
-}
-
-/// Whether the tenant an event names still exists, from the in-memory cache.
-fn tenant_exists(state: &AppState, item: &Value) -> bool {
-    let tenant = item.get("subject").and_then(Value::as_str).unwrap_or_default();
-    state.delivery.tenant(tenant).is_some()
-}
-
-/// The answer when no event was stored: the event's own refusal, or for a batch every refusal.
-fn nothing_stored(batch: bool, mut rejected: Vec<RejectedEvent>) -> ApiError {
-    if !batch && let Some(only) = rejected.pop() {
-        return ApiError::rule(Rule::Invalid, only.code, only.message);
-    }
-    const SHOWN: usize = 10;
-    let mut reasons: Vec<String> =
-        rejected.iter().take(SHOWN).map(|r| format!("event {}: {}", r.index, r.message)).collect();
-    if rejected.len() > SHOWN {
-        reasons.push(format!("and {} more", rejected.len() - SHOWN));
-    }
-    ApiError::rule(
-        Rule::Invalid,
-        "invalid_events",
-        format!("none of the {} events was stored: {}", rejected.len(), reasons.join("; ")),
-    )
+    result.answer(batch)
 }
 
 /// The event, if its tenant is open to the key's application (every refusal audited).
@@ -236,9 +165,9 @@ async fn export(
     }
     let filter = EventFilter {
         tenant_id,
-        kind: query.kind.map(|k| event_type("type", k)).transpose()?,
-        from: query.from.as_deref().map(|v| instant("from", v)).transpose()?,
-        to: query.to.as_deref().map(|v| instant("to", v)).transpose()?,
+        kind: query.kind.map(|k| input::plain_text("type", k)).transpose()?,
+        from: query.from.as_deref().map(|v| input::instant("from", v)).transpose()?,
+        to: query.to.as_deref().map(|v| input::instant("to", v)).transpose()?,
         after,
         limit,
     };
@@ -255,30 +184,15 @@ const CSV_HEADER: [&str; 10] =
 
 /// Every event of `filter` as CSV, read a page at a time while the client downloads it.
 fn csv_export(state: AppState, filter: EventFilter) -> Response {
-    let first = {
-        let mut out = Vec::new();
-        csv::row(&mut out, CSV_HEADER);
-        Bytes::from(out)
-    };
-    let pages = futures_util::stream::unfold(Some(filter), move |filter| {
+    csv::download("usage.csv", &CSV_HEADER, filter, move |mut filter: EventFilter| {
         let pool = state.pool.clone();
         async move {
-            let mut filter = filter?;
             filter.limit = CSV_PAGE;
-            let page = match db::events(&pool, &filter).await {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::error!(%error, "usage export stopped");
-                    return Some((Err(std::io::Error::other("the export stopped: database error")), None));
-                }
-            };
-            let last = page.last()?;
-            let more = page.len() as i64 == CSV_PAGE;
-            filter.after = last.seq;
+            let page = db::events(&pool, &filter).await?;
             let mut out = Vec::with_capacity(page.len() * 160);
             for e in &page {
                 let (seq, quantity) = (e.seq.to_string(), e.quantity.to_string());
-                let (time, received) = (rfc3339(e.time), rfc3339(e.received_at));
+                let (time, received) = (csv::time(e.time), csv::time(e.received_at));
                 let data = e.data.to_string();
                 let application = e.application.as_deref().unwrap_or_default();
                 csv::row(
@@ -286,19 +200,11 @@ fn csv_export(state: AppState, filter: EventFilter) -> Response {
                     [&*seq, &e.tenant, application, &e.source, &e.id, &e.kind, &time, &quantity, &received, &data],
                 );
             }
-            Some((Ok(Bytes::from(out)), more.then_some(filter)))
+            let more = page.len() as i64 == CSV_PAGE;
+            filter.after = page.last().map_or(filter.after, |e| e.seq);
+            Ok((out, more.then_some(filter)))
         }
-    });
-    let body = futures_util::stream::once(async move { Ok(first) }).chain(pages);
-    let mut response = Response::new(Body::from_stream(body));
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8; header=present"));
-    headers.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static("attachment; filename=\"usage.csv\""));
-    response
-}
-
-fn rfc3339(time: DateTime<Utc>) -> String {
-    time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    })
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {
@@ -308,20 +214,6 @@ fn wants_csv(headers: &HeaderMap) -> bool {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|m| m.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv")))
-}
-
-/// An event type to filter by: text PostgreSQL can compare (no control characters).
-fn event_type(name: &str, value: String) -> Result<String> {
-    if value.chars().any(char::is_control) {
-        return Err(ApiError::BadRequest(format!("query parameter `{name}` holds a control character")));
-    }
-    Ok(value)
-}
-
-fn instant(name: &str, value: &str) -> Result<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(value).map(|t| t.with_timezone(&Utc)).map_err(|e| {
-        ApiError::BadRequest(format!("query parameter `{name}`: {value:?} is not an RFC 3339 instant ({e})"))
-    })
 }
 
 /// Authorizes reading usage: of one tenant (its id), or of every tenant (`None`, operators only).
@@ -389,7 +281,7 @@ async fn totals(State(state): State<AppState>, caller: Caller, Query(query): Que
             return Err(ApiError::BadRequest(format!("query parameter `granularity`: `{other}`; use day or month")));
         }
     };
-    let kind = query.kind.map(|k| event_type("type", k)).transpose()?;
+    let kind = query.kind.map(|k| input::plain_text("type", k)).transpose()?;
     let totals = db::totals(&state.pool, tenant_id, kind.as_deref(), (from, to), granularity).await?;
     Ok((StatusCode::OK, axum::Json(Totals { from, to, totals })).into_response())
 }

@@ -193,10 +193,10 @@ fn invariant(actor: &Actor, action: Action, resource: &Resource<'_>) -> Option<D
                     code: "forbidden",
                     reason: "every tenant asked by an application",
                     message: format!(
-                        "{actor} may not {} {what}: requires a platform operator; an API key reads one tenant at a time (name it with `tenant=`)",
+                        "{actor} may not {} {what}: requires a platform role; an API key reads one tenant at a time (name it with `tenant=`)",
                         action.verb()
                     ),
-                    required: "a platform operator, or a `tenant` that lists the application".into(),
+                    required: "a platform role, or a `tenant` that lists the application".into(),
                 });
             }
             let tenant = resource.tenant?;

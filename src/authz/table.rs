@@ -34,6 +34,8 @@ pub enum Action {
     EvaluateAccess,
     IngestUsage,
     ReadUsage,
+    IngestAudit,
+    ReadAudit,
 }
 
 /// Who an action is granted to.
@@ -86,6 +88,8 @@ pub const TABLE: &[(Action, &[Grant])] = &[
     (EvaluateAccess,        &[Key(Scope::AuthzEvaluate)]),
     (IngestUsage,           &[Key(Scope::UsageWrite)]),
     (ReadUsage,             &[Platform(Operator), Key(Scope::UsageRead)]),
+    (IngestAudit,           &[Key(Scope::AuditWrite)]),
+    (ReadAudit,             &[Platform(Operator), Platform(Auditor), TenantRole(Owner)]),
 ];
 
 /// The grants of `action` in `TABLE` (none if it is missing: deny).
@@ -124,6 +128,8 @@ impl Action {
         EvaluateAccess,
         IngestUsage,
         ReadUsage,
+        IngestAudit,
+        ReadAudit,
     ];
 
     /// The action's stable name: in audit rows and in AuthZEN requests (`action.name`).
@@ -157,6 +163,8 @@ impl Action {
             EvaluateAccess => "access.evaluate",
             IngestUsage => "usage.ingest",
             ReadUsage => "usage.read",
+            IngestAudit => "audit.ingest",
+            ReadAudit => "audit.read",
         }
     }
 
@@ -167,8 +175,10 @@ impl Action {
     /// The verb of a denial's message: "<who> may not <verb> <resource>".
     pub fn verb(self) -> &'static str {
         match self {
-            ReadSync | ReadApps | ReadOutbox | ReadOwnSession | ReadFlags | ReadTenants | ReadUsage => "read",
-            IngestUsage => "report",
+            ReadSync | ReadApps | ReadOutbox | ReadOwnSession | ReadFlags | ReadTenants | ReadUsage | ReadAudit => {
+                "read"
+            }
+            IngestUsage | IngestAudit => "report",
             ManageTenants => "create, suspend, restore or delete",
             UpdateTenant | ManageFlags => "change",
             ManageUsers => "invite, change, disable or delete",

@@ -61,6 +61,7 @@ fn actors() -> Vec<(&'static str, Actor)> {
         ("evaluate-key", app(Scope::AuthzEvaluate)),
         ("usage-key", app(Scope::UsageWrite)),
         ("usage-read-key", app(Scope::UsageRead)),
+        ("audit-key", app(Scope::AuditWrite)),
         ("anonymous", Actor::Anonymous),
     ]
 }
@@ -76,6 +77,7 @@ fn resource_of(action: Action, apps: &[Box<str>]) -> Resource<'_> {
         Action::EndUserSessions | Action::ResendInvitation => Resource::tenant_user("dan@acme.example", acme),
         Action::ReadFlags => Resource::of_tenant("flags", acme),
         Action::IngestUsage | Action::ReadUsage => Resource::of_tenant("usage", acme),
+        Action::IngestAudit | Action::ReadAudit => Resource::of_tenant("audit log", acme),
         Action::ReadOwnSession
         | Action::ManageOwnSessions
         | Action::ChangeOwnPassword
@@ -106,6 +108,8 @@ fn expected(action: Action) -> &'static [&'static str] {
         EvaluateAccess => &["evaluate-key"],
         IngestUsage => &["usage-key"],
         ReadUsage => &["operator", "bootstrap", "usage-read-key"],
+        IngestAudit => &["audit-key"],
+        ReadAudit => &["operator", "bootstrap", "auditor", "owner"],
     }
 }
 

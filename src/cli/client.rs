@@ -126,6 +126,13 @@ impl ServerArgs {
     }
 }
 
+/// `path` with the `query` parameters that are set, URL-encoded.
+pub fn with_query(path: &str, query: &[(&str, Option<&str>)]) -> anyhow::Result<String> {
+    let set: Vec<(&str, &str)> = query.iter().filter_map(|(name, value)| value.map(|v| (*name, v))).collect();
+    let encoded = serde_urlencoded::to_string(set)?;
+    Ok(if encoded.is_empty() { path.to_owned() } else { format!("{path}?{encoded}") })
+}
+
 /// One path segment: anything but letters, digits, `-`, `.` and `_` percent-encoded, so that a
 /// name or email (`dan+ops@acme.example`) reaches the server as it was typed.
 pub fn segment(name: &str) -> String {

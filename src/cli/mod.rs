@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apps;
+mod audit;
 mod client;
 mod drift;
 mod identity;
@@ -112,6 +113,8 @@ pub enum Command {
     /// A tenant's users on a running server: list, show, invite, set-role, disable, enable, delete,
     /// end-sessions, resend-invitation, unlock.
     Users(users::UsersArgs),
+    /// The audit log: export (CSV or JSON).
+    Audit(audit::AuditArgs),
     /// The usage applications reported: export (CSV or JSON) and totals.
     Usage(usage::UsageArgs),
     /// Resolve drift other than by reverting it: adopt live values into the config files, or allow a
@@ -241,6 +244,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Tenants(args) => tenants::tenants(args),
         Command::Users(args) => users::users(args),
         Command::Usage(args) => usage::usage(args),
+        Command::Audit(args) => audit::audit(args),
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
         Command::Sync(args) => sync::sync(args),

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
 use super::ReportFormat;
-use super::client::{ServerArgs, table, text};
+use super::client::{ServerArgs, table, text, with_query};
 
 #[derive(Debug, Args)]
 pub struct UsageArgs {
@@ -115,12 +115,6 @@ fn every_event(server: &ServerArgs, query: &[(&str, Option<&str>)]) -> anyhow::R
         query.push(("after", Some(next.to_string())));
     }
     Ok(json!({ "events": events }))
-}
-
-fn with_query(path: &str, query: &[(&str, Option<&str>)]) -> anyhow::Result<String> {
-    let set: Vec<(&str, &str)> = query.iter().filter_map(|(name, value)| value.map(|v| (*name, v))).collect();
-    let encoded = serde_urlencoded::to_string(set)?;
-    Ok(if encoded.is_empty() { path.to_owned() } else { format!("{path}?{encoded}") })
 }
 
 fn totals_table(totals: &[Value]) -> String {

@@ -152,6 +152,75 @@ pub async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Re
     Ok(())
 }
 
+/// Stores events reported by `application` (already checked and authorized), in one statement:
+/// each (application, event id) is claimed once, so a retried or repeated event is a duplicate.
+/// Returns, per event, whether it was stored now (`true`) or before (`false`).
+pub async fn insert_reported(
+    conn: &mut PgConnection,
+    application: &str,
+    events: &[crate::audit::reported::ReportedEvent],
+) -> Result<Vec<bool>> {
+    let mut index = Vec::with_capacity(events.len());
+    let mut ids = Vec::with_capacity(events.len());
+    let (mut event_ids, mut times, mut actors, mut actions, mut resources, mut tenants, mut outcomes, mut metadata) =
+        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (i, e) in events.iter().enumerate() {
+        index.push(i32::try_from(i).unwrap_or(i32::MAX));
+        ids.push(Uuid::now_v7());
+        event_ids.push(e.id.as_str());
+        times.push(e.timestamp);
+        actors.push(bounded(&e.actor, MAX_ACTOR));
+        actions.push(bounded(&e.kind, MAX_ACTION));
+        resources.push(bounded(&e.resource, MAX_RESOURCE));
+        tenants.push(bounded(&e.tenant, MAX_TENANT));
+        outcomes.push(if e.outcome == crate::audit::Outcome::Success { "success" } else { "failure" });
+        let mut fields = e.metadata.clone();
+        fields.insert("ip".into(), Value::String(e.ip.to_string()));
+        metadata.push(bounded_metadata(&Value::Object(fields)).into_owned());
+    }
+    let stored: Vec<i32> = sqlx::query_scalar(
+        "WITH input AS (
+             SELECT * FROM UNNEST($1::int[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::jsonb[])
+                 AS u(idx, id, event_id, occurred_at, actor, action, resource, tenant, outcome, metadata)
+         ), claimed AS (
+             INSERT INTO audit_reported_ids (application, event_id)
+             SELECT $11, event_id FROM input ORDER BY event_id
+             ON CONFLICT DO NOTHING
+             RETURNING event_id
+         ), inserted AS (
+             INSERT INTO audit_log (id, occurred_at, actor, actor_type, action, resource, tenant, outcome, metadata,
+                                    application, event_id)
+             SELECT DISTINCT ON (i.event_id) i.id, i.occurred_at, i.actor, 'external', i.action, i.resource, i.tenant,
+                    i.outcome, i.metadata, $11, i.event_id
+               FROM input i JOIN claimed c USING (event_id)
+              ORDER BY i.event_id, i.idx
+             RETURNING event_id
+         )
+         SELECT DISTINCT ON (i.event_id) i.idx FROM input i JOIN inserted n USING (event_id) ORDER BY i.event_id, i.idx",
+    )
+    .bind(&index)
+    .bind(&ids)
+    .bind(&event_ids)
+    .bind(&times)
+    .bind(refs(&actors))
+    .bind(refs(&actions))
+    .bind(refs(&resources))
+    .bind(refs(&tenants))
+    .bind(&outcomes)
+    .bind(&metadata)
+    .bind(application)
+    .fetch_all(conn)
+    .await?;
+    let mut new = vec![false; events.len()];
+    for i in stored {
+        if let Some(slot) = usize::try_from(i).ok().and_then(|i| new.get_mut(i)) {
+            *slot = true;
+        }
+    }
+    Ok(new)
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

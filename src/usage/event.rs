@@ -10,8 +10,6 @@ use serde_json::{Map, Value};
 pub const OLDEST: TimeDelta = TimeDelta::days(35);
 /// How far ahead of the server's clock an event may be dated.
 pub const NEWEST: TimeDelta = TimeDelta::minutes(5);
-/// The most events in one request.
-pub const MAX_BATCH: usize = 1000;
 
 const MAX_ID: usize = 256;
 const MAX_SOURCE: usize = 512;

@@ -90,6 +90,10 @@ const WHO_MAY: &[(&str, &[&str])] = &[
     // Without `tenant=`: every tenant's usage, for operators only (a key names its tenant).
     ("GET /v1/usage/events", &["operator"]),
     ("GET /v1/usage/totals", &["operator"]),
+    ("POST /v1/audit/events", &["audit-key"]),
+    // An owner reads its own tenant's log (the default tenant of its session).
+    ("GET /v1/audit/events", &["operator", "auditor", "owner", "globex-owner"]),
+    ("GET /v1/audit/export", &["operator", "auditor", "owner", "globex-owner"]),
 ];
 
 /// The actors of the matrix.
@@ -163,6 +167,7 @@ const ACTORS: &[Who] = &[
     Who::Key { label: "introspect-key", app: "analytics-app", scope: "auth:introspect" },
     Who::Key { label: "evaluate-key", app: "analytics-app", scope: "authz:evaluate" },
     Who::Key { label: "usage-key", app: "billing-app", scope: "usage:write" },
+    Who::Key { label: "audit-key", app: "billing-app", scope: "audit:write" },
 ];
 
 /// Routes granted to a key scope (a key without it is `insufficient_scope`, not `forbidden`).

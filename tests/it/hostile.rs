@@ -137,7 +137,8 @@ fn problems_with(raw: &Result<Raw, String>, html_errors: bool) -> Option<String>
 enum Caller {
     Anyone,
     Operator,
-    /// An API key of an application with `flags:read` and `usage:write`, open to tenant `acme`.
+    /// An API key of an application with `flags:read`, `usage:write` and `audit:write`, open to
+    /// tenant `acme`.
     FlagsKey,
     /// An API key with `auth:introspect` and `authz:evaluate`, open to tenant `acme`.
     IntrospectKey,
@@ -329,6 +330,25 @@ pub(crate) fn routes() -> Vec<Route> {
         Route {
             query: &["tenant", "type", "from", "to", "granularity"],
             ..route("GET", "/v1/usage/totals", Operator, None)
+        },
+        // audit.rs
+        route(
+            "POST",
+            "/v1/audit/events",
+            FlagsKey,
+            Json(|| {
+                json!({ "id": "hostile-1", "tenant": "acme", "timestamp": chrono::Utc::now().to_rfc3339(),
+                        "actor": "u-1", "type": "doc.read", "resource": "doc/1", "outcome": "success",
+                        "ip": "127.0.0.1", "metadata": { "k": "v" } })
+            }),
+        ),
+        Route {
+            query: &["from", "to", "tenant", "actor", "action", "outcome", "resourcePrefix", "after", "limit"],
+            ..route("GET", "/v1/audit/events", Operator, None)
+        },
+        Route {
+            query: &["from", "to", "tenant", "actor", "action", "outcome", "resourcePrefix"],
+            ..route("GET", "/v1/audit/export", Operator, None)
         },
         // apps.rs
         route("GET", "/v1/apps", Operator, None),

@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod admin;
 mod apply;
+mod audit;
 mod authz_matrix;
 mod chart;
 mod cli;

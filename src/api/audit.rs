@@ -1,0 +1,276 @@
+//! The audit log over HTTP (API-LOG, FR-LOG-001/002, UC-AUDIT-EXPORT).
+//!
+//! - `POST /v1/audit/events` (`audit:write`): applications report their own audit events, one or a
+//!   batch of at most 1,000, into the one log; each under the tenant it names, which must list the
+//!   application. Bad events are answered one by one; an event id is stored once per application.
+//! - `GET /v1/audit/events`: the log in time order, a page at a time, filtered by time range,
+//!   tenant, actor, action, outcome and resource prefix. `GET /v1/audit/export`: the same rows as
+//!   CSV, streamed. For auditors and operators; a tenant's owners read their own tenant's rows.
+//!   Reading or exporting the log is itself audited, with the filters used.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::caller::{Caller, facts};
+use super::ingest::{self, IngestResult};
+use super::{ApiError, AppState, Result, csv, input};
+use crate::audit::Target;
+use crate::audit::reported::{self, ReportedEvent};
+use crate::authz::{Action, Actor, Resource};
+use crate::store::StoreError;
+use crate::store::audit_read::{self as db, AuditFilter, AuditRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/audit/events", get(events).post(ingest)).route("/v1/audit/export", get(export))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/audit/events",
+    tag = "application",
+    security(("apiKey" = ["audit:write"]), ("apiKeyHeader" = ["audit:write"])),
+    request_body(content = Object, description = "One event, or an array of at most 1,000: `id` (yours, for retries), `tenant`, `timestamp` (RFC 3339), `actor`, `type`, `resource`, `outcome` (`success` or `failure`), `ip`, and optional `metadata` (an object)."),
+    responses(
+        (status = 200, description = "What was stored, what was a duplicate, and each refused event with its reason.", body = IngestResult),
+        (status = 422, description = "No event of the request could be stored: the event's own code (a single event) or `invalid_events` naming each.")
+    ),
+)]
+async fn ingest(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response> {
+    caller.authorize(&state, Action::IngestAudit, &Resource::platform("audit events"))?;
+    let application = caller.principal()?.app.name.clone();
+    let (items, batch) = ingest::events(&body, None)?;
+    let now = Utc::now();
+    let mut result = IngestResult::default();
+    let mut valid: Vec<ReportedEvent> = Vec::with_capacity(items.len());
+    for (index, item) in items.iter().enumerate() {
+        let checked = reported::parse(item, now)
+            .map_err(|r| (r.code, r.message))
+            .and_then(|event| open_to(&state, &caller, event));
+        match checked {
+            Ok(event) => valid.push(event),
+            Err((code, message)) => result.refuse(index, item, code, message),
+        }
+    }
+    if !valid.is_empty() {
+        let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+        let stored = crate::store::insert_reported(&mut tx, &application, &valid).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        stored.into_iter().for_each(|new| result.stored(new));
+    }
+    result.answer(batch)
+}
+
+/// The event, if its tenant lists the key's application (every refusal audited).
+fn open_to(state: &AppState, caller: &Caller, event: ReportedEvent) -> Result<ReportedEvent, (&'static str, String)> {
+    let name = input::tenant(&event.tenant).map_err(|e| ("invalid_event", format!("`tenant`: {e}")))?;
+    let tenant = state.delivery.tenant(name.as_str());
+    let resource = Resource::of_tenant("audit log", facts(name.as_str(), tenant.as_deref()));
+    match caller.authorize(state, Action::IngestAudit, &resource) {
+        Ok(()) => Ok(event),
+        Err(ApiError::Forbidden { code, message }) => Err((code, message)),
+        Err(other) => Err(("forbidden", other.to_string())),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct AuditQuery {
+    from: Option<String>,
+    to: Option<String>,
+    tenant: Option<String>,
+    actor: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    resource_prefix: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct AuditPage {
+    events: Vec<AuditRow>,
+    /// The `after` of the next page; absent on the last.
+    next: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit/events",
+    tag = "operator",
+    security(("operator" = []), ("session" = [])),
+    params(
+        ("from" = Option<String>, Query, description = "Only rows at or after this RFC 3339 instant."),
+        ("to" = Option<String>, Query, description = "Only rows before this RFC 3339 instant."),
+        ("tenant" = Option<String>, Query, description = "Only this tenant's rows (an owner's session reads only its own tenant, the default for it)."),
+        ("actor" = Option<String>, Query, description = "Only rows of this actor."),
+        ("action" = Option<String>, Query, description = "Only rows of this action, such as `user.update`."),
+        ("outcome" = Option<String>, Query, description = "`success` or `failure`."),
+        ("resourcePrefix" = Option<String>, Query, description = "Only rows whose resource starts with this."),
+        ("after" = Option<String>, Query, description = "The `next` of the previous page."),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."),
+    ),
+    responses((status = 200, description = "A page of the log in time order.", body = AuditPage)),
+)]
+async fn events(State(state): State<AppState>, caller: Caller, Query(query): Query<AuditQuery>) -> Result<Response> {
+    let mut filter = readable(&state, &caller, &query)?;
+    if let Some(after) = &query.after {
+        filter.after = Some(cursor(after)?);
+    }
+    let rows = db::page(&state.pool, &filter).await?;
+    let next =
+        rows.last().filter(|_| rows.len() as i64 == filter.limit).map(|r| format!("{}_{}", micros(r.time), r.id));
+    caller.record(&state, "audit.read", target(&filter), described(&filter, Some(rows.len()))).await?;
+    Ok(axum::Json(AuditPage { events: rows, next }).into_response())
+}
+
+/// Rows read per page of a CSV export.
+const CSV_PAGE: i64 = 2000;
+
+const CSV_HEADER: [&str; 12] = [
+    "time",
+    "id",
+    "tenant",
+    "actor",
+    "actor_type",
+    "action",
+    "resource",
+    "outcome",
+    "ip",
+    "application",
+    "event_id",
+    "metadata",
+];
+
+#[utoipa::path(
+    get,
+    path = "/v1/audit/export",
+    tag = "operator",
+    security(("operator" = []), ("session" = [])),
+    params(
+        ("from" = Option<String>, Query, description = "Only rows at or after this RFC 3339 instant."),
+        ("to" = Option<String>, Query, description = "Only rows before this RFC 3339 instant."),
+        ("tenant" = Option<String>, Query, description = "Only this tenant's rows."),
+        ("actor" = Option<String>, Query, description = "Only rows of this actor."),
+        ("action" = Option<String>, Query, description = "Only rows of this action."),
+        ("outcome" = Option<String>, Query, description = "`success` or `failure`."),
+        ("resourcePrefix" = Option<String>, Query, description = "Only rows whose resource starts with this."),
+    ),
+    responses((status = 200, description = "Every matching row as CSV (RFC 4180, a header row, formulas neutralised), streamed.", content_type = "text/csv")),
+)]
+async fn export(State(state): State<AppState>, caller: Caller, Query(query): Query<AuditQuery>) -> Result<Response> {
+    if query.after.is_some() || query.limit.is_some() {
+        return Err(ApiError::BadRequest(
+            "the export holds every matching row: `after` and `limit` page /v1/audit/events".into(),
+        ));
+    }
+    let mut filter = readable(&state, &caller, &query)?;
+    caller.record(&state, "audit.export", target(&filter), described(&filter, None)).await?;
+    filter.limit = CSV_PAGE;
+    let pool = state.pool.clone();
+    Ok(csv::download("audit.csv", &CSV_HEADER, filter, move |mut filter: AuditFilter| {
+        let pool = pool.clone();
+        async move {
+            let page = db::page(&pool, &filter).await?;
+            let mut out = Vec::with_capacity(page.len() * 256);
+            for r in &page {
+                let (time, id, metadata) = (csv::time(r.time), r.id.to_string(), r.metadata.to_string());
+                let ip = r.metadata["ip"].as_str().unwrap_or_default();
+                let tenant = r.tenant.as_deref().unwrap_or_default();
+                let (application, event_id) =
+                    (r.application.as_deref().unwrap_or_default(), r.event_id.as_deref().unwrap_or_default());
+                let cells = [&*time, &id, tenant, &r.actor, &r.actor_type, &r.action, &r.resource, &r.outcome, ip];
+                csv::row(&mut out, cells.into_iter().chain([application, event_id, &metadata]));
+            }
+            let more = page.len() as i64 == filter.limit;
+            filter.after = page.last().map(|r| (r.time, r.id)).or(filter.after);
+            Ok((out, more.then_some(filter)))
+        }
+    }))
+}
+
+/// Authorizes reading the rows `query` asks for and returns the filter: auditors and operators read
+/// any tenant or all of them; an owner reads only its own tenant's (named or not).
+fn readable(state: &AppState, caller: &Caller, query: &AuditQuery) -> Result<AuditFilter> {
+    let tenant = match (&query.tenant, &caller.actor) {
+        (Some(tenant), _) => Some(tenant.clone()),
+        (None, Actor::User(session)) => Some(session.tenant.to_string()),
+        (None, _) => None,
+    };
+    match &tenant {
+        Some(tenant) => {
+            caller.authorize_tenant(state, Action::ReadAudit, "audit log", tenant)?;
+        }
+        None => caller.authorize(state, Action::ReadAudit, &Resource::every_tenant("the audit log of every tenant"))?,
+    }
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::BadRequest("query parameter `limit`: from 1 to 1000".into()));
+    }
+    let outcome = match query.outcome.as_deref() {
+        None => None,
+        Some(o @ ("success" | "failure")) => Some(o.to_owned()),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!("query parameter `outcome`: {other:?}; use success or failure")));
+        }
+    };
+    Ok(AuditFilter {
+        from: query.from.as_deref().map(|v| input::instant("from", v)).transpose()?,
+        to: query.to.as_deref().map(|v| input::instant("to", v)).transpose()?,
+        tenant,
+        actor: query.actor.clone().map(|v| input::plain_text("actor", v)).transpose()?,
+        action: query.action.clone().map(|v| input::plain_text("action", v)).transpose()?,
+        outcome,
+        resource_prefix: query.resource_prefix.clone().map(|v| input::plain_text("resourcePrefix", v)).transpose()?,
+        after: None,
+        limit,
+    })
+}
+
+/// `<microseconds since the epoch>_<id>`: the row a page ended on.
+fn cursor(value: &str) -> Result<(DateTime<Utc>, Uuid)> {
+    let bad = || ApiError::BadRequest(format!("query parameter `after`: {value:?} is not the `next` of a page"));
+    let (time, id) = value.split_once('_').ok_or_else(bad)?;
+    let time = time.parse::<i64>().ok().and_then(DateTime::from_timestamp_micros).ok_or_else(bad)?;
+    Ok((time, id.parse().map_err(|_| bad())?))
+}
+
+fn micros(time: DateTime<Utc>) -> i64 {
+    time.timestamp_micros()
+}
+
+/// What the audit row of a read names: the tenant read, or the log as a whole.
+fn target(filter: &AuditFilter) -> Target {
+    match &filter.tenant {
+        Some(tenant) => Target::in_tenant(tenant, format!("tenant/{tenant}/audit-log")),
+        None => Target::platform("audit-log"),
+    }
+}
+
+/// The filters of a read, for its own audit row.
+fn described(filter: &AuditFilter, rows: Option<usize>) -> Value {
+    json!({
+        "from": filter.from, "to": filter.to, "tenant": filter.tenant, "actor": filter.actor,
+        "action": filter.action, "outcome": filter.outcome, "resourcePrefix": filter.resource_prefix, "rows": rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_cursor_reads_back_what_it_wrote() {
+        let time = DateTime::from_timestamp_micros(1_764_590_400_123_456).expect("time");
+        let id = Uuid::now_v7();
+        assert_eq!(cursor(&format!("{}_{id}", micros(time))).expect("cursor"), (time, id));
+        assert!(cursor("yesterday").is_err());
+        assert!(cursor("12_not-a-uuid").is_err());
+    }
+}

@@ -1,0 +1,207 @@
+//! The audit log over HTTP (issue 13.1, 13.3; FR-LOG-001, FR-LOG-002, API-LOG, UC-AUDIT-EXPORT)
+//! against the real binary: applications report events into the one log, an auditor signed in at
+//! the identity provider exports them as CSV that Python's csv module reads, and every read is
+//! itself audited.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::access::issue;
+use crate::helpers::{HttpResponse, OPERATOR, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::identity::{login, started, str_of};
+use crate::operators::{Idp, cli, json_out, person};
+
+fn event(id: &str, tenant: &str, actor: &str, outcome: &str) -> Value {
+    json!({ "id": id, "tenant": tenant, "timestamp": chrono::Utc::now().to_rfc3339(), "actor": actor,
+            "type": "document.delete", "resource": format!("doc/{id}"), "outcome": outcome, "ip": "203.0.113.7",
+            "metadata": { "title": "=HYPERLINK(\"http://evil\")" } })
+}
+
+async fn report(server: &ServeProcess, key: &str, body: &Value) -> HttpResponse {
+    call(server, "POST", "/v1/audit/events", Some(key), Some(body.clone())).await
+}
+
+fn code(response: &HttpResponse) -> &str {
+    response.body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// Runs tests/support/csv_rows.py: the export as Python's csv module reads it.
+fn csv_rows(url: &str, bearer: &str) -> Value {
+    let script = crate::helpers::project_dir().join("tests/support/csv_rows.py");
+    let output = std::process::Command::new("python3").arg(&script).args([url, bearer]).output().expect("python3 runs");
+    assert!(output.status.success(), "csv_rows.py: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON")
+}
+
+/// FR-LOG-001, API-LOG, UC-AUDIT-EXPORT: an application reports one event and a batch with a bad
+/// event among good ones (the good ones are stored, the bad one named by index; a retry is a
+/// duplicate); an auditor exports the tenant's failures as CSV with the right columns and formulas
+/// neutralised; the export and the reads are audited under the auditor's name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applications_report_audit_events_and_an_auditor_exports_them_as_csv() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let idp = Idp::start();
+    let env = [
+        ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
+        ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+        ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+        ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-audit=auditor"),
+    ];
+    let server = started(&repo, &db, &env).await;
+    let (_, key) = issue(&server, "billing-app", &[]);
+
+    let single = report(&server, &key, &event("e-1", "acme", "user-42", "success")).await;
+    assert_eq!(single.status, 200, "{}", single.text);
+    assert_eq!(single.body, json!({ "accepted": 1, "duplicates": 0, "rejected": [] }));
+    let mut bad = event("e-bad", "acme", "user-42", "failure");
+    bad["ip"] = json!("not an address");
+    let batch = json!([
+        event("e-2", "acme", "user-42", "failure"),
+        bad,
+        event("e-3", "acme", "user-7", "failure"),
+        event("e-1", "acme", "user-42", "success"),
+        event("e-4", "hooli", "user-9", "failure"),
+    ]);
+    let answered = report(&server, &key, &batch).await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    assert_eq!((answered.body["accepted"].as_i64(), answered.body["duplicates"].as_i64()), (Some(2), Some(1)));
+    let rejected: Vec<(u64, &str)> = answered.body["rejected"]
+        .as_array()
+        .expect("rejected")
+        .iter()
+        .map(|r| (r["index"].as_u64().expect("index"), r["code"].as_str().expect("code")))
+        .collect();
+    assert_eq!(rejected, [(1, "invalid_event"), (4, "forbidden")], "{}", answered.text);
+    assert!(answered.text.contains("not an IPv4 or IPv6 address"), "{}", answered.text);
+    assert!(answered.text.contains("tenant `hooli` is not open to application `billing-app`"), "{}", answered.text);
+    let stored = "SELECT count(*) FROM audit_log WHERE application = 'billing-app' AND actor_type = 'external'";
+    assert_eq!(db.count(stored).await, 3, "e-1, e-2, e-3 once each");
+
+    // An auditor exports acme's failures.
+    let auditor = idp.token("eve", person("eve@ops.example", json!(["platform-audit"]))).await;
+    let url = format!("{}/v1/audit/export?tenant=acme&outcome=failure&resourcePrefix=doc/", server.base);
+    let csv = csv_rows(&url, &auditor);
+    assert!(csv["contentType"].as_str().expect("type").starts_with("text/csv"), "{csv}");
+    let columns = [
+        "time",
+        "id",
+        "tenant",
+        "actor",
+        "actor_type",
+        "action",
+        "resource",
+        "outcome",
+        "ip",
+        "application",
+        "event_id",
+        "metadata",
+    ];
+    assert_eq!(csv["columns"], json!(columns));
+    let rows = csv["rows"].as_array().expect("rows");
+    let ids: Vec<&str> = rows.iter().map(|r| r["event_id"].as_str().expect("event_id")).collect();
+    assert_eq!(ids, ["e-2", "e-3"], "acme's failures in time order");
+    for row in rows {
+        assert_eq!((row["tenant"].as_str(), row["outcome"].as_str()), (Some("acme"), Some("failure")));
+        assert_eq!((row["ip"].as_str(), row["application"].as_str()), (Some("203.0.113.7"), Some("billing-app")));
+        assert_eq!(row["actor_type"], "external");
+        let metadata: Value = serde_json::from_str(row["metadata"].as_str().expect("metadata")).expect("JSON");
+        assert_eq!(metadata["title"], "=HYPERLINK(\"http://evil\")", "JSON starts with {{, stored as sent");
+    }
+    // Where a cell itself starts with a formula character, it is neutralised.
+    let formula = json!({ "id": "e-5", "tenant": "acme", "timestamp": chrono::Utc::now().to_rfc3339(),
+        "actor": "=cmd|' /C calc'!A0", "type": "login", "resource": "session/1", "outcome": "failure", "ip": "::1" });
+    assert_eq!(report(&server, &key, &formula).await.status, 200);
+    let url = format!("{}/v1/audit/export?tenant=acme&action=login", server.base);
+    let csv = csv_rows(&url, &auditor);
+    assert_eq!(csv["rows"][0]["actor"], "'=cmd|' /C calc'!A0", "{csv}");
+
+    within(Duration::from_secs(5), "the exports are audited", || async {
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'audit.export' AND actor = 'eve@ops.example' AND actor_type = 'auditor' AND tenant = 'acme' AND metadata->>'outcome' = 'failure'").await == 1
+    })
+    .await;
+
+    // JSON pages in time order, and the read audited too.
+    let first = call(&server, "GET", "/v1/audit/events?tenant=acme&limit=2", Some(&auditor), None).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let next = str_of(&first.body, "next").to_owned();
+    let rest =
+        call(&server, "GET", &format!("/v1/audit/events?tenant=acme&limit=1000&after={next}"), Some(&auditor), None)
+            .await;
+    let times: Vec<String> = [&first, &rest]
+        .iter()
+        .flat_map(|r| {
+            r.body["events"].as_array().expect("events").iter().map(|e| e["time"].as_str().expect("t").to_owned())
+        })
+        .collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "time order across pages");
+    assert!(
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'audit.read' AND actor = 'eve@ops.example'").await >= 2
+    );
+}
+
+/// A tenant's owners read their own tenant's log and no other; admins and keys read none; a key
+/// without `audit:write` reports nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_read_only_their_own_tenants_log() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server = started(&repo, &db, &[("GATEHOUSE_OWNERS_NEED_MFA", "false")]).await;
+    activate(&db, &["alice@acme.example", "carol@acme.example"]).await;
+    let (_, key) = issue(&server, "billing-app", &[]);
+    assert_eq!(report(&server, &key, &event("o-1", "acme", "u", "success")).await.status, 200);
+    assert_eq!(report(&server, &key, &event("o-2", "globex", "u", "success")).await.status, 200);
+
+    let owner = login(&server, "alice@acme.example", crate::helpers::PASSWORD).await;
+    let owner = str_of(&owner.body, "access_token").to_owned();
+    let own = call(&server, "GET", "/v1/audit/events?limit=1000", Some(&owner), None).await;
+    assert_eq!(own.status, 200, "{}", own.text);
+    let events = own.body["events"].as_array().expect("events");
+    assert!(events.iter().any(|e| e["eventId"] == "o-1"), "{}", own.text);
+    assert!(events.iter().all(|e| e["tenant"] == "acme"), "only acme's rows: {}", own.text);
+    let other = call(&server, "GET", "/v1/audit/events?tenant=globex", Some(&owner), None).await;
+    assert_eq!((other.status, code(&other)), (403, "forbidden"), "{}", other.text);
+
+    let admin = login(&server, "carol@acme.example", crate::helpers::PASSWORD).await;
+    let admin = str_of(&admin.body, "access_token").to_owned();
+    let refused = call(&server, "GET", "/v1/audit/export", Some(&admin), None).await;
+    assert_eq!((refused.status, code(&refused)), (403, "forbidden"), "{}", refused.text);
+    let everything = call(&server, "GET", "/v1/audit/events", Some(OPERATOR), None).await;
+    assert!(everything.body["events"].as_array().expect("events").iter().any(|e| e["eventId"] == "o-2"));
+
+    let (_, flags_only) = issue(&server, "billing-app", &["--scope", "flags:read"]);
+    let no_scope = report(&server, &flags_only, &event("o-3", "acme", "u", "success")).await;
+    assert_eq!((no_scope.status, code(&no_scope)), (403, "insufficient_scope"), "{}", no_scope.text);
+    // The CLI: CSV on standard output, and every page as JSON.
+    let csv = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["audit", "export", "--tenant", "globex", "--resource-prefix", "doc/"])
+        .env("GATEHOUSE_SERVER", &server.base)
+        .env("GATEHOUSE_TOKEN", OPERATOR)
+        .output()
+        .expect("gatehouse runs");
+    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    let text = String::from_utf8(csv.stdout).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("time,id,tenant,actor,actor_type,action,resource,outcome,ip"), "{text}");
+    assert_eq!(lines.len(), 2, "the header and o-2: {text}");
+    assert!(
+        lines[1].contains(",globex,u,external,document.delete,doc/o-2,success,203.0.113.7,billing-app,o-2,"),
+        "{text}"
+    );
+    let json = json_out(&cli(&server, OPERATOR, &["audit", "export", "--actor", "u"]), "audit export --format json");
+    let ids: Vec<&str> =
+        json["events"].as_array().expect("events").iter().filter_map(|e| e["eventId"].as_str()).collect();
+    assert_eq!(ids.len(), 2, "{json}");
+
+    let bad_cursor = call(&server, "GET", "/v1/audit/events?after=yesterday", Some(OPERATOR), None).await;
+    assert_eq!(bad_cursor.status, 400, "{}", bad_cursor.text);
+    let raw = request(
+        "POST",
+        format!("{}/v1/audit/events", server.base),
+        vec![("authorization", format!("Bearer {key}"))],
+        b"[".to_vec(),
+    )
+    .await;
+    assert_eq!(raw.status, 400, "{}", raw.text);
+}
