@@ -60,6 +60,8 @@ pub struct Server {
     pub address: SocketAddr,
     /// Cancelling it stops everything: requests in flight and the pass under way finish first.
     pub shutdown: CancellationToken,
+    /// The database the server uses, for tasks started beside it.
+    pub pool: PgPool,
     api: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
     flusher: JoinHandle<()>,
@@ -125,7 +127,7 @@ pub fn launch(
         retention: settings.retention,
         identity,
         delivery: cache,
-        pool,
+        pool: pool.clone(),
         metrics,
         operator_token: settings.operator_token,
         operators,
@@ -133,7 +135,7 @@ pub fn launch(
         denials: denials.clone(),
     });
     let api = tokio::spawn(api::serve(listener, state, shutdown.clone()));
-    Ok(Server { address, shutdown, api, reconciler, flusher, denials, _watcher: watcher })
+    Ok(Server { address, shutdown, pool, api, reconciler, flusher, denials, _watcher: watcher })
 }
 
 impl Server {

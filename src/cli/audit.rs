@@ -1,14 +1,17 @@
-//! `gatehouse audit export`: the audit log from a running server, as an auditor, operator or a
-//! tenant's owner reads it: CSV on standard output (every matching row, streamed), or with
-//! `--format json` every page as one JSON list. The export is itself audited by the server.
+//! `gatehouse audit …`: `export` reads the audit log from a running server, as an auditor, operator
+//! or a tenant's owner reads it: CSV on standard output (every matching row, streamed), or with
+//! `--format json` every page as one JSON list (the export is itself audited by the server).
+//! `verify` checks the log in the database itself: every hash chain and every signed checkpoint.
+//! `keygen` makes a checkpoint-signing key.
 
 use std::io::Write as _;
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use super::ReportFormat;
 use super::client::{ServerArgs, with_query};
+use super::{DatabaseArgs, ReportFormat};
+use crate::audit::checkpoint::{self, Signer};
 
 #[derive(Debug, Args)]
 pub struct AuditArgs {
@@ -45,10 +48,42 @@ pub enum AuditCommand {
         #[arg(long)]
         resource_prefix: Option<String>,
     },
+    /// Check that the log is as Gatehouse wrote it: every row's hash, every chain's order, every
+    /// signed checkpoint. Exit 0 verified, 1 tampered with (each problem named), 2 could not run.
+    Verify {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// A public key (base64) trusted to sign checkpoints; repeat it for every key used since
+        /// the log began (after a rotation).
+        #[arg(long = "public-key", value_name = "BASE64")]
+        public_keys: Vec<String>,
+        /// The directory serve writes checkpoint files to: each must match the database's.
+        #[arg(long)]
+        checkpoint_dir: Option<std::path::PathBuf>,
+    },
+    /// Make a checkpoint-signing key: the secret for serve (GATEHOUSE_AUDIT_SIGNING_KEY) and the
+    /// public key for `verify --public-key`.
+    Keygen,
 }
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<u8> {
-    let AuditCommand::Export { from, to, tenant, actor, action, outcome, resource_prefix } = &args.command;
+    let (from, to, tenant, actor, action, outcome, resource_prefix) = match &args.command {
+        AuditCommand::Export { from, to, tenant, actor, action, outcome, resource_prefix } => {
+            (from, to, tenant, actor, action, outcome, resource_prefix)
+        }
+        AuditCommand::Verify { database, public_keys, checkpoint_dir } => {
+            return verify(database, public_keys, checkpoint_dir.as_deref(), args.format);
+        }
+        AuditCommand::Keygen => {
+            let signer = Signer::generate()?;
+            println!("GATEHOUSE_AUDIT_SIGNING_KEY={}", signer.seed_base64());
+            println!(
+                "public key (for `gatehouse audit verify --public-key`): {}",
+                checkpoint::public_key_base64(&signer.public_key())
+            );
+            return Ok(0);
+        }
+    };
     let query = [
         ("from", from.as_deref()),
         ("to", to.as_deref()),
@@ -82,4 +117,46 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
+}
+
+fn verify(
+    database: &DatabaseArgs,
+    public_keys: &[String],
+    dir: Option<&std::path::Path>,
+    format: ReportFormat,
+) -> anyhow::Result<u8> {
+    let keys = public_keys
+        .iter()
+        .map(|k| checkpoint::public_key(k).map_err(|e| anyhow::anyhow!("--public-key {k}: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let report = super::runtime()?.block_on(async {
+        let pool = crate::store::connect_existing(database.database_url.expose()).await?;
+        crate::audit::verify::verify(&pool, &keys, dir).await
+    })?;
+    match format {
+        ReportFormat::Json => println!(
+            "{:#}",
+            json!({ "verified": report.is_clean(), "rows": report.rows, "checkpoints": report.checkpoints,
+                    "findings": report.findings, "notes": report.notes })
+        ),
+        ReportFormat::Text => {
+            for finding in &report.findings {
+                println!("✗ {finding}");
+            }
+            for note in &report.notes {
+                println!("  {note}");
+            }
+            if report.is_clean() {
+                println!(
+                    "audit log verified: {} rows in {} chains, {} checkpoints",
+                    report.rows,
+                    crate::audit::chain::CHAINS,
+                    report.checkpoints
+                );
+            } else {
+                println!("audit log NOT verified: {} problems in {} rows", report.findings.len(), report.rows);
+            }
+        }
+    }
+    Ok(if report.is_clean() { 0 } else { 1 })
 }

@@ -75,8 +75,16 @@ pub struct ServeArgs {
     pub key_use_flush_interval: Duration,
     #[command(flatten)]
     pub identity: super::identity::IdentityArgs,
-    /// Allow removing more than half of a tenant's users, or all of them, for every tenant. To allow
-    /// one tenant's removal once, use `gatehouse sync allow-deletion TENANT` instead.
+    /// The key that signs the audit log's checkpoints (base64; `gatehouse audit keygen`). Without
+    /// it no checkpoints are written (the hash chains still are).
+    #[arg(long, env = "GATEHOUSE_AUDIT_SIGNING_KEY", hide_env_values = true, value_parser = secret)]
+    pub audit_signing_key: Option<Secret>,
+    /// How often a signed checkpoint of the audit log is written (by one replica).
+    #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINT_INTERVAL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub audit_checkpoint_interval: Duration,
+    /// A directory that receives a copy of every checkpoint (a mounted bucket, a backed-up volume).
+    #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINT_DIR")]
+    pub audit_checkpoint_dir: Option<PathBuf>,
     /// How long a deleted tenant stays restorable before it is purged (its users, sessions and flags
     /// with it; its audit rows stay).
     #[arg(long, env = "GATEHOUSE_TENANT_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
@@ -86,6 +94,8 @@ pub struct ServeArgs {
     #[arg(long, env = "GATEHOUSE_TENANT_NAME_RESERVATION", default_value = "90d", value_parser = humantime::parse_duration)]
     pub tenant_name_reservation: Duration,
 
+    /// Allow removing more than half of a tenant's users, or all of them, for every tenant. To allow
+    /// one tenant's removal once, use `gatehouse sync allow-deletion TENANT` instead.
     #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
     pub allow_mass_delete: bool,
     /// Reconcile passes kept in the sync history (`GET /v1/sync/history`): each pass that changed,
@@ -132,9 +142,32 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         },
     };
     let server = server::launch(pool, source, listener, settings)?;
+    match audit_checkpoints(&args)? {
+        Some(checkpoints) => {
+            tokio::spawn(crate::audit::checkpoint::run(server.pool.clone(), checkpoints, server.shutdown.clone()));
+        }
+        None => tracing::warn!(
+            "audit checkpoints are off: set GATEHOUSE_AUDIT_SIGNING_KEY (gatehouse audit keygen) to sign the log's chains"
+        ),
+    }
     tokio::spawn(stop_on_signal(server.shutdown.clone()));
     server.wait().await?;
     Ok(0)
+}
+
+/// Where and how often the audit log's checkpoints are signed; `None` without a key.
+fn audit_checkpoints(args: &ServeArgs) -> anyhow::Result<Option<crate::audit::checkpoint::Settings>> {
+    let Some(key) = &args.audit_signing_key else { return Ok(None) };
+    let signer = crate::audit::checkpoint::Signer::from_base64(key.expose())
+        .map_err(|e| anyhow::anyhow!("GATEHOUSE_AUDIT_SIGNING_KEY cannot be used: {e}"))?;
+    if args.audit_checkpoint_interval < Duration::from_secs(1) {
+        anyhow::bail!("--audit-checkpoint-interval must be at least 1s");
+    }
+    Ok(Some(crate::audit::checkpoint::Settings {
+        signer,
+        every: args.audit_checkpoint_interval,
+        dir: args.audit_checkpoint_dir.clone(),
+    }))
 }
 
 /// One cache folder per remote, so that two remotes never share a clone.

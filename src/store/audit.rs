@@ -9,7 +9,10 @@ use sha2::{Digest as _, Sha256};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use super::Result;
+use chrono::{DateTime, Utc};
+
+use super::{Result, StoreError};
+use crate::audit::chain::{Content, chain_of, row_hash};
 
 /// One audit row. Never carries a secret: callers put identifiers and field values only.
 #[derive(Debug, Clone)]
@@ -110,115 +113,209 @@ impl AuditEntry {
     }
 }
 
-fn refs<'a>(values: &'a [Cow<'_, str>]) -> Vec<&'a str> {
-    values.iter().map(AsRef::as_ref).collect()
-}
-
-/// Inserts audit rows in one statement, inside the caller's transaction. Values are cleaned and
-/// bounded here, the one way into the table (see `bounded`).
+/// Inserts audit rows inside the caller's transaction, each in its place in its tenant's hash chain
+/// (`audit::chain`). Values are cleaned and bounded here, the one way into the table (see
+/// `bounded`).
 pub async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<()> {
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let mut ids = Vec::with_capacity(entries.len());
-    let (mut actors, mut actor_types, mut actions, mut resources, mut tenants, mut outcomes, mut metadata) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for e in entries {
-        ids.push(Uuid::now_v7());
-        actors.push(bounded(&e.actor, MAX_ACTOR));
-        actor_types.push(e.actor_type);
-        actions.push(bounded(&e.action, MAX_ACTION));
-        resources.push(bounded(&e.resource, MAX_RESOURCE));
-        tenants.push(e.tenant.as_deref().map(|t| bounded(t, MAX_TENANT)));
-        outcomes.push(if e.success { "success" } else { "failure" });
-        metadata.push(bounded_metadata(&e.metadata));
-    }
-    let tenants: Vec<Option<&str>> = tenants.iter().map(|t| t.as_deref()).collect();
-    let metadata: Vec<&Value> = metadata.iter().map(|m| m.as_ref()).collect();
-    sqlx::query(
-        "INSERT INTO audit_log (id, actor, actor_type, action, resource, tenant, outcome, metadata)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::jsonb[])",
-    )
-    .bind(&ids)
-    .bind(refs(&actors))
-    .bind(&actor_types)
-    .bind(refs(&actions))
-    .bind(refs(&resources))
-    .bind(&tenants)
-    .bind(&outcomes)
-    .bind(&metadata)
-    .execute(conn)
-    .await?;
-    Ok(())
+    let now = stored_time(Utc::now());
+    let rows = entries
+        .iter()
+        .map(|e| NewRow {
+            occurred_at: now,
+            actor: bounded(&e.actor, MAX_ACTOR),
+            actor_type: e.actor_type,
+            action: bounded(&e.action, MAX_ACTION),
+            resource: bounded(&e.resource, MAX_RESOURCE),
+            tenant: e.tenant.as_deref().map(|t| bounded(t, MAX_TENANT)),
+            success: e.success,
+            application: None,
+            event_id: None,
+            metadata: bounded_metadata(&e.metadata),
+        })
+        .collect();
+    append(conn, rows).await
 }
 
-/// Stores events reported by `application` (already checked and authorized), in one statement:
-/// each (application, event id) is claimed once, so a retried or repeated event is a duplicate.
-/// Returns, per event, whether it was stored now (`true`) or before (`false`).
+/// Stores events reported by `application` (already checked and authorized): each (application,
+/// event id) is claimed once, so a retried or repeated event is a duplicate. Returns, per event,
+/// whether it was stored now (`true`) or before (`false`).
 pub async fn insert_reported(
     conn: &mut PgConnection,
     application: &str,
     events: &[crate::audit::reported::ReportedEvent],
 ) -> Result<Vec<bool>> {
-    let mut index = Vec::with_capacity(events.len());
-    let mut ids = Vec::with_capacity(events.len());
-    let (mut event_ids, mut times, mut actors, mut actions, mut resources, mut tenants, mut outcomes, mut metadata) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    for (i, e) in events.iter().enumerate() {
-        index.push(i32::try_from(i).unwrap_or(i32::MAX));
-        ids.push(Uuid::now_v7());
-        event_ids.push(e.id.as_str());
-        times.push(e.timestamp);
-        actors.push(bounded(&e.actor, MAX_ACTOR));
-        actions.push(bounded(&e.kind, MAX_ACTION));
-        resources.push(bounded(&e.resource, MAX_RESOURCE));
-        tenants.push(bounded(&e.tenant, MAX_TENANT));
-        outcomes.push(if e.outcome == crate::audit::Outcome::Success { "success" } else { "failure" });
+    let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+    let claimed: Vec<String> = sqlx::query_scalar(
+        "INSERT INTO audit_reported_ids (application, event_id)
+         SELECT $1, id FROM UNNEST($2::text[]) AS id ORDER BY id
+         ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(application)
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut claimed: std::collections::HashSet<String> = claimed.into_iter().collect();
+    let mut new = Vec::with_capacity(events.len());
+    let mut rows = Vec::with_capacity(claimed.len());
+    for e in events {
+        // A repeated id in one batch is claimed once: its first event is stored, the others are duplicates.
+        let first = claimed.remove(&e.id);
+        new.push(first);
+        if !first {
+            continue;
+        }
         let mut fields = e.metadata.clone();
         fields.insert("ip".into(), Value::String(e.ip.to_string()));
-        metadata.push(bounded_metadata(&Value::Object(fields)).into_owned());
+        rows.push(NewRow {
+            occurred_at: stored_time(e.timestamp),
+            actor: bounded(&e.actor, MAX_ACTOR),
+            actor_type: "external",
+            action: bounded(&e.kind, MAX_ACTION),
+            resource: bounded(&e.resource, MAX_RESOURCE),
+            tenant: Some(bounded(&e.tenant, MAX_TENANT)),
+            success: e.outcome == crate::audit::Outcome::Success,
+            application: Some(application),
+            event_id: Some(e.id.as_str()),
+            metadata: Cow::Owned(bounded_metadata(&Value::Object(fields)).into_owned()),
+        });
     }
-    let stored: Vec<i32> = sqlx::query_scalar(
-        "WITH input AS (
-             SELECT * FROM UNNEST($1::int[], $2::uuid[], $3::text[], $4::timestamptz[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::text[], $10::jsonb[])
-                 AS u(idx, id, event_id, occurred_at, actor, action, resource, tenant, outcome, metadata)
-         ), claimed AS (
-             INSERT INTO audit_reported_ids (application, event_id)
-             SELECT $11, event_id FROM input ORDER BY event_id
-             ON CONFLICT DO NOTHING
-             RETURNING event_id
-         ), inserted AS (
-             INSERT INTO audit_log (id, occurred_at, actor, actor_type, action, resource, tenant, outcome, metadata,
-                                    application, event_id)
-             SELECT DISTINCT ON (i.event_id) i.id, i.occurred_at, i.actor, 'external', i.action, i.resource, i.tenant,
-                    i.outcome, i.metadata, $11, i.event_id
-               FROM input i JOIN claimed c USING (event_id)
-              ORDER BY i.event_id, i.idx
-             RETURNING event_id
-         )
-         SELECT DISTINCT ON (i.event_id) i.idx FROM input i JOIN inserted n USING (event_id) ORDER BY i.event_id, i.idx",
-    )
-    .bind(&index)
-    .bind(&ids)
-    .bind(&event_ids)
-    .bind(&times)
-    .bind(refs(&actors))
-    .bind(refs(&actions))
-    .bind(refs(&resources))
-    .bind(refs(&tenants))
-    .bind(&outcomes)
-    .bind(&metadata)
-    .bind(application)
-    .fetch_all(conn)
-    .await?;
-    let mut new = vec![false; events.len()];
-    for i in stored {
-        if let Some(slot) = usize::try_from(i).ok().and_then(|i| new.get_mut(i)) {
-            *slot = true;
-        }
-    }
+    append(conn, rows).await?;
     Ok(new)
+}
+
+/// `time` as PostgreSQL keeps it (microseconds), so that the hash covers what is stored.
+fn stored_time(time: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(time.timestamp_micros()).unwrap_or(time)
+}
+
+/// A row about to be written, every value as it will be stored.
+struct NewRow<'a> {
+    occurred_at: DateTime<Utc>,
+    actor: Cow<'a, str>,
+    actor_type: &'a str,
+    action: Cow<'a, str>,
+    resource: Cow<'a, str>,
+    tenant: Option<Cow<'a, str>>,
+    success: bool,
+    application: Option<&'a str>,
+    event_id: Option<&'a str>,
+    metadata: Cow<'a, Value>,
+}
+
+/// Writes `rows`, each after the head of its chain: the heads of the chains used are locked (in
+/// chain order, so writers never wait on each other in a cycle) until the caller's transaction
+/// ends, the hashes computed here, then the rows and the new heads written in one statement.
+async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let chains: Vec<i16> = rows.iter().map(|r| chain_of(r.tenant.as_deref())).collect();
+    let mut used = chains.clone();
+    used.sort_unstable();
+    used.dedup();
+    let locked: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
+        "SELECT chain, seq, hash FROM audit_chain_heads WHERE chain = ANY($1) ORDER BY chain FOR UPDATE",
+    )
+    .bind(&used)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut heads: std::collections::HashMap<i16, (i64, Vec<u8>)> =
+        locked.into_iter().map(|(chain, seq, hash)| (chain, (seq, hash))).collect();
+    let mut c = Columns::default();
+    for (row, chain) in rows.iter().zip(chains) {
+        let head =
+            heads.get_mut(&chain).ok_or_else(|| StoreError::Broken(format!("audit chain {chain} has no head")))?;
+        let id = Uuid::now_v7();
+        let outcome = if row.success { "success" } else { "failure" };
+        let content = Content {
+            id,
+            occurred_at_micros: row.occurred_at.timestamp_micros(),
+            actor: &row.actor,
+            actor_type: row.actor_type,
+            action: &row.action,
+            resource: &row.resource,
+            tenant: row.tenant.as_deref(),
+            outcome,
+            application: row.application,
+            event_id: row.event_id,
+            metadata: &row.metadata,
+        };
+        let hash = row_hash(&head.1, &content);
+        c.ids.push(id);
+        c.times.push(row.occurred_at);
+        c.actors.push(&row.actor);
+        c.actor_types.push(row.actor_type);
+        c.actions.push(&row.action);
+        c.resources.push(&row.resource);
+        c.tenants.push(row.tenant.as_deref());
+        c.outcomes.push(outcome);
+        c.applications.push(row.application);
+        c.event_ids.push(row.event_id);
+        c.metadata.push(&row.metadata);
+        c.chains.push(chain);
+        c.seqs.push(head.0 + 1);
+        c.prev_hashes.push(std::mem::replace(&mut head.1, hash.to_vec()));
+        c.hashes.push(hash.to_vec());
+        head.0 += 1;
+    }
+    let (mut head_chains, mut head_seqs, mut head_hashes) = (Vec::new(), Vec::new(), Vec::new());
+    for (chain, (seq, hash)) in heads {
+        head_chains.push(chain);
+        head_seqs.push(seq);
+        head_hashes.push(hash);
+    }
+    sqlx::query(
+        "WITH heads AS (
+             UPDATE audit_chain_heads h SET seq = u.seq, hash = u.hash
+               FROM UNNEST($16::smallint[], $17::bigint[], $18::bytea[]) AS u(chain, seq, hash)
+              WHERE h.chain = u.chain
+         )
+         INSERT INTO audit_log (id, occurred_at, actor, actor_type, action, resource, tenant, outcome, application,
+                                event_id, metadata, chain, seq, prev_hash, hash)
+         SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::smallint[],
+                              $13::bigint[], $14::bytea[], $15::bytea[])",
+    )
+    .bind(&c.ids)
+    .bind(&c.times)
+    .bind(&c.actors)
+    .bind(&c.actor_types)
+    .bind(&c.actions)
+    .bind(&c.resources)
+    .bind(&c.tenants)
+    .bind(&c.outcomes)
+    .bind(&c.applications)
+    .bind(&c.event_ids)
+    .bind(&c.metadata)
+    .bind(&c.chains)
+    .bind(&c.seqs)
+    .bind(&c.prev_hashes)
+    .bind(&c.hashes)
+    .bind(&head_chains)
+    .bind(&head_seqs)
+    .bind(&head_hashes)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[derive(Default)]
+struct Columns<'a> {
+    ids: Vec<Uuid>,
+    times: Vec<DateTime<Utc>>,
+    actors: Vec<&'a str>,
+    actor_types: Vec<&'a str>,
+    actions: Vec<&'a str>,
+    resources: Vec<&'a str>,
+    tenants: Vec<Option<&'a str>>,
+    outcomes: Vec<&'a str>,
+    applications: Vec<Option<&'a str>>,
+    event_ids: Vec<Option<&'a str>>,
+    metadata: Vec<&'a Value>,
+    chains: Vec<i16>,
+    seqs: Vec<i64>,
+    prev_hashes: Vec<Vec<u8>>,
+    hashes: Vec<Vec<u8>>,
 }
 
 #[cfg(test)]

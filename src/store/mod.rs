@@ -4,6 +4,7 @@
 pub mod allowance;
 pub mod apps;
 mod audit;
+pub mod audit_chain;
 pub mod audit_read;
 pub mod drift;
 mod enums;
@@ -63,6 +64,9 @@ pub enum StoreError {
     /// answers it with the rule's status and `code`.
     #[error("{message}")]
     Rule { rule: Rule, code: &'static str, message: String },
+    /// The database holds something Gatehouse never writes (a migration's rows removed by hand).
+    #[error("the database breaks an invariant: {0}")]
+    Broken(String),
     /// A connection error met by a task that answers several callers (see `is_unavailable`).
     #[error("the database is unavailable: {0}")]
     Unavailable(String),

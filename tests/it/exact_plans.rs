@@ -180,13 +180,25 @@ async fn plan_warns_when_a_merge_would_overwrite_a_manual_change_naming_who_and_
         stdout(&output)
     );
 
-    // A change made through Gatehouse names its actor and time.
-    db.execute(
-        "INSERT INTO audit_log (id, occurred_at, actor, actor_type, action, resource, tenant, outcome)
-         VALUES (gen_random_uuid(), '2025-03-04 05:06:07+00', 'ada@umbrella.example', 'user', 'user.update',
-                 'tenant/umbrella/user/leon@umbrella.example', 'umbrella', 'success')",
+    // A change made through Gatehouse names its actor and time (its audit row, written the one way
+    // rows are written: in its place in the hash chain).
+    let row = gatehouse::store::AuditEntry {
+        actor: "ada@umbrella.example".into(),
+        actor_type: "user",
+        action: "user.update".into(),
+        resource: "tenant/umbrella/user/leon@umbrella.example".into(),
+        tenant: Some("umbrella".into()),
+        success: true,
+        metadata: serde_json::json!({}),
+    };
+    let mut conn = db.pool.acquire().await.expect("connection");
+    gatehouse::store::insert_audit(&mut conn, &[row]).await.expect("audited");
+    let at: String = sqlx::query_scalar(
+        "SELECT to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM audit_log WHERE actor = 'ada@umbrella.example'",
     )
-    .await;
+    .fetch_one(&db.pool)
+    .await
+    .expect("the row");
     let output = gatehouse(&["plan", "--format", "json", &dir], &env);
     let body: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
     let warnings = body["warnings"].as_array().expect("warnings");
@@ -194,5 +206,5 @@ async fn plan_warns_when_a_merge_would_overwrite_a_manual_change_naming_who_and_
     assert_eq!(warnings[0]["changedBy"], "ada@umbrella.example");
     assert_eq!(warnings[0]["fields"], serde_json::json!([{ "field": "role", "before": "admin", "after": "owner" }]));
     let text = stdout(&gatehouse(&["plan", &dir], &env));
-    assert!(text.contains("made by ada@umbrella.example at 2025-03-04 05:06:07 UTC: role"), "{text}");
+    assert!(text.contains(&format!("made by ada@umbrella.example at {at} UTC: role")), "{text}");
 }

@@ -1,0 +1,131 @@
+//! The audit log's chains and checkpoints as `audit::verify` and `audit::checkpoint` read and write
+//! them (migration 0015). Writing rows into the chains is `audit::append`'s.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::Result;
+
+/// One row with its place in its chain.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChainRow {
+    pub id: Uuid,
+    pub occurred_at: DateTime<Utc>,
+    pub actor: String,
+    pub actor_type: String,
+    pub action: String,
+    pub resource: String,
+    pub tenant: Option<String>,
+    pub outcome: String,
+    pub application: Option<String>,
+    pub event_id: Option<String>,
+    pub metadata: serde_json::Value,
+    pub seq: i64,
+    pub prev_hash: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// The rows of `chain` after `after_seq`, in sequence order.
+pub async fn chain_page(pool: &PgPool, chain: i16, after_seq: i64, limit: i64) -> Result<Vec<ChainRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, occurred_at, actor, actor_type, action, resource, tenant, outcome, application, event_id,
+                metadata, seq, coalesce(prev_hash, '') AS prev_hash, coalesce(hash, '') AS hash
+           FROM audit_log WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+    )
+    .bind(chain)
+    .bind(after_seq)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The head (last sequence number and hash) of every chain.
+pub async fn heads(pool: &PgPool) -> Result<Vec<(i16, i64, Vec<u8>)>> {
+    Ok(sqlx::query_as("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain").fetch_all(pool).await?)
+}
+
+/// Rows with no place in any chain: those written before the chains began (how many there were
+/// then, how many there are now), and any others (inserted around Gatehouse) by id.
+#[derive(Debug, Clone)]
+pub struct Unchained {
+    pub legacy_recorded: i64,
+    pub legacy_found: i64,
+    pub inserted: Vec<(Uuid, DateTime<Utc>, String)>,
+}
+
+/// The most inserted rows named one by one.
+const NAMED: i64 = 100;
+
+pub async fn unchained(pool: &PgPool) -> Result<Unchained> {
+    let (started_at, legacy_recorded): (DateTime<Utc>, i64) =
+        sqlx::query_as("SELECT started_at, legacy_rows FROM audit_chain_start").fetch_one(pool).await?;
+    let legacy_found: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE chain IS NULL AND occurred_at < $1")
+            .bind(started_at)
+            .fetch_one(pool)
+            .await?;
+    let inserted = sqlx::query_as(
+        "SELECT id, occurred_at, action FROM audit_log WHERE chain IS NULL AND occurred_at >= $1
+          ORDER BY occurred_at, id LIMIT $2",
+    )
+    .bind(started_at)
+    .bind(NAMED)
+    .fetch_all(pool)
+    .await?;
+    Ok(Unchained { legacy_recorded, legacy_found, inserted })
+}
+
+/// A checkpoint as stored: the signed body text and its signature.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CheckpointRow {
+    pub id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub key_id: String,
+    pub body: String,
+    pub signature: Vec<u8>,
+}
+
+/// Every checkpoint, oldest first.
+pub async fn checkpoints(pool: &PgPool) -> Result<Vec<CheckpointRow>> {
+    Ok(sqlx::query_as("SELECT id, created_at, key_id, body, signature FROM audit_checkpoints ORDER BY created_at, id")
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Runs `sign` on the heads and the last checkpoint, and stores what it returns, unless another
+/// replica is doing the same or the last checkpoint is younger than `min_age` (`None` returned).
+pub async fn checkpoint<F>(pool: &PgPool, min_age: chrono::TimeDelta, sign: F) -> Result<Option<CheckpointRow>>
+where
+    F: FnOnce(&[(i16, i64, Vec<u8>)], Option<&CheckpointRow>) -> CheckpointRow,
+{
+    let mut tx = pool.begin().await?;
+    // One replica at a time; the others skip this round.
+    let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('gatehouse.audit.checkpoint'))")
+        .fetch_one(&mut *tx)
+        .await?;
+    if !mine {
+        return Ok(None);
+    }
+    let last: Option<CheckpointRow> = sqlx::query_as(
+        "SELECT id, created_at, key_id, body, signature FROM audit_checkpoints ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if last.as_ref().is_some_and(|l| Utc::now() - l.created_at < min_age) {
+        return Ok(None);
+    }
+    let heads: Vec<(i16, i64, Vec<u8>)> =
+        sqlx::query_as("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain").fetch_all(&mut *tx).await?;
+    let row = sign(&heads, last.as_ref());
+    sqlx::query("INSERT INTO audit_checkpoints (id, created_at, key_id, body, signature) VALUES ($1, $2, $3, $4, $5)")
+        .bind(row.id)
+        .bind(row.created_at)
+        .bind(&row.key_id)
+        .bind(&row.body)
+        .bind(&row.signature)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Some(row))
+}
