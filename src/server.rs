@@ -52,6 +52,8 @@ pub struct Settings {
     pub webhook_secret: Option<Secret>,
     /// How long deleted tenants stay restorable, and their names reserved after the purge.
     pub retention: api::TenantRetention,
+    /// How long the audit log keeps a month.
+    pub audit_retention: chrono::TimeDelta,
 }
 
 /// A launched Gatehouse. Cancel `shutdown`, then `wait` for it to drain.
@@ -123,6 +125,7 @@ pub fn launch(
     tokio::spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
     tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
     tokio::spawn(purge_deleted_tenants(pool.clone(), settings.retention, shutdown.clone()));
+    tokio::spawn(keep_audit_months(pool.clone(), settings.audit_retention, shutdown.clone()));
     let state = api::AppState::new(api::Services {
         retention: settings.retention,
         identity,
@@ -175,6 +178,25 @@ async fn purge_deleted_tenants(pool: sqlx::PgPool, retention: api::TenantRetenti
             Ok(purged) if purged.is_empty() => {}
             Ok(purged) => tracing::info!(?purged, "purged deleted tenants"),
             Err(error) => tracing::warn!(%error, "cannot purge deleted tenants"),
+        }
+    }
+}
+
+/// Creates the audit log's coming months and drops those past the retention, at start and then
+/// every hour; one replica at a time does it.
+async fn keep_audit_months(pool: sqlx::PgPool, keep: chrono::TimeDelta, shutdown: CancellationToken) {
+    loop {
+        match store::audit_retention::apply(&pool, keep, chrono::Utc::now()).await {
+            Ok(dropped) if dropped.is_empty() => {}
+            Ok(dropped) => {
+                let months: Vec<&str> = dropped.iter().map(|d| d.partition.as_str()).collect();
+                tracing::info!(?months, "dropped audit log months past the retention");
+            }
+            Err(error) => tracing::warn!(%error, "cannot keep the audit log's months"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
     }
 }

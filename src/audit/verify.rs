@@ -46,11 +46,31 @@ pub async fn verify(pool: &PgPool, keys: &[VerifyingKey], dir: Option<&Path>) ->
         check_files(dir, &checkpoints, &mut report);
     }
 
+    // Where retention ended each chain: the walk starts after it, and what checkpoints signed
+    // before it is gone by design.
+    let dropped = crate::store::audit_retention::dropped(pool).await?;
+    let mut anchors: HashMap<i16, (i64, Vec<u8>)> = HashMap::new();
+    for anchor in dropped.iter().flat_map(|d| d.anchors.0.iter()) {
+        let hash = hex::decode(&anchor.hash).unwrap_or_default();
+        if anchors.get(&anchor.chain).is_none_or(|(seq, _)| *seq < anchor.seq) {
+            anchors.insert(anchor.chain, (anchor.seq, hash));
+        }
+    }
+    signed.retain(|(chain, seq), _| anchors.get(chain).is_none_or(|(anchor, _)| seq > anchor));
+    if let Some(last) = dropped.last() {
+        let rows: i64 = dropped.iter().map(|d| d.rows).sum();
+        report.notes.push(format!(
+            "retention dropped {} months ({rows} rows) up to {}; each chain is checked from where they ended",
+            dropped.len(),
+            last.until
+        ));
+    }
     let heads: HashMap<i16, (i64, Vec<u8>)> =
         db::heads(pool).await?.into_iter().map(|(chain, seq, hash)| (chain, (seq, hash))).collect();
     for chain in 0..CHAINS {
-        let mut walk = Walk::new(chain, None);
-        let mut after = 0;
+        let start = anchors.get(&chain).cloned();
+        let mut after = start.as_ref().map_or(0, |(seq, _)| *seq);
+        let mut walk = Walk::new(chain, start);
         loop {
             let page = db::chain_page(pool, chain, after, PAGE).await?;
             for row in &page {
@@ -98,9 +118,10 @@ pub async fn verify(pool: &PgPool, keys: &[VerifyingKey], dir: Option<&Path>) ->
     }
 
     let unchained = db::unchained(pool).await?;
-    if unchained.legacy_found != unchained.legacy_recorded {
+    let legacy_dropped: i64 = dropped.iter().map(|d| d.legacy_rows).sum();
+    if unchained.legacy_found + legacy_dropped != unchained.legacy_recorded {
         report.findings.push(format!(
-            "{} rows predate the chains, but {} were recorded when they began: rows were inserted or deleted among them",
+            "{} rows predate the chains (and retention dropped {legacy_dropped}), but {} were recorded when they began: rows were inserted or deleted among them",
             unchained.legacy_found, unchained.legacy_recorded
         ));
     } else if unchained.legacy_recorded > 0 {

@@ -85,6 +85,10 @@ pub struct ServeArgs {
     /// A directory that receives a copy of every checkpoint (a mounted bucket, a backed-up volume).
     #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINT_DIR")]
     pub audit_checkpoint_dir: Option<PathBuf>,
+    /// How long the audit log keeps a month: months that ended longer ago are dropped whole (their
+    /// checkpoints stay, so `audit verify` shows where retention ended).
+    #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", default_value = "400d", value_parser = humantime::parse_duration)]
+    pub audit_retention: Duration,
     /// How long a deleted tenant stays restorable before it is purged (its users, sessions and flags
     /// with it; its audit rows stay).
     #[arg(long, env = "GATEHOUSE_TENANT_RETENTION", default_value = "30d", value_parser = humantime::parse_duration)]
@@ -136,6 +140,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         operator_token: args.operator_token.clone(),
         oidc: args.oidc.settings(),
         webhook_secret: args.webhook_secret.clone(),
+        audit_retention: span("--audit-retention", args.audit_retention)?,
         retention: crate::api::TenantRetention {
             restorable_for: span("--tenant-retention", args.tenant_retention)?,
             name_reserved_for: span("--tenant-name-reservation", args.tenant_name_reservation)?,

@@ -117,7 +117,13 @@ impl AuditEntry {
 /// (`audit::chain`). Values are cleaned and bounded here, the one way into the table (see
 /// `bounded`).
 pub async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<()> {
-    let now = stored_time(Utc::now());
+    insert_audit_at(conn, entries, Utc::now()).await
+}
+
+/// `insert_audit` with the clock given: the rows occurred, and are recorded, at `now` (or just
+/// after the row before them in their chain, if that was recorded later).
+pub async fn insert_audit_at(conn: &mut PgConnection, entries: &[AuditEntry], now: DateTime<Utc>) -> Result<()> {
+    let now = stored_time(now);
     let rows = entries
         .iter()
         .map(|e| NewRow {
@@ -133,7 +139,7 @@ pub async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Re
             metadata: bounded_metadata(&e.metadata),
         })
         .collect();
-    append(conn, rows).await
+    append(conn, rows, now).await
 }
 
 /// Stores events reported by `application` (already checked and authorized): each (application,
@@ -179,7 +185,7 @@ pub async fn insert_reported(
             metadata: Cow::Owned(bounded_metadata(&Value::Object(fields)).into_owned()),
         });
     }
-    append(conn, rows).await?;
+    append(conn, rows, Utc::now()).await?;
     Ok(new)
 }
 
@@ -204,8 +210,11 @@ struct NewRow<'a> {
 
 /// Writes `rows`, each after the head of its chain: the heads of the chains used are locked (in
 /// chain order, so writers never wait on each other in a cycle) until the caller's transaction
-/// ends, the hashes computed here, then the rows and the new heads written in one statement.
-async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>) -> Result<()> {
+/// ends, the hashes computed here, then the rows and the new heads written in one statement. Rows
+/// are recorded at `now`, or at their chain's last time if the clock (of another replica) is behind
+/// it: a chain's rows are recorded in order, so a month dropped by retention is a prefix of it.
+async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>, now: DateTime<Utc>) -> Result<()> {
+    let now = stored_time(now);
     if rows.is_empty() {
         return Ok(());
     }
@@ -213,14 +222,14 @@ async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>) -> Result<()> {
     let mut used = chains.clone();
     used.sort_unstable();
     used.dedup();
-    let locked: Vec<(i16, i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT chain, seq, hash FROM audit_chain_heads WHERE chain = ANY($1) ORDER BY chain FOR UPDATE",
+    let locked: Vec<(i16, i64, Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT chain, seq, hash, recorded_at FROM audit_chain_heads WHERE chain = ANY($1) ORDER BY chain FOR UPDATE",
     )
     .bind(&used)
     .fetch_all(&mut *conn)
     .await?;
-    let mut heads: std::collections::HashMap<i16, (i64, Vec<u8>)> =
-        locked.into_iter().map(|(chain, seq, hash)| (chain, (seq, hash))).collect();
+    let mut heads: std::collections::HashMap<i16, (i64, Vec<u8>, DateTime<Utc>)> =
+        locked.into_iter().map(|(chain, seq, hash, at)| (chain, (seq, hash, at.max(now)))).collect();
     let mut c = Columns::default();
     for (row, chain) in rows.iter().zip(chains) {
         let head =
@@ -253,28 +262,30 @@ async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>) -> Result<()> {
         c.event_ids.push(row.event_id);
         c.metadata.push(&row.metadata);
         c.chains.push(chain);
+        c.recorded.push(head.2);
         c.seqs.push(head.0 + 1);
         c.prev_hashes.push(std::mem::replace(&mut head.1, hash.to_vec()));
         c.hashes.push(hash.to_vec());
         head.0 += 1;
     }
-    let (mut head_chains, mut head_seqs, mut head_hashes) = (Vec::new(), Vec::new(), Vec::new());
-    for (chain, (seq, hash)) in heads {
+    let (mut head_chains, mut head_seqs, mut head_hashes, mut head_times) = (vec![], vec![], vec![], vec![]);
+    for (chain, (seq, hash, at)) in heads {
         head_chains.push(chain);
         head_seqs.push(seq);
         head_hashes.push(hash);
+        head_times.push(at);
     }
     sqlx::query(
         "WITH heads AS (
-             UPDATE audit_chain_heads h SET seq = u.seq, hash = u.hash
-               FROM UNNEST($16::smallint[], $17::bigint[], $18::bytea[]) AS u(chain, seq, hash)
+             UPDATE audit_chain_heads h SET seq = u.seq, hash = u.hash, recorded_at = u.recorded_at
+               FROM UNNEST($16::smallint[], $17::bigint[], $18::bytea[], $19::timestamptz[]) AS u(chain, seq, hash, recorded_at)
               WHERE h.chain = u.chain
          )
          INSERT INTO audit_log (id, occurred_at, actor, actor_type, action, resource, tenant, outcome, application,
-                                event_id, metadata, chain, seq, prev_hash, hash)
+                                event_id, metadata, chain, seq, prev_hash, hash, recorded_at)
          SELECT * FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[],
                               $7::text[], $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::smallint[],
-                              $13::bigint[], $14::bytea[], $15::bytea[])",
+                              $13::bigint[], $14::bytea[], $15::bytea[], $20::timestamptz[])",
     )
     .bind(&c.ids)
     .bind(&c.times)
@@ -294,6 +305,8 @@ async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>) -> Result<()> {
     .bind(&head_chains)
     .bind(&head_seqs)
     .bind(&head_hashes)
+    .bind(&head_times)
+    .bind(&c.recorded)
     .execute(conn)
     .await?;
     Ok(())
@@ -313,6 +326,7 @@ struct Columns<'a> {
     event_ids: Vec<Option<&'a str>>,
     metadata: Vec<&'a Value>,
     chains: Vec<i16>,
+    recorded: Vec<DateTime<Utc>>,
     seqs: Vec<i64>,
     prev_hashes: Vec<Vec<u8>>,
     hashes: Vec<Vec<u8>>,

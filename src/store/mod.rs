@@ -6,6 +6,7 @@ pub mod apps;
 mod audit;
 pub mod audit_chain;
 pub mod audit_read;
+pub mod audit_retention;
 pub mod drift;
 mod enums;
 pub mod history;
@@ -28,7 +29,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-pub use audit::{AuditEntry, MAX_RESOURCE, MAX_TENANT, bounded, insert_audit, insert_reported};
+pub use audit::{AuditEntry, MAX_RESOURCE, MAX_TENANT, bounded, insert_audit, insert_audit_at, insert_reported};
 pub use live::{load_details, load_live, load_live_locked, load_tenant, lock_tenants, reconciler_history};
 pub use write::{apply_global, apply_tenants};
 

@@ -371,3 +371,63 @@ async fn audit_verify_passes_on_a_clean_log_and_names_every_edited_deleted_inser
     let found = findings(&verify(&db, other, dir.path()).1);
     assert!(found.iter().any(|f| f.contains("signature is not valid for any trusted key")), "{found:#?}");
 }
+
+/// Issue 13.2: a month of the log older than the retention is dropped whole by serve's job; its
+/// checkpoint stays, and `verify` still passes, saying where retention ended; a deletion after it is
+/// still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_month_past_the_retention_is_dropped_and_verify_still_passes() {
+    use chrono::{TimeDelta, Utc};
+    use gatehouse::audit::checkpoint::{self, Signer};
+
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let now = Utc::now();
+    let long_ago = now - TimeDelta::days(500);
+    gatehouse::store::audit_retention::ensure_partitions(&db.pool, long_ago, now).await.expect("partitions");
+    let row = |tenant: Option<&str>, action: &str| gatehouse::store::AuditEntry {
+        actor: "ada@ops.example".into(),
+        actor_type: "operator",
+        action: action.into(),
+        resource: "tenant/acme".into(),
+        tenant: tenant.map(str::to_owned),
+        success: true,
+        metadata: json!({ "n": 1 }),
+    };
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let old = [row(Some("acme"), "old.one"), row(None, "old.two"), row(Some("acme"), "old.three")];
+    gatehouse::store::insert_audit_at(&mut conn, &old, long_ago).await.expect("old rows");
+    let recent = [row(Some("acme"), "new.one"), row(None, "new.two")];
+    gatehouse::store::insert_audit_at(&mut conn, &recent, now).await.expect("new rows");
+    drop(conn);
+    let signer = Signer::generate().expect("key");
+    let public = checkpoint::public_key_base64(&signer.public_key());
+    let dir = tempfile::tempdir().expect("dir");
+    let settings = checkpoint::Settings { signer, every: Duration::from_secs(3600), dir: Some(dir.path().to_owned()) };
+    checkpoint::write(&db.pool, &settings, TimeDelta::zero()).await.expect("checkpoint").expect("written");
+    let month = format!("audit_log_{}", long_ago.format("%Y%m"));
+    let exists = format!("SELECT count(*) FROM pg_class WHERE relname = '{month}'");
+    assert_eq!(db.count(&exists).await, 1);
+
+    let server = started(&repo, &db, &[("GATEHOUSE_AUDIT_RETENTION", "400d")]).await;
+    within(Duration::from_secs(10), "the old month is dropped", || async { db.count(&exists).await == 0 }).await;
+    drop(server);
+    assert_eq!(db.count("SELECT count(*) FROM audit_log WHERE action LIKE 'old.%'").await, 0);
+    // Every month past the retention went (the empty ones too), each drop audited.
+    let months = db.count("SELECT count(*) FROM audit_retention").await;
+    assert!(months >= 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'audit.retention'").await,
+        months,
+        "every drop audited"
+    );
+
+    let (code, report) = verify(&db, &public, dir.path());
+    assert_eq!(code, 0, "{report:#}");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains(&format!("retention dropped {months} months (3 rows)")), "{notes}");
+
+    tamper(&db, "DELETE FROM audit_log WHERE action = 'new.one'").await;
+    let (code, report) = verify(&db, &public, dir.path());
+    assert_eq!(code, 1, "{report:#}");
+    assert!(findings(&report).iter().any(|f| f.contains("deleted")), "{report:#}");
+}

@@ -44,6 +44,7 @@ impl Running {
             oidc: None,
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
             retention: Default::default(),
+            audit_retention: chrono::TimeDelta::days(400),
         };
         let server = launch(pool, source, listener, settings).expect("launch");
         Running { base: format!("http://{}", server.address), server }
