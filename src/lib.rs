@@ -17,6 +17,7 @@
 pub mod api;
 pub mod audit;
 pub mod authz;
+pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod delivery;

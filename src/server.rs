@@ -126,7 +126,10 @@ pub fn launch(
     tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
     tokio::spawn(purge_deleted_tenants(pool.clone(), settings.retention, shutdown.clone()));
     tokio::spawn(keep_audit_months(pool.clone(), settings.audit_retention, shutdown.clone()));
+    let budgets = Arc::new(crate::budget::book::Book::default());
+    tokio::spawn(crate::budget::book::keep_current(budgets.clone(), pool.clone(), shutdown.clone()));
     let state = api::AppState::new(api::Services {
+        budgets,
         retention: settings.retention,
         identity,
         delivery: cache,

@@ -6,6 +6,7 @@ mod apps;
 mod audit;
 mod auth;
 mod body;
+mod budget;
 mod caller;
 mod conditional;
 mod csv;
@@ -83,6 +84,8 @@ pub struct Services {
     pub denials: DenialLog,
     /// How long deleted tenants are kept before the purge, and their names after it.
     pub retention: TenantRetention,
+    /// Every tenant's budget and usage this month, in memory.
+    pub budgets: Arc<crate::budget::book::Book>,
 }
 
 /// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its
@@ -116,6 +119,7 @@ pub fn app(state: AppState) -> Router {
         .merge(evaluation::router())
         .merge(usage::router())
         .merge(audit::router())
+        .merge(budget::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     Router::new()
         .merge(hooks::router())

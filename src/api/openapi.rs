@@ -9,7 +9,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    apps, audit, auth, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, usage, users,
+    apps, audit, auth, budget, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, usage,
+    users,
 };
 
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
@@ -199,6 +200,11 @@ impl Modify for Security {
         audit::ingest,
         audit::events,
         audit::export,
+        budget::show,
+        budget::check,
+        budget::list_overrides,
+        budget::request_override,
+        budget::approve_override,
     ),
     components(schemas(ErrorBody, ErrorDetail), responses(Failure)),
     modifiers(&Security, &Failures),

@@ -66,8 +66,12 @@ async fn ingest(State(state): State<AppState>, caller: Caller, headers: HeaderMa
     }
     if !valid.is_empty() {
         let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-        let stored = db::ingest(&mut tx, application, &valid).await?;
+        let (stored, grew) = db::ingest(&mut tx, application, &valid).await?;
         tx.commit().await.map_err(StoreError::from)?;
+        // The events are stored: a failure to record a threshold is logged, never the answer.
+        if let Err(error) = super::budget::after_usage(&state, &grew).await {
+            tracing::warn!(%error, "cannot record the budget thresholds crossed");
+        }
         for ((new, index), event) in stored.into_iter().zip(positions).zip(&valid) {
             // A tenant removed between the check and the insert stores nothing: refused, not
             // passed off as a duplicate.

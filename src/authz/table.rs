@@ -36,6 +36,10 @@ pub enum Action {
     ReadUsage,
     IngestAudit,
     ReadAudit,
+    CheckBudget,
+    ReadBudget,
+    RequestOverride,
+    ApproveOverride,
 }
 
 /// Who an action is granted to.
@@ -90,6 +94,10 @@ pub const TABLE: &[(Action, &[Grant])] = &[
     (ReadUsage,             &[Platform(Operator), Key(Scope::UsageRead)]),
     (IngestAudit,           &[Key(Scope::AuditWrite)]),
     (ReadAudit,             &[Platform(Operator), Platform(Auditor), TenantRole(Owner)]),
+    (CheckBudget,           &[Key(Scope::UsageWrite)]),
+    (ReadBudget,            &[Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin), Key(Scope::UsageRead)]),
+    (RequestOverride,       &[Platform(Operator), TenantRole(Owner)]),
+    (ApproveOverride,       &[Platform(Operator), TenantRole(Owner)]),
 ];
 
 /// The grants of `action` in `TABLE` (none if it is missing: deny).
@@ -130,6 +138,10 @@ impl Action {
         ReadUsage,
         IngestAudit,
         ReadAudit,
+        CheckBudget,
+        ReadBudget,
+        RequestOverride,
+        ApproveOverride,
     ];
 
     /// The action's stable name: in audit rows and in AuthZEN requests (`action.name`).
@@ -165,6 +177,10 @@ impl Action {
             ReadUsage => "usage.read",
             IngestAudit => "audit.ingest",
             ReadAudit => "audit.read",
+            CheckBudget => "budget.check",
+            ReadBudget => "budget.read",
+            RequestOverride => "budget.override.request",
+            ApproveOverride => "budget.override.approve",
         }
     }
 
@@ -175,10 +191,12 @@ impl Action {
     /// The verb of a denial's message: "<who> may not <verb> <resource>".
     pub fn verb(self) -> &'static str {
         match self {
-            ReadSync | ReadApps | ReadOutbox | ReadOwnSession | ReadFlags | ReadTenants | ReadUsage | ReadAudit => {
-                "read"
-            }
+            ReadSync | ReadApps | ReadOutbox | ReadOwnSession | ReadFlags | ReadTenants | ReadUsage | ReadAudit
+            | ReadBudget => "read",
             IngestUsage | IngestAudit => "report",
+            CheckBudget => "check",
+            RequestOverride => "request an override of",
+            ApproveOverride => "approve an override of",
             ManageTenants => "create, suspend, restore or delete",
             UpdateTenant | ManageFlags => "change",
             ManageUsers => "invite, change, disable or delete",

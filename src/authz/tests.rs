@@ -78,6 +78,9 @@ fn resource_of(action: Action, apps: &[Box<str>]) -> Resource<'_> {
         Action::ReadFlags => Resource::of_tenant("flags", acme),
         Action::IngestUsage | Action::ReadUsage => Resource::of_tenant("usage", acme),
         Action::IngestAudit | Action::ReadAudit => Resource::of_tenant("audit log", acme),
+        Action::CheckBudget | Action::ReadBudget | Action::RequestOverride | Action::ApproveOverride => {
+            Resource::of_tenant("budget", acme)
+        }
         Action::ReadOwnSession
         | Action::ManageOwnSessions
         | Action::ChangeOwnPassword
@@ -110,6 +113,9 @@ fn expected(action: Action) -> &'static [&'static str] {
         ReadUsage => &["operator", "bootstrap", "usage-read-key"],
         IngestAudit => &["audit-key"],
         ReadAudit => &["operator", "bootstrap", "auditor", "owner"],
+        CheckBudget => &["usage-key"],
+        ReadBudget => &["operator", "bootstrap", "auditor", "owner", "admin", "usage-read-key"],
+        RequestOverride | ApproveOverride => &["operator", "bootstrap", "owner"],
     }
 }
 

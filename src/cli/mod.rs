@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod apps;
 mod audit;
+mod budget;
 mod client;
 mod drift;
 mod identity;
@@ -113,6 +114,8 @@ pub enum Command {
     /// A tenant's users on a running server: list, show, invite, set-role, disable, enable, delete,
     /// end-sessions, resend-invitation, unlock.
     Users(users::UsersArgs),
+    /// A tenant's budget: show, and overrides (request, approve, list).
+    Budget(budget::BudgetArgs),
     /// The audit log: export (CSV or JSON).
     Audit(audit::AuditArgs),
     /// The usage applications reported: export (CSV or JSON) and totals.
@@ -245,6 +248,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         Command::Users(args) => users::users(args),
         Command::Usage(args) => usage::usage(args),
         Command::Audit(args) => audit::audit(args),
+        Command::Budget(args) => budget::budget(args),
         Command::Serve(args) => runtime()?.block_on(serve::serve(*args)),
         Command::Status(args) => status::status(args),
         Command::Sync(args) => sync::sync(args),

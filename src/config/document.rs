@@ -107,6 +107,9 @@ pub struct BudgetSpec {
     /// Percentages of the limit at which to warn: strictly increasing, each from 1 to 99.
     #[serde(default)]
     pub warn_at: Vec<i64>,
+    /// The usage event types the budget counts; every type when absent.
+    #[serde(default)]
+    pub event_types: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -203,10 +203,33 @@ impl<'a> Checker<'a> {
             }
             previous = *percent;
         }
+        let mut event_types: Vec<String> = spec.event_types.clone().unwrap_or_default();
+        for (i, kind) in event_types.iter().enumerate() {
+            if kind.is_empty() || kind.len() > 256 || kind.chars().any(char::is_control) {
+                self.report(
+                    doc,
+                    subject,
+                    format!("spec.budget.eventTypes[{i}]"),
+                    "an event type is 1 to 256 characters, as applications send it in `type`".to_owned(),
+                );
+            }
+        }
+        if spec.event_types.as_ref().is_some_and(Vec::is_empty) {
+            self.report(
+                doc,
+                subject,
+                "spec.budget.eventTypes",
+                "is empty, so the budget would count nothing: list event types, or leave it out to count every type"
+                    .to_owned(),
+            );
+        }
+        event_types.sort();
+        event_types.dedup();
         Some(Budget {
             monthly_limit: spec.monthly_limit.max(0).unsigned_abs(),
             on_limit: spec.on_limit,
             warn_at: spec.warn_at.iter().map(|p| (*p).clamp(0, 100) as u8).collect(),
+            event_types,
         })
     }
 

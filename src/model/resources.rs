@@ -154,6 +154,10 @@ pub struct Budget {
     pub on_limit: OnLimit,
     /// Percentages of the limit at which to warn, strictly increasing, each 1..=99.
     pub warn_at: Vec<u8>,
+    /// The usage event types counted, sorted; empty: every type. Left out of the serialized form
+    /// (and so of declaration hashes) while empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_types: Vec<String>,
 }
 
 /// How the reconciler treats this tenant's drift and removed resources.

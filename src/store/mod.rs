@@ -7,6 +7,7 @@ mod audit;
 pub mod audit_chain;
 pub mod audit_read;
 pub mod audit_retention;
+pub mod budget;
 pub mod drift;
 mod enums;
 pub mod history;

@@ -12,8 +12,13 @@ use super::Result;
 use crate::usage::event::UsageEvent;
 
 /// Stores `events` (already checked) for `application_id`; returns, per event, whether it was new
-/// (`true`) or a duplicate. Events of a tenant that no longer exists count as not stored (`false`).
-pub async fn ingest(conn: &mut PgConnection, application_id: Uuid, events: &[UsageEvent]) -> Result<Vec<bool>> {
+/// (`true`) or a duplicate (events of a tenant that no longer exists count as not stored), and the
+/// tenants whose usage grew.
+pub async fn ingest(
+    conn: &mut PgConnection,
+    application_id: Uuid,
+    events: &[UsageEvent],
+) -> Result<(Vec<bool>, Vec<Uuid>)> {
     let mut columns = Columns::default();
     for (index, event) in events.iter().enumerate() {
         columns.index.push(i32::try_from(index).unwrap_or(i32::MAX));
@@ -26,7 +31,7 @@ pub async fn ingest(conn: &mut PgConnection, application_id: Uuid, events: &[Usa
         columns.data.push(&event.data);
     }
     // Inserted in key order, so two batches sharing events lock them in the same order.
-    let stored: Vec<i32> = sqlx::query_scalar(
+    let stored: Vec<(i32, Uuid)> = sqlx::query_as(
         "WITH input AS (
              SELECT DISTINCT ON (t.id, u.source, u.event_id)
                     u.idx, t.id AS tenant_id, u.source, u.event_id, u.type, u.occurred_at, u.quantity, u.data
@@ -48,7 +53,7 @@ pub async fn ingest(conn: &mut PgConnection, application_id: Uuid, events: &[Usa
              ON CONFLICT (tenant_id, day, type) DO UPDATE
                 SET quantity = usage_daily.quantity + EXCLUDED.quantity, events = usage_daily.events + EXCLUDED.events
          )
-         SELECT i.idx FROM input i
+         SELECT i.idx, i.tenant_id FROM input i
            JOIN inserted n ON (n.tenant_id, n.source, n.event_id) = (i.tenant_id, i.source, i.event_id)",
     )
     .bind(&columns.index)
@@ -63,12 +68,26 @@ pub async fn ingest(conn: &mut PgConnection, application_id: Uuid, events: &[Usa
     .fetch_all(&mut *conn)
     .await?;
     let mut new = vec![false; events.len()];
-    for index in stored {
+    let mut tenants: Vec<Uuid> = Vec::new();
+    for (index, tenant) in stored {
         if let Some(slot) = usize::try_from(index).ok().and_then(|i| new.get_mut(i)) {
             *slot = true;
         }
+        tenants.push(tenant);
     }
-    Ok(new)
+    // Every replica's budgets read these tenants' usage again once this commits (a notification
+    // carries at most 8,000 bytes: 200 ids each).
+    tenants.sort_unstable();
+    tenants.dedup();
+    for chunk in tenants.chunks(200) {
+        let ids: Vec<String> = chunk.iter().map(Uuid::to_string).collect();
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::budget::USAGE_CHANNEL)
+            .bind(ids.join(","))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok((new, tenants))
 }
 
 #[derive(Default)]

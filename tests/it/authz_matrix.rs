@@ -94,6 +94,11 @@ const WHO_MAY: &[(&str, &[&str])] = &[
     // An owner reads its own tenant's log (the default tenant of its session).
     ("GET /v1/audit/events", &["operator", "auditor", "owner", "globex-owner"]),
     ("GET /v1/audit/export", &["operator", "auditor", "owner", "globex-owner"]),
+    ("GET /v1/tenants/{}/budget", &["operator", "auditor", "owner", "admin", "usage-read-key"]),
+    ("POST /v1/tenants/{}/budget/check", &["usage-key"]),
+    ("GET /v1/tenants/{}/budget/overrides", &["operator", "auditor", "owner", "admin", "usage-read-key"]),
+    ("POST /v1/tenants/{}/budget/overrides", &["operator", "owner"]),
+    ("POST /v1/tenants/{}/budget/overrides/{}/approve", &["operator", "owner"]),
 ];
 
 /// The actors of the matrix.
@@ -168,6 +173,7 @@ const ACTORS: &[Who] = &[
     Who::Key { label: "evaluate-key", app: "analytics-app", scope: "authz:evaluate" },
     Who::Key { label: "usage-key", app: "billing-app", scope: "usage:write" },
     Who::Key { label: "audit-key", app: "billing-app", scope: "audit:write" },
+    Who::Key { label: "usage-read-key", app: "analytics-app", scope: "usage:read" },
 ];
 
 /// Routes granted to a key scope (a key without it is `insufficient_scope`, not `forbidden`).

@@ -331,6 +331,22 @@ pub(crate) fn routes() -> Vec<Route> {
             query: &["tenant", "type", "from", "to", "granularity"],
             ..route("GET", "/v1/usage/totals", Operator, None)
         },
+        // budget.rs
+        route("GET", "/v1/tenants/{tenant}/budget", Operator, None),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/budget/check",
+            FlagsKey,
+            Json(|| json!({ "quantity": 1, "type": "api.call" })),
+        ),
+        route("GET", "/v1/tenants/{tenant}/budget/overrides", Operator, None),
+        route(
+            "POST",
+            "/v1/tenants/{tenant}/budget/overrides",
+            Operator,
+            Json(|| json!({ "amount": 10, "reason": "hostile", "expiresIn": "1h" })),
+        ),
+        route("POST", "/v1/tenants/{tenant}/budget/overrides/{id}/approve", Operator, None),
         // audit.rs
         route(
             "POST",

@@ -8,6 +8,7 @@ mod admin;
 mod apply;
 mod audit;
 mod authz_matrix;
+mod budget;
 mod chart;
 mod cli;
 mod config_fixtures;

@@ -1,0 +1,200 @@
+//! Budgets in the database (migration 0017): each tenant's limit (its own, else its plan's), its
+//! usage this month (from `usage_daily`), overrides and their approvals, and the thresholds crossed.
+//! A change to overrides notifies `gatehouse_budget`; stored usage notifies `gatehouse_usage` with
+//! the tenants' ids (`store::usage::ingest`).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::{AuditEntry, Result, Rule, StoreError, insert_audit};
+use crate::budget::Limit;
+
+pub const BUDGET_CHANNEL: &str = "gatehouse_budget";
+pub const USAGE_CHANNEL: &str = "gatehouse_usage";
+
+/// Every tenant's budget (`None`: none applies).
+pub async fn limits(pool: &PgPool) -> Result<Vec<(Uuid, String, Option<sqlx::types::Json<Limit>>)>> {
+    Ok(sqlx::query_as(
+        "SELECT t.id, t.name, coalesce(t.budget, p.budget) FROM tenants t JOIN plans p ON p.id = t.plan_id",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Usage since `month` (its first day) by tenant and type: of `tenants`, or of every tenant.
+pub async fn month_usage(
+    pool: &PgPool,
+    tenants: Option<&[Uuid]>,
+    month: NaiveDate,
+) -> Result<Vec<(Uuid, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, type, sum(quantity)::bigint FROM usage_daily
+          WHERE day >= $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2)) GROUP BY 1, 2",
+    )
+    .bind(month)
+    .bind(tenants)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Overrides in force: (tenant, override, limit, expiry).
+pub async fn granted(pool: &PgPool) -> Result<Vec<(Uuid, Uuid, i64, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "SELECT tenant_id, id, new_limit, expires_at FROM budget_overrides
+          WHERE granted_at IS NOT NULL AND expires_at > now()",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// An override as the API shows it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OverrideRecord {
+    pub id: Uuid,
+    /// `pending` (fewer than two approvals), `granted` or `expired`.
+    pub status: String,
+    /// The monthly limit while it is in force.
+    pub limit: i64,
+    pub reason: String,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub granted_at: Option<DateTime<Utc>>,
+    /// Who approved it, in order.
+    pub approvals: Vec<String>,
+}
+
+const RECORD: &str = "SELECT o.id,
+        CASE WHEN o.expires_at <= now() THEN 'expired' WHEN o.granted_at IS NOT NULL THEN 'granted' ELSE 'pending' END
+            AS status,
+        o.new_limit AS limit, o.reason, o.requested_by, o.requested_at, o.expires_at, o.granted_at,
+        coalesce((SELECT array_agg(a.approver ORDER BY a.approved_at) FROM budget_override_approvals a
+                   WHERE a.override_id = o.id), '{}') AS approvals
+   FROM budget_overrides o";
+
+/// A tenant's overrides, newest first.
+pub async fn overrides(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<OverrideRecord>> {
+    Ok(sqlx::query_as(&format!("{RECORD} WHERE o.tenant_id = $1 ORDER BY o.requested_at DESC LIMIT 100"))
+        .bind(tenant_id)
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Records a request for an override of `tenant_id`'s budget.
+pub async fn request(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    new_limit: i64,
+    reason: &str,
+    requested_by: &str,
+    expires_at: DateTime<Utc>,
+    audit: &[AuditEntry],
+) -> Result<OverrideRecord> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO budget_overrides (id, tenant_id, new_limit, reason, requested_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(new_limit)
+    .bind(reason)
+    .bind(requested_by)
+    .bind(expires_at)
+    .execute(&mut *conn)
+    .await?;
+    insert_audit(conn, audit).await?;
+    Ok(sqlx::query_as(&format!("{RECORD} WHERE o.id = $1")).bind(id).fetch_one(&mut *conn).await?)
+}
+
+/// Adds `approver`'s approval to an override of `tenant_id`; the second approval grants it. The
+/// override's row is locked first, so two last approvals at once grant it once.
+pub async fn approve(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    approver: &str,
+    audit: impl FnOnce(&OverrideRecord, bool) -> AuditEntry,
+) -> Result<OverrideRecord> {
+    let current: Option<OverrideRecord> =
+        sqlx::query_as(&format!("{RECORD} WHERE o.id = $1 AND o.tenant_id = $2 FOR UPDATE OF o"))
+            .bind(id)
+            .bind(tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let refuse = |code, message: String| Err(StoreError::Rule { rule: Rule::Conflict, code, message });
+    let Some(current) = current else {
+        return Err(StoreError::Rule {
+            rule: Rule::NotFound,
+            code: "not_found",
+            message: format!("no override {id} for this tenant"),
+        });
+    };
+    if current.status != "pending" {
+        return refuse(
+            "override_not_pending",
+            format!("override {id} is {}; only a pending one is approved", current.status),
+        );
+    }
+    if current.requested_by == approver {
+        return refuse(
+            "self_approval",
+            format!("{approver} requested override {id}; two other people must approve it"),
+        );
+    }
+    if current.approvals.iter().any(|a| a == approver) {
+        return refuse("already_approved", format!("{approver} already approved override {id}; a second person must"));
+    }
+    sqlx::query("INSERT INTO budget_override_approvals (override_id, approver) VALUES ($1, $2)")
+        .bind(id)
+        .bind(approver)
+        .execute(&mut *conn)
+        .await?;
+    let granted = current.approvals.len() + 1 >= 2;
+    if granted {
+        sqlx::query("UPDATE budget_overrides SET granted_at = now() WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(BUDGET_CHANNEL)
+            .bind(tenant_id.to_string())
+            .execute(&mut *conn)
+            .await?;
+    }
+    let updated: OverrideRecord =
+        sqlx::query_as(&format!("{RECORD} WHERE o.id = $1")).bind(id).fetch_one(&mut *conn).await?;
+    insert_audit(conn, &[audit(&updated, granted)]).await?;
+    Ok(updated)
+}
+
+/// Records that `tenant_id` crossed `thresholds` in `month`; returns those not recorded before
+/// (each is recorded once, whichever replica sees it first).
+pub async fn crossed(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    month: NaiveDate,
+    thresholds: &[i16],
+) -> Result<Vec<i16>> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO budget_alerts (tenant_id, month, threshold) SELECT $1, $2, t FROM UNNEST($3::smallint[]) AS t
+         ON CONFLICT DO NOTHING RETURNING threshold",
+    )
+    .bind(tenant_id)
+    .bind(month)
+    .bind(thresholds)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// The thresholds `tenant_id` crossed in `month`.
+pub async fn alerts(pool: &PgPool, tenant_id: Uuid, month: NaiveDate) -> Result<Vec<i16>> {
+    Ok(sqlx::query_scalar("SELECT threshold FROM budget_alerts WHERE tenant_id = $1 AND month = $2 ORDER BY threshold")
+        .bind(tenant_id)
+        .bind(month)
+        .fetch_all(pool)
+        .await?)
+}

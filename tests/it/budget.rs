@@ -1,0 +1,191 @@
+//! Budgets (issue 13.6; FR-006, US2-2) against the real binary: usage reported through the API
+//! counts against the tenant's monthly limit on every replica's memory; each `warnAt` threshold is
+//! recorded once; `block` refuses with usage and limit; `requireOverride` waits for an override that
+//! two people other than the requester approve. Every step has an audit row.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::access::issue;
+use crate::helpers::{HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::identity::{login, started, str_of};
+use crate::operators::{Idp, cli, json_out, person};
+
+async fn report(server: &ServeProcess, key: &str, tenant: &str, from: usize, quantity: usize) {
+    let events: Vec<Value> = (from..from + quantity)
+        .map(|i| {
+            json!({ "id": format!("{tenant}-{i}"), "source": "//test", "type": "api.call", "subject": tenant,
+                    "time": chrono::Utc::now().to_rfc3339(), "data": { "quantity": 1 } })
+        })
+        .collect();
+    let answer = call(server, "POST", "/v1/usage/events", Some(key), Some(Value::Array(events))).await;
+    assert_eq!(answer.body["accepted"].as_u64(), Some(quantity as u64), "{}", answer.text);
+}
+
+async fn check(server: &ServeProcess, key: &str, tenant: &str, quantity: i64) -> HttpResponse {
+    let body = json!({ "quantity": quantity, "type": "api.call" });
+    call(server, "POST", &format!("/v1/tenants/{tenant}/budget/check"), Some(key), Some(body)).await
+}
+
+/// Waits until `server`'s memory counts `usage` for `tenant`.
+async fn counted(server: &ServeProcess, key: &str, tenant: &str, usage: i64) {
+    within(Duration::from_secs(3), "the usage is counted in memory", || async {
+        check(server, key, tenant, 1).await.body["usage"] == usage
+    })
+    .await;
+}
+
+fn code(response: &HttpResponse) -> &str {
+    response.body["error"]["code"].as_str().unwrap_or("")
+}
+
+/// FR-006, US2-2: thresholds at 75 % and 90 % are recorded once each, on both replicas the check
+/// answers from memory, and at 100 % with `block` it says no with usage and limit; ingest itself
+/// still stores every event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_budget_warns_at_each_threshold_once_and_refuses_past_the_limit_on_every_replica() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    repo.edit(
+        "tenants/acme.yaml",
+        "budget: { monthlyLimit: 500000, onLimit: block, warnAt: [75, 90] }",
+        "budget: { monthlyLimit: 100, onLimit: block, warnAt: [75, 90], eventTypes: [api.call] }",
+    );
+    let a = started(&repo, &db, &[]).await;
+    let b = started(&repo, &db, &[]).await;
+    let (_, key) = issue(&a, "billing-app", &[]);
+
+    within(Duration::from_secs(3), "the key is known on b", || async {
+        check(&b, &key, "acme", 10).await.status == 200
+    })
+    .await;
+    let fresh = check(&b, &key, "acme", 10).await;
+    assert_eq!(fresh.body["allowed"], true);
+    assert_eq!((fresh.body["state"].as_str(), fresh.body["limit"].as_i64()), (Some("ok"), Some(100)));
+
+    report(&a, &key, "acme", 0, 74).await;
+    counted(&b, &key, "acme", 74).await;
+    assert_eq!(db.count("SELECT count(*) FROM budget_alerts").await, 0);
+    report(&a, &key, "acme", 74, 1).await;
+    report(&a, &key, "acme", 75, 15).await;
+    report(&a, &key, "acme", 90, 5).await;
+    counted(&b, &key, "acme", 95).await;
+    let shown = call(&a, "GET", "/v1/tenants/acme/budget", Some(OPERATOR), None).await;
+    assert_eq!(shown.status, 200, "{}", shown.text);
+    assert_eq!(shown.body["thresholdsCrossed"], json!([75, 90]), "{}", shown.text);
+    assert_eq!((shown.body["state"].as_str(), shown.body["remaining"].as_i64()), (Some("warning"), Some(5)));
+    let shown_by_cli = json_out(&cli(&a, OPERATOR, &["budget", "show", "acme"]), "budget show");
+    assert_eq!((shown_by_cli["usage"].as_i64(), shown_by_cli["limit"].as_i64()), (Some(95), Some(100)));
+    let warnings = "SELECT count(*) FROM audit_log WHERE action = 'budget.threshold' AND tenant = 'acme'";
+    assert_eq!(db.count(warnings).await, 2, "one row per threshold, however many batches crossed it");
+
+    report(&a, &key, "acme", 95, 10).await;
+    counted(&b, &key, "acme", 105).await;
+    for replica in [&a, &b] {
+        let refused = check(replica, &key, "acme", 1).await;
+        assert_eq!(refused.body["allowed"], false, "{}", refused.text);
+        assert_eq!(refused.body["reason"], "budget_exceeded");
+        assert_eq!((refused.body["usage"].as_i64(), refused.body["limit"].as_i64()), (Some(105), Some(100)));
+        assert!(refused.body["message"].as_str().is_some_and(|m| m.contains("105 + 1") && m.contains("limit of 100")));
+    }
+    assert_eq!(db.count("SELECT sum(quantity)::bigint FROM usage_daily").await, 105, "ingest never drops an event");
+    let other_type = call(
+        &b,
+        "POST",
+        "/v1/tenants/acme/budget/check",
+        Some(&key),
+        Some(json!({ "quantity": 1, "type": "storage.gb" })),
+    )
+    .await;
+    assert_eq!(other_type.body["allowed"], true, "a type the budget does not count: {}", other_type.text);
+    within(Duration::from_secs(5), "the limit and the refusals are audited", || async {
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'budget.limit_reached' AND tenant = 'acme'").await == 1
+            && db.count("SELECT coalesce(sum(coalesce((metadata->>'count')::bigint, 1)), 0)::bigint FROM audit_log WHERE action = 'budget.block' AND tenant = 'acme'").await >= 2
+    })
+    .await;
+}
+
+/// US2-2: with `requireOverride` the check says no until an override is granted; the requester
+/// cannot approve it, one approver is not enough, two other people grant it, and it ends when it
+/// expires. Every step is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_override_needs_two_approvers_other_than_the_requester_and_ends_when_it_expires() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let globex = std::fs::read_to_string(repo.path().join("tenants/globex.yaml")).expect("globex");
+    let budget = "  budget: { monthlyLimit: 10, onLimit: requireOverride }\n  applications:";
+    repo.write("tenants/globex.yaml", &globex.replacen("  applications:", budget, 1));
+    let idp = Idp::start();
+    let env = [
+        ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
+        ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+        ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+        ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator"),
+        ("GATEHOUSE_OWNERS_NEED_MFA", "false"),
+    ];
+    let server = started(&repo, &db, &env).await;
+    activate(&db, &["hank@globex.example"]).await;
+    let hank = str_of(&login(&server, "hank@globex.example", PASSWORD).await.body, "access_token").to_owned();
+    let ada = idp.token("ada", person("ada@ops.example", json!(["platform-ops"]))).await;
+    let grace = idp.token("grace", person("grace@ops.example", json!(["platform-ops"]))).await;
+    let (_, key) = issue(&server, "billing-app", &[]);
+
+    report(&server, &key, "globex", 0, 10).await;
+    counted(&server, &key, "globex", 10).await;
+    let waiting = check(&server, &key, "globex", 1).await;
+    assert_eq!(
+        (waiting.body["allowed"].as_bool(), waiting.body["reason"].as_str()),
+        (Some(false), Some("override_required"))
+    );
+
+    let path = "/v1/tenants/globex/budget/overrides";
+    let asked = json!({ "amount": 5, "reason": "quarter-end import", "expiresIn": "4s" });
+    let requested = call(&server, "POST", path, Some(&hank), Some(asked)).await;
+    assert_eq!(requested.status, 201, "{}", requested.text);
+    assert_eq!((requested.body["status"].as_str(), requested.body["limit"].as_i64()), (Some("pending"), Some(15)));
+    let approve = format!("{path}/{}/approve", str_of(&requested.body, "id"));
+
+    let own = call(&server, "POST", &approve, Some(&hank), None).await;
+    assert_eq!((own.status, code(&own)), (409, "self_approval"), "{}", own.text);
+    let bootstrap = call(&server, "POST", &approve, Some(OPERATOR), None).await;
+    assert_eq!((bootstrap.status, code(&bootstrap)), (403, "person_required"), "{}", bootstrap.text);
+    let first = call(&server, "POST", &approve, Some(&ada), None).await;
+    assert_eq!((first.status, first.body["status"].as_str()), (200, Some("pending")), "{}", first.text);
+    let again = call(&server, "POST", &approve, Some(&ada), None).await;
+    assert_eq!((again.status, code(&again)), (409, "already_approved"), "{}", again.text);
+    assert_eq!(check(&server, &key, "globex", 1).await.body["allowed"], false, "one approver is not enough");
+
+    let second = call(&server, "POST", &approve, Some(&grace), None).await;
+    assert_eq!((second.status, second.body["status"].as_str()), (200, Some("granted")), "{}", second.text);
+    assert_eq!(second.body["approvals"], json!(["ada@ops.example", "grace@ops.example"]));
+    within(Duration::from_secs(3), "the override is in force", || async {
+        let answer = check(&server, &key, "globex", 1).await;
+        answer.body["allowed"] == true && answer.body["limit"] == 15
+    })
+    .await;
+    within(Duration::from_secs(8), "the override ends when it expires", || async {
+        check(&server, &key, "globex", 1).await.body["reason"] == "override_required"
+    })
+    .await;
+
+    for (action, outcome, expected) in [
+        ("budget.override.request", "success", 1),
+        ("budget.override.approve", "success", 1),
+        ("budget.override.grant", "success", 1),
+    ] {
+        let sql = format!(
+            "SELECT count(*) FROM audit_log WHERE action = '{action}' AND outcome = '{outcome}' AND tenant = 'globex'"
+        );
+        assert_eq!(db.count(&sql).await, expected, "{action}");
+    }
+    within(Duration::from_secs(5), "refused approvals and checks are audited", || async {
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'budget.override.approve' AND outcome = 'failure'")
+            .await
+            >= 2
+            && db.count("SELECT count(*) FROM audit_log WHERE action = 'budget.override_required'").await >= 1
+    })
+    .await;
+    let listed = json_out(&cli(&server, &hank, &["budget", "override", "list", "globex"]), "budget override list");
+    assert_eq!(listed["overrides"][0]["status"], "expired", "{listed}");
+    let raw = request("GET", format!("{}/v1/tenants/globex/budget", server.base), vec![], vec![]).await;
+    assert_eq!(raw.status, 401);
+}
