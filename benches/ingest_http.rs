@@ -7,7 +7,9 @@
 //! (a) `POST /v1/audit/events`, batches of 500, and (ca) `COPY` of the same rows into a table shaped
 //!     and indexed as `audit_log`;
 //! (x) `GET /v1/audit/export` of 1,000,000 rows (`GATEHOUSE_BENCH_EXPORT_ROWS`), timed to the last
-//!     byte, with the server's resident memory sampled while it streams.
+//!     byte, with the server's resident memory sampled while it streams;
+//! (b) `POST /v1/tenants/{t}/budget/check` at 64 connections, against (h) the baseline, a minimal
+//!     axum handler of this process answering a body of the same size, 64 connections.
 
 #[path = "common/serve.rs"]
 mod serve;
@@ -217,6 +219,22 @@ async fn main() {
         println!("filled the log with {missing} more rows in {:.1} s", fill.elapsed().as_secs_f64());
     }
     let total: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_log").fetch_one(&pool).await.expect("count");
+    // Budget checks: answered from memory, against a minimal handler.
+    let check_url = format!("{base}/v1/tenants/t00001/budget/check");
+    let answer = ureq::post(&check_url)
+        .set("Authorization", &format!("Bearer {key}"))
+        .send_json(serde_json::json!({ "quantity": 1, "type": "api.call" }))
+        .expect("a check")
+        .into_string()
+        .expect("body");
+    let baseline_url = serve::fixed_body(answer.len()).await;
+    let h = wrk::finish(wrk::start(&baseline_url, 2, 64, seconds, "wrk.method = \"GET\"\n", dir, "baseline"));
+    let check_script = format!(
+        "wrk.method = \"POST\"\nwrk.body = '{{\"quantity\":1,\"type\":\"api.call\"}}'\nwrk.headers[\"Content-Type\"] = \"application/json\"\nwrk.headers[\"Authorization\"] = \"Bearer {key}\"\n"
+    );
+    let b = wrk::finish(wrk::start(&check_url, 2, 64, seconds, &check_script, dir, "check"));
+    assert!(!b.errors && !h.errors, "the budget check got error answers: the measurement is void");
+
     let pid = replica.id();
     let before = rss_kib(pid);
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(before));
@@ -269,6 +287,20 @@ async fn main() {
         per_second(&a),
         100.0 * per_second(&a) / ca,
         a.p99_ms
+    );
+    println!("\n| budget checks, 64 connections, {seconds} s | req/s | % of (h) | p99 | target |");
+    println!("|---|--:|--:|--:|---|");
+    println!(
+        "| (h) baseline: minimal axum handler, {} B body | {:.0} | 100 % | {:.2} ms | |",
+        answer.len(),
+        h.requests_per_second,
+        h.p99_ms
+    );
+    println!(
+        "| (b) POST /v1/tenants/{{t}}/budget/check | {:.0} | {:.0} % | {:.2} ms | ≥ 70 %, p99 ≤ 5 ms |",
+        b.requests_per_second,
+        100.0 * b.requests_per_second / h.requests_per_second,
+        b.p99_ms
     );
     println!(
         "\n(x) GET /v1/audit/export: {} rows ({total} in the log, {:.0} MB of CSV) in {:.2} s (target ≤ 5 s); server RSS {} MiB before, peak {} MiB while streaming",
