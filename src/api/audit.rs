@@ -133,7 +133,7 @@ async fn events(State(state): State<AppState>, caller: Caller, Query(query): Que
 /// Rows read per page of a CSV export.
 const CSV_PAGE: i64 = 2000;
 
-const CSV_HEADER: [&str; 12] = [
+const CSV_HEADER: [&str; 15] = [
     "time",
     "id",
     "tenant",
@@ -146,6 +146,9 @@ const CSV_HEADER: [&str; 12] = [
     "application",
     "event_id",
     "metadata",
+    "chain",
+    "seq",
+    "hash",
 ];
 
 #[utoipa::path(
@@ -185,8 +188,14 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
                 let tenant = r.tenant.as_deref().unwrap_or_default();
                 let (application, event_id) =
                     (r.application.as_deref().unwrap_or_default(), r.event_id.as_deref().unwrap_or_default());
+                let (chain, seq) = (r.chain.map(|c| c.to_string()), r.seq.map(|s| s.to_string()));
+                let (chain, seq, hash) = (
+                    chain.as_deref().unwrap_or_default(),
+                    seq.as_deref().unwrap_or_default(),
+                    r.hash.as_deref().unwrap_or_default(),
+                );
                 let cells = [&*time, &id, tenant, &r.actor, &r.actor_type, &r.action, &r.resource, &r.outcome, ip];
-                csv::row(&mut out, cells.into_iter().chain([application, event_id, &metadata]));
+                csv::row(&mut out, cells.into_iter().chain([application, event_id, &metadata, chain, seq, hash]));
             }
             let more = page.len() as i64 == filter.limit;
             filter.after = page.last().map(|r| (r.time, r.id)).or(filter.after);

@@ -96,6 +96,9 @@ async fn applications_report_audit_events_and_an_auditor_exports_them_as_csv() {
         "application",
         "event_id",
         "metadata",
+        "chain",
+        "seq",
+        "hash",
     ];
     assert_eq!(csv["columns"], json!(columns));
     let rows = csv["rows"].as_array().expect("rows");
@@ -105,6 +108,8 @@ async fn applications_report_audit_events_and_an_auditor_exports_them_as_csv() {
         assert_eq!((row["tenant"].as_str(), row["outcome"].as_str()), (Some("acme"), Some("failure")));
         assert_eq!((row["ip"].as_str(), row["application"].as_str()), (Some("203.0.113.7"), Some("billing-app")));
         assert_eq!(row["actor_type"], "external");
+        assert!(row["seq"].as_str().is_some_and(|s| s.parse::<i64>().is_ok()), "{row}");
+        assert_eq!(row["hash"].as_str().map(str::len), Some(64), "{row}");
         let metadata: Value = serde_json::from_str(row["metadata"].as_str().expect("metadata")).expect("JSON");
         assert_eq!(metadata["title"], "=HYPERLINK(\"http://evil\")", "JSON starts with {{, stored as sent");
     }
