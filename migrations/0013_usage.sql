@@ -16,10 +16,15 @@ CREATE TABLE usage_events (
     occurred_at    timestamptz NOT NULL,
     quantity       bigint      NOT NULL CHECK (quantity > 0),
     data           jsonb       NOT NULL DEFAULT '{}',
-    received_at    timestamptz NOT NULL DEFAULT now()
+    received_at    timestamptz NOT NULL DEFAULT now(),
+    -- The transaction that stored the event. Sequence numbers are taken before commit, so a batch
+    -- can commit after a later one: the export pages by (xid, seq) over finished transactions only,
+    -- an order in which nothing committed later can land behind a cursor already handed out.
+    xid            xid8        NOT NULL DEFAULT pg_current_xact_id()
 );
 CREATE UNIQUE INDEX usage_events_dedup_idx ON usage_events (tenant_id, source, event_id);
-CREATE INDEX usage_events_tenant_seq_idx ON usage_events (tenant_id, seq);
+CREATE INDEX usage_events_cursor_idx ON usage_events (xid, seq);
+CREATE INDEX usage_events_tenant_cursor_idx ON usage_events (tenant_id, xid, seq);
 
 -- Sums of the accepted events per tenant, type and UTC day of `occurred_at`, kept by the statement
 -- that stores the events (so a duplicate never adds to them): totals and budgets read these, never

@@ -9,6 +9,9 @@ CREATE TABLE budget_overrides (
     reason       text        NOT NULL CHECK (length(reason) BETWEEN 1 AND 1000),
     requested_by text        NOT NULL,
     requested_at timestamptz NOT NULL DEFAULT now(),
+    -- How long it is in force once granted.
+    lasts        interval    NOT NULL,
+    -- Pending: until when it may be approved; granted: until when it is in force.
     expires_at   timestamptz NOT NULL,
     -- Set by the second approval.
     granted_at   timestamptz

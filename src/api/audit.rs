@@ -119,7 +119,7 @@ pub(crate) struct AuditPage {
     responses((status = 200, description = "A page of the log in time order.", body = AuditPage)),
 )]
 async fn events(State(state): State<AppState>, caller: Caller, Query(query): Query<AuditQuery>) -> Result<Response> {
-    let mut filter = readable(&state, &caller, &query)?;
+    let mut filter = readable(&state, &caller, &query).await?;
     if let Some(after) = &query.after {
         filter.after = Some(cursor(after)?);
     }
@@ -173,7 +173,7 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
             "the export holds every matching row: `after` and `limit` page /v1/audit/events".into(),
         ));
     }
-    let mut filter = readable(&state, &caller, &query)?;
+    let mut filter = readable(&state, &caller, &query).await?;
     caller.record(&state, "audit.export", target(&filter), described(&filter, None)).await?;
     filter.limit = CSV_PAGE;
     let pool = state.pool.clone();
@@ -206,7 +206,7 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
 
 /// Authorizes reading the rows `query` asks for and returns the filter: auditors and operators read
 /// any tenant or all of them; an owner reads only its own tenant's (named or not).
-fn readable(state: &AppState, caller: &Caller, query: &AuditQuery) -> Result<AuditFilter> {
+async fn readable(state: &AppState, caller: &Caller, query: &AuditQuery) -> Result<AuditFilter> {
     let tenant = match (&query.tenant, &caller.actor) {
         (Some(tenant), _) => Some(tenant.clone()),
         (None, Actor::User(session)) => Some(session.tenant.to_string()),
@@ -229,8 +229,18 @@ fn readable(state: &AppState, caller: &Caller, query: &AuditQuery) -> Result<Aud
             return Err(ApiError::BadRequest(format!("query parameter `outcome`: {other:?}; use success or failure")));
         }
     };
+    let mut from = query.from.as_deref().map(|v| input::instant("from", v)).transpose()?;
+    // A tenant's own users read only what happened since their tenant was created: a name reused
+    // after a purge does not reach the rows of the tenant that had it before.
+    if let (Actor::User(_), Some(name)) = (&caller.actor, &tenant) {
+        let created = crate::store::tenants::get(&state.pool, name).await?.map(|t| t.created_at);
+        from = match (from, created) {
+            (Some(f), Some(c)) => Some(f.max(c)),
+            (f, c) => f.or(c),
+        };
+    }
     Ok(AuditFilter {
-        from: query.from.as_deref().map(|v| input::instant("from", v)).transpose()?,
+        from,
         to: query.to.as_deref().map(|v| input::instant("to", v)).transpose()?,
         tenant,
         actor: query.actor.clone().map(|v| input::plain_text("actor", v)).transpose()?,

@@ -201,7 +201,7 @@ pub(crate) struct OverrideRequest {
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = OverrideRequest),
-    responses((status = 201, description = "The override, `pending` until two people other than the requester approve it.", body = OverrideRecord)),
+    responses((status = 201, description = "The override, `pending` until two people other than the requester approve it (within 7 days); then in force for `expiresIn`.", body = OverrideRecord)),
 )]
 async fn request_override(
     State(state): State<AppState>,
@@ -247,7 +247,7 @@ async fn request_override(
     let details = json!({ "limit": new_limit, "reason": reason, "expiresIn": request.expires_in });
     let row = caller.audit("budget.override.request", target(&name), details);
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    let created = db::request(&mut tx, view.id, new_limit, reason, &requester, Utc::now() + lasts, &[row]).await?;
+    let created = db::request(&mut tx, view.id, new_limit, reason, &requester, lasts, &[row]).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
@@ -272,7 +272,7 @@ async fn approve_override(
     let id: Uuid =
         id.parse().map_err(|_| ApiError::BadRequest(format!("path parameter `id`: {id:?} is not an override id")))?;
     let tenant_id = tenant_id(&state, &name)?;
-    if !db::overrides(&state.pool, tenant_id).await?.iter().any(|o| o.id == id) {
+    if db::get_override(&state.pool, tenant_id, id).await?.is_none() {
         return Err(ApiError::rule(Rule::NotFound, "not_found", format!("tenant `{name}` has no override {id}")));
     }
     let refused = |error: ApiError| {

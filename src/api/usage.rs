@@ -7,7 +7,9 @@
 //!   events are answered one by one (index, code, reason) and the good ones are stored, before the
 //!   answer, once per (tenant, source, id).
 //! - `GET /v1/usage/events` (`usage:read`, operators): the raw events in ingest order, a page at a
-//!   time (`after` = the last `seq`), or all of them as CSV with `Accept: text/csv`.
+//!   time (`after` = the `cursor` of the last event read), or all of them as CSV with
+//!   `Accept: text/csv`. Only events of finished transactions are served, in an order that nothing
+//!   stored later can land behind: a cursor never skips an event.
 //! - `GET /v1/usage/totals`: sums per tenant, event type and day or month.
 //!
 //! An API key reads one tenant at a time; only operators read every tenant at once.
@@ -122,7 +124,7 @@ struct EventsQuery {
     kind: Option<String>,
     from: Option<String>,
     to: Option<String>,
-    after: Option<i64>,
+    after: Option<String>,
     limit: Option<i64>,
 }
 
@@ -130,7 +132,7 @@ struct EventsQuery {
 pub(crate) struct UsageEvents {
     events: Vec<StoredEvent>,
     /// The `after` of the next page; absent on the last.
-    next: Option<i64>,
+    next: Option<String>,
 }
 
 /// Rows read from the database per page of a CSV export.
@@ -146,7 +148,7 @@ const CSV_PAGE: i64 = 2000;
         ("type" = Option<String>, Query, description = "Only events of this type."),
         ("from" = Option<String>, Query, description = "Only events whose `time` is at or after this RFC 3339 instant."),
         ("to" = Option<String>, Query, description = "Only events whose `time` is before this RFC 3339 instant."),
-        ("after" = Option<i64>, Query, minimum = 0, description = "Only events stored after this `seq` (the `next` of the previous page, or the last `seq` you read)."),
+        ("after" = Option<String>, Query, description = "Only events after this cursor (the `next` of the previous page, or the `cursor` of the last event you read)."),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100; JSON only: CSV holds every matching event)."),
         ("Accept" = Option<String>, Header, description = "`text/csv` for a CSV file of every matching event."),
     ),
@@ -163,10 +165,10 @@ async fn export(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("query parameter `limit`: from 1 to 1000".into()));
     }
-    let after = query.after.unwrap_or(0);
-    if after < 0 {
-        return Err(ApiError::BadRequest("query parameter `after`: a `seq`, 0 or more".into()));
-    }
+    let after = match query.after.as_deref() {
+        None => (0, 0),
+        Some(cursor) => parse_cursor(cursor)?,
+    };
     let filter = EventFilter {
         tenant_id,
         kind: query.kind.map(|k| input::plain_text("type", k)).transpose()?,
@@ -179,12 +181,24 @@ async fn export(
         return Ok(csv_export(state, filter));
     }
     let events = db::events(&state.pool, &filter).await?;
-    let next = events.last().filter(|_| events.len() as i64 == limit).map(|e| e.seq);
+    let next = events.last().filter(|_| events.len() as i64 == limit).map(|e| e.cursor.clone());
     Ok(axum::Json(UsageEvents { events, next }).into_response())
 }
 
-const CSV_HEADER: [&str; 10] =
-    ["seq", "tenant", "application", "source", "id", "type", "time", "quantity", "received_at", "data"];
+const CSV_HEADER: [&str; 11] =
+    ["seq", "tenant", "application", "source", "id", "type", "time", "quantity", "received_at", "data", "cursor"];
+
+/// `<transaction>.<seq>`, as `cursor` and `next` write it.
+fn parse_cursor(value: &str) -> Result<(i64, i64)> {
+    let bad =
+        || ApiError::BadRequest(format!("query parameter `after`: {value:?} is not a cursor (the `next` of a page)"));
+    let (xid, seq) = value.split_once('.').ok_or_else(bad)?;
+    let (xid, seq) = (xid.parse::<i64>().map_err(|_| bad())?, seq.parse::<i64>().map_err(|_| bad())?);
+    if xid < 0 || seq < 0 {
+        return Err(bad());
+    }
+    Ok((xid, seq))
+}
 
 /// Every event of `filter` as CSV, read a page at a time while the client downloads it.
 fn csv_export(state: AppState, filter: EventFilter) -> Response {
@@ -199,13 +213,11 @@ fn csv_export(state: AppState, filter: EventFilter) -> Response {
                 let (time, received) = (csv::time(e.time), csv::time(e.received_at));
                 let data = e.data.to_string();
                 let application = e.application.as_deref().unwrap_or_default();
-                csv::row(
-                    &mut out,
-                    [&*seq, &e.tenant, application, &e.source, &e.id, &e.kind, &time, &quantity, &received, &data],
-                );
+                let cells = [&*seq, &e.tenant, application, &e.source, &e.id, &e.kind, &time, &quantity, &received];
+                csv::row(&mut out, cells.into_iter().chain([data.as_str(), &e.cursor]));
             }
             let more = page.len() as i64 == CSV_PAGE;
-            filter.after = page.last().map_or(filter.after, |e| e.seq);
+            filter.after = page.last().and_then(|e| parse_cursor(&e.cursor).ok()).unwrap_or(filter.after);
             Ok((out, more.then_some(filter)))
         }
     })
@@ -292,5 +304,7 @@ async fn totals(State(state): State<AppState>, caller: Caller, Query(query): Que
 
 fn day(name: &str, value: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|e| ApiError::BadRequest(format!("query parameter `{name}`: {value:?} is not a day YYYY-MM-DD ({e})")))
+        .ok()
+        .filter(|d| (1..=9999).contains(&d.year()))
+        .ok_or_else(|| ApiError::BadRequest(format!("query parameter `{name}`: {value:?} is not a day YYYY-MM-DD")))
 }

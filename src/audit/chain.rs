@@ -110,6 +110,8 @@ fn write_canonical(value: &Value, out: &mut String) {
             }
             out.push(']');
         }
+        // PostgreSQL's numeric has no negative zero: -0.0 reads back from jsonb as 0.0.
+        Value::Number(n) if n.as_f64() == Some(0.0) && n.is_f64() => out.push_str("0.0"),
         scalar => out.push_str(&scalar.to_string()),
     }
 }
@@ -240,6 +242,7 @@ mod tests {
         other.actor_type = "bc";
         assert_ne!(row_hash(&GENESIS, &moved), row_hash(&GENESIS, &other), "fields are length-prefixed");
         assert_eq!(canonical_json(&json!({"k": "\"q\"", "n": 1.5})), r#"{"k":"\"q\"","n":1.5}"#);
+        assert_eq!(canonical_json(&json!([-0.0, 0.0, 0])), "[0.0,0.0,0]", "no negative zero, as jsonb");
     }
 
     #[test]

@@ -54,8 +54,12 @@ struct TenantBudget {
 impl TenantBudget {
     fn counted(&self) -> i64 {
         match &self.limit {
-            Some(limit) => self.usage.iter().filter(|(kind, _)| limit.counts(kind)).map(|(_, q)| q).sum(),
-            None => self.usage.values().sum(),
+            Some(limit) => self
+                .usage
+                .iter()
+                .filter(|(kind, _)| limit.counts(kind))
+                .fold(0i64, |sum, (_, q)| sum.saturating_add(*q)),
+            None => self.usage.values().fold(0i64, |sum, q| sum.saturating_add(*q)),
         }
     }
 

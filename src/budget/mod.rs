@@ -72,7 +72,7 @@ pub struct Decision {
 pub fn state(limit: &Limit, usage: i64, effective: i64) -> State {
     if usage >= effective {
         State::Exceeded
-    } else if limit.warn_at.first().is_some_and(|p| usage * 100 >= i64::from(*p) * limit.monthly_limit) {
+    } else if limit.warn_at.first().is_some_and(|p| reached(usage, *p, limit.monthly_limit)) {
         State::Warning
     } else {
         State::Ok
@@ -81,7 +81,12 @@ pub fn state(limit: &Limit, usage: i64, effective: i64) -> State {
 
 /// The thresholds (`warnAt` percentages) `usage` has reached.
 pub fn crossed(limit: &Limit, usage: i64) -> Vec<u8> {
-    limit.warn_at.iter().copied().filter(|p| usage * 100 >= i64::from(*p) * limit.monthly_limit).collect()
+    limit.warn_at.iter().copied().filter(|p| reached(usage, *p, limit.monthly_limit)).collect()
+}
+
+/// Whether `usage` is at least `percent` % of `limit` (in 128 bits: no product overflows).
+fn reached(usage: i64, percent: u8, limit: i64) -> bool {
+    i128::from(usage) * 100 >= i128::from(percent) * i128::from(limit)
 }
 
 /// What a check of `quantity` more of `kind` is answered, with `usage` counted so far this month.

@@ -38,9 +38,9 @@ pub enum UsageCommand {
         /// Only events before this RFC 3339 instant.
         #[arg(long)]
         to: Option<String>,
-        /// Only events stored after this `seq` (the last one a previous export printed).
+        /// Only events after this cursor (the `cursor` of the last event a previous export printed).
         #[arg(long)]
-        after: Option<i64>,
+        after: Option<String>,
     },
     /// Sums per tenant, event type and day (or month).
     Totals {
@@ -64,7 +64,6 @@ pub fn usage(args: UsageArgs) -> anyhow::Result<u8> {
     let server = &args.server;
     match &args.command {
         UsageCommand::Export { tenant, kind, from, to, after } => {
-            let after = after.map(|a| a.to_string());
             let query = [
                 ("tenant", tenant.as_deref()),
                 ("type", kind.as_deref()),
@@ -110,9 +109,9 @@ fn every_event(server: &ServerArgs, query: &[(&str, Option<&str>)]) -> anyhow::R
         let borrowed: Vec<(&str, Option<&str>)> = query.iter().map(|(k, v)| (*k, v.as_deref())).collect();
         let page = server.get(&with_query("/v1/usage/events", &borrowed)?)?;
         events.extend(page["events"].as_array().cloned().unwrap_or_default());
-        let Some(next) = page["next"].as_i64() else { break };
+        let Some(next) = page["next"].as_str() else { break };
         query.retain(|(k, _)| *k != "after");
-        query.push(("after", Some(next.to_string())));
+        query.push(("after", Some(next.to_owned())));
     }
     Ok(json!({ "events": events }))
 }

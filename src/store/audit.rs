@@ -222,11 +222,14 @@ async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>, now: DateTime<Ut
     let mut used = chains.clone();
     used.sort_unstable();
     used.dedup();
+    // The heads must stay locked from the read to the write: a caller without a transaction gets
+    // one here (a caller inside one, a savepoint, and its transaction keeps the locks).
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let locked: Vec<(i16, i64, Vec<u8>, DateTime<Utc>)> = sqlx::query_as(
         "SELECT chain, seq, hash, recorded_at FROM audit_chain_heads WHERE chain = ANY($1) ORDER BY chain FOR UPDATE",
     )
     .bind(&used)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut *tx)
     .await?;
     let mut heads: std::collections::HashMap<i16, (i64, Vec<u8>, DateTime<Utc>)> =
         locked.into_iter().map(|(chain, seq, hash, at)| (chain, (seq, hash, at.max(now)))).collect();
@@ -307,8 +310,9 @@ async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>, now: DateTime<Ut
     .bind(&head_hashes)
     .bind(&head_times)
     .bind(&c.recorded)
-    .execute(conn)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 

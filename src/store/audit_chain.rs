@@ -2,7 +2,7 @@
 //! them (migration 0015). Writing rows into the chains is `audit::append`'s.
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Result;
@@ -27,7 +27,7 @@ pub struct ChainRow {
 }
 
 /// The rows of `chain` after `after_seq`, in sequence order.
-pub async fn chain_page(pool: &PgPool, chain: i16, after_seq: i64, limit: i64) -> Result<Vec<ChainRow>> {
+pub async fn chain_page(conn: &mut PgConnection, chain: i16, after_seq: i64, limit: i64) -> Result<Vec<ChainRow>> {
     Ok(sqlx::query_as(
         "SELECT id, occurred_at, actor, actor_type, action, resource, tenant, outcome, application, event_id,
                 metadata, seq, coalesce(prev_hash, '') AS prev_hash, coalesce(hash, '') AS hash
@@ -36,13 +36,23 @@ pub async fn chain_page(pool: &PgPool, chain: i16, after_seq: i64, limit: i64) -
     .bind(chain)
     .bind(after_seq)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
+    .await?)
+}
+
+/// Places in a chain that more than one row claims: (chain, seq, rows).
+pub async fn doubled(conn: &mut PgConnection) -> Result<Vec<(i16, i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT chain, seq, count(*) FROM audit_log WHERE chain IS NOT NULL GROUP BY chain, seq HAVING count(*) > 1
+          ORDER BY chain, seq LIMIT 100",
+    )
+    .fetch_all(&mut *conn)
     .await?)
 }
 
 /// The head (last sequence number and hash) of every chain.
-pub async fn heads(pool: &PgPool) -> Result<Vec<(i16, i64, Vec<u8>)>> {
-    Ok(sqlx::query_as("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain").fetch_all(pool).await?)
+pub async fn heads(conn: &mut PgConnection) -> Result<Vec<(i16, i64, Vec<u8>)>> {
+    Ok(sqlx::query_as("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain").fetch_all(&mut *conn).await?)
 }
 
 /// Rows with no place in any chain: those written before the chains began (how many there were
@@ -57,13 +67,13 @@ pub struct Unchained {
 /// The most inserted rows named one by one.
 const NAMED: i64 = 100;
 
-pub async fn unchained(pool: &PgPool) -> Result<Unchained> {
+pub async fn unchained(conn: &mut PgConnection) -> Result<Unchained> {
     let (started_at, legacy_recorded): (DateTime<Utc>, i64) =
-        sqlx::query_as("SELECT started_at, legacy_rows FROM audit_chain_start").fetch_one(pool).await?;
+        sqlx::query_as("SELECT started_at, legacy_rows FROM audit_chain_start").fetch_one(&mut *conn).await?;
     let legacy_found: i64 =
         sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE chain IS NULL AND occurred_at < $1")
             .bind(started_at)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     let inserted = sqlx::query_as(
         "SELECT id, occurred_at, action FROM audit_log WHERE chain IS NULL AND occurred_at >= $1
@@ -71,7 +81,7 @@ pub async fn unchained(pool: &PgPool) -> Result<Unchained> {
     )
     .bind(started_at)
     .bind(NAMED)
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(Unchained { legacy_recorded, legacy_found, inserted })
 }
@@ -87,9 +97,9 @@ pub struct CheckpointRow {
 }
 
 /// Every checkpoint, oldest first.
-pub async fn checkpoints(pool: &PgPool) -> Result<Vec<CheckpointRow>> {
+pub async fn checkpoints(conn: &mut PgConnection) -> Result<Vec<CheckpointRow>> {
     Ok(sqlx::query_as("SELECT id, created_at, key_id, body, signature FROM audit_checkpoints ORDER BY created_at, id")
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?)
 }
 

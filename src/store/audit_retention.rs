@@ -36,11 +36,11 @@ pub struct Dropped {
 }
 
 /// Every month dropped so far, oldest first.
-pub async fn dropped(pool: &PgPool) -> Result<Vec<Dropped>> {
+pub async fn dropped(conn: &mut sqlx::PgConnection) -> Result<Vec<Dropped>> {
     Ok(sqlx::query_as(
         "SELECT partition, until, dropped_at, rows, legacy_rows, anchors FROM audit_retention ORDER BY until",
     )
-    .fetch_all(pool)
+    .fetch_all(conn)
     .await?)
 }
 
@@ -97,7 +97,6 @@ async fn apply_locked(pool: &PgPool, keep: TimeDelta, now: DateTime<Utc>) -> Res
         .bind(sqlx::types::Json(&anchors))
         .fetch_one(&mut *tx)
         .await?;
-        sqlx::query(&format!("DROP TABLE {partition}")).execute(&mut *tx).await?;
         let row = AuditEntry {
             actor: "gatehouse-retention".into(),
             actor_type: "system",
@@ -107,7 +106,10 @@ async fn apply_locked(pool: &PgPool, keep: TimeDelta, now: DateTime<Utc>) -> Res
             success: true,
             metadata: serde_json::json!({ "until": until, "rows": rows, "keptFor": format!("{} days", keep.num_days()) }),
         };
+        // The row first: it locks its chain's head before the DROP locks the whole log, as every
+        // writer does, so the two orders never meet.
         insert_audit(&mut tx, &[row]).await?;
+        sqlx::query(&format!("DROP TABLE {partition}")).execute(&mut *tx).await?;
         tx.commit().await?;
         dropped.push(record);
     }

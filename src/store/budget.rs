@@ -30,7 +30,7 @@ pub async fn month_usage(
     month: NaiveDate,
 ) -> Result<Vec<(Uuid, String, i64)>> {
     Ok(sqlx::query_as(
-        "SELECT tenant_id, type, sum(quantity)::bigint FROM usage_daily
+        "SELECT tenant_id, type, least(sum(quantity), 9223372036854775807)::bigint FROM usage_daily
           WHERE day >= $1 AND ($2::uuid[] IS NULL OR tenant_id = ANY($2)) GROUP BY 1, 2",
     )
     .bind(month)
@@ -83,27 +83,37 @@ pub async fn overrides(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<OverrideRec
         .await?)
 }
 
-/// Records a request for an override of `tenant_id`'s budget.
+/// One override of `tenant_id`.
+pub async fn get_override(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Option<OverrideRecord>> {
+    Ok(sqlx::query_as(&format!("{RECORD} WHERE o.id = $1 AND o.tenant_id = $2"))
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Records a request for an override of `tenant_id`'s budget, in force for `lasts` once granted;
+/// a request not granted within 7 days lapses.
 pub async fn request(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     new_limit: i64,
     reason: &str,
     requested_by: &str,
-    expires_at: DateTime<Utc>,
+    lasts: chrono::TimeDelta,
     audit: &[AuditEntry],
 ) -> Result<OverrideRecord> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO budget_overrides (id, tenant_id, new_limit, reason, requested_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO budget_overrides (id, tenant_id, new_limit, reason, requested_by, lasts, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, now() + interval '7 days')",
     )
     .bind(id)
     .bind(tenant_id)
     .bind(new_limit)
     .bind(reason)
     .bind(requested_by)
-    .bind(expires_at)
+    .bind(lasts)
     .execute(&mut *conn)
     .await?;
     insert_audit(conn, audit).await?;
@@ -155,7 +165,7 @@ pub async fn approve(
         .await?;
     let granted = current.approvals.len() + 1 >= 2;
     if granted {
-        sqlx::query("UPDATE budget_overrides SET granted_at = now() WHERE id = $1")
+        sqlx::query("UPDATE budget_overrides SET granted_at = now(), expires_at = now() + lasts WHERE id = $1")
             .bind(id)
             .execute(&mut *conn)
             .await?;

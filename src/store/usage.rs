@@ -48,10 +48,12 @@ pub async fn ingest(
              RETURNING tenant_id, source, event_id, type, occurred_at, quantity
          ), totals AS (
              INSERT INTO usage_daily (tenant_id, type, day, quantity, events)
-             SELECT tenant_id, type, (occurred_at AT TIME ZONE 'UTC')::date, sum(quantity), count(*)
+             SELECT tenant_id, type, (occurred_at AT TIME ZONE 'UTC')::date,
+                    least(sum(quantity), 9223372036854775807)::bigint, count(*)
                FROM inserted GROUP BY 1, 2, 3 ORDER BY 1, 3, 2
              ON CONFLICT (tenant_id, day, type) DO UPDATE
-                SET quantity = usage_daily.quantity + EXCLUDED.quantity, events = usage_daily.events + EXCLUDED.events
+                SET quantity = least(usage_daily.quantity::numeric + EXCLUDED.quantity, 9223372036854775807)::bigint,
+                    events = usage_daily.events + EXCLUDED.events
          )
          SELECT i.idx, i.tenant_id FROM input i
            JOIN inserted n ON (n.tenant_id, n.source, n.event_id) = (i.tenant_id, i.source, i.event_id)",
@@ -106,8 +108,11 @@ struct Columns<'a> {
 #[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoredEvent {
-    /// The ingest order: pass the last one as `after` to get what came since.
+    /// The ingest order within a batch.
     pub seq: i64,
+    /// Where this event is in the export's order: pass the last one read as `after` to get what
+    /// came since.
+    pub cursor: String,
     pub tenant: String,
     pub application: Option<String>,
     pub source: String,
@@ -122,28 +127,29 @@ pub struct StoredEvent {
 }
 
 /// Which events an export reads: `tenant_id` (`None`: every tenant), event time in `[from, to)`,
-/// ingest order after `after`.
+/// after the cursor `after` (transaction, seq).
 #[derive(Debug, Default, Clone)]
 pub struct EventFilter {
     pub tenant_id: Option<Uuid>,
     pub kind: Option<String>,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
-    pub after: i64,
+    pub after: (i64, i64),
     pub limit: i64,
 }
 
 /// A page of events in ingest order.
 pub async fn events(pool: &PgPool, filter: &EventFilter) -> Result<Vec<StoredEvent>> {
     let mut query = sqlx::QueryBuilder::new(
-        "SELECT e.seq, coalesce(t.name, e.tenant_id::text) AS tenant, a.name AS application, e.source,
+        "SELECT e.seq, e.xid::text || '.' || e.seq AS cursor, coalesce(t.name, e.tenant_id::text) AS tenant,
+                a.name AS application, e.source,
                 e.event_id AS id, e.type AS kind, e.occurred_at AS time, e.quantity, e.data, e.received_at
            FROM usage_events e
            LEFT JOIN tenants t ON t.id = e.tenant_id
            LEFT JOIN applications a ON a.id = e.application_id
-          WHERE e.seq > ",
+          WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot()) AND (e.xid, e.seq) > (",
     );
-    query.push_bind(filter.after);
+    query.push_bind(filter.after.0.to_string()).push("::xid8, ").push_bind(filter.after.1).push(")");
     if let Some(tenant) = filter.tenant_id {
         query.push(" AND e.tenant_id = ").push_bind(tenant);
     }
@@ -156,7 +162,7 @@ pub async fn events(pool: &PgPool, filter: &EventFilter) -> Result<Vec<StoredEve
     if let Some(to) = filter.to {
         query.push(" AND e.occurred_at < ").push_bind(to);
     }
-    query.push(" ORDER BY e.seq LIMIT ").push_bind(filter.limit);
+    query.push(" ORDER BY e.xid, e.seq LIMIT ").push_bind(filter.limit);
     Ok(query.build_query_as().fetch_all(pool).await?)
 }
 
@@ -194,7 +200,7 @@ pub async fn totals(
     };
     Ok(sqlx::query_as(
         "SELECT t.name AS tenant, d.type AS kind, date_trunc($1, d.day::timestamp)::date AS period,
-                sum(d.quantity)::bigint AS quantity, sum(d.events)::bigint AS events
+                least(sum(d.quantity), 9223372036854775807)::bigint AS quantity, sum(d.events)::bigint AS events
            FROM usage_daily d JOIN tenants t ON t.id = d.tenant_id
           WHERE ($2::uuid IS NULL OR d.tenant_id = $2) AND ($3::text IS NULL OR d.type = $3)
             AND d.day >= $4 AND d.day < $5

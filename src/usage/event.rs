@@ -10,6 +10,8 @@ use serde_json::{Map, Value};
 pub const OLDEST: TimeDelta = TimeDelta::days(35);
 /// How far ahead of the server's clock an event may be dated.
 pub const NEWEST: TimeDelta = TimeDelta::minutes(5);
+/// The largest quantity of one event: sums of many stay far inside 64 bits.
+pub const MAX_QUANTITY: i64 = 1_000_000_000_000;
 
 const MAX_ID: usize = 256;
 const MAX_SOURCE: usize = 512;
@@ -75,12 +77,15 @@ pub fn parse(value: &Value, format: Format, now: DateTime<Utc>) -> Result<UsageE
         None => return Err(Refusal::new("invalid_event", "`data` is required: {\"quantity\": <a positive integer>}")),
     };
     let quantity = match data.get("quantity") {
-        Some(Value::Number(n)) => n.as_i64().filter(|q| *q > 0),
+        Some(Value::Number(n)) => n.as_i64().filter(|q| (1..=MAX_QUANTITY).contains(q)),
         _ => None,
     }
     .ok_or_else(|| {
         let got = data.get("quantity").map_or("missing".to_owned(), Value::to_string);
-        Refusal::new("invalid_quantity", format!("`data.quantity` must be a positive integer; it is {got}"))
+        Refusal::new(
+            "invalid_quantity",
+            format!("`data.quantity` must be a positive integer of at most {MAX_QUANTITY}; it is {got}"),
+        )
     })?;
     let data = Value::Object(data.clone());
     if holds_nul(&data) {
@@ -106,10 +111,9 @@ fn text(fields: &Map<String, Value>, name: &str, max: usize) -> Result<String, R
         Some(Value::String(s)) if s.chars().any(char::is_control) => {
             Err(Refusal::new("invalid_event", format!("`{name}` holds a control character")))
         }
-        Some(Value::String(s)) if s.chars().count() <= max => Ok(s.clone()),
-        Some(Value::String(_)) => {
-            Err(Refusal::new("invalid_event", format!("`{name}` is longer than {max} characters")))
-        }
+        // Bytes, not characters: the dedup index holds them, and its entries are bounded.
+        Some(Value::String(s)) if s.len() <= max => Ok(s.clone()),
+        Some(Value::String(_)) => Err(Refusal::new("invalid_event", format!("`{name}` is longer than {max} bytes"))),
         Some(_) => Err(Refusal::new("invalid_event", format!("`{name}` must be a string"))),
         None => Err(Refusal::new("invalid_event", format!("`{name}` is required"))),
     }
@@ -183,7 +187,8 @@ mod tests {
 
     #[test]
     fn quantity_must_be_a_positive_integer() {
-        for bad in [json!(0), json!(-1), json!(1.5), json!("3"), Value::Null] {
+        for bad in [json!(0), json!(-1), json!(1.5), json!("3"), Value::Null, json!(MAX_QUANTITY + 1), json!(i64::MAX)]
+        {
             let mut e = event("2026-12-01T11:00:00Z");
             e["data"]["quantity"] = bad.clone();
             let refusal = parse(&e, Format::CloudEvents, now()).expect_err("bad quantity");
@@ -215,6 +220,8 @@ mod tests {
         e = event("2026-12-01T11:00:00Z");
         e["id"] = json!("x".repeat(257));
         assert!(parse(&e, Format::CloudEvents, now()).expect_err("long").message.contains("longer than 256"));
+        e["id"] = json!("\u{1F600}".repeat(65));
+        assert!(parse(&e, Format::CloudEvents, now()).is_err(), "65 four-byte characters are 260 bytes");
         assert_eq!(parse(&json!([1]), Format::Plain, now()).expect_err("array").code, "invalid_event");
         e = event("2026-12-01T11:00:00Z");
         e["source"] = json!("a\u{0}b");

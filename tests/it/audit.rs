@@ -436,3 +436,35 @@ async fn a_month_past_the_retention_is_dropped_and_verify_still_passes() {
     assert_eq!(code, 1, "{report:#}");
     assert!(findings(&report).iter().any(|f| f.contains("deleted")), "{report:#}");
 }
+
+/// Issue 13.2: writers that race on one chain never fork it, in a transaction of their own or not
+/// (the audit rows of reads and refusals are written outside any transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_writers_keep_one_chain_and_verify_stays_clean() {
+    let db = TestDb::new().await;
+    let mut writers = Vec::new();
+    for w in 0..16 {
+        let pool = db.pool.clone();
+        writers.push(tokio::spawn(async move {
+            for i in 0..20 {
+                let row = gatehouse::store::AuditEntry {
+                    actor: format!("writer-{w}"),
+                    actor_type: "operator",
+                    action: "audit.read".into(),
+                    resource: format!("audit-log/{i}"),
+                    tenant: Some("acme".into()),
+                    success: true,
+                    metadata: json!({ "i": i, "zero": -0.0 }),
+                };
+                let mut conn = pool.acquire().await.expect("connection");
+                gatehouse::store::insert_audit(&mut conn, &[row]).await.expect("written");
+            }
+        }));
+    }
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let report = gatehouse::audit::verify::verify(&db.pool, &[], None).await.expect("verified");
+    assert!(report.is_clean(), "{:#?}", report.findings);
+    assert_eq!(report.rows, 320);
+}

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
@@ -60,6 +61,18 @@ batch = [
     event("batch-ahead", 7, when=now + timedelta(minutes=10)),
 ]
 answers["batch"] = post(json.dumps([to_dict(e) for e in batch]).encode(), "application/cloudevents-batch+json")
+
+# The export serves an event once every transaction older than it has finished (milliseconds,
+# unless a long transaction runs elsewhere in the database): poll, as a billing system would.
+deadline = time.monotonic() + 15
+while time.monotonic() < deadline:
+    page = urllib.request.Request(
+        base + "/v1/usage/events?tenant=" + tenant, headers={"authorization": "Bearer " + read_key}
+    )
+    with urllib.request.urlopen(page) as response:
+        if len(json.loads(response.read())["events"]) >= 4:
+            break
+    time.sleep(0.05)
 
 request = urllib.request.Request(
     base + "/v1/usage/events?tenant=" + tenant,
