@@ -54,6 +54,8 @@ pub struct Settings {
     pub retention: api::TenantRetention,
     /// How long the audit log keeps a month.
     pub audit_retention: chrono::TimeDelta,
+    /// Where budget notices are sent as signed webhooks.
+    pub budget_webhook: Option<crate::budget::notify::Webhook>,
 }
 
 /// A launched Gatehouse. Cancel `shutdown`, then `wait` for it to drain.
@@ -128,7 +130,11 @@ pub fn launch(
     tokio::spawn(keep_audit_months(pool.clone(), settings.audit_retention, shutdown.clone()));
     let budgets = Arc::new(crate::budget::book::Book::default());
     tokio::spawn(crate::budget::book::keep_current(budgets.clone(), pool.clone(), shutdown.clone()));
+    if let Some(webhook) = settings.budget_webhook.clone() {
+        tokio::spawn(crate::budget::notify::run(pool.clone(), webhook, shutdown.clone()));
+    }
     let state = api::AppState::new(api::Services {
+        budget_webhook: settings.budget_webhook,
         budgets,
         retention: settings.retention,
         identity,

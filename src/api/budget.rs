@@ -24,6 +24,7 @@ use super::{ApiError, AppState, Result};
 use crate::audit::{self, Outcome, Target};
 use crate::authz::{Action, Actor, PlatformVia};
 use crate::budget::book::month_of;
+use crate::budget::notify::{self, Notice};
 use crate::budget::{Decision, State as BudgetState, crossed, state as budget_state};
 use crate::model::{OnLimit, TenantName};
 use crate::store::budget::{self as db, OverrideRecord};
@@ -248,6 +249,12 @@ async fn request_override(
     let row = caller.audit("budget.override.request", target(&name), details);
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     let created = db::request(&mut tx, view.id, new_limit, reason, &requester, lasts, &[row]).await?;
+    let summary = format!(
+        "{requester} asks to raise the monthly limit of {name} from {} to {new_limit} for {} ({reason}); two other people must approve.",
+        limit.monthly_limit, request.expires_in
+    );
+    let details = json!({ "override": created.id, "limit": new_limit, "requestedBy": requester, "reason": reason });
+    notify(&state, &mut tx, name.as_str(), view.id, "budget.override.request", summary, details).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok((StatusCode::CREATED, axum::Json(created)).into_response())
 }
@@ -296,8 +303,40 @@ async fn approve_override(
     })
     .await;
     let approved = approved.map_err(|e| refused(e.into()))?;
+    let (event, summary) = if approved.status == "granted" {
+        (
+            "budget.override.grant",
+            format!(
+                "{person} approved the override of {name}: its monthly limit is {} until {}.",
+                approved.limit, approved.expires_at
+            ),
+        )
+    } else {
+        (
+            "budget.override.approve",
+            format!("{person} approved the override of {name} (limit {}); one more person must.", approved.limit),
+        )
+    };
+    let details = json!({ "override": approved.id, "limit": approved.limit, "approvals": approved.approvals, "status": approved.status });
+    notify(&state, &mut tx, name.as_str(), tenant_id, event, summary, details).await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(axum::Json(approved).into_response())
+}
+
+/// Mails the tenant's owners and queues the webhook of a budget step, in `tx`.
+async fn notify(
+    state: &AppState,
+    tx: &mut sqlx::PgConnection,
+    tenant: &str,
+    tenant_id: Uuid,
+    event: &'static str,
+    summary: String,
+    details: serde_json::Value,
+) -> Result<()> {
+    let notice = Notice { tenant, tenant_id, event, summary, details };
+    let identity = &state.identity;
+    notify::queue(tx, &identity.keyring, &identity.settings.public_url, state.budget_webhook.as_ref(), &notice).await?;
+    Ok(())
 }
 
 /// Who approves: a person (an owner, or an operator signed in at the identity provider), never the
@@ -360,6 +399,28 @@ pub(crate) async fn after_usage(state: &AppState, tenants: &[Uuid]) -> Result<()
             })
             .collect();
         crate::store::insert_audit(&mut tx, &rows).await?;
+        for threshold in &new {
+            let (event, summary) = if *threshold == 100 {
+                (
+                    "budget.limit_reached",
+                    format!(
+                        "{name} has reached its monthly limit: {} of {} (onLimit: {}).",
+                        view.usage, limit.monthly_limit, limit.on_limit
+                    ),
+                )
+            } else {
+                (
+                    "budget.threshold",
+                    format!(
+                        "{name} has used {threshold} % of its monthly budget: {} of {}.",
+                        view.usage, limit.monthly_limit
+                    ),
+                )
+            };
+            let details =
+                json!({ "threshold": threshold, "usage": view.usage, "limit": limit.monthly_limit, "month": month });
+            notify(state, &mut tx, &name, view.id, event, summary, details).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
     }
     Ok(())

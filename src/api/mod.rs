@@ -86,6 +86,8 @@ pub struct Services {
     pub retention: TenantRetention,
     /// Every tenant's budget and usage this month, in memory.
     pub budgets: Arc<crate::budget::book::Book>,
+    /// Where budget notices are sent as signed webhooks; `None`: mail only.
+    pub budget_webhook: Option<crate::budget::notify::Webhook>,
 }
 
 /// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its

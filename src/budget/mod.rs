@@ -5,6 +5,7 @@
 //! every replica, so a check never waits for the database.
 
 pub mod book;
+pub mod notify;
 
 use serde::{Deserialize, Serialize};
 

@@ -85,6 +85,13 @@ pub struct ServeArgs {
     /// A directory that receives a copy of every checkpoint (a mounted bucket, a backed-up volume).
     #[arg(long, env = "GATEHOUSE_AUDIT_CHECKPOINT_DIR")]
     pub audit_checkpoint_dir: Option<PathBuf>,
+    /// Where budget notices (thresholds, the limit, override steps) are POSTed as JSON, signed with
+    /// `--budget-webhook-secret` (header Gatehouse-Signature).
+    #[arg(long, env = "GATEHOUSE_BUDGET_WEBHOOK_URL", requires = "budget_webhook_secret")]
+    pub budget_webhook_url: Option<String>,
+    /// The HMAC-SHA256 key of the budget webhooks' signatures.
+    #[arg(long, env = "GATEHOUSE_BUDGET_WEBHOOK_SECRET", hide_env_values = true, value_parser = secret)]
+    pub budget_webhook_secret: Option<Secret>,
     /// How long the audit log keeps a month: months that ended longer ago are dropped whole (their
     /// checkpoints stay, so `audit verify` shows where retention ended).
     #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", default_value = "400d", value_parser = humantime::parse_duration)]
@@ -141,6 +148,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         oidc: args.oidc.settings(),
         webhook_secret: args.webhook_secret.clone(),
         audit_retention: span("--audit-retention", args.audit_retention)?,
+        budget_webhook: match (&args.budget_webhook_url, &args.budget_webhook_secret) {
+            (Some(url), Some(secret)) => {
+                Some(crate::budget::notify::Webhook { url: url.clone(), secret: secret.clone() })
+            }
+            _ => None,
+        },
         retention: crate::api::TenantRetention {
             restorable_for: span("--tenant-retention", args.tenant_retention)?,
             name_reserved_for: span("--tenant-name-reservation", args.tenant_name_reservation)?,

@@ -5,8 +5,23 @@ use std::time::Duration;
 /// A message to one user, with the link it carries.
 #[derive(Debug, Clone)]
 pub enum Message {
-    Invitation { name: Option<String>, organisation: String, link: String, valid_for: String },
-    PasswordReset { name: Option<String>, link: String, valid_for: String },
+    Invitation {
+        name: Option<String>,
+        organisation: String,
+        link: String,
+        valid_for: String,
+    },
+    PasswordReset {
+        name: Option<String>,
+        link: String,
+        valid_for: String,
+    },
+    /// A budget step (a threshold, the limit, an override) announced to the tenant's owners.
+    Budget {
+        organisation: String,
+        summary: String,
+        link: String,
+    },
 }
 
 impl Message {
@@ -14,6 +29,7 @@ impl Message {
         match self {
             Message::Invitation { .. } => "invitation",
             Message::PasswordReset { .. } => "password_reset",
+            Message::Budget { .. } => "budget",
         }
     }
 
@@ -21,6 +37,7 @@ impl Message {
         match self {
             Message::Invitation { organisation, .. } => format!("You are invited to {organisation}"),
             Message::PasswordReset { .. } => "Reset your password".to_owned(),
+            Message::Budget { organisation, .. } => format!("The budget of {organisation}"),
         }
     }
 
@@ -46,6 +63,13 @@ impl Message {
                 link,
                 format!("The link works once and for {valid_for}. Every session of your account ends when you use it."),
                 "If you did not ask for this, ignore this message: your password stays as it is.".to_owned(),
+            ),
+            Message::Budget { organisation, summary, link } => (
+                Self::greeting(&None),
+                summary.clone(),
+                link,
+                "The budget's state, usage and overrides are at the address above.".to_owned(),
+                format!("You receive this as an owner of {organisation}."),
             ),
         }
     }

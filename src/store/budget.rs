@@ -208,3 +208,81 @@ pub async fn alerts(pool: &PgPool, tenant_id: Uuid, month: NaiveDate) -> Result<
         .fetch_all(pool)
         .await?)
 }
+
+pub const WEBHOOK_CHANNEL: &str = "gatehouse_webhook";
+
+/// The active owners of `tenant_id`, whom budget notices are mailed to.
+pub async fn owners(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT email FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active' ORDER BY email",
+    )
+    .bind(tenant_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Queues a webhook; the workers wake at commit.
+pub async fn enqueue_webhook(conn: &mut PgConnection, url: &str, event: &str, body: &str) -> Result<()> {
+    sqlx::query("INSERT INTO webhook_outbox (id, url, event, body) VALUES ($1, $2, $3, $4)")
+        .bind(Uuid::now_v7())
+        .bind(url)
+        .bind(event)
+        .bind(body)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(WEBHOOK_CHANNEL).execute(conn).await?;
+    Ok(())
+}
+
+/// A webhook to deliver.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DueWebhook {
+    pub id: Uuid,
+    pub url: String,
+    pub event: String,
+    pub body: String,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due webhooks for the rest of the caller's transaction.
+pub async fn claim_webhooks(conn: &mut PgConnection, limit: i64) -> Result<Vec<DueWebhook>> {
+    Ok(sqlx::query_as(
+        "SELECT id, url, event, body, attempts FROM webhook_outbox
+          WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn webhook_delivered(conn: &mut PgConnection, id: Uuid) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn webhook_failed(
+    conn: &mut PgConnection,
+    id: Uuid,
+    error: &str,
+    delay: std::time::Duration,
+    give_up: bool,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $2,
+                next_attempt_at = now() + $3, failed_at = CASE WHEN $4 THEN now() END
+          WHERE id = $1",
+    )
+    .bind(id)
+    .bind(crate::store::bounded(error, 1000).as_ref())
+    .bind(chrono::TimeDelta::from_std(delay).unwrap_or_default())
+    .bind(give_up)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

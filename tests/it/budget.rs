@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::access::issue;
 use crate::helpers::{HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
-use crate::identity::{login, started, str_of};
+use crate::identity::{SmtpSink, login, started, str_of};
 use crate::operators::{Idp, cli, json_out, person};
 
 async fn report(server: &ServeProcess, key: &str, tenant: &str, from: usize, quantity: usize) {
@@ -36,6 +36,55 @@ async fn counted(server: &ServeProcess, key: &str, tenant: &str, usage: i64) {
     .await;
 }
 
+/// A webhook receiver on loopback: every request's headers and body, in order; the first answer is
+/// a 500, so that the sender's retry is exercised.
+struct Listener {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+}
+
+impl Listener {
+    async fn start() -> Listener {
+        let received: std::sync::Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> = Default::default();
+        let kept = received.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                let kept = kept.clone();
+                async move {
+                    let mut all = kept.lock().expect("lock");
+                    all.push((headers, body));
+                    if all.len() == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", socket.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(socket, app).await });
+        Listener { url, received }
+    }
+
+    /// The delivered (answered 200) notices' `type`s, with their signatures checked.
+    fn delivered(&self, secret: &str) -> Vec<String> {
+        let all = self.received.lock().expect("lock");
+        all.iter()
+            .skip(1)
+            .map(|(headers, body)| {
+                let signature = headers["gatehouse-signature"].to_str().expect("ascii");
+                let t: i64 =
+                    signature.split(',').next().and_then(|t| t.strip_prefix("t=")).expect("t").parse().expect("int");
+                assert_eq!(signature, gatehouse::budget::notify::signature(secret.as_bytes(), t, body), "signed");
+                let body: Value = serde_json::from_str(body).expect("JSON");
+                body["type"].as_str().expect("type").to_owned()
+            })
+            .collect()
+    }
+}
+
 fn code(response: &HttpResponse) -> &str {
     response.body["error"]["code"].as_str().unwrap_or("")
 }
@@ -51,8 +100,17 @@ async fn a_blocking_budget_warns_at_each_threshold_once_and_refuses_past_the_lim
         "budget: { monthlyLimit: 500000, onLimit: block, warnAt: [75, 90] }",
         "budget: { monthlyLimit: 100, onLimit: block, warnAt: [75, 90], eventTypes: [api.call] }",
     );
-    let a = started(&repo, &db, &[]).await;
-    let b = started(&repo, &db, &[]).await;
+    let sink = SmtpSink::start();
+    let hook = Listener::start().await;
+    let smtp = sink.url();
+    let env = [
+        ("GATEHOUSE_SMTP_URL", smtp.as_str()),
+        ("GATEHOUSE_BUDGET_WEBHOOK_URL", hook.url.as_str()),
+        ("GATEHOUSE_BUDGET_WEBHOOK_SECRET", "hook-secret"),
+    ];
+    let a = started(&repo, &db, &env).await;
+    activate(&db, &["alice@acme.example"]).await;
+    let b = started(&repo, &db, &env).await;
     let (_, key) = issue(&a, "billing-app", &[]);
 
     within(Duration::from_secs(3), "the key is known on b", || async {
@@ -98,6 +156,29 @@ async fn a_blocking_budget_warns_at_each_threshold_once_and_refuses_past_the_lim
     )
     .await;
     assert_eq!(other_type.body["allowed"], true, "a type the budget does not count: {}", other_type.text);
+    // One mail to the active owner and one signed webhook per threshold and at the limit (the
+    // webhook's first delivery failed and was retried).
+    let notices =
+        || sink.mails_to("alice@acme.example").into_iter().filter(|m| m["subject"] == "The budget of acme").count();
+    within(Duration::from_secs(20), "three mails", || std::future::ready(notices() == 3)).await;
+    let mails = sink.mails_to("alice@acme.example");
+    assert!(
+        mails.iter().any(|m| m["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("acme has used 75 % of its monthly budget: 75 of 100"))),
+        "{mails:?}"
+    );
+    assert!(
+        mails.iter().any(|m| m["text"].as_str().is_some_and(|t| t.contains("acme has reached its monthly limit"))),
+        "{mails:?}"
+    );
+    within(Duration::from_secs(20), "three webhooks delivered", || {
+        std::future::ready(hook.received.lock().expect("lock").len() >= 4)
+    })
+    .await;
+    let mut delivered = hook.delivered("hook-secret");
+    delivered.sort();
+    assert_eq!(delivered, ["budget.limit_reached", "budget.threshold", "budget.threshold"]);
     within(Duration::from_secs(5), "the limit and the refusals are audited", || async {
         db.count("SELECT count(*) FROM audit_log WHERE action = 'budget.limit_reached' AND tenant = 'acme'").await == 1
             && db.count("SELECT coalesce(sum(coalesce((metadata->>'count')::bigint, 1)), 0)::bigint FROM audit_log WHERE action = 'budget.block' AND tenant = 'acme'").await >= 2

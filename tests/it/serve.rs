@@ -45,6 +45,7 @@ impl Running {
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
             retention: Default::default(),
             audit_retention: chrono::TimeDelta::days(400),
+            budget_webhook: None,
         };
         let server = launch(pool, source, listener, settings).expect("launch");
         Running { base: format!("http://{}", server.address), server }

@@ -1,0 +1,146 @@
+//! Budget notifications (issue 13.6): each threshold crossed, the limit reached and each override
+//! step is mailed to the tenant's active owners (through the outbox) and, when a URL is configured,
+//! sent as a signed webhook. Both are queued in the transaction that records the step, so a step is
+//! announced if and only if it happened; `run` delivers the webhooks, retried with backoff.
+//!
+//! The webhook is a JSON `POST` with `Gatehouse-Event`, `Gatehouse-Delivery` (its id: deliveries are
+//! at least once) and `Gatehouse-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`
+//! under the shared secret, as Stripe signs its webhooks.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::identity::sealed::Keyring;
+use crate::mail::{self, Message};
+use crate::secret::Secret;
+use crate::store::listen::Listener;
+use crate::store::{self, budget as db};
+
+/// Where budget webhooks go, and the secret they are signed with.
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub url: String,
+    pub secret: Secret,
+}
+
+/// What to announce.
+#[derive(Debug, Clone)]
+pub struct Notice<'a> {
+    pub tenant: &'a str,
+    pub tenant_id: Uuid,
+    /// `budget.threshold`, `budget.limit_reached`, `budget.override.request`, …
+    pub event: &'static str,
+    /// One sentence for the mail.
+    pub summary: String,
+    pub details: Value,
+}
+
+/// Queues the mail to the owners and the webhook of `notice`, in the caller's transaction.
+pub async fn queue(
+    conn: &mut PgConnection,
+    keyring: &Keyring,
+    public_url: &str,
+    webhook: Option<&Webhook>,
+    notice: &Notice<'_>,
+) -> store::Result<()> {
+    let link = format!("{}/v1/tenants/{}/budget", public_url.trim_end_matches('/'), notice.tenant);
+    let message = Message::Budget { organisation: notice.tenant.to_owned(), summary: notice.summary.clone(), link };
+    for owner in db::owners(conn, notice.tenant_id).await? {
+        mail::queue(conn, keyring, &owner, &message).await?;
+    }
+    if let Some(webhook) = webhook {
+        let body = json!({ "type": notice.event, "tenant": notice.tenant, "summary": notice.summary,
+                           "data": notice.details, "createdAt": chrono::Utc::now() });
+        db::enqueue_webhook(conn, &webhook.url, notice.event, &body.to_string()).await?;
+    }
+    Ok(())
+}
+
+/// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.
+pub fn signature(secret: &[u8], timestamp: i64, body: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(format!("{timestamp}.{body}").as_bytes());
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Attempts before a webhook is given up on.
+const MAX_ATTEMPTS: i32 = 10;
+const POLL: Duration = Duration::from_secs(2);
+
+/// 1 s, 2 s, 4 s, … at most an hour.
+fn backoff(attempts: i32) -> Duration {
+    let exponent = u32::try_from(attempts.clamp(0, 12)).unwrap_or(12);
+    Duration::from_secs((1u64 << exponent).min(3600))
+}
+
+/// Delivers due webhooks until `shutdown`; replicas share the work (`FOR UPDATE SKIP LOCKED`).
+pub async fn run(pool: PgPool, webhook: Webhook, shutdown: CancellationToken) {
+    let mut listener = Listener::new(&pool, "budget webhooks", &[db::WEBHOOK_CHANNEL]);
+    loop {
+        if let Err(error) = deliver_due(&pool, &webhook).await {
+            tracing::warn!(%error, "cannot deliver budget webhooks");
+        }
+        if !listener.wait_for_work(POLL, &shutdown).await {
+            return;
+        }
+    }
+}
+
+async fn deliver_due(pool: &PgPool, webhook: &Webhook) -> store::Result<()> {
+    let mut tx = pool.begin().await?;
+    for due in db::claim_webhooks(&mut tx, 20).await? {
+        let secret = webhook.secret.expose().as_bytes().to_vec();
+        let (id, event, url, body) = (due.id, due.event.clone(), due.url.clone(), due.body.clone());
+        let sent = tokio::task::spawn_blocking(move || {
+            let signed = signature(&secret, chrono::Utc::now().timestamp(), &body);
+            ureq::post(&url)
+                .timeout(Duration::from_secs(10))
+                .set("Content-Type", "application/json")
+                .set("Gatehouse-Event", &event)
+                .set("Gatehouse-Delivery", &id.to_string())
+                .set("Gatehouse-Signature", &signed)
+                .send_string(&body)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(e.to_string()));
+        match sent {
+            Ok(()) => db::webhook_delivered(&mut tx, due.id).await?,
+            Err(error) => {
+                let give_up = due.attempts + 1 >= MAX_ATTEMPTS;
+                tracing::warn!(id = %due.id, %error, give_up, "budget webhook not delivered");
+                db::webhook_failed(&mut tx, due.id, &error, backoff(due.attempts), give_up).await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_signature_is_an_hmac_of_the_time_and_the_body() {
+        let signed = signature(b"secret", 1_764_590_400, r#"{"a":1}"#);
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").expect("key");
+        mac.update(br#"1764590400.{"a":1}"#);
+        assert_eq!(signed, format!("t=1764590400,v1={}", hex::encode(mac.finalize().into_bytes())));
+        assert_ne!(signed, signature(b"other", 1_764_590_400, r#"{"a":1}"#));
+    }
+
+    #[test]
+    fn retries_back_off_to_an_hour() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(30), Duration::from_secs(3600));
+    }
+}
