@@ -184,7 +184,7 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
             let mut out = Vec::with_capacity(page.len() * 256);
             for r in &page {
                 let (time, id, metadata) = (csv::time(r.time), r.id.to_string(), r.metadata.to_string());
-                let ip = r.metadata["ip"].as_str().unwrap_or_default();
+                let ip = r.ip.as_deref().unwrap_or_default();
                 let tenant = r.tenant.as_deref().unwrap_or_default();
                 let (application, event_id) =
                     (r.application.as_deref().unwrap_or_default(), r.event_id.as_deref().unwrap_or_default());
@@ -274,10 +274,15 @@ fn target(filter: &AuditFilter) -> Target {
 
 /// The filters of a read, for its own audit row.
 fn described(filter: &AuditFilter, rows: Option<usize>) -> Value {
-    json!({
+    let mut details = json!({
         "from": filter.from, "to": filter.to, "tenant": filter.tenant, "actor": filter.actor,
-        "action": filter.action, "outcome": filter.outcome, "resourcePrefix": filter.resource_prefix, "rows": rows,
-    })
+        "action": filter.action, "outcome": filter.outcome, "resourcePrefix": filter.resource_prefix,
+    });
+    // An export streams: how many rows it held is not known when it is recorded.
+    if let Some(rows) = rows {
+        details["rows"] = json!(rows);
+    }
+    details
 }
 
 #[cfg(test)]

@@ -17,9 +17,7 @@ use crate::audit::checkpoint::{self, Signer};
 pub struct AuditArgs {
     #[command(subcommand)]
     pub command: AuditCommand,
-    #[command(flatten)]
-    pub server: ServerArgs,
-    /// `text` (CSV) or `json`.
+    /// `text` (CSV for `export`, lines for `verify`) or `json`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Text, global = true)]
     pub format: ReportFormat,
 }
@@ -28,6 +26,8 @@ pub struct AuditArgs {
 pub enum AuditCommand {
     /// Every row matching the filters, in time order.
     Export {
+        #[command(flatten)]
+        server: ServerArgs,
         /// Only rows at or after this RFC 3339 instant.
         #[arg(long)]
         from: Option<String>,
@@ -67,9 +67,9 @@ pub enum AuditCommand {
 }
 
 pub fn audit(args: AuditArgs) -> anyhow::Result<u8> {
-    let (from, to, tenant, actor, action, outcome, resource_prefix) = match &args.command {
-        AuditCommand::Export { from, to, tenant, actor, action, outcome, resource_prefix } => {
-            (from, to, tenant, actor, action, outcome, resource_prefix)
+    let (server, from, to, tenant, actor, action, outcome, resource_prefix) = match &args.command {
+        AuditCommand::Export { server, from, to, tenant, actor, action, outcome, resource_prefix } => {
+            (server, from, to, tenant, actor, action, outcome, resource_prefix)
         }
         AuditCommand::Verify { database, public_keys, checkpoint_dir } => {
             return verify(database, public_keys, checkpoint_dir.as_deref(), args.format);
@@ -96,7 +96,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<u8> {
     match args.format {
         ReportFormat::Text => {
             let mut out = std::io::stdout().lock();
-            args.server.download(&with_query("/v1/audit/export", &query)?, "text/csv", &mut out)?;
+            server.download(&with_query("/v1/audit/export", &query)?, "text/csv", &mut out)?;
             out.flush()?;
         }
         ReportFormat::Json => {
@@ -106,7 +106,7 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<u8> {
                 let mut page_query: Vec<(&str, Option<&str>)> = query.to_vec();
                 page_query.push(("limit", Some("1000")));
                 page_query.push(("after", after.as_deref()));
-                let page = args.server.get(&with_query("/v1/audit/events", &page_query)?)?;
+                let page = server.get(&with_query("/v1/audit/events", &page_query)?)?;
                 events.extend(page["events"].as_array().cloned().unwrap_or_default());
                 match page["next"].as_str() {
                     Some(next) if after.as_deref() != Some(next) => after = Some(next.to_owned()),
@@ -154,7 +154,9 @@ fn verify(
                     report.checkpoints
                 );
             } else {
-                println!("audit log NOT verified: {} problems in {} rows", report.findings.len(), report.rows);
+                let problems = report.findings.len();
+                let plural = if problems == 1 { "" } else { "s" };
+                println!("audit log NOT verified: {problems} problem{plural} in {} rows", report.rows);
             }
         }
     }

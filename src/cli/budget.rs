@@ -94,7 +94,13 @@ fn budget_text(budget: &Value) -> String {
         ("remaining", text(&budget["remaining"])),
         ("on limit", text(&budget["onLimit"])),
         ("warn at", text(&budget["warnAt"])),
-        ("crossed", text(&budget["thresholdsCrossed"])),
+        (
+            "crossed",
+            match budget["thresholdsCrossed"].as_array() {
+                Some(crossed) if !crossed.is_empty() => text(&budget["thresholdsCrossed"]),
+                _ => "none".into(),
+            },
+        ),
     ])
 }
 

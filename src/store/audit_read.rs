@@ -23,6 +23,8 @@ pub struct AuditRow {
     pub tenant: Option<String>,
     /// `success` or `failure`.
     pub outcome: String,
+    /// The address the request came from (also in `metadata.ip`).
+    pub ip: Option<String>,
     /// The application that reported the row; absent on the control plane's own rows.
     pub application: Option<String>,
     /// The reporting application's id for the event.
@@ -54,7 +56,8 @@ pub struct AuditFilter {
 /// A page of rows in time order.
 pub async fn page(pool: &PgPool, filter: &AuditFilter) -> Result<Vec<AuditRow>> {
     let mut query = sqlx::QueryBuilder::new(
-        "SELECT id, occurred_at AS time, actor, actor_type, action, resource, tenant, outcome, application, event_id,
+        "SELECT id, occurred_at AS time, actor, actor_type, action, resource, tenant, outcome, metadata->>'ip' AS ip,
+                application, event_id,
                 metadata, chain, seq, encode(hash, 'hex') AS hash
            FROM audit_log WHERE true",
     );
