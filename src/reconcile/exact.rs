@@ -79,12 +79,13 @@ async fn apply_locked(
     let mut report = ApplyReport { commit: commit.map(str::to_owned), ..ApplyReport::default() };
     let (deletes, upserts): (Vec<&Change>, Vec<&Change>) = plan.global.iter().partition(|c| c.action == Action::Delete);
     store::apply_global(&mut tx, &upserts, commit).await?;
-    store::insert_audit(&mut tx, &audit::for_changes(upserts.iter().copied(), None, commit)).await?;
+    // Every audit row of the apply is written once, last: the audit chains' heads are then locked
+    // in chain order at the end of the transaction, as every other writer locks them.
+    let mut entries: Vec<_> = audit::for_changes(upserts.iter().copied(), None, commit).into_iter().collect();
 
     let ready: Vec<&TenantPlan> = plan.tenants.iter().filter(|t| t.needs_apply()).collect();
     store::apply_tenants(&mut tx, &ready, commit).await?;
-    let mut entries: Vec<_> =
-        ready.iter().flat_map(|t| audit::for_changes(t.changes.iter(), Some(&t.name), commit)).collect();
+    entries.extend(ready.iter().flat_map(|t| audit::for_changes(t.changes.iter(), Some(&t.name), commit)));
     for tenant in &plan.tenants {
         report.drift_kept += tenant.drift.iter().filter(|d| !d.revert).count();
         report.orphans += tenant.orphans.len();
@@ -100,10 +101,9 @@ async fn apply_locked(
         };
         report.add(TenantResult::of(tenant, outcome));
     }
-    store::insert_audit(&mut tx, &entries).await?;
-
     store::apply_global(&mut tx, &deletes, commit).await?;
-    store::insert_audit(&mut tx, &audit::for_changes(deletes.iter().copied(), None, commit)).await?;
+    entries.extend(audit::for_changes(deletes.iter().copied(), None, commit));
+    store::insert_audit(&mut tx, &entries).await?;
     tx.commit().await?;
     report.applied_changes += upserts.iter().filter(|c| c.is_visible()).count() + deletes.len();
     Ok(Outcome::Applied(report))
