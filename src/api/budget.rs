@@ -377,6 +377,8 @@ pub(crate) async fn after_usage(state: &AppState, tenants: &[Uuid]) -> Result<()
         if view.usage >= limit.monthly_limit {
             thresholds.push(100);
         }
+        // Past a threshold, every later batch would try to record it again: only the new ones.
+        let thresholds = state.budgets.unrecorded(view.id, &thresholds);
         if thresholds.is_empty() {
             continue;
         }
@@ -422,6 +424,7 @@ pub(crate) async fn after_usage(state: &AppState, tenants: &[Uuid]) -> Result<()
             notify(state, &mut tx, &name, view.id, event, summary, details).await?;
         }
         tx.commit().await.map_err(StoreError::from)?;
+        state.budgets.mark_recorded(view.id, &thresholds);
     }
     Ok(())
 }

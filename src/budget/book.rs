@@ -49,6 +49,9 @@ struct TenantBudget {
     /// The number of the read `usage` comes from.
     read: u64,
     granted: Vec<Granted>,
+    /// Thresholds this replica knows are recorded this month (the database holds the truth; this
+    /// only spares a write per batch once a tenant is past them).
+    recorded: Vec<i16>,
 }
 
 impl TenantBudget {
@@ -141,6 +144,24 @@ impl Book {
         }
         *inner = Inner { month: Some(month), by_name, tenants };
         Ok(())
+    }
+
+    /// Those of `thresholds` not yet known to be recorded for tenant `id` this month.
+    pub fn unrecorded(&self, id: Uuid, thresholds: &[i16]) -> Vec<i16> {
+        let inner = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let known = inner.tenants.get(&id).map(|b| b.recorded.as_slice()).unwrap_or_default();
+        thresholds.iter().copied().filter(|t| !known.contains(t)).collect()
+    }
+
+    /// Notes that `thresholds` are recorded for tenant `id` this month (a new month reloads the
+    /// book, which forgets them).
+    pub fn mark_recorded(&self, id: Uuid, thresholds: &[i16]) {
+        let mut inner = self.inner.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(budget) = inner.tenants.get_mut(&id) {
+            budget.recorded.extend_from_slice(thresholds);
+            budget.recorded.sort_unstable();
+            budget.recorded.dedup();
+        }
     }
 
     /// The views of the tenants `ids`, by name.
