@@ -9,7 +9,8 @@
 //!
 //! `model` is the shared vocabulary; `store` is the only module that speaks SQL; `api` (axum) reads
 //! status and store; `authz` decides who may do what (pure), `audit` records it; `operators` checks
-//! the tokens of platform operators from an external identity provider; `cli` is the edge;
+//! the tokens of platform operators from an external identity provider; `oidc` is Gatehouse as the
+//! OpenID provider of managed applications; `cli` is the edge;
 //! `server::launch` starts everything `serve` runs (the tests call it too). `denials` queues the
 //! audit rows of refused requests, so that a
 //! refusal never waits for the database.
@@ -25,6 +26,7 @@ pub mod denials;
 pub mod identity;
 pub mod mail;
 pub mod model;
+pub mod oidc;
 pub mod operators;
 pub mod plan;
 pub mod reconcile;

@@ -56,6 +56,8 @@ pub struct Settings {
     pub audit_retention: chrono::TimeDelta,
     /// Where budget notices are sent as signed webhooks.
     pub budget_webhook: Option<crate::budget::notify::Webhook>,
+    /// Gatehouse as the OpenID provider of managed applications: its lifetimes and key rotation.
+    pub provider: crate::oidc::Lifetimes,
 }
 
 /// A launched Gatehouse. Cancel `shutdown`, then `wait` for it to drain.
@@ -74,8 +76,9 @@ pub struct Server {
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
-/// Starts every task of a running Gatehouse on `listener` and returns at once.
-pub fn launch(
+/// Starts every task of a running Gatehouse on `listener` and returns once it serves (after the
+/// ID token signing keys are loaded, made on the first start).
+pub async fn launch(
     pool: PgPool,
     source: Source,
     listener: tokio::net::TcpListener,
@@ -133,7 +136,17 @@ pub fn launch(
     if let Some(webhook) = settings.budget_webhook.clone() {
         tokio::spawn(crate::budget::notify::run(pool.clone(), webhook, shutdown.clone()));
     }
+    let keys = crate::oidc::Keys::start(pool.clone(), identity.keyring.clone(), settings.provider.id_token)
+        .await
+        .context("cannot load the ID token signing keys")?;
+    let provider = Arc::new(crate::oidc::Provider {
+        issuer: identity.settings.public_url.trim_end_matches('/').to_owned(),
+        lifetimes: settings.provider,
+        keys,
+    });
+    tokio::spawn(keep_signing_keys(provider.clone(), pool.clone(), shutdown.clone()));
     let state = api::AppState::new(api::Services {
+        provider,
         budget_webhook: settings.budget_webhook,
         budgets,
         retention: settings.retention,
@@ -169,6 +182,29 @@ impl Server {
     pub fn abort(self) {
         self.reconciler.abort();
         self.shutdown.cancel();
+    }
+}
+
+/// Keeps every replica's signing keys current (a rotation on another replica is seen within
+/// 30 s: until then this one signs with the previous key, still published), rotates them when
+/// they are due, and drops spent authorization codes.
+async fn keep_signing_keys(provider: Arc<crate::oidc::Provider>, pool: PgPool, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+        match provider.keys.rotate_if_older(provider.lifetimes.key_rotation).await {
+            Ok(true) => tracing::info!("rotated the ID token signing keys"),
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "cannot rotate the ID token signing keys"),
+        }
+        if let Err(error) = provider.keys.refresh().await {
+            tracing::warn!(%error, "cannot reload the ID token signing keys");
+        }
+        if let Err(error) = store::oidc::prune_codes(&pool).await {
+            tracing::warn!(%error, "cannot prune authorization codes");
+        }
     }
 }
 

@@ -58,18 +58,52 @@ pub fn router(state: &AppState) -> Router<AppState> {
 
 /// Fixed one-minute windows per route and client IP, counted in Postgres (shared by replicas).
 async fn limit_by_ip(State(state): State<AppState>, request: Request, next: Next) -> Result<Response> {
-    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    if let Some(ip) = ip {
-        let key = format!("ip|{}|{ip}", request.uri().path());
-        let limit = state.identity.settings.ip_limit_per_minute;
-        if let Err(retry_after) =
-            store::identity::hit_rate_limit(&state.pool, &key, Duration::from_secs(60), limit).await?
-        {
-            state.metrics.rate_limited.inc();
-            return Err(ApiError::TooManyRequests { retry_after });
+    let ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(retry_after) = over_limit(&state, ip, request.uri().path()).await? {
+        // A browser gets a page, an API client the JSON error.
+        if !request.uri().path().starts_with("/v1/") {
+            return Ok(too_many_page(retry_after));
         }
+        return Err(ApiError::TooManyRequests { retry_after });
     }
     Ok(next.run(request).await)
+}
+
+/// Counts a request of `ip` to `path`; `Some(retry_after)` once the minute's allowance is spent.
+async fn over_limit(state: &AppState, ip: Option<std::net::IpAddr>, path: &str) -> Result<Option<u64>> {
+    let Some(ip) = ip else { return Ok(None) };
+    let key = format!("ip|{path}|{ip}");
+    let limit = state.identity.settings.ip_limit_per_minute;
+    match store::identity::hit_rate_limit(&state.pool, &key, Duration::from_secs(60), limit).await? {
+        Ok(()) => Ok(None),
+        Err(retry_after) => {
+            state.metrics.rate_limited.inc();
+            Ok(Some(retry_after))
+        }
+    }
+}
+
+fn too_many_page(retry_after: u64) -> Response {
+    let body = format!(
+        "<p role=\"alert\" class=\"problem\">Too many attempts from your network. Try again in {retry_after} seconds.</p>"
+    );
+    let mut response =
+        super::html::Page::new("Too many attempts", body).status(StatusCode::TOO_MANY_REQUESTS).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// The per-IP limit of a page's form posts (the same allowance as the JSON sign-in): `Some` page
+/// to answer when it is spent.
+pub(super) async fn page_rate_limit(state: &AppState, parts: &Parts) -> Option<Response> {
+    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    match over_limit(state, ip, parts.uri.path()).await {
+        Ok(None) => None,
+        Ok(Some(retry_after)) => Some(too_many_page(retry_after)),
+        Err(error) => Some(error.into_response()),
+    }
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -84,7 +118,10 @@ struct Login {
     path = "/v1/auth/login",
     tag = "public",
     request_body(content = Login),
-    responses((status = 200, description = "Tokens: `access_token`, `refresh_token`, expiry, and any pending MFA step.", body = crate::identity::Tokens)),
+    responses(
+        (status = 200, description = "Tokens: `access_token`, `refresh_token`, expiry, and any pending MFA step.", body = crate::identity::Tokens),
+        (status = 403, description = "The right password of a disabled user (`account_disabled`) or of a suspended tenant's user (`tenant_suspended`).", body = super::openapi::ErrorBody),
+    ),
 )]
 async fn login(State(state): State<AppState>, parts: Parts, body: JsonBody<Login>) -> Result<Response> {
     let request = body.value()?;
@@ -108,7 +145,7 @@ struct Refresh {
 )]
 async fn refresh(State(state): State<AppState>, parts: Parts, body: JsonBody<Refresh>) -> Result<Response> {
     let request = body.value()?;
-    let tokens = state.identity.refresh(&request.refresh_token, &client(&parts)).await?;
+    let tokens = state.identity.refresh(&request.refresh_token, None, &client(&parts)).await?;
     Ok(no_store(axum::Json(tokens)))
 }
 
@@ -369,7 +406,13 @@ async fn visible_session(
     let hash = token::hash(presented);
     let session = match TokenKind::of(presented) {
         // An access token past its lifetime is inactive even while its session lives on.
-        Some(TokenKind::Access) => state.identity.sessions.find(hash).await?,
+        Some(TokenKind::Access) => match state.identity.sessions.find(hash.clone()).await? {
+            Some(session) => Some(session),
+            // The access token of an OIDC client's session (never accepted by the API itself).
+            None => {
+                store::identity::client_session_by_access(&state.pool, &hash, state.identity.settings.times).await?
+            }
+        },
         Some(TokenKind::Refresh) => {
             store::identity::session_by_refresh(&state.pool, &hash, state.identity.settings.times).await?
         }

@@ -98,7 +98,7 @@ async fn bearer(state: &AppState, parts: &mut Parts, head: &Head, token: &str) -
             Some(session) => Ok(Actor::User(session)),
             None => Err(refuse(state, parts, head, None, "the session token is unknown, expired or revoked").await),
         },
-        Some(TokenKind::Refresh | TokenKind::Link) => {
+        Some(TokenKind::Refresh | TokenKind::Link | TokenKind::Code | TokenKind::ClientSecret) => {
             let reason = "this is not an access token (Authorization: Bearer gatehouse_at_…)";
             Err(refuse(state, parts, head, None, reason).await)
         }

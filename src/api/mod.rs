@@ -16,10 +16,13 @@ mod evaluation;
 mod flags;
 mod health;
 mod hooks;
+mod html;
 mod ingest;
 mod input;
+mod login;
 mod mail;
 mod ofrep;
+mod oidc;
 pub mod openapi;
 mod overrides;
 mod pages;
@@ -88,6 +91,8 @@ pub struct Services {
     pub budgets: Arc<crate::budget::book::Book>,
     /// Where budget notices are sent as signed webhooks; `None`: mail only.
     pub budget_webhook: Option<crate::budget::notify::Webhook>,
+    /// Gatehouse as the OpenID provider of managed applications.
+    pub provider: crate::oidc::SharedProvider,
 }
 
 /// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its
@@ -122,6 +127,8 @@ pub fn app(state: AppState) -> Router {
         .merge(usage::router())
         .merge(audit::router())
         .merge(budget::router())
+        .merge(login::router())
+        .merge(oidc::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     Router::new()
         .merge(hooks::router())

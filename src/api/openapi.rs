@@ -9,8 +9,8 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    apps, audit, auth, budget, evaluation, flags, health, hooks, mail, ofrep, overrides, pages, sync, tenants, usage,
-    users,
+    apps, audit, auth, budget, evaluation, flags, health, hooks, login, mail, ofrep, oidc, overrides, pages, sync,
+    tenants, usage, users,
 };
 
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
@@ -154,6 +154,20 @@ impl Modify for Security {
         pages::submit_invitation,
         pages::show_reset,
         pages::submit_reset,
+        pages::show_forgot,
+        pages::submit_forgot,
+        login::show_login,
+        login::submit_login,
+        login::account,
+        login::logout,
+        oidc::discovery,
+        oidc::jwks,
+        oidc::authorize,
+        oidc::token_endpoint,
+        oidc::userinfo,
+        oidc::end_session,
+        oidc::set_client_secret,
+        oidc::rotate_keys,
         tenants::create,
         tenants::list,
         tenants::show,

@@ -4,14 +4,15 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::AppState;
 use super::caller::client;
+use super::html::{self, Page};
 use crate::identity::{AuthError, LinkPurpose};
 use crate::mail::templates::escape;
 
@@ -19,6 +20,72 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(LinkPurpose::Invitation.path(), get(show_invitation).post(submit_invitation))
         .route(LinkPurpose::PasswordReset.path(), get(show_reset).post(submit_reset))
+        .route("/password/forgot", get(show_forgot).post(submit_forgot))
+}
+
+#[utoipa::path(
+    get,
+    path = "/password/forgot",
+    tag = "public",
+    responses((status = 200, description = "The page: an email field.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure)),
+)]
+async fn show_forgot() -> Response {
+    forgot_form("", None, StatusCode::OK)
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+struct Forgotten {
+    #[serde(default)]
+    email: String,
+}
+
+/// Mails a reset link to an account that may have one; the answer is the same for every email.
+#[utoipa::path(
+    post,
+    path = "/password/forgot",
+    tag = "public",
+    request_body(content = Forgotten, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "The page: a link is on its way if the account exists.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
+)]
+async fn submit_forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+    let form: Forgotten = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let email = form.email.trim();
+    if crate::model::Email::parse(email).is_err() {
+        return forgot_form(
+            email,
+            Some("Enter your email address, such as name@example.com."),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    match state.identity.forgot_password(email, &client(&parts)).await {
+        Ok(()) => page(
+            "Check your mail",
+            &format!(
+                "<p role=\"status\">If <strong>{}</strong> has an account, a link to choose a new password is on its way. \
+                 It works once.</p>\n<p><a href=\"/login\">Back to sign in</a></p>",
+                escape(email)
+            ),
+            StatusCode::OK,
+        ),
+        Err(error) => {
+            tracing::error!(%error, "the forgotten-password page failed");
+            page("Something went wrong", "<p>Please try again in a moment.</p>", StatusCode::INTERNAL_SERVER_ERROR)
+        }
+    }
+}
+
+fn forgot_form(email: &str, problem: Option<&str>, status: StatusCode) -> Response {
+    let invalid = if problem.is_some() { " aria-invalid=\"true\" aria-describedby=\"problem\"" } else { "" };
+    let body = format!(
+        "{}<p>Type the email you sign in with; we mail you a link to choose a new password.</p>\n\
+         <form method=\"post\" action=\"/password/forgot\">\n\
+         <label for=\"email\">Email</label>\
+         <input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required{invalid}>\n\
+         <button type=\"submit\">Send the link</button>\n</form>\n<p><a href=\"/login\">Back to sign in</a></p>",
+        html::problem(problem),
+        escape(email),
+    );
+    page("Forgot your password?", &body, status)
 }
 
 #[derive(Deserialize)]
@@ -110,7 +177,11 @@ async fn submit(state: &AppState, parts: &Parts, body: &[u8], purpose: LinkPurpo
     match outcome {
         Ok(email) => page(
             "Password set",
-            &format!("<p>Your password is set. You can now sign in as <strong>{}</strong>.</p>", escape(&email)),
+            &format!(
+                "<p role=\"status\">Your password is set. You can now sign in as <strong>{}</strong>.</p>\n\
+                 <p><a href=\"/login\">Sign in</a></p>",
+                escape(&email)
+            ),
             StatusCode::OK,
         ),
         // A weak password keeps the link usable: show the form again with the reason.
@@ -130,13 +201,14 @@ fn form(purpose: LinkPurpose, token: &str, problem: Option<&str>, status: Status
         LinkPurpose::Invitation => ("Accept your invitation", "Set password and accept"),
         LinkPurpose::PasswordReset => ("Choose a new password", "Set new password"),
     };
-    let problem = problem.map(|p| format!("<p class=\"problem\">{}</p>", escape(p))).unwrap_or_default();
+    let invalid = if problem.is_some() { " aria-invalid=\"true\" aria-describedby=\"problem\"" } else { "" };
     let body = format!(
         "{problem}<form method=\"post\" action=\"{action}\">\n\
          <input type=\"hidden\" name=\"token\" value=\"{token}\">\n\
-         <label>New password (8 to 128 characters)<br>\
-         <input type=\"password\" name=\"password\" minlength=\"8\" maxlength=\"128\" autocomplete=\"new-password\" required></label>\n\
-         <p><button type=\"submit\">{button}</button></p>\n</form>",
+         <label for=\"password\">New password (8 to 128 characters)</label>\
+         <input id=\"password\" type=\"password\" name=\"password\" minlength=\"8\" maxlength=\"128\" autocomplete=\"new-password\" required{invalid}>\n\
+         <button type=\"submit\">{button}</button>\n</form>",
+        problem = html::problem(problem),
         action = purpose.path(),
         token = escape(token),
     );
@@ -144,25 +216,5 @@ fn form(purpose: LinkPurpose, token: &str, problem: Option<&str>, status: Status
 }
 
 fn page(title: &str, body: &str, status: StatusCode) -> Response {
-    let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title} · Gatehouse</title>\n\
-         <meta name=\"viewport\" content=\"width=device-width\">\n\
-         <style>body{{font-family:sans-serif;max-width:28rem;margin:3rem auto;line-height:1.5}}\
-         .problem{{color:#a00}}input{{width:100%;padding:.4rem}}</style></head>\n\
-         <body><h1>{title}</h1>\n{body}\n</body></html>\n",
-        title = escape(title)
-    );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    // The token is in the URL: keep it out of caches and Referer headers; no scripts at all.
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
+    Page::new(title, body.to_owned()).status(status).into_response()
 }

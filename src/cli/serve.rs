@@ -109,6 +109,13 @@ pub struct ServeArgs {
     /// one tenant's removal once, use `gatehouse sync allow-deletion TENANT` instead.
     #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
     pub allow_mass_delete: bool,
+    /// How long the ID tokens Gatehouse issues to managed applications live.
+    #[arg(long, env = "GATEHOUSE_ID_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub id_token_ttl: Duration,
+    /// How often the ID token signing keys rotate (the next key is published a whole period before
+    /// it signs; `POST /v1/oidc/keys/rotate` rotates at once).
+    #[arg(long, env = "GATEHOUSE_SIGNING_KEY_ROTATION", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub signing_key_rotation: Duration,
     /// Reconcile passes kept in the sync history (`GET /v1/sync/history`): each pass that changed,
     /// reverted or failed something. Older ones are forgotten.
     #[arg(long, env = "GATEHOUSE_HISTORY_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
@@ -158,8 +165,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             restorable_for: span("--tenant-retention", args.tenant_retention)?,
             name_reserved_for: span("--tenant-name-reservation", args.tenant_name_reservation)?,
         },
+        provider: crate::oidc::Lifetimes {
+            id_token: args.id_token_ttl,
+            key_rotation: args.signing_key_rotation,
+            ..crate::oidc::Lifetimes::default()
+        },
     };
-    let server = server::launch(pool, source, listener, settings)?;
+    let server = server::launch(pool, source, listener, settings).await?;
     match audit_checkpoints(&args)? {
         Some(checkpoints) => {
             tokio::spawn(crate::audit::checkpoint::run(server.pool.clone(), checkpoints, server.shutdown.clone()));

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::model::{AppStatus, OnLimit, Role, Scope, TenantStatus, UserStatus};
+use crate::model::{AppStatus, ClientType, OnLimit, Role, Scope, TenantStatus, UserStatus};
 
 /// The only API version so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -157,6 +157,26 @@ pub struct ApplicationSpec {
     /// What this application's API keys may do.
     #[serde(default)]
     pub scopes: Vec<Scope>,
+    /// Sign tenant users in through Gatehouse (OpenID Connect); the client id is the name.
+    pub oidc: Option<OidcClientSpec>,
+}
+
+/// An application as an OpenID Connect client of Gatehouse.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OidcClientSpec {
+    /// `confidential` (has a secret, set with `gatehouse apps client-secret`) or `public` (PKCE only).
+    #[serde(default)]
+    pub client_type: ClientType,
+    /// The exact URIs authorizations may return to: https, or http on a loopback host.
+    #[schemars(length(min = 1))]
+    pub redirect_uris: Vec<String>,
+    /// The exact URIs `end_session` may return to.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// How its ID tokens are signed: `RS256` (the default) or `EdDSA`.
+    #[serde(default)]
+    pub id_token_signed_response_alg: crate::oidc::Alg,
 }
 
 /// A flag value as written: checked for its type by the validator.

@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rayon::prelude::*;
 
 use super::diagnostic::{Diagnostic, Subject};
-use super::document::{BudgetSpec, Document, RawFlagValue, SsoSpec};
+use super::document::{BudgetSpec, Document, OidcClientSpec, RawFlagValue, SsoSpec};
 use super::load::{Loaded, ParsedDocument};
 use super::position::PositionIndex;
 use crate::model::{
-    AppName, Application, Budget, DesiredState, Email, FlagKey, FlagType, FlagValue, Plan, PlanName, Role, SecretRef,
-    Sso, SyncPolicy, Tenant, TenantName, TenantStatus, User, UserStatus,
+    AppName, Application, Budget, DesiredState, Email, FlagKey, FlagType, FlagValue, OidcClient, Plan, PlanName, Role,
+    SecretRef, Sso, SyncPolicy, Tenant, TenantName, TenantStatus, User, UserStatus,
 };
 
 #[derive(Debug, Default)]
@@ -333,6 +333,7 @@ impl<'a> Checker<'a> {
             let name = self.name(doc, &subject, AppName::parse, &mut seen);
             self.display_name(doc, &subject, "spec.displayName", &spec.display_name);
             let owner = Email::parse(&spec.owner).map_err(|e| self.report(doc, &subject, "spec.owner", e.0)).ok();
+            let oidc = spec.oidc.as_ref().map(|oidc| self.oidc_client(doc, &subject, oidc));
             let ok = self.problem_count() == before && doc.removed.is_empty();
             let parsed = match (name, owner) {
                 (Some(name), Some(owner)) => {
@@ -343,6 +344,7 @@ impl<'a> Checker<'a> {
                         owner,
                         status: spec.status,
                         scopes: scopes.into_iter().collect(),
+                        oidc,
                         source: self.file(doc).to_owned(),
                     })
                 }
@@ -358,6 +360,27 @@ impl<'a> Checker<'a> {
             applications.entry(metadata.name.clone()).or_insert(candidate);
         }
         applications
+    }
+
+    fn oidc_client(&mut self, doc: &ParsedDocument, subject: &Subject, spec: &OidcClientSpec) -> OidcClient {
+        if spec.redirect_uris.is_empty() {
+            self.report(doc, subject, "spec.oidc.redirectUris", "list at least one redirect URI");
+        }
+        let lists =
+            [("redirectUris", &spec.redirect_uris), ("postLogoutRedirectUris", &spec.post_logout_redirect_uris)];
+        for (field, uris) in lists {
+            for (i, uri) in uris.iter().enumerate() {
+                if let Err(problem) = crate::oidc::check_redirect_uri(uri) {
+                    self.report(doc, subject, format!("spec.oidc.{field}[{i}]"), problem);
+                }
+            }
+        }
+        OidcClient {
+            client_type: spec.client_type,
+            redirect_uris: spec.redirect_uris.clone(),
+            post_logout_redirect_uris: spec.post_logout_redirect_uris.clone(),
+            id_token_signed_response_alg: spec.id_token_signed_response_alg,
+        }
     }
 
     fn sso(&mut self, doc: &ParsedDocument, subject: &Subject, spec: Option<&SsoSpec>) -> Option<Sso> {

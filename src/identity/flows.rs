@@ -31,6 +31,12 @@ pub enum AuthError {
     /// One answer for every sign-in failure, so accounts cannot be enumerated.
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// The right password of a user who may not sign in: told plainly, since the password proved
+    /// who asks (issue 14.1).
+    #[error("this account is disabled; ask an administrator of your organisation")]
+    AccountDisabled,
+    #[error("your organisation's access is suspended; contact its owner or the platform's support")]
+    TenantSuspended,
     #[error("too many failed attempts; try again in {retry_after} s")]
     Locked { retry_after: u64 },
     #[error("the token is missing, unknown, expired or revoked")]
@@ -271,7 +277,11 @@ impl Identity {
         if let Some(reason) = refusal {
             self.audit_lockout(&email, tenant, attempt, client).await;
             self.audit(Self::entry("auth.login", &email, tenant, false, client, json!({ "reason": reason }))).await;
-            return Err(AuthError::InvalidCredentials);
+            return Err(match reason {
+                "user not active" => AuthError::AccountDisabled,
+                "tenant suspended" => AuthError::TenantSuspended,
+                _ => AuthError::InvalidCredentials,
+            });
         }
         let account = account.expect("a refusal is returned when there is no account");
         // A password forgives earlier failures, unless a second factor is still to come: those
@@ -304,15 +314,21 @@ impl Identity {
         Ok(self.tokens(access, refresh, &session))
     }
 
-    /// `POST /v1/auth/refresh`.
-    pub async fn refresh(&self, refresh_token: &str, client: &Client) -> Result<Tokens, AuthError> {
+    /// `POST /v1/auth/refresh` (`oidc_client: None`), and the token endpoint's refresh grant for
+    /// the sessions of an OIDC client.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        oidc_client: Option<Uuid>,
+        client: &Client,
+    ) -> Result<Tokens, AuthError> {
         let presented = token::hash(refresh_token);
         let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
         let pair = Pair { access: access.token, refresh: refresh.token };
         let (key_id, bytes) = successor::seal(&self.keyring, refresh_token, &pair);
         let sealed = Sealed { key_id, bytes };
         let new = NewPair { access: &access.hash, refresh: &refresh.hash, successor: Some(&sealed) };
-        match db::refresh(&self.pool, &presented, new, self.settings.times).await? {
+        match db::refresh(&self.pool, &presented, oidc_client, new, self.settings.times).await? {
             Refreshed::Rotated(session) => {
                 let extra = json!({ "sessionId": session.id });
                 self.audit_session("auth.refresh", &session, true, client, extra).await;

@@ -10,6 +10,10 @@ pub enum TokenKind {
     Refresh,
     /// Invitation and password-reset links.
     Link,
+    /// OpenID Connect authorization codes (single use, a minute).
+    Code,
+    /// Secrets of confidential OpenID Connect clients.
+    ClientSecret,
 }
 
 impl TokenKind {
@@ -18,12 +22,14 @@ impl TokenKind {
             TokenKind::Access => "gatehouse_at_",
             TokenKind::Refresh => "gatehouse_rt_",
             TokenKind::Link => "gatehouse_lt_",
+            TokenKind::Code => "gatehouse_ac_",
+            TokenKind::ClientSecret => "gatehouse_cs_",
         }
     }
 
     /// The kind a presented token claims by its prefix.
     pub fn of(token: &str) -> Option<TokenKind> {
-        [TokenKind::Access, TokenKind::Refresh, TokenKind::Link]
+        [TokenKind::Access, TokenKind::Refresh, TokenKind::Link, TokenKind::Code, TokenKind::ClientSecret]
             .into_iter()
             .find(|kind| token.starts_with(kind.prefix()))
     }

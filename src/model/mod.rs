@@ -8,6 +8,6 @@ mod resources;
 pub use flag::{FlagType, FlagValue};
 pub use names::{AppName, DisplayName, Email, FlagKey, KeyId, NameError, PlanName, TenantName, shown};
 pub use resources::{
-    AccountStatus, AppStatus, Application, Budget, DesiredState, OnLimit, Pending, Plan, PlatformRole, Role, Scope,
-    SecretRef, Sso, SyncPolicy, Tenant, TenantState, TenantStatus, User, UserStatus,
+    AccountStatus, AppStatus, Application, Budget, ClientType, DesiredState, OidcClient, OnLimit, Pending, Plan,
+    PlatformRole, Role, Scope, SecretRef, Sso, SyncPolicy, Tenant, TenantState, TenantStatus, User, UserStatus,
 };

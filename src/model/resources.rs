@@ -241,7 +241,34 @@ pub struct Application {
     pub status: AppStatus,
     /// Sorted, without duplicates.
     pub scopes: Vec<Scope>,
+    /// How it signs tenant users in through Gatehouse; `None`: it does not.
+    pub oidc: Option<OidcClient>,
     pub source: String,
+}
+
+/// An application as an OpenID Connect client of Gatehouse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OidcClient {
+    pub client_type: ClientType,
+    /// Exact URIs an authorization may return to.
+    pub redirect_uris: Vec<String>,
+    /// Exact URIs a logout may return to.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub id_token_signed_response_alg: crate::oidc::Alg,
+}
+
+/// OAuth 2.0 client types (RFC 6749 §2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientType {
+    /// Holds a secret (a server-side application): authenticates at the token endpoint.
+    #[default]
+    Confidential,
+    /// Cannot keep a secret (a single-page or native application): PKCE only.
+    Public,
 }
 
 /// Every valid resource of a config repository, each kind sorted by name.

@@ -36,12 +36,13 @@ pub fn plan(display_name: Option<&str>, flags: Value, budget: Value) -> Fields {
     Fields::from([("displayName", opt(display_name)), ("flags", flags), ("budget", budget)])
 }
 
-pub fn application(display_name: &str, owner: &str, status: &str, scopes: &[String]) -> Fields {
+pub fn application(display_name: &str, owner: &str, status: &str, scopes: &[String], oidc: Value) -> Fields {
     Fields::from([
         ("displayName", json!(display_name)),
         ("owner", json!(owner)),
         ("status", json!(status)),
         ("scopes", json!(scopes)),
+        ("oidc", oidc),
     ])
 }
 

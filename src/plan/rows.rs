@@ -26,6 +26,8 @@ pub struct ApplicationRow {
     pub owner: String,
     pub status: String,
     pub scopes: Vec<String>,
+    /// `null` when the application is not an OIDC client.
+    pub oidc: Value,
 }
 
 /// A row of `tenants` (its plan by name; the store resolves the id).
@@ -85,11 +87,12 @@ impl ApplicationRow {
             owner: a.owner.to_string(),
             status: a.status.as_str().to_owned(),
             scopes: a.scopes.iter().map(|s| s.as_str().to_owned()).collect(),
+            oidc: opt(a.oidc.as_ref()),
         }
     }
 
     pub fn fields(&self) -> Fields {
-        fields::application(&self.display_name, &self.owner, &self.status, &self.scopes)
+        fields::application(&self.display_name, &self.owner, &self.status, &self.scopes, self.oidc.clone())
     }
 }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::Result;
 use crate::model::{AccountStatus, Pending, Role, TenantStatus};
 
-fn seconds(duration: Duration) -> f64 {
+pub(super) fn seconds(duration: Duration) -> f64 {
     duration.as_secs_f64()
 }
 
@@ -243,15 +243,33 @@ macro_rules! session_view {
 
 const LIVE_SESSION: &str = concat!("SELECT ", session_view!(), live_sessions!());
 
+/// `FROM … WHERE` of live sessions `s` with their user `u` and tenant `t` (`$2`: the idle timeout in
+/// seconds), for the queries of `store::oidc`.
+pub(super) const LIVE_SESSIONS: &str = live_sessions!();
+
 /// The live sessions whose current access token hashes are among `hashes`, in one query.
 pub async fn sessions_by_access(pool: &PgPool, hashes: &[Vec<u8>], times: SessionTimes) -> Result<Vec<SessionView>> {
     Ok(sqlx::query_as(&format!(
-        "{LIVE_SESSION} AND s.access_hash = ANY($1) AND s.rotated_at > now() - make_interval(secs => $3)"
+        "{LIVE_SESSION} AND s.access_hash = ANY($1) AND s.rotated_at > now() - make_interval(secs => $3)
+           AND s.client_id IS NULL"
     ))
     .bind(hashes)
     .bind(seconds(times.idle))
     .bind(seconds(times.access_ttl))
     .fetch_all(pool)
+    .await?)
+}
+
+/// The live session of an OIDC client whose current access token hashes to `hash`.
+pub async fn client_session_by_access(pool: &PgPool, hash: &[u8], times: SessionTimes) -> Result<Option<SessionView>> {
+    Ok(sqlx::query_as(&format!(
+        "{LIVE_SESSION} AND s.access_hash = $1 AND s.rotated_at > now() - make_interval(secs => $3)
+           AND s.client_id IS NOT NULL"
+    ))
+    .bind(hash)
+    .bind(seconds(times.idle))
+    .bind(seconds(times.access_ttl))
+    .fetch_optional(pool)
     .await?)
 }
 
@@ -331,14 +349,26 @@ fn rotate_statement(which: &str) -> String {
 /// a token spent less than the grace window ago (a retry, or a loser of that race) gets the pair
 /// it was exchanged for; one spent earlier revokes the session. Every path is a single statement
 /// that locks at most the session row, so none waits on another while holding a lock.
-pub async fn refresh(pool: &PgPool, presented: &[u8], pair: NewPair<'_>, times: SessionTimes) -> Result<Refreshed> {
-    let rotated: Option<SessionView> = sqlx::query_as(&rotate_statement("s.refresh_hash = $1"))
+///
+/// `client` is the OIDC client whose session the token must belong to; `None`: a session of the
+/// JSON API. A refresh token of one is refused as the other, so a client's token never works
+/// without its client's authentication.
+pub async fn refresh(
+    pool: &PgPool,
+    presented: &[u8],
+    client: Option<Uuid>,
+    pair: NewPair<'_>,
+    times: SessionTimes,
+) -> Result<Refreshed> {
+    let which = "s.refresh_hash = $1 AND s.client_id IS NOT DISTINCT FROM $7";
+    let rotated: Option<SessionView> = sqlx::query_as(&rotate_statement(which))
         .bind(presented)
         .bind(seconds(times.idle))
         .bind(pair.access)
         .bind(pair.refresh)
         .bind(pair.successor.map(|s| s.key_id.as_str()))
         .bind(pair.successor.map(|s| s.bytes.as_slice()))
+        .bind(client)
         .fetch_optional(pool)
         .await?;
     if let Some(session) = rotated {
@@ -370,12 +400,17 @@ pub async fn refresh(pool: &PgPool, presented: &[u8], pair: NewPair<'_>, times: 
                 session: SessionView,
                 refresh_hash: Vec<u8>,
             }
-            let current: Option<Current> =
-                sqlx::query_as(concat!("SELECT s.refresh_hash, ", session_view!(), live_sessions!(), " AND s.id = $1"))
-                    .bind(spent.session_id)
-                    .bind(seconds(times.idle))
-                    .fetch_optional(pool)
-                    .await?;
+            let current: Option<Current> = sqlx::query_as(concat!(
+                "SELECT s.refresh_hash, ",
+                session_view!(),
+                live_sessions!(),
+                " AND s.id = $1 AND s.client_id IS NOT DISTINCT FROM $3"
+            ))
+            .bind(spent.session_id)
+            .bind(seconds(times.idle))
+            .bind(client)
+            .fetch_optional(pool)
+            .await?;
             Ok(current.map_or(Refreshed::Refused, |c| Refreshed::Retried {
                 session: c.session,
                 successor: Sealed { key_id, bytes },
@@ -437,8 +472,17 @@ pub async fn lock_session(conn: &mut PgConnection, session_id: Uuid) -> Result<O
 }
 
 /// Lifts the MFA restriction of a session, in the caller's transaction (with a rotation).
+/// Lifts a session's MFA restriction and records the one-time code in its `amr` (RFC 8176: `otp`
+/// for a TOTP or recovery code).
 pub async fn satisfy_mfa(conn: &mut PgConnection, session_id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE sessions SET pending = NULL WHERE id = $1").bind(session_id).execute(conn).await?;
+    sqlx::query(
+        "UPDATE sessions SET pending = NULL,
+                amr = CASE WHEN 'otp' = ANY (amr) THEN amr ELSE array_append(amr, 'otp') END
+          WHERE id = $1",
+    )
+    .bind(session_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

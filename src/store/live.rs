@@ -48,7 +48,7 @@ async fn load(conn: &mut PgConnection, lock: bool) -> Result<LiveState> {
         state.plans.insert(r.get("name"), row(&r, plan.fields()));
     }
     let applications = sqlx::query(&format!(
-        "SELECT id, name, display_name, owner, status, scopes, managed_by, applied_hash, source_file FROM applications{for_update}"
+        "SELECT id, name, display_name, owner, status, scopes, oidc, managed_by, applied_hash, source_file FROM applications{for_update}"
     ))
     .fetch_all(&mut *conn)
     .await?;
@@ -58,6 +58,7 @@ async fn load(conn: &mut PgConnection, lock: bool) -> Result<LiveState> {
             owner: r.get("owner"),
             status: r.get("status"),
             scopes: r.get("scopes"),
+            oidc: json_or_null(r.get("oidc")),
         };
         state.applications.insert(r.get("name"), row(&r, application.fields()));
     }

@@ -17,6 +17,7 @@ pub mod invitation;
 pub mod listen;
 mod live;
 pub mod mail;
+pub mod oidc;
 pub mod status;
 pub mod tenants;
 pub mod usage;

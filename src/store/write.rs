@@ -56,10 +56,10 @@ pub async fn apply_global(conn: &mut PgConnection, changes: &[&Change], commit: 
     for c in upserts {
         let Some(Row::Application(row)) = &c.desired else { return Err(missing_row(c)) };
         sqlx::query(
-            "INSERT INTO applications (id, name, display_name, owner, status, scopes, managed_by, applied_hash, applied_commit, source_file)
-             VALUES ($1, $2, $3, $4, $5, $6, 'git', $7, $8, $9)
+            "INSERT INTO applications (id, name, display_name, owner, status, scopes, managed_by, applied_hash, applied_commit, source_file, oidc)
+             VALUES ($1, $2, $3, $4, $5, $6, 'git', $7, $8, $9, NULLIF($10, 'null'::jsonb))
              ON CONFLICT (name) DO UPDATE SET display_name = EXCLUDED.display_name, owner = EXCLUDED.owner,
-                status = EXCLUDED.status, scopes = EXCLUDED.scopes, managed_by = 'git', applied_hash = EXCLUDED.applied_hash,
+                status = EXCLUDED.status, scopes = EXCLUDED.scopes, oidc = EXCLUDED.oidc, managed_by = 'git', applied_hash = EXCLUDED.applied_hash,
                 applied_commit = EXCLUDED.applied_commit, source_file = EXCLUDED.source_file, updated_at = now()",
         )
         .bind(c.id.unwrap_or_else(Uuid::now_v7))
@@ -71,6 +71,7 @@ pub async fn apply_global(conn: &mut PgConnection, changes: &[&Change], commit: 
         .bind(hash(c))
         .bind(commit)
         .bind(&c.source)
+        .bind(&row.oidc)
         .execute(&mut *conn)
         .await?;
     }

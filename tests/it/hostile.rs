@@ -102,7 +102,7 @@ fn dechunk(mut data: &[u8]) -> Vec<u8> {
 
 /// What every answer must be, whatever was asked: no 5xx, `nosniff`, errors in the envelope.
 /// `html_errors`: the two pages a mailed link opens answer their errors as HTML pages.
-fn problems_with(raw: &Result<Raw, String>, html_errors: bool) -> Option<String> {
+fn problems_with(raw: &Result<Raw, String>, errors: Errors) -> Option<String> {
     let raw = match raw {
         Ok(raw) => raw,
         Err(error) => return Some(error.clone()),
@@ -115,7 +115,13 @@ fn problems_with(raw: &Result<Raw, String>, html_errors: bool) -> Option<String>
         problems.push("no `X-Content-Type-Options: nosniff`".to_owned());
     }
     let content_type = raw.header("content-type").unwrap_or("");
-    if raw.status >= 400 && !(html_errors && content_type.starts_with("text/html")) {
+    if raw.status >= 400 && errors == Errors::OAuth && content_type.starts_with("application/json") {
+        let body: Value = serde_json::from_slice(&raw.body).unwrap_or(Value::Null);
+        // The OAuth error, or the envelope of a refusal before the handler (a body over the limit).
+        if !body["error"].is_string() && !body["error"]["code"].is_string() {
+            problems.push(format!("{} without an OAuth `error`", raw.status));
+        }
+    } else if raw.status >= 400 && !(errors == Errors::Html && content_type.starts_with("text/html")) {
         if !content_type.starts_with("application/json") {
             problems.push(format!("{} with content type {content_type:?}", raw.status));
         }
@@ -174,6 +180,34 @@ const fn route(method: &'static str, path: &'static str, caller: Caller, body: B
     Route { method, path, caller, body, query: &[] }
 }
 
+const AUTHORIZE: &[&str] =
+    &["response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge", "prompt", "max_age"];
+const LOGOUT: &[&str] = &["id_token_hint", "post_logout_redirect_uri", "state", "client_id"];
+
+/// How a route answers its errors: the JSON envelope, a page (what a browser opens), or the
+/// OAuth 2.0 error object (RFC 6749 §5.2, RFC 6750 §3: what an OAuth client library reads).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Errors {
+    Envelope,
+    Html,
+    OAuth,
+}
+
+fn errors_of(path: &str) -> Errors {
+    match path {
+        "/invitations/accept"
+        | "/password/reset"
+        | "/password/forgot"
+        | "/login"
+        | "/account"
+        | "/logout"
+        | "/oauth2/authorize"
+        | "/oauth2/logout" => Errors::Html,
+        "/oauth2/token" | "/oauth2/userinfo" => Errors::OAuth,
+        _ => Errors::Envelope,
+    }
+}
+
 /// Every route of the API, from the `router()` functions in `src/api/*.rs`, with a valid-looking body.
 pub(crate) fn routes() -> Vec<Route> {
     use Body::{Bytes, Form, Json, None};
@@ -224,6 +258,38 @@ pub(crate) fn routes() -> Vec<Route> {
         route("POST", "/invitations/accept", Anyone, Form(&["token", "password"])),
         Route { query: &["token"], ..route("GET", "/password/reset", Anyone, None) },
         route("POST", "/password/reset", Anyone, Form(&["token", "password"])),
+        route("GET", "/password/forgot", Anyone, None),
+        route("POST", "/password/forgot", Anyone, Form(&["email"])),
+        // login.rs
+        Route { query: &["return_to", "force", "signed_out"], ..route("GET", "/login", Anyone, None) },
+        route("POST", "/login", Anyone, Form(&["csrf", "step", "email", "password", "code", "return_to"])),
+        route("GET", "/account", Anyone, None),
+        route("POST", "/logout", Anyone, Form(&["csrf"])),
+        // oidc.rs
+        route("GET", "/.well-known/openid-configuration", Anyone, None),
+        route("GET", "/oauth2/jwks", Anyone, None),
+        Route { query: AUTHORIZE, ..route("GET", "/oauth2/authorize", Anyone, None) },
+        route("POST", "/oauth2/authorize", Anyone, Form(AUTHORIZE)),
+        route(
+            "POST",
+            "/oauth2/token",
+            Anyone,
+            Form(&[
+                "grant_type",
+                "code",
+                "redirect_uri",
+                "code_verifier",
+                "client_id",
+                "client_secret",
+                "refresh_token",
+            ]),
+        ),
+        route("GET", "/oauth2/userinfo", Anyone, None),
+        route("POST", "/oauth2/userinfo", Anyone, Form(&["access_token"])),
+        Route { query: LOGOUT, ..route("GET", "/oauth2/logout", Anyone, None) },
+        route("POST", "/oauth2/logout", Anyone, Form(LOGOUT)),
+        route("POST", "/v1/apps/{app}/client-secret", Operator, None),
+        route("POST", "/v1/oidc/keys/rotate", Operator, None),
         // auth.rs, operators
         route("DELETE", "/v1/auth/lockouts/{email}", Operator, None),
         // auth.rs, sessions and applications
@@ -576,7 +642,7 @@ struct Case {
     target: Vec<u8>,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
-    html_errors: bool,
+    errors: Errors,
     /// The request carries a credential that must stay valid through the suite: a 401 would mean
     /// the case never reached the code it probes.
     authenticated: bool,
@@ -586,7 +652,7 @@ fn cases(credentials: &Credentials) -> Vec<Case> {
     let mut cases = Vec::new();
     for route in routes() {
         let auth = authorization(route.caller, credentials);
-        let html_errors = matches!(route.path, "/invitations/accept" | "/password/reset");
+        let errors = errors_of(route.path);
         // The spare session is ended by the first logout; the others keep working throughout.
         let authenticated = !matches!(route.caller, Caller::Anyone | Caller::SpareSession);
         let (content_type, valid_body) = match route.body {
@@ -606,7 +672,7 @@ fn cases(credentials: &Credentials) -> Vec<Case> {
                 target: target.into_bytes(),
                 headers: headers.clone(),
                 body,
-                html_errors,
+                errors,
                 authenticated,
             });
         };
@@ -705,7 +771,7 @@ async fn every_route_answers_hostile_input_without_a_5xx_and_every_error_in_the_
             if let Ok(raw) = &raw {
                 *statuses.entry(raw.status).or_insert(0) += 1;
             }
-            if let Some(problem) = problems_with(&raw, case.html_errors) {
+            if let Some(problem) = problems_with(&raw, case.errors) {
                 failures.push(format!("{}: {problem}", case.what));
             }
             if case.authenticated && raw.as_ref().is_ok_and(|raw| raw.status == 401) {

@@ -356,10 +356,13 @@ async fn git_changes_end_sessions_before_the_next_request() {
         .await,
         0
     );
-    // Disabled or suspended users cannot sign in again (one answer for all); a role change only
-    // ends sessions.
-    assert_eq!(login(&server, "erin@acme.example", PASSWORD).await.status, 401);
-    assert_eq!(login(&server, "jack@globex.example", PASSWORD).await.status, 401);
+    // Disabled or suspended users cannot sign in again, and the right password is told why (issue
+    // 14.1: the password proved who asks); a role change only ends sessions.
+    let disabled = login(&server, "erin@acme.example", PASSWORD).await;
+    assert_eq!((disabled.status, disabled.body["error"]["code"].as_str()), (403, Some("account_disabled")));
+    let suspended = login(&server, "jack@globex.example", PASSWORD).await;
+    assert_eq!((suspended.status, suspended.body["error"]["code"].as_str()), (403, Some("tenant_suspended")));
+    assert_eq!(login(&server, "jack@globex.example", "wrong password 1").await.status, 401);
     assert_eq!(login(&server, "dan@acme.example", PASSWORD).await.status, 200);
 }
 

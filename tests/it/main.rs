@@ -18,6 +18,7 @@ mod exact_plans;
 mod hostile;
 mod hostile_audit;
 mod identity;
+mod login;
 mod openapi;
 mod operators;
 mod races;

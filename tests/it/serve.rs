@@ -46,8 +46,9 @@ impl Running {
             retention: Default::default(),
             audit_retention: chrono::TimeDelta::days(400),
             budget_webhook: None,
+            provider: Default::default(),
         };
-        let server = launch(pool, source, listener, settings).expect("launch");
+        let server = launch(pool, source, listener, settings).await.expect("launch");
         Running { base: format!("http://{}", server.address), server }
     }
 

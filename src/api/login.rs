@@ -1,0 +1,493 @@
+//! The universal login page (issue 14.1): `/login`, identity first. The user types an email; then
+//! the password, then the TOTP code (or enrols TOTP when their role requires it), and lands where
+//! they came from (an authorization of a managed application) or on `/account`. Server-rendered,
+//! no scripts, every form CSRF-protected, limited per client IP like the JSON sign-in. The flows
+//! are `identity`'s: a page sign-in is a JSON sign-in with the session's refresh token kept in an
+//! HTTP-only cookie.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::AppState;
+use super::caller::client;
+use super::html::{self, CSRF_COOKIE, Page, SESSION_COOKIE, csrf_field, problem};
+use crate::identity::token;
+use crate::identity::{AuthError, Tokens};
+use crate::mail::templates::escape;
+use crate::model::Pending;
+use crate::store::identity::SessionView;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(show_login).post(submit_login))
+        .route("/account", get(account))
+        .route("/logout", post(logout))
+}
+
+/// Where a sign-in goes when it was not sent by anything.
+const HOME: &str = "/account";
+
+#[derive(Deserialize, Default)]
+struct LoginQuery {
+    #[serde(default)]
+    return_to: Option<String>,
+    /// Set by the authorization endpoint for `prompt=login` and `max_age`: show the form even to a
+    /// signed-in browser.
+    #[serde(default)]
+    force: Option<String>,
+    #[serde(default)]
+    signed_out: Option<String>,
+}
+
+/// The fields of every step's form.
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct LoginForm {
+    #[serde(default)]
+    csrf: String,
+    /// `email`, `password`, `totp` or `enrol`.
+    #[serde(default)]
+    step: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    return_to: String,
+}
+
+/// A path on this server to return to; anything else (another origin, `//host`) goes home.
+pub(super) fn safe_return(return_to: Option<&str>) -> String {
+    match return_to {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        _ => HOME.to_owned(),
+    }
+}
+
+/// What every form of the flow carries: its CSRF token and where to return.
+struct Flow {
+    csrf: String,
+    /// Whether the CSRF cookie must be set (the browser has none yet).
+    new_csrf: bool,
+    return_to: String,
+    secure: bool,
+}
+
+impl Flow {
+    fn start(state: &AppState, parts: &Parts, return_to: Option<&str>) -> Flow {
+        let existing = html::cookie(parts, CSRF_COOKIE).filter(|c| c.len() >= 32).map(str::to_owned);
+        Flow {
+            new_csrf: existing.is_none(),
+            csrf: existing.unwrap_or_else(html::new_csrf),
+            return_to: safe_return(return_to),
+            secure: state.identity.settings.public_url.starts_with("https://"),
+        }
+    }
+
+    fn hidden(&self, step: &str) -> String {
+        format!(
+            "{}<input type=\"hidden\" name=\"step\" value=\"{step}\">\
+             <input type=\"hidden\" name=\"return_to\" value=\"{}\">",
+            csrf_field(&self.csrf),
+            escape(&self.return_to)
+        )
+    }
+
+    fn page(&self, page: Page) -> Response {
+        let page = if self.new_csrf {
+            page.cookie(html::set_cookie(CSRF_COOKIE, &self.csrf, self.secure, None))
+        } else {
+            page
+        };
+        page.into_response()
+    }
+
+    fn email_form(&self, email: &str, message: Option<&str>, status: StatusCode) -> Response {
+        self.email_form_with("", email, message, status)
+    }
+
+    /// The email form, after `notice` (HTML, such as a status message).
+    fn email_form_with(&self, notice: &str, email: &str, message: Option<&str>, status: StatusCode) -> Response {
+        let body = format!(
+            "{notice}{}<form method=\"post\" action=\"/login\" novalidate>{}\n\
+             <label for=\"email\">Email</label>\
+             <input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required autofocus{}>\n\
+             <button type=\"submit\">Continue</button>\n</form>",
+            problem(message),
+            self.hidden("email"),
+            escape(email),
+            described(message),
+        );
+        self.page(Page::new("Sign in", body).status(status))
+    }
+
+    fn password_form(&self, email: &str, message: Option<&str>, status: StatusCode) -> Response {
+        let body = format!(
+            "{}<form method=\"post\" action=\"/login\">{}\n\
+             <input type=\"hidden\" name=\"email\" value=\"{email}\" autocomplete=\"username\">\n\
+             <p>Signing in as <strong>{email}</strong> (<a href=\"/login?return_to={back}\">not you?</a>)</p>\n\
+             <label for=\"password\">Password</label>\
+             <input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus{}>\n\
+             <button type=\"submit\">Sign in</button>\n</form>\n\
+             <p><a href=\"/password/forgot\">Forgot password?</a></p>",
+            problem(message),
+            self.hidden("password"),
+            described(message),
+            email = escape(email),
+            back = escape(&url_encode(&self.return_to)),
+        );
+        self.page(Page::new("Enter your password", body).status(status))
+    }
+
+    fn totp_form(&self, message: Option<&str>, status: StatusCode) -> Response {
+        let body = format!(
+            "{}<form method=\"post\" action=\"/login\">{}\n\
+             <label for=\"code\">Authentication code</label>\
+             <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus \
+             aria-describedby=\"code-help\"{}>\n\
+             <p id=\"code-help\">The 6-digit code of your authenticator app, or one of your recovery codes.</p>\n\
+             <button type=\"submit\">Verify</button>\n</form>",
+            problem(message),
+            self.hidden("totp"),
+            if message.is_some() { " aria-invalid=\"true\"" } else { "" },
+        );
+        self.page(Page::new("Two-step verification", body).status(status))
+    }
+
+    fn enrol_form(&self, secret: &str, uri: &str, message: Option<&str>, status: StatusCode) -> Response {
+        let body = format!(
+            "{}<p>Your role requires two-step verification. Scan this code with an authenticator app, \
+             or type the key below into it, then enter the 6-digit code it shows.</p>\n{}\n\
+             <p>Key: <code id=\"totp-secret\">{}</code></p>\n\
+             <form method=\"post\" action=\"/login\">{}\n\
+             <label for=\"code\">Authentication code</label>\
+             <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus{}>\n\
+             <button type=\"submit\">Confirm</button>\n</form>",
+            problem(message),
+            qr_svg(uri),
+            escape(secret),
+            self.hidden("enrol"),
+            described(message),
+        );
+        self.page(Page::new("Set up two-step verification", body).status(status))
+    }
+}
+
+/// Points a field at the problem shown above the form.
+fn described(message: Option<&str>) -> &'static str {
+    if message.is_some() { " aria-invalid=\"true\" aria-describedby=\"problem\"" } else { "" }
+}
+
+fn url_encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The otpauth URI as an inline SVG QR code (no image request, nothing for the CSP to allow).
+fn qr_svg(uri: &str) -> String {
+    let Ok(code) = qrcode::QrCode::new(uri.as_bytes()) else { return String::new() };
+    let svg = code.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build();
+    let svg = svg.find("<svg").map_or(svg.as_str(), |start| &svg[start..]);
+    svg.replacen("<svg", "<svg role=\"img\" aria-label=\"QR code of the key for your authenticator app\"", 1)
+}
+
+/// The browser's session, if its cookie names a live one (complete or waiting for MFA).
+pub(super) async fn browser_session(state: &AppState, parts: &Parts) -> Option<SessionView> {
+    let presented = html::cookie(parts, SESSION_COOKIE)?;
+    let times = state.identity.settings.times;
+    let session =
+        crate::store::identity::session_by_refresh(&state.pool, &token::hash(presented), times).await.ok()??;
+    // A browser's use keeps its session from the idle expiry, as requests do for API sessions.
+    let _ = crate::store::identity::touch_sessions(&state.pool, &[session.id]).await;
+    Some(session)
+}
+
+fn session_cookie(state: &AppState, tokens: &Tokens) -> String {
+    let secure = state.identity.settings.public_url.starts_with("https://");
+    html::set_cookie(SESSION_COOKIE, &tokens.refresh_token, secure, None)
+}
+
+/// The login page: the email form (or, for a signed-in browser, on to `return_to`).
+#[utoipa::path(get, path = "/login", tag = "public",
+    params(
+        ("return_to" = Option<String>, Query, description = "A path on this server to go to once signed in (an authorization request)."),
+        ("force" = Option<String>, Query, description = "Show the form even to a signed-in browser."),
+        ("signed_out" = Option<String>, Query, description = "Say that the browser was signed out."),
+    ),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 303, description = "Already signed in: on to `return_to`."),
+    ))]
+async fn show_login(
+    State(state): State<AppState>,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+    parts: Parts,
+) -> Response {
+    // A query that does not parse is ignored: the page is the plain sign-in form.
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let flow = Flow::start(&state, &parts, query.return_to.as_deref());
+    if query.force.is_none()
+        && let Some(session) = browser_session(&state, &parts).await
+    {
+        match session.pending {
+            None => return Redirect::to(&flow.return_to).into_response(),
+            Some(Pending::MfaVerify) => return flow.totp_form(None, StatusCode::OK),
+            // An enrolment is started again from the password: its key is shown only once.
+            Some(Pending::MfaEnrol) => {}
+        }
+    }
+    let notice = if query.signed_out.is_some() { "<p role=\"status\">You are signed out.</p>\n" } else { "" };
+    flow.email_form_with(notice, "", None, StatusCode::OK)
+}
+
+/// One step of the sign-in: `email`, `password`, `totp` or `enrol`.
+#[utoipa::path(post, path = "/login", tag = "public",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The next step's page, or the page that moves on once signed in.", body = String, content_type = "text/html"),
+        (status = 400, description = "The page with the problem (a damaged form, an expired step).", body = String, content_type = "text/html"),
+        (status = 401, description = "The page: a wrong password or code.", body = String, content_type = "text/html"),
+        (status = 403, description = "The page: the account is disabled or the organisation suspended.", body = String, content_type = "text/html"),
+        (status = 429, description = "The page: too many attempts; `Retry-After`.", body = String, content_type = "text/html"),
+        (status = 500, description = "An error page.", body = String, content_type = "text/html"),
+    ))]
+async fn submit_login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+    if let Some(limited) = super::auth::page_rate_limit(&state, &parts).await {
+        return limited;
+    }
+    let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let flow = Flow::start(&state, &parts, Some(&form.return_to));
+    if !html::csrf_matches(&parts, &form.csrf) {
+        let message = "This form has expired or was opened in another browser; please try again.";
+        return flow.email_form(&form.email, Some(message), StatusCode::BAD_REQUEST);
+    }
+    match form.step.as_str() {
+        "password" => password_step(&state, &parts, &flow, &form).await,
+        "totp" => totp_step(&state, &parts, &flow, &form).await,
+        "enrol" => enrol_step(&state, &parts, &flow, &form).await,
+        _ => email_step(&flow, &form),
+    }
+}
+
+fn email_step(flow: &Flow, form: &LoginForm) -> Response {
+    let email = form.email.trim();
+    if crate::model::Email::parse(email).is_err() {
+        return flow.email_form(
+            email,
+            Some("Enter your email address, such as name@example.com."),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    flow.password_form(email, None, StatusCode::OK)
+}
+
+async fn password_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginForm) -> Response {
+    let email = form.email.trim();
+    match state.identity.login(email, &form.password, &client(parts)).await {
+        Ok(tokens) => after_password(state, parts, flow, tokens).await,
+        Err(AuthError::InvalidCredentials) => {
+            flow.password_form(email, Some("The email or password is wrong."), StatusCode::UNAUTHORIZED)
+        }
+        Err(error) => refused(flow, &error, |message, status| flow.password_form(email, Some(message), status)),
+    }
+}
+
+/// After the password: the second factor when the session waits for one, else onwards.
+async fn after_password(state: &AppState, parts: &Parts, flow: &Flow, tokens: Tokens) -> Response {
+    let cookie = session_cookie(state, &tokens);
+    let response = match tokens.session.pending {
+        Some(Pending::MfaVerify) => flow.totp_form(None, StatusCode::OK),
+        Some(Pending::MfaEnrol) => {
+            let session = crate::store::identity::session_by_refresh(
+                &state.pool,
+                &token::hash(&tokens.refresh_token),
+                state.identity.settings.times,
+            )
+            .await;
+            match session {
+                Ok(Some(session)) => match state.identity.start_totp(&session, &client(parts)).await {
+                    Ok(enrolment) => flow.enrol_form(&enrolment.secret, &enrolment.otpauth_uri, None, StatusCode::OK),
+                    Err(error) => return failed(&error),
+                },
+                _ => return flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST),
+            }
+        }
+        None => return finish(state, flow, &tokens),
+    };
+    with_cookie(response, &cookie)
+}
+
+const EXPIRED: &str = "Your sign-in has expired; please start again.";
+
+async fn totp_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginForm) -> Response {
+    let Some(session) = browser_session(state, parts).await.filter(|s| s.pending == Some(Pending::MfaVerify)) else {
+        return flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST);
+    };
+    let code = form.code.trim();
+    // A recovery code (`xxxxx-xxxxx`) is accepted in the same field.
+    let (totp, recovery) = if code.contains('-') { (None, Some(code)) } else { (Some(code), None) };
+    match state.identity.verify_mfa(&session, totp, recovery, &client(parts)).await {
+        Ok(tokens) => finish(state, flow, &tokens),
+        Err(AuthError::InvalidCode) => {
+            flow.totp_form(Some("That code is wrong or was already used."), StatusCode::UNAUTHORIZED)
+        }
+        Err(error) => refused(flow, &error, |message, status| flow.totp_form(Some(message), status)),
+    }
+}
+
+async fn enrol_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginForm) -> Response {
+    let Some(session) = browser_session(state, parts).await.filter(|s| s.pending == Some(Pending::MfaEnrol)) else {
+        return flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST);
+    };
+    match state.identity.confirm_totp(&session, form.code.trim(), &client(parts)).await {
+        Ok(enrolled) => {
+            let codes: String =
+                enrolled.recovery_codes.iter().map(|c| format!("<li><code>{}</code></li>", escape(c))).collect();
+            let body = format!(
+                "<p>Two-step verification is on. Keep these recovery codes somewhere safe: each signs you in \
+                 once if you lose your authenticator. They are shown only now.</p>\n\
+                 <ul id=\"recovery-codes\">{codes}</ul>\n<p><a href=\"{}\">Continue</a></p>",
+                escape(&flow.return_to)
+            );
+            let page = Page::new("Save your recovery codes", body).cookie(session_cookie(state, &enrolled.tokens));
+            flow.page(page)
+        }
+        Err(AuthError::InvalidCode) => {
+            // The key is shown once: a new one is made, to be scanned again.
+            match state.identity.start_totp(&session, &client(parts)).await {
+                Ok(enrolment) => flow.enrol_form(
+                    &enrolment.secret,
+                    &enrolment.otpauth_uri,
+                    Some("That code is wrong. Scan this new code and try again."),
+                    StatusCode::UNAUTHORIZED,
+                ),
+                Err(error) => failed(&error),
+            }
+        }
+        Err(error) => refused(flow, &error, |message, status| flow.email_form("", Some(message), status)),
+    }
+}
+
+/// The pages of refusals other than a wrong secret, each said plainly.
+fn refused(flow: &Flow, error: &AuthError, form: impl Fn(&str, StatusCode) -> Response) -> Response {
+    match error {
+        AuthError::Locked { retry_after } => {
+            let message = format!("Too many failed attempts. Try again in {retry_after} seconds.");
+            let mut response = form(&message, StatusCode::TOO_MANY_REQUESTS);
+            if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
+            }
+            response
+        }
+        AuthError::AccountDisabled | AuthError::TenantSuspended => form(&error.to_string(), StatusCode::FORBIDDEN),
+        AuthError::InvalidToken => flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST),
+        other => failed(other),
+    }
+}
+
+fn failed(error: &AuthError) -> Response {
+    tracing::error!(%error, "a sign-in page failed");
+    let body =
+        "<p>Something went wrong on our side. Please try again in a moment.</p><p><a href=\"/login\">Sign in</a></p>";
+    Page::new("Something went wrong", body.into()).status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+/// Signed in: the session's cookie, then on to where the sign-in was going.
+fn finish(state: &AppState, flow: &Flow, tokens: &Tokens) -> Response {
+    let page = Page::continue_to("Signed in", &flow.return_to).cookie(session_cookie(state, tokens));
+    flow.page(page)
+}
+
+fn with_cookie(mut response: Response, cookie: &str) -> Response {
+    if let Ok(value) = axum::http::HeaderValue::from_str(cookie) {
+        response.headers_mut().append(axum::http::header::SET_COOKIE, value);
+    }
+    response
+}
+
+/// The signed-in user's page: who, which organisation, and sign out.
+#[utoipa::path(get, path = "/account", tag = "public",
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the login page."),
+    ))]
+async fn account(State(state): State<AppState>, parts: Parts) -> Response {
+    let Some(session) = browser_session(&state, &parts).await.filter(|s| s.pending.is_none()) else {
+        return Redirect::to("/login?return_to=%2Faccount").into_response();
+    };
+    let flow = Flow::start(&state, &parts, None);
+    let body = format!(
+        "<p id=\"signed-in\">Signed in as <strong>{}</strong></p>\n\
+         <dl><dt>Organisation</dt><dd>{}</dd><dt>Role</dt><dd>{}</dd></dl>\n\
+         <form method=\"post\" action=\"/logout\">{}<button type=\"submit\">Sign out</button></form>",
+        escape(&session.email),
+        escape(&session.tenant),
+        session.role.as_str(),
+        csrf_field(&flow.csrf),
+    );
+    flow.page(Page::new("Your account", body))
+}
+
+/// Signs the browser out: its session and every application session that came from it.
+#[utoipa::path(post, path = "/logout", tag = "public",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 303, description = "To the login page.")))]
+async fn logout(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+    let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    if !html::csrf_matches(&parts, &form.csrf) {
+        return Redirect::to(HOME).into_response();
+    }
+    end_browser_session(&state, &parts).await;
+    let secure = state.identity.settings.public_url.starts_with("https://");
+    let mut response = Redirect::to("/login?signed_out=1").into_response();
+    response = with_cookie(response, &html::clear_cookie(SESSION_COOKIE, secure));
+    response
+}
+
+/// Ends the browser's session and the sessions of the applications it signed in to.
+pub(super) async fn end_browser_session(state: &AppState, parts: &Parts) -> Option<SessionView> {
+    let session = browser_session(state, parts).await?;
+    if let Err(error) = crate::store::oidc::end_session_family(&state.pool, session.id, "logout").await {
+        tracing::warn!(%error, "cannot end a browser session");
+    }
+    let entry = crate::store::AuditEntry {
+        actor: session.email.clone(),
+        actor_type: "user",
+        action: "auth.logout".into(),
+        resource: format!("user/{}", session.email),
+        tenant: Some(session.tenant.clone()),
+        success: true,
+        metadata: serde_json::json!({ "sessionId": session.id, "ip": client(parts).ip, "via": "browser" }),
+    };
+    if let Err(error) = crate::store::apps::audit(&state.pool, entry).await {
+        tracing::warn!(%error, "cannot write an audit row");
+    }
+    Some(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_on_this_server_are_returned_to() {
+        assert_eq!(safe_return(Some("/oauth2/authorize?client_id=a")), "/oauth2/authorize?client_id=a");
+        assert_eq!(safe_return(Some("//evil.example/x")), HOME);
+        assert_eq!(safe_return(Some("https://evil.example/")), HOME);
+        assert_eq!(safe_return(Some("/\\evil.example")), HOME);
+        assert_eq!(safe_return(None), HOME);
+    }
+
+    #[test]
+    fn the_qr_code_is_an_inline_svg_with_a_text_alternative() {
+        let svg = qr_svg("otpauth://totp/Gatehouse:a@b.example?secret=JBSWY3DPEHPK3PXP");
+        assert!(svg.starts_with("<svg role=\"img\" aria-label="));
+        assert!(!svg.contains("<?xml"));
+    }
+}

@@ -1,0 +1,777 @@
+//! Gatehouse as the OpenID provider of the managed applications (issue 14.3): discovery, JWKS,
+//! the authorization endpoint (code flow, PKCE), the token endpoint (code and refresh grants),
+//! userinfo and RP-initiated logout; and, for operators, a client's secret and key rotation.
+//!
+//! Errors of a redirect flow never reach the browser as JSON or a 500: before the client and its
+//! redirect URI are known to match a registration, a readable page; after, the client's redirect
+//! URI with `error` and `error_description` (RFC 6749 §4.1.2.1).
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::header::{self, HeaderValue};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::auth::no_store;
+use super::caller::{Caller, client};
+use super::html::{self, Page};
+use super::login::{browser_session, end_browser_session};
+use super::{ApiError, AppState, Result};
+use crate::audit::Target;
+use crate::authz::{Action, Resource};
+use crate::identity::token::{self, TokenKind};
+use crate::mail::templates::escape;
+use crate::model::ClientType;
+use crate::oidc::{self, Alg};
+use crate::store::oidc::{self as db, ClientSession};
+use crate::store::{self, AuditEntry, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/oauth2/jwks", get(jwks))
+        .route("/oauth2/authorize", get(authorize).post(authorize))
+        .route("/oauth2/token", post(token_endpoint))
+        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
+        .route("/oauth2/logout", get(end_session).post(end_session))
+        .route("/v1/apps/{app}/client-secret", post(set_client_secret))
+        .route("/v1/oidc/keys/rotate", post(rotate_keys))
+}
+
+/// OpenID Connect Discovery 1.0.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "public",
+    responses((status = 200, description = "The OpenID Provider Metadata.", body = Object)))]
+async fn discovery(State(state): State<AppState>) -> Response {
+    cached(axum::Json(oidc::discovery(&state.provider.issuer)), "public, max-age=300")
+}
+
+/// The published signing keys (RFC 7517): those that sign, the next ones, and retired ones whose
+/// tokens may still be out.
+#[utoipa::path(get, path = "/oauth2/jwks", tag = "public",
+    responses((status = 200, description = "The JWK Set of ID token signing keys.", body = Object)))]
+async fn jwks(State(state): State<AppState>) -> Response {
+    // Short: a rotation must reach clients before the next one (the next key is already here).
+    cached(axum::Json(state.provider.keys.jwks()), "public, max-age=300")
+}
+
+fn cached(body: impl IntoResponse, policy: &'static str) -> Response {
+    let mut response = body.into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    response
+}
+
+// --- The authorization endpoint ----------------------------------------------------------------
+
+#[derive(Deserialize, Default, Clone, serde::Serialize, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuthorizeRequest {
+    response_type: Option<String>,
+    client_id: Option<String>,
+    redirect_uri: Option<String>,
+    scope: Option<String>,
+    state: Option<String>,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    code_challenge_method: Option<String>,
+    /// `none` or `login` (`consent` and `select_account` are accepted and need nothing here).
+    prompt: Option<String>,
+    max_age: Option<String>,
+    login_hint: Option<String>,
+    /// Set by Gatehouse when it sends the browser to sign in again (`prompt=login`, `max_age`):
+    /// only a sign-in at or after this Unix time satisfies the request.
+    auth_after: Option<i64>,
+}
+
+impl AuthorizeRequest {
+    /// This request as a URL of the authorization endpoint, to come back to after signing in.
+    fn url(&self) -> String {
+        format!("/oauth2/authorize?{}", serde_urlencoded::to_string(self).unwrap_or_default())
+    }
+}
+
+/// The authorization endpoint (OpenID Connect Core §3.1.2), GET or form POST.
+#[utoipa::path(method(get, post), path = "/oauth2/authorize", tag = "public", params(AuthorizeRequest),
+    responses(
+        (status = 302, description = "To the client's redirect URI with `code` (or `error`), or to the login page."),
+        (status = 400, description = "A page: the client or its redirect URI is not registered.", body = String, content_type = "text/html"),
+    ))]
+async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, body: Bytes) -> Response {
+    let raw = if method == Method::POST { body.to_vec() } else { parts.uri.query().unwrap_or("").as_bytes().to_vec() };
+    let request: AuthorizeRequest = match serde_urlencoded::from_bytes(&raw) {
+        Ok(request) => request,
+        Err(_) => return error_page("The sign-in request is damaged", "Go back to the application and try again."),
+    };
+    let Some(client) = find_client(&state, request.client_id.as_deref()).await else {
+        return error_page(
+            "Unknown application",
+            "The application that sent you here is not registered with Gatehouse. Contact its developers.",
+        );
+    };
+    let Some(redirect_uri) = request.redirect_uri.clone().filter(|uri| client.oidc.redirect_uris.contains(uri)) else {
+        // Never redirected to: an unregistered URI is how codes are stolen (RFC 6749 §10.15).
+        return error_page(
+            "This sign-in link is not valid",
+            "The application asked to return to an address it has not registered. Contact its developers.",
+        );
+    };
+    let back = Back { issuer: &state.provider.issuer, redirect_uri: &redirect_uri, state: request.state.as_deref() };
+    if !client.active {
+        return back.error("unauthorized_client", "the application is disabled");
+    }
+    if request.response_type.as_deref() != Some("code") {
+        return back.error("unsupported_response_type", "only response_type=code is supported");
+    }
+    let scopes: Vec<&str> = request.scope.as_deref().unwrap_or("").split(' ').collect();
+    if !scopes.contains(&"openid") {
+        return back.error("invalid_scope", "the scope must include openid");
+    }
+    match (request.code_challenge.as_deref(), request.code_challenge_method.as_deref()) {
+        (Some(challenge), Some("S256")) if oidc::valid_challenge(challenge) => {}
+        (Some(_), Some("S256")) => {
+            return back.error("invalid_request", "code_challenge is not a valid S256 challenge");
+        }
+        (Some(_), _) => return back.error("invalid_request", "code_challenge_method must be S256"),
+        (None, _) if client.oidc.client_type == ClientType::Public => {
+            return back.error("invalid_request", "public clients must use PKCE (code_challenge with S256)");
+        }
+        (None, _) => {}
+    }
+    let prompts: Vec<&str> = request.prompt.as_deref().unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
+    let prompt_none = prompts.contains(&"none");
+    if prompt_none && prompts.len() > 1 {
+        return back.error("invalid_request", "prompt=none cannot be combined with other prompts");
+    }
+    let max_age = match request.max_age.as_deref().map(str::parse::<i64>) {
+        None => None,
+        Some(Ok(seconds)) if seconds >= 0 => Some(seconds),
+        Some(_) => return back.error("invalid_request", "max_age must be a whole number of seconds"),
+    };
+    let session = session_of_browser(&state, &parts).await;
+    let Some(session) = session else {
+        if prompt_none {
+            return back.error("login_required", "the user is not signed in");
+        }
+        return to_login(&request, false);
+    };
+    let now = chrono::Utc::now().timestamp();
+    let fresh_enough = request.auth_after.is_some_and(|after| session.auth_time.timestamp() >= after);
+    let too_old = max_age.is_some_and(|max| now - session.auth_time.timestamp() > max);
+    if !fresh_enough && (prompts.contains(&"login") || too_old) {
+        if prompt_none {
+            return back.error("login_required", "the sign-in is older than max_age");
+        }
+        let again = AuthorizeRequest { prompt: None, auth_after: Some(now), ..request.clone() };
+        return to_login(&again, true);
+    }
+    let audit = |success: bool, reason: Option<&str>| AuditEntry {
+        actor: session.email.clone(),
+        actor_type: "user",
+        action: "oidc.authorize".into(),
+        resource: format!("application/{}", client.name),
+        tenant: Some(session.tenant.clone()),
+        success,
+        metadata: json!({ "client": client.name, "reason": reason, "ip": client_ip(&parts), "sessionId": session.id }),
+    };
+    match db::tenant_enables(&state.pool, session.tenant_id, &client.name).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let reason = "the organisation has not enabled this application";
+            write_audit(&state, audit(false, Some(reason))).await;
+            return back.error("access_denied", reason);
+        }
+        Err(error) => return server_error(&back, &error),
+    }
+    let code = token::issue(TokenKind::Code);
+    let scope = scopes.iter().filter(|s| SCOPES.contains(s)).copied().collect::<Vec<_>>().join(" ");
+    let new = db::NewCode {
+        code_hash: &code.hash,
+        application_id: client.id,
+        session_id: session.id,
+        redirect_uri: &redirect_uri,
+        scope: &scope,
+        nonce: request.nonce.as_deref(),
+        code_challenge: request.code_challenge.as_deref(),
+        ttl: state.provider.lifetimes.code,
+    };
+    if let Err(error) = db::insert_code(&state.pool, new).await {
+        return server_error(&back, &error);
+    }
+    write_audit(&state, audit(true, None)).await;
+    back.with(&[("code", &code.token)])
+}
+
+const SCOPES: [&str; 4] = ["openid", "email", "profile", "offline_access"];
+
+/// The browser's complete session, as the provider sees it (not a session of a client).
+async fn session_of_browser(state: &AppState, parts: &Parts) -> Option<ClientSession> {
+    let view = browser_session(state, parts).await.filter(|s| s.pending.is_none())?;
+    let mut conn = state.pool.acquire().await.ok()?;
+    db::live_session(&mut conn, view.id, state.identity.settings.times).await.ok()?.filter(|s| s.client_id.is_none())
+}
+
+/// To the login page, which comes back to `request` once the user has signed in.
+fn to_login(request: &AuthorizeRequest, force: bool) -> Response {
+    let return_to: String = url::form_urlencoded::byte_serialize(request.url().as_bytes()).collect();
+    let force = if force { "&force=1" } else { "" };
+    Redirect::to(&format!("/login?return_to={return_to}{force}")).into_response()
+}
+
+/// A registered redirect URI to answer through.
+struct Back<'a> {
+    issuer: &'a str,
+    redirect_uri: &'a str,
+    state: Option<&'a str>,
+}
+
+impl Back<'_> {
+    /// Redirects with `params`, the request's `state` and the issuer (RFC 9207).
+    fn with(&self, params: &[(&str, &str)]) -> Response {
+        let Ok(mut url) = url::Url::parse(self.redirect_uri) else {
+            return error_page("This sign-in link is not valid", "The application's address is not valid.");
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            for (key, value) in params {
+                query.append_pair(key, value);
+            }
+            if let Some(state) = self.state {
+                query.append_pair("state", state);
+            }
+            query.append_pair("iss", self.issuer);
+        }
+        let mut response = Redirect::to(url.as_str()).into_response();
+        html::secure(response.headers_mut());
+        response
+    }
+
+    fn error(&self, code: &str, description: &str) -> Response {
+        self.with(&[("error", code), ("error_description", description)])
+    }
+}
+
+fn server_error(back: &Back<'_>, error: &StoreError) -> Response {
+    tracing::error!(%error, "an authorization failed");
+    back.error("server_error", "Gatehouse could not complete the sign-in; try again")
+}
+
+fn error_page(title: &str, message: &str) -> Response {
+    Page::new(title, format!("<p role=\"alert\" class=\"problem\">{}</p>", escape(message)))
+        .status(StatusCode::BAD_REQUEST)
+        .into_response()
+}
+
+/// The client named `client_id`; `None` for a name no application can have.
+async fn find_client(state: &AppState, client_id: Option<&str>) -> Option<db::Client> {
+    let name = crate::model::AppName::parse(client_id?).ok()?;
+    db::client(&state.pool, name.as_str()).await.ok()?
+}
+
+fn client_ip(parts: &Parts) -> Option<String> {
+    client(parts).ip
+}
+
+async fn write_audit(state: &AppState, entry: AuditEntry) {
+    if let Err(error) = store::apps::audit(&state.pool, entry).await {
+        tracing::warn!(%error, "cannot write an audit row");
+    }
+}
+
+// --- The token endpoint ---------------------------------------------------------------------
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct TokenRequest {
+    grant_type: Option<String>,
+    code: Option<String>,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    refresh_token: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    scope: Option<String>,
+}
+
+/// An error of the token endpoint (RFC 6749 §5.2).
+struct TokenError {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    /// `client_secret_basic` was tried: 401 answers with a `WWW-Authenticate` challenge.
+    basic: bool,
+}
+
+impl TokenError {
+    fn new(code: &'static str, description: impl Into<String>) -> TokenError {
+        TokenError { status: StatusCode::BAD_REQUEST, code, description: description.into(), basic: false }
+    }
+}
+
+impl IntoResponse for TokenError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code, "error_description": self.description });
+        let mut response = no_store((self.status, axum::Json(body)));
+        if self.basic {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"gatehouse\""));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for TokenError {
+    fn from(error: StoreError) -> Self {
+        tracing::error!(%error, "the token endpoint failed");
+        TokenError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "temporarily_unavailable",
+            description: "try again in a moment".into(),
+            basic: false,
+        }
+    }
+}
+
+/// The token endpoint (RFC 6749 §3.2): `authorization_code` and `refresh_token` grants, clients
+/// authenticated by `client_secret_basic` or `client_secret_post`, public clients by PKCE alone.
+#[utoipa::path(post, path = "/oauth2/token", tag = "public",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`access_token`, `refresh_token`, `id_token`.", body = Object),
+        (status = 400, description = "RFC 6749 §5.2: `error` and `error_description`.", body = Object),
+        (status = 401, description = "`invalid_client`.", body = Object),
+    ))]
+async fn token_endpoint(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+    match token_grant(&state, &parts, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn token_grant(state: &AppState, parts: &Parts, body: &[u8]) -> std::result::Result<Response, TokenError> {
+    let request: TokenRequest = serde_urlencoded::from_bytes(body)
+        .map_err(|e| TokenError::new("invalid_request", format!("the form body cannot be read: {e}")))?;
+    let client = authenticate_client(state, parts, &request).await?;
+    match request.grant_type.as_deref() {
+        Some("authorization_code") => exchange_code(state, parts, &client, &request).await,
+        Some("refresh_token") => refresh_grant(state, parts, &client, &request).await,
+        Some(_) => Err(TokenError::new("unsupported_grant_type", "grant_type is authorization_code or refresh_token")),
+        None => Err(TokenError::new("invalid_request", "grant_type is required")),
+    }
+}
+
+/// The client, authenticated as its type requires.
+async fn authenticate_client(
+    state: &AppState,
+    parts: &Parts,
+    request: &TokenRequest,
+) -> std::result::Result<db::Client, TokenError> {
+    let basic = basic_credentials(parts);
+    let tried_basic = parts.headers.contains_key(header::AUTHORIZATION);
+    let invalid = |description: &str| TokenError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "invalid_client",
+        description: description.to_owned(),
+        basic: tried_basic,
+    };
+    let (client_id, secret) = match (&basic, &request.client_id, &request.client_secret) {
+        (Some(_), _, Some(_)) => {
+            return Err(TokenError::new("invalid_request", "use one client authentication method"));
+        }
+        (Some((id, secret)), form_id, None) => {
+            if form_id.as_ref().is_some_and(|f| f != id) {
+                return Err(TokenError::new("invalid_request", "client_id differs from the authenticated client"));
+            }
+            (id.clone(), Some(secret.clone()))
+        }
+        (None, Some(id), secret) => (id.clone(), secret.clone()),
+        (None, None, _) => return Err(invalid("client authentication is required")),
+    };
+    let Ok(name) = crate::model::AppName::parse(&client_id) else { return Err(invalid("unknown client")) };
+    let client = db::client(&state.pool, name.as_str()).await?.ok_or_else(|| invalid("unknown client"))?;
+    match (client.oidc.client_type, secret, &client.secret_hash) {
+        (ClientType::Confidential, Some(secret), Some(hash)) => {
+            let presented = token::hash(&secret);
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_slice(), hash.as_slice())) {
+                return Err(invalid("wrong client secret"));
+            }
+        }
+        (ClientType::Confidential, None, _) => return Err(invalid("this client must authenticate with its secret")),
+        (ClientType::Confidential, Some(_), None) => {
+            return Err(invalid("this client has no secret yet (POST /v1/apps/{app}/client-secret)"));
+        }
+        (ClientType::Public, None, _) => {}
+        (ClientType::Public, Some(_), _) => return Err(invalid("a public client has no secret")),
+    }
+    if !client.active {
+        return Err(TokenError::new("unauthorized_client", "the application is disabled"));
+    }
+    Ok(client)
+}
+
+/// `Authorization: Basic` credentials, form-decoded as RFC 6749 §2.3.1 says.
+fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value.strip_prefix("Basic ").or_else(|| value.strip_prefix("basic "))?;
+    let decoded = data_encoding::BASE64.decode(encoded.trim().as_bytes()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (id, secret) = text.split_once(':')?;
+    let decode = |s: &str| url::form_urlencoded::parse(format!("v={s}").as_bytes()).next().map(|(_, v)| v.into_owned());
+    Some((decode(id)?, decode(secret)?))
+}
+
+async fn exchange_code(
+    state: &AppState,
+    parts: &Parts,
+    client: &db::Client,
+    request: &TokenRequest,
+) -> std::result::Result<Response, TokenError> {
+    let presented = request.code.as_deref().ok_or_else(|| TokenError::new("invalid_request", "code is required"))?;
+    let code_hash = token::hash(presented);
+    let invalid_grant = |why: &str| TokenError::new("invalid_grant", why);
+    let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
+    let code = db::take_code(&mut tx, &code_hash).await?.ok_or_else(|| invalid_grant("unknown code"))?;
+    if code.used {
+        // A code presented twice was stolen or replayed: the tokens it gave are ended too.
+        if let Some(issued) = code.issued_session_id {
+            store::identity::revoke_session(&mut tx, issued, "authorization_code_reused").await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        return Err(invalid_grant("the code was already used"));
+    }
+    if code.expired {
+        return Err(invalid_grant("the code has expired"));
+    }
+    if code.application_id != client.id {
+        return Err(invalid_grant("the code was issued to another client"));
+    }
+    if request.redirect_uri.as_deref() != Some(code.redirect_uri.as_str()) {
+        return Err(invalid_grant("redirect_uri differs from the authorization request's"));
+    }
+    match (&code.code_challenge, request.code_verifier.as_deref()) {
+        (Some(challenge), Some(verifier)) if oidc::pkce_matches(verifier, challenge) => {}
+        (Some(_), _) => return Err(invalid_grant("code_verifier does not match the code_challenge")),
+        (None, Some(_)) => return Err(invalid_grant("the authorization request had no code_challenge")),
+        (None, None) => {}
+    }
+    let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
+    let times = state.identity.settings.times;
+    let session = db::create_client_session(&mut tx, code.session_id, client.id, &access.hash, &refresh.hash, times)
+        .await?
+        .ok_or_else(|| invalid_grant("the sign-in this code came from has ended"))?;
+    db::record_issued_session(&mut tx, &code_hash, session.id).await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    write_audit(
+        state,
+        AuditEntry {
+            actor: session.email.clone(),
+            actor_type: "user",
+            action: "oidc.token".into(),
+            resource: format!("application/{}", client.name),
+            tenant: Some(session.tenant.clone()),
+            success: true,
+            metadata: json!({ "client": client.name, "grant": "authorization_code", "sessionId": session.id, "ip": client_ip(parts) }),
+        },
+    )
+    .await;
+    let id_token = sign_id_token(state, client, &session, code.nonce.as_deref())?;
+    Ok(tokens(state, &access.token, &refresh.token, &id_token, &code.scope))
+}
+
+async fn refresh_grant(
+    state: &AppState,
+    parts: &Parts,
+    client: &db::Client,
+    request: &TokenRequest,
+) -> std::result::Result<Response, TokenError> {
+    let presented = request
+        .refresh_token
+        .as_deref()
+        .ok_or_else(|| TokenError::new("invalid_request", "refresh_token is required"))?;
+    let refreshed = state.identity.refresh(presented, Some(client.id), &super::caller::client(parts)).await;
+    let tokens_out = match refreshed {
+        Ok(tokens) => tokens,
+        Err(crate::identity::AuthError::Store(error)) => return Err(error.into()),
+        Err(_) => return Err(TokenError::new("invalid_grant", "the refresh token is not valid for this client")),
+    };
+    let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+    let session = db::live_session(&mut conn, tokens_out.session.id, state.identity.settings.times)
+        .await?
+        .ok_or_else(|| TokenError::new("invalid_grant", "the session has ended"))?;
+    drop(conn);
+    let id_token = sign_id_token(state, client, &session, None)?;
+    let scope = request.scope.as_deref().unwrap_or("openid");
+    Ok(tokens(state, &tokens_out.access_token, &tokens_out.refresh_token, &id_token, scope))
+}
+
+fn sign_id_token(
+    state: &AppState,
+    client: &db::Client,
+    session: &ClientSession,
+    nonce: Option<&str>,
+) -> std::result::Result<String, TokenError> {
+    let alg: Alg = client.oidc.id_token_signed_response_alg;
+    let key = state
+        .provider
+        .keys
+        .signer(alg)
+        .ok_or_else(|| StoreError::Task(format!("no {} signing key is loaded", alg.as_str())))?;
+    let provider = &state.provider;
+    let claims = oidc::id_token_claims(&provider.issuer, &client.name, session, nonce, provider.lifetimes.id_token);
+    Ok(key.sign(&claims))
+}
+
+fn tokens(state: &AppState, access: &str, refresh: &str, id_token: &str, scope: &str) -> Response {
+    no_store(axum::Json(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": state.identity.settings.times.access_ttl.as_secs(),
+        "refresh_token": refresh,
+        "id_token": id_token,
+        "scope": scope,
+    })))
+}
+
+// --- Userinfo -----------------------------------------------------------------------------------
+
+/// The UserInfo endpoint (OpenID Connect Core §5.3): the claims of the access token's user.
+#[utoipa::path(method(get, post), path = "/oauth2/userinfo", tag = "public",
+    responses(
+        (status = 200, description = "The user's claims: sub, email, email_verified, name, tenant, role.", body = Object),
+        (status = 401, description = "`WWW-Authenticate: Bearer error=\"invalid_token\"`.", body = Object),
+    ))]
+async fn userinfo(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+    let header_token = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .map(str::to_owned);
+    let form_token =
+        || url::form_urlencoded::parse(&body).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned());
+    let presented = header_token.or_else(form_token);
+    let session = match &presented {
+        Some(token) => db::session_by_access(&state.pool, &token::hash(token), state.identity.settings.times)
+            .await
+            .ok()
+            .flatten()
+            .filter(|s| s.client_id.is_some()),
+        None => None,
+    };
+    match session {
+        Some(session) => no_store(axum::Json(oidc::user_claims(&session))),
+        None => {
+            let body = json!({ "error": "invalid_token", "error_description": "the access token is unknown, expired or revoked" });
+            let mut response = no_store((StatusCode::UNAUTHORIZED, axum::Json(body)));
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
+            response
+        }
+    }
+}
+
+// --- RP-initiated logout --------------------------------------------------------------------
+
+#[derive(Deserialize, Default, utoipa::IntoParams, utoipa::ToSchema)]
+#[into_params(parameter_in = Query)]
+pub(super) struct LogoutRequest {
+    id_token_hint: Option<String>,
+    post_logout_redirect_uri: Option<String>,
+    state: Option<String>,
+    client_id: Option<String>,
+    /// The CSRF token of the confirmation form (a logout without `id_token_hint`).
+    csrf: Option<String>,
+}
+
+/// RP-Initiated Logout 1.0: ends the browser's session and the application sessions that came
+/// from it, then returns to a registered post-logout URI or shows the login page.
+#[utoipa::path(method(get, post), path = "/oauth2/logout", tag = "public", params(LogoutRequest),
+    responses(
+        (status = 303, description = "To the registered `post_logout_redirect_uri`, or to the login page."),
+        (status = 200, description = "A page asking to confirm the sign-out (no `id_token_hint`).", body = String, content_type = "text/html"),
+        (status = 400, description = "A page: the post-logout URI is not registered.", body = String, content_type = "text/html"),
+    ))]
+async fn end_session(State(state): State<AppState>, method: Method, parts: Parts, body: Bytes) -> Response {
+    let raw = if method == Method::POST { body.to_vec() } else { parts.uri.query().unwrap_or("").as_bytes().to_vec() };
+    let request: LogoutRequest = serde_urlencoded::from_bytes(&raw).unwrap_or_default();
+    // The hint names the client whose registered URIs may be returned to. It decides nothing else,
+    // so its signature need not be checked: only the browser's own sessions are ended.
+    let hinted = request.id_token_hint.as_deref().and_then(audience_of);
+    let client_id = request.client_id.clone().or(hinted.clone());
+    let target = match &request.post_logout_redirect_uri {
+        None => None,
+        Some(uri) => {
+            let client = find_client(&state, client_id.as_deref()).await;
+            match client.filter(|c| c.oidc.post_logout_redirect_uris.contains(uri)) {
+                Some(_) => Some(uri.clone()),
+                None => {
+                    return error_page(
+                        "This sign-out link is not valid",
+                        "The application asked to return to an address it has not registered.",
+                    );
+                }
+            }
+        }
+    };
+    let confirmed = hinted.is_some()
+        || (method == Method::POST && request.csrf.as_deref().is_some_and(|csrf| html::csrf_matches(&parts, csrf)));
+    if !confirmed {
+        return confirm_logout(&state, &parts, &request);
+    }
+    end_browser_session(&state, &parts).await;
+    let secure = state.identity.settings.public_url.starts_with("https://");
+    let destination = match target {
+        Some(uri) => match url::Url::parse(&uri) {
+            Ok(mut url) => {
+                if let Some(state) = &request.state {
+                    url.query_pairs_mut().append_pair("state", state);
+                }
+                url.to_string()
+            }
+            Err(_) => "/login?signed_out=1".to_owned(),
+        },
+        None => "/login?signed_out=1".to_owned(),
+    };
+    // After the confirmation form, a redirect would be checked against its `form-action`.
+    let mut response = if method == Method::POST {
+        Page::continue_to("Signed out", &destination).into_response()
+    } else {
+        Redirect::to(&destination).into_response()
+    };
+    if let Ok(value) = HeaderValue::from_str(&html::clear_cookie(html::SESSION_COOKIE, secure)) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    html::secure(response.headers_mut());
+    response
+}
+
+/// Without an ID token, a logout must be confirmed: a link alone must not sign anyone out.
+fn confirm_logout(state: &AppState, parts: &Parts, request: &LogoutRequest) -> Response {
+    let existing = html::cookie(parts, html::CSRF_COOKIE).filter(|c| c.len() >= 32).map(str::to_owned);
+    let csrf = existing.clone().unwrap_or_else(html::new_csrf);
+    let hidden = |name: &str, value: &Option<String>| {
+        value
+            .as_ref()
+            .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(v)))
+            .unwrap_or_default()
+    };
+    let body = format!(
+        "<p>Do you want to sign out of Gatehouse and the applications you signed in to with it?</p>\n\
+         <form method=\"post\" action=\"/oauth2/logout\">{}{}{}{}\n<button type=\"submit\">Sign out</button></form>",
+        html::csrf_field(&csrf),
+        hidden("post_logout_redirect_uri", &request.post_logout_redirect_uri),
+        hidden("state", &request.state),
+        hidden("client_id", &request.client_id),
+    );
+    let mut page = Page::new("Sign out", body);
+    if existing.is_none() {
+        let secure = state.identity.settings.public_url.starts_with("https://");
+        page = page.cookie(html::set_cookie(html::CSRF_COOKIE, &csrf, secure, None));
+    }
+    page.into_response()
+}
+
+/// The `aud` (or `azp`) of a JWT, read without checking it.
+fn audience_of(jwt: &str) -> Option<String> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = data_encoding::BASE64URL_NOPAD.decode(payload.trim_end_matches('=').as_bytes()).ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    match (&claims["azp"], &claims["aud"]) {
+        (Value::String(azp), _) => Some(azp.clone()),
+        (_, Value::String(aud)) => Some(aud.clone()),
+        (_, Value::Array(auds)) => auds.first()?.as_str().map(str::to_owned),
+        _ => None,
+    }
+}
+
+// --- Operators: client secrets and key rotation ---------------------------------------------
+
+/// Sets a new secret for a confidential client, shown this once; the previous one stops working.
+#[utoipa::path(post, path = "/v1/apps/{app}/client-secret", tag = "operator", security(("operator" = [])),
+    params(("app" = String, Path, description = "The application's name (its OIDC client id).", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
+    responses(
+        (status = 201, description = "`clientId` and `clientSecret`, shown this once.", body = Object),
+        (status = 404, response = super::openapi::Failure),
+        (status = 409, response = super::openapi::Failure),
+    ))]
+async fn set_client_secret(State(state): State<AppState>, caller: Caller, Path(app): Path<String>) -> Result<Response> {
+    caller.authorize(&state, Action::ManageKeys, &Resource::application(&app))?;
+    let app = super::input::app(&app)?;
+    let app = app.as_str();
+    let client = db::client(&state.pool, app).await?;
+    let Some(client) = client else {
+        let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+        return Err(match store::apps::application(&mut conn, app).await? {
+            Some(_) => ApiError::rule(
+                store::Rule::Conflict,
+                "not_an_oidc_client",
+                format!("application `{app}` declares no `oidc` block; it is not an OpenID Connect client"),
+            ),
+            None => ApiError::NotFound(format!("there is no application `{app}`")),
+        });
+    };
+    if client.oidc.client_type == ClientType::Public {
+        return Err(ApiError::rule(
+            store::Rule::Conflict,
+            "public_client",
+            format!("application `{app}` is a public client: it has no secret (it uses PKCE)"),
+        ));
+    }
+    let secret = token::issue(TokenKind::ClientSecret);
+    db::set_client_secret(&state.pool, client.id, &secret.hash).await?;
+    caller.record(&state, "oidc.client_secret.set", Target::platform(format!("application/{app}")), json!({})).await?;
+    Ok(no_store((StatusCode::CREATED, axum::Json(json!({ "clientId": app, "clientSecret": secret.token })))))
+}
+
+/// Rotates the ID token signing keys at once: the published next keys start signing.
+#[utoipa::path(post, path = "/v1/oidc/keys/rotate", tag = "operator", security(("operator" = [])),
+    responses((status = 200, description = "`kids`: the keys that sign from now on.", body = Object)))]
+async fn rotate_keys(State(state): State<AppState>, caller: Caller) -> Result<Response> {
+    caller.authorize(&state, Action::ManageKeys, &Resource::platform("ID token signing keys"))?;
+    let kids = state.provider.keys.rotate().await?;
+    caller
+        .record(&state, "oidc.keys.rotate", Target::platform("oidc/keys".to_owned()), json!({ "kids": kids }))
+        .await?;
+    Ok(axum::Json(json!({ "kids": kids })).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let encoded = data_encoding::BASE64.encode(b"my%20app:s%3Acret");
+        let request = axum::http::Request::builder()
+            .header(header::AUTHORIZATION, format!("Basic {encoded}"))
+            .body(())
+            .expect("request");
+        let (parts, ()) = request.into_parts();
+        assert_eq!(basic_credentials(&parts), Some(("my app".into(), "s:cret".into())));
+    }
+
+    #[test]
+    fn the_audience_of_a_hint_is_read_from_azp_or_aud() {
+        let payload = data_encoding::BASE64URL_NOPAD.encode(br#"{"aud":["billing-app"],"sub":"x"}"#);
+        assert_eq!(audience_of(&format!("e30.{payload}.sig")), Some("billing-app".into()));
+        assert_eq!(audience_of("not a jwt"), None);
+    }
+
+    #[test]
+    fn an_authorization_request_survives_the_trip_through_the_login_page() {
+        let request = AuthorizeRequest {
+            client_id: Some("a b".into()),
+            state: Some("s&t".into()),
+            ..AuthorizeRequest::default()
+        };
+        let url = request.url();
+        let query = url.strip_prefix("/oauth2/authorize?").unwrap_or("");
+        let back: AuthorizeRequest = serde_urlencoded::from_str(query).unwrap_or_default();
+        assert_eq!((back.client_id.as_deref(), back.state.as_deref()), (Some("a b"), Some("s&t")));
+    }
+}

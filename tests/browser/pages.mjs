@@ -1,0 +1,129 @@
+// Gatehouse's sign-in pages as a person sees them: the labels and button names below are the whole
+// contract between these scripts and the server-rendered pages. A step is recognised by its field,
+// never by its URL, so the pages may move without breaking the scripts.
+//
+//   email     <input name="email"> labelled "Email", button "Continue"
+//   password  <input name="password" type="password"> labelled "Password", button "Sign in"
+//   code      <input name="code"> labelled "Authentication code", button "Verify"
+//   enrol     the same field with a button "Confirm": setting up an authenticator (not automated)
+//   signed-in <p id="signed-in">Signed in as <strong>EMAIL</strong></p> on /account
+//   problem   <p role="alert" class="problem">…</p> beside any of them
+import { STEP_TIMEOUT } from './harness.mjs';
+import { totp } from './totp.mjs';
+
+const FIELDS = [
+  ['code', 'Authentication code'],
+  ['password', 'Password'],
+  ['email', 'Email'],
+];
+
+/**
+ * Which step the page shows now, without waiting: {step, url, problem}. `step` is one of the
+ * above, `elsewhere` once the browser has left `origin` (Gatehouse), or `unknown`.
+ */
+export async function classify(page, origin) {
+  const url = page.url();
+  if (new URL(url).origin !== origin) return { step: 'elsewhere', url, problem: null };
+  try {
+    const alert = page.getByRole('alert');
+    const problem = (await alert.count()) ? (await alert.first().innerText()).trim() : null;
+    if (await page.locator('#signed-in').first().isVisible()) return { step: 'signed-in', url, problem };
+    for (const [step, label] of FIELDS) {
+      if (!(await page.getByLabel(label, { exact: true }).first().isVisible())) continue;
+      // Setting up an authenticator asks for a code too, but confirms it with "Confirm".
+      if (step === 'code' && (await page.getByRole('button', { name: 'Confirm', exact: true }).count())) {
+        return { step: 'enrol', url, problem };
+      }
+      return { step, url, problem };
+    }
+    return { step: 'unknown', url, problem };
+  } catch (error) {
+    // The page navigated while we looked.
+    return { step: 'unknown', url, problem: null, detail: error.message };
+  }
+}
+
+/**
+ * Waits until the page shows a step it recognises (or has left `origin`), polling the DOM: an
+ * interstitial page that moves on by itself (a meta refresh) is passed over. Gives up after
+ * STEP_TIMEOUT and returns the last `unknown`.
+ */
+export async function settle(page, origin) {
+  const deadline = Date.now() + STEP_TIMEOUT;
+  for (;;) {
+    const seen = await classify(page, origin);
+    if (seen.step !== 'unknown' || Date.now() > deadline) {
+      if (seen.step === 'elsewhere') await page.waitForLoadState('load').catch(() => {});
+      return seen;
+    }
+    await page.waitForTimeout(100);
+  }
+}
+
+/**
+ * Presses the button named `button` and waits for the browser to load what the form submission led
+ * to. Returns null once a page has loaded, else why not: the browser's console errors since the
+ * press (where Chromium reports a CSP form-action refusal).
+ */
+export async function press(page, button) {
+  const before = page.consoleErrors.length;
+  const navigated = page
+    .waitForEvent('framenavigated', { predicate: (frame) => frame === page.mainFrame(), timeout: STEP_TIMEOUT })
+    .then(() => true, () => false);
+  await page.getByRole('button', { name: button, exact: true }).click();
+  if (await navigated) return null;
+  const errors = page.consoleErrors.slice(before).map((text) => text.trim());
+  return `pressing "${button}" loaded nothing${errors.length ? `: ${errors.join(' | ')}` : ''}`;
+}
+
+/** Fills the field labelled `label` and presses `button`; see `press`. */
+export async function submit(page, label, value, button) {
+  await page.getByLabel(label, { exact: true }).fill(value);
+  return press(page, button);
+}
+
+export const submitEmail = (page, email) => submit(page, 'Email', email, 'Continue');
+export const submitPassword = (page, password) => submit(page, 'Password', password, 'Sign in');
+/**
+ * Types the authenticator's code. Gatehouse takes each 30-second step's code once and accepts the
+ * next step's too, so a second sign-in of the same user within 30 s sets TOTP_STEP=1.
+ */
+export function submitCode(page, secret) {
+  const code = totp(secret, Date.now() / 1000 + 30 * Number(process.env.TOTP_STEP || 0));
+  return submit(page, 'Authentication code', code, 'Verify');
+}
+
+/**
+ * Signs in from whatever step the page shows (none if a session already exists) until the browser
+ * lands somewhere that is not a sign-in step: the account page, or the application Gatehouse sends
+ * it back to. Returns {step, url, problem, problems}: where it ended, and what did not go as expected.
+ */
+export async function signIn(page, origin, { email, password, totpSecret }) {
+  const problems = [];
+  const done = new Set();
+  for (;;) {
+    const seen = await settle(page, origin);
+    if (seen.step === 'enrol') problems.push('Gatehouse asks to set up an authenticator first');
+    if (!['email', 'password', 'code'].includes(seen.step)) {
+      if (totpSecret && !done.has('code') && done.has('password')) {
+        problems.push('TOTP_SECRET is set but no authentication code was asked for');
+      }
+      return { ...seen, problems };
+    }
+    if (done.has(seen.step)) {
+      problems.push(`the ${seen.step} step came back${seen.problem ? `: ${seen.problem}` : ''}`);
+      return { ...seen, problems };
+    }
+    if (seen.step === 'code' && !totpSecret) {
+      problems.push('an authentication code was asked for but TOTP_SECRET is not set');
+      return { ...seen, problems };
+    }
+    done.add(seen.step);
+    const value = { email, password, code: totpSecret }[seen.step];
+    const failed = await { email: submitEmail, password: submitPassword, code: submitCode }[seen.step](page, value);
+    if (failed) {
+      problems.push(`the ${seen.step} step: ${failed}`);
+      return { ...(await classify(page, origin)), problems };
+    }
+  }
+}
