@@ -33,6 +33,7 @@ pub mod reconcile;
 pub mod secret;
 pub mod server;
 pub mod source;
+pub mod sso;
 pub mod store;
 pub mod telemetry;
 pub mod usage;

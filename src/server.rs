@@ -58,6 +58,8 @@ pub struct Settings {
     pub budget_webhook: Option<crate::budget::notify::Webhook>,
     /// Gatehouse as the OpenID provider of managed applications: its lifetimes and key rotation.
     pub provider: crate::oidc::Lifetimes,
+    /// Tenant SSO may use http issuers on a loopback host (local set-ups and tests only).
+    pub sso_allow_loopback_http: bool,
 }
 
 /// A launched Gatehouse. Cancel `shutdown`, then `wait` for it to drain.
@@ -76,9 +78,8 @@ pub struct Server {
     _watcher: Option<notify::RecommendedWatcher>,
 }
 
-/// Starts every task of a running Gatehouse on `listener` and returns once it serves (after the
-/// ID token signing keys are loaded, made on the first start).
-pub async fn launch(
+/// Starts every task of a running Gatehouse on `listener` and returns at once.
+pub fn launch(
     pool: PgPool,
     source: Source,
     listener: tokio::net::TcpListener,
@@ -136,17 +137,23 @@ pub async fn launch(
     if let Some(webhook) = settings.budget_webhook.clone() {
         tokio::spawn(crate::budget::notify::run(pool.clone(), webhook, shutdown.clone()));
     }
-    let keys = crate::oidc::Keys::start(pool.clone(), identity.keyring.clone(), settings.provider.id_token)
-        .await
-        .context("cannot load the ID token signing keys")?;
+    let keys = crate::oidc::Keys::new(pool.clone(), identity.keyring.clone(), settings.provider.id_token);
     let provider = Arc::new(crate::oidc::Provider {
         issuer: identity.settings.public_url.trim_end_matches('/').to_owned(),
         lifetimes: settings.provider,
         keys,
     });
     tokio::spawn(keep_signing_keys(provider.clone(), pool.clone(), shutdown.clone()));
+    let sso = Arc::new(crate::sso::Sso::new(
+        pool.clone(),
+        identity.keyring.clone(),
+        &identity.settings.public_url,
+        settings.sso_allow_loopback_http,
+        identity.settings.times.absolute,
+    ));
     let state = api::AppState::new(api::Services {
         provider,
+        sso,
         budget_webhook: settings.budget_webhook,
         budgets,
         retention: settings.retention,
@@ -189,6 +196,14 @@ impl Server {
 /// 30 s: until then this one signs with the previous key, still published), rotates them when
 /// they are due, and drops spent authorization codes.
 async fn keep_signing_keys(provider: Arc<crate::oidc::Provider>, pool: PgPool, shutdown: CancellationToken) {
+    // The first load (made on the first start), retried until the database answers.
+    while let Err(error) = provider.keys.load().await {
+        tracing::warn!(%error, "cannot load the ID token signing keys; retrying");
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -204,6 +219,9 @@ async fn keep_signing_keys(provider: Arc<crate::oidc::Provider>, pool: PgPool, s
         }
         if let Err(error) = store::oidc::prune_codes(&pool).await {
             tracing::warn!(%error, "cannot prune authorization codes");
+        }
+        if let Err(error) = store::sso::prune_logins(&pool).await {
+            tracing::warn!(%error, "cannot prune federated sign-ins");
         }
     }
 }

@@ -120,7 +120,7 @@ struct Login {
     request_body(content = Login),
     responses(
         (status = 200, description = "Tokens: `access_token`, `refresh_token`, expiry, and any pending MFA step.", body = crate::identity::Tokens),
-        (status = 403, description = "The right password of a disabled user (`account_disabled`) or of a suspended tenant's user (`tenant_suspended`).", body = super::openapi::ErrorBody),
+        (status = 403, description = "The right password of a disabled user (`account_disabled`), of a suspended tenant's user (`tenant_suspended`), or of a tenant that signs in only through its own provider (`sso_required`).", body = super::openapi::ErrorBody),
     ),
 )]
 async fn login(State(state): State<AppState>, parts: Parts, body: JsonBody<Login>) -> Result<Response> {

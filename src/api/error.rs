@@ -26,6 +26,7 @@ impl From<AuthError> for ApiError {
             AuthError::InvalidCredentials | AuthError::InvalidToken => ApiError::Unauthorized(message),
             AuthError::AccountDisabled => ApiError::Forbidden { code: "account_disabled", message },
             AuthError::TenantSuspended => ApiError::Forbidden { code: "tenant_suspended", message },
+            AuthError::SsoRequired => ApiError::Forbidden { code: "sso_required", message },
             AuthError::Locked { retry_after } => ApiError::TooManyRequests { retry_after },
             AuthError::Link { code, .. } => ApiError::Invalid { code, message },
             AuthError::WeakPassword(_) => ApiError::Invalid { code: "weak_password", message },

@@ -271,24 +271,45 @@ async fn submit_login(State(state): State<AppState>, parts: Parts, body: Bytes) 
         "password" => password_step(&state, &parts, &flow, &form).await,
         "totp" => totp_step(&state, &parts, &flow, &form).await,
         "enrol" => enrol_step(&state, &parts, &flow, &form).await,
-        _ => email_step(&flow, &form),
+        _ => email_step(&state, &flow, &form).await,
     }
 }
 
-fn email_step(flow: &Flow, form: &LoginForm) -> Response {
-    let email = form.email.trim();
-    if crate::model::Email::parse(email).is_err() {
-        return flow.email_form(
-            email,
-            Some("Enter your email address, such as name@example.com."),
-            StatusCode::BAD_REQUEST,
-        );
+async fn email_step(state: &AppState, flow: &Flow, form: &LoginForm) -> Response {
+    let email = form.email.trim().to_lowercase();
+    if crate::model::Email::parse(&email).is_err() {
+        let message = "Enter your email address, such as name@example.com.";
+        return flow.email_form(&email, Some(message), StatusCode::BAD_REQUEST);
     }
-    flow.password_form(email, None, StatusCode::OK)
+    // Home-realm discovery: a domain whose tenant signs in through its own provider goes there.
+    match sso_for(state, &email).await {
+        Ok(Some(idp)) => match state.sso.start(&idp, "login", &flow.return_to, Some(&email), None).await {
+            Ok(url) => flow.page(Page::continue_to("Continuing to your organisation's sign-in", &url)),
+            Err(error) => flow.email_form(&email, Some(&error.to_string()), StatusCode::BAD_GATEWAY),
+        },
+        Ok(None) => flow.password_form(&email, None, StatusCode::OK),
+        Err(error) => failed(&AuthError::Store(error)),
+    }
+}
+
+/// The active provider of the email's domain, if its tenant has one.
+async fn sso_for(
+    state: &AppState,
+    email: &str,
+) -> Result<Option<crate::store::sso::TenantIdp>, crate::store::StoreError> {
+    let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
+    crate::store::sso::active_idp_for_domain(&state.pool, domain).await
 }
 
 async fn password_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginForm) -> Response {
     let email = form.email.trim();
+    // A tenant that makes SSO mandatory refuses passwords for its domains.
+    if let Ok(Some(idp)) = sso_for(state, &email.to_lowercase()).await
+        && idp.mandatory
+    {
+        let message = "Your organisation signs you in through its own sign-in service: continue with your email.";
+        return flow.email_form(email, Some(message), StatusCode::FORBIDDEN);
+    }
     match state.identity.login(email, &form.password, &client(parts)).await {
         Ok(tokens) => after_password(state, parts, flow, tokens).await,
         Err(AuthError::InvalidCredentials) => {
@@ -385,7 +406,9 @@ fn refused(flow: &Flow, error: &AuthError, form: impl Fn(&str, StatusCode) -> Re
             }
             response
         }
-        AuthError::AccountDisabled | AuthError::TenantSuspended => form(&error.to_string(), StatusCode::FORBIDDEN),
+        AuthError::AccountDisabled | AuthError::TenantSuspended | AuthError::SsoRequired => {
+            form(&error.to_string(), StatusCode::FORBIDDEN)
+        }
         AuthError::InvalidToken => flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST),
         other => failed(other),
     }

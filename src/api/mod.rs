@@ -26,6 +26,7 @@ mod oidc;
 pub mod openapi;
 mod overrides;
 mod pages;
+mod sso;
 mod sync;
 mod tenants;
 mod usage;
@@ -93,6 +94,8 @@ pub struct Services {
     pub budget_webhook: Option<crate::budget::notify::Webhook>,
     /// Gatehouse as the OpenID provider of managed applications.
     pub provider: crate::oidc::SharedProvider,
+    /// Sign-in through tenants' own OpenID providers.
+    pub sso: Arc<crate::sso::Sso>,
 }
 
 /// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its
@@ -129,6 +132,7 @@ pub fn app(state: AppState) -> Router {
         .merge(budget::router())
         .merge(login::router())
         .merge(oidc::router())
+        .merge(sso::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     Router::new()
         .merge(hooks::router())

@@ -477,7 +477,7 @@ async fn exchange_code(
         },
     )
     .await;
-    let id_token = sign_id_token(state, client, &session, code.nonce.as_deref())?;
+    let id_token = sign_id_token(state, client, &session, code.nonce.as_deref()).await?;
     Ok(tokens(state, &access.token, &refresh.token, &id_token, &code.scope))
 }
 
@@ -502,18 +502,20 @@ async fn refresh_grant(
         .await?
         .ok_or_else(|| TokenError::new("invalid_grant", "the session has ended"))?;
     drop(conn);
-    let id_token = sign_id_token(state, client, &session, None)?;
+    let id_token = sign_id_token(state, client, &session, None).await?;
     let scope = request.scope.as_deref().unwrap_or("openid");
     Ok(tokens(state, &tokens_out.access_token, &tokens_out.refresh_token, &id_token, scope))
 }
 
-fn sign_id_token(
+async fn sign_id_token(
     state: &AppState,
     client: &db::Client,
     session: &ClientSession,
     nonce: Option<&str>,
 ) -> std::result::Result<String, TokenError> {
     let alg: Alg = client.oidc.id_token_signed_response_alg;
+    // Just after the first start the keys may still be in the making.
+    state.provider.keys.ready(std::time::Duration::from_secs(10)).await;
     let key = state
         .provider
         .keys

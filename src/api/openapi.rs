@@ -9,7 +9,7 @@ use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    apps, audit, auth, budget, evaluation, flags, health, hooks, login, mail, ofrep, oidc, overrides, pages, sync,
+    apps, audit, auth, budget, evaluation, flags, health, hooks, login, mail, ofrep, oidc, overrides, pages, sso, sync,
     tenants, usage, users,
 };
 
@@ -168,6 +168,13 @@ impl Modify for Security {
         oidc::end_session,
         oidc::set_client_secret,
         oidc::rotate_keys,
+        sso::show,
+        sso::set,
+        sso::remove,
+        sso::verify,
+        sso::test,
+        sso::activate,
+        sso::callback,
         tenants::create,
         tenants::list,
         tenants::show,

@@ -27,7 +27,7 @@ pub fn router() -> Router<AppState> {
     get,
     path = "/password/forgot",
     tag = "public",
-    responses((status = 200, description = "The page: an email field.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure)),
+    responses((status = 200, description = "The page: an email field.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html")),
 )]
 async fn show_forgot() -> Response {
     forgot_form("", None, StatusCode::OK)
@@ -45,7 +45,7 @@ struct Forgotten {
     path = "/password/forgot",
     tag = "public",
     request_body(content = Forgotten, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The page: a link is on its way if the account exists.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
+    responses((status = 200, description = "The page: a link is on its way if the account exists.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html"), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
 )]
 async fn submit_forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     let form: Forgotten = serde_urlencoded::from_bytes(&body).unwrap_or_default();
@@ -111,7 +111,7 @@ type LinkQuery = Result<Query<Link>, axum::extract::rejection::QueryRejection>;
     path = "/invitations/accept",
     tag = "public",
     params(("token" = Option<String>, Query, description = "The single-use token of the mailed link.")),
-    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure)),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html")),
 )]
 async fn show_invitation(link: LinkQuery) -> Response {
     show(LinkPurpose::Invitation, link)
@@ -122,7 +122,7 @@ async fn show_invitation(link: LinkQuery) -> Response {
     path = "/password/reset",
     tag = "public",
     params(("token" = Option<String>, Query, description = "The single-use token of the mailed link.")),
-    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure)),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html")),
 )]
 async fn show_reset(link: LinkQuery) -> Response {
     show(LinkPurpose::PasswordReset, link)
@@ -142,7 +142,7 @@ const DAMAGED_LINK: &str = "The link is damaged; open it from the mail again.";
     path = "/invitations/accept",
     tag = "public",
     request_body(content = Submitted, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html"), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
 )]
 async fn submit_invitation(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     submit(&state, &parts, &body, LinkPurpose::Invitation).await
@@ -153,7 +153,7 @@ async fn submit_invitation(State(state): State<AppState>, parts: Parts, body: By
     path = "/password/reset",
     tag = "public",
     request_body(content = Submitted, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, response = super::openapi::Failure), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
+    responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html"), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
 )]
 async fn submit_reset(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     submit(&state, &parts, &body, LinkPurpose::PasswordReset).await

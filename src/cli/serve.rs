@@ -109,6 +109,10 @@ pub struct ServeArgs {
     /// one tenant's removal once, use `gatehouse sync allow-deletion TENANT` instead.
     #[arg(long, env = "GATEHOUSE_ALLOW_MASS_DELETE")]
     pub allow_mass_delete: bool,
+    /// Let tenants' SSO providers use http on a loopback host (127.0.0.1, ::1, localhost): for a
+    /// local set-up or tests only. Otherwise every provider URL must be https.
+    #[arg(long, env = "GATEHOUSE_SSO_ALLOW_LOOPBACK_HTTP")]
+    pub sso_allow_loopback_http: bool,
     /// How long the ID tokens Gatehouse issues to managed applications live.
     #[arg(long, env = "GATEHOUSE_ID_TOKEN_TTL", default_value = "1h", value_parser = humantime::parse_duration)]
     pub id_token_ttl: Duration,
@@ -165,13 +169,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             restorable_for: span("--tenant-retention", args.tenant_retention)?,
             name_reserved_for: span("--tenant-name-reservation", args.tenant_name_reservation)?,
         },
+        sso_allow_loopback_http: args.sso_allow_loopback_http,
         provider: crate::oidc::Lifetimes {
             id_token: args.id_token_ttl,
             key_rotation: args.signing_key_rotation,
             ..crate::oidc::Lifetimes::default()
         },
     };
-    let server = server::launch(pool, source, listener, settings).await?;
+    let server = server::launch(pool, source, listener, settings)?;
     match audit_checkpoints(&args)? {
         Some(checkpoints) => {
             tokio::spawn(crate::audit::checkpoint::run(server.pool.clone(), checkpoints, server.shutdown.clone()));

@@ -37,6 +37,8 @@ pub enum AuthError {
     AccountDisabled,
     #[error("your organisation's access is suspended; contact its owner or the platform's support")]
     TenantSuspended,
+    #[error("your organisation signs you in through its own identity provider: continue from the login page")]
+    SsoRequired,
     #[error("too many failed attempts; try again in {retry_after} s")]
     Locked { retry_after: u64 },
     #[error("the token is missing, unknown, expired or revoked")]
@@ -271,6 +273,7 @@ impl Identity {
             Some(_) if !verified => Some("wrong password"),
             Some(a) if a.user_status != AccountStatus::Active => Some("user not active"),
             Some(a) if a.tenant_status != TenantStatus::Active => Some("tenant suspended"),
+            Some(a) if a.sso_required => Some("the tenant requires SSO"),
             Some(_) => None,
         };
         let tenant = account.as_ref().map(|a| a.tenant.as_str());
@@ -280,6 +283,7 @@ impl Identity {
             return Err(match reason {
                 "user not active" => AuthError::AccountDisabled,
                 "tenant suspended" => AuthError::TenantSuspended,
+                "the tenant requires SSO" => AuthError::SsoRequired,
                 _ => AuthError::InvalidCredentials,
             });
         }

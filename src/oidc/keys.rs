@@ -90,21 +90,36 @@ pub struct Keys {
     loaded: RwLock<Arc<Loaded>>,
     /// How long a retired key stays published: the ID token lifetime and a margin for clocks.
     keep_retired: Duration,
+    /// Set once the keys were loaded the first time.
+    ready: tokio::sync::watch::Sender<bool>,
 }
 
 impl Keys {
-    /// Makes sure each algorithm has a current and a next key (creating them on first start),
-    /// then loads them.
-    pub async fn start(pool: PgPool, keyring: Arc<Keyring>, id_token_ttl: Duration) -> Result<Keys> {
-        let keys = Keys {
+    /// No keys yet: `load` makes and reads them (off the start-up path: making RSA keys takes a
+    /// moment, and the database may not answer at once).
+    pub fn new(pool: PgPool, keyring: Arc<Keyring>, id_token_ttl: Duration) -> Keys {
+        Keys {
             pool,
             keyring,
             loaded: RwLock::new(Arc::new(Loaded { current: Vec::new(), jwks: json!({ "keys": [] }) })),
             keep_retired: id_token_ttl + Duration::from_secs(300),
-        };
-        keys.fill().await?;
-        keys.refresh().await?;
-        Ok(keys)
+            ready: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// Makes sure each algorithm has a current and a next key (creating them on first start),
+    /// then loads them.
+    pub async fn load(&self) -> Result<()> {
+        self.fill().await?;
+        self.refresh().await?;
+        self.ready.send_replace(true);
+        Ok(())
+    }
+
+    /// Waits up to `limit` for the first load; whether the keys are loaded.
+    pub async fn ready(&self, limit: Duration) -> bool {
+        let mut ready = self.ready.subscribe();
+        tokio::time::timeout(limit, ready.wait_for(|loaded| *loaded)).await.is_ok_and(|waited| waited.is_ok())
     }
 
     /// The key that signs ID tokens of `alg`.
@@ -127,7 +142,12 @@ impl Keys {
         for key in &stored {
             published.push(key.public_jwk.clone());
             if key.state == "current" {
-                current.push(Arc::new(open(&self.keyring, key)?));
+                // A key this replica's key ring cannot open (a ring missing a retired sealing key)
+                // leaves that algorithm unsigned here, and everything else working.
+                match open(&self.keyring, key) {
+                    Ok(signing) => current.push(Arc::new(signing)),
+                    Err(error) => tracing::error!(%error, kid = %key.kid, "cannot open an ID token signing key"),
+                }
             }
         }
         let loaded = Loaded { current, jwks: json!({ "keys": published }) };

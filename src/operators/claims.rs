@@ -62,7 +62,7 @@ pub(crate) fn map(claims: &Claims, settings: &OidcSettings, now: i64) -> Result<
 }
 
 /// `aud` is a string or an array of strings (OIDC Core §2); ours must be among them.
-fn check_audience(claims: &Claims, audience: &str) -> Result<(), Refusal> {
+pub(crate) fn check_audience(claims: &Claims, audience: &str) -> Result<(), Refusal> {
     let listed: Vec<&str> = match claims.get("aud") {
         Some(Value::String(aud)) => vec![aud.as_str()],
         Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
@@ -76,7 +76,7 @@ fn check_audience(claims: &Claims, audience: &str) -> Result<(), Refusal> {
 }
 
 /// `exp` is required; `nbf` and `iat`, when present, must not lie in the future. Each within `leeway`.
-fn check_times(claims: &Claims, now: i64, leeway: i64) -> Result<(), Refusal> {
+pub(crate) fn check_times(claims: &Claims, now: i64, leeway: i64) -> Result<(), Refusal> {
     let Some(exp) = seconds(claims, "exp")? else {
         return Err(Refusal::invalid("the token has no `exp` claim: tokens without an expiry are refused"));
     };

@@ -131,14 +131,19 @@ impl Jwks {
     }
 }
 
-/// Discovery, then the key set it points to. Blocking: run off the async runtime.
-fn fetch(issuer: &str) -> Result<KeySet, String> {
-    let agent = ureq::AgentBuilder::new()
+/// The HTTP client of every fetch from an identity provider: no redirects, short timeouts.
+pub(crate) fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
         .redirects(0)
         .timeout_connect(CONNECT_TIMEOUT)
         .timeout(FETCH_TIMEOUT)
         .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
-        .build();
+        .build()
+}
+
+/// Discovery, then the key set it points to. Blocking: run off the async runtime.
+fn fetch(issuer: &str) -> Result<KeySet, String> {
+    let agent = agent();
     let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let discovery = get_json(&agent, &discovery_url)?;
     match discovery.get("issuer").and_then(Value::as_str) {
@@ -155,7 +160,7 @@ fn fetch(issuer: &str) -> Result<KeySet, String> {
     KeySet::parse(&get_json(&agent, jwks_uri)?).map_err(|e| format!("{jwks_uri}: {e}"))
 }
 
-fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
+pub(crate) fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
     let response = match agent.get(url).set("Accept", "application/json").call() {
         Ok(response) => response,
         Err(ureq::Error::Status(code, _)) => return Err(format!("GET {url} answered {code}")),

@@ -30,7 +30,12 @@ pub struct Account {
     pub tenant_status: TenantStatus,
     pub password_hash: Option<String>,
     pub totp_confirmed: bool,
+    /// The tenant signs its users in through its own provider only (mandatory SSO, active).
+    pub sso_required: bool,
 }
+
+/// Whether the tenant of `u` makes SSO mandatory.
+const SSO_REQUIRED: &str = "EXISTS (SELECT 1 FROM tenant_idps i WHERE i.tenant_id = u.tenant_id AND i.state = 'active' AND i.mandatory) AS sso_required";
 
 impl Account {
     /// Only an active user of an active tenant signs in.
@@ -41,7 +46,8 @@ impl Account {
 
 const ACCOUNT: &str = "SELECT u.id AS user_id, u.tenant_id, u.email, u.name, u.role, u.status AS user_status,
         t.name AS tenant, t.display_name AS tenant_display_name, t.status AS tenant_status,
-        c.password_hash, (p.confirmed_at IS NOT NULL) AS totp_confirmed
+        c.password_hash, (p.confirmed_at IS NOT NULL) AS totp_confirmed,
+        EXISTS (SELECT 1 FROM tenant_idps i WHERE i.tenant_id = u.tenant_id AND i.state = 'active' AND i.mandatory) AS sso_required
    FROM users u JOIN tenants t ON t.id = u.tenant_id
    LEFT JOIN credentials c ON c.user_id = u.id
    LEFT JOIN totp_credentials p ON p.user_id = u.id";
@@ -74,6 +80,7 @@ pub async fn sign_in(pool: &PgPool, email: &str, lockout: Lockout) -> Result<Sig
         tenant_status: Option<TenantStatus>,
         password_hash: Option<String>,
         totp_confirmed: bool,
+        sso_required: bool,
         #[sqlx(flatten)]
         attempt: AttemptRow,
     }
@@ -81,7 +88,7 @@ pub async fn sign_in(pool: &PgPool, email: &str, lockout: Lockout) -> Result<Sig
         "WITH attempt AS ({RESERVE})
          SELECT u.id AS user_id, u.tenant_id, u.name, u.role, u.status AS user_status,
                 t.name AS tenant, t.display_name AS tenant_display_name, t.status AS tenant_status,
-                c.password_hash, (p.confirmed_at IS NOT NULL) AS totp_confirmed, {ATTEMPT_COLUMNS}
+                c.password_hash, (p.confirmed_at IS NOT NULL) AS totp_confirmed, {SSO_REQUIRED}, {ATTEMPT_COLUMNS}
            FROM (SELECT $1::text AS email) e
            LEFT JOIN users u ON u.email = e.email
            LEFT JOIN tenants t ON t.id = u.tenant_id
@@ -125,6 +132,7 @@ pub async fn sign_in(pool: &PgPool, email: &str, lockout: Lockout) -> Result<Sig
             tenant_status,
             password_hash: row.password_hash,
             totp_confirmed: row.totp_confirmed,
+            sso_required: row.sso_required,
         }),
         _ => None,
     };

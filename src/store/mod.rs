@@ -18,6 +18,7 @@ pub mod listen;
 mod live;
 pub mod mail;
 pub mod oidc;
+pub mod sso;
 pub mod status;
 pub mod tenants;
 pub mod usage;

@@ -7,8 +7,12 @@
 //   EMAIL                      the user, whose domain names the tenant
 //   IDP_LOGIN, IDP_PASSWORD    what to type on the provider's login page
 //   IDP_ISSUER                 optional: the provider's URL, to check it is the origin visited
+//   START_URL                  optional: start there (the owner's test sign-in URL, straight to the
+//                              provider) instead of typing EMAIL on the login page
 //
-// Prints {signedIn, landedOn, visitedIdp, idpOrigins, signedInText, problems}.
+// Prints {signedIn, landedOn, visitedIdp, idpOrigins, signedInText, callbackUrls, pageText, problems}:
+// `callbackUrls` are the provider's returns to Gatehouse's /login/sso/callback (to replay them),
+// `pageText` what the last page says.
 import { launch, newPage, required, run } from './harness.mjs';
 import { press, settle, submitEmail } from './pages.mjs';
 
@@ -24,24 +28,34 @@ run(async () => {
   const origin = new URL(base).origin;
 
   const problems = [];
-  const result = { signedIn: false, landedOn: null, visitedIdp: false, idpOrigins: [], signedInText: null, problems };
+  const result = {
+    signedIn: false, landedOn: null, visitedIdp: false, idpOrigins: [], signedInText: null, callbackUrls: [], pageText: null, problems,
+  };
   const browser = await launch();
   try {
     // Gatehouse's CSP stays on: a redirect the browser would refuse must fail here as it would for people.
     const page = await newPage(browser);
     const visited = new Set();
     page.on('framenavigated', (frame) => {
-      if (frame === page.mainFrame()) visited.add(new URL(frame.url()).origin);
+      if (frame !== page.mainFrame()) return;
+      const url = new URL(frame.url());
+      visited.add(url.origin);
+      if (url.origin === origin && url.pathname === '/login/sso/callback') result.callbackUrls.push(url.href);
     });
 
-    await page.goto(`${base}/login`);
-    let seen = await settle(page, origin);
-    if (seen.step !== 'email') {
-      problems.push(`expected the email step, got ${seen.step} at ${seen.url}`);
-      return result;
+    let seen;
+    if (process.env.START_URL) {
+      await page.goto(process.env.START_URL);
+    } else {
+      await page.goto(`${base}/login`);
+      seen = await settle(page, origin);
+      if (seen.step !== 'email') {
+        problems.push(`expected the email step, got ${seen.step} at ${seen.url}`);
+        return result;
+      }
+      const refused = await submitEmail(page, email);
+      if (refused) problems.push(`the email step: ${refused}`);
     }
-    const refused = await submitEmail(page, email);
-    if (refused) problems.push(`the email step: ${refused}`);
 
     for (let pages = 0; ; pages += 1) {
       seen = await settle(page, origin);
@@ -74,6 +88,7 @@ run(async () => {
     }
 
     result.landedOn = page.url();
+    result.pageText = (await page.locator('body').innerText().catch(() => '')).trim().slice(0, 500);
     result.idpOrigins = [...visited].filter((seenOrigin) => seenOrigin !== origin && seenOrigin !== 'null');
     result.visitedIdp = idpOrigin ? visited.has(idpOrigin) : result.idpOrigins.length > 0;
     if (seen.step === 'signed-in') {
@@ -81,7 +96,7 @@ run(async () => {
       const shown = (await page.locator('#signed-in strong').innerText()).trim();
       result.signedIn = shown.toLowerCase() === email.toLowerCase();
       if (!result.signedIn) problems.push(`signed in as ${shown}, not ${email}`);
-    } else if (seen.step !== 'elsewhere') {
+    } else if (seen.step !== 'elsewhere' && !process.env.START_URL) {
       problems.push(`did not reach the signed-in page: ${seen.step} at ${seen.url}${seen.problem ? `: ${seen.problem}` : ''}`);
     }
   } finally {

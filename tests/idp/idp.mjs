@@ -7,6 +7,9 @@
 //        code flow with PKCE, through the provider's own login and consent pages over HTTP, and
 //        the token endpoint. `client` is `gatehouse` (default) or `other-client`; `ttl` is the
 //        ID token's lifetime in seconds (default 600).
+//   POST /_harness/account  {"account", "claims"}  → {}
+//        Registers the claims of an account that will sign in through the provider's own pages
+//        in a browser (its development login accepts any password).
 //   POST /_harness/rotate → {"kid"}
 //        Rotates the signing key: a new RSA key with a new kid signs from now on; the JWKS serves
 //        the new key and, for tokens already out, the previous one.
@@ -18,10 +21,13 @@ import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const REDIRECT_URI = 'http://127.0.0.1/callback';
+// More redirect URIs the clients may use, comma-separated: Gatehouse's SSO callback, when the
+// provider plays a tenant's identity provider (tests/it/sso.rs).
+const EXTRA_REDIRECT_URIS = (process.env.IDP_REDIRECT_URIS ?? '').split(',').filter(Boolean);
 const CLIENTS = ['gatehouse', 'other-client'].map((id) => ({
   client_id: id,
   client_secret: `${id}-secret`,
-  redirect_uris: [REDIRECT_URI],
+  redirect_uris: [REDIRECT_URI, ...EXTRA_REDIRECT_URIS],
   grant_types: ['authorization_code'],
   response_types: ['code'],
   token_endpoint_auth_method: 'client_secret_basic',
@@ -196,6 +202,11 @@ async function control(issuer, request, response) {
     queue = run.catch(() => {});
     const tokens = await run;
     return reply(response, 200, { id_token: tokens.id_token, access_token: tokens.access_token });
+  }
+  if (request.method === 'POST' && pathname === '/_harness/account') {
+    const { account, claims = {} } = await readJson(request);
+    accounts.set(account, claims);
+    return reply(response, 200, {});
   }
   if (request.method === 'POST' && pathname === '/_harness/rotate') {
     keys.unshift(newKey());

@@ -202,7 +202,8 @@ fn errors_of(path: &str) -> Errors {
         | "/account"
         | "/logout"
         | "/oauth2/authorize"
-        | "/oauth2/logout" => Errors::Html,
+        | "/oauth2/logout"
+        | "/login/sso/callback" => Errors::Html,
         "/oauth2/token" | "/oauth2/userinfo" => Errors::OAuth,
         _ => Errors::Envelope,
     }
@@ -290,6 +291,24 @@ pub(crate) fn routes() -> Vec<Route> {
         route("POST", "/oauth2/logout", Anyone, Form(LOGOUT)),
         route("POST", "/v1/apps/{app}/client-secret", Operator, None),
         route("POST", "/v1/oidc/keys/rotate", Operator, None),
+        // sso.rs
+        Route {
+            query: &["code", "state", "error", "error_description"],
+            ..route("GET", "/login/sso/callback", Anyone, None)
+        },
+        route("GET", "/v1/tenants/{tenant}/sso", Operator, None),
+        route(
+            "PUT",
+            "/v1/tenants/{tenant}/sso",
+            Operator,
+            Json(
+                || json!({ "issuer": "https://login.acme.example", "clientId": "gatehouse", "clientSecret": "s", "domains": ["acme.example"] }),
+            ),
+        ),
+        route("POST", "/v1/tenants/{tenant}/sso/verify", Operator, None),
+        route("POST", "/v1/tenants/{tenant}/sso/test", Operator, None),
+        route("POST", "/v1/tenants/{tenant}/sso/activate", Operator, None),
+        route("DELETE", "/v1/tenants/{tenant}/sso", Operator, None),
         // auth.rs, operators
         route("DELETE", "/v1/auth/lockouts/{email}", Operator, None),
         // auth.rs, sessions and applications

@@ -32,7 +32,7 @@ fn browser_dir() -> std::path::PathBuf {
 }
 
 /// Runs a browser script to its end; returns its last JSON line.
-fn run_script(script: &str, env: &[(&str, String)]) -> Value {
+pub(crate) fn run_script(script: &str, env: &[(&str, String)]) -> Value {
     let dir = browser_dir();
     let output = Command::new("node")
         .arg(dir.join(script))

@@ -24,5 +24,6 @@ mod operators;
 mod races;
 mod schemas;
 mod serve;
+mod sso;
 mod sync_history;
 mod usage;

@@ -26,6 +26,11 @@ pub(crate) struct Idp {
 impl Idp {
     /// Starts the provider; fails the test, saying what to do, when Node or its modules are missing.
     pub(crate) fn start() -> Idp {
+        Idp::start_with(&[])
+    }
+
+    /// Starts the provider with environment `env` (such as `IDP_REDIRECT_URIS`).
+    pub(crate) fn start_with(env: &[(&str, &str)]) -> Idp {
         let dir = project_dir().join("tests/idp");
         assert!(
             dir.join("node_modules/oidc-provider/package.json").exists(),
@@ -35,6 +40,7 @@ impl Idp {
         let mut child = Command::new("node")
             .arg(dir.join("idp.mjs"))
             .current_dir(&dir)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -76,6 +82,11 @@ impl Idp {
     /// Rotates the provider's signing key; returns the new key's id.
     async fn rotate(&self) -> String {
         self.control("rotate", json!({})).await["kid"].as_str().expect("kid").to_owned()
+    }
+
+    /// Registers the claims of `account`, which signs in through the provider's pages in a browser.
+    pub(crate) async fn account(&self, account: &str, claims: Value) {
+        self.control("account", json!({ "account": account, "claims": claims })).await;
     }
 
     async fn control(&self, what: &str, body: Value) -> Value {

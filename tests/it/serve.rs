@@ -47,8 +47,9 @@ impl Running {
             audit_retention: chrono::TimeDelta::days(400),
             budget_webhook: None,
             provider: Default::default(),
+            sso_allow_loopback_http: false,
         };
-        let server = launch(pool, source, listener, settings).await.expect("launch");
+        let server = launch(pool, source, listener, settings).expect("launch");
         Running { base: format!("http://{}", server.address), server }
     }
 

@@ -1,0 +1,297 @@
+//! Tenant SSO through the API (issue 14.2): a tenant's owner sets the tenant's OpenID provider,
+//! verifies it, completes a test sign-in and activates it; and the callback the providers return
+//! browsers to.
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::body::JsonBody;
+use super::caller::{Caller, client};
+use super::html::{self, Page};
+use super::{ApiError, AppState, Result};
+use crate::authz::Action;
+use crate::mail::templates::escape;
+use crate::model::Role;
+use crate::sso::{Finished, SsoError};
+use crate::store::sso::{self as db, Saved, TenantIdp};
+use crate::store::{Rule, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/tenants/{tenant}/sso", get(show).put(set).delete(remove))
+        .route("/v1/tenants/{tenant}/sso/verify", post(verify))
+        .route("/v1/tenants/{tenant}/sso/test", post(test))
+        .route("/v1/tenants/{tenant}/sso/activate", post(activate))
+        .route("/login/sso/callback", get(callback))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(super) struct SetSso {
+    /// The provider's issuer URL, exactly as its tokens' `iss` (https).
+    issuer: String,
+    client_id: String,
+    /// Required the first time; absent keeps the stored secret. Sealed at rest, never shown.
+    client_secret: Option<String>,
+    /// The email domains it signs in (the login page routes them to it).
+    domains: Vec<String>,
+    /// Refuse passwords for the tenant's users once active.
+    #[serde(default)]
+    mandatory: bool,
+    /// Create unknown users on their first sign-in with this role (`admin` or `user`); absent:
+    /// unknown emails are refused.
+    jit_role: Option<String>,
+}
+
+fn view(state: &AppState, idp: &TenantIdp) -> Value {
+    json!({
+        "tenant": idp.tenant,
+        "issuer": idp.issuer,
+        "clientId": idp.client_id,
+        "domains": idp.domains,
+        "mandatory": idp.mandatory,
+        "jitRole": idp.jit_role,
+        "state": idp.state,
+        "verification": idp.metadata,
+        "verifiedAt": idp.verified_at,
+        "testedAt": idp.tested_at,
+        "redirectUri": state.sso.callback_url(),
+    })
+}
+
+async fn load(state: &AppState, tenant: &str) -> Result<TenantIdp> {
+    db::idp_of_tenant(&state.pool, tenant)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no SSO provider; PUT one first")))
+}
+
+#[utoipa::path(get, path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    responses((status = 200, description = "The provider (never its secret), its state and last verification.", body = Object)))]
+async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::ReadTenants, "SSO settings", &tenant)?;
+    let idp = load(&state, name.as_str()).await?;
+    Ok(axum::Json(view(&state, &idp)).into_response())
+}
+
+#[utoipa::path(put, path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    request_body(content = SetSso),
+    responses((status = 200, description = "The provider, in `draft`: verify it, test it, then activate it.", body = Object)))]
+async fn set(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(tenant): Path<String>,
+    body: JsonBody<SetSso>,
+) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
+    let request = body.value()?;
+    let issuer = request.issuer.trim().trim_end_matches('/').to_owned();
+    for (field, value) in [("issuer", &issuer), ("clientId", &request.client_id)] {
+        if value.chars().any(char::is_control) {
+            return Err(ApiError::BadRequest(format!("{field} must not contain control characters")));
+        }
+    }
+    url::Url::parse(&issuer).map_err(|e| ApiError::BadRequest(format!("issuer `{issuer}` is not a URL ({e})")))?;
+    if request.client_id.trim().is_empty() || request.client_id.len() > 200 {
+        return Err(ApiError::BadRequest("clientId must be 1 to 200 characters".into()));
+    }
+    if request.domains.is_empty() || request.domains.len() > 50 {
+        return Err(ApiError::BadRequest("list 1 to 50 email domains".into()));
+    }
+    let mut domains = Vec::new();
+    for domain in &request.domains {
+        let domain = domain.trim().to_lowercase();
+        let probe = format!("someone@{domain}");
+        if crate::model::Email::parse(&probe).is_err() || !domain.contains('.') {
+            return Err(ApiError::BadRequest(format!("`{}` is not an email domain", crate::model::shown(&domain))));
+        }
+        domains.push(domain);
+    }
+    let jit_role = match request.jit_role.as_deref() {
+        None => None,
+        Some("admin") => Some(Role::Admin),
+        Some("user") => Some(Role::User),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "jitRole `{}` is not `admin` or `user` (owners are never made just in time)",
+                crate::model::shown(other)
+            )));
+        }
+    };
+    let tenant_id = tenant_id(&state, name.as_str()).await?;
+    let sealed = request
+        .client_secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|secret| state.identity.keyring.seal(secret.as_bytes(), tenant_id.as_bytes()));
+    let new = db::NewIdp {
+        tenant_id,
+        issuer: &issuer,
+        client_id: request.client_id.trim(),
+        secret: sealed.as_ref().map(|(key, bytes)| (key.as_str(), bytes.as_slice())),
+        domains: &domains,
+        mandatory: request.mandatory,
+        jit_role: jit_role.map(|r| r.as_str()),
+    };
+    match db::save_idp(&state.pool, new).await? {
+        Saved::Saved => {}
+        Saved::DomainTaken(domain) => {
+            return Err(ApiError::rule(Rule::Conflict, "domain_taken", format!("another tenant signs in `{domain}`")));
+        }
+        Saved::SecretRequired => {
+            return Err(ApiError::BadRequest("clientSecret is required when setting a provider the first time".into()));
+        }
+    }
+    let details = json!({ "issuer": issuer, "clientId": request.client_id, "domains": domains, "mandatory": request.mandatory, "jitRole": request.jit_role });
+    caller.record(&state, "tenant.sso.set", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
+    let idp = load(&state, name.as_str()).await?;
+    Ok(axum::Json(view(&state, &idp)).into_response())
+}
+
+async fn tenant_id(state: &AppState, tenant: &str) -> Result<uuid::Uuid> {
+    sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
+        .bind(tenant)
+        .fetch_optional(&state.pool)
+        .await
+        .map_err(StoreError::from)?
+        .ok_or_else(|| ApiError::NotFound(format!("there is no tenant `{tenant}`")))
+}
+
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    responses((status = 204, description = "Removed: the tenant's users sign in with passwords again.")))]
+async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
+    let idp = load(&state, name.as_str()).await?;
+    db::delete_idp(&state.pool, idp.tenant_id).await?;
+    caller
+        .record(&state, "tenant.sso.delete", crate::audit::Target::in_tenant(name.as_str(), "sso"), json!({}))
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/sso/verify", tag = "admin", security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    responses((status = 200, description = "`passed`, and each `problem` in words; a passing provider is `verified`.", body = Object)))]
+async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
+    let idp = load(&state, name.as_str()).await?;
+    let report = state.sso.verify(&idp).await?;
+    let details = json!({ "passed": report.passed(), "problems": report.problems });
+    caller.record(&state, "tenant.sso.verify", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
+    let idp = load(&state, name.as_str()).await?;
+    Ok(axum::Json(json!({ "state": idp.state, "passed": report.passed(), "problems": report.problems }))
+        .into_response())
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/sso/test", tag = "admin", security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    responses((status = 200, description = "`url`: open it in a browser and sign in at the provider; nothing changes but the test's record.", body = Object)))]
+async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
+    let idp = load(&state, name.as_str()).await?;
+    if idp.state == "draft" {
+        return Err(ApiError::rule(Rule::Conflict, "not_verified", "verify the provider first (POST …/sso/verify)"));
+    }
+    let by = caller.actor.name();
+    let url = state.sso.start(&idp, "test", "/account", None, Some(by)).await.map_err(sso_error)?;
+    Ok(super::auth::no_store(axum::Json(json!({ "url": url }))))
+}
+
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/sso/activate", tag = "admin", security(("operator" = []), ("session" = [])),
+    params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
+    responses((status = 200, description = "Active: the login page sends the tenant's domains to the provider.", body = Object)))]
+async fn activate(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
+    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
+    let idp = load(&state, name.as_str()).await?;
+    if idp.state != "active" && !db::activate(&state.pool, idp.tenant_id).await? {
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "not_tested",
+            "the provider must be verified and complete a test sign-in since (POST …/sso/verify, then …/sso/test)",
+        ));
+    }
+    caller
+        .record(&state, "tenant.sso.activate", crate::audit::Target::in_tenant(name.as_str(), "sso"), json!({}))
+        .await?;
+    let idp = load(&state, name.as_str()).await?;
+    Ok(axum::Json(view(&state, &idp)).into_response())
+}
+
+fn sso_error(error: SsoError) -> ApiError {
+    match error {
+        SsoError::Store(error) => error.into(),
+        other => ApiError::rule(Rule::Conflict, "sso_unavailable", other.to_string()),
+    }
+}
+
+#[derive(Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct Callback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Where a tenant's provider returns the browser: the sign-in completes, or a page says why not.
+#[utoipa::path(get, path = "/login/sso/callback", tag = "public", params(Callback),
+    responses(
+        (status = 200, description = "Signed in (a page that moves on), or the test's outcome.", body = String, content_type = "text/html"),
+        (status = 400, description = "A page saying why the sign-in did not complete.", body = String, content_type = "text/html"),
+    ))]
+async fn callback(
+    State(state): State<AppState>,
+    query: std::result::Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
+    parts: Parts,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let outcome = match (&query.error, &query.code, &query.state) {
+        (Some(error), _, _) => {
+            let description = query.error_description.as_deref().unwrap_or(error);
+            Err(SsoError::Provider(description.to_owned()))
+        }
+        (None, Some(code), Some(sso_state)) => state.sso.finish(sso_state, code, &client(&parts)).await,
+        _ => Err(SsoError::UnknownState),
+    };
+    match outcome {
+        Ok(Finished::SignedIn { refresh_token, return_to, .. }) => {
+            let secure = state.identity.settings.public_url.starts_with("https://");
+            Page::continue_to("Signed in", &return_to)
+                .cookie(html::set_cookie(html::SESSION_COOKIE, &refresh_token, secure, None))
+                .into_response()
+        }
+        Ok(Finished::Tested { tenant, email }) => Page::new(
+            "Test sign-in succeeded",
+            format!(
+                "<p role=\"status\">The identity provider of <strong>{}</strong> signed in <strong>{}</strong> with a \
+                 verified email in one of its domains. Nothing was changed: activate the provider to use it.</p>",
+                escape(&tenant),
+                escape(&email)
+            ),
+        )
+        .into_response(),
+        Err(SsoError::Store(error)) => {
+            tracing::error!(%error, "a federated sign-in failed");
+            Page::new("Something went wrong", "<p>Please try again in a moment.</p>".into())
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+                .into_response()
+        }
+        Err(error) => Page::new(
+            "Sign-in not completed",
+            format!(
+                "<p role=\"alert\" class=\"problem\">{}</p>\n<p><a href=\"/login\">Back to sign in</a></p>",
+                escape(&error.to_string())
+            ),
+        )
+        .status(StatusCode::BAD_REQUEST)
+        .into_response(),
+    }
+}

@@ -1,0 +1,147 @@
+//! *Verify* of a tenant's identity provider (issue 14.2): fetch its discovery document and keys the
+//! way a sign-in will, and say in words what would stop one. Blocking: run off the runtime.
+
+use serde_json::{Value, json};
+
+use crate::operators::SigningAlg;
+use crate::operators::jwks::{agent, get_json};
+use crate::operators::keys::KeySet;
+
+/// What verification found: the endpoints a sign-in uses, or the problems.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub problems: Vec<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub jwks_uri: Option<String>,
+}
+
+impl Report {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+
+    pub fn to_json(&self) -> Value {
+        json!({
+            "passed": self.passed(),
+            "problems": self.problems,
+            "authorizationEndpoint": self.authorization_endpoint,
+            "tokenEndpoint": self.token_endpoint,
+            "jwksUri": self.jwks_uri,
+        })
+    }
+}
+
+/// Whether `url` may be fetched: https, or http on a loopback host when `allow_loopback_http` (a
+/// local set-up or a test). Says why not.
+pub fn check_url(what: &str, url: &str, allow_loopback_http: bool) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("{what} `{url}` is not a URL ({e})"))?;
+    let loopback = match parsed.host() {
+        Some(url::Host::Domain(host)) => host == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback && allow_loopback_http => Ok(()),
+        "http" => Err(format!("{what} `{url}` uses http: it must use https")),
+        other => Err(format!("{what} `{url}` has scheme `{other}`: it must use https")),
+    }
+}
+
+/// Fetches discovery and the JWKS of `issuer`; every problem in words.
+pub fn verify(issuer: &str, allow_loopback_http: bool) -> Report {
+    let mut report =
+        Report { problems: Vec::new(), authorization_endpoint: None, token_endpoint: None, jwks_uri: None };
+    if let Err(problem) = check_url("the issuer", issuer, allow_loopback_http) {
+        report.problems.push(problem);
+        return report;
+    }
+    let agent = agent();
+    let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+    let discovery = match get_json(&agent, &discovery_url) {
+        Ok(document) => document,
+        Err(error) => {
+            report.problems.push(format!("cannot read the discovery document: {error}"));
+            return report;
+        }
+    };
+    match discovery.get("issuer").and_then(Value::as_str) {
+        Some(named) if named == issuer => {}
+        Some(named) => report.problems.push(format!(
+            "the discovery document names the issuer `{named}`, not `{issuer}`: they must be exactly equal"
+        )),
+        None => report.problems.push(format!("{discovery_url} has no `issuer`")),
+    }
+    let endpoint = |name: &str, report: &mut Report| -> Option<String> {
+        match discovery.get(name).and_then(Value::as_str) {
+            Some(url) => match check_url(&format!("the `{name}`"), url, allow_loopback_http) {
+                Ok(()) => Some(url.to_owned()),
+                Err(problem) => {
+                    report.problems.push(problem);
+                    None
+                }
+            },
+            None => {
+                report.problems.push(format!("the discovery document has no `{name}`"));
+                None
+            }
+        }
+    };
+    report.authorization_endpoint = endpoint("authorization_endpoint", &mut report);
+    report.token_endpoint = endpoint("token_endpoint", &mut report);
+    report.jwks_uri = endpoint("jwks_uri", &mut report);
+    let listed = |name: &str| -> Option<Vec<String>> {
+        discovery.get(name)?.as_array().map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+    };
+    if let Some(types) = listed("response_types_supported")
+        && !types.iter().any(|t| t == "code")
+    {
+        report
+            .problems
+            .push(format!("the provider does not support the code flow (response types: {})", types.join(", ")));
+    }
+    match listed("id_token_signing_alg_values_supported") {
+        Some(algs) if algs.iter().any(|a| SigningAlg::accepted(a).is_some()) => {}
+        Some(algs) => report.problems.push(format!(
+            "the provider signs ID tokens only with [{}]; Gatehouse checks RS256, PS256, ES256 or EdDSA (and their larger sizes)",
+            algs.join(", ")
+        )),
+        None => report.problems.push("the discovery document has no `id_token_signing_alg_values_supported`".into()),
+    }
+    if let Some(jwks_uri) = &report.jwks_uri {
+        match get_json(&agent, jwks_uri).and_then(|document| KeySet::parse(&document)) {
+            Ok(keys) if keys.len() > 0 => {}
+            Ok(_) => report.problems.push(format!("the JWKS at {jwks_uri} has no signing key Gatehouse can use")),
+            Err(error) => report.problems.push(format!("cannot fetch the JWKS: {error}")),
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_and_http_is_allowed_only_on_loopback_when_asked() {
+        assert!(check_url("the issuer", "https://login.acme.example", false).is_ok());
+        let http = check_url("the issuer", "http://login.acme.example", true).expect_err("http");
+        assert!(http.contains("must use https"), "{http}");
+        assert!(check_url("the issuer", "http://127.0.0.1:9000", false).is_err());
+        assert!(check_url("the issuer", "http://127.0.0.1:9000", true).is_ok());
+        assert!(check_url("the issuer", "ftp://x", true).is_err());
+    }
+
+    #[test]
+    fn an_unreachable_issuer_is_reported_in_words() {
+        // Port 1 on loopback: nothing listens there.
+        let report = verify("http://127.0.0.1:1", true);
+        assert!(!report.passed());
+        assert!(
+            report.problems[0].starts_with("cannot read the discovery document: GET http://127.0.0.1:1/"),
+            "{report:?}"
+        );
+    }
+}

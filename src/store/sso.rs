@@ -1,0 +1,326 @@
+//! The SQL of tenant SSO: each tenant's identity provider, the email domains it serves, and the
+//! federated sign-ins under way. The logic is in `sso`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::Result;
+use super::identity::seconds;
+
+/// A tenant's identity provider as stored.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct TenantIdp {
+    pub tenant_id: Uuid,
+    pub tenant: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub secret_key_id: String,
+    pub secret_sealed: Vec<u8>,
+    pub domains: Vec<String>,
+    pub mandatory: bool,
+    pub jit_role: Option<String>,
+    pub state: String,
+    pub metadata: Option<Value>,
+    pub verified_at: Option<DateTime<Utc>>,
+    pub tested_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+const IDP: &str = "SELECT i.tenant_id, t.name AS tenant, i.issuer, i.client_id, i.secret_key_id, i.secret_sealed,
+        i.domains, i.mandatory, i.jit_role, i.state, i.metadata, i.verified_at, i.tested_at, i.updated_at
+   FROM tenant_idps i JOIN tenants t ON t.id = i.tenant_id";
+
+pub async fn idp_of_tenant(pool: &PgPool, tenant: &str) -> Result<Option<TenantIdp>> {
+    Ok(sqlx::query_as(&format!("{IDP} WHERE t.name = $1")).bind(tenant).fetch_optional(pool).await?)
+}
+
+pub async fn idp_by_id(pool: &PgPool, tenant_id: Uuid) -> Result<Option<TenantIdp>> {
+    Ok(sqlx::query_as(&format!("{IDP} WHERE i.tenant_id = $1")).bind(tenant_id).fetch_optional(pool).await?)
+}
+
+/// The active provider that serves the domain of an email, if any.
+pub async fn active_idp_for_domain(pool: &PgPool, domain: &str) -> Result<Option<TenantIdp>> {
+    Ok(sqlx::query_as(&format!(
+        "{IDP} JOIN tenant_idp_domains d ON d.tenant_id = i.tenant_id WHERE d.domain = $1 AND i.state = 'active'"
+    ))
+    .bind(domain)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub struct NewIdp<'a> {
+    pub tenant_id: Uuid,
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    /// `None` keeps the stored secret.
+    pub secret: Option<(&'a str, &'a [u8])>,
+    pub domains: &'a [String],
+    pub mandatory: bool,
+    pub jit_role: Option<&'a str>,
+}
+
+/// What a change of the provider met.
+pub enum Saved {
+    Saved,
+    /// Another tenant's provider serves this domain.
+    DomainTaken(String),
+    /// A new provider needs its client secret.
+    SecretRequired,
+}
+
+/// Creates or replaces a tenant's provider; back to `draft`: it must be verified and tested again.
+pub async fn save_idp(pool: &PgPool, new: NewIdp<'_>) -> Result<Saved> {
+    let mut tx = pool.begin().await?;
+    for domain in new.domains {
+        let owner: Option<Uuid> = sqlx::query_scalar("SELECT tenant_id FROM tenant_idp_domains WHERE domain = $1")
+            .bind(domain)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if owner.is_some_and(|owner| owner != new.tenant_id) {
+            return Ok(Saved::DomainTaken(domain.clone()));
+        }
+    }
+    let (key_id, sealed) = match new.secret {
+        Some((key_id, sealed)) => (Some(key_id), Some(sealed)),
+        None => (None, None),
+    };
+    let saved = sqlx::query(
+        "INSERT INTO tenant_idps (tenant_id, issuer, client_id, secret_key_id, secret_sealed, domains, mandatory, jit_role)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8 WHERE $4 IS NOT NULL
+         ON CONFLICT (tenant_id) DO UPDATE SET issuer = EXCLUDED.issuer, client_id = EXCLUDED.client_id,
+             secret_key_id = EXCLUDED.secret_key_id, secret_sealed = EXCLUDED.secret_sealed,
+             domains = EXCLUDED.domains, mandatory = EXCLUDED.mandatory, jit_role = EXCLUDED.jit_role,
+             state = 'draft', metadata = NULL, verified_at = NULL, tested_at = NULL, updated_at = now()",
+    )
+    .bind(new.tenant_id)
+    .bind(new.issuer)
+    .bind(new.client_id)
+    .bind(key_id)
+    .bind(sealed)
+    .bind(new.domains)
+    .bind(new.mandatory)
+    .bind(new.jit_role)
+    .execute(&mut *tx)
+    .await?;
+    if saved.rows_affected() == 0 {
+        // No secret given: only an existing provider may keep its stored one.
+        let kept = sqlx::query(
+            "UPDATE tenant_idps SET issuer = $2, client_id = $3, domains = $4, mandatory = $5, jit_role = $6,
+                    state = 'draft', metadata = NULL, verified_at = NULL, tested_at = NULL, updated_at = now()
+              WHERE tenant_id = $1",
+        )
+        .bind(new.tenant_id)
+        .bind(new.issuer)
+        .bind(new.client_id)
+        .bind(new.domains)
+        .bind(new.mandatory)
+        .bind(new.jit_role)
+        .execute(&mut *tx)
+        .await?;
+        if kept.rows_affected() == 0 {
+            return Ok(Saved::SecretRequired);
+        }
+    }
+    sqlx::query("DELETE FROM tenant_idp_domains WHERE tenant_id = $1").bind(new.tenant_id).execute(&mut *tx).await?;
+    sqlx::query("INSERT INTO tenant_idp_domains (domain, tenant_id) SELECT unnest($1::text[]), $2")
+        .bind(new.domains)
+        .bind(new.tenant_id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Saved::Saved)
+}
+
+pub async fn delete_idp(pool: &PgPool, tenant_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query("DELETE FROM tenant_idps WHERE tenant_id = $1").bind(tenant_id).execute(pool).await?.rows_affected()
+        == 1)
+}
+
+/// Records a verification: its report, and `verified` when it passed (an active provider whose
+/// check fails goes back to draft). `updated_at` guards against a change made meanwhile.
+pub async fn record_verification(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    seen: DateTime<Utc>,
+    passed: bool,
+    report: &Value,
+) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE tenant_idps SET metadata = $4,
+                state = CASE WHEN NOT $3 THEN 'draft' WHEN state = 'active' THEN 'active' ELSE 'verified' END,
+                verified_at = CASE WHEN $3 THEN now() END,
+                tested_at = CASE WHEN $3 THEN tested_at END
+          WHERE tenant_id = $1 AND updated_at = $2",
+    )
+    .bind(tenant_id)
+    .bind(seen)
+    .bind(passed)
+    .bind(report)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+pub async fn record_test(pool: &PgPool, tenant_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE tenant_idps SET tested_at = now() WHERE tenant_id = $1 AND state IN ('verified', 'active')")
+        .bind(tenant_id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Activates a provider that is verified and was tested since; `false` otherwise.
+pub async fn activate(pool: &PgPool, tenant_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query(
+        "UPDATE tenant_idps SET state = 'active', updated_at = now()
+          WHERE tenant_id = $1 AND state = 'verified' AND tested_at >= verified_at",
+    )
+    .bind(tenant_id)
+    .execute(pool)
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+// --- Federated sign-ins under way -------------------------------------------------------------
+
+pub struct NewLogin<'a> {
+    pub state_hash: &'a [u8],
+    pub tenant_id: Uuid,
+    pub purpose: &'a str,
+    pub nonce: &'a str,
+    pub verifier: (&'a str, &'a [u8]),
+    pub return_to: &'a str,
+    pub started_by: Option<&'a str>,
+    pub ttl: Duration,
+}
+
+pub async fn start_login(pool: &PgPool, new: NewLogin<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO sso_logins (state_hash, tenant_id, purpose, nonce, verifier_key_id, verifier_sealed, return_to,
+                                 started_by, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))",
+    )
+    .bind(new.state_hash)
+    .bind(new.tenant_id)
+    .bind(new.purpose)
+    .bind(new.nonce)
+    .bind(new.verifier.0)
+    .bind(new.verifier.1)
+    .bind(new.return_to)
+    .bind(new.started_by)
+    .bind(seconds(new.ttl))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct PendingLogin {
+    pub tenant_id: Uuid,
+    pub purpose: String,
+    pub nonce: String,
+    pub verifier_key_id: String,
+    pub verifier_sealed: Vec<u8>,
+    pub return_to: String,
+    pub started_by: Option<String>,
+}
+
+/// Takes a sign-in under way by its state, once: a state seen before, or expired, is `None`.
+pub async fn take_login(pool: &PgPool, state_hash: &[u8]) -> Result<Option<PendingLogin>> {
+    Ok(sqlx::query_as(
+        "UPDATE sso_logins SET used_at = now()
+          WHERE state_hash = $1 AND used_at IS NULL AND expires_at > now()
+         RETURNING tenant_id, purpose, nonce, verifier_key_id, verifier_sealed, return_to, started_by",
+    )
+    .bind(state_hash)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn prune_logins(pool: &PgPool) -> Result<u64> {
+    Ok(sqlx::query("DELETE FROM sso_logins WHERE expires_at < now() - interval '1 day'")
+        .execute(pool)
+        .await?
+        .rows_affected())
+}
+
+// --- The user a federated sign-in maps to -----------------------------------------------------
+
+#[derive(Debug, sqlx::FromRow)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub status: String,
+    pub tenant_status: String,
+}
+
+/// The tenant's user of `email`, if any.
+pub async fn member(conn: &mut PgConnection, tenant_id: Uuid, email: &str) -> Result<Option<Member>> {
+    Ok(sqlx::query_as(
+        "SELECT u.id AS user_id, u.status, t.status AS tenant_status
+           FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.tenant_id = $1 AND u.email = $2",
+    )
+    .bind(tenant_id)
+    .bind(email)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// An invited user who signs in through the tenant's provider becomes active.
+pub async fn activate_invited(conn: &mut PgConnection, user_id: Uuid) -> Result<()> {
+    sqlx::query("UPDATE users SET status = 'active', activated_at = now(), updated_at = now() WHERE id = $1 AND status = 'invited'")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Creates a user just in time (the tenant allows it), active, with `role`.
+pub async fn create_jit_user(conn: &mut PgConnection, tenant_id: Uuid, email: &str, role: &str) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, role, status, activated_at) VALUES ($1, $2, $3, $4, 'active', now())",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(email)
+    .bind(role)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
+
+/// A session of a federated sign-in: no password, no pending step (the provider authenticated).
+pub struct FederatedSession<'a> {
+    pub user_id: Uuid,
+    pub tenant_id: Uuid,
+    pub access_hash: &'a [u8],
+    pub refresh_hash: &'a [u8],
+    pub absolute: Duration,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+}
+
+pub async fn create_federated_session(conn: &mut PgConnection, new: FederatedSession<'_>) -> Result<Uuid> {
+    let id = Uuid::now_v7();
+    sqlx::query(
+        "INSERT INTO sessions (id, user_id, tenant_id, access_hash, refresh_hash, expires_at, ip, user_agent, amr)
+         VALUES ($1, $2, $3, $4, $5, now() + make_interval(secs => $6), $7, $8, '{fed}')",
+    )
+    .bind(id)
+    .bind(new.user_id)
+    .bind(new.tenant_id)
+    .bind(new.access_hash)
+    .bind(new.refresh_hash)
+    .bind(seconds(new.absolute))
+    .bind(new.ip)
+    .bind(new.user_agent)
+    .execute(conn)
+    .await?;
+    Ok(id)
+}
