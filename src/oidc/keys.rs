@@ -196,16 +196,7 @@ fn open(keyring: &Keyring, key: &StoredKey) -> Result<SigningKey> {
     let private = keyring
         .open(&key.sealing_key, &key.private_sealed, key.kid.as_bytes())
         .map_err(|e| StoreError::Task(format!("cannot open signing key {}: {e}", key.kid)))?;
-    let signer = match alg {
-        Alg::RS256 => Signer::Rsa(rsa::pkcs1v15::SigningKey::new(
-            rsa::RsaPrivateKey::from_pkcs1_der(&private).map_err(|e| StoreError::Task(e.to_string()))?,
-        )),
-        Alg::EdDSA => {
-            let seed: [u8; 32] =
-                private.try_into().map_err(|_| StoreError::Task("an Ed25519 seed is 32 bytes".into()))?;
-            Signer::Ed(ed25519_dalek::SigningKey::from_bytes(&seed))
-        }
-    };
+    let signer = signer_of(alg, &private).map_err(StoreError::Task)?;
     Ok(SigningKey { kid: key.kid.clone(), alg, signer })
 }
 
@@ -214,7 +205,15 @@ fn generate(keyring: &Keyring, alg: Alg) -> StoredKey {
     let mut id = [0u8; 9];
     getrandom::fill(&mut id).expect("the operating system's random source failed");
     let kid = format!("{}-{}", alg.as_str().to_lowercase(), BASE64URL_NOPAD.encode(&id));
-    let (private, public_jwk) = match alg {
+    let (private, public_jwk) = key_material(alg, &kid);
+    let (sealing_key, private_sealed) = keyring.seal(&private, kid.as_bytes());
+    StoredKey { kid, alg: alg.as_str().to_owned(), state: String::new(), public_jwk, sealing_key, private_sealed }
+}
+
+/// A new private key of `alg` (PKCS#1 DER for RSA, the 32-byte seed for Ed25519) and its public
+/// half as a JWK named `kid`.
+fn key_material(alg: Alg, kid: &str) -> (Vec<u8>, Value) {
+    match alg {
         Alg::RS256 => {
             let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048)
                 .expect("generating a 2048-bit RSA key cannot fail");
@@ -236,9 +235,29 @@ fn generate(keyring: &Keyring, alg: Alg) -> StoredKey {
             });
             (seed.to_vec(), jwk)
         }
-    };
-    let (sealing_key, private_sealed) = keyring.seal(&private, kid.as_bytes());
-    StoredKey { kid, alg: alg.as_str().to_owned(), state: String::new(), public_jwk, sealing_key, private_sealed }
+    }
+}
+
+/// The signer of a private key of `alg`.
+fn signer_of(alg: Alg, private: &[u8]) -> std::result::Result<Signer, String> {
+    Ok(match alg {
+        Alg::RS256 => Signer::Rsa(rsa::pkcs1v15::SigningKey::new(
+            rsa::RsaPrivateKey::from_pkcs1_der(private).map_err(|e| e.to_string())?,
+        )),
+        Alg::EdDSA => {
+            let seed: [u8; 32] = private.try_into().map_err(|_| "an Ed25519 seed is 32 bytes".to_owned())?;
+            Signer::Ed(ed25519_dalek::SigningKey::from_bytes(&seed))
+        }
+    })
+}
+
+impl SigningKey {
+    /// A key that is never stored or published: for benchmarks.
+    pub fn ephemeral(alg: Alg) -> SigningKey {
+        let (private, _) = key_material(alg, "ephemeral");
+        let signer = signer_of(alg, &private).expect("a key just made opens");
+        SigningKey { kid: "ephemeral".into(), alg, signer }
+    }
 }
 
 #[cfg(test)]
