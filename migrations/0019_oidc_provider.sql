@@ -21,6 +21,18 @@ ALTER TABLE sessions
     ADD COLUMN auth_time  timestamptz NOT NULL DEFAULT now();
 CREATE INDEX sessions_parent_id_idx ON sessions (parent_id) WHERE parent_id IS NOT NULL;
 
+-- However a session ends (sign-out, an end by its user or an admin, RFC 7009, a spent refresh token
+-- reused, any trigger), the sessions of the applications it signed in to end with it.
+CREATE FUNCTION sessions_end_children() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE sessions SET revoked_at = NEW.revoked_at, revoked_reason = 'parent_' || coalesce(NEW.revoked_reason, 'ended')
+     WHERE parent_id = NEW.id AND revoked_at IS NULL;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER sessions_end_children AFTER UPDATE OF revoked_at ON sessions
+    FOR EACH ROW WHEN (OLD.revoked_at IS NULL AND NEW.revoked_at IS NOT NULL)
+    EXECUTE FUNCTION sessions_end_children();
+
 -- Single-use authorization codes: the hash of the code, bound to the client, the redirect URI,
 -- the PKCE challenge and the nonce; valid for a minute.
 CREATE TABLE oidc_codes (

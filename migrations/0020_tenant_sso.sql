@@ -40,6 +40,10 @@ CREATE TABLE sso_logins (
     verifier_sealed bytea NOT NULL,
     return_to       text NOT NULL,
     started_by      text,
+    -- SHA-256 of a random value in a cookie of the browser that started the sign-in: the
+    -- callback must come back in that browser (RFC 9700 §4.7, no login CSRF). NULL for the
+    -- owner's test, which opens no session.
+    browser_hash    bytea,
     created_at      timestamptz NOT NULL DEFAULT now(),
     expires_at      timestamptz NOT NULL,
     used_at         timestamptz

@@ -418,7 +418,12 @@ async fn visible_session(
         }
         _ => None,
     };
-    Ok(session.filter(|s| state.delivery.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name))))
+    // A session of an OIDC client is seen only by that client: another application presenting it
+    // is told it is inactive (a token is not accepted by a service it was not issued to).
+    Ok(session.filter(|s| {
+        s.client_id.is_none_or(|client| client == principal.app.id)
+            && state.delivery.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name))
+    }))
 }
 
 /// RFC 7662: `{"active": false}` for every token the application may not see.

@@ -11,6 +11,8 @@ use crate::mail::templates::escape;
 pub const SESSION_COOKIE: &str = "gatehouse_session";
 /// The double-submit CSRF token: a random value in a cookie that each form repeats.
 pub const CSRF_COOKIE: &str = "gatehouse_csrf";
+/// Binds a federated sign-in to the browser that started it (ten minutes).
+pub const SSO_COOKIE: &str = "gatehouse_sso";
 
 /// A page: a title, HTML already escaped, a status, and the cookies to set.
 pub struct Page {

@@ -66,7 +66,14 @@ pub(super) struct LoginForm {
 /// A path on this server to return to; anything else (another origin, `//host`) goes home.
 pub(super) fn safe_return(return_to: Option<&str>) -> String {
     match return_to {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => path.to_owned(),
+        // Printable ASCII only: browsers drop tabs and newlines, so `/\t/evil.example` is `//evil.example`.
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && path.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'\\') =>
+        {
+            path.to_owned()
+        }
         _ => HOME.to_owned(),
     }
 }
@@ -151,11 +158,12 @@ impl Flow {
             "{}<form method=\"post\" action=\"/login\">{}\n\
              <label for=\"code\">Authentication code</label>\
              <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus \
-             aria-describedby=\"code-help\"{}>\n\
+             aria-describedby=\"{}code-help\"{}>\n\
              <p id=\"code-help\">The 6-digit code of your authenticator app, or one of your recovery codes.</p>\n\
              <button type=\"submit\">Verify</button>\n</form>",
             problem(message),
             self.hidden("totp"),
+            if message.is_some() { "problem " } else { "" },
             if message.is_some() { " aria-invalid=\"true\"" } else { "" },
         );
         self.page(Page::new("Two-step verification", body).status(status))
@@ -281,10 +289,16 @@ async fn email_step(state: &AppState, flow: &Flow, form: &LoginForm) -> Response
         let message = "Enter your email address, such as name@example.com.";
         return flow.email_form(&email, Some(message), StatusCode::BAD_REQUEST);
     }
-    // Home-realm discovery: a domain whose tenant signs in through its own provider goes there.
+    // Home-realm discovery: a user whose tenant signs in through its own provider goes there.
     match sso_for(state, &email).await {
         Ok(Some(idp)) => match state.sso.start(&idp, "login", &flow.return_to, Some(&email), None).await {
-            Ok(url) => flow.page(Page::continue_to("Continuing to your organisation's sign-in", &url)),
+            Ok((url, browser)) => {
+                let mut page = Page::continue_to("Continuing to your organisation's sign-in", &url);
+                if let Some(browser) = browser {
+                    page = page.cookie(html::set_cookie(html::SSO_COOKIE, &browser, flow.secure, Some(600)));
+                }
+                flow.page(page)
+            }
             Err(error) => flow.email_form(&email, Some(&error.to_string()), StatusCode::BAD_GATEWAY),
         },
         Ok(None) => flow.password_form(&email, None, StatusCode::OK),
@@ -292,26 +306,28 @@ async fn email_step(state: &AppState, flow: &Flow, form: &LoginForm) -> Response
     }
 }
 
-/// The active provider of the email's domain, if its tenant has one.
+/// The provider to send `email` to: its user's tenant's active provider when the user exists (by
+/// tenant, not domain: a domain never takes another tenant's users away); for an email no tenant
+/// has, the active provider that serves its domain (it may create the user just in time).
 async fn sso_for(
     state: &AppState,
     email: &str,
 ) -> Result<Option<crate::store::sso::TenantIdp>, crate::store::StoreError> {
+    if let Some(of_user) = crate::store::sso::active_idp_of_user(&state.pool, email).await? {
+        return Ok(of_user);
+    }
     let domain = email.rsplit_once('@').map_or("", |(_, d)| d);
     crate::store::sso::active_idp_for_domain(&state.pool, domain).await
 }
 
 async fn password_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginForm) -> Response {
     let email = form.email.trim();
-    // A tenant that makes SSO mandatory refuses passwords for its domains.
-    if let Ok(Some(idp)) = sso_for(state, &email.to_lowercase()).await
-        && idp.mandatory
-    {
-        let message = "Your organisation signs you in through its own sign-in service: continue with your email.";
-        return flow.email_form(email, Some(message), StatusCode::FORBIDDEN);
-    }
     match state.identity.login(email, &form.password, &client(parts)).await {
-        Ok(tokens) => after_password(state, parts, flow, tokens).await,
+        Ok(tokens) => {
+            // A new sign-in replaces the browser's previous session (and its applications').
+            end_browser_session(state, parts).await;
+            after_password(state, parts, flow, tokens).await
+        }
         Err(AuthError::InvalidCredentials) => {
             flow.password_form(email, Some("The email or password is wrong."), StatusCode::UNAUTHORIZED)
         }
@@ -504,6 +520,8 @@ mod tests {
         assert_eq!(safe_return(Some("//evil.example/x")), HOME);
         assert_eq!(safe_return(Some("https://evil.example/")), HOME);
         assert_eq!(safe_return(Some("/\\evil.example")), HOME);
+        assert_eq!(safe_return(Some("/\t/evil.example")), HOME);
+        assert_eq!(safe_return(Some("/\n/evil.example")), HOME);
         assert_eq!(safe_return(None), HOME);
     }
 

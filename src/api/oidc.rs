@@ -347,7 +347,23 @@ impl From<StoreError> for TokenError {
 async fn token_endpoint(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     match token_grant(&state, &parts, &body).await {
         Ok(response) => response,
-        Err(error) => error.into_response(),
+        Err(error) => {
+            if error.status != StatusCode::SERVICE_UNAVAILABLE {
+                // Audited like every refusal of a caller who proved nothing (aggregated).
+                state.denials.refused(crate::denials::Refusal {
+                    action: "oidc.token",
+                    ip: client_ip(&parts),
+                    method: Some("POST".into()),
+                    route: "/oauth2/token".into(),
+                    resource: "/oauth2/token".into(),
+                    tenant: None,
+                    reason: format!("{}: {}", error.code, error.description),
+                    key_id: None,
+                    extra: serde_json::Map::new(),
+                });
+            }
+            error.into_response()
+        }
     }
 }
 
@@ -501,10 +517,16 @@ async fn refresh_grant(
     let session = db::live_session(&mut conn, tokens_out.session.id, state.identity.settings.times)
         .await?
         .ok_or_else(|| TokenError::new("invalid_grant", "the session has ended"))?;
+    let granted = db::granted_scope(&mut conn, session.id).await?.unwrap_or_else(|| "openid".to_owned());
     drop(conn);
+    // A refresh may narrow the scope, never widen it (RFC 6749 §6).
+    let scope = match request.scope.as_deref() {
+        Some(asked) if asked.split(' ').all(|s| s.is_empty() || granted.split(' ').any(|g| g == s)) => asked.to_owned(),
+        Some(_) => return Err(TokenError::new("invalid_scope", format!("the scope granted was `{granted}`"))),
+        None => granted,
+    };
     let id_token = sign_id_token(state, client, &session, None).await?;
-    let scope = request.scope.as_deref().unwrap_or("openid");
-    Ok(tokens(state, &tokens_out.access_token, &tokens_out.refresh_token, &id_token, scope))
+    Ok(tokens(state, &tokens_out.access_token, &tokens_out.refresh_token, &id_token, &scope))
 }
 
 async fn sign_id_token(
@@ -601,9 +623,19 @@ pub(super) struct LogoutRequest {
 async fn end_session(State(state): State<AppState>, method: Method, parts: Parts, body: Bytes) -> Response {
     let raw = if method == Method::POST { body.to_vec() } else { parts.uri.query().unwrap_or("").as_bytes().to_vec() };
     let request: LogoutRequest = serde_urlencoded::from_bytes(&raw).unwrap_or_default();
-    // The hint names the client whose registered URIs may be returned to. It decides nothing else,
-    // so its signature need not be checked: only the browser's own sessions are ended.
-    let hinted = request.id_token_hint.as_deref().and_then(audience_of);
+    // A hint counts only if Gatehouse signed it (expired is fine) and it names a session of this
+    // browser; otherwise the person is asked to confirm, so a link alone signs no one out.
+    let browser = browser_session(&state, &parts).await;
+    let hint = match (&request.id_token_hint, &browser) {
+        (Some(hint), Some(browser)) => own_hint(&state, hint, browser.id).await,
+        _ => None,
+    };
+    let hinted = hint.as_ref().and_then(audience_of_claims);
+    if let (Some(asked), Some(hinted)) = (&request.client_id, &hinted)
+        && asked != hinted
+    {
+        return error_page("This sign-out link is not valid", "The application named in it did not sign you in.");
+    }
     let client_id = request.client_id.clone().or(hinted.clone());
     let target = match &request.post_logout_redirect_uri {
         None => None,
@@ -620,7 +652,7 @@ async fn end_session(State(state): State<AppState>, method: Method, parts: Parts
             }
         }
     };
-    let confirmed = hinted.is_some()
+    let confirmed = hint.is_some()
         || (method == Method::POST && request.csrf.as_deref().is_some_and(|csrf| html::csrf_matches(&parts, csrf)));
     if !confirmed {
         return confirm_logout(&state, &parts, &request);
@@ -678,12 +710,22 @@ fn confirm_logout(state: &AppState, parts: &Parts, request: &LogoutRequest) -> R
     page.into_response()
 }
 
-/// The `aud` (or `azp`) of a JWT, read without checking it.
-fn audience_of(jwt: &str) -> Option<String> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = data_encoding::BASE64URL_NOPAD.decode(payload.trim_end_matches('=').as_bytes()).ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    match (&claims["azp"], &claims["aud"]) {
+/// The claims of an ID token Gatehouse signed (with a key it still publishes) about a session of
+/// the browser session `browser`.
+async fn own_hint(state: &AppState, hint: &str, browser: uuid::Uuid) -> Option<serde_json::Map<String, Value>> {
+    let keys = crate::operators::keys::KeySet::parse(&state.provider.keys.jwks()).ok()?;
+    let claims = crate::operators::verify_signature(&keys, hint).ok()?;
+    if claims.get("iss").and_then(Value::as_str) != Some(state.provider.issuer.as_str()) {
+        return None;
+    }
+    let sid = claims.get("sid").and_then(Value::as_str).and_then(|sid| sid.parse::<uuid::Uuid>().ok())?;
+    let family = db::family_of(&state.pool, sid).await.ok()??;
+    (family == browser).then_some(claims)
+}
+
+/// The `azp` (or `aud`) of checked claims.
+fn audience_of_claims(claims: &serde_json::Map<String, Value>) -> Option<String> {
+    match (claims.get("azp").unwrap_or(&Value::Null), claims.get("aud").unwrap_or(&Value::Null)) {
         (Value::String(azp), _) => Some(azp.clone()),
         (_, Value::String(aud)) => Some(aud.clone()),
         (_, Value::Array(auds)) => auds.first()?.as_str().map(str::to_owned),
@@ -759,9 +801,10 @@ mod tests {
 
     #[test]
     fn the_audience_of_a_hint_is_read_from_azp_or_aud() {
-        let payload = data_encoding::BASE64URL_NOPAD.encode(br#"{"aud":["billing-app"],"sub":"x"}"#);
-        assert_eq!(audience_of(&format!("e30.{payload}.sig")), Some("billing-app".into()));
-        assert_eq!(audience_of("not a jwt"), None);
+        let claims = |v: Value| v.as_object().cloned().unwrap_or_default();
+        assert_eq!(audience_of_claims(&claims(json!({ "aud": ["billing-app"] }))), Some("billing-app".into()));
+        assert_eq!(audience_of_claims(&claims(json!({ "azp": "a", "aud": "b" }))), Some("a".into()));
+        assert_eq!(audience_of_claims(&claims(json!({}))), None);
     }
 
     #[test]

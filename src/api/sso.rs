@@ -92,7 +92,8 @@ async fn set(
 ) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let request = body.value()?;
-    let issuer = request.issuer.trim().trim_end_matches('/').to_owned();
+    // Exactly as given: it must equal the provider's `iss`, trailing slash and all.
+    let issuer = request.issuer.trim().to_owned();
     for (field, value) in [("issuer", &issuer), ("clientId", &request.client_id)] {
         if value.chars().any(char::is_control) {
             return Err(ApiError::BadRequest(format!("{field} must not contain control characters")));
@@ -112,7 +113,9 @@ async fn set(
         if crate::model::Email::parse(&probe).is_err() || !domain.contains('.') {
             return Err(ApiError::BadRequest(format!("`{}` is not an email domain", crate::model::shown(&domain))));
         }
-        domains.push(domain);
+        if !domains.contains(&domain) {
+            domains.push(domain);
+        }
     }
     let jit_role = match request.jit_role.as_deref() {
         None => None,
@@ -126,6 +129,17 @@ async fn set(
         }
     };
     let tenant_id = tenant_id(&state, name.as_str()).await?;
+    // A domain another tenant's users sign in with is theirs: claiming it would send them to this
+    // tenant's provider.
+    if let Some(domain) = db::domain_used_elsewhere(&state.pool, tenant_id, &domains).await? {
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "domain_in_use",
+            format!(
+                "users of another tenant sign in with `@{domain}` addresses; it cannot route to this tenant's provider"
+            ),
+        ));
+    }
     let sealed = request
         .client_secret
         .as_deref()
@@ -201,7 +215,7 @@ async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
         return Err(ApiError::rule(Rule::Conflict, "not_verified", "verify the provider first (POST …/sso/verify)"));
     }
     let by = caller.actor.name();
-    let url = state.sso.start(&idp, "test", "/account", None, Some(by)).await.map_err(sso_error)?;
+    let (url, _) = state.sso.start(&idp, "test", "/account", None, Some(by)).await.map_err(sso_error)?;
     Ok(super::auth::no_store(axum::Json(json!({ "url": url }))))
 }
 
@@ -258,14 +272,36 @@ async fn callback(
             let description = query.error_description.as_deref().unwrap_or(error);
             Err(SsoError::Provider(description.to_owned()))
         }
-        (None, Some(code), Some(sso_state)) => state.sso.finish(sso_state, code, &client(&parts)).await,
+        (None, Some(code), Some(sso_state)) => {
+            let browser = html::cookie(&parts, html::SSO_COOKIE);
+            state.sso.finish(sso_state, code, browser, &client(&parts)).await
+        }
         _ => Err(SsoError::UnknownState),
     };
+    let secure = state.identity.settings.public_url.starts_with("https://");
+    if let Err(error) = &outcome
+        && !matches!(error, SsoError::Store(_))
+    {
+        // Audited like every refusal of a caller who proved nothing (aggregated with its repeats).
+        state.denials.refused(crate::denials::Refusal {
+            action: "auth.sso.callback",
+            ip: client(&parts).ip,
+            method: Some("GET".into()),
+            route: "/login/sso/callback".into(),
+            resource: "/login/sso/callback".into(),
+            tenant: None,
+            reason: error.to_string(),
+            key_id: None,
+            extra: serde_json::Map::new(),
+        });
+    }
     match outcome {
         Ok(Finished::SignedIn { refresh_token, return_to, .. }) => {
-            let secure = state.identity.settings.public_url.starts_with("https://");
+            // A new sign-in replaces the browser's previous session (and its applications').
+            super::login::end_browser_session(&state, &parts).await;
             Page::continue_to("Signed in", &return_to)
                 .cookie(html::set_cookie(html::SESSION_COOKIE, &refresh_token, secure, None))
+                .cookie(html::clear_cookie(html::SSO_COOKIE, secure))
                 .into_response()
         }
         Ok(Finished::Tested { tenant, email }) => Page::new(

@@ -22,6 +22,7 @@ fn session(tenant: &str, role: Role, pending: Option<Pending>) -> Actor {
         rotated_at: now,
         last_seen_at: now,
         expires_at: now,
+        client_id: None,
     })
 }
 

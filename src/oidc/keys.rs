@@ -170,8 +170,13 @@ impl Keys {
         if !db::current_key_older_than(&self.pool, every).await? {
             return Ok(false);
         }
-        self.rotate().await?;
-        Ok(true)
+        // Due: the keys are made, then the rotation checks again under the keys' lock.
+        let fresh = self.generate_all().await?;
+        let rotated = db::rotate_keys_if_older(&self.pool, &fresh, every).await?;
+        if rotated {
+            self.refresh().await?;
+        }
+        Ok(rotated)
     }
 
     async fn fill(&self) -> Result<()> {

@@ -141,8 +141,6 @@ pub fn discovery(issuer: &str) -> Value {
         "userinfo_endpoint": format!("{issuer}/oauth2/userinfo"),
         "jwks_uri": format!("{issuer}/oauth2/jwks"),
         "end_session_endpoint": format!("{issuer}/oauth2/logout"),
-        "introspection_endpoint": format!("{issuer}/v1/auth/introspect"),
-        "revocation_endpoint": format!("{issuer}/v1/auth/revoke"),
         "scopes_supported": ["openid", "email", "profile", "offline_access"],
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

@@ -23,6 +23,27 @@ pub(crate) use jwks::Jwks;
 pub use settings::{GroupBinding, OidcSettings, RequiredClaim, SettingsError, SigningAlg};
 pub use token::looks_like_jwt;
 
+/// The claims of `token` if it is signed by one of `keys` (its signature only: the caller checks
+/// the claims it needs).
+pub(crate) fn verify_signature(
+    keys: &keys::KeySet,
+    token: &str,
+) -> Result<serde_json::Map<String, serde_json::Value>, Refusal> {
+    let parsed = token::parse(token)?;
+    let alg = SigningAlg::accepted(&parsed.header.alg)
+        .ok_or_else(|| Refusal::invalid(format!("the token is signed with `{}`", parsed.header.alg)))?;
+    let keys::Lookup::Found(candidates) = keys.lookup(parsed.header.kid.as_deref(), alg)? else {
+        return Err(Refusal::invalid("the token's key is not published"));
+    };
+    let verified = candidates.iter().any(|key| {
+        jsonwebtoken::crypto::verify(parsed.signature, parsed.signed.as_bytes(), &key.decoding, alg.0).unwrap_or(false)
+    });
+    if !verified {
+        return Err(Refusal::invalid("the token's signature does not verify"));
+    }
+    Ok(parsed.claims)
+}
+
 /// Checks an ID token of any OpenID provider (a tenant's, for SSO): its signature with a key the
 /// provider publishes (`jwks`), its issuer, audience and times. Returns its claims.
 pub(crate) async fn verify_id_token(

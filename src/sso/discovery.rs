@@ -33,7 +33,9 @@ impl Report {
 }
 
 /// Whether `url` may be fetched: https, or http on a loopback host when `allow_loopback_http` (a
-/// local set-up or a test). Says why not.
+/// local set-up or a test); and a host whose every address is public, so that a tenant's owner
+/// cannot aim Gatehouse at its own network (loopback only with `allow_loopback_http`). Resolves
+/// the host: blocking. Says why not.
 pub fn check_url(what: &str, url: &str, allow_loopback_http: bool) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("{what} `{url}` is not a URL ({e})"))?;
     let loopback = match parsed.host() {
@@ -43,10 +45,51 @@ pub fn check_url(what: &str, url: &str, allow_loopback_http: bool) -> Result<(),
         None => false,
     };
     match parsed.scheme() {
-        "https" => Ok(()),
-        "http" if loopback && allow_loopback_http => Ok(()),
-        "http" => Err(format!("{what} `{url}` uses http: it must use https")),
-        other => Err(format!("{what} `{url}` has scheme `{other}`: it must use https")),
+        "https" => {}
+        "http" if loopback && allow_loopback_http => {}
+        "http" => return Err(format!("{what} `{url}` uses http: it must use https")),
+        other => return Err(format!("{what} `{url}` has scheme `{other}`: it must use https")),
+    }
+    let host = parsed.host_str().unwrap_or("").trim_start_matches('[').trim_end_matches(']');
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let addresses: Vec<std::net::IpAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|e| format!("{what} `{url}`: cannot resolve `{host}`: {e}"))?
+        .map(|address| address.ip())
+        .collect();
+    match addresses.iter().find(|ip| !public(**ip, allow_loopback_http)) {
+        Some(ip) => Err(format!("{what} `{url}` resolves to {ip}, a private or local address Gatehouse does not call")),
+        None => Ok(()),
+    }
+}
+
+/// Whether Gatehouse may call `ip` for a tenant: not private, link-local, shared (CGNAT),
+/// unspecified, multicast or documentation space; loopback only when allowed.
+fn public(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            if v4.is_loopback() {
+                return allow_loopback;
+            }
+            !(v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return public(IpAddr::V4(v4), allow_loopback);
+            }
+            if v6.is_loopback() {
+                return allow_loopback;
+            }
+            let first = v6.segments()[0];
+            !(v6.is_unspecified() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80)
+        }
     }
 }
 
@@ -125,8 +168,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn private_and_local_addresses_are_refused_and_loopback_only_when_allowed() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+        for private in
+            ["10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "fd00::1", "fe80::1"]
+        {
+            assert!(!public(ip(private), true), "{private}");
+        }
+        assert!(!public(ip("127.0.0.1"), false));
+        assert!(public(ip("127.0.0.1"), true));
+        assert!(!public(ip("::ffff:10.0.0.1"), true));
+        assert!(public(ip("93.184.216.34"), false));
+        let refused = check_url("the issuer", "https://127.0.0.1:8443", false).expect_err("loopback");
+        assert!(refused.contains("private or local address"), "{refused}");
+    }
+
+    #[test]
     fn urls_must_be_https_and_http_is_allowed_only_on_loopback_when_asked() {
-        assert!(check_url("the issuer", "https://login.acme.example", false).is_ok());
         let http = check_url("the issuer", "http://login.acme.example", true).expect_err("http");
         assert!(http.contains("must use https"), "{http}");
         assert!(check_url("the issuer", "http://127.0.0.1:9000", false).is_err());

@@ -46,6 +46,8 @@ pub struct Sso {
 pub enum SsoError {
     #[error("this sign-in link was already used or has expired; start again from the login page")]
     UnknownState,
+    #[error("this sign-in was started in another browser; start again from the login page in this one")]
+    OtherBrowser,
     #[error("your organisation's sign-in service refused: {0}")]
     Provider(String),
     #[error("your organisation's sign-in could not be completed: {0}")]
@@ -58,6 +60,8 @@ pub enum SsoError {
     OutsideDomains(String),
     #[error("{0} has no account in this organisation; ask an administrator to invite you")]
     UnknownUser(String),
+    #[error("{0} belongs to another organisation")]
+    OtherTenant(String),
     #[error("this account is disabled; ask an administrator of your organisation")]
     Disabled,
     #[error("your organisation's access is suspended; contact its owner or the platform's support")]
@@ -109,7 +113,8 @@ impl Sso {
         Ok(report)
     }
 
-    /// Starts a sign-in at the tenant's provider; returns the URL to send the browser to.
+    /// Starts a sign-in at the tenant's provider; returns the URL to send the browser to, and for
+    /// a `login`, the value of the cookie that binds the sign-in to this browser.
     pub async fn start(
         &self,
         idp: &TenantIdp,
@@ -117,7 +122,7 @@ impl Sso {
         return_to: &str,
         login_hint: Option<&str>,
         started_by: Option<&str>,
-    ) -> Result<String, SsoError> {
+    ) -> Result<(String, Option<String>), SsoError> {
         let endpoint = idp
             .metadata
             .as_ref()
@@ -130,6 +135,8 @@ impl Sso {
         let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
         let state_hash = token::hash(&state);
         let (key_id, sealed) = self.keyring.seal(verifier.as_bytes(), &state_hash);
+        let browser = (purpose == "login").then(random);
+        let browser_hash = browser.as_deref().map(token::hash);
         let new = db::NewLogin {
             state_hash: &state_hash,
             tenant_id: idp.tenant_id,
@@ -138,6 +145,7 @@ impl Sso {
             verifier: (&key_id, &sealed),
             return_to,
             started_by,
+            browser_hash: browser_hash.as_deref(),
             ttl: LOGIN_TTL,
         };
         db::start_login(&self.pool, new).await?;
@@ -157,14 +165,27 @@ impl Sso {
                 query.append_pair("login_hint", hint);
             }
         }
-        Ok(url.to_string())
+        Ok((url.to_string(), browser))
     }
 
-    /// Completes a sign-in that came back to the callback with `code` and `state`.
-    pub async fn finish(&self, state: &str, code: &str, client: &Client) -> Result<Finished, SsoError> {
+    /// Completes a sign-in that came back to the callback with `code` and `state`, in the browser
+    /// whose binding cookie is `browser`.
+    pub async fn finish(
+        &self,
+        state: &str,
+        code: &str,
+        browser: Option<&str>,
+        client: &Client,
+    ) -> Result<Finished, SsoError> {
         let state_hash = token::hash(state);
         // Single use: a replayed or forged state finds nothing.
         let pending = db::take_login(&self.pool, &state_hash).await?.ok_or(SsoError::UnknownState)?;
+        if let Some(expected) = &pending.browser_hash {
+            let presented = browser.map(token::hash).unwrap_or_default();
+            if !bool::from(subtle::ConstantTimeEq::ct_eq(presented.as_slice(), expected.as_slice())) {
+                return Err(SsoError::OtherBrowser);
+            }
+        }
         let idp = db::idp_by_id(&self.pool, pending.tenant_id).await?.ok_or(SsoError::NotConfigured)?;
         let usable = match pending.purpose.as_str() {
             "test" => matches!(idp.state.as_str(), "verified" | "active"),
@@ -284,6 +305,10 @@ impl Sso {
             Some(member) => {
                 db::activate_invited(&mut tx, member.user_id).await?;
                 member.user_id
+            }
+            None if db::email_used_elsewhere(&mut tx, idp.tenant_id, email).await? => {
+                drop(tx);
+                return Err(SsoError::OtherTenant(email.to_owned()));
             }
             None => match &idp.jit_role {
                 Some(role) => db::create_jit_user(&mut tx, idp.tenant_id, email, role).await?,

@@ -190,7 +190,7 @@ pub async fn create_session(pool: &PgPool, new: NewSession<'_>, times: SessionTi
              VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7), $8, $9) RETURNING *),
          settled AS ({})
          SELECT s.access_hash, s.id, s.user_id, s.tenant_id, t.name AS tenant, u.email, u.name, u.role,
-                s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at
+                s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at, s.client_id
            FROM s JOIN users u ON u.id = s.user_id JOIN tenants t ON t.id = s.tenant_id",
         settle_statement(10)
     ))
@@ -229,6 +229,9 @@ pub struct SessionView {
     pub rotated_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The OIDC client the session was issued to; `None`: a browser's or the JSON API's.
+    #[serde(skip)]
+    pub client_id: Option<Uuid>,
 }
 
 /// The live sessions (`s`, with the user `u` and tenant `t`) a query reads; `$2` is the idle
@@ -245,7 +248,7 @@ macro_rules! live_sessions {
 macro_rules! session_view {
     () => {
         "s.access_hash, s.id, s.user_id, s.tenant_id, t.name AS tenant, u.email, u.name, u.role,
-        s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at "
+        s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at, s.client_id "
     };
 }
 

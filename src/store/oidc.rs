@@ -224,6 +224,22 @@ pub async fn create_client_session(
     .await?)
 }
 
+/// The scope granted to the client session `session_id` (at the code it came from).
+pub async fn granted_scope(conn: &mut PgConnection, session_id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT scope FROM oidc_codes WHERE issued_session_id = $1")
+        .bind(session_id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// The browser session a session belongs to: itself, or the parent of a client's session.
+pub async fn family_of(pool: &PgPool, session_id: Uuid) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT coalesce(parent_id, id) FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(pool)
+        .await?)
+}
+
 /// Ends a browser session and every client session that came from it (RP-initiated logout).
 pub async fn end_session_family(pool: &PgPool, session_id: Uuid, reason: &str) -> Result<u64> {
     Ok(sqlx::query(
@@ -300,6 +316,13 @@ pub async fn fill_keys(pool: &PgPool, fresh: &[StoredKey]) -> Result<()> {
 pub async fn rotate_keys(pool: &PgPool, fresh: &[StoredKey]) -> Result<Vec<String>> {
     let mut tx = pool.begin().await?;
     lock_keys(&mut tx).await?;
+    let current = rotate_locked(&mut tx, fresh).await?;
+    tx.commit().await?;
+    Ok(current)
+}
+
+/// The rotation itself, in a transaction that holds the keys' lock.
+async fn rotate_locked(tx: &mut PgConnection, fresh: &[StoredKey]) -> Result<Vec<String>> {
     let mut current = Vec::new();
     for pair in fresh.chunks(2) {
         let alg = &pair[0].alg;
@@ -319,14 +342,32 @@ pub async fn rotate_keys(pool: &PgPool, fresh: &[StoredKey]) -> Result<Vec<Strin
         match promoted {
             Some(kid) => current.push(kid),
             None => {
-                insert_key(&mut tx, &pair[1], "current").await?;
+                insert_key(&mut *tx, &pair[1], "current").await?;
                 current.push(pair[1].kid.clone());
             }
         }
-        insert_key(&mut tx, &pair[0], "next").await?;
+        insert_key(&mut *tx, &pair[0], "next").await?;
     }
-    tx.commit().await?;
     Ok(current)
+}
+
+/// Rotates as `rotate_keys` does, but only if a current key has signed for longer than `age`,
+/// checked under the keys' lock: of replicas that find the keys due at once, one rotates.
+pub async fn rotate_keys_if_older(pool: &PgPool, fresh: &[StoredKey], age: Duration) -> Result<bool> {
+    let mut tx = pool.begin().await?;
+    lock_keys(&mut tx).await?;
+    let due: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM oidc_signing_keys
+                         WHERE state = 'current' AND activated_at < now() - make_interval(secs => $1))",
+    )
+    .bind(seconds(age))
+    .fetch_one(&mut *tx)
+    .await?;
+    if due {
+        rotate_locked(&mut tx, fresh).await?;
+        tx.commit().await?;
+    }
+    Ok(due)
 }
 
 /// Whether any current key has signed for longer than `age`.

@@ -63,6 +63,40 @@ pub struct NewIdp<'a> {
     pub jit_role: Option<&'a str>,
 }
 
+/// The first of `domains` that users of another tenant than `tenant_id` have in their email.
+pub async fn domain_used_elsewhere(pool: &PgPool, tenant_id: Uuid, domains: &[String]) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT d FROM unnest($2::text[]) AS d
+          WHERE EXISTS (SELECT 1 FROM users WHERE tenant_id <> $1 AND split_part(email, '@', 2) = d) LIMIT 1",
+    )
+    .bind(tenant_id)
+    .bind(domains)
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// The active provider of the tenant of the user with `email`, if the user exists.
+pub async fn active_idp_of_user(pool: &PgPool, email: &str) -> Result<Option<Option<TenantIdp>>> {
+    let tenant: Option<Uuid> =
+        sqlx::query_scalar("SELECT tenant_id FROM users WHERE email = $1").bind(email).fetch_optional(pool).await?;
+    let Some(tenant) = tenant else { return Ok(None) };
+    Ok(Some(
+        sqlx::query_as(&format!("{IDP} WHERE i.tenant_id = $1 AND i.state = 'active'"))
+            .bind(tenant)
+            .fetch_optional(pool)
+            .await?,
+    ))
+}
+
+/// Whether a user with `email` exists in another tenant than `tenant_id`.
+pub async fn email_used_elsewhere(conn: &mut PgConnection, tenant_id: Uuid, email: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND tenant_id <> $2)")
+        .bind(email)
+        .bind(tenant_id)
+        .fetch_one(conn)
+        .await?)
+}
+
 /// What a change of the provider met.
 pub enum Saved {
     Saved,
@@ -126,11 +160,18 @@ pub async fn save_idp(pool: &PgPool, new: NewIdp<'_>) -> Result<Saved> {
         }
     }
     sqlx::query("DELETE FROM tenant_idp_domains WHERE tenant_id = $1").bind(new.tenant_id).execute(&mut *tx).await?;
-    sqlx::query("INSERT INTO tenant_idp_domains (domain, tenant_id) SELECT unnest($1::text[]), $2")
+    let claimed = sqlx::query("INSERT INTO tenant_idp_domains (domain, tenant_id) SELECT unnest($1::text[]), $2")
         .bind(new.domains)
         .bind(new.tenant_id)
         .execute(&mut *tx)
-        .await?;
+        .await;
+    match claimed {
+        // Another tenant claimed one of the domains meanwhile.
+        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+            return Ok(Saved::DomainTaken(new.domains.join(", ")));
+        }
+        other => other?,
+    };
     tx.commit().await?;
     Ok(Saved::Saved)
 }
@@ -153,7 +194,9 @@ pub async fn record_verification(
         "UPDATE tenant_idps SET metadata = $4,
                 state = CASE WHEN NOT $3 THEN 'draft' WHEN state = 'active' THEN 'active' ELSE 'verified' END,
                 verified_at = CASE WHEN $3 THEN now() END,
-                tested_at = CASE WHEN $3 THEN tested_at END
+                -- An active provider that still passes stays active: its test stands, as nothing
+                -- in its settings changed since (a change returns it to draft).
+                tested_at = CASE WHEN $3 AND state = 'active' THEN now() WHEN $3 THEN tested_at END
           WHERE tenant_id = $1 AND updated_at = $2",
     )
     .bind(tenant_id)
@@ -197,14 +240,16 @@ pub struct NewLogin<'a> {
     pub verifier: (&'a str, &'a [u8]),
     pub return_to: &'a str,
     pub started_by: Option<&'a str>,
+    /// SHA-256 of the cookie that binds the sign-in to its browser (`None` for a test).
+    pub browser_hash: Option<&'a [u8]>,
     pub ttl: Duration,
 }
 
 pub async fn start_login(pool: &PgPool, new: NewLogin<'_>) -> Result<()> {
     sqlx::query(
         "INSERT INTO sso_logins (state_hash, tenant_id, purpose, nonce, verifier_key_id, verifier_sealed, return_to,
-                                 started_by, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))",
+                                 started_by, expires_at, browser_hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9), $10)",
     )
     .bind(new.state_hash)
     .bind(new.tenant_id)
@@ -215,6 +260,7 @@ pub async fn start_login(pool: &PgPool, new: NewLogin<'_>) -> Result<()> {
     .bind(new.return_to)
     .bind(new.started_by)
     .bind(seconds(new.ttl))
+    .bind(new.browser_hash)
     .execute(pool)
     .await?;
     Ok(())
@@ -229,6 +275,7 @@ pub struct PendingLogin {
     pub verifier_sealed: Vec<u8>,
     pub return_to: String,
     pub started_by: Option<String>,
+    pub browser_hash: Option<Vec<u8>>,
 }
 
 /// Takes a sign-in under way by its state, once: a state seen before, or expired, is `None`.
@@ -236,7 +283,7 @@ pub async fn take_login(pool: &PgPool, state_hash: &[u8]) -> Result<Option<Pendi
     Ok(sqlx::query_as(
         "UPDATE sso_logins SET used_at = now()
           WHERE state_hash = $1 AND used_at IS NULL AND expires_at > now()
-         RETURNING tenant_id, purpose, nonce, verifier_key_id, verifier_sealed, return_to, started_by",
+         RETURNING tenant_id, purpose, nonce, verifier_key_id, verifier_sealed, return_to, started_by, browser_hash",
     )
     .bind(state_hash)
     .fetch_optional(pool)

@@ -245,8 +245,14 @@ async fn an_application_signs_a_user_in_through_gatehouse_and_survives_a_key_rot
     assert_eq!(logout["logout"]["stateBack"], true, "{logout}");
     assert_eq!(rp.command("refresh")["refresh"], "refused");
     assert!(rp.command("userinfo")["userinfo"].is_null());
-    let audited = db.count("SELECT count(*) FROM audit_log WHERE action IN ('oidc.authorize', 'oidc.token')").await;
-    assert_eq!(audited, 2);
+    let audited =
+        "SELECT count(*) FROM audit_log WHERE action IN ('oidc.authorize', 'oidc.token') AND outcome = 'success'";
+    assert_eq!(db.count(audited).await, 2);
+    // The refused refresh is audited as a denial.
+    within(Duration::from_secs(10), "the refused refresh audited", || async {
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'oidc.token' AND outcome = 'failure'").await >= 1
+    })
+    .await;
 }
 
 /// UC-LOGOUT and revocation (FR-TENANT-002): a public client (PKCE only, EdDSA ID tokens) signs a
@@ -291,7 +297,12 @@ async fn a_role_change_in_git_refuses_the_refresh_of_a_public_client() {
 // --- Without a browser: the refusals ---------------------------------------------------------
 
 /// One request without following redirects, with the cookies of `jar`, which it keeps current.
-async fn browse(method: &str, url: &str, jar: &mut Vec<(String, String)>, form: Option<&str>) -> HttpResponse {
+pub(crate) async fn browse(
+    method: &str,
+    url: &str,
+    jar: &mut Vec<(String, String)>,
+    form: Option<&str>,
+) -> HttpResponse {
     let (method, url) = (method.to_owned(), url.to_owned());
     let cookies = jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
     let form = form.map(str::to_owned);
@@ -333,15 +344,15 @@ async fn browse(method: &str, url: &str, jar: &mut Vec<(String, String)>, form: 
     response
 }
 
-fn header<'a>(response: &'a HttpResponse, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(response: &'a HttpResponse, name: &str) -> Option<&'a str> {
     response.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
-fn csrf(jar: &[(String, String)]) -> String {
+pub(crate) fn csrf(jar: &[(String, String)]) -> String {
     jar.iter().find(|(k, _)| k == "gatehouse_csrf").map(|(_, v)| v.clone()).expect("a CSRF cookie")
 }
 
-fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
@@ -381,6 +392,16 @@ async fn the_provider_refuses_what_it_must_without_redirecting_where_it_must_not
     let db = TestDb::new().await;
     let port = free_port();
     let repo = repo_with_client_on(port);
+    // Another application that introspects tokens, open to acme too.
+    repo.write(
+        "applications/other-app.yaml",
+        "apiVersion: gatehouse.dev/v1\nkind: Application\nmetadata: { name: other-app }\nspec:\n  displayName: Other\n  owner: other@corp.example\n  scopes: [auth:introspect]\n",
+    );
+    repo.edit(
+        "tenants/acme.yaml",
+        "applications: [billing-app, analytics-app]",
+        "applications: [billing-app, analytics-app, other-app]",
+    );
     let server = started(&repo, &db, &[]).await;
     activate(&db, &["dan@acme.example", "erin@acme.example", "jack@globex.example"]).await;
     let secret = client_secret(&server, "analytics-app").await;
@@ -413,9 +434,11 @@ async fn the_provider_refuses_what_it_must_without_redirecting_where_it_must_not
     // return_to stays on this server.
     let mut jar = Vec::new();
     browse("GET", &format!("{}/login", server.base), &mut jar, None).await;
-    let away = format!("{}&return_to={}", form("dan@acme.example", PASSWORD, &jar), encode("//evil.example/x"));
-    let signed_in = browse("POST", &format!("{}/login", server.base), &mut jar, Some(&away)).await;
-    assert!(signed_in.text.contains("url=/account"), "{}", signed_in.text);
+    for elsewhere in ["//evil.example/x", "/\t/evil.example"] {
+        let away = format!("{}&return_to={}", form("dan@acme.example", PASSWORD, &jar), encode(elsewhere));
+        let signed_in = browse("POST", &format!("{}/login", server.base), &mut jar, Some(&away)).await;
+        assert!(signed_in.text.contains("url=/account"), "{elsewhere:?}: {}", signed_in.text);
+    }
 
     // Unknown client, unregistered redirect URI: a page, never a redirect.
     let mut jar = page_sign_in(&server, "dan@acme.example").await;
@@ -500,6 +523,36 @@ async fn the_provider_refuses_what_it_must_without_redirecting_where_it_must_not
         }
     };
     assert_eq!(userinfo(access.clone()).await.status, 200);
+    // RFC 7662 for these tokens: the client's own key sees it active; another application's key,
+    // even one open to the tenant, sees it inactive (a token is for the client it was issued to).
+    let introspect = |app: &'static str, token: String| {
+        let server = &server;
+        async move {
+            let key = call(
+                server,
+                "POST",
+                &format!("/v1/apps/{app}/keys"),
+                Some(OPERATOR),
+                Some(json!({ "scopes": ["auth:introspect"] })),
+            )
+            .await;
+            let key = str_of(&key.body, "secret").to_owned();
+            request(
+                "POST",
+                format!("{}/v1/auth/introspect", server.base),
+                vec![
+                    ("authorization", format!("Bearer {key}")),
+                    ("content-type", "application/x-www-form-urlencoded".into()),
+                ],
+                format!("token={token}").into_bytes(),
+            )
+            .await
+            .body
+        }
+    };
+    let own = introspect("analytics-app", access.clone()).await;
+    assert_eq!((own["active"].as_bool(), own["client_id"].as_str()), (Some(true), Some("analytics-app")), "{own}");
+    assert_eq!(introspect("other-app", access.clone()).await["active"], false);
     // A client's tokens are not the user's API credentials, nor refreshable without the client.
     assert_eq!(call(&server, "GET", "/v1/auth/session", Some(&access), None).await.status, 401);
     let json_refresh = call(&server, "POST", "/v1/auth/refresh", None, Some(json!({ "refresh_token": refresh }))).await;
@@ -519,6 +572,14 @@ async fn the_provider_refuses_what_it_must_without_redirecting_where_it_must_not
     let replay = token(exchange(&code, &verifier)).await;
     assert_eq!((replay.status, replay.body["error"].as_str()), (400, Some("invalid_grant")));
     assert_eq!(userinfo(access).await.status, 401);
+
+    // A sign-out link with a hint Gatehouse did not sign only asks; the browser stays signed in.
+    let forged = "eyJhbGciOiJSUzI1NiJ9.eyJhdWQiOiJhbmFseXRpY3MtYXBwIn0.c2ln";
+    let logout = browse("GET", &format!("{}/oauth2/logout?id_token_hint={forged}", server.base), &mut jar, None).await;
+    assert_eq!((logout.status, header(&logout, "location")), (200, None));
+    assert!(logout.text.contains("Do you want to sign out"), "{}", logout.text);
+    let account = browse("GET", &format!("{}/account", server.base), &mut jar, None).await;
+    assert!(account.text.contains("id=\"signed-in\""), "{}", account.text);
 }
 
 fn sha2_digest(bytes: &[u8]) -> Vec<u8> {

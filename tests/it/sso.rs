@@ -87,16 +87,25 @@ async fn a_tenant_user_signs_in_through_the_tenants_own_provider_after_verify_an
     let active = post(&server, "/v1/tenants/hooli/sso/activate").await;
     assert_eq!((active.status, active.body["state"].as_str()), (200, Some("active")), "{}", active.text);
 
-    let signed_in = run_script(
-        "sso.mjs",
-        &[
-            ("BASE", server.base.clone()),
-            ("EMAIL", "richard@hooli.example".into()),
-            ("IDP_LOGIN", "richard".into()),
-            ("IDP_PASSWORD", "any password".into()),
-            ("IDP_ISSUER", idp.issuer.clone()),
-        ],
+    // The callback must come back to the browser that started the sign-in (no login CSRF): the
+    // provider's answer, carried to another browser, is refused.
+    let user = [
+        ("BASE", server.base.clone()),
+        ("EMAIL", "richard@hooli.example".to_owned()),
+        ("IDP_LOGIN", "richard".to_owned()),
+        ("IDP_PASSWORD", "any password".to_owned()),
+        ("IDP_ISSUER", idp.issuer.clone()),
+    ];
+    let carried = answer_without_following(&server, &idp, "richard@hooli.example", "richard").await;
+    let elsewhere = request("GET", carried, vec![], vec![]).await;
+    assert_eq!(elsewhere.status, 400);
+    assert!(elsewhere.text.contains("started in another browser"), "{}", elsewhere.text);
+    assert_eq!(
+        db.count("SELECT count(*) FROM users WHERE email = 'richard@hooli.example' AND status = 'invited'").await,
+        1
     );
+
+    let signed_in = run_script("sso.mjs", &user);
     assert_eq!(signed_in["signedIn"], true, "{signed_in}");
     assert_eq!(signed_in["visitedIdp"], true, "{signed_in}");
     assert_eq!(signed_in["problems"], json!([]), "{signed_in}");
@@ -117,6 +126,44 @@ async fn a_tenant_user_signs_in_through_the_tenants_own_provider_after_verify_an
     assert_eq!(replayed.status, 400);
     assert!(replayed.text.contains("already used or has expired"), "{}", replayed.text);
     assert_eq!(db.count(fed).await, 1, "no second session");
+}
+
+/// Starts a sign-in on the login page and completes it at the provider's own pages over plain
+/// HTTP (its development login and consent, as tests/idp/idp.mjs does), without following the
+/// provider's answer back to Gatehouse: returns that answer (the callback URL with code and state).
+async fn answer_without_following(server: &ServeProcess, idp: &Idp, email: &str, login: &str) -> String {
+    use crate::login::{browse, csrf, encode, header};
+    let mut gatehouse = Vec::new();
+    browse("GET", &format!("{}/login", server.base), &mut gatehouse, None).await;
+    let form = format!("csrf={}&step=email&email={}", csrf(&gatehouse), encode(email));
+    let page = browse("POST", &format!("{}/login", server.base), &mut gatehouse, Some(&form)).await;
+    let start = page
+        .text
+        .split("url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a page moving on to the provider");
+    let mut next = start.replace("&amp;", "&");
+    let mut jar = Vec::new();
+    for _ in 0..12 {
+        if next.starts_with(&format!("{}/login/sso/callback", server.base)) {
+            return next;
+        }
+        let url = if next.starts_with('/') { format!("{}{next}", idp.issuer) } else { next.clone() };
+        let mut response = browse("GET", &url, &mut jar, None).await;
+        if let Some(prompt) = response.text.split("name=\"prompt\" value=\"").nth(1).and_then(|r| r.split('"').next()) {
+            let form = if prompt == "login" {
+                format!("prompt=login&login={login}&password=any")
+            } else {
+                "prompt=consent".to_owned()
+            };
+            response = browse("POST", &url, &mut jar, Some(&form)).await;
+        }
+        next = header(&response, "location")
+            .unwrap_or_else(|| panic!("the provider stopped at {url}: {}", response.text))
+            .to_owned();
+    }
+    panic!("the provider never answered back to Gatehouse");
 }
 
 /// A tenant can make SSO mandatory: its users' passwords are refused on the page and the API.
