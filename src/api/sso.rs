@@ -58,11 +58,27 @@ fn view(state: &AppState, idp: &TenantIdp) -> Value {
         "mandatory": idp.mandatory,
         "jitRole": idp.jit_role,
         "state": idp.state,
+        "managedBy": idp.managed_by,
         "verification": idp.metadata,
         "verifiedAt": idp.verified_at,
         "testedAt": idp.tested_at,
         "redirectUri": state.sso.callback_url(),
     })
+}
+
+/// A provider declared in Git changes there, not through the API.
+fn not_from_git(idp: Option<&TenantIdp>) -> Result<()> {
+    match idp {
+        Some(idp) if idp.managed_by == "git" => Err(ApiError::rule(
+            Rule::Conflict,
+            "managed_by_git",
+            format!(
+                "the SSO provider of tenant `{}` is declared in Git (its `sso` block): change it there",
+                idp.tenant
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 async fn load(state: &AppState, tenant: &str) -> Result<TenantIdp> {
@@ -92,6 +108,7 @@ async fn set(
 ) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let request = body.value()?;
+    not_from_git(db::idp_of_tenant(&state.pool, name.as_str()).await?.as_ref())?;
     // Exactly as given: it must equal the provider's `iss`, trailing slash and all.
     let issuer = request.issuer.trim().to_owned();
     for (field, value) in [("issuer", &issuer), ("clientId", &request.client_id)] {
@@ -184,6 +201,7 @@ async fn tenant_id(state: &AppState, tenant: &str) -> Result<uuid::Uuid> {
 async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let idp = load(&state, name.as_str()).await?;
+    not_from_git(Some(&idp))?;
     db::delete_idp(&state.pool, idp.tenant_id).await?;
     caller
         .record(&state, "tenant.sso.delete", crate::audit::Target::in_tenant(name.as_str(), "sso"), json!({}))

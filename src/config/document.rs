@@ -122,6 +122,14 @@ pub struct SsoSpec {
     pub client_id: String,
     /// Where the client secret is read from at run time; it never lives in Git.
     pub client_secret_ref: SecretRefSpec,
+    /// The email domains whose users sign in through this provider (the login page routes them).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// Refuse passwords for the tenant's users once the provider is active.
+    #[serde(default)]
+    pub mandatory: bool,
+    /// Create unknown users on their first sign-in with this role (`admin` or `user`).
+    pub jit_role: Option<Role>,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

@@ -408,10 +408,34 @@ impl<'a> Checker<'a> {
                 format!("`{env}` is not an environment variable name: use A-Z, 0-9 and '_'"),
             );
         }
+        let mut domains = std::collections::BTreeSet::new();
+        for (i, domain) in spec.domains.iter().enumerate() {
+            let domain = domain.trim().to_lowercase();
+            if Email::parse(&format!("someone@{domain}")).is_err() || !domain.contains('.') {
+                self.report(
+                    doc,
+                    subject,
+                    format!("spec.sso.domains[{i}]"),
+                    format!("`{domain}` is not an email domain"),
+                );
+            }
+            domains.insert(domain);
+        }
+        if spec.jit_role == Some(Role::Owner) {
+            self.report(
+                doc,
+                subject,
+                "spec.sso.jitRole",
+                "users made just in time are `admin` or `user`, never `owner`",
+            );
+        }
         Some(Sso {
             issuer: spec.issuer.trim_end_matches('/').to_owned(),
             client_id: spec.client_id.clone(),
             client_secret_ref: SecretRef { env: env.clone() },
+            domains: domains.into_iter().collect(),
+            mandatory: spec.mandatory,
+            jit_role: spec.jit_role,
         })
     }
 

@@ -192,6 +192,13 @@ pub struct Sso {
     pub issuer: String,
     pub client_id: String,
     pub client_secret_ref: SecretRef,
+    /// Lower-case, sorted, without duplicates.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub mandatory: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jit_role: Option<Role>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -199,11 +199,7 @@ impl Sso {
             .open(&pending.verifier_key_id, &pending.verifier_sealed, &state_hash)
             .map_err(|e| StoreError::Task(e.to_string()))?;
         let verifier = String::from_utf8(verifier).map_err(|e| StoreError::Task(e.to_string()))?;
-        let secret = self
-            .keyring
-            .open(&idp.secret_key_id, &idp.secret_sealed, idp.tenant_id.as_bytes())
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        let secret = String::from_utf8(secret).map_err(|e| StoreError::Task(e.to_string()))?;
+        let secret = self.client_secret(&idp)?;
         let id_token = self.exchange(&idp, code, &verifier, &secret).await?;
         let claims = self.check_id_token(&idp, &id_token, &pending.nonce).await?;
         let email = self.vouched_email(&idp, &claims)?;
@@ -223,6 +219,24 @@ impl Sso {
         let refresh_token = self.open_session(&idp, &email, client).await?;
         self.audit(&idp, &email, "auth.login", true, client, json!({ "method": "sso", "issuer": idp.issuer })).await;
         Ok(Finished::SignedIn { refresh_token, return_to: pending.return_to, email })
+    }
+
+    /// The provider's client secret: opened from its seal (set through the API), or read from the
+    /// environment variable the tenant's Git file names.
+    fn client_secret(&self, idp: &TenantIdp) -> Result<String, SsoError> {
+        match (&idp.secret_env, &idp.secret_key_id, &idp.secret_sealed) {
+            (Some(env), _, _) => std::env::var(env).map_err(|_| {
+                SsoError::Exchange(format!("the client secret's environment variable `{env}` is not set on Gatehouse"))
+            }),
+            (None, Some(key_id), Some(sealed)) => {
+                let secret = self
+                    .keyring
+                    .open(key_id, sealed, idp.tenant_id.as_bytes())
+                    .map_err(|e| StoreError::Task(e.to_string()))?;
+                Ok(String::from_utf8(secret).map_err(|e| StoreError::Task(e.to_string()))?)
+            }
+            _ => Err(SsoError::NotConfigured),
+        }
     }
 
     /// The code, exchanged at the provider's token endpoint (client_secret_basic, PKCE).

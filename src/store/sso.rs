@@ -18,8 +18,12 @@ pub struct TenantIdp {
     pub tenant: String,
     pub issuer: String,
     pub client_id: String,
-    pub secret_key_id: String,
-    pub secret_sealed: Vec<u8>,
+    /// Set through the API: the secret, sealed.
+    pub secret_key_id: Option<String>,
+    pub secret_sealed: Option<Vec<u8>>,
+    /// Declared in Git: the environment variable that holds the secret.
+    pub secret_env: Option<String>,
+    pub managed_by: String,
     pub domains: Vec<String>,
     pub mandatory: bool,
     pub jit_role: Option<String>,
@@ -31,7 +35,7 @@ pub struct TenantIdp {
 }
 
 const IDP: &str = "SELECT i.tenant_id, t.name AS tenant, i.issuer, i.client_id, i.secret_key_id, i.secret_sealed,
-        i.domains, i.mandatory, i.jit_role, i.state, i.metadata, i.verified_at, i.tested_at, i.updated_at
+        i.secret_env, i.managed_by, i.domains, i.mandatory, i.jit_role, i.state, i.metadata, i.verified_at, i.tested_at, i.updated_at
    FROM tenant_idps i JOIN tenants t ON t.id = i.tenant_id";
 
 pub async fn idp_of_tenant(pool: &PgPool, tenant: &str) -> Result<Option<TenantIdp>> {

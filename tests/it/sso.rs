@@ -213,8 +213,32 @@ async fn mandatory_sso_refuses_passwords_and_unknown_emails_are_refused_without_
 async fn verify_reports_an_http_issuer_a_wrong_issuer_and_an_unreachable_jwks_in_words() {
     let db = TestDb::new().await;
     let repo = Repo::example();
+    let secret_ref = "clientSecretRef: { env: ACME_OIDC_SECRET }";
+    repo.edit("tenants/acme.yaml", secret_ref, &format!("{secret_ref}\n    domains: [Acme.example, acme.example]"));
     let server = started(&repo, &db, &[LOOPBACK]).await;
     let idp = Idp::start();
+
+    // A provider declared in Git (acme's `sso` block) is a draft like any other, changed only there;
+    // its secret is the environment variable the file names.
+    let declared = call(&server, "GET", "/v1/tenants/acme/sso", Some(OPERATOR), None).await;
+    assert_eq!(declared.status, 200, "{}", declared.text);
+    assert_eq!((declared.body["managedBy"].as_str(), declared.body["state"].as_str()), (Some("git"), Some("draft")));
+    assert_eq!(
+        (declared.body["issuer"].as_str(), declared.body["domains"].clone()),
+        (Some("https://login.acme.example"), json!(["acme.example"]))
+    );
+    let body =
+        json!({ "issuer": "https://x.example", "clientId": "c", "clientSecret": "s", "domains": ["acme.example"] });
+    let refused = put_sso(&server, "acme", body).await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (409, Some("managed_by_git")),
+        "{}",
+        refused.text
+    );
+    let unreachable = post(&server, "/v1/tenants/acme/sso/verify").await;
+    assert_eq!(unreachable.body["passed"], false, "{}", unreachable.text);
+
     let problems = |issuer: String| {
         let server = &server;
         async move {
