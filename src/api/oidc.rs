@@ -177,14 +177,19 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
         success,
         metadata: json!({ "client": client.name, "reason": reason, "ip": client_ip(&parts), "sessionId": session.id }),
     };
-    match db::tenant_enables(&state.pool, session.tenant_id, &client.name).await {
-        Ok(true) => {}
-        Ok(false) => {
-            let reason = "the organisation has not enabled this application";
-            write_audit(&state, audit(false, Some(reason))).await;
-            return back.error("access_denied", reason);
-        }
-        Err(error) => return server_error(&back, &error),
+    // The decision, like every other, through `authorize`: a tenant user signs in to an
+    // application the tenant enables (the tenant facts of the in-memory cache).
+    let Some(view) = browser_session(&state, &parts).await else {
+        return to_login(&request, false);
+    };
+    let actor = crate::authz::Actor::User(view);
+    let tenant = state.delivery.tenant(&session.tenant);
+    let facts = super::caller::facts(&session.tenant, tenant.as_deref());
+    let resource = Resource::tenant_application(&client.name, facts);
+    if let crate::authz::Decision::Deny(deny) = crate::authz::authorize(&actor, Action::SignInToApplication, &resource)
+    {
+        write_audit(&state, audit(false, Some(deny.reason))).await;
+        return back.error("access_denied", &deny.message);
     }
     let code = token::issue(TokenKind::Code);
     let scope = scopes.iter().filter(|s| SCOPES.contains(s)).copied().collect::<Vec<_>>().join(" ");

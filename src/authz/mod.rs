@@ -39,6 +39,8 @@ pub enum Kind<'a> {
     /// Something of every tenant at once: "the usage of every tenant". Never an application's:
     /// a key reaches only the tenants that list its application, one at a time.
     EveryTenant(&'static str),
+    /// A managed application as the tenant's users reach it (sign-in through Gatehouse).
+    TenantApplication(&'a str),
 }
 
 /// What `authorize` needs to know of a tenant, from the in-memory delivery cache.
@@ -80,6 +82,10 @@ impl<'a> Resource<'a> {
     pub fn tenant_user(email: &'a str, tenant: TenantFacts<'a>) -> Self {
         Resource { kind: Kind::TenantUser(email), tenant: Some(tenant) }
     }
+
+    pub fn tenant_application(application: &'a str, tenant: TenantFacts<'a>) -> Self {
+        Resource { kind: Kind::TenantApplication(application), tenant: Some(tenant) }
+    }
 }
 
 impl std::fmt::Display for Resource<'_> {
@@ -90,6 +96,7 @@ impl std::fmt::Display for Resource<'_> {
             Kind::Application(name) => write!(f, "application `{name}`"),
             Kind::OfTenant(what) => write!(f, "the {what} of tenant `{tenant}`"),
             Kind::TenantUser(email) => write!(f, "user {email} of tenant `{tenant}`"),
+            Kind::TenantApplication(name) => write!(f, "application `{name}` for tenant `{tenant}`"),
         }
     }
 }
@@ -173,6 +180,22 @@ fn invariant(actor: &Actor, action: Action, resource: &Resource<'_>) -> Option<D
                         session.tenant
                     ),
                     required: format!("a session of tenant `{}`", tenant.name),
+                });
+            }
+            // Only the applications a tenant enables may sign its users in.
+            if let (Kind::TenantApplication(application), Some(known)) = (resource.kind, tenant.known)
+                && known.active
+                && !known.applications.iter().any(|a| &**a == application)
+            {
+                return Some(Deny {
+                    code: "forbidden",
+                    reason: "application not enabled by the tenant",
+                    message: format!(
+                        "{actor} may not {} {resource}: tenant `{}` has not enabled it",
+                        action.verb(),
+                        tenant.name
+                    ),
+                    required: format!("`{application}` among the applications of tenant `{}`", tenant.name),
                 });
             }
             // Sessions of a suspended tenant are not found at all; this keeps the rule where it is

@@ -40,6 +40,8 @@ pub enum Action {
     ReadBudget,
     RequestOverride,
     ApproveOverride,
+    /// Sign in to a managed application through Gatehouse (OpenID Connect).
+    SignInToApplication,
 }
 
 /// Who an action is granted to.
@@ -98,6 +100,7 @@ pub const TABLE: &[(Action, &[Grant])] = &[
     (ReadBudget,            &[Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin), Key(Scope::UsageRead)]),
     (RequestOverride,       &[Platform(Operator), TenantRole(Owner)]),
     (ApproveOverride,       &[Platform(Operator), TenantRole(Owner)]),
+    (SignInToApplication,   &[TenantRole(Owner), TenantRole(Admin), TenantRole(Role::User)]),
 ];
 
 /// The grants of `action` in `TABLE` (none if it is missing: deny).
@@ -142,6 +145,7 @@ impl Action {
         ReadBudget,
         RequestOverride,
         ApproveOverride,
+        SignInToApplication,
     ];
 
     /// The action's stable name: in audit rows and in AuthZEN requests (`action.name`).
@@ -181,6 +185,7 @@ impl Action {
             ReadBudget => "budget.read",
             RequestOverride => "budget.override.request",
             ApproveOverride => "budget.override.approve",
+            SignInToApplication => "applications.sign_in",
         }
     }
 
@@ -197,6 +202,7 @@ impl Action {
             CheckBudget => "check",
             RequestOverride => "request an override of",
             ApproveOverride => "approve an override of",
+            SignInToApplication => "sign in to",
             ManageTenants => "create, suspend, restore or delete",
             UpdateTenant | ManageFlags => "change",
             ManageUsers => "invite, change, disable or delete",

@@ -89,6 +89,7 @@ fn resource_of(action: Action, apps: &[Box<str>]) -> Resource<'_> {
         | Action::VerifySecondFactor
         | Action::SignOut => Resource::own("their own session"),
         Action::ManageKeys => Resource::application("analytics-app"),
+        Action::SignInToApplication => Resource::tenant_application("analytics-app", acme),
         _ => Resource::platform("the platform"),
     }
 }
@@ -117,6 +118,7 @@ fn expected(action: Action) -> &'static [&'static str] {
         CheckBudget => &["usage-key"],
         ReadBudget => &["operator", "bootstrap", "auditor", "owner", "admin", "usage-read-key"],
         RequestOverride | ApproveOverride => &["operator", "bootstrap", "owner"],
+        SignInToApplication => &["owner", "admin", "user"],
     }
 }
 
@@ -299,4 +301,23 @@ fn the_audit_identity_names_each_kind_of_actor() {
     assert_eq!(platform(PlatformRole::Operator).identity()["subject"], "alice");
     assert_eq!(app(Scope::FlagsRead).identity()["keyId"], "gh_test");
     assert_eq!(session("acme", Role::Admin, None).name(), "admin@acme.example");
+}
+
+/// Issue 14.3: only the applications a tenant enables may sign its users in, whatever their role.
+#[test]
+fn a_tenant_user_signs_in_only_to_applications_the_tenant_enables() {
+    let apps = open_apps();
+    let acme = TenantFacts { name: "acme", known: Some(KnownTenant { active: true, applications: &apps }) };
+    let user = session("acme", Role::User, None);
+    let enabled = Resource::tenant_application("analytics-app", acme);
+    assert_eq!(authorize(&user, Action::SignInToApplication, &enabled), Decision::Allow);
+    let Decision::Deny(deny) =
+        authorize(&user, Action::SignInToApplication, &Resource::tenant_application("billing-app", acme))
+    else {
+        panic!("billing-app is not enabled by acme");
+    };
+    assert_eq!(deny.reason, "application not enabled by the tenant");
+    assert!(deny.message.contains("has not enabled it"), "{}", deny.message);
+    let pending = session("acme", Role::Owner, Some(Pending::MfaVerify));
+    assert!(matches!(authorize(&pending, Action::SignInToApplication, &enabled), Decision::Deny(_)));
 }

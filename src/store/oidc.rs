@@ -55,16 +55,6 @@ pub async fn set_client_secret(pool: &PgPool, application_id: Uuid, secret_hash:
     Ok(())
 }
 
-/// Whether the tenant of `tenant_id` lists the application among those it enables.
-pub async fn tenant_enables(pool: &PgPool, tenant_id: Uuid, application: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar("SELECT $2 = ANY (applications) FROM tenants WHERE id = $1")
-        .bind(tenant_id)
-        .bind(application)
-        .fetch_optional(pool)
-        .await?
-        .unwrap_or(false))
-}
-
 // --- Authorization codes ----------------------------------------------------------------------
 
 pub struct NewCode<'a> {
