@@ -516,7 +516,12 @@ async fn refresh_grant(
     let tokens_out = match refreshed {
         Ok(tokens) => tokens,
         Err(crate::identity::AuthError::Store(error)) => return Err(error.into()),
-        Err(_) => return Err(TokenError::new("invalid_grant", "the refresh token is not valid for this client")),
+        Err(_) => {
+            return Err(TokenError::new(
+                "invalid_grant",
+                "the refresh token is unknown, expired, already used (which ends its session) or another client's",
+            ));
+        }
     };
     let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
     let session = db::live_session(&mut conn, tokens_out.session.id, state.identity.settings.times)

@@ -173,7 +173,7 @@ pub struct ApplicationSpec {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OidcClientSpec {
-    /// `confidential` (has a secret, set with `gatehouse apps client-secret`) or `public` (PKCE only).
+    /// `confidential` (has a secret, set with `POST /v1/apps/{app}/client-secret`) or `public` (PKCE only).
     #[serde(default)]
     pub client_type: ClientType,
     /// The exact URIs authorizations may return to: https, or http on a loopback host.

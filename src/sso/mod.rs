@@ -203,6 +203,10 @@ impl Sso {
         let id_token = self.exchange(&idp, code, &verifier, &secret).await?;
         let claims = self.check_id_token(&idp, &id_token, &pending.nonce).await?;
         let email = self.vouched_email(&idp, &claims)?;
+        let name = claims
+            .get("name")
+            .and_then(Value::as_str)
+            .map(|n| n.chars().filter(|c| !c.is_control()).take(200).collect::<String>());
         if pending.purpose == "test" {
             db::record_test(&self.pool, idp.tenant_id).await?;
             self.audit(
@@ -216,7 +220,7 @@ impl Sso {
             .await;
             return Ok(Finished::Tested { tenant: idp.tenant, email });
         }
-        let refresh_token = self.open_session(&idp, &email, client).await?;
+        let refresh_token = self.open_session(&idp, &email, name.as_deref(), client).await?;
         self.audit(&idp, &email, "auth.login", true, client, json!({ "method": "sso", "issuer": idp.issuer })).await;
         Ok(Finished::SignedIn { refresh_token, return_to: pending.return_to, email })
     }
@@ -310,7 +314,13 @@ impl Sso {
 
     /// Maps the email to the tenant's user (an invited one becomes active; an unknown one is
     /// created only with just-in-time creation on) and opens a session; returns its refresh token.
-    async fn open_session(&self, idp: &TenantIdp, email: &str, client: &Client) -> Result<String, SsoError> {
+    async fn open_session(
+        &self,
+        idp: &TenantIdp,
+        email: &str,
+        name: Option<&str>,
+        client: &Client,
+    ) -> Result<String, SsoError> {
         let mut tx = self.pool.begin().await.map_err(StoreError::from)?;
         let member = db::member(&mut tx, idp.tenant_id, email).await?;
         let user_id = match member {
@@ -325,7 +335,7 @@ impl Sso {
                 return Err(SsoError::OtherTenant(email.to_owned()));
             }
             None => match &idp.jit_role {
-                Some(role) => db::create_jit_user(&mut tx, idp.tenant_id, email, role).await?,
+                Some(role) => db::create_jit_user(&mut tx, idp.tenant_id, email, name, role).await?,
                 None => {
                     drop(tx);
                     self.audit(

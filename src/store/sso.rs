@@ -332,14 +332,22 @@ pub async fn activate_invited(conn: &mut PgConnection, user_id: Uuid) -> Result<
 }
 
 /// Creates a user just in time (the tenant allows it), active, with `role`.
-pub async fn create_jit_user(conn: &mut PgConnection, tenant_id: Uuid, email: &str, role: &str) -> Result<Uuid> {
+pub async fn create_jit_user(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    email: &str,
+    name: Option<&str>,
+    role: &str,
+) -> Result<Uuid> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO users (id, tenant_id, email, role, status, activated_at) VALUES ($1, $2, $3, $4, 'active', now())",
+        "INSERT INTO users (id, tenant_id, email, name, role, status, activated_at)
+         VALUES ($1, $2, $3, $4, $5, 'active', now())",
     )
     .bind(id)
     .bind(tenant_id)
     .bind(email)
+    .bind(name)
     .bind(role)
     .execute(conn)
     .await?;
