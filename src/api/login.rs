@@ -264,6 +264,7 @@ async fn show_login(
         (status = 403, description = "The page: the account is disabled or the organisation suspended.", body = String, content_type = "text/html"),
         (status = 429, description = "The page: too many attempts; `Retry-After`.", body = String, content_type = "text/html"),
         (status = 500, description = "An error page.", body = String, content_type = "text/html"),
+        (status = 502, description = "The page: the organisation's identity provider cannot be reached.", body = String, content_type = "text/html"),
     ))]
 async fn submit_login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     if let Some(limited) = super::auth::page_rate_limit(&state, &parts).await {
