@@ -586,3 +586,49 @@ fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).to_vec()
 }
+
+/// Issue 14.1: an owner without TOTP enrols on the page: the QR code is an inline SVG beside the
+/// key as text; a wrong code shows a new key; the right one shows the recovery codes once and signs
+/// the browser in, with a second factor on the session (`amr` otp).
+#[tokio::test]
+async fn an_owner_without_totp_enrols_on_the_page_and_is_signed_in() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    activate(&db, &["arthur@acme.example"]).await;
+    let mut jar = Vec::new();
+    let login = format!("{}/login", server.base);
+    browse("GET", &login, &mut jar, None).await;
+    let form = format!(
+        "csrf={}&step=password&email={}&password={}",
+        csrf(&jar),
+        encode("arthur@acme.example"),
+        encode(PASSWORD)
+    );
+    let enrol = browse("POST", &login, &mut jar, Some(&form)).await;
+    assert_eq!(enrol.status, 200, "{}", enrol.text);
+    assert!(enrol.text.contains("<svg role=\"img\" aria-label="), "an inline SVG QR code: {}", enrol.text);
+    let key_of = |page: &str| {
+        page.split("<code id=\"totp-secret\">")
+            .nth(1)
+            .and_then(|r| r.split('<').next())
+            .expect("the key as text")
+            .to_owned()
+    };
+    let first_key = key_of(&enrol.text);
+    let body = format!("csrf={}&step=enrol&code=000000", csrf(&jar));
+    let wrong = browse("POST", &login, &mut jar, Some(&body)).await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.text.contains("role=\"alert\""), "{}", wrong.text);
+    let key = key_of(&wrong.text);
+    assert_ne!(key, first_key, "a key is shown once: a wrong code makes a new one");
+    let confirm = format!("csrf={}&step=enrol&code={}", csrf(&jar), totp_now(&key, 0));
+    let done = browse("POST", &login, &mut jar, Some(&confirm)).await;
+    assert_eq!(done.status, 200, "{}", done.text);
+    assert_eq!(done.text.matches("<li><code>").count(), 10, "ten recovery codes: {}", done.text);
+    let account = browse("GET", &format!("{}/account", server.base), &mut jar, None).await;
+    assert!(account.text.contains("arthur@acme.example"), "{}", account.text);
+    let otp = "SELECT count(*) FROM sessions s JOIN users u ON u.id = s.user_id
+                WHERE u.email = 'arthur@acme.example' AND s.revoked_at IS NULL AND 'otp' = ANY (s.amr)";
+    assert_eq!(db.count(otp).await, 1);
+}
