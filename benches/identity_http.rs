@@ -10,6 +10,8 @@
 //!     session tokens, both wrk -c64 (target p99 ≤ 5 ms);
 //! (m) (s) again while (l) runs at the same time, saturating the hashing pool (target p99 ≤ 20 ms).
 
+#[path = "common/argon.rs"]
+mod argon;
 #[path = "common/serve.rs"]
 mod serve;
 #[path = "common/synthetic.rs"]
@@ -18,7 +20,6 @@ mod synthetic;
 mod wrk;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use gatehouse::identity::password;
@@ -46,24 +47,6 @@ fn cycling(method: &str, items: &[String], as_body: bool) -> String {
         script += "request = function()\n  n = n % #items + 1\n  return wrk.format(nil, nil, {[\"Authorization\"] = 'Bearer ' .. items[n]}, nil)\nend\n";
     }
     script
-}
-
-/// Raw argon2id verifications per second, one thread per core, for `SECONDS`.
-fn raw_argon2(threads: usize) -> f64 {
-    let phc = password::hash_blocking(PASSWORD);
-    let done = AtomicU64::new(0);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while started.elapsed() < Duration::from_secs(SECONDS) {
-                    assert!(password::verify_blocking(PASSWORD, &phc));
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 #[tokio::main]
@@ -149,7 +132,9 @@ async fn main() {
     let session_script = cycling("GET", &tokens, false);
     let login_script = cycling("POST", &logins, true);
 
-    let raw = tokio::task::spawn_blocking(move || raw_argon2(cores)).await.expect("raw argon2");
+    let raw = tokio::task::spawn_blocking(move || argon::verifications_per_second(PASSWORD, cores, SECONDS))
+        .await
+        .expect("raw argon2");
     let login = finish(wrk(&login_url, 16, &login_script, dir, "login"));
     let a = finish(wrk(&baseline_url, 64, "wrk.method = \"GET\"\n", dir, "baseline"));
     let s = finish(wrk(&session_url, 64, &session_script, dir, "session"));

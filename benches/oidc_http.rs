@@ -12,6 +12,8 @@
 //!     (client_secret_basic, RS256 ID token, a new session each), both wrk -c16;
 //! (s) ID tokens signed per second, RS256 and EdDSA, one thread and one per core, in this process.
 
+#[path = "common/argon.rs"]
+mod argon;
 #[path = "common/serve.rs"]
 mod serve;
 #[path = "common/synthetic.rs"]
@@ -54,24 +56,6 @@ fn posting(bodies: &[String], content_type: &str, headers: &[(&str, String)]) ->
     }
     script += "request = function()\n  n = n % #items + 1\n  return wrk.format(nil, nil, nil, items[n])\nend\n";
     script
-}
-
-/// Raw argon2id verifications per second, one thread per core, for `SECONDS`.
-fn raw_argon2(threads: usize) -> f64 {
-    let phc = password::hash_blocking(PASSWORD);
-    let done = AtomicU64::new(0);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                while started.elapsed() < Duration::from_secs(SECONDS) {
-                    assert!(password::verify_blocking(PASSWORD, &phc));
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            });
-        }
-    });
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// ID tokens signed per second with `alg`, on `threads` threads, for 3 s.
@@ -232,7 +216,9 @@ async fn main() {
          'grant_type=authorization_code&code=gatehouse_ac_bench' .. n .. '&redirect_uri={REDIRECT_URI}')\nend\n"
     );
 
-    let raw = tokio::task::spawn_blocking(move || raw_argon2(cores)).await.expect("raw argon2");
+    let raw = tokio::task::spawn_blocking(move || argon::verifications_per_second(PASSWORD, cores, SECONDS))
+        .await
+        .expect("raw argon2");
     let measured = |name: &'static str, url: String, script: String| {
         let before = cpu(child.id());
         let load = finish(wrk(&url, &script, dir, name));

@@ -28,6 +28,7 @@ use crate::identity::token::{self, TokenKind};
 use crate::mail::templates::escape;
 use crate::model::ClientType;
 use crate::oidc::{self, Alg};
+use crate::store::identity::SessionView;
 use crate::store::oidc::{self as db, ClientSession};
 use crate::store::{self, AuditEntry, StoreError};
 
@@ -151,8 +152,7 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
         Some(Ok(seconds)) if seconds >= 0 => Some(seconds),
         Some(_) => return back.error("invalid_request", "max_age must be a whole number of seconds"),
     };
-    let session = session_of_browser(&state, &parts).await;
-    let Some(session) = session else {
+    let Some((view, session)) = session_of_browser(&state, &parts).await else {
         if prompt_none {
             return back.error("login_required", "the user is not signed in");
         }
@@ -179,9 +179,6 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
     };
     // The decision, like every other, through `authorize`: a tenant user signs in to an
     // application the tenant enables (the tenant facts of the in-memory cache).
-    let Some(view) = browser_session(&state, &parts).await else {
-        return to_login(&request, false);
-    };
     let actor = crate::authz::Actor::User(view);
     let tenant = state.delivery.tenant(&session.tenant);
     let facts = super::caller::facts(&session.tenant, tenant.as_deref());
@@ -212,11 +209,13 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
 
 const SCOPES: [&str; 4] = ["openid", "email", "profile", "offline_access"];
 
-/// The browser's complete session, as the provider sees it (not a session of a client).
-async fn session_of_browser(state: &AppState, parts: &Parts) -> Option<ClientSession> {
-    let view = browser_session(state, parts).await.filter(|s| s.pending.is_none())?;
+/// The browser's complete session: as `authorize` sees it, and as the provider does (with `amr`
+/// and `auth_time`); never a session of a client.
+async fn session_of_browser(state: &AppState, parts: &Parts) -> Option<(SessionView, ClientSession)> {
+    let view = browser_session(state, parts).await.filter(|s| s.pending.is_none() && s.client_id.is_none())?;
     let mut conn = state.pool.acquire().await.ok()?;
-    db::live_session(&mut conn, view.id, state.identity.settings.times).await.ok()?.filter(|s| s.client_id.is_none())
+    let session = db::live_session(&mut conn, view.id, state.identity.settings.times).await.ok()??;
+    Some((view, session))
 }
 
 /// To the login page, which comes back to `request` once the user has signed in.

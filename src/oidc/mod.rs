@@ -49,12 +49,7 @@ pub type SharedProvider = Arc<Provider>;
 /// and native applications, RFC 8252 §7.3), no fragment, no credentials.
 pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
     let parsed = url::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL ({e})"))?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(host)) => host == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = crate::operators::settings::is_loopback(&parsed);
     match parsed.scheme() {
         "https" => {}
         "http" if loopback => {}

@@ -38,12 +38,7 @@ impl Report {
 /// the host: blocking. Says why not.
 pub fn check_url(what: &str, url: &str, allow_loopback_http: bool) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("{what} `{url}` is not a URL ({e})"))?;
-    let loopback = match parsed.host() {
-        Some(url::Host::Domain(host)) => host == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
+    let loopback = crate::operators::settings::is_loopback(&parsed);
     match parsed.scheme() {
         "https" => {}
         "http" if loopback && allow_loopback_http => {}
