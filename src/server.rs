@@ -54,6 +54,8 @@ pub struct Settings {
     pub retention: api::TenantRetention,
     /// How long the audit log keeps a month.
     pub audit_retention: chrono::TimeDelta,
+    /// Signed checkpoints of the audit log (and of what retention drops); `None`: no signing key.
+    pub audit_checkpoints: Option<Arc<crate::audit::checkpoint::Settings>>,
     /// Where budget notices are sent as signed webhooks.
     pub budget_webhook: Option<crate::budget::notify::Webhook>,
     /// Gatehouse as the OpenID provider of managed applications: its lifetimes and key rotation.
@@ -131,7 +133,20 @@ pub fn launch(
     tokio::spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
     tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
     tokio::spawn(purge_deleted_tenants(pool.clone(), settings.retention, shutdown.clone()));
-    tokio::spawn(keep_audit_months(pool.clone(), settings.audit_retention, shutdown.clone()));
+    tokio::spawn(keep_audit_months(
+        pool.clone(),
+        settings.audit_retention,
+        settings.audit_checkpoints.clone(),
+        shutdown.clone(),
+    ));
+    match settings.audit_checkpoints {
+        Some(checkpoints) => {
+            tokio::spawn(crate::audit::checkpoint::run(pool.clone(), checkpoints, shutdown.clone()));
+        }
+        None => tracing::warn!(
+            "audit checkpoints are off: set GATEHOUSE_AUDIT_SIGNING_KEY (gatehouse audit keygen) to sign the log's chains"
+        ),
+    }
     let budgets = Arc::new(crate::budget::book::Book::default());
     tokio::spawn(crate::budget::book::keep_current(budgets.clone(), pool.clone(), shutdown.clone()));
     if let Some(webhook) = settings.budget_webhook.clone() {
@@ -246,13 +261,28 @@ async fn purge_deleted_tenants(pool: sqlx::PgPool, retention: api::TenantRetenti
 }
 
 /// Creates the audit log's coming months and drops those past the retention, at start and then
-/// every hour; one replica at a time does it.
-async fn keep_audit_months(pool: sqlx::PgPool, keep: chrono::TimeDelta, shutdown: CancellationToken) {
+/// every hour; one replica at a time does it. With a signing key, each drop is signed by a checkpoint
+/// in its transaction.
+async fn keep_audit_months(
+    pool: sqlx::PgPool,
+    keep: chrono::TimeDelta,
+    checkpoints: Option<Arc<crate::audit::checkpoint::Settings>>,
+    shutdown: CancellationToken,
+) {
+    let sign = checkpoints.as_deref().map(|settings| {
+        move |heads: &[(i16, i64, Vec<u8>)],
+              last: Option<&store::audit_chain::CheckpointRow>,
+              retention: &[store::audit_retention::Dropped]| settings.signer.sign(heads, last, retention)
+    });
     loop {
-        match store::audit_retention::apply(&pool, keep, chrono::Utc::now()).await {
+        let signer = sign.as_ref().map(|s| s as &store::audit_chain::Sign<'_>);
+        match store::audit_retention::apply(&pool, keep, chrono::Utc::now(), signer).await {
             Ok(dropped) if dropped.is_empty() => {}
             Ok(dropped) => {
-                let months: Vec<&str> = dropped.iter().map(|d| d.partition.as_str()).collect();
+                for checkpoint in dropped.iter().filter_map(|(_, c)| c.as_ref()) {
+                    checkpoints.iter().for_each(|settings| settings.copy(checkpoint));
+                }
+                let months: Vec<&str> = dropped.iter().map(|(d, _)| d.partition.as_str()).collect();
                 tracing::info!(?months, "dropped audit log months past the retention");
             }
             Err(error) => tracing::warn!(%error, "cannot keep the audit log's months"),

@@ -396,7 +396,7 @@ fn token_form(body: &[u8]) -> Result<String> {
 }
 
 /// The live session a token (access or refresh) belongs to, if the calling application may see
-/// it: its tenant must be open to the application.
+/// it: issued to the application, in a tenant open to it.
 async fn visible_session(
     state: &AppState,
     caller: &Caller,
@@ -418,10 +418,11 @@ async fn visible_session(
         }
         _ => None,
     };
-    // A session of an OIDC client is seen only by that client: another application presenting it
-    // is told it is inactive (a token is not accepted by a service it was not issued to).
+    // An application sees only tokens issued to it: its OpenID client's sessions. A user's own API
+    // session, or another client's, is inactive to it (issue 25.11: a token is not accepted by a
+    // service it was not issued to, and an application cannot end what it was not given).
     Ok(session.filter(|s| {
-        s.client_id.is_none_or(|client| client == principal.app.id)
+        s.client_id == Some(principal.app.id)
             && state.delivery.tenant(&s.tenant).is_some_and(|t| t.open_to(&principal.app.name))
     }))
 }

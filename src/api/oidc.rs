@@ -127,10 +127,10 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
     if request.response_type.as_deref() != Some("code") {
         return back.error("unsupported_response_type", "only response_type=code is supported");
     }
-    let scopes: Vec<&str> = request.scope.as_deref().unwrap_or("").split(' ').collect();
-    if !scopes.contains(&"openid") {
-        return back.error("invalid_scope", "the scope must include openid");
-    }
+    let scopes = match oidc::parse_scope(request.scope.as_deref().unwrap_or("")) {
+        Ok(scopes) => scopes,
+        Err(problem) => return back.error("invalid_scope", &problem),
+    };
     match (request.code_challenge.as_deref(), request.code_challenge_method.as_deref()) {
         (Some(challenge), Some("S256")) if oidc::valid_challenge(challenge) => {}
         (Some(_), Some("S256")) => {
@@ -189,7 +189,7 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
         return back.error("access_denied", &deny.message);
     }
     let code = token::issue(TokenKind::Code);
-    let scope = scopes.iter().filter(|s| SCOPES.contains(s)).copied().collect::<Vec<_>>().join(" ");
+    let scope = scopes.join(" ");
     let new = db::NewCode {
         code_hash: &code.hash,
         application_id: client.id,
@@ -206,8 +206,6 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
     write_audit(&state, audit(true, None)).await;
     back.with(&[("code", &code.token)])
 }
-
-const SCOPES: [&str; 4] = ["openid", "email", "profile", "offline_access"];
 
 /// The browser's complete session: as `authorize` sees it, and as the provider does (with `amr`
 /// and `auth_time`); never a session of a client.
@@ -497,7 +495,7 @@ async fn exchange_code(
         },
     )
     .await;
-    let id_token = sign_id_token(state, client, &session, code.nonce.as_deref()).await?;
+    let id_token = sign_id_token(state, client, &session, &code.scope, code.nonce.as_deref()).await?;
     Ok(tokens(state, &access.token, &refresh.token, &id_token, &code.scope))
 }
 
@@ -511,6 +509,14 @@ async fn refresh_grant(
         .refresh_token
         .as_deref()
         .ok_or_else(|| TokenError::new("invalid_request", "refresh_token is required"))?;
+    // The scope is checked before the token rotates: a refused refresh leaves the client's tokens
+    // as they were (issue 25.7). A token that is not current (unknown, spent) goes on to `refresh`,
+    // which refuses it and ends a session whose spent token came back.
+    let granted = db::granted_scope_by_refresh(&state.pool, &token::hash(presented)).await?;
+    let narrow = |granted: &str| {
+        oidc::narrowed(request.scope.as_deref(), granted).map_err(|why| TokenError::new("invalid_scope", why))
+    };
+    let scope = granted.as_deref().map(narrow).transpose()?;
     let refreshed = state.identity.refresh(presented, Some(client.id), &super::caller::client(parts)).await;
     let tokens_out = match refreshed {
         Ok(tokens) => tokens,
@@ -526,15 +532,13 @@ async fn refresh_grant(
     let session = db::live_session(&mut conn, tokens_out.session.id, state.identity.settings.times)
         .await?
         .ok_or_else(|| TokenError::new("invalid_grant", "the session has ended"))?;
-    let granted = db::granted_scope(&mut conn, session.id).await?.unwrap_or_else(|| "openid".to_owned());
-    drop(conn);
-    // A refresh may narrow the scope, never widen it (RFC 6749 §6).
-    let scope = match request.scope.as_deref() {
-        Some(asked) if asked.split(' ').all(|s| s.is_empty() || granted.split(' ').any(|g| g == s)) => asked.to_owned(),
-        Some(_) => return Err(TokenError::new("invalid_scope", format!("the scope granted was `{granted}`"))),
-        None => granted,
+    // A racing refresh of the same token got its successor (the token was no longer current).
+    let scope = match scope {
+        Some(scope) => scope,
+        None => narrow(&db::granted_scope(&mut conn, session.id).await?.unwrap_or_else(|| "openid".to_owned()))?,
     };
-    let id_token = sign_id_token(state, client, &session, None).await?;
+    drop(conn);
+    let id_token = sign_id_token(state, client, &session, &scope, None).await?;
     Ok(tokens(state, &tokens_out.access_token, &tokens_out.refresh_token, &id_token, &scope))
 }
 
@@ -542,6 +546,7 @@ async fn sign_id_token(
     state: &AppState,
     client: &db::Client,
     session: &ClientSession,
+    scope: &str,
     nonce: Option<&str>,
 ) -> std::result::Result<String, TokenError> {
     let alg: Alg = client.oidc.id_token_signed_response_alg;
@@ -553,7 +558,8 @@ async fn sign_id_token(
         .signer(alg)
         .ok_or_else(|| StoreError::Task(format!("no {} signing key is loaded", alg.as_str())))?;
     let provider = &state.provider;
-    let claims = oidc::id_token_claims(&provider.issuer, &client.name, session, nonce, provider.lifetimes.id_token);
+    let claims =
+        oidc::id_token_claims(&provider.issuer, &client.name, session, scope, nonce, provider.lifetimes.id_token);
     Ok(key.sign(&claims))
 }
 
@@ -595,9 +601,26 @@ async fn userinfo(State(state): State<AppState>, parts: Parts, body: Bytes) -> R
             .filter(|s| s.client_id.is_some()),
         None => None,
     };
-    match session {
-        Some(session) => no_store(axum::Json(oidc::user_claims(&session))),
-        None => {
+    let scope = match &session {
+        Some(session) => db::granted_scope_by_session(&state.pool, session.id).await.ok().flatten(),
+        None => None,
+    };
+    match (session, scope) {
+        (Some(session), Some(scope)) => no_store(axum::Json(oidc::user_claims(&session, &scope))),
+        _ => {
+            // Refusals of unknown tokens are audited like the API's (issue 25.12), aggregated.
+            let reason = if presented.is_some() { "unknown, expired or revoked token" } else { "no token" };
+            state.denials.refused(crate::denials::Refusal {
+                action: "oidc.userinfo",
+                ip: client_ip(&parts),
+                method: Some(parts.method.as_str().to_owned()),
+                route: "/oauth2/userinfo".into(),
+                resource: "/oauth2/userinfo".into(),
+                tenant: None,
+                reason: reason.into(),
+                key_id: None,
+                extra: serde_json::Map::new(),
+            });
             let body = json!({ "error": "invalid_token", "error_description": "the access token is unknown, expired or revoked" });
             let mut response = no_store((StatusCode::UNAUTHORIZED, axum::Json(body)));
             response

@@ -40,6 +40,9 @@ pub struct Content<'a> {
     pub application: Option<&'a str>,
     pub event_id: Option<&'a str>,
     pub metadata: &'a Value,
+    /// When Gatehouse recorded the row (microseconds), which picks the month retention drops it
+    /// in. `None` for rows written before migration 0021, whose hash does not cover it.
+    pub recorded_at_micros: Option<i64>,
 }
 
 /// `SHA-256(previous ‖ content)`.
@@ -49,6 +52,7 @@ pub fn row_hash(previous: &[u8], content: &Content<'_>) -> [u8; 32] {
     let id = content.id.to_string();
     let occurred = content.occurred_at_micros.to_string();
     let metadata = canonical_json(content.metadata);
+    let recorded = content.recorded_at_micros.map(|micros| micros.to_string());
     let fields = [
         Some(id.as_str()),
         Some(occurred.as_str()),
@@ -62,7 +66,8 @@ pub fn row_hash(previous: &[u8], content: &Content<'_>) -> [u8; 32] {
         content.event_id,
         Some(metadata.as_str()),
     ];
-    for field in fields {
+    // Rows from before migration 0021 end at the metadata; later ones add the recorded time.
+    for field in fields.into_iter().chain(recorded.as_deref().map(Some)) {
         match field {
             Some(value) => {
                 hasher.update(value.len().to_string().as_bytes());
@@ -225,6 +230,7 @@ mod tests {
             application: None,
             event_id: None,
             metadata,
+            recorded_at_micros: Some(1_764_590_400_000_001),
         }
     }
 
@@ -241,6 +247,16 @@ mod tests {
         let mut other = content(&json!({}), "a");
         other.actor_type = "bc";
         assert_ne!(row_hash(&GENESIS, &moved), row_hash(&GENESIS, &other), "fields are length-prefixed");
+        let mut recorded_later = content(&json!({}), "a");
+        recorded_later.recorded_at_micros = Some(1_764_590_400_000_002);
+        assert_ne!(
+            row_hash(&GENESIS, &recorded_later),
+            row_hash(&GENESIS, &content(&json!({}), "a")),
+            "the recorded time is hashed (issue 25.2)"
+        );
+        let mut legacy = content(&json!({}), "a");
+        legacy.recorded_at_micros = None;
+        assert_ne!(row_hash(&GENESIS, &legacy), row_hash(&GENESIS, &content(&json!({}), "a")));
         assert_eq!(canonical_json(&json!({"k": "\"q\"", "n": 1.5})), r#"{"k":"\"q\"","n":1.5}"#);
         assert_eq!(canonical_json(&json!([-0.0, 0.0, 0])), "[0.0,0.0,0]", "no negative zero, as jsonb");
     }

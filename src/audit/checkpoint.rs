@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::store::audit_chain::{self as db, CheckpointRow};
+use crate::store::audit_retention::Dropped;
 
 /// The key that signs checkpoints, from a base64 32-byte seed (`gatehouse audit keygen`).
 pub struct Signer {
@@ -54,8 +55,13 @@ impl Signer {
         self.key.verifying_key()
     }
 
-    /// The checkpoint of `heads` after `previous`.
-    pub fn sign(&self, heads: &[(i16, i64, Vec<u8>)], previous: Option<&CheckpointRow>) -> CheckpointRow {
+    /// The checkpoint of `heads` and the `retention` records so far, after `previous`.
+    pub fn sign(
+        &self,
+        heads: &[(i16, i64, Vec<u8>)],
+        previous: Option<&CheckpointRow>,
+        retention: &[Dropped],
+    ) -> CheckpointRow {
         let created_at = Utc::now();
         let id = Uuid::now_v7();
         let body = Body {
@@ -68,6 +74,7 @@ impl Signer {
                 .map(|(chain, seq, hash)| Head { chain: *chain, seq: *seq, hash: hex::encode(hash) })
                 .collect(),
             previous: previous.map(|p| hex::encode(&p.signature)),
+            retention: retention_digest(retention),
         };
         let text = serde_json::to_string(&body).unwrap_or_default();
         let signature = self.key.sign(text.as_bytes()).to_bytes().to_vec();
@@ -102,6 +109,33 @@ pub struct Body {
     pub heads: Vec<Head>,
     /// The signature (hex) of the checkpoint before; `None` for the first.
     pub previous: Option<String>,
+    /// The digest of every retention record so far (`retention_digest`); absent while there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<String>,
+}
+
+/// SHA-256 (hex) of the retention records in canonical JSON, oldest first: a checkpoint signs it,
+/// so a record inserted, edited or deleted afterwards no longer matches (ADR 0014). `None` for none.
+pub fn retention_digest(records: &[Dropped]) -> Option<String> {
+    if records.is_empty() {
+        return None;
+    }
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "partition": r.partition,
+                "until": r.until.timestamp_micros(),
+                "droppedAt": r.dropped_at.timestamp_micros(),
+                "rows": r.rows,
+                "legacyRows": r.legacy_rows,
+                "keptForDays": r.kept_for_days,
+                "anchors": r.anchors.0,
+            })
+        })
+        .collect();
+    let text = super::chain::canonical_json(&serde_json::Value::Array(records));
+    Some(hex::encode(Sha256::digest(text.as_bytes())))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -158,19 +192,27 @@ pub async fn write(
     settings: &Settings,
     min_age: chrono::TimeDelta,
 ) -> crate::store::Result<Option<CheckpointRow>> {
-    let Some(row) = db::checkpoint(pool, min_age, |heads, last| settings.signer.sign(heads, last)).await? else {
+    let sign = |heads: &_, last: Option<&_>, retention: &_| settings.signer.sign(heads, last, retention);
+    let Some(row) = db::checkpoint(pool, min_age, &sign).await? else {
         return Ok(None);
     };
-    if let Some(dir) = &settings.dir
-        && let Err(error) = write_file(dir, &row)
-    {
-        tracing::error!(%error, dir = %dir.display(), "cannot write the audit checkpoint's file");
-    }
+    settings.copy(&row);
     Ok(Some(row))
 }
 
+impl Settings {
+    /// Copies `row` to the checkpoint directory, if there is one.
+    pub fn copy(&self, row: &CheckpointRow) {
+        if let Some(dir) = &self.dir
+            && let Err(error) = write_file(dir, row)
+        {
+            tracing::error!(%error, dir = %dir.display(), "cannot write the audit checkpoint's file");
+        }
+    }
+}
+
 /// Runs until `shutdown`: a checkpoint every `settings.every`, written by one replica.
-pub async fn run(pool: PgPool, settings: Settings, shutdown: CancellationToken) {
+pub async fn run(pool: PgPool, settings: std::sync::Arc<Settings>, shutdown: CancellationToken) {
     let min_age = chrono::TimeDelta::from_std(settings.every.mul_f64(0.9)).unwrap_or_default();
     loop {
         match write(&pool, &settings, min_age).await {
@@ -194,8 +236,9 @@ mod tests {
         let signer = Signer::generate().expect("random");
         let again = Signer::from_base64(&signer.seed_base64()).expect("seed");
         assert_eq!(again.public_key(), signer.public_key());
-        let first = signer.sign(&[(0, 3, vec![1; 32])], None);
-        let second = signer.sign(&[(0, 5, vec![2; 32])], Some(&first));
+        let first = signer.sign(&[(0, 3, vec![1; 32])], None, &[]);
+        let second = signer.sign(&[(0, 5, vec![2; 32])], Some(&first), &[]);
+        assert!(!first.body.contains("retention"), "a checkpoint without retention reads as before");
         let body: Body = serde_json::from_str(&second.body).expect("body");
         assert_eq!(body.previous, Some(hex::encode(&first.signature)));
         assert_eq!(body.heads, [Head { chain: 0, seq: 5, hash: hex::encode([2; 32]) }]);

@@ -14,6 +14,7 @@ use super::chain::{CHAINS, Content, Link, Walk, row_hash};
 use super::checkpoint::{self, Body};
 use crate::store::Result;
 use crate::store::audit_chain::{self as db, CheckpointRow};
+use crate::store::audit_retention::Dropped;
 
 /// Rows read per query.
 const PAGE: i64 = 5000;
@@ -36,8 +37,13 @@ impl Report {
 }
 
 /// Verifies the log; `keys` are the public keys trusted to have signed checkpoints, `dir` where
-/// checkpoint files were written.
-pub async fn verify(pool: &PgPool, keys: &[VerifyingKey], dir: Option<&Path>) -> Result<Report> {
+/// checkpoint files were written, `retention` the audit retention serve runs with.
+pub async fn verify(
+    pool: &PgPool,
+    keys: &[VerifyingKey],
+    dir: Option<&Path>,
+    retention: chrono::TimeDelta,
+) -> Result<Report> {
     // One snapshot for the whole walk: rows written (or months dropped) while it runs are not
     // mistaken for rows inserted past a head, or deleted.
     let mut tx = pool.begin().await?;
@@ -52,13 +58,26 @@ pub async fn verify(pool: &PgPool, keys: &[VerifyingKey], dir: Option<&Path>) ->
     }
 
     // Where retention ended each chain: the walk starts after it, and what checkpoints signed
-    // before it is gone by design.
+    // before it is gone by design. Retention is evidence too (ADR 0014): its records must be those
+    // the last checkpoint signed, agree with the months that exist and the retention period, and
+    // leave nothing at or below where they say each chain ended.
     let dropped = crate::store::audit_retention::dropped(conn).await?;
+    check_retention_records(conn, &dropped, &checkpoints, retention, &mut report).await?;
     let mut anchors: HashMap<i16, (i64, Vec<u8>)> = HashMap::new();
     for anchor in dropped.iter().flat_map(|d| d.anchors.0.iter()) {
         let hash = hex::decode(&anchor.hash).unwrap_or_default();
         if anchors.get(&anchor.chain).is_none_or(|(seq, _)| *seq < anchor.seq) {
             anchors.insert(anchor.chain, (anchor.seq, hash));
+        }
+    }
+    let mut anchored: Vec<_> = anchors.iter().map(|(chain, (seq, _))| (*chain, *seq)).collect();
+    anchored.sort_unstable();
+    for (chain, seq) in anchored {
+        let left = db::rows_at_or_below(conn, chain, seq).await?;
+        if left > 0 {
+            report.findings.push(format!(
+                "chain {chain}: {left} rows at or below seq {seq}, where retention says the chain ended, are still in the log (the retention record is false)"
+            ));
         }
     }
     signed.retain(|(chain, seq), _| anchors.get(chain).is_none_or(|(anchor, _)| seq > anchor));
@@ -70,8 +89,7 @@ pub async fn verify(pool: &PgPool, keys: &[VerifyingKey], dir: Option<&Path>) ->
             last.until
         ));
     }
-    let heads: HashMap<i16, (i64, Vec<u8>)> =
-        db::heads(conn).await?.into_iter().map(|(chain, seq, hash)| (chain, (seq, hash))).collect();
+    let heads: HashMap<i16, db::ChainHead> = db::heads(conn).await?.into_iter().map(|h| (h.chain, h)).collect();
     for chain in 0..CHAINS {
         let start = anchors.get(&chain).cloned();
         let mut after = start.as_ref().map_or(0, |(seq, _)| *seq);
@@ -88,7 +106,8 @@ pub async fn verify(pool: &PgPool, keys: &[VerifyingKey], dir: Option<&Path>) ->
                         label(row)
                     ));
                 }
-                walk.push(link(row));
+                let hashed_from = heads.get(&chain).map_or(1, |h| h.recorded_hashed_from);
+                walk.push(link(row, row.seq >= hashed_from));
             }
             match page.last() {
                 Some(last) if page.len() as i64 == PAGE => after = last.seq,
@@ -98,7 +117,7 @@ pub async fn verify(pool: &PgPool, keys: &[VerifyingKey], dir: Option<&Path>) ->
         report.rows += walk.rows;
         report.findings.extend(walk.findings.iter().map(ToString::to_string));
         let last = walk.head().cloned().unwrap_or((0, super::chain::GENESIS.to_vec()));
-        match heads.get(&chain) {
+        match heads.get(&chain).map(|h| (&h.seq, &h.hash)) {
             Some((seq, _)) if *seq > last.0 => report.findings.push(if *seq == last.0 + 1 {
                 format!("chain {chain} seq {seq}: the last row was deleted")
             } else {
@@ -197,6 +216,7 @@ fn check_files(dir: &Path, checkpoints: &[CheckpointRow], report: &mut Report) {
         }
     };
     let stored: HashMap<&str, &CheckpointRow> = checkpoints.iter().map(|c| (c.body.as_str(), c)).collect();
+    let mut copied = std::collections::HashSet::new();
     let mut files = 0;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -210,6 +230,9 @@ fn check_files(dir: &Path, checkpoints: &[CheckpointRow], report: &mut Report) {
             report.findings.push(format!("checkpoint file {name} cannot be read"));
             continue;
         };
+        if let Some(row) = stored.get(file.body.as_str()) {
+            copied.insert(row.id);
+        }
         match stored.get(file.body.as_str()) {
             Some(row) if hex::encode(&row.signature) == file.signature => {}
             Some(row) => report.findings.push(format!("checkpoint {}: its signature differs from file {name}", row.id)),
@@ -218,10 +241,73 @@ fn check_files(dir: &Path, checkpoints: &[CheckpointRow], report: &mut Report) {
             )),
         }
     }
+    for row in checkpoints.iter().filter(|c| !copied.contains(&c.id)) {
+        report.findings.push(format!(
+            "checkpoint {} has no file {} in {} (the copy was deleted)",
+            row.id,
+            checkpoint::file_name(row),
+            dir.display()
+        ));
+    }
     report.notes.push(format!("{files} checkpoint files in {}", dir.display()));
 }
 
-fn link(row: &db::ChainRow) -> Link {
+/// The checks of the retention records besides their anchors: signed by the last checkpoint, their
+/// month gone, ended within the month they name, dropped no sooner than their retention allowed,
+/// under no shorter retention than `retention`.
+async fn check_retention_records(
+    conn: &mut sqlx::PgConnection,
+    dropped: &[Dropped],
+    checkpoints: &[CheckpointRow],
+    retention: chrono::TimeDelta,
+    report: &mut Report,
+) -> Result<()> {
+    let digest = checkpoint::retention_digest(dropped);
+    match checkpoints.last() {
+        Some(last) => {
+            let signed = serde_json::from_str::<Body>(&last.body).ok().and_then(|body| body.retention);
+            if signed != digest {
+                report.findings.push(format!(
+                    "the {} retention records are not those checkpoint {} signed: one was inserted, edited or deleted (or a month was dropped without the signing key)",
+                    dropped.len(),
+                    last.id
+                ));
+            }
+        }
+        None if !dropped.is_empty() => {
+            report.notes.push("retention records were not signed: there are no checkpoints".into());
+        }
+        None => {}
+    }
+    for record in dropped {
+        let name = &record.partition;
+        if db::table_exists(conn, name).await? {
+            report.findings.push(format!("retention record {name}: the month it says was dropped is still in the log"));
+        }
+        if crate::store::audit_retention::month_end(name) != Some(record.until) {
+            report.findings.push(format!(
+                "retention record {name}: it says the month ended at {}, which is not the end of {name}",
+                record.until
+            ));
+        }
+        if record.until + chrono::TimeDelta::days(record.kept_for_days) > record.dropped_at {
+            report.findings.push(format!(
+                "retention record {name}: dropped at {}, before its {} days of retention had passed",
+                record.dropped_at, record.kept_for_days
+            ));
+        }
+        if record.kept_for_days < retention.num_days() {
+            report.findings.push(format!(
+                "retention record {name}: dropped under a retention of {} days, shorter than the {} days configured",
+                record.kept_for_days,
+                retention.num_days()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn link(row: &db::ChainRow, recorded_hashed: bool) -> Link {
     let content = Content {
         id: row.id,
         occurred_at_micros: row.occurred_at.timestamp_micros(),
@@ -234,6 +320,7 @@ fn link(row: &db::ChainRow) -> Link {
         application: row.application.as_deref(),
         event_id: row.event_id.as_deref(),
         metadata: &row.metadata,
+        recorded_at_micros: recorded_hashed.then(|| row.recorded_at.timestamp_micros()),
     };
     Link {
         seq: row.seq,

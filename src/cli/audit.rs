@@ -57,9 +57,14 @@ pub enum AuditCommand {
         /// the log began (after a rotation).
         #[arg(long = "public-key", value_name = "BASE64")]
         public_keys: Vec<String>,
-        /// The directory serve writes checkpoint files to: each must match the database's.
+        /// The directory serve writes checkpoint files to: each must match the database's, and
+        /// every checkpoint must have its file there.
         #[arg(long)]
         checkpoint_dir: Option<std::path::PathBuf>,
+        /// The audit retention serve runs with: a month dropped sooner, or under a shorter
+        /// retention, is a finding.
+        #[arg(long, env = "GATEHOUSE_AUDIT_RETENTION", default_value = "400d", value_parser = humantime::parse_duration)]
+        audit_retention: std::time::Duration,
     },
     /// Make a checkpoint-signing key: the secret for serve (GATEHOUSE_AUDIT_SIGNING_KEY) and the
     /// public key for `verify --public-key`.
@@ -71,8 +76,10 @@ pub fn audit(args: AuditArgs) -> anyhow::Result<u8> {
         AuditCommand::Export { server, from, to, tenant, actor, action, outcome, resource_prefix } => {
             (server, from, to, tenant, actor, action, outcome, resource_prefix)
         }
-        AuditCommand::Verify { database, public_keys, checkpoint_dir } => {
-            return verify(database, public_keys, checkpoint_dir.as_deref(), args.format);
+        AuditCommand::Verify { database, public_keys, checkpoint_dir, audit_retention } => {
+            let retention = chrono::TimeDelta::from_std(*audit_retention)
+                .map_err(|_| anyhow::anyhow!("--audit-retention: at most 100 years"))?;
+            return verify(database, public_keys, checkpoint_dir.as_deref(), retention, args.format);
         }
         AuditCommand::Keygen => {
             let signer = Signer::generate()?;
@@ -123,6 +130,7 @@ fn verify(
     database: &DatabaseArgs,
     public_keys: &[String],
     dir: Option<&std::path::Path>,
+    retention: chrono::TimeDelta,
     format: ReportFormat,
 ) -> anyhow::Result<u8> {
     let keys = public_keys
@@ -131,7 +139,7 @@ fn verify(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let report = super::runtime()?.block_on(async {
         let pool = crate::store::connect_existing(database.database_url.expose()).await?;
-        crate::audit::verify::verify(&pool, &keys, dir).await
+        crate::audit::verify::verify(&pool, &keys, dir, retention).await
     })?;
     match format {
         ReportFormat::Json => println!(

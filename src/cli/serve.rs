@@ -159,6 +159,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         oidc: args.oidc.settings(),
         webhook_secret: args.webhook_secret.clone(),
         audit_retention: span("--audit-retention", args.audit_retention)?,
+        audit_checkpoints: audit_checkpoints(&args)?.map(std::sync::Arc::new),
         budget_webhook: match (&args.budget_webhook_url, &args.budget_webhook_secret) {
             (Some(url), Some(secret)) => {
                 Some(crate::budget::notify::Webhook { url: url.clone(), secret: secret.clone() })
@@ -177,14 +178,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         },
     };
     let server = server::launch(pool, source, listener, settings)?;
-    match audit_checkpoints(&args)? {
-        Some(checkpoints) => {
-            tokio::spawn(crate::audit::checkpoint::run(server.pool.clone(), checkpoints, server.shutdown.clone()));
-        }
-        None => tracing::warn!(
-            "audit checkpoints are off: set GATEHOUSE_AUDIT_SIGNING_KEY (gatehouse audit keygen) to sign the log's chains"
-        ),
-    }
     tokio::spawn(stop_on_signal(server.shutdown.clone()));
     server.wait().await?;
     Ok(0)

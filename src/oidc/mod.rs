@@ -83,33 +83,71 @@ pub fn acr(amr: &[String]) -> &'static str {
     if amr.iter().any(|m| m == "otp" || m == "mfa") { "aal2" } else { "aal1" }
 }
 
-/// The claims about the user: those of userinfo, and of the ID token besides the protocol's.
-pub fn user_claims(session: &ClientSession) -> Value {
-    let mut claims = json!({
-        "sub": session.user_id.to_string(),
-        "email": session.email,
-        // Accounts are reached only through a mailed link (invitation) or the tenant's IdP, which
-        // vouched for the address (federated sign-in requires email_verified).
-        "email_verified": true,
-        "tenant": session.tenant,
-        "role": session.role.as_str(),
-    });
-    if let (Some(name), Some(map)) = (&session.name, claims.as_object_mut()) {
-        map.insert("name".into(), json!(name));
+/// The scopes a client may ask for. Each releases claims (`released`): `openid` only `sub`,
+/// `email` the address, `profile` the name, `tenant` the user's tenant and role there;
+/// `offline_access` asks for a refresh token.
+pub const SCOPES: [&str; 5] = ["openid", "email", "profile", "tenant", "offline_access"];
+
+/// The scope values of a request, each known, in the order asked; an unknown one is refused with
+/// `invalid_scope` (RFC 6749 §4.1.2.1), and `openid` is required.
+pub fn parse_scope(asked: &str) -> Result<Vec<&str>, String> {
+    let scopes: Vec<&str> = asked.split(' ').filter(|s| !s.is_empty()).collect();
+    if let Some(unknown) = scopes.iter().find(|s| !SCOPES.contains(s)) {
+        return Err(format!("the scope `{unknown}` is not supported (supported: {})", SCOPES.join(" ")));
     }
-    claims
+    if !scopes.contains(&"openid") {
+        return Err("the scope must include openid".into());
+    }
+    Ok(scopes)
 }
 
-/// The claims of an ID token for `client_id`.
+/// The scope of a refreshed token: the one `asked`, if it narrows the `granted` one, else the
+/// granted one; widening is refused (RFC 6749 §6).
+pub fn narrowed(asked: Option<&str>, granted: &str) -> Result<String, String> {
+    match asked {
+        None => Ok(granted.to_owned()),
+        Some(asked) if asked.split(' ').all(|s| s.is_empty() || granted.split(' ').any(|g| g == s)) => {
+            Ok(asked.to_owned())
+        }
+        Some(_) => Err(format!("the scope granted was `{granted}`")),
+    }
+}
+
+/// The claims about the user that `scope` releases: those of userinfo, and of the ID token besides
+/// the protocol's.
+pub fn user_claims(session: &ClientSession, scope: &str) -> Value {
+    let released = |s: &str| scope.split(' ').any(|asked| asked == s);
+    let mut claims = serde_json::Map::new();
+    claims.insert("sub".into(), json!(session.user_id.to_string()));
+    if released("email") {
+        claims.insert("email".into(), json!(session.email));
+        // Accounts are reached only through a mailed link (invitation) or the tenant's IdP, which
+        // vouched for the address (federated sign-in requires email_verified).
+        claims.insert("email_verified".into(), json!(true));
+    }
+    if released("profile")
+        && let Some(name) = &session.name
+    {
+        claims.insert("name".into(), json!(name));
+    }
+    if released("tenant") {
+        claims.insert("tenant".into(), json!(session.tenant));
+        claims.insert("role".into(), json!(session.role.as_str()));
+    }
+    Value::Object(claims)
+}
+
+/// The claims of an ID token for `client_id`, with the user claims `scope` releases.
 pub fn id_token_claims(
     issuer: &str,
     client_id: &str,
     session: &ClientSession,
+    scope: &str,
     nonce: Option<&str>,
     lifetime: Duration,
 ) -> Value {
     let now = chrono::Utc::now().timestamp();
-    let mut claims = user_claims(session);
+    let mut claims = user_claims(session, scope);
     if let Some(map) = claims.as_object_mut() {
         map.insert("iss".into(), json!(issuer));
         map.insert("aud".into(), json!(client_id));
@@ -136,7 +174,7 @@ pub fn discovery(issuer: &str) -> Value {
         "userinfo_endpoint": format!("{issuer}/oauth2/userinfo"),
         "jwks_uri": format!("{issuer}/oauth2/jwks"),
         "end_session_endpoint": format!("{issuer}/oauth2/logout"),
-        "scopes_supported": ["openid", "email", "profile", "offline_access"],
+        "scopes_supported": SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -179,6 +217,48 @@ mod tests {
         assert!(pkce_matches(verifier, challenge));
         assert!(!pkce_matches("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj", challenge));
         assert!(!pkce_matches("short", challenge));
+    }
+
+    #[test]
+    fn unknown_scopes_are_refused_and_openid_is_required() {
+        assert_eq!(parse_scope("openid  email tenant"), Ok(vec!["openid", "email", "tenant"]));
+        assert!(parse_scope("openid admin").expect_err("refused").contains("`admin` is not supported"));
+        assert!(parse_scope("email").expect_err("refused").contains("must include openid"));
+    }
+
+    #[test]
+    fn a_refresh_may_narrow_the_scope_never_widen_it() {
+        assert_eq!(narrowed(None, "openid email"), Ok("openid email".into()));
+        assert_eq!(narrowed(Some("openid"), "openid email"), Ok("openid".into()));
+        assert!(narrowed(Some("openid tenant"), "openid email").is_err());
+    }
+
+    #[test]
+    fn claims_are_released_by_scope() {
+        let session = ClientSession {
+            id: uuid::Uuid::nil(),
+            user_id: uuid::Uuid::nil(),
+            tenant_id: uuid::Uuid::nil(),
+            tenant: "acme".into(),
+            email: "dan@acme.example".into(),
+            name: Some("Dan".into()),
+            role: crate::model::Role::User,
+            amr: vec!["pwd".into()],
+            auth_time: chrono::Utc::now(),
+            client_id: Some(uuid::Uuid::nil()),
+            pending: None,
+            created_at: chrono::Utc::now(),
+        };
+        let keys = |scope: &str| {
+            let claims = user_claims(&session, scope);
+            let mut keys: Vec<String> = claims.as_object().expect("object").keys().cloned().collect();
+            keys.sort();
+            keys.join(",")
+        };
+        assert_eq!(keys("openid"), "sub", "FR: openid alone releases only the subject (issue 25.8)");
+        assert_eq!(keys("openid email"), "email,email_verified,sub");
+        assert_eq!(keys("openid profile"), "name,sub");
+        assert_eq!(keys("openid tenant"), "role,sub,tenant");
     }
 
     #[test]

@@ -251,6 +251,7 @@ async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>, now: DateTime<Ut
             application: row.application,
             event_id: row.event_id,
             metadata: &row.metadata,
+            recorded_at_micros: Some(head.2.timestamp_micros()),
         };
         let hash = row_hash(&head.1, &content);
         c.ids.push(id);

@@ -6,6 +6,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Result;
+use super::audit_retention::Dropped;
 
 /// One row with its place in its chain.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -24,13 +25,14 @@ pub struct ChainRow {
     pub seq: i64,
     pub prev_hash: Vec<u8>,
     pub hash: Vec<u8>,
+    pub recorded_at: DateTime<Utc>,
 }
 
 /// The rows of `chain` after `after_seq`, in sequence order.
 pub async fn chain_page(conn: &mut PgConnection, chain: i16, after_seq: i64, limit: i64) -> Result<Vec<ChainRow>> {
     Ok(sqlx::query_as(
         "SELECT id, occurred_at, actor, actor_type, action, resource, tenant, outcome, application, event_id,
-                metadata, seq, coalesce(prev_hash, '') AS prev_hash, coalesce(hash, '') AS hash
+                metadata, seq, coalesce(prev_hash, '') AS prev_hash, coalesce(hash, '') AS hash, recorded_at
            FROM audit_log WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3",
     )
     .bind(chain)
@@ -50,9 +52,34 @@ pub async fn doubled(conn: &mut PgConnection) -> Result<Vec<(i16, i64, i64)>> {
     .await?)
 }
 
+/// The head of a chain, and the first of its rows whose hash covers the time it was recorded.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ChainHead {
+    pub chain: i16,
+    pub seq: i64,
+    pub hash: Vec<u8>,
+    pub recorded_hashed_from: i64,
+}
+
 /// The head (last sequence number and hash) of every chain.
-pub async fn heads(conn: &mut PgConnection) -> Result<Vec<(i16, i64, Vec<u8>)>> {
-    Ok(sqlx::query_as("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain").fetch_all(&mut *conn).await?)
+pub async fn heads(conn: &mut PgConnection) -> Result<Vec<ChainHead>> {
+    Ok(sqlx::query_as("SELECT chain, seq, hash, recorded_hashed_from FROM audit_chain_heads ORDER BY chain")
+        .fetch_all(&mut *conn)
+        .await?)
+}
+
+/// How many rows of `chain` are at or below `seq`: where retention says the chain ended, none is left.
+pub async fn rows_at_or_below(conn: &mut PgConnection, chain: i16, seq: i64) -> Result<i64> {
+    Ok(sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE chain = $1 AND seq <= $2")
+        .bind(chain)
+        .bind(seq)
+        .fetch_one(&mut *conn)
+        .await?)
+}
+
+/// Whether the table `name` exists (a month of the log).
+pub async fn table_exists(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(name).fetch_one(&mut *conn).await?)
 }
 
 /// Rows with no place in any chain: those written before the chains began (how many there were
@@ -103,12 +130,15 @@ pub async fn checkpoints(conn: &mut PgConnection) -> Result<Vec<CheckpointRow>> 
         .await?)
 }
 
-/// Runs `sign` on the heads and the last checkpoint, and stores what it returns, unless another
-/// replica is doing the same or the last checkpoint is younger than `min_age` (`None` returned).
-pub async fn checkpoint<F>(pool: &PgPool, min_age: chrono::TimeDelta, sign: F) -> Result<Option<CheckpointRow>>
-where
-    F: FnOnce(&[(i16, i64, Vec<u8>)], Option<&CheckpointRow>) -> CheckpointRow,
-{
+/// The heads of every chain, the last checkpoint and every retention record, as a checkpoint signs
+/// them.
+pub type Sign<'a> =
+    dyn Fn(&[(i16, i64, Vec<u8>)], Option<&CheckpointRow>, &[Dropped]) -> CheckpointRow + Send + Sync + 'a;
+
+/// Runs `sign` on the heads, the last checkpoint and the retention records, and stores what it
+/// returns, unless another replica is doing the same or the last checkpoint is younger than
+/// `min_age` (`None` returned).
+pub async fn checkpoint(pool: &PgPool, min_age: chrono::TimeDelta, sign: &Sign<'_>) -> Result<Option<CheckpointRow>> {
     let mut tx = pool.begin().await?;
     // One replica at a time; the others skip this round.
     let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext('gatehouse.audit.checkpoint'))")
@@ -117,25 +147,47 @@ where
     if !mine {
         return Ok(None);
     }
-    let last: Option<CheckpointRow> = sqlx::query_as(
-        "SELECT id, created_at, key_id, body, signature FROM audit_checkpoints ORDER BY created_at DESC, id DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
+    let last = last_checkpoint(&mut tx).await?;
     if last.as_ref().is_some_and(|l| Utc::now() - l.created_at < min_age) {
         return Ok(None);
     }
+    let row = store_checkpoint(&mut tx, last, sign).await?;
+    tx.commit().await?;
+    Ok(Some(row))
+}
+
+/// Signs and stores a checkpoint inside the caller's transaction, waiting for a replica that is
+/// writing one: retention signs its record this way, in the transaction that drops the month.
+pub async fn checkpoint_in(conn: &mut PgConnection, sign: &Sign<'_>) -> Result<CheckpointRow> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('gatehouse.audit.checkpoint'))").execute(&mut *conn).await?;
+    let last = last_checkpoint(conn).await?;
+    store_checkpoint(conn, last, sign).await
+}
+
+async fn last_checkpoint(conn: &mut PgConnection) -> Result<Option<CheckpointRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, created_at, key_id, body, signature FROM audit_checkpoints ORDER BY created_at DESC, id DESC LIMIT 1",
+    )
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
+async fn store_checkpoint(
+    conn: &mut PgConnection,
+    last: Option<CheckpointRow>,
+    sign: &Sign<'_>,
+) -> Result<CheckpointRow> {
     let heads: Vec<(i16, i64, Vec<u8>)> =
-        sqlx::query_as("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain").fetch_all(&mut *tx).await?;
-    let row = sign(&heads, last.as_ref());
+        sqlx::query_as("SELECT chain, seq, hash FROM audit_chain_heads ORDER BY chain").fetch_all(&mut *conn).await?;
+    let retention = super::audit_retention::dropped(conn).await?;
+    let row = sign(&heads, last.as_ref(), &retention);
     sqlx::query("INSERT INTO audit_checkpoints (id, created_at, key_id, body, signature) VALUES ($1, $2, $3, $4, $5)")
         .bind(row.id)
         .bind(row.created_at)
         .bind(&row.key_id)
         .bind(&row.body)
         .bind(&row.signature)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
-    tx.commit().await?;
-    Ok(Some(row))
+    Ok(row)
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, Datelike, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 
+use super::audit_chain::{CheckpointRow, Sign};
 use super::{AuditEntry, Result, insert_audit};
 
 /// Creates the partitions of every month from `from` until `to`.
@@ -32,22 +33,32 @@ pub struct Dropped {
     pub dropped_at: DateTime<Utc>,
     pub rows: i64,
     pub legacy_rows: i64,
+    /// The retention the month was dropped under.
+    pub kept_for_days: i64,
     pub anchors: sqlx::types::Json<Vec<Anchor>>,
 }
 
 /// Every month dropped so far, oldest first.
 pub async fn dropped(conn: &mut sqlx::PgConnection) -> Result<Vec<Dropped>> {
     Ok(sqlx::query_as(
-        "SELECT partition, until, dropped_at, rows, legacy_rows, anchors FROM audit_retention ORDER BY until",
+        "SELECT partition, until, dropped_at, rows, legacy_rows, kept_for_days, anchors FROM audit_retention
+          ORDER BY until, partition",
     )
     .fetch_all(conn)
     .await?)
 }
 
 /// Makes sure the months from `keep` before `now` to two months after exist, and drops the months
-/// that ended more than `keep` before `now`, one transaction each, with an audit row each. One
-/// replica at a time (the others return at once). Returns the months dropped.
-pub async fn apply(pool: &PgPool, keep: TimeDelta, now: DateTime<Utc>) -> Result<Vec<Dropped>> {
+/// that ended more than `keep` before `now`, one transaction each, with an audit row each and, with
+/// `sign`, the checkpoint that signs the record (ADR 0014: a record no checkpoint signed is a
+/// finding of `verify`). One replica at a time (the others return at once). Returns the months
+/// dropped and their checkpoints.
+pub async fn apply(
+    pool: &PgPool,
+    keep: TimeDelta,
+    now: DateTime<Utc>,
+    sign: Option<&Sign<'_>>,
+) -> Result<Vec<(Dropped, Option<CheckpointRow>)>> {
     let mut lock = pool.acquire().await?;
     let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('gatehouse.audit.retention'))")
         .fetch_one(&mut *lock)
@@ -55,12 +66,17 @@ pub async fn apply(pool: &PgPool, keep: TimeDelta, now: DateTime<Utc>) -> Result
     if !mine {
         return Ok(Vec::new());
     }
-    let result = apply_locked(pool, keep, now).await;
+    let result = apply_locked(pool, keep, now, sign).await;
     sqlx::query("SELECT pg_advisory_unlock(hashtext('gatehouse.audit.retention'))").execute(&mut *lock).await?;
     result
 }
 
-async fn apply_locked(pool: &PgPool, keep: TimeDelta, now: DateTime<Utc>) -> Result<Vec<Dropped>> {
+async fn apply_locked(
+    pool: &PgPool,
+    keep: TimeDelta,
+    now: DateTime<Utc>,
+    sign: Option<&Sign<'_>>,
+) -> Result<Vec<(Dropped, Option<CheckpointRow>)>> {
     let horizon = now - keep;
     ensure_partitions(pool, horizon.min(now), now + TimeDelta::days(62)).await?;
     let partitions: Vec<String> = sqlx::query_scalar(
@@ -87,13 +103,15 @@ async fn apply_locked(pool: &PgPool, keep: TimeDelta, now: DateTime<Utc>) -> Res
                 .fetch_one(&mut *tx)
                 .await?;
         let record: Dropped = sqlx::query_as(
-            "INSERT INTO audit_retention (partition, until, rows, legacy_rows, anchors) VALUES ($1, $2, $3, $4, $5)
-             RETURNING partition, until, dropped_at, rows, legacy_rows, anchors",
+            "INSERT INTO audit_retention (partition, until, rows, legacy_rows, kept_for_days, anchors)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING partition, until, dropped_at, rows, legacy_rows, kept_for_days, anchors",
         )
         .bind(&partition)
         .bind(until)
         .bind(rows)
         .bind(legacy_rows)
+        .bind(keep.num_days())
         .bind(sqlx::types::Json(&anchors))
         .fetch_one(&mut *tx)
         .await?;
@@ -110,14 +128,18 @@ async fn apply_locked(pool: &PgPool, keep: TimeDelta, now: DateTime<Utc>) -> Res
         // writer does, so the two orders never meet.
         insert_audit(&mut tx, &[row]).await?;
         sqlx::query(&format!("DROP TABLE {partition}")).execute(&mut *tx).await?;
+        let checkpoint = match sign {
+            Some(sign) => Some(super::audit_chain::checkpoint_in(&mut tx, sign).await?),
+            None => None,
+        };
         tx.commit().await?;
-        dropped.push(record);
+        dropped.push((record, checkpoint));
     }
     Ok(dropped)
 }
 
 /// The end of the month a partition `audit_log_YYYYMM` holds (UTC); `None` for another name.
-fn month_end(partition: &str) -> Option<DateTime<Utc>> {
+pub fn month_end(partition: &str) -> Option<DateTime<Utc>> {
     let digits = partition.strip_prefix("audit_log_")?;
     if digits.len() != 6 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -222,6 +222,22 @@ pub async fn granted_scope(conn: &mut PgConnection, session_id: Uuid) -> Result<
         .await?)
 }
 
+/// The scope granted to a client session.
+pub async fn granted_scope_by_session(pool: &PgPool, session_id: Uuid) -> Result<Option<String>> {
+    let mut conn = pool.acquire().await?;
+    granted_scope(&mut conn, session_id).await
+}
+
+/// The scope granted to the client session whose current refresh token hashes to `refresh_hash`.
+pub async fn granted_scope_by_refresh(pool: &PgPool, refresh_hash: &[u8]) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT c.scope FROM sessions s JOIN oidc_codes c ON c.issued_session_id = s.id WHERE s.refresh_hash = $1",
+    )
+    .bind(refresh_hash)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// The browser session a session belongs to: itself, or the parent of a client's session.
 pub async fn family_of(pool: &PgPool, session_id: Uuid) -> Result<Option<Uuid>> {
     Ok(sqlx::query_scalar("SELECT coalesce(parent_id, id) FROM sessions WHERE id = $1")

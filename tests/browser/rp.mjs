@@ -71,7 +71,7 @@ async function signInOnce(page, arrivals, { issuer, clientId, secret, redirectUr
     const nonce = client.randomNonce();
     const parameters = {
       redirect_uri: redirectUri,
-      scope: 'openid email profile offline_access',
+      scope: 'openid email profile tenant offline_access',
       code_challenge: await client.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
       state,

@@ -236,11 +236,8 @@ fn findings(report: &Value) -> Vec<String> {
     report["findings"].as_array().expect("findings").iter().map(|f| f.as_str().expect("text").to_owned()).collect()
 }
 
-/// Issue 13.2: the log's hash chains and signed checkpoints. `audit verify` passes on a clean log
-/// and names the row after each kind of tampering done by hand in SQL with the triggers disabled:
-/// an edited row, a deleted one, one inserted, two reordered, and a deleted checkpoint.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn audit_verify_passes_on_a_clean_log_and_names_every_edited_deleted_inserted_or_reordered_row() {
+/// A signing key: (the seed serve takes, the public key verify takes).
+fn keygen() -> (String, String) {
     let keygen =
         std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse")).args(["audit", "keygen"]).output().expect("keygen");
     let text = String::from_utf8(keygen.stdout).expect("utf-8");
@@ -250,6 +247,14 @@ async fn audit_verify_passes_on_a_clean_log_and_names_every_edited_deleted_inser
         .find_map(|l| l.split(": ").nth(1).filter(|_| l.starts_with("public key")))
         .expect("public")
         .to_owned();
+    (seed, public)
+}
+
+/// A log written by serve with a signing key: 40 reported events (`c-0`…`c-39`, acme and globex)
+/// and a refusal, all signed by a checkpoint copied to the returned directory; serve has stopped.
+/// Returns the database, the public key and the directory.
+async fn signed_log() -> (TestDb, String, tempfile::TempDir) {
+    let (seed, public) = keygen();
     let dir = tempfile::tempdir().expect("dir");
     let dir_text = dir.path().to_string_lossy().into_owned();
     let (db, repo) = (TestDb::new().await, Repo::example());
@@ -284,6 +289,15 @@ async fn audit_verify_passes_on_a_clean_log_and_names_every_edited_deleted_inser
     assert_eq!(db.count("SELECT count(*) FROM audit_log").await, written, "no row after the checkpoint");
     drop(server);
 
+    (db, public, dir)
+}
+
+/// Issue 13.2: the log's hash chains and signed checkpoints. `audit verify` passes on a clean log
+/// and names the row after each kind of tampering done by hand in SQL with the triggers disabled:
+/// an edited row, a deleted one, one inserted, two reordered, and a deleted checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_passes_on_a_clean_log_and_names_every_edited_deleted_inserted_or_reordered_row() {
+    let (db, public, dir) = signed_log().await;
     let (code, clean) = verify(&db, &public, dir.path());
     assert_eq!(code, 0, "{clean:#}");
     assert_eq!(clean["verified"], true);
@@ -368,12 +382,8 @@ async fn audit_verify_passes_on_a_clean_log_and_names_every_edited_deleted_inser
     assert!(found.iter().any(|f| f.contains("does not follow the checkpoint before it")), "{found:#?}");
 
     // A key that did not sign the checkpoints fails every one of them.
-    let other =
-        std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse")).args(["audit", "keygen"]).output().expect("keygen");
-    let other = String::from_utf8(other.stdout).expect("utf-8");
-    let other =
-        other.lines().find_map(|l| l.split(": ").nth(1).filter(|_| l.starts_with("public key"))).expect("public");
-    let found = findings(&verify(&db, other, dir.path()).1);
+    let (_, other) = keygen();
+    let found = findings(&verify(&db, &other, dir.path()).1);
     assert!(found.iter().any(|f| f.contains("signature is not valid for any trusted key")), "{found:#?}");
 }
 
@@ -405,7 +415,7 @@ async fn a_month_past_the_retention_is_dropped_and_verify_still_passes() {
     gatehouse::store::insert_audit_at(&mut conn, &recent, now).await.expect("new rows");
     drop(conn);
     let signer = Signer::generate().expect("key");
-    let public = checkpoint::public_key_base64(&signer.public_key());
+    let (seed, public) = (signer.seed_base64(), checkpoint::public_key_base64(&signer.public_key()));
     let dir = tempfile::tempdir().expect("dir");
     let settings = checkpoint::Settings { signer, every: Duration::from_secs(3600), dir: Some(dir.path().to_owned()) };
     checkpoint::write(&db.pool, &settings, TimeDelta::zero()).await.expect("checkpoint").expect("written");
@@ -413,8 +423,18 @@ async fn a_month_past_the_retention_is_dropped_and_verify_still_passes() {
     let exists = format!("SELECT count(*) FROM pg_class WHERE relname = '{month}'");
     assert_eq!(db.count(&exists).await, 1);
 
-    let server = started(&repo, &db, &[("GATEHOUSE_AUDIT_RETENTION", "400d")]).await;
-    within(Duration::from_secs(10), "the old month is dropped", || async { db.count(&exists).await == 0 }).await;
+    let dir_text = dir.path().to_string_lossy().into_owned();
+    let env = [
+        ("GATEHOUSE_AUDIT_RETENTION", "400d"),
+        ("GATEHOUSE_AUDIT_SIGNING_KEY", seed.as_str()),
+        ("GATEHOUSE_AUDIT_CHECKPOINT_DIR", dir_text.as_str()),
+    ];
+    let server = started(&repo, &db, &env).await;
+    let files = || std::fs::read_dir(dir.path()).map_or(0, |d| d.flatten().count());
+    within(Duration::from_secs(10), "the old month is dropped, and its checkpoint copied", || async {
+        db.count(&exists).await == 0 && files() >= 2
+    })
+    .await;
     drop(server);
     assert_eq!(db.count("SELECT count(*) FROM audit_log WHERE action LIKE 'old.%'").await, 0);
     // Every month past the retention went (the empty ones too), each drop audited.
@@ -426,6 +446,8 @@ async fn a_month_past_the_retention_is_dropped_and_verify_still_passes() {
         "every drop audited"
     );
 
+    // Each drop is signed by a checkpoint of its own transaction (issue 25.1), copied to the directory.
+    assert!(db.count("SELECT count(*) FROM audit_checkpoints").await > months, "a checkpoint per drop");
     let (code, report) = verify(&db, &public, dir.path());
     assert_eq!(code, 0, "{report:#}");
     let notes = report["notes"].to_string();
@@ -435,6 +457,98 @@ async fn a_month_past_the_retention_is_dropped_and_verify_still_passes() {
     let (code, report) = verify(&db, &public, dir.path());
     assert_eq!(code, 1, "{report:#}");
     assert!(findings(&report).iter().any(|f| f.contains("deleted")), "{report:#}");
+}
+
+/// Issue 25.1, the probe's first reproduction: with the triggers off, a retention record whose
+/// anchors are the current heads (`until = now()`) is slipped in, then every actor is edited and a
+/// row deleted. `verify` no longer says "verified over 0 rows": the record is not the one the last
+/// checkpoint signed, its month is still there, it came before its retention had passed, and the
+/// rows it says were dropped are still in the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_retention_record_over_a_rewritten_log_is_found() {
+    let (db, public, dir) = signed_log().await;
+    tamper(
+        &db,
+        "INSERT INTO audit_retention (partition, until, rows, legacy_rows, anchors)
+         SELECT 'audit_log_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMM'), now(), 0, 0,
+                jsonb_agg(jsonb_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex')))
+           FROM audit_chain_heads;
+         UPDATE audit_log SET actor = 'mallory';
+         DELETE FROM audit_log WHERE action LIKE 'budget.%' OR event_id = 'c-3';",
+    )
+    .await;
+    let (code, report) = verify(&db, &public, dir.path());
+    assert_eq!(code, 1, "{report:#}");
+    assert_eq!(report["verified"], false);
+    let found = findings(&report);
+    for expected in [
+        "retention records are not those checkpoint",
+        "the month it says was dropped is still in the log",
+        "before its 400 days of retention had passed",
+        "where retention says the chain ended, are still in the log",
+    ] {
+        assert!(found.iter().any(|f| f.contains(expected)), "{expected}: {found:#?}");
+    }
+}
+
+/// Issue 25.1, the probe's second reproduction: the first rows of one chain, which a checkpoint
+/// signed, are deleted and one retention record, consistent in every other way (an old month that
+/// no longer exists, its retention long passed), anchors the chain at the last deleted row. Only
+/// the signature can tell, and it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_chains_first_rows_behind_a_plausible_retention_record_is_found() {
+    let (db, public, dir) = signed_log().await;
+    let (chain, seq): (i16, i64) = sqlx::query_as("SELECT chain, seq FROM audit_log WHERE event_id = 'c-20'")
+        .fetch_one(&db.pool)
+        .await
+        .expect("row");
+    let deleted = db.count(&format!("SELECT count(*) FROM audit_log WHERE chain = {chain} AND seq <= {seq}")).await;
+    assert!(deleted >= 10, "{deleted} rows");
+    tamper(
+        &db,
+        &format!(
+            "INSERT INTO audit_retention (partition, until, dropped_at, rows, legacy_rows, anchors)
+             SELECT 'audit_log_202001', '2020-02-01T00:00:00Z', now(), {deleted}, 0,
+                    jsonb_build_array(jsonb_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex')))
+               FROM audit_log WHERE chain = {chain} AND seq = {seq};
+             DELETE FROM audit_log WHERE chain = {chain} AND seq <= {seq};"
+        ),
+    )
+    .await;
+    let (code, report) = verify(&db, &public, dir.path());
+    assert_eq!(code, 1, "{report:#}");
+    let found = findings(&report);
+    assert!(found.iter().any(|f| f.contains("retention records are not those checkpoint")), "{found:#?}");
+}
+
+/// Issue 25.2: a row's recorded time alone edited (it picks the month retention drops the row in)
+/// is found, and so is a checkpoint whose copy was deleted from the checkpoint directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_recorded_time_and_a_deleted_checkpoint_file_are_found() {
+    let (db, public, dir) = signed_log().await;
+    let (code, clean) = verify(&db, &public, dir.path());
+    assert_eq!(code, 0, "{clean:#}");
+
+    let id: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM audit_log WHERE event_id = 'c-5'").fetch_one(&db.pool).await.expect("row");
+    tamper(
+        &db,
+        &format!("UPDATE audit_log SET recorded_at = recorded_at - interval '1 microsecond' WHERE id = '{id}'"),
+    )
+    .await;
+    let found = findings(&verify(&db, &public, dir.path()).1);
+    assert!(found.iter().any(|f| f.contains(&id.to_string()) && f.contains("was edited")), "{found:#?}");
+
+    let file = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("a checkpoint file");
+    std::fs::remove_file(&file).expect("removed");
+    let found = findings(&verify(&db, &public, dir.path()).1);
+    let name = file.file_name().expect("name").to_string_lossy().into_owned();
+    assert!(found.iter().any(|f| f.contains(&name) && f.contains("the copy was deleted")), "{found:#?}");
 }
 
 /// Issue 13.2: writers that race on one chain never fork it, in a transaction of their own or not
@@ -464,7 +578,8 @@ async fn racing_writers_keep_one_chain_and_verify_stays_clean() {
     for writer in writers {
         writer.await.expect("writer");
     }
-    let report = gatehouse::audit::verify::verify(&db.pool, &[], None).await.expect("verified");
+    let report =
+        gatehouse::audit::verify::verify(&db.pool, &[], None, chrono::TimeDelta::days(400)).await.expect("verified");
     assert!(report.is_clean(), "{:#?}", report.findings);
     assert_eq!(report.rows, 320);
 }

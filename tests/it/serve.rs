@@ -45,6 +45,7 @@ impl Running {
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
             retention: Default::default(),
             audit_retention: chrono::TimeDelta::days(400),
+            audit_checkpoints: None,
             budget_webhook: None,
             provider: Default::default(),
             sso_allow_loopback_http: false,
