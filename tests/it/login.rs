@@ -582,6 +582,88 @@ async fn the_provider_refuses_what_it_must_without_redirecting_where_it_must_not
     assert!(account.text.contains("id=\"signed-in\""), "{}", account.text);
 }
 
+/// A form post to the token endpoint as analytics-app (client_secret_basic).
+async fn token_request(server: &ServeProcess, secret: &str, body: String) -> HttpResponse {
+    let basic = data_encoding::BASE64.encode(format!("analytics-app:{secret}").as_bytes());
+    request(
+        "POST",
+        format!("{}/oauth2/token", server.base),
+        vec![("authorization", format!("Basic {basic}")), ("content-type", "application/x-www-form-urlencoded".into())],
+        body.into_bytes(),
+    )
+    .await
+}
+
+async fn userinfo_of(server: &ServeProcess, access: &str) -> HttpResponse {
+    request(
+        "GET",
+        format!("{}/oauth2/userinfo", server.base),
+        vec![("authorization", format!("Bearer {access}"))],
+        vec![],
+    )
+    .await
+}
+
+/// The names of the claims of a JWT's payload, sorted.
+fn claim_names(jwt: &str) -> Vec<String> {
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    let payload = data_encoding::BASE64URL_NOPAD.decode(payload.as_bytes()).expect("base64url");
+    let claims: Value = serde_json::from_slice(&payload).expect("JSON");
+    let mut names: Vec<String> = claims.as_object().expect("claims").keys().cloned().collect();
+    names.sort();
+    names
+}
+
+/// Issue 25.8, 25.7, 25.12: claims follow the granted scope (`openid` alone releases only `sub`,
+/// in the ID token and at userinfo) and an unknown scope is refused; a refresh asking for a wider
+/// scope is refused and rotates nothing (the access token still works, the refresh token still
+/// refreshes); a refused userinfo call is audited.
+#[tokio::test]
+async fn claims_follow_the_scope_and_a_refused_refresh_rotates_nothing() {
+    let db = TestDb::new().await;
+    let port = free_port();
+    let server = started(&repo_with_client_on(port), &db, &[]).await;
+    activate(&db, &["dan@acme.example"]).await;
+    let secret = client_secret(&server, "analytics-app").await;
+    let redirect = format!("http://127.0.0.1:{port}/callback");
+    let mut jar = page_sign_in(&server, "dan@acme.example").await;
+
+    let unknown = authorize_url(&server, &redirect, "").replace("scope=openid", "scope=openid%20admin");
+    let refused = browse("GET", &unknown, &mut jar, None).await;
+    let back = query_of(header(&refused, "location").expect("a redirect"));
+    assert_eq!(back["error"], "invalid_scope");
+    assert!(back["error_description"].contains("`admin`"), "{back:?}");
+
+    let authorized = browse("GET", &authorize_url(&server, &redirect, ""), &mut jar, None).await;
+    let code = query_of(header(&authorized, "location").expect("a redirect"))["code"].clone();
+    let exchange = format!("grant_type=authorization_code&code={code}&redirect_uri={}", encode(&redirect));
+    let granted = token_request(&server, &secret, exchange).await;
+    assert_eq!((granted.status, str_of(&granted.body, "scope")), (200, "openid"), "{}", granted.text);
+    let names = claim_names(str_of(&granted.body, "id_token"));
+    assert!(names.contains(&"sub".to_owned()), "{names:?}");
+    for withheld in ["email", "email_verified", "name", "tenant", "role"] {
+        assert!(!names.contains(&withheld.to_owned()), "{withheld} without its scope: {names:?}");
+    }
+    let access = str_of(&granted.body, "access_token").to_owned();
+    let refresh = str_of(&granted.body, "refresh_token").to_owned();
+    let info = userinfo_of(&server, &access).await;
+    assert_eq!(info.status, 200, "{}", info.text);
+    assert_eq!(info.body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["sub".to_owned()]));
+
+    let wider = format!("grant_type=refresh_token&refresh_token={refresh}&scope=openid%20email");
+    let wider = token_request(&server, &secret, wider).await;
+    assert_eq!((wider.status, wider.body["error"].as_str()), (400, Some("invalid_scope")), "{}", wider.text);
+    assert_eq!(userinfo_of(&server, &access).await.status, 200, "the refused refresh rotated nothing");
+    let same = token_request(&server, &secret, format!("grant_type=refresh_token&refresh_token={refresh}")).await;
+    assert_eq!((same.status, str_of(&same.body, "scope")), (200, "openid"), "{}", same.text);
+
+    assert_eq!(userinfo_of(&server, "gatehouse_at_forged").await.status, 401);
+    within(Duration::from_secs(10), "the refused userinfo call audited", || async {
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'oidc.userinfo' AND outcome = 'failure'").await >= 1
+    })
+    .await;
+}
+
 fn sha2_digest(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).to_vec()
