@@ -121,7 +121,10 @@ pub async fn request(
 }
 
 /// Adds `approver`'s approval to an override of `tenant_id`; the second approval grants it. The
-/// override's row is locked first, so two last approvals at once grant it once.
+/// caller's transaction locks the override's row first, in a statement of its own, and only then
+/// reads the approvals: a statement that both locked and read would read them as they were before
+/// the approval it waited for committed, so two approvers at once would each count as the first
+/// (issue 25.5). With the lock, approvals of one override happen one after the other.
 pub async fn approve(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -129,12 +132,16 @@ pub async fn approve(
     approver: &str,
     audit: impl FnOnce(&OverrideRecord, bool) -> AuditEntry,
 ) -> Result<OverrideRecord> {
-    let current: Option<OverrideRecord> =
-        sqlx::query_as(&format!("{RECORD} WHERE o.id = $1 AND o.tenant_id = $2 FOR UPDATE OF o"))
-            .bind(id)
-            .bind(tenant_id)
-            .fetch_optional(&mut *conn)
-            .await?;
+    sqlx::query("SELECT 1 FROM budget_overrides WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let current: Option<OverrideRecord> = sqlx::query_as(&format!("{RECORD} WHERE o.id = $1 AND o.tenant_id = $2"))
+        .bind(id)
+        .bind(tenant_id)
+        .fetch_optional(&mut *conn)
+        .await?;
     let refuse = |code, message: String| Err(StoreError::Rule { rule: Rule::Conflict, code, message });
     let Some(current) = current else {
         return Err(StoreError::Rule {

@@ -270,3 +270,71 @@ async fn an_override_needs_two_approvers_other_than_the_requester_and_ends_when_
     let raw = request("GET", format!("{}/v1/tenants/globex/budget", server.base), vec![], vec![]).await;
     assert_eq!(raw.status, 401);
 }
+
+/// Issue 25.5: approvals of one override race. Two different approvers at once grant it, every
+/// round (the second to land grants; never two approvals and a pending override); ten approvals
+/// of one approver at once give one approval and nine `already_approved`, never a 5xx (a primary
+/// key violation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_approvals_grant_once_and_never_fail() {
+    use gatehouse::store::{StoreError, budget as db};
+    let (db_handle, repo) = (TestDb::new().await, Repo::example());
+    crate::helpers::apply(&db_handle, &repo).await;
+    let pool = db_handle.pool.clone();
+    let tenant: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'globex'")
+        .fetch_one(&pool)
+        .await
+        .expect("globex");
+    let request = || {
+        let pool = pool.clone();
+        async move {
+            let mut conn = pool.acquire().await.expect("connection");
+            db::request(&mut conn, tenant, 15, "race", "hank@globex.example", chrono::TimeDelta::hours(1), &[])
+                .await
+                .expect("requested")
+                .id
+        }
+    };
+    let approve = |id: uuid::Uuid, approver: String| {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.expect("transaction");
+            let approved = db::approve(&mut tx, tenant, id, &approver, |o, _| gatehouse::store::AuditEntry {
+                actor: approver.clone(),
+                actor_type: "operator",
+                action: "budget.override.approve".into(),
+                resource: format!("tenant/globex/budget/override/{}", o.id),
+                tenant: Some("globex".into()),
+                success: true,
+                metadata: json!({}),
+            })
+            .await;
+            tx.commit().await.expect("committed");
+            approved
+        })
+    };
+    for round in 0..8 {
+        let id = request().await;
+        let racers = [approve(id, "ada@ops.example".into()), approve(id, "grace@ops.example".into())];
+        let mut statuses = Vec::new();
+        for racer in racers {
+            statuses.push(racer.await.expect("joined").expect("approved").status);
+        }
+        statuses.sort();
+        assert_eq!(statuses, ["granted", "pending"], "round {round}");
+        let record = db::get_override(&pool, tenant, id).await.expect("read").expect("there");
+        assert_eq!((record.status.as_str(), record.approvals.len()), ("granted", 2), "round {round}");
+    }
+
+    let id = request().await;
+    let same: Vec<_> = (0..10).map(|_| approve(id, "ada@ops.example".into())).collect();
+    let (mut approved, mut already) = (0, 0);
+    for racer in same {
+        match racer.await.expect("joined") {
+            Ok(_) => approved += 1,
+            Err(StoreError::Rule { code: "already_approved", .. }) => already += 1,
+            Err(other) => panic!("a racing approval failed: {other}"),
+        }
+    }
+    assert_eq!((approved, already), (1, 9));
+}
