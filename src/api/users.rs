@@ -365,6 +365,8 @@ async fn end_sessions(
     let tenant = caller.authorize_tenant_user(&state, Action::EndUserSessions, &tenant, &email)?;
     let email = input::path_email(&email)?;
     let user = user(&state, &tenant, &email).await?.user;
+    // Ending an owner's sessions is owner management (issue 25.9): operators and owners only.
+    authorize_owner_change(&state, &caller, &tenant, Some(user.role), None)?;
     let ended = {
         let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
         store::identity::revoke_user_sessions(&mut conn, user.id, None, "revoked_by_admin").await?
@@ -390,6 +392,8 @@ async fn resend_invitation(
     let tenant = caller.authorize_tenant_user(&state, Action::ResendInvitation, &tenant, &email)?;
     let email = input::path_email(&email)?;
     let user = user(&state, &tenant, &email).await?.user;
+    // A new link voids the owner's earlier one: owner management too (issue 25.9).
+    authorize_owner_change(&state, &caller, &tenant, Some(user.role), None)?;
     if user.status != AccountStatus::Invited {
         return Err(ApiError::rule(
             Rule::Conflict,

@@ -165,7 +165,12 @@ pub async fn update(
     let user = &current.user;
     let stays_owner = change.role.unwrap_or(user.role) == Role::Owner;
     let stays_active = change.status.map_or(user.status == AccountStatus::Active, |s| s == AccountStatus::Active);
+    // An invited user asked to be active stays invited until they accept (below).
+    let stays_live = change.status.is_none_or(|s| s == AccountStatus::Active);
     if is_active_owner(current) && !(stays_owner && stays_active) {
+        refuse_last_owner(conn, tenant_id, current, "demote or disable").await?;
+    }
+    if is_invited_owner(current) && !(stays_owner && stays_live) {
         refuse_last_owner(conn, tenant_id, current, "demote or disable").await?;
     }
     // Enabling never skips an invitation: a user who has not accepted theirs (no `activated_at`)
@@ -194,7 +199,7 @@ pub async fn delete(
     current: &UserRecord,
     audit: &[AuditEntry],
 ) -> Result<()> {
-    if is_active_owner(current) {
+    if is_active_owner(current) || is_invited_owner(current) {
         refuse_last_owner(conn, tenant_id, current, "delete").await?;
     }
     sqlx::query("DELETE FROM users WHERE id = $1").bind(current.user.id).execute(&mut *conn).await?;
@@ -205,22 +210,32 @@ fn is_active_owner(record: &UserRecord) -> bool {
     record.user.role == Role::Owner && record.user.status == AccountStatus::Active
 }
 
-/// 409 `last_owner` unless the tenant keeps another active owner. The caller holds the tenant's
-/// row lock, which every change to its users takes first, so the count cannot change under it.
+fn is_invited_owner(record: &UserRecord) -> bool {
+    record.user.role == Role::Owner && record.user.status == AccountStatus::Invited
+}
+
+/// 409 `last_owner` unless the tenant keeps another owner like `current`: the last active owner
+/// stays while no other is active; an invited owner (a new tenant's first, say) stays while no other
+/// owner is active or invited, so a tenant is never left with nobody who owns it (issue 25.16).
+/// The caller holds the tenant's row lock, which every change to its users takes first, so the
+/// count cannot change under it.
 async fn refuse_last_owner(conn: &mut PgConnection, tenant_id: Uuid, current: &UserRecord, verb: &str) -> Result<()> {
+    let statuses: &[&str] = if is_active_owner(current) { &["active"] } else { &["active", "invited"] };
     let others: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active' AND id <> $2",
+        "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = ANY($3) AND id <> $2",
     )
     .bind(tenant_id)
     .bind(current.user.id)
+    .bind(statuses)
     .fetch_one(&mut *conn)
     .await?;
     if others == 0 {
+        let which = if is_active_owner(current) { "active owner" } else { "owner" };
         return Err(rule(
             Rule::Conflict,
             "last_owner",
             format!(
-                "{} is the last active owner of the tenant; make another user owner first, then {verb} them",
+                "{} is the last {which} of the tenant; make another user owner first, then {verb} them",
                 current.user.email
             ),
         ));

@@ -208,6 +208,22 @@ async fn the_last_owner_stays_and_admins_cannot_touch_owners() {
     assert_eq!((unlock.status, code(&unlock)), (403, "forbidden"), "{}", unlock.text);
     let unlock = call(&server, "DELETE", "/v1/tenants/duo/users/user@duo.example/lockout", Some(&admin), None).await;
     assert_eq!(unlock.status, 200, "{}", unlock.text);
+    // Nor end an owner's sessions or resend an owner's invitation, which voids the earlier link
+    // (issue 25.9): both are owner management. The user's are the admin's to manage.
+    let one = str_of(&login(&server, "one@duo.example", PASSWORD).await.body, "access_token").to_owned();
+    let ended = call(&server, "DELETE", "/v1/tenants/duo/users/one@duo.example/sessions", Some(&admin), None).await;
+    assert_eq!((ended.status, code(&ended)), (403, "forbidden"), "{}", ended.text);
+    assert_eq!(call(&server, "GET", "/v1/auth/session", Some(&one), None).await.status, 200, "the owner is signed in");
+    let ended = call(&server, "DELETE", "/v1/tenants/duo/users/user@duo.example/sessions", Some(&admin), None).await;
+    assert_eq!(ended.status, 200, "{}", ended.text);
+    let invited_owner = json!({ "email": "four@duo.example", "role": "owner" });
+    assert_eq!(call(&server, "POST", "/v1/tenants/duo/users", Some(OPERATOR), Some(invited_owner)).await.status, 201);
+    let resent = call(&server, "POST", "/v1/tenants/duo/users/four@duo.example/invitation", Some(&admin), None).await;
+    assert_eq!((resent.status, code(&resent)), (403, "forbidden"), "{}", resent.text);
+    assert_eq!(
+        call(&server, "DELETE", "/v1/tenants/duo/users/four@duo.example", Some(OPERATOR), None).await.status,
+        204
+    );
 
     // Two demotions of the last two owners race: exactly one passes.
     let demote = |email: &'static str| {
@@ -251,6 +267,29 @@ async fn the_last_owner_stays_and_admins_cannot_touch_owners() {
     assert_eq!(promoted.status, 200, "{}", promoted.text);
     assert_eq!(call(&server, "DELETE", &path, Some(OPERATOR), None).await.status, 204);
     assert_eq!(db.count(&format!("SELECT count(*) FROM users WHERE email = '{last}'")).await, 0);
+}
+
+/// Issue 25.16: a new tenant's only owner, still invited, can be neither demoted, disabled nor
+/// deleted: the tenant would be left with nobody who owns it. A second invited owner makes it
+/// possible.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_tenants_invited_owner_is_the_last_owner_too() {
+    let db = TestDb::new().await;
+    let server = started(&Repo::example(), &db, &[]).await;
+    create_tenant(&server, "solo", "first@solo.example").await;
+    let path = "/v1/tenants/solo/users/first@solo.example";
+    for (method, body) in
+        [("PATCH", Some(json!({ "role": "user" }))), ("PATCH", Some(json!({ "status": "disabled" }))), ("DELETE", None)]
+    {
+        let refused = call(&server, method, path, Some(OPERATOR), body).await;
+        assert_eq!((refused.status, code(&refused)), (409, "last_owner"), "{method}: {}", refused.text);
+    }
+    let second = json!({ "email": "second@solo.example", "role": "owner" });
+    assert_eq!(call(&server, "POST", "/v1/tenants/solo/users", Some(OPERATOR), Some(second)).await.status, 201);
+    assert_eq!(call(&server, "DELETE", path, Some(OPERATOR), None).await.status, 204);
+    let owners =
+        "SELECT count(*) FROM users WHERE role = 'owner' AND tenant_id = (SELECT id FROM tenants WHERE name = 'solo')";
+    assert_eq!(db.count(owners).await, 1);
 }
 
 /// FR-008: a user declared in Git answers an interactive change with 409 naming the file.

@@ -281,10 +281,8 @@ async fn racing_approvals_grant_once_and_never_fail() {
     let (db_handle, repo) = (TestDb::new().await, Repo::example());
     crate::helpers::apply(&db_handle, &repo).await;
     let pool = db_handle.pool.clone();
-    let tenant: uuid::Uuid = sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'globex'")
-        .fetch_one(&pool)
-        .await
-        .expect("globex");
+    let tenant: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tenants WHERE name = 'globex'").fetch_one(&pool).await.expect("globex");
     let request = || {
         let pool = pool.clone();
         async move {
