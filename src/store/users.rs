@@ -127,6 +127,18 @@ pub async fn list(pool: &PgPool, tenant_id: Uuid, filter: &UserFilter<'_>) -> Re
     Ok(query.build_query_as().fetch_all(pool).await?)
 }
 
+/// Whether tenant `tenant` (by name) has a user `email` (any status).
+pub async fn exists(pool: &PgPool, tenant: &str, email: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM users u JOIN tenants t ON t.id = u.tenant_id
+                         WHERE t.name = $1 AND u.email = lower($2))",
+    )
+    .bind(tenant)
+    .bind(email)
+    .fetch_one(pool)
+    .await?)
+}
+
 pub async fn get(pool: &PgPool, tenant_id: Uuid, email: &str) -> Result<Option<UserRecord>> {
     Ok(sqlx::query_as(&format!("{RECORD} WHERE u.tenant_id = $1 AND u.email = $2"))
         .bind(tenant_id)

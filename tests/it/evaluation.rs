@@ -79,6 +79,21 @@ async fn decisions_for_other_services_come_from_the_same_authorize() {
     let user = json!({ "type": "user", "id": "erin@acme.example", "properties": { "tenant": "acme" } });
     assert_eq!(ask(evaluator.clone(), evaluation(&carol, "users.sessions.end", user)).await.body["decision"], true);
     assert_eq!(ask(evaluator.clone(), evaluation(&dan, "session.read", acme.clone())).await.body["decision"], true);
+    // A user named as if in acme but in globex is no user of acme: a deny with the reason, not a
+    // decision about acme's rules (issue 25.14).
+    let stranger = json!({ "type": "user", "id": "jack@globex.example", "properties": { "tenant": "acme" } });
+    let stranger = ask(evaluator.clone(), evaluation(&carol, "users.sessions.end", stranger)).await;
+    assert_eq!(
+        (stranger.status, stranger.body["decision"].clone(), stranger.body["context"]["code"].clone()),
+        (200, json!(false), json!("unknown_resource")),
+        "{}",
+        stranger.text
+    );
+    assert!(
+        stranger.body["context"]["reason"].as_str().is_some_and(|r| r.contains("has no user")),
+        "{}",
+        stranger.text
+    );
     // A session that is not one: no decision for it, but no error either.
     let unknown = ask(evaluator.clone(), evaluation("gatehouse_at_nope", "users.list", acme.clone())).await;
     assert_eq!(
