@@ -115,7 +115,7 @@ pub(crate) struct Invitation {
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key within 24 h gets the first answer.")),
     request_body(content = Invitation),
-    responses((status = 201, description = "The user, `invited`; the invitation is mailed. 409 `email_taken` if the email exists anywhere.", body = UserRecord)),
+    responses((status = 201, description = "The user, `invited`; the invitation is mailed. 409 `email_taken` if the email is a user of this tenant, `email_unavailable` if it is used elsewhere on the platform or in a domain another tenant verified for its sign-in (the answer names neither).", body = UserRecord)),
 )]
 #[allow(clippy::too_many_arguments)]
 async fn invite(

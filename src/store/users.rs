@@ -8,7 +8,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::tenants::rule;
-use super::{AuditEntry, Result, Rule, insert_audit};
+use super::{AuditEntry, Result, Rule, StoreError, insert_audit};
 use crate::model::{AccountStatus, Role};
 
 /// A user's account as an admin sees it: never a credential.
@@ -54,7 +54,8 @@ const RECORD: &str = "SELECT u.id, u.email, u.name, u.role, u.status, u.activate
    FROM users u";
 
 /// Inserts a user `invited` (the mail worker sends the invitation after commit). An email is one
-/// person across the platform: one that exists anywhere is a 409.
+/// person across the platform: one that exists anywhere is a 409 (`email_taken` in this tenant,
+/// `email_unavailable` elsewhere).
 pub async fn insert_invited(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -62,6 +63,19 @@ pub async fn insert_invited(
     name: Option<&str>,
     role: Role,
 ) -> Result<Uuid> {
+    // An address in a domain another tenant verified for its own sign-in belongs to that tenant:
+    // nobody else may take it (issue 25.10).
+    let claimed: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tenant_idp_domains d JOIN tenant_idps p ON p.tenant_id = d.tenant_id
+                         WHERE d.domain = lower(split_part($1, '@', 2)) AND d.tenant_id <> $2 AND p.state <> 'draft')",
+    )
+    .bind(email)
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if claimed {
+        return Err(unavailable(email));
+    }
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
         "INSERT INTO users (id, tenant_id, email, name, role, status, managed_by)
@@ -75,9 +89,29 @@ pub async fn insert_invited(
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
-        return Err(rule(Rule::Conflict, "email_taken", format!("a user with the email {email} exists")));
+        let here: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND tenant_id = $2)")
+            .bind(email)
+            .bind(tenant_id)
+            .fetch_one(&mut *conn)
+            .await?;
+        if here {
+            return Err(rule(Rule::Conflict, "email_taken", format!("{email} is already a user of this tenant")));
+        }
+        return Err(unavailable(email));
     }
     Ok(id)
+}
+
+/// The refusal of an address another tenant has, as a user or by its verified sign-in domain: one
+/// answer for both that names neither the user nor the tenant (issue 25.10).
+fn unavailable(email: &str) -> StoreError {
+    rule(
+        Rule::Conflict,
+        "email_unavailable",
+        format!(
+            "{email} cannot join this tenant: the address is in use on the platform or belongs to another organisation's sign-in"
+        ),
+    )
 }
 
 /// Invites a user into the locked tenant and returns it.

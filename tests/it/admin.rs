@@ -269,6 +269,41 @@ async fn the_last_owner_stays_and_admins_cannot_touch_owners() {
     assert_eq!(db.count(&format!("SELECT count(*) FROM users WHERE email = '{last}'")).await, 0);
 }
 
+/// Issue 25.10: the owner of beta inviting an address another tenant has is refused without being
+/// told who or where; an unused address in a domain another tenant verified for its own sign-in
+/// cannot be taken either; the tenant's own duplicate is named as such.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_learns_nothing_of_other_tenants_users_and_cannot_take_their_sign_in_domain() {
+    let db = TestDb::new().await;
+    let server = started(&Repo::example(), &db, &[("GATEHOUSE_OWNERS_NEED_MFA", "false")]).await;
+    create_tenant(&server, "beta", "boss@beta.example").await;
+    activate(&db, &["boss@beta.example"]).await;
+    let boss = str_of(&login(&server, "boss@beta.example", PASSWORD).await.body, "access_token").to_owned();
+    let invite = |email: &str| {
+        let body = json!({ "email": email, "role": "user" });
+        let (server, boss) = (&server, boss.clone());
+        async move { call(server, "POST", "/v1/tenants/beta/users", Some(&boss), Some(body)).await }
+    };
+    let elsewhere = invite("jack@globex.example").await;
+    assert_eq!((elsewhere.status, code(&elsewhere)), (409, "email_unavailable"), "{}", elsewhere.text);
+    assert!(!elsewhere.text.contains("globex`") && !elsewhere.text.contains("exists"), "{}", elsewhere.text);
+    let here = invite("boss@beta.example").await;
+    assert_eq!((here.status, code(&here)), (409, "email_taken"), "{}", here.text);
+
+    db.execute(
+        "INSERT INTO tenant_idps (tenant_id, issuer, client_id, secret_env, domains, state, verified_at)
+         SELECT id, 'https://login.globex.example', 'gatehouse', 'GLOBEX_SECRET', '{globex.example}', 'verified', now()
+           FROM tenants WHERE name = 'globex'",
+    )
+    .await;
+    db.execute("INSERT INTO tenant_idp_domains (domain, tenant_id) SELECT 'globex.example', id FROM tenants WHERE name = 'globex'")
+        .await;
+    let squatted = invite("new-hire@globex.example").await;
+    assert_eq!((squatted.status, code(&squatted)), (409, "email_unavailable"), "{}", squatted.text);
+    assert_eq!(db.count("SELECT count(*) FROM users WHERE email = 'new-hire@globex.example'").await, 0);
+    assert_eq!(invite("new-hire@elsewhere.example").await.status, 201, "other domains stay open");
+}
+
 /// Issue 25.16: a new tenant's only owner, still invited, can be neither demoted, disabled nor
 /// deleted: the tenant would be left with nobody who owns it. A second invited owner makes it
 /// possible.
@@ -521,7 +556,8 @@ async fn lists_page_and_filter_and_bad_input_is_named() {
     assert_eq!((refused.status, code(&refused)), (422, "unknown_application"), "{}", refused.text);
     let taken = json!({ "name": "zz", "displayName": "Z", "plan": "free", "owner": { "email": "owner@pa.example" } });
     let refused = call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(taken)).await;
-    assert_eq!((refused.status, code(&refused)), (409, "email_taken"), "{}", refused.text);
+    assert_eq!((refused.status, code(&refused)), (409, "email_unavailable"), "{}", refused.text);
+    assert!(!refused.text.contains("pa\"") && !refused.text.contains("exists"), "names no tenant: {}", refused.text);
     assert_eq!(db.count("SELECT count(*) FROM tenants WHERE name = 'zz'").await, 0, "nothing half-written");
 
     for email in ["b@pa.example", "a@pa.example", "c@pa.example"] {
