@@ -123,7 +123,8 @@ async fn events(State(state): State<AppState>, caller: Caller, Query(query): Que
     if let Some(after) = &query.after {
         filter.after = Some(cursor(after)?);
     }
-    let rows = db::page(&state.pool, &filter).await?;
+    let mut rows = db::page(&state.pool, &filter).await?;
+    redact_for(&state, &caller, &mut rows).await?;
     let next =
         rows.last().filter(|_| rows.len() as i64 == filter.limit).map(|r| format!("{}_{}", micros(r.time), r.id));
     caller.record(&state, "audit.read", target(&filter), described(&filter, Some(rows.len()))).await?;
@@ -176,11 +177,12 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
     let mut filter = readable(&state, &caller, &query).await?;
     caller.record(&state, "audit.export", target(&filter), described(&filter, None)).await?;
     filter.limit = CSV_PAGE;
-    let pool = state.pool.clone();
+    let (state, caller) = (state.clone(), std::sync::Arc::new(caller));
     Ok(csv::download("audit.csv", &CSV_HEADER, filter, move |mut filter: AuditFilter| {
-        let pool = pool.clone();
+        let (state, caller) = (state.clone(), caller.clone());
         async move {
-            let page = db::page(&pool, &filter).await?;
+            let mut page = db::page(&state.pool, &filter).await?;
+            redact_for(&state, &caller, &mut page).await?;
             let mut out = Vec::with_capacity(page.len() * 256);
             for r in &page {
                 let (time, id, metadata) = (csv::time(r.time), r.id.to_string(), r.metadata.to_string());
@@ -202,6 +204,25 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
             Ok((out, more.then_some(filter)))
         }
     }))
+}
+
+/// A tenant's own users read their rows without other tenants' principals (`audit::redact`);
+/// operators and auditors read them as they are.
+async fn redact_for(state: &AppState, caller: &Caller, rows: &mut [db::AuditRow]) -> crate::store::Result<()> {
+    let Actor::User(session) = &caller.actor else { return Ok(()) };
+    let tenant: &str = &session.tenant;
+    let emails: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.actor_type == "user" && r.metadata.get("actor").is_none())
+        .map(|r| r.actor.as_str())
+        .collect();
+    let foreign = db::users_of_other_tenants(&state.pool, tenant, &emails).await?;
+    let flags = state.delivery.tenant(tenant);
+    let enables = |app: &str| flags.as_ref().is_some_and(|t| t.open_to(app));
+    let foreign_user = |email: &str| foreign.iter().any(|f| f == email);
+    let view = crate::audit::redact::TenantView { tenant, enables: &enables, foreign_user: &foreign_user };
+    rows.iter_mut().for_each(|row| view.redact(row));
+    Ok(())
 }
 
 /// Authorizes reading the rows `query` asks for and returns the filter: auditors and operators read

@@ -4,6 +4,7 @@
 
 pub mod chain;
 pub mod checkpoint;
+pub mod redact;
 pub mod reported;
 pub mod verify;
 

@@ -89,3 +89,17 @@ pub async fn page(pool: &PgPool, filter: &AuditFilter) -> Result<Vec<AuditRow>> 
     query.push(" ORDER BY occurred_at, id LIMIT ").push_bind(filter.limit);
     Ok(query.build_query_as().fetch_all(pool).await?)
 }
+
+/// Of `emails`, those that are users of a tenant other than `tenant` today.
+pub async fn users_of_other_tenants(pool: &PgPool, tenant: &str, emails: &[&str]) -> Result<Vec<String>> {
+    if emails.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_scalar(
+        "SELECT u.email FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE u.email = ANY($1) AND t.name <> $2",
+    )
+    .bind(emails)
+    .bind(tenant)
+    .fetch_all(pool)
+    .await?)
+}

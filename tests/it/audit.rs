@@ -153,9 +153,18 @@ async fn applications_report_audit_events_and_an_auditor_exports_them_as_csv() {
 async fn owners_read_only_their_own_tenants_log() {
     let (db, repo) = (TestDb::new().await, Repo::example());
     let server = started(&repo, &db, &[("GATEHOUSE_OWNERS_NEED_MFA", "false")]).await;
-    activate(&db, &["alice@acme.example", "carol@acme.example"]).await;
+    activate(&db, &["alice@acme.example", "carol@acme.example", "jack@globex.example"]).await;
     let (_, key) = issue(&server, "billing-app", &[]);
     assert_eq!(report(&server, &key, &event("o-1", "acme", "u", "success")).await.status, 200);
+    // A user of globex knocks on acme's door: the refusal is acme's row, but acme's owner is not
+    // told who at globex it was (issue 25.13); the operator is.
+    let jack = login(&server, "jack@globex.example", crate::helpers::PASSWORD).await;
+    let jack = str_of(&jack.body, "access_token").to_owned();
+    assert_eq!(call(&server, "GET", "/v1/tenants/acme/users", Some(&jack), None).await.status, 403);
+    within(Duration::from_secs(5), "the refusal is audited", || async {
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND tenant = 'acme'").await >= 1
+    })
+    .await;
     assert_eq!(report(&server, &key, &event("o-2", "globex", "u", "success")).await.status, 200);
 
     let owner = login(&server, "alice@acme.example", crate::helpers::PASSWORD).await;
@@ -165,6 +174,13 @@ async fn owners_read_only_their_own_tenants_log() {
     let events = own.body["events"].as_array().expect("events");
     assert!(events.iter().any(|e| e["eventId"] == "o-1"), "{}", own.text);
     assert!(events.iter().all(|e| e["tenant"] == "acme"), "only acme's rows: {}", own.text);
+    let knock = events.iter().find(|e| e["action"] == "api.denied").expect("the refusal");
+    assert_eq!(knock["actor"], "a user of another tenant", "{knock}");
+    assert!(!own.text.contains("jack") && !own.text.contains("globex"), "{}", own.text);
+    let csv = call(&server, "GET", "/v1/audit/export", Some(&owner), None).await;
+    assert!(csv.text.contains("a user of another tenant") && !csv.text.contains("jack"), "{}", csv.text);
+    let seen = call(&server, "GET", "/v1/audit/events?tenant=acme&action=api.denied", Some(OPERATOR), None).await;
+    assert_eq!(seen.body["events"][0]["actor"], "jack@globex.example", "{}", seen.text);
     let other = call(&server, "GET", "/v1/audit/events?tenant=globex", Some(&owner), None).await;
     assert_eq!((other.status, code(&other)), (403, "forbidden"), "{}", other.text);
 
