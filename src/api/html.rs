@@ -5,6 +5,7 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{StatusCode, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::identity::sealed::Keyring;
 use crate::mail::templates::escape;
 
 /// The browser's Gatehouse session: the refresh token of a session, never readable by scripts.
@@ -133,17 +134,57 @@ pub fn clear_cookie(name: &str, secure: bool) -> String {
     set_cookie(name, "", secure, Some(0))
 }
 
-/// A new CSRF token.
-pub fn new_csrf() -> String {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
-    data_encoding::BASE64URL_NOPAD.encode(&bytes)
+/// The login CSRF token of a browser (issue 25.15): a double-submit token that only Gatehouse can
+/// mint, a random value sealed with the key ring, so a value planted in the cookie by someone else
+/// (a sibling subdomain, a one-character guess) is refused; under https its cookie carries the
+/// `__Host-` prefix, which no other host can set. Forms repeat the cookie's value.
+pub struct Csrf<'a> {
+    keyring: &'a Keyring,
+    secure: bool,
 }
 
-/// Whether the form's CSRF token equals the cookie's (compared in constant time).
-pub fn csrf_matches(parts: &Parts, submitted: &str) -> bool {
-    let Some(expected) = cookie(parts, CSRF_COOKIE) else { return false };
-    !submitted.is_empty() && subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), submitted.as_bytes()).into()
+/// What the sealed CSRF value is bound to.
+const CSRF_CONTEXT: &[u8] = b"gatehouse login csrf";
+
+impl<'a> Csrf<'a> {
+    pub fn new(keyring: &'a Keyring, secure: bool) -> Csrf<'a> {
+        Csrf { keyring, secure }
+    }
+
+    /// The cookie's name: `__Host-gatehouse_csrf` under https.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure { "__Host-gatehouse_csrf" } else { CSRF_COOKIE }
+    }
+
+    /// The browser's token, if it holds one Gatehouse minted.
+    pub fn existing(&self, parts: &Parts) -> Option<String> {
+        cookie(parts, self.cookie_name()).filter(|value| self.minted(value)).map(str::to_owned)
+    }
+
+    /// A new token: `<key id>.<sealed random bytes, base64url>`.
+    pub fn mint(&self) -> String {
+        let mut bytes = [0u8; 24];
+        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        let (key_id, sealed) = self.keyring.seal(&bytes, CSRF_CONTEXT);
+        format!("{key_id}.{}", data_encoding::BASE64URL_NOPAD.encode(&sealed))
+    }
+
+    fn minted(&self, value: &str) -> bool {
+        let Some((key_id, sealed)) = value.split_once('.') else { return false };
+        let Ok(sealed) = data_encoding::BASE64URL_NOPAD.decode(sealed.as_bytes()) else { return false };
+        self.keyring.open(key_id, &sealed, CSRF_CONTEXT).is_ok()
+    }
+
+    /// Whether the form's token is the browser's, minted by Gatehouse (compared in constant time).
+    pub fn matches(&self, parts: &Parts, submitted: &str) -> bool {
+        let Some(expected) = self.existing(parts) else { return false };
+        !submitted.is_empty() && subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), submitted.as_bytes()).into()
+    }
+
+    /// The `Set-Cookie` of `token`.
+    pub fn set_cookie(&self, token: &str) -> String {
+        set_cookie(self.cookie_name(), token, self.secure, None)
+    }
 }
 
 /// The hidden field of the CSRF token.
@@ -168,12 +209,26 @@ mod tests {
     }
 
     #[test]
-    fn csrf_needs_the_cookie_and_the_same_value() {
-        let parts = parts_with_cookie("gatehouse_csrf=xyz");
-        assert!(csrf_matches(&parts, "xyz"));
-        assert!(!csrf_matches(&parts, "xy"));
-        assert!(!csrf_matches(&parts, ""));
-        assert!(!csrf_matches(&parts_with_cookie("other=1"), "xyz"));
+    fn csrf_needs_a_token_gatehouse_minted_in_the_cookie_and_the_same_value() {
+        let keyring = Keyring::parse("k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=").expect("keyring");
+        let csrf = Csrf::new(&keyring, false);
+        let token = csrf.mint();
+        let parts = parts_with_cookie(&format!("gatehouse_csrf={token}"));
+        assert!(csrf.matches(&parts, &token));
+        assert!(!csrf.matches(&parts, &token[..token.len() - 1]));
+        assert!(!csrf.matches(&parts, ""));
+        assert!(!csrf.matches(&parts_with_cookie("other=1"), &token));
+        // Issue 25.15: a value planted by someone else is no token, even when the form repeats it.
+        assert!(!csrf.matches(&parts_with_cookie("gatehouse_csrf=a"), "a"));
+        let forged = format!("k1.{}", data_encoding::BASE64URL_NOPAD.encode(&[7u8; 64]));
+        assert!(!csrf.matches(&parts_with_cookie(&format!("gatehouse_csrf={forged}")), &forged));
+        // Under https the cookie is `__Host-` prefixed: the unprefixed one no longer counts.
+        let https = Csrf::new(&keyring, true);
+        assert!(!https.matches(&parts, &token));
+        let prefixed = parts_with_cookie(&format!("__Host-gatehouse_csrf={token}"));
+        assert!(https.matches(&prefixed, &token));
+        assert!(https.set_cookie(&token).starts_with("__Host-gatehouse_csrf="));
+        assert!(https.set_cookie(&token).contains("; Secure"));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::caller::client;
-use super::html::{self, CSRF_COOKIE, Page, SESSION_COOKIE, csrf_field, problem};
+use super::html::{self, Page, SESSION_COOKIE, csrf_field, problem};
 use crate::identity::token;
 use crate::identity::{AuthError, Tokens};
 use crate::mail::templates::escape;
@@ -78,21 +78,34 @@ pub(super) fn safe_return(return_to: Option<&str>) -> String {
     }
 }
 
+/// The CSRF tokens of this server's pages.
+pub(super) fn csrf_of(state: &AppState) -> html::Csrf<'_> {
+    html::Csrf::new(&state.identity.keyring, state.identity.settings.public_url.starts_with("https://"))
+}
+
 /// What every form of the flow carries: its CSRF token and where to return.
 struct Flow {
     csrf: String,
-    /// Whether the CSRF cookie must be set (the browser has none yet).
-    new_csrf: bool,
+    /// The CSRF cookie to set, when the browser has none yet.
+    set_csrf: Option<String>,
     return_to: String,
     secure: bool,
 }
 
 impl Flow {
     fn start(state: &AppState, parts: &Parts, return_to: Option<&str>) -> Flow {
-        let existing = html::cookie(parts, CSRF_COOKIE).filter(|c| c.len() >= 32).map(str::to_owned);
+        let csrf = csrf_of(state);
+        let (token, set_csrf) = match csrf.existing(parts) {
+            Some(token) => (token, None),
+            None => {
+                let token = csrf.mint();
+                let cookie = csrf.set_cookie(&token);
+                (token, Some(cookie))
+            }
+        };
         Flow {
-            new_csrf: existing.is_none(),
-            csrf: existing.unwrap_or_else(html::new_csrf),
+            csrf: token,
+            set_csrf,
             return_to: safe_return(return_to),
             secure: state.identity.settings.public_url.starts_with("https://"),
         }
@@ -108,10 +121,9 @@ impl Flow {
     }
 
     fn page(&self, page: Page) -> Response {
-        let page = if self.new_csrf {
-            page.cookie(html::set_cookie(CSRF_COOKIE, &self.csrf, self.secure, None))
-        } else {
-            page
+        let page = match &self.set_csrf {
+            Some(cookie) => page.cookie(cookie.clone()),
+            None => page,
         };
         page.into_response()
     }
@@ -272,7 +284,7 @@ async fn submit_login(State(state): State<AppState>, parts: Parts, body: Bytes) 
     }
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let flow = Flow::start(&state, &parts, Some(&form.return_to));
-    if !html::csrf_matches(&parts, &form.csrf) {
+    if !csrf_of(&state).matches(&parts, &form.csrf) {
         let message = "This form has expired or was opened in another browser; please try again.";
         return flow.email_form(&form.email, Some(message), StatusCode::BAD_REQUEST);
     }
@@ -480,7 +492,7 @@ async fn account(State(state): State<AppState>, parts: Parts) -> Response {
     responses((status = 303, description = "To the login page.")))]
 async fn logout(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if !html::csrf_matches(&parts, &form.csrf) {
+    if !csrf_of(&state).matches(&parts, &form.csrf) {
         return Redirect::to(HOME).into_response();
     }
     end_browser_session(&state, &parts).await;

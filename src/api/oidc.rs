@@ -685,7 +685,8 @@ async fn end_session(State(state): State<AppState>, method: Method, parts: Parts
         }
     };
     let confirmed = hint.is_some()
-        || (method == Method::POST && request.csrf.as_deref().is_some_and(|csrf| html::csrf_matches(&parts, csrf)));
+        || (method == Method::POST
+            && request.csrf.as_deref().is_some_and(|csrf| super::login::csrf_of(&state).matches(&parts, csrf)));
     if !confirmed {
         return confirm_logout(&state, &parts, &request);
     }
@@ -718,8 +719,9 @@ async fn end_session(State(state): State<AppState>, method: Method, parts: Parts
 
 /// Without an ID token, a logout must be confirmed: a link alone must not sign anyone out.
 fn confirm_logout(state: &AppState, parts: &Parts, request: &LogoutRequest) -> Response {
-    let existing = html::cookie(parts, html::CSRF_COOKIE).filter(|c| c.len() >= 32).map(str::to_owned);
-    let csrf = existing.clone().unwrap_or_else(html::new_csrf);
+    let tokens = super::login::csrf_of(state);
+    let existing = tokens.existing(parts);
+    let csrf = existing.clone().unwrap_or_else(|| tokens.mint());
     let hidden = |name: &str, value: &Option<String>| {
         value
             .as_ref()
@@ -736,8 +738,7 @@ fn confirm_logout(state: &AppState, parts: &Parts, request: &LogoutRequest) -> R
     );
     let mut page = Page::new("Sign out", body);
     if existing.is_none() {
-        let secure = state.identity.settings.public_url.starts_with("https://");
-        page = page.cookie(html::set_cookie(html::CSRF_COOKIE, &csrf, secure, None));
+        page = page.cookie(tokens.set_cookie(&csrf));
     }
     page.into_response()
 }

@@ -418,6 +418,13 @@ async fn the_provider_refuses_what_it_must_without_redirecting_where_it_must_not
     let refused = browse("POST", &format!("{}/login", server.base), &mut jar, Some(&forged)).await;
     assert_eq!(refused.status, 400);
     assert!(!jar.iter().any(|(k, _)| k == "gatehouse_session"));
+    // Nor does a token planted in the cookie by someone else, even repeated by the form: only a
+    // token Gatehouse minted counts (issue 25.15).
+    let mut planted = vec![("gatehouse_csrf".to_owned(), "a".to_owned())];
+    let body = format!("csrf=a&step=password&email=dan%40acme.example&password={}", encode(PASSWORD));
+    let refused = browse("POST", &format!("{}/login", server.base), &mut planted, Some(&body)).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(!planted.iter().any(|(k, _)| k == "gatehouse_session"));
     // The right password of a disabled user is told plainly; a wrong one says nothing more.
     db.execute("UPDATE users SET status = 'disabled' WHERE email = 'erin@acme.example'").await;
     let form = |email: &str, password: &str, jar: &[(String, String)]| {
