@@ -289,18 +289,19 @@ struct ChangePassword {
     tag = "session",
     security(("session" = [])),
     request_body(content = ChangePassword),
-    responses((status = 204, description = "The password is changed.")),
+    responses((status = 200, description = "The password is changed and every session of the user ended, this one too; the tokens of the session that takes this one's place.", body = crate::identity::Tokens)),
 )]
 async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
     body: JsonBody<ChangePassword>,
-) -> Result<StatusCode> {
+) -> Result<Response> {
     caller.authorize(&state, Action::ChangeOwnPassword, &OWN_SESSION)?;
     let request = body.value()?;
     let (session, client) = (caller.session()?, caller.client());
-    state.identity.change_password(session, &request.current_password, &request.new_password, &client).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let tokens =
+        state.identity.change_password(session, &request.current_password, &request.new_password, &client).await?;
+    Ok(no_store(axum::Json(tokens)))
 }
 
 #[utoipa::path(

@@ -480,14 +480,16 @@ impl Identity {
         Ok(self.use_link(LinkPurpose::PasswordReset, link, password, client).await?.email)
     }
 
-    /// `POST /v1/auth/password/change`: needs the current password; ends the user's other sessions.
+    /// `POST /v1/auth/password/change`: needs the current password; ends every session of the user,
+    /// the one that made the change too (FR-AUTH-004, issue 25.17), and returns the tokens of a new
+    /// session in its place, with the second factor it had, so the person at the keyboard goes on.
     pub async fn change_password(
         &self,
         session: &SessionView,
         current: &str,
         new: &str,
         client: &Client,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Tokens, AuthError> {
         let account = db::account_by_email(&self.pool, &session.email).await?.ok_or(AuthError::InvalidToken)?;
         let attempt = self.reserve(&session.email, "auth.password.change", client).await?;
         if !self.hasher.verify(current, account.password_hash.as_deref()).await {
@@ -501,10 +503,14 @@ impl Identity {
         let phc = self.hasher.hash(new).await;
         let mut tx = self.pool.begin().await?;
         db::set_password(&mut tx, account.user_id, &phc).await?;
-        let ended = db::revoke_user_sessions(&mut tx, account.user_id, Some(session.id), "password_changed").await?;
+        let ended = db::revoke_user_sessions(&mut tx, account.user_id, None, "password_changed").await?;
+        let (access, refresh) = (token::issue(TokenKind::Access), token::issue(TokenKind::Refresh));
+        let next = db::NewSuccessor { id: Uuid::now_v7(), access_hash: &access.hash, refresh_hash: &refresh.hash };
+        let successor = db::successor_session(&mut tx, session.id, next, self.settings.times).await?;
         tx.commit().await?;
-        self.audit_session("auth.password.change", session, true, client, json!({ "sessionsEnded": ended })).await;
-        Ok(())
+        let extra = json!({ "sessionsEnded": ended, "newSessionId": successor.id });
+        self.audit_session("auth.password.change", session, true, client, extra).await;
+        Ok(self.tokens(access, refresh, &successor))
     }
 
     /// `POST /v1/auth/mfa/totp/enrol`: a new secret, sealed at rest; confirmed by a first code.
