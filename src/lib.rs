@@ -28,6 +28,7 @@ pub mod mail;
 pub mod model;
 pub mod oidc;
 pub mod operators;
+pub mod outbound;
 pub mod plan;
 pub mod reconcile;
 pub mod secret;

@@ -338,14 +338,17 @@ async fn callback(
                 .status(StatusCode::INTERNAL_SERVER_ERROR)
                 .into_response()
         }
-        Err(error) => Page::new(
-            "Sign-in not completed",
-            format!(
-                "<p role=\"alert\" class=\"problem\">{}</p>\n<p><a href=\"/login\">Back to sign in</a></p>",
-                escape(&error.to_string())
-            ),
-        )
-        .status(StatusCode::BAD_REQUEST)
-        .into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "a federated sign-in did not complete");
+            Page::new(
+                "Sign-in not completed",
+                format!(
+                    "<p role=\"alert\" class=\"problem\">{}</p>\n<p><a href=\"/login\">Back to sign in</a></p>",
+                    escape(&error.for_browser())
+                ),
+            )
+            .status(StatusCode::BAD_REQUEST)
+            .into_response()
+        }
     }
 }

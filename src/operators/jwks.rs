@@ -3,7 +3,6 @@
 //! rotated). One fetch at a time: concurrent requests wait for the same one; and at most one every
 //! `MIN_INTERVAL`, so tokens naming made-up keys cannot make Gatehouse hammer the provider.
 
-use std::io::Read as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -14,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::Refusal;
 use super::keys::{Key, KeySet, Lookup};
 use super::settings::{SigningAlg, check_url};
+use crate::outbound::{Policy, agent, get_json};
 
 /// The background refresh period, as the issue asks (providers announce new keys well ahead).
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
@@ -21,13 +21,11 @@ const REFRESH_EVERY: Duration = Duration::from_secs(3600);
 const MIN_INTERVAL: Duration = Duration::from_secs(10);
 /// After a failed background fetch, retry sooner, backing off up to this.
 const MAX_RETRY: Duration = Duration::from_secs(300);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
-/// Discovery documents and key sets are a few kilobytes; a larger answer is refused.
-const MAX_DOCUMENT: u64 = 512 * 1024;
 
 pub(crate) struct Jwks {
     issuer: String,
+    /// The addresses the issuer's documents may be fetched from.
+    policy: Policy,
     current: RwLock<Arc<KeySet>>,
     /// Bumped by every successful fetch, so a waiter knows the fetch it waited for happened.
     generation: AtomicU64,
@@ -42,9 +40,10 @@ struct FetchState {
 }
 
 impl Jwks {
-    pub fn new(issuer: String) -> Self {
+    pub fn new(issuer: String, policy: Policy) -> Self {
         Jwks {
             issuer,
+            policy,
             current: RwLock::new(Arc::new(KeySet::default())),
             generation: AtomicU64::new(0),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
@@ -85,8 +84,8 @@ impl Jwks {
             return state.last_error.clone().map_or(Ok(()), Err);
         }
         state.last_attempt = Some(Instant::now());
-        let issuer = self.issuer.clone();
-        let fetched = tokio::task::spawn_blocking(move || fetch(&issuer))
+        let (issuer, policy) = (self.issuer.clone(), self.policy);
+        let fetched = tokio::task::spawn_blocking(move || fetch(&issuer, policy))
             .await
             .map_err(|e| format!("the key fetch stopped: {e}"))
             .and_then(|fetched| fetched);
@@ -131,19 +130,10 @@ impl Jwks {
     }
 }
 
-/// The HTTP client of every fetch from an identity provider: no redirects, short timeouts.
-pub(crate) fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .redirects(0)
-        .timeout_connect(CONNECT_TIMEOUT)
-        .timeout(FETCH_TIMEOUT)
-        .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
-        .build()
-}
-
-/// Discovery, then the key set it points to. Blocking: run off the async runtime.
-fn fetch(issuer: &str) -> Result<KeySet, String> {
-    let agent = agent();
+/// Discovery, then the key set it points to, fetched as `policy` allows. Blocking: run off the
+/// async runtime.
+fn fetch(issuer: &str, policy: Policy) -> Result<KeySet, String> {
+    let agent = agent(policy);
     let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let discovery = get_json(&agent, &discovery_url)?;
     match discovery.get("issuer").and_then(Value::as_str) {
@@ -158,29 +148,4 @@ fn fetch(issuer: &str) -> Result<KeySet, String> {
     };
     check_url("the provider's jwks_uri", jwks_uri).map_err(|e| e.to_string())?;
     KeySet::parse(&get_json(&agent, jwks_uri)?).map_err(|e| format!("{jwks_uri}: {e}"))
-}
-
-pub(crate) fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
-    let response = match agent.get(url).set("Accept", "application/json").call() {
-        Ok(response) => response,
-        Err(ureq::Error::Status(code, _)) => return Err(format!("GET {url} answered {code}")),
-        Err(ureq::Error::Transport(error)) => {
-            let detail = error.message().map(|m| format!(": {m}")).unwrap_or_default();
-            return Err(format!("GET {url}: {}{detail}", error.kind()));
-        }
-    };
-    if response.status() != 200 {
-        // Redirects are not followed: the keys come from where the issuer says, or not at all.
-        return Err(format!("GET {url} answered {} (redirects are not followed)", response.status()));
-    }
-    let mut body = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_DOCUMENT + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("GET {url}: cannot read the answer: {e}"))?;
-    if body.len() as u64 > MAX_DOCUMENT {
-        return Err(format!("GET {url}: the answer is larger than {MAX_DOCUMENT} bytes"));
-    }
-    serde_json::from_slice(&body).map_err(|e| format!("GET {url} did not answer JSON: {e}"))
 }

@@ -170,7 +170,7 @@ impl Verifier {
     /// down (logs, retries); fails only on invalid settings. Call within a Tokio runtime.
     pub fn start(settings: OidcSettings, shutdown: CancellationToken) -> Result<Arc<Verifier>, SettingsError> {
         settings.check()?;
-        let jwks = Arc::new(jwks::Jwks::new(settings.issuer_url.clone()));
+        let jwks = Arc::new(jwks::Jwks::new(settings.issuer_url.clone(), crate::outbound::Policy::operator()));
         tokio::spawn(jwks.clone().keep_fresh(shutdown));
         Ok(Arc::new(Verifier { settings, jwks, verified: Verified::default() }))
     }

@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::operators::SigningAlg;
-use crate::operators::jwks::{agent, get_json};
 use crate::operators::keys::KeySet;
+use crate::outbound::{Policy, agent, get_json};
 
 /// What verification found: the endpoints a sign-in uses, or the problems.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,40 +51,9 @@ pub fn check_url(what: &str, url: &str, allow_loopback_http: bool) -> Result<(),
         .map_err(|e| format!("{what} `{url}`: cannot resolve `{host}`: {e}"))?
         .map(|address| address.ip())
         .collect();
-    match addresses.iter().find(|ip| !public(**ip, allow_loopback_http)) {
+    match addresses.iter().find(|ip| !Policy::tenant(allow_loopback_http).allows(**ip)) {
         Some(ip) => Err(format!("{what} `{url}` resolves to {ip}, a private or local address Gatehouse does not call")),
         None => Ok(()),
-    }
-}
-
-/// Whether Gatehouse may call `ip` for a tenant: not private, link-local, shared (CGNAT),
-/// unspecified, multicast or documentation space; loopback only when allowed.
-fn public(ip: std::net::IpAddr, allow_loopback: bool) -> bool {
-    use std::net::IpAddr;
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            if v4.is_loopback() {
-                return allow_loopback;
-            }
-            !(v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || (a == 100 && (64..128).contains(&b)))
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return public(IpAddr::V4(v4), allow_loopback);
-            }
-            if v6.is_loopback() {
-                return allow_loopback;
-            }
-            let first = v6.segments()[0];
-            !(v6.is_unspecified() || v6.is_multicast() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80)
-        }
     }
 }
 
@@ -96,7 +65,7 @@ pub fn verify(issuer: &str, allow_loopback_http: bool) -> Report {
         report.problems.push(problem);
         return report;
     }
-    let agent = agent();
+    let agent = agent(Policy::tenant(allow_loopback_http));
     let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
     let discovery = match get_json(&agent, &discovery_url) {
         Ok(document) => document,
@@ -163,19 +132,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_and_local_addresses_are_refused_and_loopback_only_when_allowed() {
-        let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
-        for private in
-            ["10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0", "fd00::1", "fe80::1"]
-        {
-            assert!(!public(ip(private), true), "{private}");
-        }
-        assert!(!public(ip("127.0.0.1"), false));
-        assert!(public(ip("127.0.0.1"), true));
-        assert!(!public(ip("::ffff:10.0.0.1"), true));
-        assert!(public(ip("93.184.216.34"), false));
+    fn an_issuer_on_a_private_or_local_address_is_refused_in_words() {
         let refused = check_url("the issuer", "https://127.0.0.1:8443", false).expect_err("loopback");
         assert!(refused.contains("private or local address"), "{refused}");
+        assert!(check_url("the issuer", "https://10.0.0.1", true).is_err());
     }
 
     #[test]

@@ -72,6 +72,21 @@ pub enum SsoError {
     Store(#[from] StoreError),
 }
 
+impl SsoError {
+    /// What the person in the browser is told. The remote's own words (a connection error, a token
+    /// endpoint's description, why its keys could not be read) stay in the log and the platform's
+    /// audit row: shown on a page they would tell whoever set the provider what answers where
+    /// (issue 25.3).
+    pub fn for_browser(&self) -> String {
+        match self {
+            SsoError::Exchange(_) | SsoError::Token(_) => "your organisation's sign-in could not be completed; try \
+                again, or ask your administrator to check the organisation's sign-in settings"
+                .into(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// A federated sign-in that came back.
 pub enum Finished {
     /// The owner's test: the provider signed this email in; nothing was changed.
@@ -255,8 +270,9 @@ impl Sso {
         ];
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let basic = data_encoding::BASE64.encode(format!("{}:{}", encode(&idp.client_id), encode(secret)).as_bytes());
+        let policy = crate::outbound::Policy::tenant(self.allow_loopback_http);
         let answer = tokio::task::spawn_blocking(move || {
-            let response = crate::operators::jwks::agent()
+            let response = crate::outbound::agent(policy)
                 .post(&endpoint)
                 .set("Authorization", &format!("Basic {basic}"))
                 .set("Accept", "application/json")
@@ -368,7 +384,8 @@ impl Sso {
 
     fn jwks(&self, issuer: &str) -> Arc<Jwks> {
         let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        keys.entry(issuer.to_owned()).or_insert_with(|| Arc::new(Jwks::new(issuer.to_owned()))).clone()
+        let policy = crate::outbound::Policy::tenant(self.allow_loopback_http);
+        keys.entry(issuer.to_owned()).or_insert_with(|| Arc::new(Jwks::new(issuer.to_owned(), policy))).clone()
     }
 
     async fn audit(&self, idp: &TenantIdp, actor: &str, action: &str, success: bool, client: &Client, extra: Value) {

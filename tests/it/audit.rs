@@ -281,6 +281,11 @@ async fn signed_log() -> (TestDb, String, tempfile::TempDir) {
     ];
     let server = started(&repo, &db, &env).await;
     let (_, key) = issue(&server, "billing-app", &[]);
+    // Both tenants open to the key on this replica (its cache may trail the first pass briefly).
+    within(Duration::from_secs(10), "globex open to billing-app", || async {
+        report(&server, &key, &event("probe", "globex", "user-1", "success")).await.body["accepted"] == 1
+    })
+    .await;
     let batch: Vec<Value> = (0..40)
         .map(|i| event(&format!("c-{i}"), if i % 2 == 0 { "acme" } else { "globex" }, "user-1", "success"))
         .collect();
