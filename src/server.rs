@@ -105,7 +105,7 @@ pub fn launch(
 
     tokio::spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
     let reconciler = Controller {
-        pool: pool.clone(),
+        pool: reconciler_pool(&pool),
         source,
         options: settings.options,
         interval: settings.interval,
@@ -258,6 +258,19 @@ async fn purge_deleted_tenants(pool: sqlx::PgPool, retention: api::TenantRetenti
             Err(error) => tracing::warn!(%error, "cannot purge deleted tenants"),
         }
     }
+}
+
+/// Connections of the reconciler's own (issue 25.6): its leadership lock, two batches in flight,
+/// the tenant it retries alone and its status writes. Requests and workers never take them, nor it
+/// theirs, and it waits longer for one: a pass waits out a busy moment rather than failing.
+const RECONCILER_CONNECTIONS: u32 = 6;
+const RECONCILER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn reconciler_pool(pool: &PgPool) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(RECONCILER_CONNECTIONS)
+        .acquire_timeout(RECONCILER_ACQUIRE_TIMEOUT)
+        .connect_lazy_with((*pool.connect_options()).clone())
 }
 
 /// Creates the audit log's coming months and drops those past the retention, at start and then

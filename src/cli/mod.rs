@@ -413,7 +413,9 @@ fn print_report(report: &reconcile::ApplyReport, validated: &config::Validated) 
     for t in &report.tenants {
         match &t.outcome {
             TenantOutcome::Applied { .. } => {}
-            TenantOutcome::Failed { reason } | TenantOutcome::Refused { reason } => {
+            TenantOutcome::Failed { reason }
+            | TenantOutcome::Refused { reason }
+            | TenantOutcome::Deferred { reason } => {
                 failed += 1;
                 eprintln!("tenant {}: not applied: {reason}", t.tenant);
             }

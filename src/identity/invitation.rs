@@ -27,7 +27,7 @@ const BATCH: i64 = 50;
 pub async fn run(identity: Identity, shutdown: CancellationToken) {
     let mut listener = Listener::new(&identity.pool, "invitations", &[MAIL_CHANNEL]);
     loop {
-        if let Err(error) = issue_pending(&identity).await {
+        if let Err(error) = issue_pending(&identity, &shutdown).await {
             tracing::warn!(%error, "cannot issue invitations");
         }
         if !listener.wait_for_work(POLL, &shutdown).await {
@@ -36,9 +36,14 @@ pub async fn run(identity: Identity, shutdown: CancellationToken) {
     }
 }
 
-/// Gives each invited user without an invitation a link and a mail, a batch per transaction.
-async fn issue_pending(identity: &Identity) -> store::Result<()> {
+/// Gives each invited user without an invitation a link and a mail, a batch per transaction, until
+/// none is left or `shutdown` (checked between batches: a stopping server waits for one batch at
+/// most, issue 25.6).
+async fn issue_pending(identity: &Identity, shutdown: &CancellationToken) -> store::Result<()> {
     loop {
+        if shutdown.is_cancelled() {
+            return Ok(());
+        }
         let mut tx = identity.pool.begin().await?;
         let invitees = db::users_to_invite(&mut tx, BATCH).await?;
         for invitee in &invitees {

@@ -54,7 +54,7 @@ pub async fn run(pool: PgPool, keyring: Arc<Keyring>, delivery: Delivery, shutdo
     };
     let mut listener = Listener::new(&pool, "mail", &[MAIL_CHANNEL]);
     loop {
-        if let Err(error) = deliver(&pool, &keyring, transport, &delivery.from).await {
+        if let Err(error) = deliver(&pool, &keyring, transport, &delivery.from, &shutdown).await {
             tracing::warn!(%error, "cannot deliver mail");
         }
         if !listener.wait_for_work(POLL, &shutdown).await {
@@ -68,8 +68,10 @@ async fn deliver(
     keyring: &Keyring,
     transport: &AsyncSmtpTransport<Tokio1Executor>,
     from: &Mailbox,
+    shutdown: &CancellationToken,
 ) -> store::Result<()> {
-    loop {
+    // A stopping server waits for one batch at most.
+    while !shutdown.is_cancelled() {
         let mut tx = pool.begin().await?;
         let due = store::mail::claim_due(&mut tx, BATCH).await?;
         for row in &due {
@@ -96,6 +98,7 @@ async fn deliver(
             return Ok(());
         }
     }
+    Ok(())
 }
 
 async fn send(

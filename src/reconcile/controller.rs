@@ -71,6 +71,8 @@ enum Pass {
     Done {
         commit: Option<String>,
         succeeded: bool,
+        /// Some tenants met a busy database: the next pass comes soon, not after the interval.
+        deferred: bool,
     },
 }
 
@@ -110,6 +112,8 @@ struct Memory {
     /// The git tree id of the config folder on the last pass that ran to the end.
     last_tree: Option<String>,
     errors_in_a_row: u32,
+    /// Passes in a row in which some tenants met a busy database.
+    deferred_in_a_row: u32,
     /// Passes this replica ran to the end while leading; the first is triggered by `start`.
     passes: u64,
     /// The version, failed tenants and error of the last failing pass recorded in the history: a
@@ -129,14 +133,21 @@ impl Controller {
             let delay = match self.pass(&mut memory, triggered).await {
                 Ok(pass) => {
                     memory.errors_in_a_row = 0;
-                    if let Pass::Done { commit, succeeded } = pass {
+                    let mut delay = self.interval;
+                    if let Pass::Done { commit, succeeded, deferred } = pass {
                         self.metrics.pass_finished(started.elapsed(), succeeded);
                         // A pass with problems has logged them as a warning already.
                         if succeeded {
                             tracing::info!(commit = commit.as_deref().unwrap_or("-"), succeeded, elapsed = ?started.elapsed(), "reconciled");
                         }
+                        if deferred {
+                            memory.deferred_in_a_row += 1;
+                            delay = backoff(memory.deferred_in_a_row, self.interval);
+                        } else {
+                            memory.deferred_in_a_row = 0;
+                        }
                     }
-                    self.interval
+                    delay
                 }
                 Err(error) => {
                     memory.errors_in_a_row += 1;
@@ -260,7 +271,8 @@ impl Controller {
         self.metrics.observe(&record);
         memory.last_tree = snapshot.tree;
         memory.passes += 1;
-        Ok(Pass::Done { commit, succeeded })
+        let deferred = report.tenants.iter().any(|t| matches!(t.outcome, TenantOutcome::Deferred { .. }));
+        Ok(Pass::Done { commit, succeeded, deferred })
     }
 
     /// Keeps or takes the reconciler lock; `false` when another replica leads.
@@ -403,12 +415,13 @@ fn history_entry(report: &ApplyReport, record: &PassRecord, trigger: &str) -> Pa
             TenantOutcome::Applied { .. } => ("applied", None),
             TenantOutcome::Refused { reason } => ("refused", Some(reason.clone())),
             TenantOutcome::Failed { reason } => ("failed", Some(reason.clone())),
+            TenantOutcome::Deferred { reason } => ("deferred", Some(reason.clone())),
             TenantOutcome::Invalid { problems } => ("invalid", problems.first().map(ToString::to_string)),
         };
         let applied = outcome == "applied";
         match outcome {
             "refused" => refused += 1,
-            "failed" | "invalid" => failed += 1,
+            "failed" | "invalid" | "deferred" => failed += 1,
             _ => counts.add(t.counts),
         }
         if applied && !t.counts.any() {
@@ -482,6 +495,10 @@ fn tenant_status(result: &super::TenantResult) -> Option<TenantStatus> {
         TenantOutcome::Failed { reason } | TenantOutcome::Refused { reason } => {
             ("Error", json!([{ "message": reason }]))
         }
+        TenantOutcome::Deferred { reason } => (
+            "OutOfSync",
+            json!([{ "message": format!("the database was busy ({reason}); the tenant is applied at the next pass") }]),
+        ),
         TenantOutcome::Applied { .. } if result.drift.iter().any(|d| !d.revert) => ("Drifted", json!([])),
         TenantOutcome::Applied { .. } if !result.orphans.is_empty() => ("Synced", json!([])),
         TenantOutcome::Applied { .. } => return None,
@@ -627,6 +644,20 @@ mod tests {
         assert_eq!(entry.tenants[0].drift[0].reverted, json!("user"));
         assert_eq!(entry.tenants[2].counts, ChangeCounts::default());
         assert_eq!(problems_line(&entry.tenants), "globex: would delete 4 of 4 users; hooli: deadlock");
+    }
+
+    #[test]
+    fn a_tenant_that_met_a_busy_database_is_out_of_sync_not_in_error() {
+        // Issue 25.6: Error is for problems a person must fix.
+        let deferred = TenantOutcome::Deferred { reason: "pool timed out".into() };
+        let status = tenant_status(&result("acme", deferred, ChangeCounts::default(), vec![])).expect("a status");
+        assert_eq!(status.state, "OutOfSync");
+        assert!(status.errors.to_string().contains("applied at the next pass"), "{}", status.errors);
+        let failed = TenantOutcome::Failed { reason: "violates a check".into() };
+        assert_eq!(
+            tenant_status(&result("acme", failed, ChangeCounts::default(), vec![])).expect("status").state,
+            "Error"
+        );
     }
 
     #[test]

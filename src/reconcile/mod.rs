@@ -31,6 +31,10 @@ const BATCH_TENANTS: usize = 500;
 /// Batches written at once, each on its own connection, while the next one is planned: with two,
 /// PostgreSQL writes on two cores (`cargo bench --bench declarative` measures it).
 const BATCHES_IN_FLIGHT: usize = 2;
+/// A tenant whose apply met a busy or unavailable database is tried this often in the pass, …
+const TRANSIENT_TRIES: u32 = 5;
+/// … waiting this long before the second try, and twice as long before each next one (3 s in all).
+const TRANSIENT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Reads live state and plans the changes that would converge it with `validated`, with a warning
 /// for each change that overwrites a manual change.
@@ -96,10 +100,23 @@ pub fn change_counts<'a>(changes: impl Iterator<Item = &'a Change>) -> ChangeCou
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "camelCase")]
 pub enum TenantOutcome {
-    Applied { changes: usize },
-    Failed { reason: String },
-    Refused { reason: String },
-    Invalid { problems: Vec<crate::config::Diagnostic> },
+    Applied {
+        changes: usize,
+    },
+    Failed {
+        reason: String,
+    },
+    /// The database was unavailable or busy through every retry: nothing a person must fix, so it
+    /// is tried again at the next pass, soon, and never held back (issue 25.6).
+    Deferred {
+        reason: String,
+    },
+    Refused {
+        reason: String,
+    },
+    Invalid {
+        problems: Vec<crate::config::Diagnostic>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -393,7 +410,7 @@ async fn apply_alone(
     allow_once: bool,
     commit: Option<&str>,
 ) -> TenantOutcome {
-    let attempt = async {
+    let attempt = || async {
         let mut tx = pool.begin().await?;
         store::mark_reconciler(&mut tx).await?;
         let live = store::load_tenant(&mut tx, name).await?;
@@ -416,11 +433,23 @@ async fn apply_alone(
         tx.commit().await?;
         Ok::<_, StoreError>(TenantOutcome::Applied { changes: plan.visible_changes().count() })
     };
-    match attempt.await {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            tracing::warn!(tenant = name, error = %e, "tenant failed to apply");
-            TenantOutcome::Failed { reason: e.to_string() }
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Ok(outcome) => return outcome,
+            Err(e) if e.is_transient() && tries < TRANSIENT_TRIES => {
+                tracing::debug!(tenant = name, error = %e, tries, "the database was busy; trying the tenant again");
+                tokio::time::sleep(TRANSIENT_BACKOFF * 2u32.pow(tries - 1)).await;
+            }
+            Err(e) if e.is_transient() => {
+                tracing::warn!(tenant = name, error = %e, "the database stayed busy; the tenant waits for the next pass");
+                return TenantOutcome::Deferred { reason: e.to_string() };
+            }
+            Err(e) => {
+                tracing::warn!(tenant = name, error = %e, "tenant failed to apply");
+                return TenantOutcome::Failed { reason: e.to_string() };
+            }
         }
     }
 }

@@ -110,6 +110,16 @@ impl StoreError {
     }
 }
 
+impl StoreError {
+    /// Whether trying again soon may succeed without anyone changing anything: the database was
+    /// unavailable or busy, or the transaction lost a race (serialization failure, deadlock).
+    pub fn is_transient(&self) -> bool {
+        self.is_unavailable()
+            || matches!(self, StoreError::Sql(sqlx::Error::Database(e))
+                if e.code().is_some_and(|code| matches!(&*code, "40001" | "40P01")))
+    }
+}
+
 fn is_connection_error(error: &sqlx::Error) -> bool {
     match error {
         // Io covers a refused, reset or dropped connection.

@@ -778,3 +778,33 @@ async fn pass_count(base: String) -> u64 {
         .and_then(|count| count.trim().parse().ok())
         .expect("pass count in /metrics")
 }
+
+/// Issue 25.6: the reconciler has connections of its own. With every connection of the shared pool
+/// taken (requests and workers at their busiest) and a short acquire timeout, the first pass from a
+/// bare remote still reaches Synced with no tenant in Error; then the server stops at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconciler_reaches_synced_while_every_shared_connection_is_taken() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    repo.commit_all("initial");
+    let remote = bare_remote_of(&repo);
+    let cache = tempfile::tempdir().expect("cache");
+    let shared = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_millis(200))
+        .connect(&db.url)
+        .await
+        .expect("the shared pool");
+    let held = [shared.acquire().await.expect("one"), shared.acquire().await.expect("two")];
+    let server =
+        Running::start(shared.clone(), git_source(remote.path(), cache.path()), Duration::from_secs(600), "r1").await;
+    within(Duration::from_secs(30), "Synced with the shared pool exhausted", || async {
+        let state: String =
+            sqlx::query_scalar("SELECT state FROM sync_state").fetch_one(&db.pool).await.expect("state");
+        state == "Synced"
+    })
+    .await;
+    assert_eq!(db.count("SELECT count(*) FROM tenant_sync WHERE state = 'Error'").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM tenants").await, 6, "every example tenant applied");
+    drop(held);
+    tokio::time::timeout(Duration::from_secs(10), server.stop()).await.expect("stopped within its bound");
+}
