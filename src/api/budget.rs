@@ -248,7 +248,7 @@ async fn request_override(
     let details = json!({ "limit": new_limit, "reason": reason, "expiresIn": request.expires_in });
     let row = caller.audit("budget.override.request", target(&name), details);
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    let created = db::request(&mut tx, view.id, new_limit, reason, &requester, lasts, &[row]).await?;
+    let created = db::request(&mut tx, view.id, new_limit, reason, &party(&caller, &requester), lasts, &[row]).await?;
     let summary = format!(
         "{requester} asks to raise the monthly limit of {name} from {} to {new_limit} for {} ({reason}); two other people must approve.",
         limit.monthly_limit, request.expires_in
@@ -268,7 +268,7 @@ async fn request_override(
         ("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"),
         ("id" = String, Path, description = "The override's id."),
     ),
-    responses((status = 200, description = "The override with this approval; `granted` after the second. 409 `self_approval`, `already_approved`, `override_not_pending`.", body = OverrideRecord)),
+    responses((status = 200, description = "The override with this approval; `granted` after the second. 409 `self_approval`, `already_approved`, `override_not_pending`, `approver_not_independent` (the approver and the requester or the other approver made one another's accounts, or one person made both), `fresh_second_factor_required` (an owner approves from a session that passed their own TOTP within 15 minutes).", body = OverrideRecord)),
 )]
 async fn approve_override(
     State(state): State<AppState>,
@@ -297,7 +297,7 @@ async fn approve_override(
     };
     let person = person(&caller).map_err(refused)?;
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    let approved = db::approve(&mut tx, tenant_id, id, &person, |o, granted| {
+    let approved = db::approve(&mut tx, tenant_id, id, &party(&caller, &person), |o, granted| {
         let action = if granted { "budget.override.grant" } else { "budget.override.approve" };
         caller.audit(action, target(&name), json!({ "override": o.id, "limit": o.limit, "approvals": o.approvals }))
     })
@@ -350,6 +350,14 @@ fn person(caller: &Caller) -> Result<String> {
                     .into(),
         }),
         actor => Ok(actor.name().to_owned()),
+    }
+}
+
+/// The person `caller` is, by `name`, for the separation-of-duties rules (issue 25.4).
+fn party<'a>(caller: &Caller, name: &'a str) -> db::Person<'a> {
+    match &caller.actor {
+        Actor::User(session) => db::Person { name, user_id: Some(session.user_id), session_id: Some(session.id) },
+        _ => db::Person { name, user_id: None, session_id: None },
     }
 }
 

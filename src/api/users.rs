@@ -82,6 +82,14 @@ pub(crate) fn refuse_git_delete(tenant: &TenantRecord, managed_by: &str, what: s
     ))
 }
 
+/// The tenant user acting, if the caller is one: who made an account what it is (issue 25.4).
+fn acting_user(caller: &Caller) -> Option<uuid::Uuid> {
+    match &caller.actor {
+        crate::authz::Actor::User(session) => Some(session.user_id),
+        _ => None,
+    }
+}
+
 /// Owners are changed only by operators and owners: `ManageOwners` when the user is, or would
 /// become, an owner.
 fn authorize_owner_change(
@@ -146,7 +154,7 @@ async fn invite(
             ));
         }
         locked.refuse_if_git(&locked.managed_by, format_args!("the users of tenant `{}`", locked.name))?;
-        let user = db::invite(conn, locked.id, email.as_str(), name, role, &[row]).await?;
+        let user = db::invite(conn, locked.id, email.as_str(), name, role, acting_user(&caller), &[row]).await?;
         let etag = user.etag();
         Ok((user, etag))
     })
@@ -303,7 +311,12 @@ async fn update(
     let new_role = request.role.as_deref().map(role).transpose()?;
     let new_status = request.status.as_deref().map(status).transpose()?;
     let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
-    let change = UserChange { role: new_role, name: name.as_ref().map(|n| n.as_str()), status: new_status };
+    let change = UserChange {
+        role: new_role,
+        name: name.as_ref().map(|n| n.as_str()),
+        status: new_status,
+        by: acting_user(&caller),
+    };
     let updated = change_locked(&state, &caller, &tenant, &email, &headers, new_role, async |conn, locked, current| {
         let details = json!({
             "role": change.role.filter(|r| *r != current.user.role),

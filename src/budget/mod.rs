@@ -4,6 +4,7 @@
 //! far, the budget and an override granted for it. `book` keeps every tenant's usage in memory on
 //! every replica, so a check never waits for the database.
 
+pub mod approval;
 pub mod book;
 pub mod notify;
 

@@ -9,7 +9,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::{AuditEntry, Result, Rule, StoreError, insert_audit};
-use crate::budget::Limit;
+use crate::budget::{Limit, approval};
 
 pub const BUDGET_CHANNEL: &str = "gatehouse_budget";
 pub const USAGE_CHANNEL: &str = "gatehouse_usage";
@@ -92,6 +92,15 @@ pub async fn get_override(pool: &PgPool, tenant_id: Uuid, id: Uuid) -> Result<Op
         .await?)
 }
 
+/// A person who requests or approves an override: their name, and for a tenant user, their user
+/// and the session they act from.
+#[derive(Debug, Clone, Copy)]
+pub struct Person<'a> {
+    pub name: &'a str,
+    pub user_id: Option<Uuid>,
+    pub session_id: Option<Uuid>,
+}
+
 /// Records a request for an override of `tenant_id`'s budget, in force for `lasts` once granted;
 /// a request not granted within 7 days lapses.
 pub async fn request(
@@ -99,21 +108,23 @@ pub async fn request(
     tenant_id: Uuid,
     new_limit: i64,
     reason: &str,
-    requested_by: &str,
+    requested_by: &Person<'_>,
     lasts: chrono::TimeDelta,
     audit: &[AuditEntry],
 ) -> Result<OverrideRecord> {
     let id = Uuid::now_v7();
     sqlx::query(
-        "INSERT INTO budget_overrides (id, tenant_id, new_limit, reason, requested_by, lasts, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, now() + interval '7 days')",
+        "INSERT INTO budget_overrides (id, tenant_id, new_limit, reason, requested_by, lasts, expires_at, requester_lineage)
+         VALUES ($1, $2, $3, $4, $5, $6, now() + interval '7 days',
+                 coalesce((SELECT lineage || id FROM users WHERE id = $7), '{}'))",
     )
     .bind(id)
     .bind(tenant_id)
     .bind(new_limit)
     .bind(reason)
-    .bind(requested_by)
+    .bind(requested_by.name)
     .bind(lasts)
+    .bind(requested_by.user_id)
     .execute(&mut *conn)
     .await?;
     insert_audit(conn, audit).await?;
@@ -129,9 +140,10 @@ pub async fn approve(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
-    approver: &str,
+    person: &Person<'_>,
     audit: impl FnOnce(&OverrideRecord, bool) -> AuditEntry,
 ) -> Result<OverrideRecord> {
+    let approver = person.name;
     sqlx::query("SELECT 1 FROM budget_overrides WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
         .bind(id)
         .bind(tenant_id)
@@ -165,9 +177,47 @@ pub async fn approve(
     if current.approvals.iter().any(|a| a == approver) {
         return refuse("already_approved", format!("{approver} already approved override {id}; a second person must"));
     }
-    sqlx::query("INSERT INTO budget_override_approvals (override_id, approver) VALUES ($1, $2)")
+    // Separation of duties (issue 25.4): independent people, each with a fresh factor of their own.
+    let requester_lineage: Vec<Uuid> =
+        sqlx::query_scalar("SELECT requester_lineage FROM budget_overrides WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *conn)
+            .await?;
+    let approvals: Vec<(String, Vec<Uuid>)> =
+        sqlx::query_as("SELECT approver, lineage FROM budget_override_approvals WHERE override_id = $1")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let lineage: Vec<Uuid> = match person.user_id {
+        Some(user) => sqlx::query_scalar("SELECT lineage || id FROM users WHERE id = $1")
+            .bind(user)
+            .fetch_optional(&mut *conn)
+            .await?
+            .unwrap_or_else(|| vec![user]),
+        None => Vec::new(),
+    };
+    let factor = match person.session_id {
+        Some(session) => {
+            let (amr, auth_time): (Vec<String>, DateTime<Utc>) =
+                sqlx::query_as("SELECT amr, auth_time FROM sessions WHERE id = $1")
+                    .bind(session)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            Some(approval::Factor { amr, auth_time })
+        }
+        None => None,
+    };
+    let requester = approval::Party { name: &current.requested_by, lineage: &requester_lineage };
+    let others: Vec<approval::Party<'_>> =
+        approvals.iter().map(|(name, lineage)| approval::Party { name, lineage }).collect();
+    let party = approval::Party { name: approver, lineage: &lineage };
+    if let Err((code, message)) = approval::check(&requester, &others, &party, factor.as_ref(), Utc::now()) {
+        return refuse(code, message);
+    }
+    sqlx::query("INSERT INTO budget_override_approvals (override_id, approver, lineage) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(approver)
+        .bind(&lineage)
         .execute(&mut *conn)
         .await?;
     let granted = current.approvals.len() + 1 >= 2;

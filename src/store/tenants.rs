@@ -171,7 +171,7 @@ pub async fn create(conn: &mut PgConnection, new: &NewTenant<'_>, audit: &[Audit
     if inserted.rows_affected() == 0 {
         return Err(rule(Rule::Conflict, "tenant_exists", format!("a tenant named `{}` exists", new.name)));
     }
-    super::users::insert_invited(conn, id, new.owner_email, new.owner_name, Role::Owner).await?;
+    super::users::insert_invited(conn, id, new.owner_email, new.owner_name, Role::Owner, None).await?;
     insert_audit(conn, audit).await?;
     lock(conn, new.name).await
 }

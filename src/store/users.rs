@@ -62,6 +62,7 @@ pub async fn insert_invited(
     email: &str,
     name: Option<&str>,
     role: Role,
+    by: Option<Uuid>,
 ) -> Result<Uuid> {
     // An address in a domain another tenant verified for its own sign-in belongs to that tenant:
     // nobody else may take it (issue 25.10).
@@ -78,14 +79,16 @@ pub async fn insert_invited(
     }
     let id = Uuid::now_v7();
     let inserted = sqlx::query(
-        "INSERT INTO users (id, tenant_id, email, name, role, status, managed_by)
-         VALUES ($1, $2, $3, $4, $5, 'invited', 'api') ON CONFLICT (email) DO NOTHING",
+        "INSERT INTO users (id, tenant_id, email, name, role, status, managed_by, lineage)
+         VALUES ($1, $2, $3, $4, $5, 'invited', 'api',
+                 coalesce((SELECT lineage || id FROM users WHERE id = $6), '{}')) ON CONFLICT (email) DO NOTHING",
     )
     .bind(id)
     .bind(tenant_id)
     .bind(email)
     .bind(name)
     .bind(role)
+    .bind(by)
     .execute(&mut *conn)
     .await?;
     if inserted.rows_affected() == 0 {
@@ -114,16 +117,18 @@ fn unavailable(email: &str) -> StoreError {
     )
 }
 
-/// Invites a user into the locked tenant and returns it.
+/// Invites a user into the locked tenant and returns it; `by` is the tenant user who invites (their
+/// lineage and they become the new user's).
 pub async fn invite(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     email: &str,
     name: Option<&str>,
     role: Role,
+    by: Option<Uuid>,
     audit: &[AuditEntry],
 ) -> Result<UserRecord> {
-    let id = insert_invited(conn, tenant_id, email, name, role).await?;
+    let id = insert_invited(conn, tenant_id, email, name, role, by).await?;
     insert_audit(conn, audit).await?;
     Ok(sqlx::query_as(&format!("{RECORD} WHERE u.id = $1")).bind(id).fetch_one(&mut *conn).await?)
 }
@@ -197,6 +202,8 @@ pub struct UserChange<'a> {
     pub role: Option<Role>,
     pub name: Option<&'a str>,
     pub status: Option<AccountStatus>,
+    /// The tenant user making the change: one who changes a role joins the user's lineage.
+    pub by: Option<Uuid>,
 }
 
 /// Changes the locked user `current` of the locked tenant, refusing to leave the tenant without an
@@ -224,6 +231,9 @@ pub async fn update(
     sqlx::query(
         "UPDATE users SET role = coalesce($2, role), name = coalesce($3, name),
                 status = CASE WHEN $4 = 'active' AND activated_at IS NULL THEN 'invited' ELSE coalesce($4, status) END,
+                lineage = CASE WHEN $2 IS DISTINCT FROM role
+                               THEN lineage || coalesce((SELECT b.lineage || b.id FROM users b WHERE b.id = $5), '{}')
+                               ELSE lineage END,
                 updated_at = now()
           WHERE id = $1",
     )
@@ -231,6 +241,7 @@ pub async fn update(
     .bind(change.role)
     .bind(change.name)
     .bind(change.status)
+    .bind(change.by)
     .execute(&mut *conn)
     .await?;
     insert_audit(conn, audit).await?;

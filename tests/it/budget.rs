@@ -287,7 +287,8 @@ async fn racing_approvals_grant_once_and_never_fail() {
         let pool = pool.clone();
         async move {
             let mut conn = pool.acquire().await.expect("connection");
-            db::request(&mut conn, tenant, 15, "race", "hank@globex.example", chrono::TimeDelta::hours(1), &[])
+            let hank = db::Person { name: "hank@globex.example", user_id: None, session_id: None };
+            db::request(&mut conn, tenant, 15, "race", &hank, chrono::TimeDelta::hours(1), &[])
                 .await
                 .expect("requested")
                 .id
@@ -297,7 +298,8 @@ async fn racing_approvals_grant_once_and_never_fail() {
         let pool = pool.clone();
         tokio::spawn(async move {
             let mut tx = pool.begin().await.expect("transaction");
-            let approved = db::approve(&mut tx, tenant, id, &approver, |o, _| gatehouse::store::AuditEntry {
+            let person = db::Person { name: &approver, user_id: None, session_id: None };
+            let approved = db::approve(&mut tx, tenant, id, &person, |o, _| gatehouse::store::AuditEntry {
                 actor: approver.clone(),
                 actor_type: "operator",
                 action: "budget.override.approve".into(),
@@ -335,4 +337,119 @@ async fn racing_approvals_grant_once_and_never_fail() {
         }
     }
     assert_eq!((approved, already), (1, 9));
+}
+
+/// A session of `email` that passed their own TOTP just now (`secret` from `enrol_totp`).
+async fn fresh_totp_session(server: &ServeProcess, email: &str, secret: &str) -> String {
+    let pending = login(server, email, PASSWORD).await;
+    assert_eq!(pending.body["session"]["pending"], "mfa_verify", "{}", pending.text);
+    let pending = str_of(&pending.body, "access_token").to_owned();
+    let code = json!({ "code": crate::identity::totp_now(secret, 1) });
+    let verified = call(server, "POST", "/v1/auth/mfa/verify", Some(&pending), Some(code)).await;
+    assert_eq!(verified.status, 200, "{}", verified.text);
+    str_of(&verified.body, "access_token").to_owned()
+}
+
+/// Issue 25.4, the probe's first way: the owner of an API tenant invites two more owner addresses
+/// of their own, accepts both invitations and approves their own request with them: refused, even
+/// with a fresh second factor, because the owner made both accounts. Two operators, whom no tenant
+/// makes, still grant it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_cannot_grant_their_own_override_with_owners_they_invited() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let idp = Idp::start();
+    let env = [
+        ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
+        ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+        ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+        ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator"),
+        ("GATEHOUSE_OWNERS_NEED_MFA", "false"),
+    ];
+    let server = started(&repo, &db, &env).await;
+    let tenant = json!({ "name": "solo", "displayName": "Solo", "plan": "enterprise", "owner": { "email": "boss@solo.example" } });
+    assert_eq!(call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(tenant)).await.status, 201);
+    activate(&db, &["boss@solo.example"]).await;
+    let boss = str_of(&login(&server, "boss@solo.example", PASSWORD).await.body, "access_token").to_owned();
+    for puppet in ["p1@solo.example", "p2@solo.example"] {
+        let invited = json!({ "email": puppet, "role": "owner" });
+        let invited = call(&server, "POST", "/v1/tenants/solo/users", Some(&boss), Some(invited)).await;
+        assert_eq!(invited.status, 201, "{}", invited.text);
+    }
+    activate(&db, &["p1@solo.example", "p2@solo.example"]).await;
+    let secret = crate::login::enrol_totp(&server, "p1@solo.example").await;
+    let p1 = fresh_totp_session(&server, "p1@solo.example", &secret).await;
+    let p2 = str_of(&login(&server, "p2@solo.example", PASSWORD).await.body, "access_token").to_owned();
+
+    let path = "/v1/tenants/solo/budget/overrides";
+    let asked = json!({ "amount": 5, "reason": "quarter-end import", "expiresIn": "1h" });
+    let mut requested = call(&server, "POST", path, Some(&boss), Some(asked.clone())).await;
+    for _ in 0..50 {
+        // The new tenant's budget reaches every replica's memory through its feed.
+        if requested.status == 201 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        requested = call(&server, "POST", path, Some(&boss), Some(asked.clone())).await;
+    }
+    assert_eq!(requested.status, 201, "{}", requested.text);
+    let approve = format!("{path}/{}/approve", str_of(&requested.body, "id"));
+    for (who, token) in [("p1", &p1), ("p2", &p2)] {
+        let refused = call(&server, "POST", &approve, Some(token), None).await;
+        assert_eq!((refused.status, code(&refused)), (409, "approver_not_independent"), "{who}: {}", refused.text);
+    }
+    let ada = idp.token("ada", person("ada@ops.example", json!(["platform-ops"]))).await;
+    let grace = idp.token("grace", person("grace@ops.example", json!(["platform-ops"]))).await;
+    assert_eq!(call(&server, "POST", &approve, Some(&ada), None).await.body["status"], "pending");
+    let granted = call(&server, "POST", &approve, Some(&grace), None).await;
+    assert_eq!((granted.status, granted.body["status"].as_str()), (200, Some("granted")), "{}", granted.text);
+    assert_eq!(granted.body["approvals"], json!(["ada@ops.example", "grace@ops.example"]));
+}
+
+/// Issue 25.4, the probe's second way: the owner signs in as a co-owner who has TOTP enrolled
+/// through an identity provider they control (a federated session, as the SSO callback opens it),
+/// with neither the co-owner's password nor code: the approval is refused. The co-owner, signed
+/// in with their own password and code, approves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_federated_sign_in_as_a_co_owner_cannot_approve() {
+    use gatehouse::identity::token::{TokenKind, issue};
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    repo.edit(
+        "tenants/acme.yaml",
+        "budget: { monthlyLimit: 500000, onLimit: block, warnAt: [75, 90] }",
+        "budget: { monthlyLimit: 10, onLimit: requireOverride }",
+    );
+    let server = started(&repo, &db, &[("GATEHOUSE_OWNERS_NEED_MFA", "false")]).await;
+    activate(&db, &["alice@acme.example", "arthur@acme.example"]).await;
+    let secret = crate::login::enrol_totp(&server, "arthur@acme.example").await;
+    let alice = str_of(&login(&server, "alice@acme.example", PASSWORD).await.body, "access_token").to_owned();
+    let path = "/v1/tenants/acme/budget/overrides";
+    let asked = json!({ "amount": 5, "reason": "launch week", "expiresIn": "1h" });
+    let requested = call(&server, "POST", path, Some(&alice), Some(asked)).await;
+    assert_eq!(requested.status, 201, "{}", requested.text);
+    let approve = format!("{path}/{}/approve", str_of(&requested.body, "id"));
+
+    let (access, refresh) = (issue(TokenKind::Access), issue(TokenKind::Refresh));
+    let (user_id, tenant_id): (uuid::Uuid, uuid::Uuid) =
+        sqlx::query_as("SELECT id, tenant_id FROM users WHERE email = 'arthur@acme.example'")
+            .fetch_one(&db.pool)
+            .await
+            .expect("arthur");
+    let mut conn = db.pool.acquire().await.expect("connection");
+    let federated = gatehouse::store::sso::FederatedSession {
+        user_id,
+        tenant_id,
+        access_hash: &access.hash,
+        refresh_hash: &refresh.hash,
+        absolute: Duration::from_secs(3600),
+        ip: None,
+        user_agent: None,
+    };
+    gatehouse::store::sso::create_federated_session(&mut conn, federated).await.expect("a federated session");
+    drop(conn);
+    let refused = call(&server, "POST", &approve, Some(&access.token), None).await;
+    assert_eq!((refused.status, code(&refused)), (409, "fresh_second_factor_required"), "{}", refused.text);
+
+    let arthur = fresh_totp_session(&server, "arthur@acme.example", &secret).await;
+    let approved = call(&server, "POST", &approve, Some(&arthur), None).await;
+    assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("pending")), "{}", approved.text);
 }

@@ -134,7 +134,7 @@ async fn client_secret(server: &ServeProcess, app: &str) -> String {
 }
 
 /// Enrols TOTP for `email` through the JSON API; returns the base32 secret.
-async fn enrol_totp(server: &ServeProcess, email: &str) -> String {
+pub(crate) async fn enrol_totp(server: &ServeProcess, email: &str) -> String {
     let first = login(server, email, PASSWORD).await;
     assert_eq!(first.status, 200, "{}", first.text);
     let access = str_of(&first.body, "access_token").to_owned();

@@ -1,0 +1,127 @@
+//! Who may approve a budget override (issue 25.4, ADR 0014). Two people other than the requester
+//! must approve, and no single person may get an override granted by any sequence of calls, so:
+//! - **independent people**: no approver may be in the requester's lineage or the other
+//!   approver's, nor they in its (a lineage is who invited a user or raised their role, and theirs
+//!   before them; operators and users declared in Git have none). An owner who invites two more
+//!   owners of their own cannot approve their request with them;
+//! - **the approver's own fresh second factor**: a tenant user approves from a session that
+//!   passed Gatehouse's own TOTP within the last 15 minutes. A federated sign-in (whose provider
+//!   the tenant's owner may control) or an old session is not enough.
+//!
+//! Operators sign in at the platform's identity provider, which the tenant does not control.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use uuid::Uuid;
+
+/// How recent the approver's own second factor must be.
+pub const FRESH_FACTOR: TimeDelta = TimeDelta::minutes(15);
+
+/// A person of an override: their name and lineage (with their own id, for a tenant user; empty
+/// for an operator).
+#[derive(Debug, Clone)]
+pub struct Party<'a> {
+    pub name: &'a str,
+    pub lineage: &'a [Uuid],
+}
+
+/// How the approver's session was authenticated (`None` for an operator).
+#[derive(Debug, Clone)]
+pub struct Factor {
+    pub amr: Vec<String>,
+    pub auth_time: DateTime<Utc>,
+}
+
+/// Why an approval is refused: the code and the message.
+pub type Refusal = (&'static str, String);
+
+/// Whether `approver` may add an approval to the `approvals` of `requester`'s override.
+pub fn check(
+    requester: &Party<'_>,
+    approvals: &[Party<'_>],
+    approver: &Party<'_>,
+    factor: Option<&Factor>,
+    now: DateTime<Utc>,
+) -> Result<(), Refusal> {
+    for other in std::iter::once(requester).chain(approvals) {
+        if other.lineage.iter().any(|id| approver.lineage.contains(id)) {
+            return Err((
+                "approver_not_independent",
+                format!(
+                    "{} cannot approve: they and {} are not independent (one invited or promoted the other, or one \
+                     person invited or promoted both); an override needs two approvers independent of the requester \
+                     and of each other: operators, owners declared in Git, or owners none of the others made",
+                    approver.name, other.name
+                ),
+            ));
+        }
+    }
+    if let Some(factor) = factor {
+        let own_code = factor.amr.iter().any(|m| m == "otp");
+        if !own_code || now - factor.auth_time > FRESH_FACTOR {
+            return Err((
+                "fresh_second_factor_required",
+                format!(
+                    "{} must sign in again with their own authenticator code (TOTP) to approve: an approval needs a \
+                     sign-in with it in the last {} minutes, and a sign-in through the organisation's identity \
+                     provider does not count",
+                    approver.name,
+                    FRESH_FACTOR.num_minutes()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u128) -> Uuid {
+        Uuid::from_u128(n)
+    }
+
+    fn fresh() -> Factor {
+        Factor { amr: vec!["pwd".into(), "otp".into()], auth_time: Utc::now() }
+    }
+
+    #[test]
+    fn people_the_requester_made_cannot_approve_its_request() {
+        // The owner (1) invited owners 2 and 3, and 3 invited 4: none of them is independent.
+        let (owner, two, three, four) = ([id(1)], [id(1), id(2)], [id(1), id(3)], [id(1), id(3), id(4)]);
+        let requester = Party { name: "owner", lineage: &owner };
+        for approver in [Party { name: "two", lineage: &two }, Party { name: "four", lineage: &four }] {
+            let refused = check(&requester, &[], &approver, Some(&fresh()), Utc::now()).expect_err("refused");
+            assert_eq!(refused.0, "approver_not_independent", "{}", approver.name);
+        }
+        // A requester made by the owner, approved by two more the owner made: siblings share the owner.
+        let requester = Party { name: "two", lineage: &two };
+        let first = Party { name: "three", lineage: &three };
+        assert!(check(&requester, &[], &first, Some(&fresh()), Utc::now()).is_err(), "they share the owner");
+    }
+
+    #[test]
+    fn independent_people_with_a_fresh_own_factor_approve() {
+        let (alice, bob, carol) = ([id(1)], [id(2)], [id(3)]);
+        let requester = Party { name: "alice", lineage: &alice };
+        let first = Party { name: "bob", lineage: &bob };
+        assert_eq!(check(&requester, &[], &first, Some(&fresh()), Utc::now()), Ok(()));
+        let second = Party { name: "carol", lineage: &carol };
+        assert_eq!(check(&requester, std::slice::from_ref(&first), &second, Some(&fresh()), Utc::now()), Ok(()));
+        let operator = Party { name: "ada@ops.example", lineage: &[] };
+        assert_eq!(check(&requester, &[first], &operator, None, Utc::now()), Ok(()), "operators have no lineage");
+    }
+
+    #[test]
+    fn a_federated_or_old_sign_in_is_not_the_approvers_own_fresh_factor() {
+        let (alice, bob) = ([id(1)], [id(2)]);
+        let (requester, approver) = (Party { name: "alice", lineage: &alice }, Party { name: "bob", lineage: &bob });
+        let federated = Factor { amr: vec!["fed".into()], auth_time: Utc::now() };
+        let old = Factor { amr: vec!["pwd".into(), "otp".into()], auth_time: Utc::now() - TimeDelta::minutes(16) };
+        let password = Factor { amr: vec!["pwd".into()], auth_time: Utc::now() };
+        for factor in [federated, old, password] {
+            let refused = check(&requester, &[], &approver, Some(&factor), Utc::now()).expect_err("refused");
+            assert_eq!(refused.0, "fresh_second_factor_required", "{factor:?}");
+        }
+    }
+}
