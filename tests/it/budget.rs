@@ -85,6 +85,21 @@ impl Listener {
     }
 }
 
+/// Serves `repo` with operators signed in at a real identity provider (group `platform-ops`), and
+/// owners free of the MFA requirement; returns the provider and the server.
+async fn with_operators(repo: &Repo, db: &TestDb) -> (Idp, ServeProcess) {
+    let idp = Idp::start();
+    let env = [
+        ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
+        ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+        ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+        ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator"),
+        ("GATEHOUSE_OWNERS_NEED_MFA", "false"),
+    ];
+    let server = started(repo, db, &env).await;
+    (idp, server)
+}
+
 fn code(response: &HttpResponse) -> &str {
     response.body["error"]["code"].as_str().unwrap_or("")
 }
@@ -195,15 +210,7 @@ async fn an_override_needs_two_approvers_other_than_the_requester_and_ends_when_
     let globex = std::fs::read_to_string(repo.path().join("tenants/globex.yaml")).expect("globex");
     let budget = "  budget: { monthlyLimit: 10, onLimit: requireOverride }\n  applications:";
     repo.write("tenants/globex.yaml", &globex.replacen("  applications:", budget, 1));
-    let idp = Idp::start();
-    let env = [
-        ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
-        ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
-        ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
-        ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator"),
-        ("GATEHOUSE_OWNERS_NEED_MFA", "false"),
-    ];
-    let server = started(&repo, &db, &env).await;
+    let (idp, server) = with_operators(&repo, &db).await;
     activate(&db, &["hank@globex.example"]).await;
     let hank = str_of(&login(&server, "hank@globex.example", PASSWORD).await.body, "access_token").to_owned();
     let ada = idp.token("ada", person("ada@ops.example", json!(["platform-ops"]))).await;
@@ -357,15 +364,7 @@ async fn fresh_totp_session(server: &ServeProcess, email: &str, secret: &str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_owner_cannot_grant_their_own_override_with_owners_they_invited() {
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let idp = Idp::start();
-    let env = [
-        ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
-        ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
-        ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
-        ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator"),
-        ("GATEHOUSE_OWNERS_NEED_MFA", "false"),
-    ];
-    let server = started(&repo, &db, &env).await;
+    let (idp, server) = with_operators(&repo, &db).await;
     let tenant = json!({ "name": "solo", "displayName": "Solo", "plan": "enterprise", "owner": { "email": "boss@solo.example" } });
     assert_eq!(call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(tenant)).await.status, 201);
     activate(&db, &["boss@solo.example"]).await;
