@@ -111,7 +111,9 @@ async fn main() {
 
     let alone = run(&server, &bare_dir, work.path(), false).await;
     let busy = run(&server, &bare_dir, work.path(), true).await;
-    println!("\n| first pass from a bare remote, {tenants} tenants | to Synced | tenants in Error | invitations still to issue at SIGTERM | SIGTERM → exit | requests served |");
+    println!(
+        "\n| first pass from a bare remote, {tenants} tenants | to Synced | tenants in Error | invitations still to issue at SIGTERM | SIGTERM → exit | requests served |"
+    );
     println!("|---|--:|--:|--:|--:|--:|");
     let busy_label = format!("with {CLIENTS} clients reading");
     for (label, o) in [("baseline: alone", &alone), (busy_label.as_str(), &busy)] {

@@ -7,7 +7,10 @@
 ALTER TABLE audit_chain_heads ADD COLUMN recorded_hashed_from bigint NOT NULL DEFAULT 1;
 UPDATE audit_chain_heads SET recorded_hashed_from = seq + 1;
 
-ALTER TABLE audit_retention ADD COLUMN kept_for_days bigint NOT NULL DEFAULT 400;
+ALTER TABLE audit_retention ADD COLUMN kept_for_days bigint;
+-- Months dropped before this migration: the retention they were kept at least.
+UPDATE audit_retention SET kept_for_days = floor(extract(epoch FROM dropped_at - until) / 86400);
+ALTER TABLE audit_retention ALTER COLUMN kept_for_days SET NOT NULL;
 
 -- Retention records are evidence: like the log and the checkpoints, never changed or removed.
 CREATE FUNCTION audit_retention_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -6,3 +6,8 @@
 ALTER TABLE users ADD COLUMN lineage uuid[] NOT NULL DEFAULT '{}';
 ALTER TABLE budget_overrides ADD COLUMN requester_lineage uuid[] NOT NULL DEFAULT '{}';
 ALTER TABLE budget_override_approvals ADD COLUMN lineage uuid[] NOT NULL DEFAULT '{}';
+
+-- The scope granted to an OpenID client's session, kept with the session (the code it came from is
+-- pruned an hour after it expires, while the session lives on).
+ALTER TABLE sessions ADD COLUMN scope text;
+UPDATE sessions s SET scope = c.scope FROM oidc_codes c WHERE c.issued_session_id = s.id;

@@ -45,17 +45,31 @@ impl Policy {
                 if v4.is_loopback() {
                     return self.allow_loopback;
                 }
-                if v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast() {
+                // "This network" (0/8), multicast and reserved (240/4, broadcast included): never.
+                if a == 0 || v4.is_multicast() || a >= 240 {
                     return false;
                 }
                 let private = v4.is_private()
                     || v4.is_link_local()
                     || v4.is_documentation()
-                    || (a == 100 && (64..128).contains(&b));
+                    || (a == 100 && (64..128).contains(&b))
+                    || (a == 198 && (18..20).contains(&b));
                 !private || self.allow_private
             }
             IpAddr::V6(v6) => {
-                if let Some(v4) = v6.to_ipv4_mapped() {
+                // An IPv4 address inside an IPv6 one is judged as that IPv4 address: mapped
+                // (::ffff:a.b.c.d), compatible (::a.b.c.d) and NAT64 (64:ff9b::a.b.c.d).
+                let segments = v6.segments();
+                let embedded = match segments {
+                    [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] | [0x64, 0xff9b, 0, 0, 0, 0, ..]
+                        if !v6.is_loopback() && !v6.is_unspecified() =>
+                    {
+                        let [.., c, d] = segments;
+                        Some(std::net::Ipv4Addr::new((c >> 8) as u8, c as u8, (d >> 8) as u8, d as u8))
+                    }
+                    _ => None,
+                };
+                if let Some(v4) = embedded {
                     return self.allows(IpAddr::V4(v4));
                 }
                 if v6.is_loopback() {
@@ -150,6 +164,12 @@ mod tests {
             "fe80::1",
             "::",
             "::ffff:10.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::a00:1",
+            "0.1.2.3",
+            "198.18.0.1",
+            "240.0.0.1",
+            "255.255.255.255",
         ] {
             assert!(!tenant.allows(ip(private)), "{private}");
         }
@@ -157,6 +177,8 @@ mod tests {
         assert!(!Policy::tenant(false).allows(ip("127.0.0.1")));
         assert!(!Policy::tenant(false).allows(ip("::1")));
         assert!(tenant.allows(ip("93.184.216.34")));
+        assert!(tenant.allows(ip("2606:2800:220:1::1")), "a public IPv6 address");
+        assert!(tenant.allows(ip("::ffff:93.184.216.34")));
         let operator = Policy::operator();
         assert!(operator.allows(ip("10.1.2.3")) && operator.allows(ip("127.0.0.1")));
         assert!(!operator.allows(ip("0.0.0.0")), "nobody connects to the unspecified address");

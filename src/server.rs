@@ -289,13 +289,11 @@ async fn keep_audit_months(
     });
     loop {
         let signer = sign.as_ref().map(|s| s as &store::audit_chain::Sign<'_>);
-        match store::audit_retention::apply(&pool, keep, chrono::Utc::now(), signer).await {
+        let copy = |row: &store::audit_chain::CheckpointRow| checkpoints.iter().for_each(|c| c.copy(row));
+        match store::audit_retention::apply(&pool, keep, chrono::Utc::now(), signer, &copy).await {
             Ok(dropped) if dropped.is_empty() => {}
             Ok(dropped) => {
-                for checkpoint in dropped.iter().filter_map(|(_, c)| c.as_ref()) {
-                    checkpoints.iter().for_each(|settings| settings.copy(checkpoint));
-                }
-                let months: Vec<&str> = dropped.iter().map(|(d, _)| d.partition.as_str()).collect();
+                let months: Vec<&str> = dropped.iter().map(|d| d.partition.as_str()).collect();
                 tracing::info!(?months, "dropped audit log months past the retention");
             }
             Err(error) => tracing::warn!(%error, "cannot keep the audit log's months"),

@@ -124,9 +124,9 @@ async fn events(State(state): State<AppState>, caller: Caller, Query(query): Que
         filter.after = Some(cursor(after)?);
     }
     let mut rows = db::page(&state.pool, &filter).await?;
-    redact_for(&state, &caller, &mut rows).await?;
     let next =
         rows.last().filter(|_| rows.len() as i64 == filter.limit).map(|r| format!("{}_{}", micros(r.time), r.id));
+    redact_for(&state, &caller, &mut rows, filter.actor.as_deref()).await?;
     caller.record(&state, "audit.read", target(&filter), described(&filter, Some(rows.len()))).await?;
     Ok(axum::Json(AuditPage { events: rows, next }).into_response())
 }
@@ -182,7 +182,9 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
         let (state, caller) = (state.clone(), caller.clone());
         async move {
             let mut page = db::page(&state.pool, &filter).await?;
-            redact_for(&state, &caller, &mut page).await?;
+            let more = page.len() as i64 == filter.limit;
+            filter.after = page.last().map(|r| (r.time, r.id)).or(filter.after);
+            redact_for(&state, &caller, &mut page, filter.actor.as_deref()).await?;
             let mut out = Vec::with_capacity(page.len() * 256);
             for r in &page {
                 let (time, id, metadata) = (csv::time(r.time), r.id.to_string(), r.metadata.to_string());
@@ -199,8 +201,6 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
                 let cells = [&*time, &id, tenant, &r.actor, &r.actor_type, &r.action, &r.resource, &r.outcome, ip];
                 csv::row(&mut out, cells.into_iter().chain([application, event_id, &metadata, chain, seq, hash]));
             }
-            let more = page.len() as i64 == filter.limit;
-            filter.after = page.last().map(|r| (r.time, r.id)).or(filter.after);
             Ok((out, more.then_some(filter)))
         }
     }))
@@ -208,7 +208,14 @@ async fn export(State(state): State<AppState>, caller: Caller, Query(query): Que
 
 /// A tenant's own users read their rows without other tenants' principals (`audit::redact`);
 /// operators and auditors read them as they are.
-async fn redact_for(state: &AppState, caller: &Caller, rows: &mut [db::AuditRow]) -> crate::store::Result<()> {
+/// With an `actor` filter, a redacted row no longer matches it: asking for another tenant's
+/// principal by name must not tell whether they acted on this tenant.
+async fn redact_for(
+    state: &AppState,
+    caller: &Caller,
+    rows: &mut Vec<db::AuditRow>,
+    actor: Option<&str>,
+) -> crate::store::Result<()> {
     let Actor::User(session) = &caller.actor else { return Ok(()) };
     let tenant: &str = &session.tenant;
     let emails: Vec<&str> = rows
@@ -222,6 +229,9 @@ async fn redact_for(state: &AppState, caller: &Caller, rows: &mut [db::AuditRow]
     let foreign_user = |email: &str| foreign.iter().any(|f| f == email);
     let view = crate::audit::redact::TenantView { tenant, enables: &enables, foreign_user: &foreign_user };
     rows.iter_mut().for_each(|row| view.redact(row));
+    if let Some(actor) = actor {
+        rows.retain(|row| row.actor == actor);
+    }
     Ok(())
 }
 

@@ -135,9 +135,10 @@ pub fn clear_cookie(name: &str, secure: bool) -> String {
 }
 
 /// The login CSRF token of a browser (issue 25.15): a double-submit token that only Gatehouse can
-/// mint, a random value sealed with the key ring, so a value planted in the cookie by someone else
-/// (a sibling subdomain, a one-character guess) is refused; under https its cookie carries the
-/// `__Host-` prefix, which no other host can set. Forms repeat the cookie's value.
+/// mint (the time and random bytes, sealed with the key ring) and that lasts 12 hours, so a value
+/// made up by someone else (a one-character guess) is refused; under https its cookie carries the
+/// `__Host-` prefix, which no other host (a sibling subdomain) can set, so a token minted for an
+/// attacker cannot be planted in a victim's browser either. Forms repeat the cookie's value.
 pub struct Csrf<'a> {
     keyring: &'a Keyring,
     secure: bool,
@@ -145,6 +146,8 @@ pub struct Csrf<'a> {
 
 /// What the sealed CSRF value is bound to.
 const CSRF_CONTEXT: &[u8] = b"gatehouse login csrf";
+/// How long a CSRF token is good for: a form left open overnight asks again.
+const CSRF_LIFETIME_SECONDS: i64 = 12 * 3600;
 
 impl<'a> Csrf<'a> {
     pub fn new(keyring: &'a Keyring, secure: bool) -> Csrf<'a> {
@@ -161,18 +164,25 @@ impl<'a> Csrf<'a> {
         cookie(parts, self.cookie_name()).filter(|value| self.minted(value)).map(str::to_owned)
     }
 
-    /// A new token: `<key id>.<sealed random bytes, base64url>`.
+    /// A new token: `<key id>.<sealed (time minted ‖ random bytes), base64url>`.
     pub fn mint(&self) -> String {
         let mut bytes = [0u8; 24];
-        getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+        bytes[..8].copy_from_slice(&chrono::Utc::now().timestamp().to_be_bytes());
+        getrandom::fill(&mut bytes[8..]).expect("the operating system's random source failed");
         let (key_id, sealed) = self.keyring.seal(&bytes, CSRF_CONTEXT);
         format!("{key_id}.{}", data_encoding::BASE64URL_NOPAD.encode(&sealed))
     }
 
+    /// Whether Gatehouse minted `value` within `CSRF_LIFETIME`.
     fn minted(&self, value: &str) -> bool {
         let Some((key_id, sealed)) = value.split_once('.') else { return false };
         let Ok(sealed) = data_encoding::BASE64URL_NOPAD.decode(sealed.as_bytes()) else { return false };
-        self.keyring.open(key_id, &sealed, CSRF_CONTEXT).is_ok()
+        let Ok(bytes) = self.keyring.open(key_id, &sealed, CSRF_CONTEXT) else { return false };
+        let Some(minted) = bytes.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_be_bytes) else {
+            return false;
+        };
+        let age = chrono::Utc::now().timestamp() - minted;
+        (0..CSRF_LIFETIME_SECONDS).contains(&age)
     }
 
     /// Whether the form's token is the browser's, minted by Gatehouse (compared in constant time).

@@ -52,6 +52,12 @@ pub async fn verify(
     let mut report = Report::default();
     let checkpoints = db::checkpoints(conn).await?;
     report.checkpoints = checkpoints.len();
+    if checkpoints.is_empty() && !keys.is_empty() {
+        report.findings.push(
+            "there is no checkpoint, though --public-key says the log is signed: the checkpoints were deleted (or serve never had the signing key)"
+                .into(),
+        );
+    }
     let mut signed = check_checkpoints(&checkpoints, keys, &mut report);
     if let Some(dir) = dir {
         check_files(dir, &checkpoints, &mut report);
@@ -62,7 +68,7 @@ pub async fn verify(
     // the last checkpoint signed, agree with the months that exist and the retention period, and
     // leave nothing at or below where they say each chain ended.
     let dropped = crate::store::audit_retention::dropped(conn).await?;
-    check_retention_records(conn, &dropped, &checkpoints, retention, &mut report).await?;
+    check_retention_records(conn, &dropped, &checkpoints, !keys.is_empty(), retention, &mut report).await?;
     let mut anchors: HashMap<i16, (i64, Vec<u8>)> = HashMap::new();
     for anchor in dropped.iter().flat_map(|d| d.anchors.0.iter()) {
         let hash = hex::decode(&anchor.hash).unwrap_or_default();
@@ -259,6 +265,7 @@ async fn check_retention_records(
     conn: &mut sqlx::PgConnection,
     dropped: &[Dropped],
     checkpoints: &[CheckpointRow],
+    signed_log: bool,
     retention: chrono::TimeDelta,
     report: &mut Report,
 ) -> Result<()> {
@@ -274,6 +281,12 @@ async fn check_retention_records(
                 ));
             }
         }
+        // With keys the log is signed: retention records no checkpoint signed were made or kept
+        // without the key, or the checkpoints were deleted with them.
+        None if !dropped.is_empty() && signed_log => report.findings.push(format!(
+            "{} retention records, but no checkpoint signs them (the checkpoints were deleted, or months were dropped without the signing key)",
+            dropped.len()
+        )),
         None if !dropped.is_empty() => {
             report.notes.push("retention records were not signed: there are no checkpoints".into());
         }

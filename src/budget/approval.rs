@@ -56,7 +56,10 @@ pub fn check(
         }
     }
     if let Some(factor) = factor {
-        let own_code = factor.amr.iter().any(|m| m == "otp");
+        // A federated session never counts, even with a TOTP enrolled from it: whoever controls the
+        // tenant's provider could open it as anyone and enrol their own authenticator.
+        let federated = factor.amr.iter().any(|m| m == "fed");
+        let own_code = !federated && factor.amr.iter().any(|m| m == "otp");
         if !own_code || now - factor.auth_time > FRESH_FACTOR {
             return Err((
                 "fresh_second_factor_required",
@@ -119,7 +122,9 @@ mod tests {
         let federated = Factor { amr: vec!["fed".into()], auth_time: Utc::now() };
         let old = Factor { amr: vec!["pwd".into(), "otp".into()], auth_time: Utc::now() - TimeDelta::minutes(16) };
         let password = Factor { amr: vec!["pwd".into()], auth_time: Utc::now() };
-        for factor in [federated, old, password] {
+        // Review finding: a federated session that enrols a TOTP of its own gets `otp` too.
+        let enrolled_after_federation = Factor { amr: vec!["fed".into(), "otp".into()], auth_time: Utc::now() };
+        for factor in [federated, old, password, enrolled_after_federation] {
             let refused = check(&requester, &[], &approver, Some(&factor), Utc::now()).expect_err("refused");
             assert_eq!(refused.0, "fresh_second_factor_required", "{factor:?}");
         }

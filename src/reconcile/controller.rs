@@ -329,7 +329,17 @@ impl Controller {
             .chain(report.global_error.clone())
             .chain((errors > 0).then(|| format!("{errors} tenants not applied; see /v1/sync/tenants")))
             .collect();
-        let state = if !succeeded {
+        // Tenants that only met a busy database are applied at the next pass: nothing to fix.
+        let only_deferred = !succeeded
+            && validated.is_valid()
+            && report.global_error.is_none()
+            && report
+                .tenants
+                .iter()
+                .all(|t| matches!(t.outcome, TenantOutcome::Applied { .. } | TenantOutcome::Deferred { .. }));
+        let state = if only_deferred {
+            "OutOfSync"
+        } else if !succeeded {
             "Error"
         } else if drifted > 0 {
             "Drifted"
@@ -339,7 +349,7 @@ impl Controller {
         PassRecord {
             state: state.to_owned(),
             synced_commit: succeeded.then(|| commit.clone()).flatten(),
-            failed_commit: if succeeded { None } else { commit.clone() },
+            failed_commit: if succeeded || only_deferred { None } else { commit.clone() },
             source_commit: commit,
             source_author: None,
             source_subject: None,

@@ -310,10 +310,19 @@ pub async fn apply_with_lock(
     }
     // A tenant can fail only because another, in a later batch, had not yet given up a user's email;
     // with every batch committed, one more try settles that.
+    // Once the database proved unavailable for one tenant, the others wait for the next pass too,
+    // rather than each waiting out its own retries.
+    let mut unavailable: Option<String> = None;
     for result in failed {
         let allow_once = used.contains(&result.tenant);
         let desired = desired.get(result.tenant.as_str()).copied();
-        let outcome = apply_alone(pool, &result.tenant, desired, options, allow_once, commit).await;
+        let outcome = match &unavailable {
+            Some(reason) => TenantOutcome::Deferred { reason: reason.clone() },
+            None => apply_alone(pool, &result.tenant, desired, options, allow_once, commit).await,
+        };
+        if let TenantOutcome::Deferred { reason } = &outcome {
+            unavailable = Some(reason.clone());
+        }
         report.add(TenantResult { outcome, ..result });
     }
 
@@ -438,7 +447,8 @@ async fn apply_alone(
         tries += 1;
         match attempt().await {
             Ok(outcome) => return outcome,
-            Err(e) if e.is_transient() && tries < TRANSIENT_TRIES => {
+            // A pool timeout has waited long already (the reconciler's pool waits 30 s): no retry.
+            Err(e) if e.is_transient() && !e.is_pool_timeout() && tries < TRANSIENT_TRIES => {
                 tracing::debug!(tenant = name, error = %e, tries, "the database was busy; trying the tenant again");
                 tokio::time::sleep(TRANSIENT_BACKOFF * 2u32.pow(tries - 1)).await;
             }

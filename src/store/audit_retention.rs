@@ -51,14 +51,15 @@ pub async fn dropped(conn: &mut sqlx::PgConnection) -> Result<Vec<Dropped>> {
 /// Makes sure the months from `keep` before `now` to two months after exist, and drops the months
 /// that ended more than `keep` before `now`, one transaction each, with an audit row each and, with
 /// `sign`, the checkpoint that signs the record (ADR 0014: a record no checkpoint signed is a
-/// finding of `verify`). One replica at a time (the others return at once). Returns the months
-/// dropped and their checkpoints.
+/// finding of `verify`), handed to `copy` as soon as it commits. One replica at a time (the others
+/// return at once). Returns the months dropped.
 pub async fn apply(
     pool: &PgPool,
     keep: TimeDelta,
     now: DateTime<Utc>,
     sign: Option<&Sign<'_>>,
-) -> Result<Vec<(Dropped, Option<CheckpointRow>)>> {
+    copy: &(dyn Fn(&CheckpointRow) + Send + Sync),
+) -> Result<Vec<Dropped>> {
     let mut lock = pool.acquire().await?;
     let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('gatehouse.audit.retention'))")
         .fetch_one(&mut *lock)
@@ -66,7 +67,7 @@ pub async fn apply(
     if !mine {
         return Ok(Vec::new());
     }
-    let result = apply_locked(pool, keep, now, sign).await;
+    let result = apply_locked(pool, keep, now, sign, copy).await;
     sqlx::query("SELECT pg_advisory_unlock(hashtext('gatehouse.audit.retention'))").execute(&mut *lock).await?;
     result
 }
@@ -76,7 +77,8 @@ async fn apply_locked(
     keep: TimeDelta,
     now: DateTime<Utc>,
     sign: Option<&Sign<'_>>,
-) -> Result<Vec<(Dropped, Option<CheckpointRow>)>> {
+    copy: &(dyn Fn(&CheckpointRow) + Send + Sync),
+) -> Result<Vec<Dropped>> {
     let horizon = now - keep;
     ensure_partitions(pool, horizon.min(now), now + TimeDelta::days(62)).await?;
     let partitions: Vec<String> = sqlx::query_scalar(
@@ -133,7 +135,9 @@ async fn apply_locked(
             None => None,
         };
         tx.commit().await?;
-        dropped.push((record, checkpoint));
+        // Copied at once: a later month that fails must not cost this one its copy.
+        checkpoint.iter().for_each(copy);
+        dropped.push(record);
     }
     Ok(dropped)
 }

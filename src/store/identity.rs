@@ -184,7 +184,8 @@ pub struct NewSession<'a> {
 /// Creates a session and returns it as requests will see it, and settles the sign-in attempt, in
 /// one statement.
 /// The session that takes the place of an ended one (after a password change): the same user,
-/// client address and second factors, new tokens, signed in now.
+/// client address, second factors and time of sign-in (a password change is no new second factor),
+/// new tokens.
 pub struct NewSuccessor<'a> {
     pub id: Uuid,
     pub access_hash: &'a [u8],
@@ -199,8 +200,9 @@ pub async fn successor_session(
 ) -> Result<SessionView> {
     Ok(sqlx::query_as(
         "WITH s AS (
-             INSERT INTO sessions (id, user_id, tenant_id, access_hash, refresh_hash, expires_at, ip, user_agent, amr)
-             SELECT $1, user_id, tenant_id, $2, $3, now() + make_interval(secs => $4), ip, user_agent, amr
+             INSERT INTO sessions (id, user_id, tenant_id, access_hash, refresh_hash, expires_at, ip, user_agent, amr,
+                                   auth_time)
+             SELECT $1, user_id, tenant_id, $2, $3, now() + make_interval(secs => $4), ip, user_agent, amr, auth_time
                FROM sessions WHERE id = $5 RETURNING *)
          SELECT s.access_hash, s.id, s.user_id, s.tenant_id, t.name AS tenant, u.email, u.name, u.role,
                 s.pending, s.created_at, s.rotated_at, s.last_seen_at, s.expires_at, s.client_id

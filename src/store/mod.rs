@@ -111,6 +111,11 @@ impl StoreError {
 }
 
 impl StoreError {
+    /// Whether no connection was free within the pool's acquire timeout.
+    pub fn is_pool_timeout(&self) -> bool {
+        matches!(self, StoreError::Sql(sqlx::Error::PoolTimedOut))
+    }
+
     /// Whether trying again soon may succeed without anyone changing anything: the database was
     /// unavailable or busy, or the transaction lost a race (serialization failure, deadlock).
     pub fn is_transient(&self) -> bool {

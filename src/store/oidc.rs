@@ -116,11 +116,14 @@ pub async fn take_code(conn: &mut PgConnection, code_hash: &[u8]) -> Result<Opti
 }
 
 pub async fn record_issued_session(conn: &mut PgConnection, code_hash: &[u8], session_id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE oidc_codes SET issued_session_id = $2 WHERE code_hash = $1")
-        .bind(code_hash)
-        .bind(session_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "WITH c AS (UPDATE oidc_codes SET issued_session_id = $2 WHERE code_hash = $1 RETURNING scope)
+         UPDATE sessions SET scope = (SELECT scope FROM c) WHERE id = $2",
+    )
+    .bind(code_hash)
+    .bind(session_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -216,10 +219,11 @@ pub async fn create_client_session(
 
 /// The scope granted to the client session `session_id` (at the code it came from).
 pub async fn granted_scope(conn: &mut PgConnection, session_id: Uuid) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar("SELECT scope FROM oidc_codes WHERE issued_session_id = $1")
+    Ok(sqlx::query_scalar("SELECT scope FROM sessions WHERE id = $1")
         .bind(session_id)
         .fetch_optional(conn)
-        .await?)
+        .await?
+        .flatten())
 }
 
 /// The scope granted to a client session.
@@ -230,12 +234,10 @@ pub async fn granted_scope_by_session(pool: &PgPool, session_id: Uuid) -> Result
 
 /// The scope granted to the client session whose current refresh token hashes to `refresh_hash`.
 pub async fn granted_scope_by_refresh(pool: &PgPool, refresh_hash: &[u8]) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT c.scope FROM sessions s JOIN oidc_codes c ON c.issued_session_id = s.id WHERE s.refresh_hash = $1",
-    )
-    .bind(refresh_hash)
-    .fetch_optional(pool)
-    .await?)
+    Ok(sqlx::query_scalar("SELECT scope FROM sessions WHERE refresh_hash = $1 AND scope IS NOT NULL")
+        .bind(refresh_hash)
+        .fetch_optional(pool)
+        .await?)
 }
 
 /// The browser session a session belongs to: itself, or the parent of a client's session.

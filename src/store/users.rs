@@ -231,7 +231,7 @@ pub async fn update(
     sqlx::query(
         "UPDATE users SET role = coalesce($2, role), name = coalesce($3, name),
                 status = CASE WHEN $4 = 'active' AND activated_at IS NULL THEN 'invited' ELSE coalesce($4, status) END,
-                lineage = CASE WHEN $2 IS DISTINCT FROM role
+                lineage = CASE WHEN $2 IS NOT NULL AND $2 IS DISTINCT FROM role
                                THEN lineage || coalesce((SELECT b.lineage || b.id FROM users b WHERE b.id = $5), '{}')
                                ELSE lineage END,
                 updated_at = now()

@@ -179,6 +179,9 @@ async fn owners_read_only_their_own_tenants_log() {
     assert!(!own.text.contains("jack") && !own.text.contains("globex"), "{}", own.text);
     let csv = call(&server, "GET", "/v1/audit/export", Some(&owner), None).await;
     assert!(csv.text.contains("a user of another tenant") && !csv.text.contains("jack"), "{}", csv.text);
+    // Asking for that principal by name tells nothing either.
+    let named = call(&server, "GET", "/v1/audit/events?actor=jack@globex.example", Some(&owner), None).await;
+    assert_eq!((named.status, named.body["events"].clone()), (200, json!([])), "{}", named.text);
     let seen = call(&server, "GET", "/v1/audit/events?tenant=acme&action=api.denied", Some(OPERATOR), None).await;
     assert_eq!(seen.body["events"][0]["actor"], "jack@globex.example", "{}", seen.text);
     let other = call(&server, "GET", "/v1/audit/events?tenant=globex", Some(&owner), None).await;
@@ -490,8 +493,8 @@ async fn a_forged_retention_record_over_a_rewritten_log_is_found() {
     let (db, public, dir) = signed_log().await;
     tamper(
         &db,
-        "INSERT INTO audit_retention (partition, until, rows, legacy_rows, anchors)
-         SELECT 'audit_log_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMM'), now(), 0, 0,
+        "INSERT INTO audit_retention (partition, until, rows, legacy_rows, kept_for_days, anchors)
+         SELECT 'audit_log_' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMM'), now(), 0, 0, 400,
                 jsonb_agg(jsonb_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex')))
            FROM audit_chain_heads;
          UPDATE audit_log SET actor = 'mallory';
@@ -510,6 +513,14 @@ async fn a_forged_retention_record_over_a_rewritten_log_is_found() {
     ] {
         assert!(found.iter().any(|f| f.contains(expected)), "{expected}: {found:#?}");
     }
+    // The checkpoints deleted too: a signed log with none is a finding, and so are retention
+    // records no checkpoint signs (review of issue 25).
+    tamper(&db, "DELETE FROM audit_checkpoints").await;
+    let (code, report) = verify(&db, &public, dir.path());
+    assert_eq!(code, 1, "{report:#}");
+    let found = findings(&report);
+    assert!(found.iter().any(|f| f.starts_with("there is no checkpoint")), "{found:#?}");
+    assert!(found.iter().any(|f| f.contains("but no checkpoint signs them")), "{found:#?}");
 }
 
 /// Issue 25.1, the probe's second reproduction: the first rows of one chain, which a checkpoint
@@ -528,8 +539,8 @@ async fn deleting_a_chains_first_rows_behind_a_plausible_retention_record_is_fou
     tamper(
         &db,
         &format!(
-            "INSERT INTO audit_retention (partition, until, dropped_at, rows, legacy_rows, anchors)
-             SELECT 'audit_log_202001', '2020-02-01T00:00:00Z', now(), {deleted}, 0,
+            "INSERT INTO audit_retention (partition, until, dropped_at, rows, legacy_rows, kept_for_days, anchors)
+             SELECT 'audit_log_202001', '2020-02-01T00:00:00Z', now(), {deleted}, 0, 400,
                     jsonb_build_array(jsonb_build_object('chain', chain, 'seq', seq, 'hash', encode(hash, 'hex')))
                FROM audit_log WHERE chain = {chain} AND seq = {seq};
              DELETE FROM audit_log WHERE chain = {chain} AND seq <= {seq};"

@@ -657,6 +657,9 @@ async fn claims_follow_the_scope_and_a_refused_refresh_rotates_nothing() {
     assert_eq!(info.status, 200, "{}", info.text);
     assert_eq!(info.body.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()), Some(vec!["sub".to_owned()]));
 
+    // The code is pruned an hour after it expires; its session's scope stays with the session.
+    db.execute("DELETE FROM oidc_codes").await;
+    assert_eq!(userinfo_of(&server, &access).await.status, 200, "userinfo outlives the code");
     let wider = format!("grant_type=refresh_token&refresh_token={refresh}&scope=openid%20email");
     let wider = token_request(&server, &secret, wider).await;
     assert_eq!((wider.status, wider.body["error"].as_str()), (400, Some("invalid_scope")), "{}", wider.text);
