@@ -97,9 +97,12 @@ async fn main() {
     let (mut latencies, mut fetches) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let tenant = (round * 7919 + 13) % tenants;
-        let role = if round % 2 == 0 { "user" } else { "admin" };
-        std::fs::write(repo_dir.join(format!("tenants/t{tenant:05}.yaml")), synthetic::tenant_yaml(tenant, role))
-            .expect("edit");
+        // Every round changes the tenant's file (a commit that changes nothing in the config
+        // folder causes no pass, and would never be reported synced).
+        let file = repo_dir.join(format!("tenants/t{tenant:05}.yaml"));
+        let current = std::fs::read_to_string(&file).expect("read");
+        let role = if current == synthetic::tenant_yaml(tenant, "admin") { "user" } else { "admin" };
+        std::fs::write(&file, synthetic::tenant_yaml(tenant, role)).expect("edit");
         let commit = synthetic::commit(&work, "one user's role");
         push(&work, &bare_dir);
         fetches.push(git_fetch(&baseline, &bare_dir));

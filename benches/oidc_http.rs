@@ -40,7 +40,6 @@ const CLIENT_SECRET: &str = "gatehouse_cs_bench-secret-of-the-benchmark-client";
 const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 /// Authorization codes made ahead: more than (t) can exchange in `SECONDS`.
 const CODES: usize = 200_000;
-const CSRF: &str = "bench-csrf-token-of-at-least-32-characters";
 
 fn wrk(url: &str, script: &str, dir: &Path, name: &str) -> std::process::Child {
     wrk::start(url, 1, 16, SECONDS, script, dir, name)
@@ -102,6 +101,16 @@ fn cpu(pid: u32) -> (f64, f64) {
         }
     }
     (serve, postgres)
+}
+
+/// The CSRF token the login page sets in its cookie.
+fn minted_csrf(base: &str) -> String {
+    let page = ureq::get(&format!("{base}/login")).call().expect("the login page");
+    page.all("set-cookie")
+        .into_iter()
+        .find_map(|c| c.strip_prefix("gatehouse_csrf=").and_then(|v| v.split(';').next()))
+        .expect("a CSRF cookie")
+        .to_owned()
 }
 
 #[tokio::main]
@@ -201,13 +210,15 @@ async fn main() {
     let json_bodies: Vec<String> =
         users.iter().map(|u| format!(r#"{{"email":"{u}","password":"{PASSWORD}"}}"#)).collect();
     let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    // A CSRF token only Gatehouse can mint (issue 25.15): the one the login page sets.
+    let csrf = minted_csrf(&base);
     let page_bodies: Vec<String> = users
         .iter()
-        .map(|u| format!("csrf={CSRF}&step=password&email={}&password={}", encode(u), encode(PASSWORD)))
+        .map(|u| format!("csrf={csrf}&step=password&email={}&password={}", encode(u), encode(PASSWORD)))
         .collect();
     let json_script = posting(&json_bodies, "application/json", &[]);
     let page_script =
-        posting(&page_bodies, "application/x-www-form-urlencoded", &[("Cookie", format!("gatehouse_csrf={CSRF}"))]);
+        posting(&page_bodies, "application/x-www-form-urlencoded", &[("Cookie", format!("gatehouse_csrf={csrf}"))]);
     // Each request takes the next code, once.
     let token_script = format!(
         "local n = 0\nwrk.method = \"POST\"\nwrk.headers[\"Content-Type\"] = 'application/x-www-form-urlencoded'\n\

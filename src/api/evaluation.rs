@@ -128,14 +128,6 @@ async fn evaluate(
     let Some(session) = subject else {
         return Ok(Json(denied("the subject's session is unknown, expired or revoked", "unknown_subject")));
     };
-    // A user resource must be a user of the tenant it names: otherwise the decision would be about
-    // a user of another tenant as if they were in this one (issue 25.14).
-    if request.resource.kind == "user"
-        && !crate::store::users::exists(&state.pool, tenant, &request.resource.id).await?
-    {
-        let reason = format!("tenant `{}` has no user `{}`", shown(tenant), shown(&request.resource.id));
-        return Ok(Json(denied(&reason, "unknown_resource")));
-    }
     let flags = state.delivery.tenant(tenant);
     let facts = facts(tenant, flags.as_deref());
     let resource = match request.resource.kind.as_str() {
@@ -143,6 +135,16 @@ async fn evaluate(
         _ => Resource::of_tenant(noun(action), facts),
     };
     Ok(Json(match authz::authorize(&Actor::User(session), action, &resource) {
+        // A user resource must be a user of the tenant it names, or the decision would be about a
+        // user of another tenant as if they were in this one (issue 25.14). Asked only of what
+        // would be allowed: a deny stands either way.
+        Decision::Allow
+            if request.resource.kind == "user"
+                && !crate::store::users::exists(&state.pool, tenant, &request.resource.id).await? =>
+        {
+            let reason = format!("tenant `{}` has no user `{}`", shown(tenant), shown(&request.resource.id));
+            denied(&reason, "unknown_resource")
+        }
         Decision::Allow => EvaluationResponse { decision: true, context: json!({}) },
         Decision::Deny(deny) => denied(&deny.message, deny.code),
     }))
