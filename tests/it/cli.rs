@@ -463,3 +463,20 @@ async fn users_are_invited_changed_paged_and_deleted_with_the_cli_and_the_last_o
     let left = admin_json(&server, &["users", "list", "initrode"]);
     assert_eq!(left["users"].as_array().map(Vec::len), Some(1), "{left}");
 }
+
+/// Issue 22.9: `gatehouse … | head` closes the pipe early; the command then ends quietly with 0
+/// instead of panicking with a backtrace.
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gatehouse"))
+        .args(["validate", "--format", "json", &example()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gatehouse runs");
+    // The reader goes away before the command writes anything.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("it ends");
+    assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stderr.is_empty(), "nothing on stderr: {}", String::from_utf8_lossy(&output.stderr));
+}
