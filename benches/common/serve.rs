@@ -1,7 +1,30 @@
 //! Starting the release binary's `serve` for a benchmark: on an ephemeral port, logs drained (the
-//! access-cache load time echoed), until the benchmark kills it.
+//! access-cache load time echoed), until the benchmark kills it, or fails: a benchmark that panics
+//! kills the servers it started, so none is left loading the machine.
 
 use std::io::BufRead;
+use std::sync::Mutex;
+
+/// The servers started so far, killed if the benchmark panics.
+static STARTED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Once, before the first server: a panic kills every server started (then reports as usual).
+fn kill_servers_on_panic() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            for pid in STARTED.lock().map(|p| p.clone()).unwrap_or_default() {
+                // Only a server still running: a pid already reaped may belong to another process now.
+                let command = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&command).contains("gatehouse") {
+                    let _ = std::process::Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+            }
+            report(info)
+        }));
+    });
+}
 
 /// Runs `gatehouse serve --listen 127.0.0.1:0 <args>` with `env`; returns the child and its base URL.
 pub fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, String) {
@@ -15,7 +38,9 @@ pub fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, Strin
     for (key, value) in env {
         command.env(key, value);
     }
+    kill_servers_on_panic();
     let mut child = command.spawn().expect("serve");
+    STARTED.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(child.id());
     let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr")).lines();
     let base = loop {
         let line = lines.next().expect("serve exited").expect("line");
