@@ -47,9 +47,10 @@ fn target(tenant: &TenantName) -> Target {
 pub(crate) struct CheckRequest {
     /// What the application is about to spend, in the budget's units.
     quantity: i64,
-    /// The usage event type it will report.
-    #[serde(rename = "type")]
-    kind: String,
+    /// The usage event type it will report. Optional when the budget counts every type; required
+    /// (400 `type_required`) when it lists `eventTypes`.
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
 }
 
 #[utoipa::path(
@@ -72,13 +73,16 @@ async fn check(
     if request.quantity < 1 {
         return Err(ApiError::BadRequest(format!("quantity: a positive integer, not {}", request.quantity)));
     }
-    if request.kind.is_empty() || request.kind.len() > 256 || request.kind.chars().any(char::is_control) {
+    if let Some(kind) = &request.kind
+        && (kind.is_empty() || kind.len() > 256 || kind.chars().any(char::is_control))
+    {
         return Err(ApiError::BadRequest("type: the usage event type, 1 to 256 characters".into()));
     }
     let decision = state
         .budgets
-        .check(name.as_str(), request.quantity, &request.kind, Utc::now())
-        .ok_or_else(|| ApiError::rule(Rule::NotFound, "not_found", format!("no tenant is named `{name}`")))?;
+        .check(name.as_str(), request.quantity, request.kind.as_deref(), Utc::now())
+        .ok_or_else(|| ApiError::rule(Rule::NotFound, "not_found", format!("no tenant is named `{name}`")))?
+        .map_err(|required| ApiError::Invalid { code: "type_required", message: required.to_string() })?;
     if !decision.allowed {
         let details = json!({ "quantity": request.quantity, "type": request.kind, "usage": decision.usage,
                               "limit": decision.limit, "reason": decision.reason });

@@ -14,7 +14,7 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Decision, Granted, Limit, decide};
+use super::{Decision, Granted, Limit, TypeRequired, decide};
 use crate::store::apps::ACCESS_CHANNEL;
 use crate::store::budget::{self as db, BUDGET_CHANNEL, USAGE_CHANNEL};
 use crate::store::listen::{Event, Listener};
@@ -88,7 +88,14 @@ pub fn month_of(now: DateTime<Utc>) -> NaiveDate {
 
 impl Book {
     /// The answer to a check of `quantity` more of `kind` for `tenant` (`None`: no such tenant).
-    pub fn check(&self, tenant: &str, quantity: i64, kind: &str, now: DateTime<Utc>) -> Option<Decision> {
+    /// `None` when no tenant has that name.
+    pub fn check(
+        &self,
+        tenant: &str,
+        quantity: i64,
+        kind: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Option<Result<Decision, TypeRequired>> {
         let inner = self.inner.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let budget = inner.tenants.get(inner.by_name.get(tenant)?)?;
         let usage = if inner.month == Some(month_of(now)) { budget.counted() } else { 0 };

@@ -29,6 +29,26 @@ impl Limit {
     pub fn counts(&self, kind: &str) -> bool {
         self.event_types.is_empty() || self.event_types.iter().any(|t| t == kind)
     }
+
+    /// Whether a check of `kind` counts against this budget; a check that names no type counts
+    /// when every type does, and is refused (the types it must name) when only some do.
+    pub fn counts_check(&self, kind: Option<&str>) -> Result<bool, TypeRequired> {
+        match kind {
+            Some(kind) => Ok(self.counts(kind)),
+            None if self.event_types.is_empty() => Ok(true),
+            None => Err(TypeRequired(self.event_types.clone())),
+        }
+    }
+}
+
+/// A check that names no event type, of a budget that counts only the types listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeRequired(pub Vec<String>);
+
+impl std::fmt::Display for TypeRequired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "type: required, since this tenant's budget counts only the event types {}", self.0.join(", "))
+    }
 }
 
 /// Where a tenant stands.
@@ -92,9 +112,15 @@ fn reached(usage: i64, percent: u8, limit: i64) -> bool {
 }
 
 /// What a check of `quantity` more of `kind` is answered, with `usage` counted so far this month.
-pub fn decide(limit: Option<&Limit>, usage: i64, quantity: i64, kind: &str, granted: Option<&Granted>) -> Decision {
+pub fn decide(
+    limit: Option<&Limit>,
+    usage: i64,
+    quantity: i64,
+    kind: Option<&str>,
+    granted: Option<&Granted>,
+) -> Result<Decision, TypeRequired> {
     let Some(limit) = limit else {
-        return Decision {
+        return Ok(Decision {
             allowed: true,
             state: State::Unlimited,
             usage,
@@ -102,10 +128,11 @@ pub fn decide(limit: Option<&Limit>, usage: i64, quantity: i64, kind: &str, gran
             remaining: None,
             reason: None,
             message: None,
-        };
+        });
     };
+    let counted = limit.counts_check(kind)?;
     let effective = granted.map_or(limit.monthly_limit, |g| g.limit.max(limit.monthly_limit));
-    let after = if limit.counts(kind) { usage.saturating_add(quantity) } else { usage };
+    let after = if counted { usage.saturating_add(quantity) } else { usage };
     let mut decision = Decision {
         allowed: true,
         state: state(limit, usage, effective),
@@ -115,8 +142,8 @@ pub fn decide(limit: Option<&Limit>, usage: i64, quantity: i64, kind: &str, gran
         reason: None,
         message: None,
     };
-    if !limit.counts(kind) || after <= effective {
-        return decision;
+    if !counted || after <= effective {
+        return Ok(decision);
     }
     match limit.on_limit {
         OnLimit::Warn => {
@@ -140,12 +167,16 @@ pub fn decide(limit: Option<&Limit>, usage: i64, quantity: i64, kind: &str, gran
             ));
         }
     }
-    decision
+    Ok(decision)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn decide(limit: Option<&Limit>, usage: i64, quantity: i64, kind: &str, granted: Option<&Granted>) -> Decision {
+        super::decide(limit, usage, quantity, Some(kind), granted).expect("a type is named")
+    }
 
     fn limit(on_limit: OnLimit) -> Limit {
         Limit { monthly_limit: 1000, on_limit, warn_at: vec![75, 90], event_types: vec![] }
@@ -191,5 +222,21 @@ mod tests {
         storage.event_types = vec!["storage.gb".into()];
         assert!(decide(Some(&storage), 1000, 5, "api.call", None).allowed, "another type is not counted");
         assert!(!decide(Some(&storage), 1000, 5, "storage.gb", None).allowed);
+    }
+
+    // Issue 22.9: `type` may be left out unless the budget counts only some types.
+    #[test]
+    fn a_check_without_a_type_counts_when_every_type_does_and_is_refused_when_only_some_do() {
+        let every = limit(OnLimit::Block);
+        let unnamed = super::decide(Some(&every), 1000, 1, None, None).expect("every type counts");
+        assert_eq!((unnamed.allowed, unnamed.reason), (false, Some("budget_exceeded")));
+        assert!(super::decide(None, 5, 1, None, None).expect("no budget").allowed);
+        let mut storage = limit(OnLimit::Block);
+        storage.event_types = vec!["storage.gb".into(), "api.call".into()];
+        let refused = super::decide(Some(&storage), 0, 1, None, None).expect_err("which type?");
+        assert_eq!(
+            refused.to_string(),
+            "type: required, since this tenant's budget counts only the event types storage.gb, api.call"
+        );
     }
 }

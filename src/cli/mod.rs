@@ -393,6 +393,18 @@ async fn apply_saved(dir: &Path, saved: &Path, format: ReportFormat, args: &Appl
             }
             Ok(1)
         }
+        reconcile::exact::Outcome::AlreadyApplied => {
+            match format {
+                ReportFormat::Json => {
+                    println!("{:#}", serde_json::json!({ "applied": false, "alreadyApplied": true, "stale": [] }))
+                }
+                ReportFormat::Text => eprintln!(
+                    "nothing to apply: {} was already applied (the config files are the ones it was planned from and the database matches them)",
+                    saved.display()
+                ),
+            }
+            Ok(0)
+        }
         reconcile::exact::Outcome::Applied(report) => {
             match format {
                 ReportFormat::Json => println!("{:#}", serde_json::to_value(&report)?),

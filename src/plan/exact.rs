@@ -70,6 +70,13 @@ fn hex(hash: Hash) -> String {
     hex::encode(hash)
 }
 
+/// Whether a saved plan that no longer holds was already applied: the config files are the ones it
+/// was planned from and nothing is left to change. (Re-running `apply --plan` after it succeeded
+/// says so, rather than calling the plan stale.)
+pub fn already_applied(saved: &SavedPlan, content: [u8; 32], now: &Plan) -> bool {
+    saved.content == hex(content) && !now.has_changes()
+}
+
 /// The stamp of every tenant `diff` would consider, from the declarations and the live state read.
 pub fn stamps(validated: &Validated, live: &LiveState) -> BTreeMap<String, TenantStamp> {
     let desired = desired_tenants(validated);

@@ -20,6 +20,8 @@ pub enum Outcome {
     Applied(ApplyReport),
     /// Something the plan read changed since: nothing was applied.
     Stale(Vec<Stale>),
+    /// The plan was applied before (the same config files, nothing left to change): nothing to do.
+    AlreadyApplied,
 }
 
 /// The changes in `plan` that overwrite a manual change, with who made it and when.
@@ -73,6 +75,9 @@ async fn apply_locked(
     let stale = exact::check(saved, content, commit, &exact::stamps(validated, &live), &plan);
     if !stale.is_empty() {
         tx.rollback().await?;
+        if exact::already_applied(saved, content, &plan) {
+            return Ok(Outcome::AlreadyApplied);
+        }
         return Ok(Outcome::Stale(stale));
     }
 

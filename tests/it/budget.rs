@@ -171,6 +171,15 @@ async fn a_blocking_budget_warns_at_each_threshold_once_and_refuses_past_the_lim
     )
     .await;
     assert_eq!(other_type.body["allowed"], true, "a type the budget does not count: {}", other_type.text);
+    // Issue 22.9: a budget that counts only some types needs the check to name one.
+    let untyped = call(&b, "POST", "/v1/tenants/acme/budget/check", Some(&key), Some(json!({ "quantity": 1 }))).await;
+    assert_eq!(
+        (untyped.status, untyped.body["error"]["code"].as_str()),
+        (400, Some("type_required")),
+        "{}",
+        untyped.text
+    );
+    assert!(untyped.text.contains("api.call"), "names the types it counts: {}", untyped.text);
     // One mail to the active owner and one signed webhook per threshold and at the limit (the
     // webhook's first delivery failed and was retried).
     let notices =
@@ -224,6 +233,10 @@ async fn an_override_needs_two_approvers_other_than_the_requester_and_ends_when_
         (waiting.body["allowed"].as_bool(), waiting.body["reason"].as_str()),
         (Some(false), Some("override_required"))
     );
+    // Issue 22.9: a budget that counts every type needs no `type` in the check.
+    let untyped =
+        call(&server, "POST", "/v1/tenants/globex/budget/check", Some(&key), Some(json!({ "quantity": 1 }))).await;
+    assert_eq!((untyped.status, untyped.body["reason"].as_str()), (200, Some("override_required")), "{}", untyped.text);
 
     let path = "/v1/tenants/globex/budget/overrides";
     let asked = json!({ "amount": 5, "reason": "quarter-end import", "expiresIn": "4s" });

@@ -117,19 +117,49 @@ async fn a_git_change_after_the_plan_refuses_it_naming_the_tenant() {
 #[tokio::test]
 async fn another_apply_between_plan_and_apply_plan_makes_the_plan_stale() {
     // Issue 15.5: the reconciler's own writes do not bump the live revision; they are caught too.
+    // Another apply of a Git edit since reverted: the files are the plan's again, the rows are not.
     let (db, repo) = one_change_pending().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("plan.json");
     plan_out(&db, &repo, &out);
+    let (ivy_admin, ivy_user) =
+        ("{ email: ivy@globex.example, role: admin }", "{ email: ivy@globex.example, role: user }");
+    repo.edit("tenants/globex.yaml", ivy_admin, ivy_user);
     apply(&db, &repo).await;
+    repo.edit("tenants/globex.yaml", ivy_user, ivy_admin);
 
     let refused = apply_plan(&db, &repo, &out);
     assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
     assert!(
-        stderr(&refused).contains("tenant acme: applied by another reconciler since the plan"),
+        stderr(&refused).contains("tenant globex: applied by another reconciler since the plan"),
         "{}",
         stderr(&refused)
     );
+    assert_eq!(db.text("SELECT role FROM users WHERE email = 'ivy@globex.example'").await, "user", "nothing applied");
+}
+
+#[tokio::test]
+async fn apply_plan_run_again_after_it_succeeded_says_it_was_already_applied() {
+    // Issue 22.9: the second run is not "stale"; it changes nothing and exits 0.
+    let (db, repo) = one_change_pending().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("plan.json");
+    plan_out(&db, &repo, &out);
+    let first = apply_plan(&db, &repo, &out);
+    assert_eq!(first.status.code(), Some(0), "{}{}", stdout(&first), stderr(&first));
+    let audit_after_first = db.count("SELECT count(*) FROM audit_log").await;
+
+    let again = apply_plan(&db, &repo, &out);
+    assert_eq!(again.status.code(), Some(0), "{}{}", stdout(&again), stderr(&again));
+    assert!(stderr(&again).contains("was already applied"), "{}", stderr(&again));
+    assert!(!stderr(&again).contains("stale"), "{}", stderr(&again));
+    assert_eq!(db.count("SELECT count(*) FROM audit_log").await, audit_after_first, "nothing written");
+
+    // The same after a live edit would be stale: something is left to change.
+    db.execute("UPDATE users SET role = 'user' WHERE email = 'dan@acme.example'").await;
+    let stale = apply_plan(&db, &repo, &out);
+    assert_eq!(stale.status.code(), Some(1), "{}", stderr(&stale));
+    assert!(stderr(&stale).contains("tenant acme: changed live since the plan"), "{}", stderr(&stale));
 }
 
 #[tokio::test]

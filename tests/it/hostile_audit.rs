@@ -378,3 +378,34 @@ async fn while_the_database_is_away_requests_get_503_within_a_second_and_refusal
     assert_eq!(audited(&db, "resource = '/ofrep/v1/evaluate/flags'").await, 1, "written before the process ended");
     back.cut.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_that_refuses_connections_is_503_with_retry_after_and_serving_resumes_when_it_accepts_them() {
+    // Issue 22.9: `ALLOW_CONNECTIONS false` ("not currently accepting connections", 55000) was a 500.
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    let server = started(&repo, &db.url).await;
+    let base = server.base.clone();
+    let operator = || vec![("authorization", format!("Bearer {OPERATOR}"))];
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", crate::helpers::server_url())).await.expect("admin");
+    for sql in [
+        format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"),
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ),
+    ] {
+        sqlx::query(&sql).execute(&admin).await.expect(&sql);
+    }
+    for path in ["/v1/tenants", "/v1/tenants/acme/users", "/v1/sync/history"] {
+        let (response, _) = timed("GET", format!("{base}{path}"), operator(), "").await;
+        assert_eq!((response.status, error_code(&response)), (503, "unavailable"), "{path}: {}", response.text);
+        assert!(response.header("retry-after").is_some(), "{path}: Retry-After");
+    }
+    let sql = format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true");
+    sqlx::query(&sql).execute(&admin).await.expect(&sql);
+    within(Duration::from_secs(10), "answers again once the database accepts connections", || async {
+        timed("GET", format!("{base}/v1/tenants"), operator(), "").await.0.status == 200
+    })
+    .await;
+    drop(server);
+}
