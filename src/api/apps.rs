@@ -1,14 +1,13 @@
 //! Managed applications and their API keys (FR-SYS-001..003, FR-004), for operators. A key's secret
 //! is in the response that issues it and nowhere else; every change is audited.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::no_store;
 use super::body::JsonBody;
@@ -21,13 +20,13 @@ use crate::model::{AppName, AppStatus, Scope, shown};
 use crate::store::Rule;
 use crate::store::apps::{self as db, ApplicationChange, ApplicationRecord, KeyRecord, NewApplication, NewKey};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/apps", get(list_apps).post(create_app))
-        .route("/v1/apps/{app}", get(show_app).patch(update_app))
-        .route("/v1/apps/{app}/keys", get(list_keys).post(create_key))
-        .route("/v1/apps/{app}/keys/{key}", get(show_key).delete(revoke_key))
-        .route("/v1/apps/{app}/keys/{key}/rotate", post(rotate_key))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_apps, create_app))
+        .routes(routes!(show_app, update_app))
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(show_key, revoke_key))
+        .routes(routes!(rotate_key))
 }
 
 fn scopes(names: &[String]) -> Result<Vec<String>> {

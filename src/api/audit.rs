@@ -8,14 +8,13 @@
 //!   CSV, streamed. For auditors and operators; a tenant's owners read their own tenant's rows.
 //!   Reading or exporting the log is itself audited, with the filters used.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::caller::{Caller, facts};
@@ -27,12 +26,12 @@ use crate::authz::{Action, Actor, Resource};
 use crate::store::StoreError;
 use crate::store::audit_read::{self as db, AuditFilter, AuditRow};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/audit/events", get(events).post(ingest)).route("/v1/audit/export", get(export))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events, ingest)).routes(routes!(export))
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "ingest_audit",
     path = "/v1/audit/events",
     tag = "application",
     security(("apiKey" = ["audit:write"]), ("apiKeyHeader" = ["audit:write"])),
@@ -101,7 +100,7 @@ pub(crate) struct AuditPage {
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "list_audit_events",
     path = "/v1/audit/events",
     tag = "operator",
     security(("operator" = []), ("session" = [])),
@@ -153,7 +152,7 @@ const CSV_HEADER: [&str; 15] = [
 ];
 
 #[utoipa::path(
-    get,
+    get, operation_id = "export_audit",
     path = "/v1/audit/export",
     tag = "operator",
     security(("operator" = []), ("session" = [])),

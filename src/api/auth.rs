@@ -3,15 +3,14 @@
 
 use std::net::SocketAddr;
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -31,28 +30,31 @@ const TOKENS: Resource<'static> = Resource::platform("session tokens");
 /// What the session routes act on, in denials' messages.
 const OWN_SESSION: Resource<'static> = Resource::own("their own session");
 
-pub fn router(state: &AppState) -> Router<AppState> {
+pub fn router(state: Option<&AppState>) -> OpenApiRouter<AppState> {
     // Routes that take a secret from an unauthenticated client are limited per client IP.
-    let limited = Router::new()
-        .route("/v1/auth/login", post(login))
-        .route("/v1/auth/refresh", post(refresh))
-        .route("/v1/auth/password/forgot", post(forgot))
-        .route("/v1/auth/password/reset", post(reset))
-        .route("/v1/auth/invitations/accept", post(accept))
-        .route("/v1/auth/mfa/verify", post(verify_mfa))
-        .route("/v1/auth/mfa/totp/confirm", post(confirm_totp))
-        .merge(super::pages::router())
-        .route_layer(middleware::from_fn_with_state(state.clone(), limit_by_ip));
-    Router::new()
-        .route("/v1/auth/logout", post(logout))
-        .route("/v1/auth/session", get(whoami))
-        .route("/v1/auth/sessions", get(list_sessions))
-        .route("/v1/auth/sessions/{id}", delete(end_session))
-        .route("/v1/auth/password/change", post(change_password))
-        .route("/v1/auth/mfa/totp/enrol", post(start_totp))
-        .route("/v1/auth/introspect", post(introspect))
-        .route("/v1/auth/revoke", post(revoke))
-        .route("/v1/auth/lockouts/{email}", delete(unlock))
+    let limited = OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(forgot))
+        .routes(routes!(reset))
+        .routes(routes!(accept))
+        .routes(routes!(verify_mfa))
+        .routes(routes!(confirm_totp))
+        .merge(super::pages::router());
+    let limited = match state {
+        Some(state) => limited.route_layer(middleware::from_fn_with_state(state.clone(), limit_by_ip)),
+        None => limited,
+    };
+    OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(whoami))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
+        .routes(routes!(change_password))
+        .routes(routes!(start_totp))
+        .routes(routes!(introspect))
+        .routes(routes!(revoke))
+        .routes(routes!(unlock))
         .merge(limited)
 }
 
@@ -150,7 +152,7 @@ async fn refresh(State(state): State<AppState>, parts: Parts, body: JsonBody<Ref
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "sign_out",
     path = "/v1/auth/logout",
     tag = "session",
     security(("session" = [])),
@@ -203,7 +205,7 @@ async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Result<
 }
 
 #[utoipa::path(
-    delete,
+    delete, operation_id = "end_own_session",
     path = "/v1/auth/sessions/{id}",
     tag = "session",
     security(("session" = [])),
@@ -359,7 +361,7 @@ async fn verify_mfa(State(state): State<AppState>, caller: Caller, body: JsonBod
 }
 
 #[utoipa::path(
-    delete,
+    delete, operation_id = "clear_lockout",
     path = "/v1/auth/lockouts/{email}",
     tag = "operator",
     security(("operator" = [])),

@@ -8,14 +8,13 @@
 //!   two people other than the requester approve it (operators or owners, each once); it is then in
 //!   force until it expires or its limit is reached. Every step is an audit row.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::body::JsonBody;
@@ -30,12 +29,12 @@ use crate::model::{OnLimit, TenantName};
 use crate::store::budget::{self as db, OverrideRecord};
 use crate::store::{Rule, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/budget", get(show))
-        .route("/v1/tenants/{tenant}/budget/check", post(check))
-        .route("/v1/tenants/{tenant}/budget/overrides", get(list_overrides).post(request_override))
-        .route("/v1/tenants/{tenant}/budget/overrides/{id}/approve", post(approve_override))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(check))
+        .routes(routes!(list_overrides, request_override))
+        .routes(routes!(approve_override))
 }
 
 fn target(tenant: &TenantName) -> Target {
@@ -54,7 +53,7 @@ pub(crate) struct CheckRequest {
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "check_budget",
     path = "/v1/tenants/{tenant}/budget/check",
     tag = "application",
     security(("apiKey" = ["usage:write"]), ("apiKeyHeader" = ["usage:write"])),
@@ -130,7 +129,7 @@ pub(crate) struct BudgetView {
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "show_budget",
     path = "/v1/tenants/{tenant}/budget",
     tag = "admin",
     security(("operator" = []), ("session" = []), ("apiKey" = ["usage:read"])),
@@ -167,7 +166,9 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
     .into_response())
 }
 
+/// A tenant's budget overrides, newest first.
 #[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = BudgetOverrides)]
 pub(crate) struct Overrides {
     overrides: Vec<OverrideRecord>,
 }

@@ -11,11 +11,11 @@
 //! → {"decision": false, "context": {"reason": "…", "code": "forbidden"}}
 //! ```
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::post;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::{Caller, facts};
@@ -24,8 +24,8 @@ use crate::authz::{self, Action, Actor, Decision, Resource};
 use crate::identity::token::{self, TokenKind};
 use crate::model::shown;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/access/v1/evaluation", post(evaluate))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(evaluate))
 }
 
 /// An AuthZEN access evaluation request.

@@ -4,13 +4,12 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use axum::Router;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use futures_util::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -24,10 +23,8 @@ use crate::delivery::{DeliveryCache, Principal};
 /// a flag change is served within a second, so a copy is never trusted blindly.
 const CACHE_CONTROL: HeaderValue = HeaderValue::from_static("private, no-cache");
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/flags", get(tenant_flags))
-        .route("/v1/tenants/{tenant}/flags/events", get(flag_events))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(tenant_flags)).routes(routes!(flag_events))
 }
 
 /// Lets the caller read the flags of `tenant` and returns them (served from memory).

@@ -1,17 +1,17 @@
 //! `POST /v1/hooks/git`: a push webhook from GitHub (`X-Hub-Signature-256`, HMAC-SHA256 of the body)
 //! or GitLab (`X-Gitlab-Token`) that makes the leader fetch at once, whichever replica receives it.
 
+use axum::Json;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::routing::post;
-use axum::{Json, Router};
 use futures_util::StreamExt as _;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::time::Duration;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use tokio::sync::Semaphore;
 
@@ -20,8 +20,8 @@ use crate::denials::{DenialLog, Refusal};
 use crate::secret::Secret;
 use crate::store;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/hooks/git", post(git_webhook))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(git_webhook))
 }
 
 /// Largest webhook body read. GitHub caps push payloads at 25 MB, but a config repository's pushes

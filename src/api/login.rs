@@ -5,14 +5,13 @@
 //! are `identity`'s: a page sign-in is a JSON sign-in with the session's refresh token kept in an
 //! HTTP-only cookie.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::caller::client;
@@ -23,11 +22,8 @@ use crate::mail::templates::escape;
 use crate::model::Pending;
 use crate::store::identity::SessionView;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/login", get(show_login).post(submit_login))
-        .route("/account", get(account))
-        .route("/logout", post(logout))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(show_login, submit_login)).routes(routes!(account)).routes(routes!(logout))
 }
 
 /// Where a sign-in goes when it was not sent by anything.
@@ -487,7 +483,7 @@ async fn account(State(state): State<AppState>, parts: Parts) -> Response {
 }
 
 /// Signs the browser out: its session and every application session that came from it.
-#[utoipa::path(post, path = "/logout", tag = "public",
+#[utoipa::path(post, operation_id = "sign_out_page", path = "/logout", tag = "public",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 303, description = "To the login page.")))]
 async fn logout(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {

@@ -1,12 +1,12 @@
 //! `GET /v1/mail/outbox` (operators): the mail outbox with the text of undelivered mail, as
 //! `gatehouse mail list --server` shows it, for operators who cannot reach the database.
 
+use axum::Json;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::caller::Caller;
 use super::{ApiError, AppState, Result};
@@ -14,8 +14,8 @@ use crate::audit::Target;
 use crate::authz::{Action, Resource};
 use crate::store;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/mail/outbox", get(outbox))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(outbox))
 }
 
 #[derive(Deserialize)]

@@ -40,6 +40,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use utoipa_axum::router::OpenApiRouter;
 
 pub use caller::bootstrap_token_problem;
 pub use error::{ApiError, Result};
@@ -114,12 +115,25 @@ impl Default for TenantRetention {
 
 /// The whole API, separate from serving it so tests can call it in-process.
 pub fn app(state: AppState) -> Router {
+    let (router, _) = routes(Some(&state)).split_for_parts();
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        .layer(middleware::from_fn(envelope::layer))
+}
+
+/// Every route, each registered once with its `#[utoipa::path]` operation: the router serves
+/// exactly what the OpenAPI document (`openapi::document`) describes, and the tests walk the same
+/// list. `state` is `None` only for the document, which needs no per-IP limit (the one layer that
+/// reads the state).
+pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
     // JSON and form bodies are bounded here; the webhook route bounds its own.
-    let bounded = Router::new()
+    let bounded = OpenApiRouter::new()
         .merge(health::router())
         .merge(flags::router())
         .merge(ofrep::router())
-        .merge(auth::router(&state))
+        .merge(auth::router(state))
         .merge(tenants::router())
         .merge(overrides::router())
         .merge(users::router())
@@ -134,13 +148,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::router())
         .merge(sso::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
-    Router::new()
-        .merge(hooks::router())
-        .merge(bounded)
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
-        .layer(middleware::from_fn(envelope::layer))
+    OpenApiRouter::with_openapi(openapi::base()).merge(hooks::router()).merge(bounded)
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

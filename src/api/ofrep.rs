@@ -6,13 +6,12 @@
 //! every other attribute is accepted and ignored.
 
 use std::borrow::Cow;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -24,10 +23,8 @@ use crate::model::{TenantName, shown};
 /// Evaluation requests are small; anything larger is refused before it is read.
 const MAX_BODY: usize = 64 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ofrep/v1/evaluate/flags", post(evaluate_all))
-        .route("/ofrep/v1/evaluate/flags/{key}", post(evaluate_one))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(evaluate_all)).routes(routes!(evaluate_one))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

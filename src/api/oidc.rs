@@ -6,16 +6,15 @@
 //! redirect URI are known to match a registration, a readable page; after, the client's redirect
 //! URI with `error` and `error_description` (RFC 6749 §4.1.2.1).
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::no_store;
 use super::caller::{Caller, client};
@@ -32,16 +31,16 @@ use crate::store::identity::SessionView;
 use crate::store::oidc::{self as db, ClientSession};
 use crate::store::{self, AuditEntry, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/oauth2/jwks", get(jwks))
-        .route("/oauth2/authorize", get(authorize).post(authorize))
-        .route("/oauth2/token", post(token_endpoint))
-        .route("/oauth2/userinfo", get(userinfo).post(userinfo))
-        .route("/oauth2/logout", get(end_session).post(end_session))
-        .route("/v1/apps/{app}/client-secret", post(set_client_secret))
-        .route("/v1/oidc/keys/rotate", post(rotate_keys))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(discovery))
+        .routes(routes!(jwks))
+        .routes(routes!(authorize))
+        .routes(routes!(token_endpoint))
+        .routes(routes!(userinfo))
+        .routes(routes!(end_session))
+        .routes(routes!(set_client_secret))
+        .routes(routes!(rotate_keys))
 }
 
 /// OpenID Connect Discovery 1.0.
@@ -96,7 +95,7 @@ impl AuthorizeRequest {
 }
 
 /// The authorization endpoint (OpenID Connect Core §3.1.2), GET or form POST.
-#[utoipa::path(method(get, post), path = "/oauth2/authorize", tag = "public", params(AuthorizeRequest),
+#[utoipa::path(method(get, post), operation_id = "oidc_authorize", path = "/oauth2/authorize", tag = "public", params(AuthorizeRequest),
     responses(
         (status = 302, description = "To the client's redirect URI with `code` (or `error`), or to the login page."),
         (status = 400, description = "A page: the client or its redirect URI is not registered.", body = String, content_type = "text/html"),
@@ -577,7 +576,7 @@ fn tokens(state: &AppState, access: &str, refresh: &str, id_token: &str, scope: 
 // --- Userinfo -----------------------------------------------------------------------------------
 
 /// The UserInfo endpoint (OpenID Connect Core §5.3): the claims of the access token's user.
-#[utoipa::path(method(get, post), path = "/oauth2/userinfo", tag = "public",
+#[utoipa::path(method(get, post), operation_id = "oidc_userinfo", path = "/oauth2/userinfo", tag = "public",
     responses(
         (status = 200, description = "The user's claims: sub, email, email_verified, name, tenant, role.", body = Object),
         (status = 401, description = "`WWW-Authenticate: Bearer error=\"invalid_token\"`.", body = Object),
@@ -646,7 +645,7 @@ pub(super) struct LogoutRequest {
 
 /// RP-Initiated Logout 1.0: ends the browser's session and the application sessions that came
 /// from it, then returns to a registered post-logout URI or shows the login page.
-#[utoipa::path(method(get, post), path = "/oauth2/logout", tag = "public", params(LogoutRequest),
+#[utoipa::path(method(get, post), operation_id = "oidc_end_session", path = "/oauth2/logout", tag = "public", params(LogoutRequest),
     responses(
         (status = 303, description = "To the registered `post_logout_redirect_uri`, or to the login page."),
         (status = 200, description = "A page asking to confirm the sign-out (no `id_token_hint`).", body = String, content_type = "text/html"),

@@ -8,11 +8,6 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{
-    apps, audit, auth, budget, evaluation, flags, health, hooks, login, mail, ofrep, oidc, overrides, pages, sso, sync,
-    tenants, usage, users,
-};
-
 /// The envelope of every error (4xx and 5xx) the JSON API answers.
 /// `ApiError` writes exactly this, so the schema cannot drift from the bodies sent.
 #[derive(serde::Serialize, ToSchema)]
@@ -62,6 +57,48 @@ impl Modify for Failures {
             }
         }
     }
+}
+
+/// A handler that serves several methods (`GET` and `POST /oauth2/authorize`) gives each the same
+/// operation id; a client generator needs one per operation, so each gets its method as a suffix.
+struct OneIdPerOperation;
+
+impl Modify for OneIdPerOperation {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut seen = std::collections::HashMap::<String, usize>::new();
+        for item in openapi.paths.paths.values() {
+            for (_, operation) in operations(item) {
+                if let Some(id) = &operation.operation_id {
+                    *seen.entry(id.clone()).or_default() += 1;
+                }
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let methods = [
+                ("get", &mut item.get),
+                ("put", &mut item.put),
+                ("post", &mut item.post),
+                ("delete", &mut item.delete),
+                ("patch", &mut item.patch),
+            ];
+            for (method, operation) in methods {
+                if let Some(operation) = operation
+                    && let Some(id) = &operation.operation_id
+                    && seen.get(id).is_some_and(|n| *n > 1)
+                {
+                    operation.operation_id = Some(format!("{id}_{method}"));
+                }
+            }
+        }
+    }
+}
+
+fn operations(
+    item: &utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &utoipa::openapi::path::Operation)> {
+    [("get", &item.get), ("put", &item.put), ("post", &item.post), ("delete", &item.delete), ("patch", &item.patch)]
+        .into_iter()
+        .filter_map(|(method, operation)| operation.as_ref().map(|o| (method, o)))
 }
 
 /// Security schemes: the operator token, an application's API key (as a bearer token or in
@@ -124,111 +161,7 @@ impl Modify for Security {
                        tenant users' sign-in and sessions, feature flags (REST, events and OFREP).",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
-    paths(
-        health::healthz,
-        health::readyz,
-        health::metrics,
-        openapi_json,
-        hooks::git_webhook,
-        flags::tenant_flags,
-        flags::flag_events,
-        ofrep::evaluate_all,
-        ofrep::evaluate_one,
-        auth::login,
-        auth::refresh,
-        auth::forgot,
-        auth::reset,
-        auth::accept,
-        auth::verify_mfa,
-        auth::confirm_totp,
-        auth::unlock,
-        auth::logout,
-        auth::whoami,
-        auth::list_sessions,
-        auth::end_session,
-        auth::change_password,
-        auth::start_totp,
-        auth::introspect,
-        auth::revoke,
-        pages::show_invitation,
-        pages::submit_invitation,
-        pages::show_reset,
-        pages::submit_reset,
-        pages::show_forgot,
-        pages::submit_forgot,
-        login::show_login,
-        login::submit_login,
-        login::account,
-        login::logout,
-        oidc::discovery,
-        oidc::jwks,
-        oidc::authorize,
-        oidc::token_endpoint,
-        oidc::userinfo,
-        oidc::end_session,
-        oidc::set_client_secret,
-        oidc::rotate_keys,
-        sso::show,
-        sso::set,
-        sso::remove,
-        sso::verify,
-        sso::test,
-        sso::activate,
-        sso::callback,
-        tenants::create,
-        tenants::list,
-        tenants::show,
-        tenants::update,
-        tenants::suspend,
-        tenants::restore,
-        tenants::delete,
-        overrides::list,
-        overrides::set,
-        overrides::clear,
-        users::invite,
-        users::list,
-        users::show,
-        users::update,
-        users::remove,
-        users::end_sessions,
-        users::resend_invitation,
-        users::unlock,
-        sync::overall,
-        sync::tenants,
-        sync::tenant,
-        sync::tenant_history,
-        sync::allow_deletion,
-        sync::passes,
-        sync::allow_drift,
-        sync::withdraw_drift,
-        sync::sync_now,
-        sync::pause,
-        sync::resume,
-        apps::list_apps,
-        apps::create_app,
-        apps::show_app,
-        apps::update_app,
-        apps::list_keys,
-        apps::create_key,
-        apps::show_key,
-        apps::revoke_key,
-        apps::rotate_key,
-        mail::outbox,
-        evaluation::evaluate,
-        usage::ingest,
-        usage::export,
-        usage::totals,
-        audit::ingest,
-        audit::events,
-        audit::export,
-        budget::show,
-        budget::check,
-        budget::list_overrides,
-        budget::request_override,
-        budget::approve_override,
-    ),
     components(schemas(ErrorBody, ErrorDetail), responses(Failure)),
-    modifiers(&Security, &Failures),
     tags(
         (name = "public", description = "No credential."),
         (name = "operator", description = "Platform operators (and, for reads, auditors): a JWT of the configured identity provider, or the bootstrap operator token."),
@@ -239,9 +172,20 @@ impl Modify for Security {
 )]
 pub struct ApiDoc;
 
-/// The document, pretty-printed with a final newline, as committed at `openapi.json`.
+/// What the document says beside its operations: info, shared components and tags. The operations
+/// come from the routes (`super::routes`), each registered once.
+pub(super) fn base() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The document of every route, pretty-printed with a final newline, as committed at `openapi.json`.
 pub fn document() -> String {
-    let mut text = ApiDoc::openapi().to_pretty_json().unwrap_or_default();
+    let mut openapi = super::routes(None).into_openapi();
+    // The modifiers see every operation only once the routes have added them.
+    Security.modify(&mut openapi);
+    Failures.modify(&mut openapi);
+    OneIdPerOperation.modify(&mut openapi);
+    let mut text = openapi.to_pretty_json().unwrap_or_default();
     text.push('\n');
     text
 }

@@ -3,13 +3,12 @@
 //! declare the flag, and the value must be of the plan's type. Applications read the result through
 //! `/v1/tenants/{tenant}/flags` and OFREP, on every replica within the change feed's delay.
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::Caller;
@@ -20,13 +19,13 @@ use crate::model::{FlagKey, FlagType, FlagValue, TenantName, shown};
 use crate::store::tenants::{self as db, FlagOverride};
 use crate::store::{Rule, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/overrides", get(list))
-        .route("/v1/tenants/{tenant}/overrides/{flag}", axum::routing::put(set).delete(clear))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list)).routes(routes!(set, clear))
 }
 
+/// A tenant's flag overrides.
 #[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = FlagOverrides)]
 pub(crate) struct Overrides {
     overrides: Vec<FlagOverride>,
 }
@@ -48,7 +47,7 @@ fn target(tenant: &TenantName, key: &FlagKey) -> Target {
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "list_flag_overrides",
     path = "/v1/tenants/{tenant}/overrides",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -62,7 +61,7 @@ async fn list(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
 }
 
 #[utoipa::path(
-    put,
+    put, operation_id = "set_flag_override",
     path = "/v1/tenants/{tenant}/overrides/{flag}",
     tag = "admin",
     security(("operator" = [])),
@@ -114,7 +113,7 @@ async fn set(
 }
 
 #[utoipa::path(
-    delete,
+    delete, operation_id = "clear_flag_override",
     path = "/v1/tenants/{tenant}/overrides/{flag}",
     tag = "admin",
     security(("operator" = [])),

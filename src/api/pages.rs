@@ -1,14 +1,13 @@
 //! The two pages a mailed link opens: accept an invitation, reset a password. Each is a form that
 //! posts back to itself; the single-use token in the form is also what stops cross-site posts.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::caller::client;
@@ -16,11 +15,11 @@ use super::html::{self, Page};
 use crate::identity::{AuthError, LinkPurpose};
 use crate::mail::templates::escape;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(LinkPurpose::Invitation.path(), get(show_invitation).post(submit_invitation))
-        .route(LinkPurpose::PasswordReset.path(), get(show_reset).post(submit_reset))
-        .route("/password/forgot", get(show_forgot).post(submit_forgot))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show_invitation, submit_invitation))
+        .routes(routes!(show_reset, submit_reset))
+        .routes(routes!(show_forgot, submit_forgot))
 }
 
 #[utoipa::path(

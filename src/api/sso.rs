@@ -2,14 +2,13 @@
 //! verifies it, completes a test sign-in and activates it; and the callback the providers return
 //! browsers to.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::{Caller, client};
@@ -22,13 +21,13 @@ use crate::sso::{Finished, SsoError};
 use crate::store::sso::{self as db, Saved, TenantIdp};
 use crate::store::{Rule, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/sso", get(show).put(set).delete(remove))
-        .route("/v1/tenants/{tenant}/sso/verify", post(verify))
-        .route("/v1/tenants/{tenant}/sso/test", post(test))
-        .route("/v1/tenants/{tenant}/sso/activate", post(activate))
-        .route("/login/sso/callback", get(callback))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show, set, remove))
+        .routes(routes!(verify))
+        .routes(routes!(test))
+        .routes(routes!(activate))
+        .routes(routes!(callback))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -87,7 +86,7 @@ async fn load(state: &AppState, tenant: &str) -> Result<TenantIdp> {
         .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no SSO provider; PUT one first")))
 }
 
-#[utoipa::path(get, path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(get, operation_id = "show_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The provider (never its secret), its state and last verification.", body = Object)))]
 async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -96,7 +95,7 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
     Ok(axum::Json(view(&state, &idp)).into_response())
 }
 
-#[utoipa::path(put, path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(put, operation_id = "set_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = SetSso),
     responses((status = 200, description = "The provider, in `draft`: verify it, test it, then activate it.", body = Object)))]
@@ -195,7 +194,7 @@ async fn tenant_id(state: &AppState, tenant: &str) -> Result<uuid::Uuid> {
         .ok_or_else(|| ApiError::NotFound(format!("there is no tenant `{tenant}`")))
 }
 
-#[utoipa::path(delete, path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(delete, operation_id = "remove_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 204, description = "Removed: the tenant's users sign in with passwords again.")))]
 async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -209,7 +208,7 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Pat
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/sso/verify", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(post, operation_id = "verify_sso", path = "/v1/tenants/{tenant}/sso/verify", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "`passed`, and each `problem` in words; a passing provider is `verified`.", body = Object)))]
 async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -223,7 +222,7 @@ async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Pat
         .into_response())
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/sso/test", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(post, operation_id = "test_sso", path = "/v1/tenants/{tenant}/sso/test", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "`url`: open it in a browser and sign in at the provider; nothing changes but the test's record.", body = Object)))]
 async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -237,7 +236,7 @@ async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
     Ok(super::auth::no_store(axum::Json(json!({ "url": url }))))
 }
 
-#[utoipa::path(post, path = "/v1/tenants/{tenant}/sso/activate", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(post, operation_id = "activate_sso", path = "/v1/tenants/{tenant}/sso/activate", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "Active: the login page sends the tenant's domains to the provider.", body = Object)))]
 async fn activate(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -274,7 +273,7 @@ pub(super) struct Callback {
 }
 
 /// Where a tenant's provider returns the browser: the sign-in completes, or a page says why not.
-#[utoipa::path(get, path = "/login/sso/callback", tag = "public", params(Callback),
+#[utoipa::path(get, operation_id = "sso_callback", path = "/login/sso/callback", tag = "public", params(Callback),
     responses(
         (status = 200, description = "Signed in (a page that moves on), or the test's outcome.", body = String, content_type = "text/html"),
         (status = 400, description = "A page saying why the sign-in did not complete.", body = String, content_type = "text/html"),

@@ -3,13 +3,13 @@
 //! tenant's drift until a deadline. Everything is read from the database, so every replica answers
 //! the same.
 
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::Caller;
@@ -22,18 +22,18 @@ use crate::store::{self, allowance, drift, history, status};
 const SYNC_STATUS: Resource<'static> = Resource::platform("the sync status");
 const RECONCILER: Resource<'static> = Resource::platform("the reconciler");
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/sync/status", get(overall))
-        .route("/v1/sync/tenants", get(tenants))
-        .route("/v1/sync/tenants/{tenant}", get(tenant))
-        .route("/v1/sync/tenants/{tenant}/history", get(tenant_history))
-        .route("/v1/sync/tenants/{tenant}/allow-deletion", post(allow_deletion))
-        .route("/v1/sync/history", get(passes))
-        .route("/v1/sync/tenants/{tenant}/drift/allow", post(allow_drift).delete(withdraw_drift))
-        .route("/v1/sync", post(sync_now))
-        .route("/v1/sync/pause", post(pause))
-        .route("/v1/sync/resume", post(resume))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(overall))
+        .routes(routes!(tenants))
+        .routes(routes!(tenant))
+        .routes(routes!(tenant_history))
+        .routes(routes!(allow_deletion))
+        .routes(routes!(passes))
+        .routes(routes!(allow_drift, withdraw_drift))
+        .routes(routes!(sync_now))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 #[utoipa::path(

@@ -2,13 +2,12 @@
 //! (FR-TENANT-001..003, FR-OPS-001, UC-PROV-001, UC-TENANT-*); a tenant's owners read it and change
 //! its display name and plan. A tenant declared in Git answers changes with 409 `managed_by_git`.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::Caller;
@@ -21,12 +20,12 @@ use crate::model::{AppName, PlanName, TenantName, TenantState, shown};
 use crate::store::tenants::{self as db, NewTenant, TenantChange, TenantFilter, TenantRecord};
 use crate::store::{Rule, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants", get(list).post(create))
-        .route("/v1/tenants/{tenant}", get(show).patch(update).delete(delete))
-        .route("/v1/tenants/{tenant}/suspend", post(suspend))
-        .route("/v1/tenants/{tenant}/restore", post(restore))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(suspend))
+        .routes(routes!(restore))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -118,7 +117,7 @@ pub(crate) async fn refreshed(state: &AppState, tenant: &str) {
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "create_tenant",
     path = "/v1/tenants",
     tag = "admin",
     security(("operator" = [])),
@@ -171,7 +170,7 @@ async fn create(
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "list_tenants",
     path = "/v1/tenants",
     tag = "admin",
     security(("operator" = [])),
@@ -217,7 +216,7 @@ async fn list(
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "show_tenant",
     path = "/v1/tenants/{tenant}",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -256,7 +255,7 @@ async fn change_locked(
 }
 
 #[utoipa::path(
-    patch,
+    patch, operation_id = "update_tenant",
     path = "/v1/tenants/{tenant}",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -296,7 +295,7 @@ async fn update(
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "suspend_tenant",
     path = "/v1/tenants/{tenant}/suspend",
     tag = "admin",
     security(("operator" = [])),
@@ -329,7 +328,7 @@ async fn suspend(
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "restore_tenant",
     path = "/v1/tenants/{tenant}/restore",
     tag = "admin",
     security(("operator" = [])),
@@ -352,7 +351,7 @@ async fn restore(
 }
 
 #[utoipa::path(
-    delete,
+    delete, operation_id = "delete_tenant",
     path = "/v1/tenants/{tenant}",
     tag = "admin",
     security(("operator" = [])),

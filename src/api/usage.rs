@@ -14,14 +14,13 @@
 //!
 //! An API key reads one tenant at a time; only operators read every tenant at once.
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use chrono::{Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::caller::{Caller, facts};
@@ -32,12 +31,12 @@ use crate::store::usage::{self as db, EventFilter, Granularity, StoredEvent, Tot
 use crate::store::{Rule, StoreError};
 use crate::usage::event::{self, Format, Refusal, UsageEvent};
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/usage/events", post(ingest).get(export)).route("/v1/usage/totals", get(totals))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest, export)).routes(routes!(totals))
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "ingest_usage",
     path = "/v1/usage/events",
     tag = "application",
     security(("apiKey" = ["usage:write"]), ("apiKeyHeader" = ["usage:write"])),
@@ -139,7 +138,7 @@ pub(crate) struct UsageEvents {
 const CSV_PAGE: i64 = 2000;
 
 #[utoipa::path(
-    get,
+    get, operation_id = "export_usage",
     path = "/v1/usage/events",
     tag = "application",
     security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = [])),
@@ -263,7 +262,7 @@ pub(crate) struct Totals {
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "usage_totals",
     path = "/v1/usage/totals",
     tag = "application",
     security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = [])),

@@ -4,13 +4,12 @@
 //! remove, demote or disable the last active owner (409 `last_owner`). Every query names the
 //! tenant; a session of another tenant is refused and audited.
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::Caller;
@@ -23,13 +22,13 @@ use crate::store::tenants::{self as tenants_db, TenantRecord};
 use crate::store::users::{self as db, UserChange, UserFilter, UserRecord};
 use crate::store::{self, Rule, StoreError};
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tenants/{tenant}/users", get(list).post(invite))
-        .route("/v1/tenants/{tenant}/users/{email}", get(show).patch(update).delete(remove))
-        .route("/v1/tenants/{tenant}/users/{email}/sessions", delete(end_sessions))
-        .route("/v1/tenants/{tenant}/users/{email}/invitation", post(resend_invitation))
-        .route("/v1/tenants/{tenant}/users/{email}/lockout", delete(unlock))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, invite))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(end_sessions))
+        .routes(routes!(resend_invitation))
+        .routes(routes!(unlock))
 }
 
 fn user_target(tenant: &TenantName, email: &str) -> Target {
@@ -117,7 +116,7 @@ pub(crate) struct Invitation {
 }
 
 #[utoipa::path(
-    post,
+    post, operation_id = "invite_user",
     path = "/v1/tenants/{tenant}/users",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -179,7 +178,7 @@ pub(crate) struct Users {
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "list_users",
     path = "/v1/tenants/{tenant}/users",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -237,7 +236,7 @@ async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<Us
 }
 
 #[utoipa::path(
-    get,
+    get, operation_id = "show_user",
     path = "/v1/tenants/{tenant}/users/{email}",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -290,7 +289,7 @@ async fn change_locked<T>(
 }
 
 #[utoipa::path(
-    patch,
+    patch, operation_id = "update_user",
     path = "/v1/tenants/{tenant}/users/{email}",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -332,7 +331,7 @@ async fn update(
 }
 
 #[utoipa::path(
-    delete,
+    delete, operation_id = "delete_user",
     path = "/v1/tenants/{tenant}/users/{email}",
     tag = "admin",
     security(("operator" = []), ("session" = [])),
@@ -363,7 +362,7 @@ async fn remove(
 
 /// An admin's revoke: ends every session of the user at once.
 #[utoipa::path(
-    delete,
+    delete, operation_id = "end_user_sessions",
     path = "/v1/tenants/{tenant}/users/{email}/sessions",
     tag = "session",
     security(("operator" = []), ("session" = [])),
@@ -390,7 +389,7 @@ async fn end_sessions(
 
 /// Resends an invitation: a new link, the earlier ones stop working.
 #[utoipa::path(
-    post,
+    post, operation_id = "resend_user_invitation",
     path = "/v1/tenants/{tenant}/users/{email}/invitation",
     tag = "session",
     security(("operator" = []), ("session" = [])),
@@ -424,7 +423,7 @@ async fn resend_invitation(
 }
 
 #[utoipa::path(
-    delete,
+    delete, operation_id = "unlock_user",
     path = "/v1/tenants/{tenant}/users/{email}/lockout",
     tag = "admin",
     security(("operator" = []), ("session" = [])),

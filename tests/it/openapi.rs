@@ -35,41 +35,6 @@ pub(crate) fn documented_routes() -> BTreeSet<String> {
     routes
 }
 
-/// Every `METHOD /path` the `router()` functions in `src/api/*.rs` declare, read from the source:
-/// axum cannot list a router's routes.
-fn declared_routes() -> BTreeSet<String> {
-    use gatehouse::identity::LinkPurpose;
-    let mut declared = BTreeSet::new();
-    let dir = project_dir().join("src/api");
-    for entry in std::fs::read_dir(dir).expect("src/api") {
-        let source = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
-        // Unit tests build routers of their own.
-        let source = source.split("#[cfg(test)]").next().unwrap_or("");
-        for call in source.split(".route(").skip(1) {
-            let (path, rest) = if let Some(literal) = call.strip_prefix('"') {
-                let (path, rest) = literal.split_once('"').expect("a closing quote");
-                (path.to_owned(), rest)
-            } else if let Some(rest) = call.strip_prefix("LinkPurpose::Invitation.path()") {
-                (LinkPurpose::Invitation.path().to_owned(), rest)
-            } else if let Some(rest) = call.strip_prefix("LinkPurpose::PasswordReset.path()") {
-                (LinkPurpose::PasswordReset.path().to_owned(), rest)
-            } else {
-                panic!("a route whose path this test cannot read: {}", call.lines().next().unwrap_or(""));
-            };
-            let handlers = rest.lines().next().unwrap_or("");
-            for method in ["get", "post", "put", "patch", "delete"] {
-                let called = handlers
-                    .match_indices(&format!("{method}("))
-                    .any(|(at, _)| !handlers[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'));
-                if called {
-                    declared.insert(shape(&method.to_uppercase(), &path));
-                }
-            }
-        }
-    }
-    declared
-}
-
 #[test]
 fn the_committed_openapi_document_matches_the_code() {
     let committed = std::fs::read_to_string(project_dir().join("openapi.json")).unwrap_or_default();
@@ -79,17 +44,22 @@ fn the_committed_openapi_document_matches_the_code() {
     );
 }
 
-/// A new route cannot escape the document: every route the routers declare has an operation, and
-/// the document describes no route that does not exist.
+/// Issue 22.1: every route is registered once, with its operation (`api::routes`, utoipa-axum's
+/// `routes!`), so the router cannot serve a route the document does not describe, nor the reverse.
+/// What is left to check is that operation ids are unique, as a client generator needs.
 #[test]
-fn the_openapi_document_describes_every_route_the_routers_declare() {
-    let declared = declared_routes();
-    assert!(declared.len() > 40, "the routers were read: {declared:?}");
-    let documented = documented_routes();
-    let missing: Vec<&String> = declared.difference(&documented).collect();
-    assert!(missing.is_empty(), "routes missing from the OpenAPI document (add #[utoipa::path]): {missing:?}");
-    let phantom: Vec<&String> = documented.difference(&declared).collect();
-    assert!(phantom.is_empty(), "the OpenAPI document describes routes no router declares: {phantom:?}");
+fn every_operation_has_an_id_of_its_own() {
+    let document: Value = serde_json::from_str(&gatehouse::api::openapi::document()).expect("JSON");
+    let mut ids = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path}: no operationId"));
+            ids.entry(id.to_owned()).or_default().push(format!("{method} {path}"));
+        }
+    }
+    assert!(ids.len() > 90, "every operation was read: {}", ids.len());
+    let shared: Vec<_> = ids.iter().filter(|(_, operations)| operations.len() > 1).collect();
+    assert!(shared.is_empty(), "operation ids shared by several operations: {shared:?}");
 }
 
 #[test]
@@ -202,4 +172,84 @@ async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_docu
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
+}
+
+/// A program of the test command's virtual environment: a missing one fails the test (scripts/test
+/// installs it), never skips it.
+fn venv_tool(name: &str) -> std::path::PathBuf {
+    let from_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|tool| tool.is_file()))
+        .unwrap_or_default();
+    let venv = project_dir().join("target/venv/bin").join(name);
+    from_path.or_else(|| venv.is_file().then_some(venv)).unwrap_or_else(|| {
+        panic!("{name} is not installed: run scripts/test (it installs it into target/venv), or put it on PATH")
+    })
+}
+
+/// Issue 22.2 acceptance: a standard validator (PyPI `openapi-spec-validator`) accepts the served
+/// document, and a client generated from it (PyPI `openapi-python-client`) calls three operations
+/// of the real server: one public, one read with the operator's token, one with a request body.
+#[tokio::test]
+async fn a_standard_validator_accepts_the_served_document_and_a_client_generated_from_it_calls_the_server() {
+    let (validator, generator) = (venv_tool("openapi-spec-validator"), venv_tool("openapi-python-client"));
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
+    within(Duration::from_secs(30), "replica ready", || async {
+        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
+    })
+    .await;
+    let served = request("GET", format!("{}/openapi.json", server.base), vec![], vec![]).await;
+    assert_eq!(served.status, 200, "{}", served.text);
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let document = scratch.path().join("openapi.json");
+    std::fs::write(&document, &served.text).expect("document written");
+
+    let validated =
+        std::process::Command::new(&validator).arg(&document).output().expect("openapi-spec-validator runs");
+    let said = format!("{}{}", String::from_utf8_lossy(&validated.stdout), String::from_utf8_lossy(&validated.stderr));
+    assert!(validated.status.success() && said.contains("OK"), "openapi-spec-validator: {said}");
+
+    let generated = std::process::Command::new(&generator)
+        .args(["generate", "--meta", "none", "--output-path", "gatehouse_client", "--path"])
+        .arg(&document)
+        .current_dir(scratch.path())
+        .output()
+        .expect("openapi-python-client runs");
+    assert!(
+        generated.status.success(),
+        "openapi-python-client: {}{}",
+        String::from_utf8_lossy(&generated.stdout),
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let program = r#"
+import sys
+from gatehouse_client import AuthenticatedClient, Client
+from gatehouse_client.api.public import healthz
+from gatehouse_client.api.admin import create_tenant, list_tenants
+from gatehouse_client.models import CreateTenant, NewOwner
+
+base, token = sys.argv[1], sys.argv[2]
+public = Client(base_url=base, raise_on_unexpected_status=True)
+assert healthz.sync_detailed(client=public).status_code == 200
+
+operator = AuthenticatedClient(base_url=base, token=token, raise_on_unexpected_status=True)
+page = list_tenants.sync(client=operator, limit=2)
+assert [t.name for t in page.tenants] == ["acme", "globex"], page
+assert page.next_ is not None, page
+
+body = CreateTenant(name="wayne", display_name="Wayne Enterprises", plan="free",
+                    owner=NewOwner(email="bruce@wayne.example", name="Bruce Wayne"))
+made = create_tenant.sync(client=operator, body=body)
+assert (made.name, made.display_name, made.managed_by) == ("wayne", "Wayne Enterprises", "api"), made
+print("three operations called")
+"#;
+    let called = std::process::Command::new("python3")
+        .args(["-c", program, &server.base, OPERATOR])
+        .current_dir(scratch.path())
+        .output()
+        .expect("python3 runs");
+    let said = format!("{}{}", String::from_utf8_lossy(&called.stdout), String::from_utf8_lossy(&called.stderr));
+    assert!(called.status.success() && said.contains("three operations called"), "the generated client: {said}");
+    assert_eq!(db.count("SELECT count(*) FROM tenants WHERE name = 'wayne'").await, 1, "created through it");
 }
