@@ -3,47 +3,6 @@
 
 use crate::model::{Pending, PlatformRole, Role, Scope};
 
-/// One thing a caller may ask to do. Each route performs exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Action {
-    ReadSync,
-    ControlSync,
-    AllowGuardedChange,
-    ReadApps,
-    ManageApps,
-    ManageKeys,
-    ReadOutbox,
-    ClearLockout,
-    ReadTenants,
-    ManageTenants,
-    UpdateTenant,
-    ManageFlags,
-    ListUsers,
-    ManageUsers,
-    ManageOwners,
-    EndUserSessions,
-    ResendInvitation,
-    ReadOwnSession,
-    ManageOwnSessions,
-    ChangeOwnPassword,
-    EnrolTotp,
-    VerifySecondFactor,
-    SignOut,
-    ReadFlags,
-    IntrospectTokens,
-    EvaluateAccess,
-    IngestUsage,
-    ReadUsage,
-    IngestAudit,
-    ReadAudit,
-    CheckBudget,
-    ReadBudget,
-    RequestOverride,
-    ApproveOverride,
-    /// Sign in to a managed application through Gatehouse (OpenID Connect).
-    SignInToApplication,
-}
-
 /// Who an action is granted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Grant {
@@ -62,46 +21,76 @@ use Grant::{AnySession, Platform, Scope as Key, TenantRole};
 use PlatformRole::{Auditor, Operator};
 use Role::{Admin, Owner};
 
-/// The whole policy. Deny by default: an action missing here is allowed to nobody.
+/// One row per action makes the enum, `Action::ALL`, `name`, `verb` and `TABLE`: adding an action
+/// is one line.
+macro_rules! actions {
+    ($( $(#[$doc:meta])* $action:ident => $name:literal, $verb:literal, [$($grant:expr),* $(,)?]; )*) => {
+        /// One thing a caller may ask to do. Each route performs exactly one.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $( $(#[$doc])* $action, )*
+        }
+
+        /// The whole policy. Deny by default: an action missing here is allowed to nobody.
+        pub const TABLE: &[(Action, &[Grant])] = &[ $( (Action::$action, &[$($grant),*]), )* ];
+
+        impl Action {
+            /// Every action, in table order.
+            pub const ALL: &'static [Action] = &[ $( Action::$action, )* ];
+
+            /// The action's stable name: in audit rows and in AuthZEN requests (`action.name`).
+            pub fn name(self) -> &'static str {
+                match self { $( Action::$action => $name, )* }
+            }
+
+            /// The verb of a denial's message: "<who> may not <verb> <resource>".
+            pub fn verb(self) -> &'static str {
+                match self { $( Action::$action => $verb, )* }
+            }
+        }
+    };
+}
+
+// action                 name, verb of a denial ("<who> may not <verb> <resource>"), who may
 #[rustfmt::skip]
-pub const TABLE: &[(Action, &[Grant])] = &[
-    // action               who may
-    (ReadSync,              &[Platform(Operator), Platform(Auditor)]),
-    (ControlSync,           &[Platform(Operator)]),
-    (AllowGuardedChange,    &[Platform(Operator)]),
-    (ReadApps,              &[Platform(Operator), Platform(Auditor)]),
-    (ManageApps,            &[Platform(Operator)]),
-    (ManageKeys,            &[Platform(Operator)]),
-    (ReadOutbox,            &[Platform(Operator)]),
-    (ClearLockout,          &[Platform(Operator), TenantRole(Owner), TenantRole(Admin)]),
-    (ReadTenants,           &[Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin)]),
-    (ManageTenants,         &[Platform(Operator)]),
-    (UpdateTenant,          &[Platform(Operator), TenantRole(Owner)]),
-    (ManageFlags,           &[Platform(Operator)]),
-    (ListUsers,             &[Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin)]),
-    (ManageUsers,           &[Platform(Operator), TenantRole(Owner), TenantRole(Admin)]),
-    (ManageOwners,          &[Platform(Operator), TenantRole(Owner)]),
-    (EndUserSessions,       &[Platform(Operator), TenantRole(Owner), TenantRole(Admin)]),
-    (ResendInvitation,      &[Platform(Operator), TenantRole(Owner), TenantRole(Admin)]),
-    (ReadOwnSession,        &[AnySession]),
-    (ManageOwnSessions,     &[AnySession]),
-    (ChangeOwnPassword,     &[AnySession]),
-    (EnrolTotp,             &[AnySession]),
-    (VerifySecondFactor,    &[AnySession]),
-    (SignOut,               &[AnySession]),
-    (ReadFlags,             &[Key(Scope::FlagsRead)]),
-    (IntrospectTokens,      &[Key(Scope::AuthIntrospect)]),
-    (EvaluateAccess,        &[Key(Scope::AuthzEvaluate)]),
-    (IngestUsage,           &[Key(Scope::UsageWrite)]),
-    (ReadUsage,             &[Platform(Operator), Key(Scope::UsageRead)]),
-    (IngestAudit,           &[Key(Scope::AuditWrite)]),
-    (ReadAudit,             &[Platform(Operator), Platform(Auditor), TenantRole(Owner)]),
-    (CheckBudget,           &[Key(Scope::UsageWrite)]),
-    (ReadBudget,            &[Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin), Key(Scope::UsageRead)]),
-    (RequestOverride,       &[Platform(Operator), TenantRole(Owner)]),
-    (ApproveOverride,       &[Platform(Operator), TenantRole(Owner)]),
-    (SignInToApplication,   &[TenantRole(Owner), TenantRole(Admin), TenantRole(Role::User)]),
-];
+actions! {
+    ReadSync             => "sync.read", "read", [Platform(Operator), Platform(Auditor)];
+    ControlSync          => "sync.control", "trigger, pause or resume", [Platform(Operator)];
+    AllowGuardedChange   => "sync.allow", "allow a guarded change to", [Platform(Operator)];
+    ReadApps             => "apps.read", "read", [Platform(Operator), Platform(Auditor)];
+    ManageApps           => "apps.manage", "create or change", [Platform(Operator)];
+    ManageKeys           => "keys.manage", "issue, rotate or revoke the keys of", [Platform(Operator)];
+    ReadOutbox           => "mail.read", "read", [Platform(Operator)];
+    ClearLockout         => "users.unlock", "clear the lockout of", [Platform(Operator), TenantRole(Owner), TenantRole(Admin)];
+    ReadTenants          => "tenants.read", "read", [Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin)];
+    ManageTenants        => "tenants.manage", "create, suspend, restore or delete", [Platform(Operator)];
+    UpdateTenant         => "tenants.update", "change", [Platform(Operator), TenantRole(Owner)];
+    ManageFlags          => "flags.manage", "change", [Platform(Operator)];
+    ListUsers            => "users.list", "list or read", [Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin)];
+    ManageUsers          => "users.manage", "invite, change, disable or delete", [Platform(Operator), TenantRole(Owner), TenantRole(Admin)];
+    ManageOwners         => "users.owners.manage", "add, change, disable or remove", [Platform(Operator), TenantRole(Owner)];
+    EndUserSessions      => "users.sessions.end", "end the sessions of", [Platform(Operator), TenantRole(Owner), TenantRole(Admin)];
+    ResendInvitation     => "users.invitation.send", "resend the invitation of", [Platform(Operator), TenantRole(Owner), TenantRole(Admin)];
+    ReadOwnSession       => "session.read", "read", [AnySession];
+    ManageOwnSessions    => "session.manage", "list or end", [AnySession];
+    ChangeOwnPassword    => "session.password.change", "change", [AnySession];
+    EnrolTotp            => "session.totp.enrol", "enrol TOTP for", [AnySession];
+    VerifySecondFactor   => "session.mfa.verify", "verify a second factor for", [AnySession];
+    SignOut              => "session.logout", "end", [AnySession];
+    ReadFlags            => "flags.read", "read", [Key(Scope::FlagsRead)];
+    IntrospectTokens     => "tokens.introspect", "introspect or revoke", [Key(Scope::AuthIntrospect)];
+    EvaluateAccess       => "access.evaluate", "ask for", [Key(Scope::AuthzEvaluate)];
+    IngestUsage          => "usage.ingest", "report", [Key(Scope::UsageWrite)];
+    ReadUsage            => "usage.read", "read", [Platform(Operator), Key(Scope::UsageRead)];
+    IngestAudit          => "audit.ingest", "report", [Key(Scope::AuditWrite)];
+    ReadAudit            => "audit.read", "read", [Platform(Operator), Platform(Auditor), TenantRole(Owner)];
+    CheckBudget          => "budget.check", "check", [Key(Scope::UsageWrite)];
+    ReadBudget           => "budget.read", "read", [Platform(Operator), Platform(Auditor), TenantRole(Owner), TenantRole(Admin), Key(Scope::UsageRead)];
+    RequestOverride      => "budget.override.request", "request an override of", [Platform(Operator), TenantRole(Owner)];
+    ApproveOverride      => "budget.override.approve", "approve an override of", [Platform(Operator), TenantRole(Owner)];
+    /// Sign in to a managed application through Gatehouse (OpenID Connect).
+    SignInToApplication  => "applications.sign_in", "sign in to", [TenantRole(Owner), TenantRole(Admin), TenantRole(Role::User)];
+}
 
 /// The grants of `action` in `TABLE` (none if it is missing: deny).
 pub fn grants(action: Action) -> &'static [Grant] {
@@ -109,120 +98,8 @@ pub fn grants(action: Action) -> &'static [Grant] {
 }
 
 impl Action {
-    /// Every action, in table order.
-    pub const ALL: &'static [Action] = &[
-        ReadSync,
-        ControlSync,
-        AllowGuardedChange,
-        ReadApps,
-        ManageApps,
-        ManageKeys,
-        ReadOutbox,
-        ClearLockout,
-        ReadTenants,
-        ManageTenants,
-        UpdateTenant,
-        ManageFlags,
-        ListUsers,
-        ManageUsers,
-        ManageOwners,
-        EndUserSessions,
-        ResendInvitation,
-        ReadOwnSession,
-        ManageOwnSessions,
-        ChangeOwnPassword,
-        EnrolTotp,
-        VerifySecondFactor,
-        SignOut,
-        ReadFlags,
-        IntrospectTokens,
-        EvaluateAccess,
-        IngestUsage,
-        ReadUsage,
-        IngestAudit,
-        ReadAudit,
-        CheckBudget,
-        ReadBudget,
-        RequestOverride,
-        ApproveOverride,
-        SignInToApplication,
-    ];
-
-    /// The action's stable name: in audit rows and in AuthZEN requests (`action.name`).
-    pub fn name(self) -> &'static str {
-        match self {
-            ReadSync => "sync.read",
-            ControlSync => "sync.control",
-            AllowGuardedChange => "sync.allow",
-            ReadApps => "apps.read",
-            ManageApps => "apps.manage",
-            ManageKeys => "keys.manage",
-            ReadOutbox => "mail.read",
-            ClearLockout => "users.unlock",
-            ReadTenants => "tenants.read",
-            ManageTenants => "tenants.manage",
-            UpdateTenant => "tenants.update",
-            ManageFlags => "flags.manage",
-            ListUsers => "users.list",
-            ManageUsers => "users.manage",
-            ManageOwners => "users.owners.manage",
-            EndUserSessions => "users.sessions.end",
-            ResendInvitation => "users.invitation.send",
-            ReadOwnSession => "session.read",
-            ManageOwnSessions => "session.manage",
-            ChangeOwnPassword => "session.password.change",
-            EnrolTotp => "session.totp.enrol",
-            VerifySecondFactor => "session.mfa.verify",
-            SignOut => "session.logout",
-            ReadFlags => "flags.read",
-            IntrospectTokens => "tokens.introspect",
-            EvaluateAccess => "access.evaluate",
-            IngestUsage => "usage.ingest",
-            ReadUsage => "usage.read",
-            IngestAudit => "audit.ingest",
-            ReadAudit => "audit.read",
-            CheckBudget => "budget.check",
-            ReadBudget => "budget.read",
-            RequestOverride => "budget.override.request",
-            ApproveOverride => "budget.override.approve",
-            SignInToApplication => "applications.sign_in",
-        }
-    }
-
     pub fn parse(name: &str) -> Option<Action> {
         Self::ALL.iter().copied().find(|a| a.name() == name)
-    }
-
-    /// The verb of a denial's message: "<who> may not <verb> <resource>".
-    pub fn verb(self) -> &'static str {
-        match self {
-            ReadSync | ReadApps | ReadOutbox | ReadOwnSession | ReadFlags | ReadTenants | ReadUsage | ReadAudit
-            | ReadBudget => "read",
-            IngestUsage | IngestAudit => "report",
-            CheckBudget => "check",
-            RequestOverride => "request an override of",
-            ApproveOverride => "approve an override of",
-            SignInToApplication => "sign in to",
-            ManageTenants => "create, suspend, restore or delete",
-            UpdateTenant | ManageFlags => "change",
-            ManageUsers => "invite, change, disable or delete",
-            ManageOwners => "add, change, disable or remove",
-            ControlSync => "trigger, pause or resume",
-            AllowGuardedChange => "allow a guarded change to",
-            ManageApps => "create or change",
-            ManageKeys => "issue, rotate or revoke the keys of",
-            ClearLockout => "clear the lockout of",
-            ListUsers => "list or read",
-            EndUserSessions => "end the sessions of",
-            ResendInvitation => "resend the invitation of",
-            ManageOwnSessions => "list or end",
-            ChangeOwnPassword => "change",
-            EnrolTotp => "enrol TOTP for",
-            VerifySecondFactor => "verify a second factor for",
-            SignOut => "end",
-            IntrospectTokens => "introspect or revoke",
-            EvaluateAccess => "ask for",
-        }
     }
 
     /// What a session waiting for `pending` may still do: sign out and read itself, and take the

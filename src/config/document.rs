@@ -66,7 +66,7 @@ pub struct TenantSpec {
     #[serde(default)]
     pub users: Vec<UserSpec>,
     /// Overrides of the plan's flag defaults; each must be declared by the plan, with the same type.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::unique::flags")]
     pub flags: BTreeMap<String, RawFlagValue>,
 }
 
@@ -146,7 +146,7 @@ pub struct SecretRefSpec {
 pub struct PlanSpec {
     pub display_name: Option<String>,
     /// Flag defaults. A flag's type (boolean, integer, number, string, object) is fixed here.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::unique::flags")]
     pub flags: BTreeMap<String, RawFlagValue>,
     pub budget: Option<BudgetSpec>,
 }
@@ -187,10 +187,16 @@ pub struct OidcClientSpec {
     pub id_token_signed_response_alg: crate::oidc::Alg,
 }
 
-/// A flag value as written: checked for its type by the validator.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(transparent)]
+/// A flag value as written: checked for its type by the validator. An object with a key written
+/// twice, at any depth, is refused (`unique`).
+#[derive(Debug, Clone)]
 pub struct RawFlagValue(pub serde_json::Value);
+
+impl<'de> Deserialize<'de> for RawFlagValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(super::unique::JsonVisitor).map(RawFlagValue)
+    }
+}
 
 impl JsonSchema for RawFlagValue {
     fn schema_name() -> std::borrow::Cow<'static, str> {

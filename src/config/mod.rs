@@ -11,6 +11,7 @@ pub mod position;
 pub mod recover;
 pub mod rewrite;
 pub mod schema;
+mod unique;
 pub mod validate;
 
 use std::path::Path;
