@@ -1,13 +1,14 @@
 //! Every request Gatehouse makes to another server (issue 25.3, ADR 0014): identity providers'
 //! discovery and keys, tenant SSO's token exchange, the operators' provider, budget webhooks. One
-//! client: no redirects, short timeouts, answers of bounded size, and a resolver that refuses
-//! private, loopback, link-local, shared and unspecified addresses unless the destination's
-//! policy allows them. The connection goes to the addresses the resolver checked, never to a
-//! second lookup, so a host cannot resolve to a public address for the check and a private one
-//! for the connection (DNS rebinding). Blocking (ureq): run it off the async runtime.
+//! async client (reqwest, ADR 0015): no redirects, short timeouts, answers of bounded size, and a
+//! resolver that refuses private, loopback, link-local, shared and unspecified addresses unless the
+//! destination's policy allows them. The connection goes to the addresses the resolver checked,
+//! never to a second lookup, so a host cannot resolve to a public address for the check and a
+//! private one for the connection (DNS rebinding); an address written in the URL itself is checked
+//! before the request, since no resolver sees it.
 
-use std::io::Read as _;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs as _};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -85,61 +86,117 @@ impl Policy {
         }
     }
 
-    /// The addresses of `netloc` (`host:port`) a connection may use; an error naming the host
-    /// when it has none.
-    pub fn resolve(self, netloc: &str) -> std::io::Result<Vec<SocketAddr>> {
-        let all: Vec<SocketAddr> = netloc.to_socket_addrs()?.collect();
+    /// Of the addresses a name resolved to, those a connection may use; an error naming the host
+    /// when none is allowed.
+    fn allowed(self, host: &str, all: Vec<SocketAddr>) -> std::io::Result<Vec<SocketAddr>> {
         let allowed: Vec<SocketAddr> = all.iter().copied().filter(|a| self.allows(a.ip())).collect();
         if allowed.is_empty() && !all.is_empty() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
-                format!("{netloc} resolves only to private or local addresses, which Gatehouse does not call"),
+                format!("{host} resolves only to private or local addresses, which Gatehouse does not call"),
             ));
         }
         Ok(allowed)
     }
 }
 
-/// The client for destinations of `policy`.
-pub fn agent(policy: Policy) -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .redirects(0)
-        .timeout_connect(CONNECT_TIMEOUT)
-        .timeout(FETCH_TIMEOUT)
-        .resolver(move |netloc: &str| policy.resolve(netloc))
-        .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
-        .build()
+/// The resolver of a client: the system's lookup, then only the addresses `Policy` allows.
+struct Checked(Policy);
+
+impl reqwest::dns::Resolve for Checked {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0;
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed = policy.allowed(&host, all)?;
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
-/// `GET url` as JSON: a 200 of at most `MAX_DOCUMENT` bytes, or the problem in words (for logs
-/// and for the person who configured the destination, never for a browser).
-pub fn get_json(agent: &ureq::Agent, url: &str) -> Result<Value, String> {
-    let response = match agent.get(url).set("Accept", "application/json").call() {
-        Ok(response) => response,
-        Err(ureq::Error::Status(code, _)) => return Err(format!("GET {url} answered {code}")),
-        Err(ureq::Error::Transport(error)) => return Err(format!("GET {url}: {}", transport(&error))),
-    };
-    if response.status() != 200 {
-        // Redirects are not followed: the document comes from where it was named, or not at all.
-        return Err(format!("GET {url} answered {} (redirects are not followed)", response.status()));
+/// TLS as every client here speaks it: rustls with ring (lettre's too), webpki's root certificates.
+pub fn tls() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+        .unwrap_or_else(|_| unreachable!("ring supports the default protocol versions"))
+}
+
+/// The client for destinations of one policy. Cheap to clone (one connection pool).
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    policy: Policy,
+}
+
+impl Client {
+    pub fn new(policy: Policy) -> Client {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(FETCH_TIMEOUT)
+            .dns_resolver(Checked(policy))
+            .no_proxy()
+            .tls_backend_preconfigured(tls())
+            .user_agent(concat!("gatehouse/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_else(|error| unreachable!("a client of fixed settings builds: {error}"));
+        Client { http, policy }
     }
+
+    /// A request to `url`, refused before it is sent when the URL names an address the policy
+    /// does not allow (the resolver sees names only).
+    pub fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
+        let literal = match parsed.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if let Some(ip) = literal.filter(|ip| !self.policy.allows(*ip)) {
+            return Err(format!("{url}: {ip} is a private or local address, which Gatehouse does not call"));
+        }
+        Ok(self.http.request(method, parsed))
+    }
+
+    /// `GET url` as JSON: a 200 of at most `MAX_DOCUMENT` bytes, or the problem in words (for logs
+    /// and for the person who configured the destination, never for a browser).
+    pub async fn get_json(&self, url: &str) -> Result<Value, String> {
+        let request = self.request(reqwest::Method::GET, url)?.header("Accept", "application/json");
+        let response = request.send().await.map_err(|e| format!("GET {url}: {}", transport(&e)))?;
+        if response.status() != 200 {
+            // Redirects are not followed: the document comes from where it was named, or not at all.
+            return Err(format!("GET {url} answered {} (redirects are not followed)", response.status().as_u16()));
+        }
+        let body = bounded_body(response, MAX_DOCUMENT).await.map_err(|e| format!("GET {url}: {e}"))?;
+        serde_json::from_slice(&body).map_err(|e| format!("GET {url} did not answer JSON: {e}"))
+    }
+}
+
+/// An answer's body, refused when it is larger than `limit` bytes (read as it arrives, so a huge
+/// one is cut early).
+pub async fn bounded_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
-    response
-        .into_reader()
-        .take(MAX_DOCUMENT + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| format!("GET {url}: cannot read the answer: {e}"))?;
-    if body.len() as u64 > MAX_DOCUMENT {
-        return Err(format!("GET {url}: the answer is larger than {MAX_DOCUMENT} bytes"));
+    while let Some(chunk) = response.chunk().await.map_err(|e| format!("cannot read the answer: {}", transport(&e)))? {
+        body.extend_from_slice(&chunk);
+        if body.len() as u64 > limit {
+            return Err(format!("the answer is larger than {limit} bytes"));
+        }
     }
-    serde_json::from_slice(&body).map_err(|e| format!("GET {url} did not answer JSON: {e}"))
+    Ok(body)
 }
 
-/// A transport error in words, with its cause (the resolver's refusal, say).
-pub fn transport(error: &ureq::Transport) -> String {
-    let detail = error.message().map(|m| format!(": {m}")).unwrap_or_default();
-    let cause = std::error::Error::source(error).map(|c| format!(" ({c})")).unwrap_or_default();
-    format!("{}{detail}{cause}", error.kind())
+/// A transport error in words, with its causes (the resolver's refusal, say).
+pub fn transport(error: &reqwest::Error) -> String {
+    let mut words = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(inner) = cause {
+        words.push_str(&format!(": {inner}"));
+        cause = inner.source();
+    }
+    words
 }
 
 #[cfg(test)]
@@ -184,23 +241,53 @@ mod tests {
         assert!(!operator.allows(ip("0.0.0.0")), "nobody connects to the unspecified address");
     }
 
-    #[test]
-    fn the_resolver_refuses_a_host_with_only_refused_addresses() {
-        // Issue 25.3: the probe's jwks_uri pointed at https://0.0.0.0:18261.
-        let refused = Policy::tenant(true).resolve("0.0.0.0:18261").expect_err("refused");
-        assert!(refused.to_string().contains("private or local"), "{refused}");
-        assert!(Policy::tenant(false).resolve("127.0.0.1:443").is_err());
-        assert_eq!(Policy::tenant(true).resolve("127.0.0.1:443").expect("allowed").len(), 1);
+    /// A loopback server answering every connection with `answer`; counts the connections.
+    async fn answering(answer: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bound");
+        let port = listener.local_addr().expect("address").port();
+        let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        (format!("127.0.0.1:{port}"), connections)
     }
 
-    #[test]
-    fn a_fetch_of_a_refused_address_never_connects() {
-        // A listener on loopback that would see the connection if one were made.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bound");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}/jwks", listener.local_addr().expect("address"));
-        let error = get_json(&agent(Policy::tenant(false)), &url).expect_err("refused");
+    const JSON: &str = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\nconnection: close\r\n\r\n{\"keys\": 1}";
+
+    #[tokio::test]
+    async fn a_name_or_an_address_the_policy_refuses_is_never_connected_to() {
+        // Issue 25.3: the probe's jwks_uri pointed at https://0.0.0.0:18261.
+        let (at, connections) = answering(JSON).await;
+        let port = at.rsplit(':').next().expect("port");
+        let tenant = Client::new(Policy::tenant(false));
+        for url in [
+            format!("http://{at}/jwks"),
+            format!("http://localhost:{port}/jwks"),
+            format!("http://[::ffff:127.0.0.1]:{port}/jwks"),
+        ] {
+            let error = tenant.get_json(&url).await.expect_err("refused");
+            assert!(error.contains("private or local"), "{url}: {error}");
+        }
+        let error = Client::new(Policy::tenant(true)).get_json("http://0.0.0.0:18261/jwks").await.expect_err("refused");
         assert!(error.contains("private or local"), "{error}");
-        assert!(listener.accept().is_err(), "no connection reached the listener");
+        assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 0, "no connection reached the server");
+    }
+
+    #[tokio::test]
+    async fn an_allowed_destination_answers_json_and_a_redirect_is_not_followed() {
+        let (at, _) = answering(JSON).await;
+        let fetched = Client::new(Policy::tenant(true)).get_json(&format!("http://{at}/jwks")).await.expect("fetched");
+        assert_eq!(fetched, serde_json::json!({ "keys": 1 }));
+        let (elsewhere, _) =
+            answering("HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\n\r\n").await;
+        let error = Client::new(Policy::operator()).get_json(&format!("http://{elsewhere}/")).await.expect_err("302");
+        assert!(error.contains("answered 302 (redirects are not followed)"), "{error}");
     }
 }

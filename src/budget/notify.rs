@@ -79,11 +79,16 @@ fn backoff(attempts: i32) -> Duration {
     Duration::from_secs((1u64 << exponent).min(3600))
 }
 
+/// How long a claimed webhook is this replica's to send: well past a send's timeouts.
+const LEASE: Duration = Duration::from_secs(60);
+
 /// Delivers due webhooks until `shutdown`; replicas share the work (`FOR UPDATE SKIP LOCKED`).
 pub async fn run(pool: PgPool, webhook: Webhook, shutdown: CancellationToken) {
     let mut listener = Listener::new(&pool, "budget webhooks", &[db::WEBHOOK_CHANNEL]);
+    // The operator configured the address: their setting allows a private one.
+    let client = crate::outbound::Client::new(crate::outbound::Policy::operator());
     loop {
-        if let Err(error) = deliver_due(&pool, &webhook).await {
+        if let Err(error) = deliver_due(&pool, &client, &webhook).await {
             tracing::warn!(%error, "cannot deliver budget webhooks");
         }
         if !listener.wait_for_work(POLL, &shutdown).await {
@@ -92,37 +97,38 @@ pub async fn run(pool: PgPool, webhook: Webhook, shutdown: CancellationToken) {
     }
 }
 
-async fn deliver_due(pool: &PgPool, webhook: &Webhook) -> store::Result<()> {
-    let mut tx = pool.begin().await?;
-    for due in db::claim_webhooks(&mut tx, 20).await? {
-        let secret = webhook.secret.expose().as_bytes().to_vec();
-        let (id, event, url, body) = (due.id, due.event.clone(), due.url.clone(), due.body.clone());
-        let sent = tokio::task::spawn_blocking(move || {
-            let signed = signature(&secret, chrono::Utc::now().timestamp(), &body);
-            // The operator configured the address: their setting allows a private one.
-            crate::outbound::agent(crate::outbound::Policy::operator())
-                .post(&url)
-                .set("Content-Type", "application/json")
-                .set("Gatehouse-Event", &event)
-                .set("Gatehouse-Delivery", &id.to_string())
-                .set("Gatehouse-Signature", &signed)
-                .send_string(&body)
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .unwrap_or_else(|e| Err(e.to_string()));
-        match sent {
-            Ok(()) => db::webhook_delivered(&mut tx, due.id).await?,
+/// Claim (committed at once), send, then record each outcome: no transaction is open while a
+/// receiver takes its time.
+async fn deliver_due(pool: &PgPool, client: &crate::outbound::Client, webhook: &Webhook) -> store::Result<()> {
+    for due in db::claim_webhooks(pool, 20, LEASE).await? {
+        let signed = signature(webhook.secret.expose().as_bytes(), chrono::Utc::now().timestamp(), &due.body);
+        match send(client, &due, &signed).await {
+            Ok(()) => db::webhook_delivered(pool, due.id).await?,
             Err(error) => {
                 let give_up = due.attempts + 1 >= MAX_ATTEMPTS;
                 tracing::warn!(id = %due.id, %error, give_up, "budget webhook not delivered");
-                db::webhook_failed(&mut tx, due.id, &error, backoff(due.attempts), give_up).await?;
+                db::webhook_failed(pool, due.id, &error, backoff(due.attempts), give_up).await?;
             }
         }
     }
-    tx.commit().await?;
     Ok(())
+}
+
+/// One delivery: a 2xx answer is delivered; anything else (redirects included) is a failure.
+async fn send(client: &crate::outbound::Client, due: &db::DueWebhook, signed: &str) -> Result<(), String> {
+    let request = client
+        .request(reqwest::Method::POST, &due.url)?
+        .header("Content-Type", "application/json")
+        .header("Gatehouse-Event", &due.event)
+        .header("Gatehouse-Delivery", due.id.to_string())
+        .header("Gatehouse-Signature", signed)
+        .body(due.body.clone());
+    let response = request.send().await.map_err(|e| crate::outbound::transport(&e))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("{} answered {}", due.url, response.status().as_u16()))
+    }
 }
 
 #[cfg(test)]

@@ -48,56 +48,63 @@ impl ServerArgs {
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        let mut request = ureq::request(method, &url).timeout(std::time::Duration::from_secs(10));
-        if let Some(token) = bearer(self.token.as_ref()) {
-            request = request.set("Authorization", &format!("Bearer {}", token.expose()));
-        }
+        let method = reqwest::Method::from_bytes(method.as_bytes()).with_context(|| format!("method {method}"))?;
+        let mut request = self.client().request(method.clone(), &url).timeout(std::time::Duration::from_secs(10));
         for (name, value) in headers {
-            request = request.set(name, value);
+            request = request.header(*name, *value);
         }
-        let sent = match body {
-            Some(body) => request.send_json(body),
-            None => request.call(),
-        };
-        match sent {
-            Ok(response) if response.status() == 204 => Ok(Value::Null),
-            Ok(response) => response.into_json().with_context(|| format!("{url} did not answer JSON")),
-            Err(ureq::Error::Status(code, response)) => {
-                let body: Value = response.into_json().unwrap_or_default();
-                let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
-                anyhow::bail!("{method} {url} answered {code}: {message}")
-            }
-            Err(error) => Err(error).with_context(|| {
-                format!(
-                    "cannot reach {} (is `gatehouse serve` running there? set --server or GATEHOUSE_SERVER)",
-                    self.server
-                )
-            }),
+        if let Some(body) = body {
+            request = request.json(&body);
         }
+        let response = self.sent(request)?;
+        let status = response.status();
+        if status == reqwest::StatusCode::NO_CONTENT {
+            return Ok(Value::Null);
+        }
+        if !status.is_success() {
+            anyhow::bail!("{method} {url} answered {}: {}", status.as_u16(), refusal(response));
+        }
+        response.json().with_context(|| format!("{url} did not answer JSON"))
     }
 
     /// `GET path` with `Accept: accept`, its body copied to `out` as it arrives (an export of any
     /// size in constant memory).
     pub fn download(&self, path: &str, accept: &str, out: &mut dyn std::io::Write) -> anyhow::Result<u64> {
         let url = format!("{}{path}", self.server.trim_end_matches('/'));
-        let mut request = ureq::get(&url).set("Accept", accept);
-        if let Some(token) = bearer(self.token.as_ref()) {
-            request = request.set("Authorization", &format!("Bearer {}", token.expose()));
+        let mut response = self.sent(self.client().get(&url).header("Accept", accept))?;
+        if !response.status().is_success() {
+            anyhow::bail!("GET {url} answered {}: {}", response.status().as_u16(), refusal(response));
         }
-        match request.call() {
-            Ok(response) => Ok(std::io::copy(&mut response.into_reader(), out)?),
-            Err(ureq::Error::Status(code, response)) => {
-                let body: Value = response.into_json().unwrap_or_default();
-                let message = body["error"]["message"].as_str().unwrap_or("no message").to_owned();
-                anyhow::bail!("GET {url} answered {code}: {message}")
-            }
-            Err(error) => Err(error).with_context(|| {
-                format!(
-                    "cannot reach {} (is `gatehouse serve` running there? set --server or GATEHOUSE_SERVER)",
-                    self.server
-                )
-            }),
+        Ok(response.copy_to(out)?)
+    }
+
+    /// A client for this server: the bearer token on every request; no overall timeout, so that
+    /// an export of any size completes (connecting gives up after 10 s).
+    fn client(&self) -> reqwest::blocking::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some(token) = bearer(self.token.as_ref())
+            && let Ok(mut value) = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.expose()))
+        {
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
         }
+        reqwest::blocking::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .timeout(None)
+            .tls_backend_preconfigured(crate::outbound::tls())
+            .default_headers(headers)
+            .build()
+            .unwrap_or_else(|error| unreachable!("a client of fixed settings builds: {error}"))
+    }
+
+    /// Sends `request`; a server that cannot be reached is said so, naming where it was looked for.
+    fn sent(&self, request: reqwest::blocking::RequestBuilder) -> anyhow::Result<reqwest::blocking::Response> {
+        request.send().with_context(|| {
+            format!(
+                "cannot reach {} (is `gatehouse serve` running there? set --server or GATEHOUSE_SERVER)",
+                self.server
+            )
+        })
     }
 
     /// A listing such as `GET /v1/tenants` with the `query` parameters that are set: the first page,
@@ -183,6 +190,12 @@ pub fn table<T>(columns: &[(&str, usize)], items: &[T], cells: impl Fn(&T) -> Ve
 pub fn fields(rows: &[(&str, String)]) -> String {
     let width = rows.iter().map(|(label, _)| label.len() + 2).max().unwrap_or(0);
     rows.iter().map(|(label, value)| format!("{:<width$}{value}\n", format!("{label}:"))).collect()
+}
+
+/// The message of a refusal's `{"error":{"message"}}` body.
+fn refusal(response: reqwest::blocking::Response) -> String {
+    let body: Value = response.json().unwrap_or_default();
+    body["error"]["message"].as_str().unwrap_or("no message").to_owned()
 }
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ use crate::store::{self, mail::MAIL_CHANNEL};
 
 const POLL: Duration = Duration::from_secs(5);
 const BATCH: i64 = 50;
+/// How long a claimed batch is this replica's to send: well past the SMTP timeout for each message
+/// of a slow batch.
+const LEASE: Duration = Duration::from_secs(300);
 /// Attempts before a message is given up on (the last waits about an hour).
 const MAX_ATTEMPTS: i32 = 10;
 
@@ -70,10 +73,10 @@ async fn deliver(
     from: &Mailbox,
     shutdown: &CancellationToken,
 ) -> store::Result<()> {
-    // A stopping server waits for one batch at most.
+    // A stopping server waits for one batch at most. Claim (committed at once), send, then record
+    // each outcome: no transaction is open while the relay takes its time.
     while !shutdown.is_cancelled() {
-        let mut tx = pool.begin().await?;
-        let due = store::mail::claim_due(&mut tx, BATCH).await?;
+        let due = store::mail::claim_due(pool, BATCH, LEASE).await?;
         for row in &due {
             let outcome = match super::open(keyring, row) {
                 Ok(Some(bodies)) => send(transport, from, row, bodies).await,
@@ -82,18 +85,17 @@ async fn deliver(
             };
             match outcome {
                 Ok(()) => {
-                    store::mail::mark_sent(&mut tx, row.id).await?;
+                    store::mail::mark_sent(pool, row.id).await?;
                     tracing::info!(id = %row.id, kind = %row.kind, "mail delivered");
                 }
                 Err((permanent, error)) => {
                     let give_up = permanent || row.attempts + 1 >= MAX_ATTEMPTS;
                     let delay = backoff(row.attempts);
                     tracing::warn!(id = %row.id, %error, give_up, retry_in = ?delay, "mail not delivered");
-                    store::mail::mark_failed(&mut tx, row.id, &error, delay, give_up).await?;
+                    store::mail::mark_failed(pool, row.id, &error, delay, give_up).await?;
                 }
             }
         }
-        tx.commit().await?;
         if due.len() < BATCH as usize {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::Refusal;
 use super::keys::{Key, KeySet, Lookup};
 use super::settings::{SigningAlg, check_url};
-use crate::outbound::{Policy, agent, get_json};
+use crate::outbound::{Client, Policy};
 
 /// The background refresh period, as the issue asks (providers announce new keys well ahead).
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
@@ -24,8 +24,8 @@ const MAX_RETRY: Duration = Duration::from_secs(300);
 
 pub(crate) struct Jwks {
     issuer: String,
-    /// The addresses the issuer's documents may be fetched from.
-    policy: Policy,
+    /// Fetches the issuer's documents from the addresses its policy allows.
+    client: Client,
     current: RwLock<Arc<KeySet>>,
     /// Bumped by every successful fetch, so a waiter knows the fetch it waited for happened.
     generation: AtomicU64,
@@ -43,7 +43,7 @@ impl Jwks {
     pub fn new(issuer: String, policy: Policy) -> Self {
         Jwks {
             issuer,
-            policy,
+            client: Client::new(policy),
             current: RwLock::new(Arc::new(KeySet::default())),
             generation: AtomicU64::new(0),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
@@ -84,12 +84,7 @@ impl Jwks {
             return state.last_error.clone().map_or(Ok(()), Err);
         }
         state.last_attempt = Some(Instant::now());
-        let (issuer, policy) = (self.issuer.clone(), self.policy);
-        let fetched = tokio::task::spawn_blocking(move || fetch(&issuer, policy))
-            .await
-            .map_err(|e| format!("the key fetch stopped: {e}"))
-            .and_then(|fetched| fetched);
-        match fetched {
+        match fetch(&self.client, &self.issuer).await {
             Ok(set) => {
                 tracing::info!(issuer = %self.issuer, keys = set.len(), "fetched the identity provider's signing keys");
                 *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
@@ -130,12 +125,10 @@ impl Jwks {
     }
 }
 
-/// Discovery, then the key set it points to, fetched as `policy` allows. Blocking: run off the
-/// async runtime.
-fn fetch(issuer: &str, policy: Policy) -> Result<KeySet, String> {
-    let agent = agent(policy);
+/// Discovery, then the key set it points to.
+async fn fetch(client: &Client, issuer: &str) -> Result<KeySet, String> {
     let discovery_url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
-    let discovery = get_json(&agent, &discovery_url)?;
+    let discovery = client.get_json(&discovery_url).await?;
     match discovery.get("issuer").and_then(Value::as_str) {
         Some(named) if named == issuer => {}
         Some(named) => {
@@ -147,5 +140,5 @@ fn fetch(issuer: &str, policy: Policy) -> Result<KeySet, String> {
         return Err(format!("{discovery_url} has no `jwks_uri`"));
     };
     check_url("the provider's jwks_uri", jwks_uri).map_err(|e| e.to_string())?;
-    KeySet::parse(&get_json(&agent, jwks_uri)?).map_err(|e| format!("{jwks_uri}: {e}"))
+    KeySet::parse(&client.get_json(jwks_uri).await?).map_err(|e| format!("{jwks_uri}: {e}"))
 }

@@ -39,6 +39,8 @@ pub struct Sso {
     keys: Mutex<HashMap<String, Arc<Jwks>>>,
     /// How long a federated session lives at most (as a password sign-in's).
     session_absolute: Duration,
+    /// Calls tenants' providers: public addresses only (and loopback when allowed).
+    client: crate::outbound::Client,
 }
 
 /// Why a federated sign-in did not happen, in words a person can act on.
@@ -110,6 +112,7 @@ impl Sso {
             allow_loopback_http,
             keys: Mutex::new(HashMap::new()),
             session_absolute,
+            client: crate::outbound::Client::new(crate::outbound::Policy::tenant(allow_loopback_http)),
         }
     }
 
@@ -120,10 +123,7 @@ impl Sso {
 
     /// Verifies a tenant's provider and records the outcome (`verified`, or back to `draft`).
     pub async fn verify(&self, idp: &TenantIdp) -> Result<discovery::Report, StoreError> {
-        let (issuer, allow) = (idp.issuer.clone(), self.allow_loopback_http);
-        let report = tokio::task::spawn_blocking(move || discovery::verify(&issuer, allow))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let report = discovery::verify(&idp.issuer, self.allow_loopback_http).await;
         db::record_verification(&self.pool, idp.tenant_id, idp.updated_at, report.passed(), &report.to_json()).await?;
         Ok(report)
     }
@@ -270,28 +270,7 @@ impl Sso {
         ];
         let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let basic = data_encoding::BASE64.encode(format!("{}:{}", encode(&idp.client_id), encode(secret)).as_bytes());
-        let policy = crate::outbound::Policy::tenant(self.allow_loopback_http);
-        let answer = tokio::task::spawn_blocking(move || {
-            let response = crate::outbound::agent(policy)
-                .post(&endpoint)
-                .set("Authorization", &format!("Basic {basic}"))
-                .set("Accept", "application/json")
-                .send_form(&form.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
-            match response {
-                Ok(response) => response.into_json::<Value>().map_err(|e| format!("the token endpoint's answer: {e}")),
-                Err(ureq::Error::Status(status, response)) => {
-                    let body: Value = response.into_json().unwrap_or(Value::Null);
-                    Err(format!(
-                        "the token endpoint answered {status} {}",
-                        body["error_description"].as_str().or(body["error"].as_str()).unwrap_or("")
-                    ))
-                }
-                Err(error) => Err(format!("cannot reach the token endpoint: {error}")),
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-        .map_err(SsoError::Exchange)?;
+        let answer = exchange(&self.client, &endpoint, &basic, &form).await.map_err(SsoError::Exchange)?;
         answer["id_token"]
             .as_str()
             .map(str::to_owned)
@@ -421,6 +400,39 @@ fn random() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     BASE64URL_NOPAD.encode(&bytes)
+}
+
+/// The token request at the tenant's provider: its answer's JSON, or what went wrong in words.
+async fn exchange(
+    client: &crate::outbound::Client,
+    endpoint: &str,
+    basic: &str,
+    form: &[(&str, String)],
+) -> Result<Value, String> {
+    let request = client
+        .request(reqwest::Method::POST, endpoint)?
+        .header("Authorization", format!("Basic {basic}"))
+        .header("Accept", "application/json")
+        .form(form);
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the token endpoint: {}", crate::outbound::transport(&e)))?;
+    let status = response.status();
+    let body =
+        crate::outbound::bounded_body(response, 512 * 1024).await.map_err(|e| format!("the token endpoint: {e}"))?;
+    let answer: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if !status.is_success() {
+        return Err(format!(
+            "the token endpoint answered {} {}",
+            status.as_u16(),
+            answer["error_description"].as_str().or(answer["error"].as_str()).unwrap_or("")
+        ));
+    }
+    if answer.is_null() {
+        return Err("the token endpoint's answer is not JSON".into());
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]

@@ -301,30 +301,36 @@ pub struct DueWebhook {
     pub attempts: i32,
 }
 
-/// Claims up to `limit` due webhooks for the rest of the caller's transaction.
-pub async fn claim_webhooks(conn: &mut PgConnection, limit: i64) -> Result<Vec<DueWebhook>> {
+/// Claims up to `limit` due webhooks for `lease`: each is this replica's to send until then (other
+/// replicas skip it), and comes back by itself if this one stops before recording the outcome. The
+/// claim commits at once: nothing stays open while the webhooks are sent.
+pub async fn claim_webhooks(pool: &PgPool, limit: i64, lease: std::time::Duration) -> Result<Vec<DueWebhook>> {
     Ok(sqlx::query_as(
-        "SELECT id, url, event, body, attempts FROM webhook_outbox
-          WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+        "UPDATE webhook_outbox o SET next_attempt_at = now() + $2
+           FROM (SELECT id FROM webhook_outbox
+                  WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+                  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+          WHERE o.id = due.id
+      RETURNING o.id, o.url, o.event, o.body, o.attempts",
     )
     .bind(limit)
-    .fetch_all(conn)
+    .bind(chrono::TimeDelta::from_std(lease).unwrap_or_default())
+    .fetch_all(pool)
     .await?)
 }
 
-pub async fn webhook_delivered(conn: &mut PgConnection, id: Uuid) -> Result<()> {
+pub async fn webhook_delivered(pool: &PgPool, id: Uuid) -> Result<()> {
     sqlx::query(
         "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
     )
     .bind(id)
-    .execute(conn)
+    .execute(pool)
     .await?;
     Ok(())
 }
 
 pub async fn webhook_failed(
-    conn: &mut PgConnection,
+    pool: &PgPool,
     id: Uuid,
     error: &str,
     delay: std::time::Duration,
@@ -339,7 +345,7 @@ pub async fn webhook_failed(
     .bind(crate::store::bounded(error, 1000).as_ref())
     .bind(chrono::TimeDelta::from_std(delay).unwrap_or_default())
     .bind(give_up)
-    .execute(conn)
+    .execute(pool)
     .await?;
     Ok(())
 }

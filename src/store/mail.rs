@@ -59,28 +59,36 @@ pub struct OutboxRow {
 const OUTBOX: &str = "SELECT id, recipient, subject, kind, key_id, body_sealed, created_at, attempts, next_attempt_at,
         sent_at, failed_at, last_error FROM email_outbox";
 
-/// Claims up to `limit` due messages, in the caller's transaction (other replicas skip them).
-pub async fn claim_due(conn: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>> {
-    Ok(sqlx::query_as(&format!(
-        "{OUTBOX} WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED"
-    ))
+/// Claims up to `limit` due messages for `lease`: each is this replica's to send until then (other
+/// replicas skip it), and comes back by itself if this one stops before recording the outcome. The
+/// claim commits at once: nothing stays open while the mail is sent.
+pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<OutboxRow>> {
+    Ok(sqlx::query_as(
+        "UPDATE email_outbox o SET next_attempt_at = now() + make_interval(secs => $2)
+           FROM (SELECT id FROM email_outbox
+                  WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
+                  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+          WHERE o.id = due.id
+      RETURNING o.id, o.recipient, o.subject, o.kind, o.key_id, o.body_sealed, o.created_at, o.attempts,
+                o.next_attempt_at, o.sent_at, o.failed_at, o.last_error",
+    )
     .bind(limit)
-    .fetch_all(conn)
+    .bind(lease.as_secs_f64())
+    .fetch_all(pool)
     .await?)
 }
 
 /// Delivered: the sealed body (it carries a token) is deleted.
-pub async fn mark_sent(conn: &mut PgConnection, id: Uuid) -> Result<()> {
+pub async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<()> {
     sqlx::query("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, body_sealed = NULL, last_error = NULL WHERE id = $1")
         .bind(id)
-        .execute(conn)
+        .execute(pool)
         .await?;
     Ok(())
 }
 
 /// Not delivered: try again after `delay`, or give up (the body is deleted) when `give_up`.
-pub async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str, delay: Duration, give_up: bool) -> Result<()> {
+pub async fn mark_failed(pool: &PgPool, id: Uuid, error: &str, delay: Duration, give_up: bool) -> Result<()> {
     sqlx::query(
         "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2,
                 next_attempt_at = now() + make_interval(secs => $3),
@@ -92,7 +100,7 @@ pub async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str, delay: 
     .bind(error)
     .bind(delay.as_secs_f64())
     .bind(give_up)
-    .execute(conn)
+    .execute(pool)
     .await?;
     Ok(())
 }

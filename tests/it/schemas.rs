@@ -31,9 +31,11 @@ fn documents(dir: &Path) -> Result<Vec<serde_json::Value>, String> {
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
             let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
             for document in serde_yaml::Deserializer::from_str(&text) {
-                let value =
+                // Through YAML's own value, which refuses a key written twice as Gatehouse and
+                // check-jsonschema do (a JSON value would keep the last silently).
+                let value: serde_yaml::Value =
                     serde::Deserialize::deserialize(document).map_err(|e| format!("{}: {e}", path.display()))?;
-                out.push(value);
+                out.push(serde_json::to_value(value).map_err(|e| format!("{}: {e}", path.display()))?);
             }
         }
     }
