@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::delivery::{self, DeliveryCache};
 use crate::denials::DenialLog;
@@ -75,10 +76,16 @@ pub struct Server {
     api: JoinHandle<std::io::Result<()>>,
     reconciler: JoinHandle<()>,
     flusher: JoinHandle<()>,
+    /// Every other background task: shutdown waits for all of them.
+    tasks: TaskTracker,
     denials: DenialLog,
     /// Lives as long as the server: a watched config directory wakes the reconciler on an edit.
     _watcher: Option<notify::RecommendedWatcher>,
 }
+
+/// How long shutdown waits for the background workers once the API and the reconciler have
+/// stopped: the workers stop between messages, so this bounds one send in flight.
+const TASKS_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Starts every task of a running Gatehouse on `listener` and returns at once.
 pub fn launch(
@@ -89,10 +96,16 @@ pub fn launch(
 ) -> anyhow::Result<Server> {
     let address = listener.local_addr().context("cannot read the address the API listens on")?;
     let shutdown = CancellationToken::new();
+    // Every background task is started here, on this tracker or (the three `wait` stops in order)
+    // with its own handle: nothing runs that shutdown does not wait for.
+    let tasks = TaskTracker::new();
     let operators = match settings.oidc {
-        Some(oidc) => Some(crate::operators::Verifier::start(oidc, shutdown.clone())?),
+        Some(oidc) => Some(crate::operators::Verifier::new(oidc)?),
         None => None,
     };
+    if let Some(verifier) = &operators {
+        tasks.spawn(verifier.keep_keys_fresh(shutdown.clone()));
+    }
     let wake = Arc::new(tokio::sync::Notify::new());
     let metrics = Arc::new(Metrics::default());
     let watcher = match &source {
@@ -103,7 +116,7 @@ pub fn launch(
     };
     tracing::info!(%address, source = %source.describe(), replica = %settings.replica, interval = ?settings.interval, "gatehouse is serving");
 
-    tokio::spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
+    tasks.spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
     let reconciler = Controller {
         pool: reconciler_pool(&pool),
         source,
@@ -118,7 +131,7 @@ pub fn launch(
 
     let public_url = settings.public_url.unwrap_or_else(|| format!("http://{address}"));
     let cache = Arc::new(DeliveryCache::new(&public_url, settings.key_rate_limit));
-    tokio::spawn(delivery::sync::keep_current(cache.clone(), pool.clone(), shutdown.clone()));
+    tasks.spawn(delivery::sync::keep_current(cache.clone(), pool.clone(), shutdown.clone()));
     let flusher = tokio::spawn(delivery::sync::flush_key_use(
         cache.clone(),
         pool.clone(),
@@ -129,11 +142,11 @@ pub fn launch(
     let denials = DenialLog::start(pool.clone());
     let identity_settings = identity::Settings { public_url, ..settings.identity };
     let identity = Identity::new(pool.clone(), identity_settings, settings.keyring, denials.clone());
-    tokio::spawn(identity::invitation::run(identity.clone(), shutdown.clone()));
-    tokio::spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
-    tokio::spawn(prune_expired(identity.clone(), shutdown.clone()));
-    tokio::spawn(purge_deleted_tenants(pool.clone(), settings.retention, shutdown.clone()));
-    tokio::spawn(keep_audit_months(
+    tasks.spawn(identity::invitation::run(identity.clone(), shutdown.clone()));
+    tasks.spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
+    tasks.spawn(prune_expired(identity.clone(), shutdown.clone()));
+    tasks.spawn(purge_deleted_tenants(pool.clone(), settings.retention, shutdown.clone()));
+    tasks.spawn(keep_audit_months(
         pool.clone(),
         settings.audit_retention,
         settings.audit_checkpoints.clone(),
@@ -141,16 +154,16 @@ pub fn launch(
     ));
     match settings.audit_checkpoints {
         Some(checkpoints) => {
-            tokio::spawn(crate::audit::checkpoint::run(pool.clone(), checkpoints, shutdown.clone()));
+            tasks.spawn(crate::audit::checkpoint::run(pool.clone(), checkpoints, shutdown.clone()));
         }
         None => tracing::warn!(
             "audit checkpoints are off: set GATEHOUSE_AUDIT_SIGNING_KEY (gatehouse audit keygen) to sign the log's chains"
         ),
     }
     let budgets = Arc::new(crate::budget::book::Book::default());
-    tokio::spawn(crate::budget::book::keep_current(budgets.clone(), pool.clone(), shutdown.clone()));
+    tasks.spawn(crate::budget::book::keep_current(budgets.clone(), pool.clone(), shutdown.clone()));
     if let Some(webhook) = settings.budget_webhook.clone() {
-        tokio::spawn(crate::budget::notify::run(pool.clone(), webhook, shutdown.clone()));
+        tasks.spawn(crate::budget::notify::run(pool.clone(), webhook, shutdown.clone()));
     }
     let keys = crate::oidc::Keys::new(pool.clone(), identity.keyring.clone(), settings.provider.id_token);
     let provider = Arc::new(crate::oidc::Provider {
@@ -158,7 +171,7 @@ pub fn launch(
         lifetimes: settings.provider,
         keys,
     });
-    tokio::spawn(keep_signing_keys(provider.clone(), pool.clone(), shutdown.clone()));
+    tasks.spawn(keep_signing_keys(provider.clone(), pool.clone(), shutdown.clone()));
     let sso = Arc::new(crate::sso::Sso::new(
         pool.clone(),
         identity.keyring.clone(),
@@ -182,19 +195,28 @@ pub fn launch(
         denials: denials.clone(),
     });
     let api = tokio::spawn(api::serve(listener, state, shutdown.clone()));
-    Ok(Server { address, shutdown, pool, api, reconciler, flusher, denials, _watcher: watcher })
+    tasks.close();
+    Ok(Server { address, shutdown, pool, api, reconciler, flusher, tasks, denials, _watcher: watcher })
 }
 
 impl Server {
     /// Waits until the server has stopped (after `shutdown` is cancelled): the requests in flight
     /// first, then the refusals they left to audit (written before the process ends), then the
-    /// reconciler's pass under way and the last write of the keys' use.
+    /// reconciler's pass under way and the last write of the keys' use, then every other task
+    /// (workers stop between batches).
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.api.await;
         self.denials.close().await;
         served.context("the API task failed")?.context("the API stopped with an error")?;
         self.reconciler.await.context("the reconciler task failed")?;
         self.flusher.await.context("the key-use flush task failed")?;
+        if tokio::time::timeout(TASKS_DEADLINE, self.tasks.wait()).await.is_err() {
+            tracing::warn!(
+                still_running = self.tasks.len(),
+                seconds = TASKS_DEADLINE.as_secs(),
+                "background tasks still running after the deadline are cut"
+            );
+        }
         Ok(())
     }
 

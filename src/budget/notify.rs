@@ -88,7 +88,7 @@ pub async fn run(pool: PgPool, webhook: Webhook, shutdown: CancellationToken) {
     // The operator configured the address: their setting allows a private one.
     let client = crate::outbound::Client::new(crate::outbound::Policy::operator());
     loop {
-        if let Err(error) = deliver_due(&pool, &client, &webhook).await {
+        if let Err(error) = deliver_due(&pool, &client, &webhook, &shutdown).await {
             tracing::warn!(%error, "cannot deliver budget webhooks");
         }
         if !listener.wait_for_work(POLL, &shutdown).await {
@@ -98,11 +98,26 @@ pub async fn run(pool: PgPool, webhook: Webhook, shutdown: CancellationToken) {
 }
 
 /// Claim (committed at once), send, then record each outcome: no transaction is open while a
-/// receiver takes its time.
-async fn deliver_due(pool: &PgPool, client: &crate::outbound::Client, webhook: &Webhook) -> store::Result<()> {
-    for due in db::claim_webhooks(pool, 20, LEASE).await? {
+/// receiver takes its time. A stopping server gives back what it has not delivered yet.
+async fn deliver_due(
+    pool: &PgPool,
+    client: &crate::outbound::Client,
+    webhook: &Webhook,
+    shutdown: &CancellationToken,
+) -> store::Result<()> {
+    let claimed = db::claim_webhooks(pool, 20, LEASE).await?;
+    for (sent, due) in claimed.iter().enumerate() {
         let signed = signature(webhook.secret.expose().as_bytes(), chrono::Utc::now().timestamp(), &due.body);
-        match send(client, &due, &signed).await {
+        let outcome = tokio::select! {
+            outcome = send(client, due, &signed) => outcome,
+            // Stopping: this one and the rest go back (a receiver that got it sees it again, with
+            // the same `Gatehouse-Delivery`).
+            () = shutdown.cancelled() => {
+                let unsent: Vec<Uuid> = claimed[sent..].iter().map(|due| due.id).collect();
+                return db::release_webhooks(pool, &unsent).await;
+            }
+        };
+        match outcome {
             Ok(()) => db::webhook_delivered(pool, due.id).await?,
             Err(error) => {
                 let give_up = due.attempts + 1 >= MAX_ATTEMPTS;

@@ -73,13 +73,20 @@ async fn deliver(
     from: &Mailbox,
     shutdown: &CancellationToken,
 ) -> store::Result<()> {
-    // A stopping server waits for one batch at most. Claim (committed at once), send, then record
-    // each outcome: no transaction is open while the relay takes its time.
+    // Claim (committed at once), send, then record each outcome: no transaction is open while the
+    // relay takes its time. A stopping server gives back what it has not sent yet.
     while !shutdown.is_cancelled() {
         let due = store::mail::claim_due(pool, BATCH, LEASE).await?;
-        for row in &due {
+        for (sent, row) in due.iter().enumerate() {
             let outcome = match super::open(keyring, row) {
-                Ok(Some(bodies)) => send(transport, from, row, bodies).await,
+                Ok(Some(bodies)) => tokio::select! {
+                    outcome = send(transport, from, row, bodies) => outcome,
+                    // Stopping: this one and the rest go back for any replica to send.
+                    () = shutdown.cancelled() => {
+                        let unsent: Vec<uuid::Uuid> = due[sent..].iter().map(|row| row.id).collect();
+                        return store::mail::release(pool, &unsent).await;
+                    }
+                },
                 Ok(None) => Err((true, "the message has no body".to_owned())),
                 Err(error) => Err((true, error.to_string())),
             };

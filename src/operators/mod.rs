@@ -166,13 +166,18 @@ impl std::fmt::Display for Refusal {
 impl std::error::Error for Refusal {}
 
 impl Verifier {
-    /// Starts the background JWKS refresh (hourly) until `shutdown`; never fails because the IdP is
-    /// down (logs, retries); fails only on invalid settings. Call within a Tokio runtime.
-    pub fn start(settings: OidcSettings, shutdown: CancellationToken) -> Result<Arc<Verifier>, SettingsError> {
+    /// A verifier of `settings`; fails only on invalid settings (never because the IdP is down).
+    /// Its keys are fetched by `keep_keys_fresh`, which the caller runs.
+    pub fn new(settings: OidcSettings) -> Result<Arc<Verifier>, SettingsError> {
         settings.check()?;
         let jwks = Arc::new(jwks::Jwks::new(settings.issuer_url.clone(), crate::outbound::Policy::operator()));
-        tokio::spawn(jwks.clone().keep_fresh(shutdown));
         Ok(Arc::new(Verifier { settings, jwks, verified: Verified::default() }))
+    }
+
+    /// Fetches the provider's keys now, then hourly, until `shutdown` (logs and retries while the
+    /// provider is down).
+    pub fn keep_keys_fresh(&self, shutdown: CancellationToken) -> impl std::future::Future<Output = ()> + use<> {
+        self.jwks.clone().keep_fresh(shutdown)
     }
 
     pub fn settings(&self) -> &OidcSettings {

@@ -319,6 +319,15 @@ pub async fn claim_webhooks(pool: &PgPool, limit: i64, lease: std::time::Duratio
     .await?)
 }
 
+/// Gives claimed webhooks back unsent (a stopping replica): due again at once, for any replica.
+pub async fn release_webhooks(pool: &PgPool, ids: &[Uuid]) -> Result<()> {
+    sqlx::query("UPDATE webhook_outbox SET next_attempt_at = now() WHERE id = ANY($1) AND delivered_at IS NULL AND failed_at IS NULL")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn webhook_delivered(pool: &PgPool, id: Uuid) -> Result<()> {
     sqlx::query(
         "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",

@@ -78,6 +78,17 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec
     .await?)
 }
 
+/// Gives claimed messages back unsent (a stopping replica): due again at once, for any replica.
+pub async fn release(pool: &PgPool, ids: &[Uuid]) -> Result<()> {
+    sqlx::query(
+        "UPDATE email_outbox SET next_attempt_at = now() WHERE id = ANY($1) AND sent_at IS NULL AND failed_at IS NULL",
+    )
+    .bind(ids)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Delivered: the sealed body (it carries a token) is deleted.
 pub async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<()> {
     sqlx::query("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, body_sealed = NULL, last_error = NULL WHERE id = $1")

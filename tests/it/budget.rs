@@ -465,3 +465,61 @@ async fn a_federated_sign_in_as_a_co_owner_cannot_approve() {
     let approved = call(&server, "POST", &approve, Some(&arthur), None).await;
     assert_eq!((approved.status, approved.body["status"].as_str()), (200, Some("pending")), "{}", approved.text);
 }
+
+/// Issue 22.5: a webhook is claimed in a committed statement and sent with no transaction open, so
+/// a receiver that takes its time holds no row lock and no connection; a server stopped while it
+/// waits ends within its deadline and gives its claim back, and the next replica delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_transaction_stays_open_while_a_slow_webhook_receiver_answers_and_a_stop_gives_the_claim_back() {
+    let (db, repo) = (TestDb::new().await, Repo::example());
+    repo.edit(
+        "tenants/acme.yaml",
+        "budget: { monthlyLimit: 500000, onLimit: block, warnAt: [75, 90] }",
+        "budget: { monthlyLimit: 100, onLimit: block, warnAt: [50] }",
+    );
+    // Answers after 30 s: longer than the test looks and than the server's stop deadline.
+    let (slow, calls) = {
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move || {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    axum::http::StatusCode::OK
+                }
+            }),
+        );
+        let socket = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}/hook", socket.local_addr().expect("address"));
+        tokio::spawn(async move { axum::serve(socket, app).await });
+        (url, calls)
+    };
+    let env = [("GATEHOUSE_BUDGET_WEBHOOK_URL", slow.as_str()), ("GATEHOUSE_BUDGET_WEBHOOK_SECRET", "hook-secret")];
+    let mut server = started(&repo, &db, &env).await;
+    let (_, key) = issue(&server, "billing-app", &[]);
+    report(&server, &key, "acme", 0, 60).await;
+    within(Duration::from_secs(10), "the receiver is called", || {
+        std::future::ready(calls.load(std::sync::atomic::Ordering::SeqCst) >= 1)
+    })
+    .await;
+
+    let name = db.url.rsplit('/').next().expect("db name").to_owned();
+    let open = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND xact_start IS NOT NULL
+            AND state <> 'active' AND now() - xact_start > interval '1 second'"
+    );
+    let locked =
+        "SELECT count(*) FROM webhook_outbox WHERE id IN (SELECT id FROM webhook_outbox FOR UPDATE SKIP LOCKED)";
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(db.count(&open).await, 0, "no transaction stays open while the receiver waits");
+    assert_eq!(db.count(locked).await, 1, "the webhook's row is not locked while it is sent");
+
+    let stopped = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || server.terminate()).await.expect("stopped");
+    assert_eq!(status, Some(0), "a clean exit");
+    assert!(stopped.elapsed() < Duration::from_secs(25), "stopped within its deadline: {:?}", stopped.elapsed());
+    let due_again = "SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL AND next_attempt_at <= now() + interval '5 seconds'";
+    assert_eq!(db.count(due_again).await, 1, "the claim is given back, due again at once, not after its lease");
+}
