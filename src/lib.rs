@@ -37,4 +37,5 @@ pub mod source;
 pub mod sso;
 pub mod store;
 pub mod telemetry;
+pub mod traces;
 pub mod usage;

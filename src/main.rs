@@ -10,7 +10,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     quiet_on_closed_stdout();
     let cli = gatehouse::cli::Cli::parse();
-    gatehouse::cli::init_tracing(cli.log_format);
+    let _traces = gatehouse::cli::init_tracing(cli.log_format);
     gatehouse::cli::run(cli)
 }
 

@@ -78,6 +78,7 @@ impl FromRequestParts<AppState> for Caller {
             Some(Presented::ApiKey(key)) => application(state, parts, &head, token_of(&key, false)).await?,
             Some(Presented::Bearer(token)) => bearer(state, parts, &head, token_of(&token, true)).await?,
         };
+        crate::traces::on_request("actor.kind", actor.kind());
         let caller = Caller { actor, head };
         if let Actor::Platform(PlatformActor { via: authz::PlatformVia::BootstrapToken, .. }) = &caller.actor {
             // Break-glass: every use of the bootstrap token is on the record.
@@ -282,6 +283,7 @@ impl Caller {
         tenant: &str,
         kind: Kind<'_>,
     ) -> Result<(TenantName, Option<Arc<TenantFlags>>), ApiError> {
+        crate::traces::on_request("tenant", tenant);
         let name = match input::tenant(tenant) {
             Ok(name) => name,
             Err(malformed) => {

@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::FutureExt;
 use serde_json::json;
+use tracing::Instrument as _;
 
 /// The largest body of a JSON or form route. The webhook route sets its own.
 pub(crate) const BODY_LIMIT: usize = 1024 * 1024;
@@ -31,20 +32,50 @@ const MAX_READ: usize = 64 * 1024;
 const MAX_QUOTED_CHARS: usize = 320;
 
 pub(crate) async fn layer(request: Request, next: Next) -> Response {
+    let span = request_span(&request);
     let response = match oversized(&request) {
         Some(refusal) => refusal,
         // Nothing is shared across the unwind but what a handler owned: it is dropped with it.
-        None => match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        None => match AssertUnwindSafe(next.run(request).instrument(span.clone())).catch_unwind().await {
             Ok(response) => response,
             Err(_) => {
-                tracing::error!("a request handler panicked");
+                tracing::error!(parent: &span, "a request handler panicked");
                 envelope(StatusCode::INTERNAL_SERVER_ERROR, "internal error".into())
             }
         },
     };
+    span.record("http.response.status_code", i64::from(response.status().as_u16()));
+    // An access log line, inside the span (so with its trace id), when spans are exported or
+    // `RUST_LOG=gatehouse::request=debug` asks for it.
+    tracing::debug!(target: "gatehouse::request", parent: &span, status = response.status().as_u16(), "answered");
     let mut response = if needs_envelope(&response) { into_envelope(response).await } else { response };
     response.headers_mut().insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     response
+}
+
+/// The span of one request (issue 22.7): method and route now, the status when it is answered, the
+/// tenant and the caller's kind when the handler learns them (`Caller`). `debug`, under its own
+/// target: it exists only when spans are exported (`traces`), and then the request's log lines
+/// carry it, its trace id included.
+fn request_span(request: &Request) -> tracing::Span {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map_or("", |p| p.as_str());
+    let span = tracing::debug_span!(
+        target: "gatehouse::request",
+        "request",
+        otel.name = %format_args!("{} {}", request.method(), if route.is_empty() { "unmatched" } else { route }),
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+        tenant = tracing::field::Empty,
+        actor.kind = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if !span.is_disabled()
+        && let Some(id) = span.in_scope(crate::traces::current_trace_id)
+    {
+        span.record("trace_id", tracing::field::display(id));
+    }
+    span
 }
 
 fn oversized(request: &Request) -> Option<Response> {

@@ -40,11 +40,7 @@ pub struct Cli {
     pub log_format: LogFormat,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
+pub use crate::traces::LogFormat;
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -203,13 +199,10 @@ fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_owned()))
 }
 
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,gatehouse=info".into());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+/// The log on stderr, and spans over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set; keep the
+/// guard until the command ends.
+pub fn init_tracing(format: LogFormat) -> crate::traces::Guard {
+    crate::traces::init(format)
 }
 
 /// Runs a command and maps its result to the documented exit codes.

@@ -49,6 +49,7 @@ impl SessionLookup {
     }
 
     /// The live session whose access token hashes to `hash`.
+    #[tracing::instrument(name = "db.find_session", level = "debug", skip_all)]
     pub async fn find(&self, hash: Vec<u8>) -> Result<Option<SessionView>> {
         let (reply, answer) = oneshot::channel();
         self.requests.send((hash, reply)).await.map_err(|_| StoreError::Task("session lookups stopped".into()))?;

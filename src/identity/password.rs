@@ -90,6 +90,7 @@ impl Hasher {
         Hasher { jobs, decoy: Arc::new(hash_blocking("decoy password that no account has")) }
     }
 
+    #[tracing::instrument(name = "password.hash", level = "debug", skip_all)]
     pub async fn hash(&self, password: &str) -> String {
         let (reply, answer) = oneshot::channel();
         self.submit(Job::Hash(password.to_owned(), reply)).await;
@@ -97,6 +98,7 @@ impl Hasher {
     }
 
     /// Verifies against `phc`, or against the decoy when there is none (same cost, always false).
+    #[tracing::instrument(name = "password.verify", level = "debug", skip_all)]
     pub async fn verify(&self, password: &str, phc: Option<&str>) -> bool {
         let (reply, answer) = oneshot::channel();
         let known = phc.is_some();

@@ -174,6 +174,7 @@ impl Controller {
         tracing::info!("reconciler stopped");
     }
 
+    #[tracing::instrument(name = "reconcile.pass", level = "debug", skip_all, fields(triggered = triggered))]
     async fn pass(&self, memory: &mut Memory, triggered: bool) -> Result<Pass, PassError> {
         if !self.lead(memory).await {
             return Ok(Pass::NotLeader);

@@ -215,6 +215,7 @@ pub async fn apply_allowing(
 
 /// `apply_allowing` for a caller that already holds the reconciler lock (the `serve` leader); the
 /// lock is the proof asked for.
+#[tracing::instrument(name = "reconcile.apply", level = "debug", skip_all, fields(commit = commit.unwrap_or("")))]
 pub async fn apply_with_lock(
     _lock: &store::ReconcilerLock,
     pool: &PgPool,

@@ -122,6 +122,7 @@ pub async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Re
 
 /// `insert_audit` with the clock given: the rows occurred, and are recorded, at `now` (or just
 /// after the row before them in their chain, if that was recorded later).
+#[tracing::instrument(name = "db.insert_audit", level = "debug", skip_all, fields(rows = entries.len()))]
 pub async fn insert_audit_at(conn: &mut PgConnection, entries: &[AuditEntry], now: DateTime<Utc>) -> Result<()> {
     let now = stored_time(now);
     let rows = entries

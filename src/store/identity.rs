@@ -67,6 +67,7 @@ pub struct SignIn {
     pub attempt: Attempt,
 }
 
+#[tracing::instrument(name = "db.sign_in", level = "debug", skip_all)]
 pub async fn sign_in(pool: &PgPool, email: &str, lockout: Lockout) -> Result<SignIn> {
     #[derive(sqlx::FromRow)]
     struct Row {
@@ -217,6 +218,7 @@ pub async fn successor_session(
     .await?)
 }
 
+#[tracing::instrument(name = "db.create_session", level = "debug", skip_all)]
 pub async fn create_session(pool: &PgPool, new: NewSession<'_>, times: SessionTimes) -> Result<SessionView> {
     Ok(sqlx::query_as(&format!(
         "WITH s AS (

@@ -26,4 +26,5 @@ mod schemas;
 mod serve;
 mod sso;
 mod sync_history;
+mod traces;
 mod usage;
