@@ -26,6 +26,58 @@ use crate::authz::{Action, Actor, Resource};
 use crate::store::StoreError;
 use crate::store::audit_read::{self as db, AuditFilter, AuditRow};
 
+// It documents the body that `audit::reported::parse` checks field by field (so that a batch
+// answers each bad event on its own, which a typed parse could not); a test keeps its fields and
+// `reported::FIELDS` equal.
+/// An audit event as an application reports it (API-LOG, FR-LOG-001).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub(crate) struct ReportedAuditEvent {
+    /// Yours: an event id is stored once per application, so a retry is safe.
+    #[schema(min_length = 1, max_length = 256, example = "evt-0001")]
+    id: String,
+    /// The tenant it happened in; the tenant must list the application.
+    #[schema(min_length = 1, max_length = 256, example = "acme")]
+    tenant: String,
+    /// When it happened: RFC 3339, at most 400 days back and 5 minutes ahead.
+    timestamp: DateTime<Utc>,
+    /// Who did it, as the application knows them.
+    #[schema(min_length = 1, max_length = 512, example = "alice@acme.example")]
+    actor: String,
+    /// What was done, such as `invoice.export`.
+    #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 128, example = "invoice.export")]
+    kind: String,
+    /// What it was done to.
+    #[schema(min_length = 1, max_length = 1024, example = "invoice/2026-11")]
+    resource: String,
+    outcome: ReportedOutcome,
+    /// The client's address, IPv4 or IPv6.
+    #[schema(value_type = String, example = "203.0.113.7")]
+    ip: std::net::IpAddr,
+    /// Anything else, as a JSON object.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Map<String, Value>>,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum ReportedOutcome {
+    Success,
+    Failure,
+}
+
+/// The body of `POST /v1/audit/events`: one event, or a batch of at most 1,000.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum ReportedAuditEvents {
+    One(ReportedAuditEvent),
+    Batch(Vec<ReportedAuditEvent>),
+}
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(events, ingest)).routes(routes!(export))
 }
@@ -35,7 +87,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     path = "/v1/audit/events",
     tag = "application",
     security(("apiKey" = ["audit:write"]), ("apiKeyHeader" = ["audit:write"])),
-    request_body(content = Object, description = "One event, or an array of at most 1,000: `id` (yours, for retries), `tenant`, `timestamp` (RFC 3339), `actor`, `type`, `resource`, `outcome` (`success` or `failure`), `ip`, and optional `metadata` (an object)."),
+    request_body(content = ReportedAuditEvents, description = "One event, or an array of at most 1,000. Each is checked on its own: a batch stores the good ones and answers each bad one with its reason."),
     responses(
         (status = 200, description = "What was stored, what was a duplicate, and each refused event with its reason.", body = IngestResult),
         (status = 422, description = "No event of the request could be stored: the event's own code (a single event) or `invalid_events` naming each.")
@@ -318,6 +370,20 @@ fn described(filter: &AuditFilter, rows: Option<usize>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Issue 22.2: the documented event has exactly the fields the parser reads.
+    #[test]
+    fn the_documented_event_has_the_fields_the_parser_reads() {
+        use utoipa::PartialSchema as _;
+        let schema = serde_json::to_value(ReportedAuditEvent::schema()).expect("json");
+        let mut documented: Vec<&str> =
+            schema["properties"].as_object().expect("properties").keys().map(String::as_str).collect();
+        documented.sort_unstable();
+        let mut read = crate::audit::reported::FIELDS.to_vec();
+        read.sort_unstable();
+        assert_eq!(documented, read);
+        assert_eq!(schema["additionalProperties"], false, "unknown fields are refused");
+    }
 
     #[test]
     fn a_page_cursor_reads_back_what_it_wrote() {

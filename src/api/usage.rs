@@ -18,7 +18,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use chrono::{Datelike, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -35,12 +35,76 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(ingest, export)).routes(routes!(totals))
 }
 
+// It documents the body that `usage::event::parse` checks field by field (so that a batch answers
+// each bad event on its own).
+/// A usage event: a CloudEvent 1.0 in structured JSON. Other CloudEvents attributes (extensions,
+/// `datacontenttype`, …) are allowed and ignored.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct ReportedUsageEvent {
+    /// `1.0`; required as CloudEvents, optional as plain JSON.
+    #[schema(example = "1.0")]
+    specversion: Option<UsageSpecVersion>,
+    /// Unique for its `source`: a retry of the same event is counted once.
+    #[schema(min_length = 1, max_length = 256, example = "evt-0001")]
+    id: String,
+    /// Who sent it, as a URI reference.
+    #[schema(min_length = 1, max_length = 512, example = "//billing-app/worker-1")]
+    source: String,
+    /// The event type, such as `api.call`: what a budget's `eventTypes` name.
+    #[serde(rename = "type")]
+    #[schema(min_length = 1, max_length = 256, example = "api.call")]
+    kind: String,
+    /// The tenant's name; the tenant must list the application.
+    #[schema(min_length = 1, max_length = 63, example = "acme")]
+    subject: String,
+    /// When it happened: RFC 3339, at most 35 days back and 5 minutes ahead.
+    time: DateTime<Utc>,
+    data: UsageData,
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+enum UsageSpecVersion {
+    #[serde(rename = "1.0")]
+    V1,
+}
+
+/// What the event counts, with anything else the application keeps beside it.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UsageData {
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64, example = 1)]
+    quantity: i64,
+}
+
+/// A batch of at most 1,000 usage events.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub(crate) struct UsageEventBatch(Vec<ReportedUsageEvent>);
+
+/// One usage event, or a batch of at most 1,000 (`application/json`).
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub(crate) enum ReportedUsageEvents {
+    One(ReportedUsageEvent),
+    Batch(UsageEventBatch),
+}
+
 #[utoipa::path(
     post, operation_id = "ingest_usage",
     path = "/v1/usage/events",
     tag = "application",
     security(("apiKey" = ["usage:write"]), ("apiKeyHeader" = ["usage:write"])),
-    request_body(content = Object, description = "A CloudEvent 1.0 (`application/cloudevents+json`), a batch of at most 1,000 (`application/cloudevents-batch+json`), or the same as plain `application/json` (an object or an array). `subject` names the tenant, `type` the event type, `data.quantity` (a positive integer) what it counts; `time` at most 35 days back and 5 minutes ahead.", content_type = "application/cloudevents+json"),
+    request_body(
+        description = "A CloudEvent 1.0 (`application/cloudevents+json`), a batch of at most 1,000 (`application/cloudevents-batch+json`), or the same as plain `application/json` (an object or an array; `specversion` may be left out). Each event is checked on its own: a batch stores the good ones and answers each bad one with its reason.",
+        content(
+            (ReportedUsageEvent = "application/cloudevents+json"),
+            (UsageEventBatch = "application/cloudevents-batch+json"),
+            (ReportedUsageEvents = "application/json"),
+        ),
+    ),
     responses(
         (status = 200, description = "What was stored, what was a duplicate, and each refused event with its reason.", body = IngestResult),
         (status = 415, description = "A content type other than the three above."),

@@ -14,10 +14,11 @@ pub const OLDEST: TimeDelta = TimeDelta::days(400);
 /// How far ahead of the server's clock.
 pub const NEWEST: TimeDelta = TimeDelta::minutes(5);
 
-const MAX_ID: usize = 256;
-const MAX_ACTOR: usize = 512;
-const MAX_TYPE: usize = 128;
-const FIELDS: [&str; 9] = ["id", "tenant", "timestamp", "actor", "type", "resource", "outcome", "ip", "metadata"];
+pub const MAX_ID: usize = 256;
+pub const MAX_ACTOR: usize = 512;
+pub const MAX_TYPE: usize = 128;
+/// Every field an event may have (`api::audit::ReportedAuditEvent` documents each).
+pub const FIELDS: [&str; 9] = ["id", "tenant", "timestamp", "actor", "type", "resource", "outcome", "ip", "metadata"];
 
 /// A valid reported event.
 #[derive(Debug, Clone, PartialEq)]

@@ -453,13 +453,17 @@ async fn a_month_past_the_retention_is_dropped_and_verify_still_passes() {
         ("GATEHOUSE_AUDIT_SIGNING_KEY", seed.as_str()),
         ("GATEHOUSE_AUDIT_CHECKPOINT_DIR", dir_text.as_str()),
     ];
-    let server = started(&repo, &db, &env).await;
+    let mut server = started(&repo, &db, &env).await;
     let files = || std::fs::read_dir(dir.path()).map_or(0, |d| d.flatten().count());
-    within(Duration::from_secs(10), "the old month is dropped, and its checkpoint copied", || async {
-        db.count(&exists).await == 0 && files() >= 2
+    // Every checkpoint copied, not only the first: a stop between a drop's commit and its copy
+    // would leave a checkpoint without its file, which verify rightly reports.
+    within(Duration::from_secs(10), "the old month is dropped, and every checkpoint copied", || async {
+        db.count(&exists).await == 0
+            && files() >= 2
+            && files() as i64 == db.count("SELECT count(*) FROM audit_checkpoints").await
     })
     .await;
-    drop(server);
+    assert_eq!(tokio::task::spawn_blocking(move || server.terminate()).await.expect("stopped"), Some(0));
     assert_eq!(db.count("SELECT count(*) FROM audit_log WHERE action LIKE 'old.%'").await, 0);
     // Every month past the retention went (the empty ones too), each drop audited.
     let months = db.count("SELECT count(*) FROM audit_retention").await;

@@ -259,10 +259,11 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
     let bodies: BTreeMap<String, crate::hostile::Route> =
         routes().into_iter().map(|r| (shape(r.method, r.path), r)).collect();
     let mut cells = Vec::new();
+    let mut sessions = BTreeMap::new();
     for route in &documented {
         let template = bodies.get(route).unwrap_or_else(|| panic!("{route}: no body in the hostile table"));
         for who in ACTORS {
-            let credential = credential(&server, &db, *who, &keys).await;
+            let credential = credential(&server, &db, *who, &keys, &mut sessions).await;
             let path = fill(template.path, *who);
             let (status, body) = send(&server, template.method, &path, template.body, credential.as_deref()).await;
             cells.push(Cell { route: route.clone(), who: *who, status, body, path });
@@ -412,13 +413,27 @@ async fn issue_keys(server: &ServeProcess) -> BTreeMap<&'static str, String> {
     keys
 }
 
-/// The bearer of `who`: a fresh session per cell (a cell may sign it out or end it).
-async fn credential(server: &ServeProcess, db: &TestDb, who: Who, keys: &BTreeMap<&str, String>) -> Option<String> {
+/// The bearer of `who`. A session actor keeps its session from cell to cell while it is live, and
+/// signs in again once a cell has ended it (signed out, ended, its role or password changed): a
+/// sign-in per cell would be 500 argon2 hashes.
+async fn credential(
+    server: &ServeProcess,
+    db: &TestDb,
+    who: Who,
+    keys: &BTreeMap<&str, String>,
+    sessions: &mut BTreeMap<&'static str, String>,
+) -> Option<String> {
     match who {
         Who::Anonymous => None,
         Who::Operator => Some(OPERATOR.to_owned()),
         Who::Key { label, .. } | Who::Platform { label, .. } => Some(keys[label].clone()),
-        Who::Session { email, role, pending, .. } => {
+        Who::Session { label, email, role, pending, .. } => {
+            if let Some(token) = sessions.get(label) {
+                let check = call(server, "GET", "/v1/auth/session", Some(token), None).await;
+                if check.status == 200 && check.body["role"] == role {
+                    return Some(token.clone());
+                }
+            }
             let tokens =
                 call(server, "POST", "/v1/auth/login", None, Some(json!({ "email": email, "password": PASSWORD })))
                     .await;
@@ -428,7 +443,9 @@ async fn credential(server: &ServeProcess, db: &TestDb, who: Who, keys: &BTreeMa
                 let id = tokens.body["session"]["id"].as_str().expect("session id");
                 db.execute(&format!("UPDATE sessions SET pending = 'mfa_verify' WHERE id = '{id}'")).await;
             }
-            Some(tokens.body["access_token"].as_str().expect("access token").to_owned())
+            let token = tokens.body["access_token"].as_str().expect("access token").to_owned();
+            sessions.insert(label, token.clone());
+            Some(token)
         }
     }
 }
