@@ -80,6 +80,9 @@ impl FromRequestParts<AppState> for Caller {
         };
         crate::traces::on_request("actor.kind", actor.kind());
         let caller = Caller { actor, head };
+        if let Some(asker) = parts.extensions.get::<super::refusals::Asker>() {
+            asker.set(&caller.actor, caller.origin());
+        }
         if let Actor::Platform(PlatformActor { via: authz::PlatformVia::BootstrapToken, .. }) = &caller.actor {
             // Break-glass: every use of the bootstrap token is on the record.
             let target = Target::platform(caller.head.uri.path());

@@ -145,8 +145,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let refused =
+            matches!(self, Self::Rule { .. }).then(|| super::refusals::Refused { code, message: message.clone() });
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
         let mut response = (status, Json(body)).into_response();
+        if let Some(refused) = refused {
+            // Audited by `refusals::layer` on the routes that take it.
+            response.extensions_mut().insert(refused);
+        }
         let retry_after = match self {
             Self::TooManyRequests { retry_after } => Some(retry_after),
             Self::Unavailable(_) => Some(RETRY_UNAVAILABLE_AFTER),

@@ -26,6 +26,7 @@ mod oidc;
 pub mod openapi;
 mod overrides;
 mod pages;
+mod refusals;
 mod sso;
 mod sync;
 mod tenants;
@@ -134,11 +135,16 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .merge(flags::router())
         .merge(ofrep::router())
         .merge(auth::router(state))
-        .merge(tenants::router())
-        .merge(overrides::router())
-        .merge(users::router())
-        .merge(sync::router())
-        .merge(apps::router())
+        .merge(audited_refusals(
+            state,
+            OpenApiRouter::new()
+                .merge(tenants::router())
+                .merge(overrides::router())
+                .merge(users::router())
+                .merge(sync::router())
+                .merge(apps::router())
+                .merge(sso::router()),
+        ))
         .merge(mail::router())
         .merge(evaluation::router())
         .merge(usage::router())
@@ -146,9 +152,16 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .merge(budget::router())
         .merge(login::router())
         .merge(oidc::router())
-        .merge(sso::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     OpenApiRouter::with_openapi(openapi::base()).merge(hooks::router()).merge(bounded)
+}
+
+/// `routes` with their rule refusals audited (`refusals`); the document needs no state, nor this.
+fn audited_refusals(state: Option<&AppState>, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    match state {
+        Some(state) => routes.route_layer(middleware::from_fn_with_state(state.clone(), refusals::layer)),
+        None => routes,
+    }
 }
 
 async fn not_found(uri: axum::http::Uri) -> ApiError {

@@ -255,6 +255,11 @@ async fn the_last_owner_stays_and_admins_cannot_touch_owners() {
         let refused = call(&server, method, &path, Some(OPERATOR), body).await;
         assert_eq!((refused.status, code(&refused)), (409, "last_owner"), "{method}: {}", refused.text);
     }
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'api.refused' AND tenant = 'duo'
+        AND metadata->>'code' = 'last_owner'";
+    // The three above, and the loser of the race before them.
+    within(Duration::from_secs(5), "each refusal audited (issue 22.4)", || async { db.count(audited).await == 4 })
+        .await;
     // Promoting someone else first makes it possible.
     let promoted = call(
         &server,
@@ -360,6 +365,17 @@ async fn git_declared_tenants_and_users_are_changed_in_git() {
     .await;
     assert_eq!((invited.status, code(&invited)), (409, "managed_by_git"), "{}", invited.text);
     assert_eq!(db.count("SELECT count(*) FROM users WHERE email = 'contractor@acme.example'").await, 0);
+
+    // Issue 22.4: every one of the six refusals is audited once, naming who, what and why, in the
+    // tenant's log.
+    let refused_rows = "SELECT count(*) FROM audit_log WHERE action = 'api.refused' AND outcome = 'failure'
+        AND actor = 'bootstrap-token' AND actor_type = 'operator' AND tenant = 'acme'
+        AND metadata->>'code' = 'managed_by_git' AND metadata->>'status' = '409'
+        AND metadata->>'reason' LIKE '%tenants/acme.yaml%'";
+    within(Duration::from_secs(5), "six refusals audited", || async { db.count(refused_rows).await == 6 }).await;
+    let invitation = "SELECT count(*) FROM audit_log WHERE action = 'api.refused'
+        AND resource = '/v1/tenants/acme/users' AND metadata->>'method' = 'POST' AND metadata->>'route' = '/v1/tenants/{tenant}/users'";
+    assert_eq!(db.count(invitation).await, 1);
 }
 
 /// FR-OPS-001, UC-TENANT-SUSPEND, FR-TENANT-002: suspension ends sessions and refuses keys on both
@@ -629,6 +645,9 @@ async fn operators_override_flags_with_the_plans_types() {
     .await;
     assert_eq!((wrong.status, code(&wrong)), (422, "wrong_flag_type"), "{}", wrong.text);
     assert!(wrong.text.contains("flag `max_projects` is integer in plan `free`"), "{}", wrong.text);
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'api.refused' AND tenant = 'flagged'
+        AND metadata->>'code' = 'wrong_flag_type' AND metadata->>'status' = '422'";
+    within(Duration::from_secs(5), "the refusal audited (issue 22.4)", || async { db.count(audited).await == 1 }).await;
     let unknown =
         call(&server, "PUT", "/v1/tenants/flagged/overrides/teleport", Some(OPERATOR), Some(json!({ "value": true })))
             .await;
