@@ -248,7 +248,7 @@ async fn insert_sessions(pool: &sqlx::PgPool, count: usize) -> Vec<Holder> {
 /// The AuthZEN request of load session `i`.
 fn evaluation_body(i: usize, holder: &Holder, users_per_tenant: usize) -> String {
     let subject = format!(r#"{{"type":"session","id":"{}"}}"#, holder.token);
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         format!(
             r#"{{"subject":{subject},"action":{{"name":"users.list"}},"resource":{{"type":"tenant","id":"{}"}}}}"#,
             holder.tenant

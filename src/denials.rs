@@ -377,10 +377,10 @@ impl DenialLog {
         self.shared.closing.store(true, Ordering::Release);
         self.shared.wake.notify_one();
         let writer = self.shared.writer.lock().unwrap_or_else(PoisonError::into_inner).take();
-        if let Some(writer) = writer {
-            if let Err(error) = writer.await {
-                tracing::error!(%error, "the writer of refusals' audit rows failed");
-            }
+        if let Some(writer) = writer
+            && let Err(error) = writer.await
+        {
+            tracing::error!(%error, "the writer of refusals' audit rows failed");
         }
     }
 }

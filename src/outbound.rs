@@ -50,11 +50,14 @@ impl Policy {
                 if a == 0 || v4.is_multicast() || a >= 240 {
                     return false;
                 }
+                let [.., c, _] = v4.octets();
                 let private = v4.is_private()
                     || v4.is_link_local()
                     || v4.is_documentation()
                     || (a == 100 && (64..128).contains(&b))
-                    || (a == 198 && (18..20).contains(&b));
+                    || (a == 198 && (18..20).contains(&b))
+                    // IETF protocol assignments (192.0.0.0/24).
+                    || (a == 192 && b == 0 && c == 0);
                 !private || self.allow_private
             }
             IpAddr::V6(v6) => {
@@ -73,6 +76,12 @@ impl Policy {
                 if let Some(v4) = embedded {
                     return self.allows(IpAddr::V4(v4));
                 }
+                // 6to4 (2002:a.b.c.d::/48) carries an IPv4 address too.
+                if segments[0] == 0x2002 {
+                    let [_, high, low, ..] = segments;
+                    let v4 = std::net::Ipv4Addr::new((high >> 8) as u8, high as u8, (low >> 8) as u8, low as u8);
+                    return self.allows(IpAddr::V4(v4));
+                }
                 if v6.is_loopback() {
                     return self.allow_loopback;
                 }
@@ -80,7 +89,9 @@ impl Policy {
                     return false;
                 }
                 let first = v6.segments()[0];
-                let private = (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80;
+                // Unique local (fc00::/7), link-local (fe80::/10) and the deprecated site-local
+                // (fec0::/10).
+                let private = (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 || (first & 0xffc0) == 0xfec0;
                 !private || self.allow_private
             }
         }
@@ -227,6 +238,9 @@ mod tests {
             "198.18.0.1",
             "240.0.0.1",
             "255.255.255.255",
+            "192.0.0.170",
+            "fec0::1",
+            "2002:a00:1::1",
         ] {
             assert!(!tenant.allows(ip(private)), "{private}");
         }
@@ -236,6 +250,7 @@ mod tests {
         assert!(tenant.allows(ip("93.184.216.34")));
         assert!(tenant.allows(ip("2606:2800:220:1::1")), "a public IPv6 address");
         assert!(tenant.allows(ip("::ffff:93.184.216.34")));
+        assert!(tenant.allows(ip("2002:5db8:d822::1")), "6to4 of a public IPv4 address");
         let operator = Policy::operator();
         assert!(operator.allows(ip("10.1.2.3")) && operator.allows(ip("127.0.0.1")));
         assert!(!operator.allows(ip("0.0.0.0")), "nobody connects to the unspecified address");

@@ -99,6 +99,14 @@ pub fn launch(
     // Every background task is started here, on this tracker or (the three `wait` stops in order)
     // with its own handle: nothing runs that shutdown does not wait for.
     let tasks = TaskTracker::new();
+    let wake = Arc::new(tokio::sync::Notify::new());
+    // Everything that can refuse to start does so before any task is started.
+    let watcher = match &source {
+        Source::Directory(dir) => {
+            Some(controller::watch_directory(dir, wake.clone()).context("cannot watch the config directory")?)
+        }
+        Source::Git(_) => None,
+    };
     let operators = match settings.oidc {
         Some(oidc) => Some(crate::operators::Verifier::new(oidc)?),
         None => None,
@@ -106,14 +114,8 @@ pub fn launch(
     if let Some(verifier) = &operators {
         tasks.spawn(verifier.keep_keys_fresh(shutdown.clone()));
     }
-    let wake = Arc::new(tokio::sync::Notify::new());
     let metrics = Arc::new(Metrics::default());
-    let watcher = match &source {
-        Source::Directory(dir) => {
-            Some(controller::watch_directory(dir, wake.clone()).context("cannot watch the config directory")?)
-        }
-        Source::Git(_) => None,
-    };
+
     tracing::info!(%address, source = %source.describe(), replica = %settings.replica, interval = ?settings.interval, "gatehouse is serving");
 
     tasks.spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
@@ -207,9 +209,11 @@ impl Server {
     pub async fn wait(self) -> anyhow::Result<()> {
         let served = self.api.await;
         self.denials.close().await;
-        served.context("the API task failed")?.context("the API stopped with an error")?;
-        self.reconciler.await.context("the reconciler task failed")?;
-        self.flusher.await.context("the key-use flush task failed")?;
+        // Whatever failed, every task is waited for (workers give back what they claimed); the
+        // first failure is reported after.
+        self.shutdown.cancel();
+        let reconciled = self.reconciler.await;
+        let flushed = self.flusher.await;
         if tokio::time::timeout(TASKS_DEADLINE, self.tasks.wait()).await.is_err() {
             tracing::warn!(
                 still_running = self.tasks.len(),
@@ -217,6 +221,9 @@ impl Server {
                 "background tasks still running after the deadline are cut"
             );
         }
+        served.context("the API task failed")?.context("the API stopped with an error")?;
+        reconciled.context("the reconciler task failed")?;
+        flushed.context("the key-use flush task failed")?;
         Ok(())
     }
 

@@ -26,7 +26,7 @@ pub const PLAN_FLAGS: [(&str, &str); 8] = [
 /// the COPY baseline alike.
 pub fn override_value(tenant: usize, flag: usize) -> String {
     let value = match flag {
-        0 => serde_json::json!(tenant % 2 == 0),
+        0 => serde_json::json!(tenant.is_multiple_of(2)),
         1 => serde_json::json!(10 + tenant % 90),
         2 => serde_json::json!((tenant % 100) as f64 + 0.5),
         3 => serde_json::json!(format!("tier-{}", tenant % 7)),

@@ -27,6 +27,8 @@ use crate::operators::RefusalKind;
 pub struct Caller {
     pub actor: Actor,
     head: Head,
+    /// Where a refusal of this request is audited from (`refusals`), on the routes that audit them.
+    asker: Option<super::refusals::Asker>,
 }
 
 /// What audit rows keep of a request: never its credential.
@@ -79,8 +81,9 @@ impl FromRequestParts<AppState> for Caller {
             Some(Presented::Bearer(token)) => bearer(state, parts, &head, token_of(&token, true)).await?,
         };
         crate::traces::on_request("actor.kind", actor.kind());
-        let caller = Caller { actor, head };
-        if let Some(asker) = parts.extensions.get::<super::refusals::Asker>() {
+        let asker = parts.extensions.get::<super::refusals::Asker>().cloned();
+        let caller = Caller { actor, head, asker };
+        if let Some(asker) = &caller.asker {
             asker.set(&caller.actor, caller.origin());
         }
         if let Actor::Platform(PlatformActor { via: authz::PlatformVia::BootstrapToken, .. }) = &caller.actor {
@@ -310,6 +313,11 @@ impl Caller {
         };
         let flags = state.delivery.tenant(name.as_str());
         self.authorize(state, action, &Resource { kind, tenant: Some(facts(name.as_str(), flags.as_deref())) })?;
+        // A refusal from here on is in the log of the tenant the path names (only callers allowed
+        // to act on that name get here: a made-up name is an operator's).
+        if let Some(asker) = &self.asker {
+            asker.in_tenant(name.as_str());
+        }
         Ok((name, flags))
     }
 

@@ -179,7 +179,13 @@ pub(super) fn base() -> utoipa::openapi::OpenApi {
 }
 
 /// The document of every route, pretty-printed with a final newline, as committed at `openapi.json`.
+/// Made once per process: `GET /openapi.json` is public.
 pub fn document() -> String {
+    static DOCUMENT: std::sync::LazyLock<String> = std::sync::LazyLock::new(make_document);
+    DOCUMENT.clone()
+}
+
+fn make_document() -> String {
     let mut openapi = super::routes(None).into_openapi();
     // The modifiers see every operation only once the routes have added them.
     Security.modify(&mut openapi);

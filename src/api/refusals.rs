@@ -19,17 +19,28 @@ use super::AppState;
 use crate::audit::{self, Origin, Outcome, Target};
 use crate::authz::Actor;
 
-/// Who asked, left by the `Caller` extractor on the routes that take this layer.
+/// Who asked, left by the `Caller` extractor on the routes that take this layer, with the tenant
+/// the request acts in once `authorize` has read its name (as the handler decoded it).
 #[derive(Clone, Default)]
-pub(super) struct Asker(Arc<Mutex<Option<(Actor, Origin)>>>);
+pub(crate) struct Asker(Arc<Mutex<Asked>>);
+
+#[derive(Default)]
+struct Asked {
+    who: Option<(Actor, Origin)>,
+    tenant: Option<String>,
+}
 
 impl Asker {
     pub(super) fn set(&self, actor: &Actor, origin: Origin) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some((actor.clone(), origin));
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).who = Some((actor.clone(), origin));
     }
 
-    fn take(&self) -> Option<(Actor, Origin)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    pub(super) fn in_tenant(&self, tenant: &str) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).tenant = Some(tenant.to_owned());
+    }
+
+    fn take(&self) -> Asked {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -47,7 +58,8 @@ pub(super) async fn layer(State(state): State<AppState>, mut request: Request, n
     let path = request.uri().path().to_owned();
     let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let response = next.run(request).await;
-    if let (Some(refused), Some((actor, origin))) = (response.extensions().get::<Refused>(), asker.take())
+    let asked = asker.take();
+    if let (Some(refused), Some((actor, origin))) = (response.extensions().get::<Refused>(), asked.who)
         && !matches!(actor, Actor::Anonymous)
     {
         let details = json!({
@@ -57,30 +69,8 @@ pub(super) async fn layer(State(state): State<AppState>, mut request: Request, n
             "code": refused.code,
             "reason": refused.message,
         });
-        let target = Target { tenant: tenant_of(route.as_deref(), &path), path };
+        let target = Target { tenant: asked.tenant, path };
         state.denials.record(audit::entry(&actor, "api.refused", target, Outcome::Failure, &origin, details));
     }
     response
-}
-
-/// The tenant a `/v1/tenants/{tenant}/…` route names.
-fn tenant_of(route: Option<&str>, path: &str) -> Option<String> {
-    if !route?.starts_with("/v1/tenants/{tenant}") {
-        return None;
-    }
-    path.split('/').nth(3).filter(|t| !t.is_empty()).map(str::to_owned)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::tenant_of;
-
-    #[test]
-    fn the_tenant_is_read_from_a_tenants_route_only() {
-        assert_eq!(tenant_of(Some("/v1/tenants/{tenant}/users"), "/v1/tenants/acme/users").as_deref(), Some("acme"));
-        assert_eq!(tenant_of(Some("/v1/tenants/{tenant}"), "/v1/tenants/acme").as_deref(), Some("acme"));
-        assert_eq!(tenant_of(Some("/v1/tenants"), "/v1/tenants"), None);
-        assert_eq!(tenant_of(Some("/v1/apps/{app}"), "/v1/apps/acme"), None);
-        assert_eq!(tenant_of(None, "/v1/tenants/acme"), None);
-    }
 }

@@ -79,7 +79,8 @@ fn backoff(attempts: i32) -> Duration {
     Duration::from_secs((1u64 << exponent).min(3600))
 }
 
-/// How long a claimed webhook is this replica's to send: well past a send's timeouts.
+/// How long a claimed webhook is this replica's: past the client's 10 s timeout, so another
+/// replica never sends it while this one still may.
 const LEASE: Duration = Duration::from_secs(60);
 
 /// Delivers due webhooks until `shutdown`; replicas share the work (`FOR UPDATE SKIP LOCKED`).
@@ -97,32 +98,29 @@ pub async fn run(pool: PgPool, webhook: Webhook, shutdown: CancellationToken) {
     }
 }
 
-/// Claim (committed at once), send, then record each outcome: no transaction is open while a
-/// receiver takes its time. A stopping server gives back what it has not delivered yet.
+/// Claim one (committed at once), send it, then record its outcome: no transaction is open while a
+/// receiver takes its time. A stopping server gives back the one it has not delivered.
 async fn deliver_due(
     pool: &PgPool,
     client: &crate::outbound::Client,
     webhook: &Webhook,
     shutdown: &CancellationToken,
 ) -> store::Result<()> {
-    let claimed = db::claim_webhooks(pool, 20, LEASE).await?;
-    for (sent, due) in claimed.iter().enumerate() {
+    while let Some(due) = db::claim_webhook(pool, LEASE).await? {
         let signed = signature(webhook.secret.expose().as_bytes(), chrono::Utc::now().timestamp(), &due.body);
         let outcome = tokio::select! {
-            outcome = send(client, due, &signed) => outcome,
-            // Stopping: this one and the rest go back (a receiver that got it sees it again, with
-            // the same `Gatehouse-Delivery`).
-            () = shutdown.cancelled() => {
-                let unsent: Vec<Uuid> = claimed[sent..].iter().map(|due| due.id).collect();
-                return db::release_webhooks(pool, &unsent).await;
-            }
+            biased;
+            outcome = send(client, &due, &signed) => outcome,
+            // Stopping: it goes back (a receiver that got it sees it again, with the same
+            // `Gatehouse-Delivery`).
+            () = shutdown.cancelled() => return db::release_webhook(pool, &due).await,
         };
         match outcome {
-            Ok(()) => db::webhook_delivered(pool, due.id).await?,
+            Ok(()) => db::webhook_delivered(pool, &due).await?,
             Err(error) => {
                 let give_up = due.attempts + 1 >= MAX_ATTEMPTS;
                 tracing::warn!(id = %due.id, %error, give_up, "budget webhook not delivered");
-                db::webhook_failed(pool, due.id, &error, backoff(due.attempts), give_up).await?;
+                db::webhook_failed(pool, &due, &error, backoff(due.attempts), give_up).await?;
             }
         }
     }

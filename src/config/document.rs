@@ -265,7 +265,12 @@ impl<'de> Visitor<'de> for DocumentVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Document, A::Error> {
         let (mut api_version, mut kind, mut metadata, mut spec) = (None::<ApiVersion>, None::<Kind>, None, None);
+        let mut seen: Vec<String> = Vec::with_capacity(4);
         while let Some(key) = map.next_key::<String>()? {
+            if seen.contains(&key) {
+                return Err(de::Error::custom(format!("duplicate entry with key \"{key}\"")));
+            }
+            seen.push(key.clone());
             match key.as_str() {
                 "apiVersion" => api_version = Some(map.next_value()?),
                 "kind" => kind = Some(map.next_value()?),

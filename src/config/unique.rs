@@ -143,6 +143,13 @@ mod tests {
     }
 
     #[test]
+    fn a_document_key_written_twice_is_refused() {
+        let text = "apiVersion: gatehouse.dev/v1\nkind: Plan\nmetadata: { name: pro }\nspec: { flags: { a: 1 } }\nspec: { flags: {} }\n";
+        let error = serde_yaml::from_str::<crate::config::document::Document>(text).expect_err("spec twice");
+        assert!(error.to_string().contains("duplicate entry with key \"spec\""), "{error}");
+    }
+
+    #[test]
     fn values_of_every_type_are_read_as_json() {
         let spec = read("flags: { on: true, seats: 10, ratio: 0.5, tier: gold, ui: { a: [1, x], b: { c: 2 } } }")
             .expect("valid");

@@ -109,9 +109,9 @@ pub fn escape(text: &str) -> String {
 /// How long a link stays valid, as a message says it: "7 days", "30 minutes".
 pub fn describe(duration: Duration) -> String {
     let seconds = duration.as_secs();
-    let (n, unit) = if seconds % 86_400 == 0 {
+    let (n, unit) = if seconds.is_multiple_of(86_400) {
         (seconds / 86_400, "day")
-    } else if seconds % 3600 == 0 {
+    } else if seconds.is_multiple_of(3600) {
         (seconds / 3600, "hour")
     } else {
         (seconds.div_ceil(60), "minute")

@@ -16,10 +16,11 @@ use crate::store::listen::Listener;
 use crate::store::{self, mail::MAIL_CHANNEL};
 
 const POLL: Duration = Duration::from_secs(5);
-const BATCH: i64 = 50;
-/// How long a claimed batch is this replica's to send: well past the SMTP timeout for each message
-/// of a slow batch.
-const LEASE: Duration = Duration::from_secs(300);
+/// The most one message may take to send, every SMTP command included.
+const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a claimed message is this replica's: past `SEND_TIMEOUT`, so another replica never
+/// sends it while this one still may.
+const LEASE: Duration = Duration::from_secs(120);
 /// Attempts before a message is given up on (the last waits about an hour).
 const MAX_ATTEMPTS: i32 = 10;
 
@@ -73,38 +74,34 @@ async fn deliver(
     from: &Mailbox,
     shutdown: &CancellationToken,
 ) -> store::Result<()> {
-    // Claim (committed at once), send, then record each outcome: no transaction is open while the
-    // relay takes its time. A stopping server gives back what it has not sent yet.
+    // Claim one (committed at once), send it, then record its outcome: no transaction is open
+    // while the relay takes its time. A stopping server gives back the one it has not sent.
     while !shutdown.is_cancelled() {
-        let due = store::mail::claim_due(pool, BATCH, LEASE).await?;
-        for (sent, row) in due.iter().enumerate() {
-            let outcome = match super::open(keyring, row) {
-                Ok(Some(bodies)) => tokio::select! {
-                    outcome = send(transport, from, row, bodies) => outcome,
-                    // Stopping: this one and the rest go back for any replica to send.
-                    () = shutdown.cancelled() => {
-                        let unsent: Vec<uuid::Uuid> = due[sent..].iter().map(|row| row.id).collect();
-                        return store::mail::release(pool, &unsent).await;
-                    }
-                },
-                Ok(None) => Err((true, "the message has no body".to_owned())),
-                Err(error) => Err((true, error.to_string())),
-            };
-            match outcome {
-                Ok(()) => {
-                    store::mail::mark_sent(pool, row.id).await?;
-                    tracing::info!(id = %row.id, kind = %row.kind, "mail delivered");
-                }
-                Err((permanent, error)) => {
-                    let give_up = permanent || row.attempts + 1 >= MAX_ATTEMPTS;
-                    let delay = backoff(row.attempts);
-                    tracing::warn!(id = %row.id, %error, give_up, retry_in = ?delay, "mail not delivered");
-                    store::mail::mark_failed(pool, row.id, &error, delay, give_up).await?;
-                }
-            }
-        }
-        if due.len() < BATCH as usize {
+        let Some(row) = store::mail::claim_next(pool, LEASE).await? else {
             return Ok(());
+        };
+        let outcome = match super::open(keyring, &row) {
+            Ok(Some(bodies)) => tokio::select! {
+                biased;
+                outcome = tokio::time::timeout(SEND_TIMEOUT, send(transport, from, &row, bodies)) => {
+                    outcome.unwrap_or_else(|_| Err((false, format!("not sent within {} s", SEND_TIMEOUT.as_secs()))))
+                }
+                () = shutdown.cancelled() => return store::mail::release(pool, &row).await,
+            },
+            Ok(None) => Err((true, "the message has no body".to_owned())),
+            Err(error) => Err((true, error.to_string())),
+        };
+        match outcome {
+            Ok(()) => {
+                store::mail::mark_sent(pool, &row).await?;
+                tracing::info!(id = %row.id, kind = %row.kind, "mail delivered");
+            }
+            Err((permanent, error)) => {
+                let give_up = permanent || row.attempts + 1 >= MAX_ATTEMPTS;
+                let delay = backoff(row.attempts);
+                tracing::warn!(id = %row.id, %error, give_up, retry_in = ?delay, "mail not delivered");
+                store::mail::mark_failed(pool, &row, &error, delay, give_up).await?;
+            }
         }
     }
     Ok(())

@@ -284,10 +284,10 @@ pub async fn apply_with_lock(
         if ready.is_empty() {
             continue;
         }
-        if in_flight.len() == BATCHES_IN_FLIGHT {
-            if let Some(oldest) = in_flight.pop_front() {
-                oldest.await.map_err(|e| StoreError::Task(e.to_string()))?.into_iter().for_each(|r| report.add(r));
-            }
+        if in_flight.len() == BATCHES_IN_FLIGHT
+            && let Some(oldest) = in_flight.pop_front()
+        {
+            oldest.await.map_err(|e| StoreError::Task(e.to_string()))?.into_iter().for_each(|r| report.add(r));
         }
         let fallback: HashMap<String, Tenant> = ready
             .iter()

@@ -177,15 +177,15 @@ impl GitRemote {
             if attempts > 2 {
                 return Err(git2::Error::from_str("authentication failed: check the token or SSH key"));
             }
-            if allowed.contains(git2::CredentialType::SSH_KEY) {
-                if let Some(key) = &credentials.ssh_key {
-                    return git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None);
-                }
+            if allowed.contains(git2::CredentialType::SSH_KEY)
+                && let Some(key) = &credentials.ssh_key
+            {
+                return git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None);
             }
-            if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT) {
-                if let Some(token) = &credentials.token {
-                    return git2::Cred::userpass_plaintext(username.unwrap_or("x-access-token"), token.expose());
-                }
+            if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT)
+                && let Some(token) = &credentials.token
+            {
+                return git2::Cred::userpass_plaintext(username.unwrap_or("x-access-token"), token.expose());
             }
             git2::Cred::default()
         });

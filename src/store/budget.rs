@@ -299,40 +299,46 @@ pub struct DueWebhook {
     pub event: String,
     pub body: String,
     pub attempts: i32,
+    /// Until when the claim holds; also its token.
+    #[sqlx(rename = "next_attempt_at")]
+    pub claimed_until: chrono::DateTime<chrono::Utc>,
 }
 
-/// Claims up to `limit` due webhooks for `lease`: each is this replica's to send until then (other
-/// replicas skip it), and comes back by itself if this one stops before recording the outcome. The
-/// claim commits at once: nothing stays open while the webhooks are sent.
-pub async fn claim_webhooks(pool: &PgPool, limit: i64, lease: std::time::Duration) -> Result<Vec<DueWebhook>> {
+/// Claims the next due webhook for `lease`: it is this replica's to send until then (other
+/// replicas skip it) and comes back by itself if this one stops before recording the outcome. The
+/// claim commits at once: nothing stays open while it is sent. The row's new `next_attempt_at` is
+/// the claim's token: the outcome is recorded only while it still holds.
+pub async fn claim_webhook(pool: &PgPool, lease: std::time::Duration) -> Result<Option<DueWebhook>> {
     Ok(sqlx::query_as(
-        "UPDATE webhook_outbox o SET next_attempt_at = now() + $2
+        "UPDATE webhook_outbox o SET next_attempt_at = now() + $1
            FROM (SELECT id FROM webhook_outbox
                   WHERE delivered_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-                  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+                  ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) due
           WHERE o.id = due.id
-      RETURNING o.id, o.url, o.event, o.body, o.attempts",
+      RETURNING o.id, o.url, o.event, o.body, o.attempts, o.next_attempt_at",
     )
-    .bind(limit)
     .bind(chrono::TimeDelta::from_std(lease).unwrap_or_default())
-    .fetch_all(pool)
+    .fetch_optional(pool)
     .await?)
 }
 
-/// Gives claimed webhooks back unsent (a stopping replica): due again at once, for any replica.
-pub async fn release_webhooks(pool: &PgPool, ids: &[Uuid]) -> Result<()> {
-    sqlx::query("UPDATE webhook_outbox SET next_attempt_at = now() WHERE id = ANY($1) AND delivered_at IS NULL AND failed_at IS NULL")
-        .bind(ids)
+/// Gives a claimed webhook back unsent (a stopping replica): due again at once, for any replica.
+pub async fn release_webhook(pool: &PgPool, claimed: &DueWebhook) -> Result<()> {
+    sqlx::query("UPDATE webhook_outbox SET next_attempt_at = now() WHERE id = $1 AND next_attempt_at = $2 AND delivered_at IS NULL AND failed_at IS NULL")
+        .bind(claimed.id)
+        .bind(claimed.claimed_until)
         .execute(pool)
         .await?;
     Ok(())
 }
 
-pub async fn webhook_delivered(pool: &PgPool, id: Uuid) -> Result<()> {
+pub async fn webhook_delivered(pool: &PgPool, claimed: &DueWebhook) -> Result<()> {
     sqlx::query(
-        "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL WHERE id = $1",
+        "UPDATE webhook_outbox SET delivered_at = now(), attempts = attempts + 1, last_error = NULL
+          WHERE id = $1 AND next_attempt_at = $2 AND delivered_at IS NULL",
     )
-    .bind(id)
+    .bind(claimed.id)
+    .bind(claimed.claimed_until)
     .execute(pool)
     .await?;
     Ok(())
@@ -340,17 +346,18 @@ pub async fn webhook_delivered(pool: &PgPool, id: Uuid) -> Result<()> {
 
 pub async fn webhook_failed(
     pool: &PgPool,
-    id: Uuid,
+    claimed: &DueWebhook,
     error: &str,
     delay: std::time::Duration,
     give_up: bool,
 ) -> Result<()> {
     sqlx::query(
-        "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $2,
-                next_attempt_at = now() + $3, failed_at = CASE WHEN $4 THEN now() END
-          WHERE id = $1",
+        "UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $3,
+                next_attempt_at = now() + $4, failed_at = CASE WHEN $5 THEN now() END
+          WHERE id = $1 AND next_attempt_at = $2 AND delivered_at IS NULL AND failed_at IS NULL",
     )
-    .bind(id)
+    .bind(claimed.id)
+    .bind(claimed.claimed_until)
     .bind(crate::store::bounded(error, 1000).as_ref())
     .bind(chrono::TimeDelta::from_std(delay).unwrap_or_default())
     .bind(give_up)

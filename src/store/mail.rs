@@ -59,55 +59,62 @@ pub struct OutboxRow {
 const OUTBOX: &str = "SELECT id, recipient, subject, kind, key_id, body_sealed, created_at, attempts, next_attempt_at,
         sent_at, failed_at, last_error FROM email_outbox";
 
-/// Claims up to `limit` due messages for `lease`: each is this replica's to send until then (other
-/// replicas skip it), and comes back by itself if this one stops before recording the outcome. The
-/// claim commits at once: nothing stays open while the mail is sent.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease: Duration) -> Result<Vec<OutboxRow>> {
+/// Claims the next due message for `lease`: it is this replica's to send until then (other
+/// replicas skip it) and comes back by itself if this one stops before recording the outcome. The
+/// claim commits at once: nothing stays open while the mail is sent. The row's new
+/// `next_attempt_at` is the claim's token: the outcome is recorded only while it still holds.
+pub async fn claim_next(pool: &PgPool, lease: Duration) -> Result<Option<OutboxRow>> {
     Ok(sqlx::query_as(
-        "UPDATE email_outbox o SET next_attempt_at = now() + make_interval(secs => $2)
+        "UPDATE email_outbox o SET next_attempt_at = now() + make_interval(secs => $1)
            FROM (SELECT id FROM email_outbox
                   WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= now()
-                  ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+                  ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED) due
           WHERE o.id = due.id
       RETURNING o.id, o.recipient, o.subject, o.kind, o.key_id, o.body_sealed, o.created_at, o.attempts,
                 o.next_attempt_at, o.sent_at, o.failed_at, o.last_error",
     )
-    .bind(limit)
     .bind(lease.as_secs_f64())
-    .fetch_all(pool)
+    .fetch_optional(pool)
     .await?)
 }
 
-/// Gives claimed messages back unsent (a stopping replica): due again at once, for any replica.
-pub async fn release(pool: &PgPool, ids: &[Uuid]) -> Result<()> {
-    sqlx::query(
-        "UPDATE email_outbox SET next_attempt_at = now() WHERE id = ANY($1) AND sent_at IS NULL AND failed_at IS NULL",
-    )
-    .bind(ids)
-    .execute(pool)
-    .await?;
+/// Gives a claimed message back unsent (a stopping replica): due again at once, for any replica.
+pub async fn release(pool: &PgPool, claimed: &OutboxRow) -> Result<()> {
+    sqlx::query("UPDATE email_outbox SET next_attempt_at = now() WHERE id = $1 AND next_attempt_at = $2 AND sent_at IS NULL AND failed_at IS NULL")
+        .bind(claimed.id)
+        .bind(claimed.next_attempt_at)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 
 /// Delivered: the sealed body (it carries a token) is deleted.
-pub async fn mark_sent(pool: &PgPool, id: Uuid) -> Result<()> {
-    sqlx::query("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, body_sealed = NULL, last_error = NULL WHERE id = $1")
-        .bind(id)
+pub async fn mark_sent(pool: &PgPool, claimed: &OutboxRow) -> Result<()> {
+    sqlx::query("UPDATE email_outbox SET sent_at = now(), attempts = attempts + 1, body_sealed = NULL, last_error = NULL WHERE id = $1 AND next_attempt_at = $2 AND sent_at IS NULL")
+        .bind(claimed.id)
+        .bind(claimed.next_attempt_at)
         .execute(pool)
         .await?;
     Ok(())
 }
 
 /// Not delivered: try again after `delay`, or give up (the body is deleted) when `give_up`.
-pub async fn mark_failed(pool: &PgPool, id: Uuid, error: &str, delay: Duration, give_up: bool) -> Result<()> {
+pub async fn mark_failed(
+    pool: &PgPool,
+    claimed: &OutboxRow,
+    error: &str,
+    delay: Duration,
+    give_up: bool,
+) -> Result<()> {
     sqlx::query(
-        "UPDATE email_outbox SET attempts = attempts + 1, last_error = $2,
-                next_attempt_at = now() + make_interval(secs => $3),
-                failed_at = CASE WHEN $4 THEN now() END,
-                body_sealed = CASE WHEN $4 THEN NULL ELSE body_sealed END
-          WHERE id = $1",
+        "UPDATE email_outbox SET attempts = attempts + 1, last_error = $3,
+                next_attempt_at = now() + make_interval(secs => $4),
+                failed_at = CASE WHEN $5 THEN now() END,
+                body_sealed = CASE WHEN $5 THEN NULL ELSE body_sealed END
+          WHERE id = $1 AND next_attempt_at = $2 AND sent_at IS NULL AND failed_at IS NULL",
     )
-    .bind(id)
+    .bind(claimed.id)
+    .bind(claimed.next_attempt_at)
     .bind(error)
     .bind(delay.as_secs_f64())
     .bind(give_up)

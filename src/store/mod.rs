@@ -133,7 +133,12 @@ fn is_connection_error(error: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(e) => e.code().is_some_and(|code| refuses_connections(&code)),
+        sqlx::Error::Database(e) => e.code().is_some_and(|code| {
+            refuses_connections(&code)
+                // 55000 is also a statement's lasting error (a table a publication cannot
+                // update, …): only the database that refuses connections is an outage.
+                || (&*code == "55000" && e.message().contains("not currently accepting connections"))
+        }),
         _ => false,
     }
 }
@@ -141,14 +146,14 @@ fn is_connection_error(error: &sqlx::Error) -> bool {
 /// Whether a PostgreSQL error code says the database cannot serve us now, rather than that a
 /// statement was wrong: 08 connection exceptions; 28 the role may no longer sign in; 53 out of
 /// resources (too many clients, disk full, out of memory); 57P01-57P04 shut down, cannot connect
-/// now (starting up, shutting down, recovering), dropped; 3D000 the database does not exist (any
-/// more); 55000 a database that does not allow connections (`ALLOW_CONNECTIONS false`), which is
-/// the only place Gatehouse meets that code.
+/// now (starting up, shutting down, recovering), dropped, idle session ended; 3D000 the database
+/// does not exist (any more). (A database that does not allow connections answers 55000, told
+/// apart by its message in `is_connection_error`.)
 fn refuses_connections(code: &str) -> bool {
     code.starts_with("08")
         || code.starts_with("28")
         || code.starts_with("53")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "57P04" | "3D000" | "55000")
+        || matches!(code, "57P01" | "57P02" | "57P03" | "57P04" | "57P05" | "3D000")
 }
 
 /// `host:port/database`, never the password.
@@ -310,10 +315,10 @@ mod tests {
     // Issue 22.9: a database that refuses connections is a 503 the client may retry, not a 500.
     #[test]
     fn codes_of_a_database_that_cannot_serve_now_are_told_from_codes_of_a_wrong_statement() {
-        for refusing in ["08006", "28P01", "53300", "53100", "57P01", "57P03", "3D000", "55000"] {
+        for refusing in ["08006", "28P01", "53300", "53100", "57P01", "57P03", "57P05", "3D000"] {
             assert!(refuses_connections(refusing), "{refusing}");
         }
-        for wrong in ["23505", "40001", "40P01", "42P01", "22P02", "P0001", "55P03"] {
+        for wrong in ["23505", "40001", "40P01", "42P01", "22P02", "P0001", "55P03", "55000"] {
             assert!(!refuses_connections(wrong), "{wrong}");
         }
     }

@@ -372,7 +372,7 @@ async fn git_declared_tenants_and_users_are_changed_in_git() {
         AND actor = 'bootstrap-token' AND actor_type = 'operator' AND tenant = 'acme'
         AND metadata->>'code' = 'managed_by_git' AND metadata->>'status' = '409'
         AND metadata->>'reason' LIKE '%tenants/acme.yaml%'";
-    within(Duration::from_secs(5), "six refusals audited", || async { db.count(refused_rows).await == 6 }).await;
+    within(Duration::from_secs(10), "six refusals audited", || async { db.count(refused_rows).await == 6 }).await;
     let invitation = "SELECT count(*) FROM audit_log WHERE action = 'api.refused'
         AND resource = '/v1/tenants/acme/users' AND metadata->>'method' = 'POST' AND metadata->>'route' = '/v1/tenants/{tenant}/users'";
     assert_eq!(db.count(invitation).await, 1);
