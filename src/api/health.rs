@@ -4,7 +4,6 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{ApiError, AppState, Result};
@@ -18,15 +17,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(super::openapi::openapi_json))
 }
 
+/// The answer of `/healthz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// Always `ok`.
+    #[schema(example = "ok")]
+    status: &'static str,
+}
+
+/// The answer of `/readyz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Readiness {
+    /// Always `ready`.
+    #[schema(example = "ready")]
+    status: &'static str,
+    /// The platform's sync state: `Synced`, `OutOfSync`, `Drifted`, `Error`, `Paused` or `Unknown`.
+    #[schema(example = "Synced")]
+    sync: String,
+}
+
 /// The process is up.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "public",
-    responses((status = 200, description = "The process is up: `{\"status\":\"ok\"}`.", body = Object)),
+    responses((status = 200, description = "The process is up.", body = Health)),
 )]
-async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// The database answers, a reconcile pass has completed and API keys are loaded.
@@ -34,9 +52,9 @@ async fn healthz() -> Json<Value> {
     get,
     path = "/readyz",
     tag = "public",
-    responses((status = 200, description = "Ready: the database answers, a pass has completed, keys are loaded.", body = Object), (status = 503, response = super::openapi::Failure)),
+    responses((status = 200, description = "Ready: the database answers, a pass has completed, keys are loaded.", body = Readiness), (status = 503, response = super::openapi::Failure)),
 )]
-async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
+async fn readyz(State(state): State<AppState>) -> Result<Json<Readiness>> {
     let check = async {
         let mut conn = state.pool.acquire().await.ok()?;
         status::sync_state(&mut conn).await.ok()
@@ -48,7 +66,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Value>> {
             Err(ApiError::Unavailable("no reconcile pass has completed yet".into()))
         }
         Some(_) if !state.delivery.is_ready() => Err(ApiError::Unavailable("API keys are still loading".into())),
-        Some(sync) => Ok(Json(json!({ "status": "ready", "sync": sync.state }))),
+        Some(sync) => Ok(Json(Readiness { status: "ready", sync: sync.state })),
     }
 }
 

@@ -321,16 +321,16 @@ async fn withdraw_drift(
     path = "/v1/sync",
     tag = "operator",
     security(("operator" = [])),
-    responses((status = 202, description = "A reconcile pass is requested.", body = Object)),
+    responses((status = 202, description = "A reconcile pass is requested.", body = SyncRequested)),
 )]
-async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<Value>)> {
+async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<SyncRequested>)> {
     caller.authorize(&state, Action::ControlSync, &RECONCILER)?;
     let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
     status::request_sync(&mut tx).await?;
     store::insert_audit(&mut tx, &[caller.audit("sync.request", Target::platform("reconciler"), json!({}))]).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     store::notify_sync(&state.pool).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "sync requested" }))))
+    Ok((StatusCode::ACCEPTED, Json(SyncRequested { status: "sync requested" })))
 }
 
 #[utoipa::path(
@@ -338,9 +338,9 @@ async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(Stat
     path = "/v1/sync/pause",
     tag = "operator",
     security(("operator" = [])),
-    responses((status = 200, description = "Reconciling is paused.", body = Object)),
+    responses((status = 200, description = "Reconciling is paused.", body = Paused)),
 )]
-async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
+async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Paused>> {
     set_paused(&state, &caller, true).await
 }
 
@@ -349,13 +349,26 @@ async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Val
     path = "/v1/sync/resume",
     tag = "operator",
     security(("operator" = [])),
-    responses((status = 200, description = "Reconciling resumes.", body = Object)),
+    responses((status = 200, description = "Reconciling resumes.", body = Paused)),
 )]
-async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>> {
+async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Paused>> {
     set_paused(&state, &caller, false).await
 }
 
-async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<Json<Value>> {
+/// The answer of `POST /v1/sync`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct SyncRequested {
+    #[schema(example = "sync requested")]
+    status: &'static str,
+}
+
+/// Whether reconciling is paused now.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Paused {
+    paused: bool,
+}
+
+async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<Json<Paused>> {
     caller.authorize(state, Action::ControlSync, &RECONCILER)?;
     let action = if paused { "sync.pause" } else { "sync.resume" };
     let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
@@ -363,5 +376,5 @@ async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<J
     store::insert_audit(&mut tx, &[caller.audit(action, Target::platform("reconciler"), json!({}))]).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     store::notify_sync(&state.pool).await?;
-    Ok(Json(json!({ "paused": paused })))
+    Ok(Json(Paused { paused }))
 }

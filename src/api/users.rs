@@ -31,6 +31,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unlock))
 }
 
+/// The answer of ending a user's sessions.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct SessionsEnded {
+    sessions_ended: u64,
+}
+
+/// The answer of clearing a user's lockout.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Unlocked {
+    was_locked: bool,
+}
+
 fn user_target(tenant: &TenantName, email: &str) -> Target {
     Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}/user/{email}"))
 }
@@ -367,7 +381,7 @@ async fn remove(
     tag = "session",
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
-    responses((status = 200, description = "`{\"sessionsEnded\": n}`.", body = Object)),
+    responses((status = 200, description = "How many sessions were ended.", body = SessionsEnded)),
 )]
 async fn end_sessions(
     State(state): State<AppState>,
@@ -384,7 +398,7 @@ async fn end_sessions(
         store::identity::revoke_user_sessions(&mut conn, user.id, None, "revoked_by_admin").await?
     };
     audit(&state, &caller, "auth.session.revoke", &tenant, &user.email, json!({ "sessionsEnded": ended })).await?;
-    Ok(axum::Json(json!({ "sessionsEnded": ended })).into_response())
+    Ok(axum::Json(SessionsEnded { sessions_ended: ended }).into_response())
 }
 
 /// Resends an invitation: a new link, the earlier ones stop working.
@@ -428,7 +442,7 @@ async fn resend_invitation(
     tag = "admin",
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
-    responses((status = 200, description = "`{\"wasLocked\": bool}`: the user's failed sign-in attempts are forgotten.", body = Object)),
+    responses((status = 200, description = "The user's failed sign-in attempts are forgotten; whether they were locked out.", body = Unlocked)),
 )]
 async fn unlock(
     State(state): State<AppState>,
@@ -442,5 +456,5 @@ async fn unlock(
     authorize_owner_change(&state, &caller, &tenant, Some(user.role), None)?;
     let was_locked = store::identity::clear_failures(&state.pool, &user.email).await?;
     audit(&state, &caller, "auth.unlock", &tenant, &user.email, json!({ "wasLocked": was_locked })).await?;
-    Ok(axum::Json(json!({ "wasLocked": was_locked })).into_response())
+    Ok(axum::Json(Unlocked { was_locked }).into_response())
 }
