@@ -311,9 +311,36 @@ impl TokenError {
     }
 }
 
+/// An OAuth 2.0 error (RFC 6749 §5.2).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct OAuthError {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`, `unauthorized_client`,
+    /// `unsupported_grant_type`, `invalid_scope`.
+    #[schema(example = "invalid_grant")]
+    error: &'static str,
+    error_description: String,
+}
+
+/// The tokens of a code exchange or a refresh (RFC 6749 §5.1, OpenID Connect Core §3.1.3.3).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenResponse {
+    access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
+    token_type: &'static str,
+    /// Seconds the access token lives.
+    expires_in: u64,
+    refresh_token: String,
+    /// The signed ID token (JWT).
+    id_token: String,
+    /// The scopes granted, space-separated.
+    #[schema(example = "openid email profile")]
+    scope: String,
+}
+
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
-        let body = json!({ "error": self.code, "error_description": self.description });
+        let body = OAuthError { error: self.code, error_description: self.description };
         let mut response = no_store((self.status, axum::Json(body)));
         if self.basic {
             response
@@ -341,9 +368,9 @@ impl From<StoreError> for TokenError {
 #[utoipa::path(post, path = "/oauth2/token", tag = "public",
     request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "`access_token`, `refresh_token`, `id_token`.", body = Object),
-        (status = 400, description = "RFC 6749 §5.2: `error` and `error_description`.", body = Object),
-        (status = 401, description = "`invalid_client`.", body = Object),
+        (status = 200, description = "The tokens.", body = TokenResponse),
+        (status = 400, description = "RFC 6749 §5.2: `error` and `error_description`.", body = OAuthError),
+        (status = 401, description = "`invalid_client`.", body = OAuthError),
     ))]
 async fn token_endpoint(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     match token_grant(&state, &parts, &body).await {
@@ -563,14 +590,14 @@ async fn sign_id_token(
 }
 
 fn tokens(state: &AppState, access: &str, refresh: &str, id_token: &str, scope: &str) -> Response {
-    no_store(axum::Json(json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": state.identity.settings.times.access_ttl.as_secs(),
-        "refresh_token": refresh,
-        "id_token": id_token,
-        "scope": scope,
-    })))
+    no_store(axum::Json(TokenResponse {
+        access_token: access.to_owned(),
+        token_type: "Bearer",
+        expires_in: state.identity.settings.times.access_ttl.as_secs(),
+        refresh_token: refresh.to_owned(),
+        id_token: id_token.to_owned(),
+        scope: scope.to_owned(),
+    }))
 }
 
 // --- Userinfo -----------------------------------------------------------------------------------
