@@ -235,14 +235,14 @@ struct Forgot {
     path = "/v1/auth/password/forgot",
     tag = "public",
     request_body(content = Forgot),
-    responses((status = 202, description = "A reset link is mailed if an active account has this email.", body = Object)),
+    responses((status = 202, description = "A reset link is mailed if an active account has this email.", body = super::openapi::Message)),
 )]
 async fn forgot(State(state): State<AppState>, parts: Parts, body: JsonBody<Forgot>) -> Result<Response> {
     let request = body.value()?;
     let email = input::email("email", &request.email)?;
     state.identity.forgot_password(email.as_str(), &client(&parts)).await?;
     let message = "if an active account has this email, a reset link is on its way";
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({ "message": message }))).into_response())
+    Ok((StatusCode::ACCEPTED, axum::Json(super::openapi::Message { message: message.to_owned() })).into_response())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

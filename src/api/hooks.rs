@@ -7,7 +7,6 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use futures_util::StreamExt as _;
 use hmac::{Hmac, Mac};
-use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -48,9 +47,9 @@ const READ_DEADLINE: Duration = Duration::from_secs(10);
     security((), ("githubSignature" = []), ("gitlabToken" = [])),
     params(("X-GitHub-Delivery" = Option<String>, Header, description = "GitHub's delivery id: a repeated delivery is answered once."), ("X-Gitlab-Event-UUID" = Option<String>, Header, description = "GitLab's event id: a repeated delivery is answered once.")),
     request_body(content = serde_json::Value, content_type = "application/json", description = "The push event of GitHub or GitLab; only its signature is read."),
-    responses((status = 200, description = "A delivery already seen: `{\"status\":\"duplicate\"}`.", body = Object), (status = 202, description = "A reconcile pass is requested: `{\"status\":\"accepted\"}`.", body = Object)),
+    responses((status = 200, description = "A delivery already seen: `duplicate`.", body = WebhookAnswer), (status = 202, description = "A reconcile pass is requested: `accepted`.", body = WebhookAnswer)),
 )]
-async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<Value>)> {
+async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<(StatusCode, Json<WebhookAnswer>)> {
     let denied = Denied::of(&request);
     let (parts, body) = request.into_parts();
     let digest = match verified_digest(state.webhook_secret.as_ref(), &parts.headers, body).await? {
@@ -59,9 +58,17 @@ async fn git_webhook(State(state): State<AppState>, request: Request) -> Result<
     };
     if !store::remember_delivery_and_wake(&state.pool, &delivery_keys(&parts.headers, &digest)).await? {
         // A redelivery or a replay: acknowledged, so the sender stops retrying, but no pass.
-        return Ok((StatusCode::OK, Json(json!({ "status": "duplicate" }))));
+        return Ok((StatusCode::OK, Json(WebhookAnswer { status: "duplicate" })));
     }
-    Ok((StatusCode::ACCEPTED, Json(json!({ "status": "accepted" }))))
+    Ok((StatusCode::ACCEPTED, Json(WebhookAnswer { status: "accepted" })))
+}
+
+/// What became of a push webhook.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct WebhookAnswer {
+    /// `accepted` (a pass is requested) or `duplicate` (a redelivery or replay: no pass).
+    #[schema(example = "accepted")]
+    status: &'static str,
 }
 
 enum Verified {

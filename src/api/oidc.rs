@@ -798,7 +798,7 @@ fn audience_of_claims(claims: &serde_json::Map<String, Value>) -> Option<String>
 #[utoipa::path(post, path = "/v1/apps/{app}/client-secret", tag = "operator", security(("operator" = [])),
     params(("app" = String, Path, description = "The application's name (its OIDC client id).", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses(
-        (status = 201, description = "`clientId` and `clientSecret`, shown this once.", body = Object),
+        (status = 201, description = "The client's new secret, shown this once.", body = ClientSecret),
         (status = 404, response = super::openapi::Failure),
         (status = 409, response = super::openapi::Failure),
     ))]
@@ -828,19 +828,37 @@ async fn set_client_secret(State(state): State<AppState>, caller: Caller, Path(a
     let secret = token::issue(TokenKind::ClientSecret);
     db::set_client_secret(&state.pool, client.id, &secret.hash).await?;
     caller.record(&state, "oidc.client_secret.set", Target::platform(format!("application/{app}")), json!({})).await?;
-    Ok(no_store((StatusCode::CREATED, axum::Json(json!({ "clientId": app, "clientSecret": secret.token })))))
+    Ok(no_store((
+        StatusCode::CREATED,
+        axum::Json(ClientSecret { client_id: app.to_owned(), client_secret: secret.token }),
+    )))
+}
+
+/// A confidential client's new secret; the old one stops working.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ClientSecret {
+    client_id: String,
+    /// Shown this once; stored as a digest.
+    client_secret: String,
+}
+
+/// The keys that sign ID tokens from now on.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct RotatedKeys {
+    kids: Vec<String>,
 }
 
 /// Rotates the ID token signing keys at once: the published next keys start signing.
 #[utoipa::path(post, path = "/v1/oidc/keys/rotate", tag = "operator", security(("operator" = [])),
-    responses((status = 200, description = "`kids`: the keys that sign from now on.", body = Object)))]
+    responses((status = 200, description = "The keys that sign from now on.", body = RotatedKeys)))]
 async fn rotate_keys(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     caller.authorize(&state, Action::ManageKeys, &Resource::platform("ID token signing keys"))?;
     let kids = state.provider.keys.rotate().await?;
     caller
         .record(&state, "oidc.keys.rotate", Target::platform("oidc/keys".to_owned()), json!({ "kids": kids }))
         .await?;
-    Ok(axum::Json(json!({ "kids": kids })).into_response())
+    Ok(axum::Json(RotatedKeys { kids }).into_response())
 }
 
 #[cfg(test)]

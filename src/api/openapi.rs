@@ -24,6 +24,13 @@ pub(crate) struct ErrorDetail {
     pub(crate) message: String,
 }
 
+/// An answer that only says, in a sentence, what happens next (`202`s of mailed links).
+#[derive(serde::Serialize, ToSchema)]
+pub(crate) struct Message {
+    #[schema(example = "a new invitation is on its way to dan@acme.example")]
+    pub(crate) message: String,
+}
+
 /// The shared response of every failure: `{"error":{"code","message"}}`.
 pub(crate) struct Failure;
 

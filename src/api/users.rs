@@ -408,7 +408,7 @@ async fn end_sessions(
     tag = "session",
     security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
-    responses((status = 202, description = "A new invitation is on its way.", body = Object)),
+    responses((status = 202, description = "A new invitation is on its way.", body = super::openapi::Message)),
 )]
 async fn resend_invitation(
     State(state): State<AppState>,
@@ -431,7 +431,7 @@ async fn resend_invitation(
     audit(&state, &caller, "auth.invitation.send", &tenant, &user.email, json!({})).await?;
     Ok((
         StatusCode::ACCEPTED,
-        axum::Json(json!({ "message": format!("a new invitation is on its way to {}", user.email) })),
+        axum::Json(super::openapi::Message { message: format!("a new invitation is on its way to {}", user.email) }),
     )
         .into_response())
 }
