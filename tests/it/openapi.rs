@@ -79,19 +79,28 @@ fn the_openapi_document_is_version_3_1_with_one_error_schema_and_every_credentia
     }
 }
 
-/// The schemathesis CLI of the test command's virtual environment (scripts/test puts it first on
-/// PATH); a missing one fails the test rather than skipping it silently.
+/// The schemathesis CLI of the test command's virtual environment, of the release scripts/test
+/// pins (its checks and flags change between releases).
 fn schemathesis() -> std::path::PathBuf {
-    let from_path = std::env::var_os("PATH")
-        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("st")).find(|st| st.is_file()))
-        .unwrap_or_default();
-    let venv = project_dir().join("target/venv/bin/st");
-    from_path.or_else(|| venv.is_file().then_some(venv)).unwrap_or_else(|| {
-        panic!(
-            "schemathesis is not installed: run scripts/test (it installs schemathesis=={SCHEMATHESIS} into \
-             target/venv), or `pip install schemathesis=={SCHEMATHESIS}` and put its `st` on PATH"
-        )
+    let st = venv_tool("st");
+    let version = std::process::Command::new(&st).arg("--version").output().expect("st --version");
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert_eq!(version.trim(), format!("st, version {SCHEMATHESIS}"), "run scripts/test: it installs this release");
+    st
+}
+
+/// `serve` on the example repository, ready, with the document it serves (without a credential).
+async fn serving_the_document() -> (TestDb, Repo, ServeProcess, String) {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
+    within(Duration::from_secs(30), "replica ready", || async {
+        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
+    .await;
+    let served = request("GET", format!("{}/openapi.json", server.base), vec![], vec![]).await;
+    assert_eq!(served.status, 200, "{}", served.text);
+    (db, repo, server, served.text)
 }
 
 /// Issue 10.7: one credential per actor kind, a fixed seed, a bounded number of examples: zero
@@ -100,18 +109,9 @@ fn schemathesis() -> std::path::PathBuf {
 #[tokio::test]
 async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_document() {
     let st = schemathesis();
-    let db = TestDb::new().await;
-    let repo = Repo::example();
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
-
+    let (db, _repo, server, served) = serving_the_document().await;
     // Served without a credential, and the same as the committed file.
-    let served = request("GET", format!("{}/openapi.json", server.base), vec![], vec![]).await;
-    assert_eq!(served.status, 200, "{}", served.text);
-    assert_eq!(served.text, gatehouse::api::openapi::document());
+    assert_eq!(served, gatehouse::api::openapi::document());
 
     let key = request(
         "POST",
@@ -192,18 +192,10 @@ fn venv_tool(name: &str) -> std::path::PathBuf {
 #[tokio::test]
 async fn a_standard_validator_accepts_the_served_document_and_a_client_generated_from_it_calls_the_server() {
     let (validator, generator) = (venv_tool("openapi-spec-validator"), venv_tool("openapi-python-client"));
-    let db = TestDb::new().await;
-    let repo = Repo::example();
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
-    let served = request("GET", format!("{}/openapi.json", server.base), vec![], vec![]).await;
-    assert_eq!(served.status, 200, "{}", served.text);
+    let (db, _repo, server, served) = serving_the_document().await;
     let scratch = tempfile::tempdir().expect("scratch dir");
     let document = scratch.path().join("openapi.json");
-    std::fs::write(&document, &served.text).expect("document written");
+    std::fs::write(&document, &served).expect("document written");
 
     let validated =
         std::process::Command::new(&validator).arg(&document).output().expect("openapi-spec-validator runs");
