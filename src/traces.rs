@@ -51,24 +51,34 @@ pub fn init(format: LogFormat) -> Guard {
         Some(Err(problem)) => (None, Some(problem)),
         None => (None, None),
     };
-    let spans = provider.as_ref().map(|provider| {
+    let Some(provider) = provider else {
+        // No exporter: the log alone, its filter global, exactly as before traces existed (a
+        // per-layer filter makes every event's callsite ask at run time).
+        let log = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        match format {
+            LogFormat::Text => log.init(),
+            LogFormat::Json => log.json().with_current_span(true).init(),
+        }
+        if let Some(problem) = problem {
+            tracing::warn!(%problem, "OTEL_EXPORTER_OTLP_ENDPOINT is set but spans cannot be exported");
+        }
+        return Guard(None);
+    };
+    let spans = {
         // This crate's spans at every level (they are `debug`, so that without an exporter they
         // cost nothing), and its events from `info` up; the log's filter applies to the log.
         let ours = tracing_subscriber::filter::filter_fn(|meta| {
             meta.target().starts_with("gatehouse") && (meta.is_span() || *meta.level() <= tracing::Level::INFO)
         });
         tracing_opentelemetry::layer().with_tracer(provider.tracer("gatehouse")).with_filter(ours)
-    });
+    };
     let registry = tracing_subscriber::registry().with(spans);
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     match format {
         LogFormat::Text => registry.with(log.with_filter(filter)).init(),
         LogFormat::Json => registry.with(log.json().with_current_span(true).with_filter(filter)).init(),
     }
-    if let Some(problem) = problem {
-        tracing::warn!(%problem, "OTEL_EXPORTER_OTLP_ENDPOINT is set but spans cannot be exported");
-    }
-    Guard(provider)
+    Guard(Some(provider))
 }
 
 use tracing_subscriber::Layer as _;
