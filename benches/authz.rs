@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use gatehouse::authz::{self, Action, Actor, Decision, KnownTenant, PlatformActor, PlatformVia, Resource, TenantFacts};
 use gatehouse::delivery::{Principal, ScopeSet};
 use gatehouse::identity::token::{self, TokenKind};
+use gatehouse::model::SessionView;
 use gatehouse::model::{Pending, PlatformRole, Role, Scope};
-use gatehouse::store::identity::SessionView;
 use wrk::Load;
 
 #[global_allocator]

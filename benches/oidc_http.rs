@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use gatehouse::identity::password;
 use gatehouse::identity::token;
-use gatehouse::oidc::Alg;
+use gatehouse::model::Alg;
 use gatehouse::oidc::keys::SigningKey;
 use wrk::finish;
 

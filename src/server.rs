@@ -13,13 +13,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::audit::{self, Origin, Outcome, Target};
+use crate::authz::{Actor, Job};
 use crate::delivery::{self, DeliveryCache};
 use crate::denials::DenialLog;
 use crate::identity::Identity;
-use crate::identity::sealed::Keyring;
 use crate::mail::worker::Delivery;
 use crate::reconcile::controller::{self, Controller};
 use crate::secret::Secret;
+use crate::secret::sealed::Keyring;
 use crate::source::Source;
 use crate::telemetry::Metrics;
 use crate::{api, identity, mail, plan, store};
@@ -281,7 +283,20 @@ async fn purge_deleted_tenants(pool: sqlx::PgPool, retention: api::TenantRetenti
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        match store::tenants::purge_due(&pool, retention.name_reserved_for).await {
+        let reserved_days = retention.name_reserved_for.num_days();
+        let row = |name: &str| {
+            let target = Target::in_tenant(name, format!("tenant/{name}"));
+            let details = serde_json::json!({ "reservedForDays": reserved_days });
+            audit::entry(
+                &Actor::System(Job::Purge),
+                "tenant.purge",
+                target,
+                Outcome::Success,
+                &Origin::default(),
+                details,
+            )
+        };
+        match store::tenants::purge_due(&pool, retention.name_reserved_for, row).await {
             Ok(purged) if purged.is_empty() => {}
             Ok(purged) => tracing::info!(?purged, "purged deleted tenants"),
             Err(error) => tracing::warn!(%error, "cannot purge deleted tenants"),
@@ -302,6 +317,20 @@ fn reconciler_pool(pool: &PgPool) -> PgPool {
         .connect_lazy_with((*pool.connect_options()).clone())
 }
 
+/// The audit row of dropping a month of the audit log.
+fn retention_row(dropped: &store::audit_retention::Dropped) -> store::AuditEntry {
+    let target = Target::platform(format!("audit-log/{}", dropped.partition));
+    let details = serde_json::json!({ "until": dropped.until, "rows": dropped.rows, "keptFor": format!("{} days", dropped.kept_for_days) });
+    audit::entry(
+        &Actor::System(Job::Retention),
+        "audit.retention",
+        target,
+        Outcome::Success,
+        &Origin::default(),
+        details,
+    )
+}
+
 /// Creates the audit log's coming months and drops those past the retention, at start and then
 /// every hour; one replica at a time does it. With a signing key, each drop is signed by a checkpoint
 /// in its transaction.
@@ -319,7 +348,7 @@ async fn keep_audit_months(
     loop {
         let signer = sign.as_ref().map(|s| s as &store::audit_chain::Sign<'_>);
         let copy = |row: &store::audit_chain::CheckpointRow| checkpoints.iter().for_each(|c| c.copy(row));
-        match store::audit_retention::apply(&pool, keep, chrono::Utc::now(), signer, &copy).await {
+        match store::audit_retention::apply(&pool, keep, chrono::Utc::now(), signer, &copy, &retention_row).await {
             Ok(dropped) if dropped.is_empty() => {}
             Ok(dropped) => {
                 let months: Vec<&str> = dropped.iter().map(|d| d.partition.as_str()).collect();

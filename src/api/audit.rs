@@ -21,8 +21,9 @@ use super::caller::{Caller, facts};
 use super::ingest::{self, IngestResult};
 use super::{ApiError, AppState, Result, csv, input};
 use crate::audit::Target;
-use crate::audit::reported::{self, ReportedEvent};
+use crate::audit::reported;
 use crate::authz::{Action, Actor, Resource};
+use crate::store::ReportedEvent;
 use crate::store::StoreError;
 use crate::store::audit_read::{self as db, AuditFilter, AuditRow};
 

@@ -169,7 +169,7 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
     path = "/v1/auth/session",
     tag = "session",
     security(("session" = [])),
-    responses((status = 200, description = "The session: user, tenant, role, expiry, and `idleExpiresAt`.", body = crate::store::identity::SessionView)),
+    responses((status = 200, description = "The session: user, tenant, role, expiry, and `idleExpiresAt`.", body = crate::model::SessionView)),
 )]
 async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     caller.authorize(&state, Action::ReadOwnSession, &OWN_SESSION)?;
@@ -404,7 +404,7 @@ async fn visible_session(
     state: &AppState,
     caller: &Caller,
     presented: &str,
-) -> Result<Option<store::identity::SessionView>> {
+) -> Result<Option<crate::model::SessionView>> {
     let principal = caller.principal()?;
     let hash = token::hash(presented);
     let session = match TokenKind::of(presented) {

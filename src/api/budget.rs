@@ -22,9 +22,8 @@ use super::caller::Caller;
 use super::{ApiError, AppState, Result};
 use crate::audit::{self, Outcome, Target};
 use crate::authz::{Action, Actor, PlatformVia};
-use crate::budget::book::month_of;
-use crate::budget::notify::{self, Notice};
-use crate::budget::{Decision, State as BudgetState, crossed, state as budget_state};
+use crate::budget::notify::{Notice, Outbox};
+use crate::budget::{Decision, State as BudgetState, state as budget_state};
 use crate::model::{OnLimit, TenantName};
 use crate::store::budget::{self as db, OverrideRecord};
 use crate::store::{Rule, StoreError};
@@ -302,7 +301,7 @@ async fn approve_override(
     };
     let person = person(&caller).map_err(refused)?;
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    let approved = db::approve(&mut tx, tenant_id, id, &party(&caller, &person), |o, granted| {
+    let approved = crate::budget::approval::approve(&mut tx, tenant_id, id, &party(&caller, &person), |o, granted| {
         let action = if granted { "budget.override.grant" } else { "budget.override.approve" };
         caller.audit(action, target(&name), json!({ "override": o.id, "limit": o.limit, "approvals": o.approvals }))
     })
@@ -338,10 +337,18 @@ async fn notify(
     summary: String,
     details: serde_json::Value,
 ) -> Result<()> {
-    let notice = Notice { tenant, tenant_id, event, summary, details };
-    let identity = &state.identity;
-    notify::queue(tx, &identity.keyring, &identity.settings.public_url, state.budget_webhook.as_ref(), &notice).await?;
+    outbox(state).queue(tx, &Notice { tenant, tenant_id, event, summary, details }).await?;
     Ok(())
+}
+
+/// Where this server sends the notices of budget steps.
+pub(crate) fn outbox(state: &AppState) -> Outbox<'_> {
+    let identity = &state.identity;
+    Outbox {
+        keyring: &identity.keyring,
+        public_url: &identity.settings.public_url,
+        webhook: state.budget_webhook.as_ref(),
+    }
 }
 
 /// Who approves: a person (an owner, or an operator signed in at the identity provider), never the
@@ -372,72 +379,4 @@ fn tenant_id(state: &AppState, name: &TenantName) -> Result<Uuid> {
         .view(name.as_str(), Utc::now())
         .map(|v| v.id)
         .ok_or_else(|| ApiError::rule(Rule::NotFound, "not_found", format!("no tenant is named `{name}`")))
-}
-
-/// After usage was stored for `tenants` (ids): their usage is read again here, and each threshold
-/// newly crossed this month (a `warnAt` percentage, or 100 at the limit) is recorded once across
-/// replicas, with an audit row.
-pub(crate) async fn after_usage(state: &AppState, tenants: &[Uuid]) -> Result<()> {
-    if tenants.is_empty() {
-        return Ok(());
-    }
-    state.budgets.reload_usage(&state.pool, tenants).await?;
-    let now = Utc::now();
-    let month = month_of(now);
-    for (name, view) in state.budgets.views_of(tenants, now) {
-        let Some(limit) = &view.limit else { continue };
-        let mut thresholds: Vec<i16> = crossed(limit, view.usage).into_iter().map(i16::from).collect();
-        if view.usage >= limit.monthly_limit {
-            thresholds.push(100);
-        }
-        // Past a threshold, every later batch would try to record it again: only the new ones.
-        let thresholds = state.budgets.unrecorded(view.id, &thresholds);
-        if thresholds.is_empty() {
-            continue;
-        }
-        let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-        let new = db::crossed(&mut tx, view.id, month, &thresholds).await?;
-        let rows: Vec<_> = new
-            .iter()
-            .map(|threshold| {
-                let action = if *threshold == 100 { "budget.limit_reached" } else { "budget.threshold" };
-                let details = json!({ "threshold": threshold, "usage": view.usage, "limit": limit.monthly_limit, "onLimit": limit.on_limit, "month": month });
-                crate::store::AuditEntry {
-                    actor: "gatehouse-budgets".into(),
-                    actor_type: "system",
-                    action: action.into(),
-                    resource: format!("tenant/{name}/budget"),
-                    tenant: Some(name.clone()),
-                    success: true,
-                    metadata: details,
-                }
-            })
-            .collect();
-        crate::store::insert_audit(&mut tx, &rows).await?;
-        for threshold in &new {
-            let (event, summary) = if *threshold == 100 {
-                (
-                    "budget.limit_reached",
-                    format!(
-                        "{name} has reached its monthly limit: {} of {} (onLimit: {}).",
-                        view.usage, limit.monthly_limit, limit.on_limit
-                    ),
-                )
-            } else {
-                (
-                    "budget.threshold",
-                    format!(
-                        "{name} has used {threshold} % of its monthly budget: {} of {}.",
-                        view.usage, limit.monthly_limit
-                    ),
-                )
-            };
-            let details =
-                json!({ "threshold": threshold, "usage": view.usage, "limit": limit.monthly_limit, "month": month });
-            notify(state, &mut tx, &name, view.id, event, summary, details).await?;
-        }
-        tx.commit().await.map_err(StoreError::from)?;
-        state.budgets.mark_recorded(view.id, &thresholds);
-    }
-    Ok(())
 }

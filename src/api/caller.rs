@@ -305,7 +305,7 @@ impl Caller {
                             applications: std::slice::from_ref(&principal.app.name),
                         }),
                     },
-                    Actor::Platform(_) | Actor::Anonymous => facts(tenant, None),
+                    Actor::Platform(_) | Actor::Anonymous | Actor::System(_) => facts(tenant, None),
                 };
                 self.authorize(state, action, &Resource { kind, tenant: Some(own) })?;
                 return Err(malformed);
@@ -403,7 +403,7 @@ impl Caller {
     }
 
     /// The session of a user actor (routes whose only grant is a session use it after `authorize`).
-    pub fn session(&self) -> Result<&crate::store::identity::SessionView, ApiError> {
+    pub fn session(&self) -> Result<&crate::model::SessionView, ApiError> {
         match &self.actor {
             Actor::User(session) => Ok(session),
             _ => Err(ApiError::Internal("a route granted to sessions reached its handler without one".into())),
@@ -429,6 +429,12 @@ pub(crate) fn client(parts: &Parts) -> Client {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(200).collect()),
     }
+}
+
+/// Where a request without a `Caller` came from, as its audit rows name it.
+pub(crate) fn origin(parts: &Parts) -> Origin {
+    let client = client(parts);
+    Origin { ip: client.ip, user_agent: client.user_agent }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@ use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::{StatusCode, request::Parts};
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::identity::sealed::Keyring;
 use crate::mail::templates::escape;
+use crate::secret::sealed::Keyring;
 
 /// The browser's Gatehouse session: the refresh token of a session, never readable by scripts.
 pub const SESSION_COOKIE: &str = "gatehouse_session";

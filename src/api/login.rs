@@ -20,7 +20,7 @@ use crate::identity::token;
 use crate::identity::{AuthError, Tokens};
 use crate::mail::templates::escape;
 use crate::model::Pending;
-use crate::store::identity::SessionView;
+use crate::model::SessionView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show_login, submit_login)).routes(routes!(account)).routes(routes!(logout))
@@ -504,15 +504,11 @@ pub(super) async fn end_browser_session(state: &AppState, parts: &Parts) -> Opti
     if let Err(error) = crate::store::oidc::end_session_family(&state.pool, session.id, "logout").await {
         tracing::warn!(%error, "cannot end a browser session");
     }
-    let entry = crate::store::AuditEntry {
-        actor: session.email.clone(),
-        actor_type: "user",
-        action: "auth.logout".into(),
-        resource: format!("user/{}", session.email),
-        tenant: Some(session.tenant.clone()),
-        success: true,
-        metadata: serde_json::json!({ "sessionId": session.id, "ip": client(parts).ip, "via": "browser" }),
-    };
+    let origin = super::caller::origin(parts);
+    let target = crate::audit::Target::in_tenant(&session.tenant, format!("user/{}", session.email));
+    let actor = crate::authz::Actor::User(session.clone());
+    let details = serde_json::json!({ "via": "browser" });
+    let entry = crate::audit::entry(&actor, "auth.logout", target, crate::audit::Outcome::Success, &origin, details);
     if let Err(error) = crate::store::apps::audit(&state.pool, entry).await {
         tracing::warn!(%error, "cannot write an audit row");
     }

@@ -25,9 +25,11 @@ use crate::audit::Target;
 use crate::authz::{Action, Resource};
 use crate::identity::token::{self, TokenKind};
 use crate::mail::templates::escape;
+use crate::model::Alg;
 use crate::model::ClientType;
-use crate::oidc::{self, Alg};
-use crate::store::identity::SessionView;
+use crate::model::SessionView;
+use crate::oidc;
+use crate::oidc::request::{AuthorizeRequest, Next};
 use crate::store::oidc::{self as db, ClientSession};
 use crate::store::{self, AuditEntry, StoreError};
 
@@ -67,31 +69,9 @@ fn cached(body: impl IntoResponse, policy: &'static str) -> Response {
 
 // --- The authorization endpoint ----------------------------------------------------------------
 
-#[derive(Deserialize, Default, Clone, serde::Serialize, utoipa::IntoParams, utoipa::ToSchema)]
-#[into_params(parameter_in = Query)]
-pub(super) struct AuthorizeRequest {
-    response_type: Option<String>,
-    client_id: Option<String>,
-    redirect_uri: Option<String>,
-    scope: Option<String>,
-    state: Option<String>,
-    nonce: Option<String>,
-    code_challenge: Option<String>,
-    code_challenge_method: Option<String>,
-    /// `none` or `login` (`consent` and `select_account` are accepted and need nothing here).
-    prompt: Option<String>,
-    max_age: Option<String>,
-    login_hint: Option<String>,
-    /// Set by Gatehouse when it sends the browser to sign in again (`prompt=login`, `max_age`):
-    /// only a sign-in at or after this Unix time satisfies the request.
-    auth_after: Option<i64>,
-}
-
-impl AuthorizeRequest {
-    /// This request as a URL of the authorization endpoint, to come back to after signing in.
-    fn url(&self) -> String {
-        format!("/oauth2/authorize?{}", serde_urlencoded::to_string(self).unwrap_or_default())
-    }
+/// `request` as a URL of the authorization endpoint, to come back to after signing in.
+fn url_of(request: &AuthorizeRequest) -> String {
+    format!("/oauth2/authorize?{}", serde_urlencoded::to_string(request).unwrap_or_default())
 }
 
 /// The authorization endpoint (OpenID Connect Core §3.1.2), GET or form POST.
@@ -112,83 +92,55 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
             "The application that sent you here is not registered with Gatehouse. Contact its developers.",
         );
     };
-    let Some(redirect_uri) = request.redirect_uri.clone().filter(|uri| client.oidc.redirect_uris.contains(uri)) else {
-        // Never redirected to: an unregistered URI is how codes are stolen (RFC 6749 §10.15).
+    let Some(redirect_uri) = request.registered_redirect(&client.oidc.redirect_uris).map(str::to_owned) else {
         return error_page(
             "This sign-in link is not valid",
             "The application asked to return to an address it has not registered. Contact its developers.",
         );
     };
     let back = Back { issuer: &state.provider.issuer, redirect_uri: &redirect_uri, state: request.state.as_deref() };
-    if !client.active {
-        return back.error("unauthorized_client", "the application is disabled");
-    }
-    if request.response_type.as_deref() != Some("code") {
-        return back.error("unsupported_response_type", "only response_type=code is supported");
-    }
-    let scopes = match oidc::parse_scope(request.scope.as_deref().unwrap_or("")) {
-        Ok(scopes) => scopes,
-        Err(problem) => return back.error("invalid_scope", &problem),
+    let checked = match request.check(client.active, client.oidc.client_type) {
+        Ok(checked) => checked,
+        Err((code, message)) => return back.error(code, &message),
     };
-    match (request.code_challenge.as_deref(), request.code_challenge_method.as_deref()) {
-        (Some(challenge), Some("S256")) if oidc::valid_challenge(challenge) => {}
-        (Some(_), Some("S256")) => {
-            return back.error("invalid_request", "code_challenge is not a valid S256 challenge");
-        }
-        (Some(_), _) => return back.error("invalid_request", "code_challenge_method must be S256"),
-        (None, _) if client.oidc.client_type == ClientType::Public => {
-            return back.error("invalid_request", "public clients must use PKCE (code_challenge with S256)");
-        }
-        (None, _) => {}
-    }
-    let prompts: Vec<&str> = request.prompt.as_deref().unwrap_or("").split(' ').filter(|p| !p.is_empty()).collect();
-    let prompt_none = prompts.contains(&"none");
-    if prompt_none && prompts.len() > 1 {
-        return back.error("invalid_request", "prompt=none cannot be combined with other prompts");
-    }
-    let max_age = match request.max_age.as_deref().map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(seconds)) if seconds >= 0 => Some(seconds),
-        Some(_) => return back.error("invalid_request", "max_age must be a whole number of seconds"),
-    };
-    let Some((view, session)) = session_of_browser(&state, &parts).await else {
-        if prompt_none {
-            return back.error("login_required", "the user is not signed in");
-        }
-        return to_login(&request, false);
-    };
+    let browser = session_of_browser(&state, &parts).await;
     let now = chrono::Utc::now().timestamp();
-    let fresh_enough = request.auth_after.is_some_and(|after| session.auth_time.timestamp() >= after);
-    let too_old = max_age.is_some_and(|max| now - session.auth_time.timestamp() > max);
-    if !fresh_enough && (prompts.contains(&"login") || too_old) {
-        if prompt_none {
-            return back.error("login_required", "the sign-in is older than max_age");
+    let auth_time = browser.as_ref().map(|(_, session)| session.auth_time.timestamp());
+    match checked.next(auth_time, request.auth_after, now) {
+        Next::Issue => {}
+        Next::SignIn { again: false } => return to_login(&request, false),
+        Next::SignIn { again: true } => {
+            let again = AuthorizeRequest { prompt: None, auth_after: Some(now), ..request.clone() };
+            return to_login(&again, true);
         }
-        let again = AuthorizeRequest { prompt: None, auth_after: Some(now), ..request.clone() };
-        return to_login(&again, true);
+        Next::Refuse((code, message)) => return back.error(code, &message),
     }
-    let audit = |success: bool, reason: Option<&str>| AuditEntry {
-        actor: session.email.clone(),
-        actor_type: "user",
-        action: "oidc.authorize".into(),
-        resource: format!("application/{}", client.name),
-        tenant: Some(session.tenant.clone()),
-        success,
-        metadata: json!({ "client": client.name, "reason": reason, "ip": client_ip(&parts), "sessionId": session.id }),
-    };
+    let Some((view, session)) = browser else { return to_login(&request, false) };
     // The decision, like every other, through `authorize`: a tenant user signs in to an
     // application the tenant enables (the tenant facts of the in-memory cache).
     let actor = crate::authz::Actor::User(view);
+    let origin = super::caller::origin(&parts);
+    let audit = |outcome: crate::audit::Outcome, reason: Option<&str>| {
+        let target = Target::in_tenant(&session.tenant, format!("application/{}", client.name));
+        crate::audit::entry(
+            &actor,
+            "oidc.authorize",
+            target,
+            outcome,
+            &origin,
+            json!({ "client": client.name, "reason": reason }),
+        )
+    };
     let tenant = state.delivery.tenant(&session.tenant);
     let facts = super::caller::facts(&session.tenant, tenant.as_deref());
     let resource = Resource::tenant_application(&client.name, facts);
     if let crate::authz::Decision::Deny(deny) = crate::authz::authorize(&actor, Action::SignInToApplication, &resource)
     {
-        write_audit(&state, audit(false, Some(deny.reason))).await;
+        write_audit(&state, audit(crate::audit::Outcome::Failure, Some(deny.reason))).await;
         return back.error("access_denied", &deny.message);
     }
     let code = token::issue(TokenKind::Code);
-    let scope = scopes.join(" ");
+    let scope = checked.scopes.join(" ");
     let new = db::NewCode {
         code_hash: &code.hash,
         application_id: client.id,
@@ -202,7 +154,7 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
     if let Err(error) = db::insert_code(&state.pool, new).await {
         return server_error(&back, &error);
     }
-    write_audit(&state, audit(true, None)).await;
+    write_audit(&state, audit(crate::audit::Outcome::Success, None)).await;
     back.with(&[("code", &code.token)])
 }
 
@@ -217,7 +169,7 @@ async fn session_of_browser(state: &AppState, parts: &Parts) -> Option<(SessionV
 
 /// To the login page, which comes back to `request` once the user has signed in.
 fn to_login(request: &AuthorizeRequest, force: bool) -> Response {
-    let return_to: String = url::form_urlencoded::byte_serialize(request.url().as_bytes()).collect();
+    let return_to: String = url::form_urlencoded::byte_serialize(url_of(request).as_bytes()).collect();
     let force = if force { "&force=1" } else { "" };
     Redirect::to(&format!("/login?return_to={return_to}{force}")).into_response()
 }
@@ -891,7 +843,7 @@ mod tests {
             state: Some("s&t".into()),
             ..AuthorizeRequest::default()
         };
-        let url = request.url();
+        let url = url_of(&request);
         let query = url.strip_prefix("/oauth2/authorize?").unwrap_or("");
         let back: AuthorizeRequest = serde_urlencoded::from_str(query).unwrap_or_default();
         assert_eq!((back.client_id.as_deref(), back.state.as_deref()), (Some("a b"), Some("s&t")));

@@ -16,10 +16,9 @@ use super::html::{self, Page};
 use super::{ApiError, AppState, Result};
 use crate::authz::Action;
 use crate::mail::templates::escape;
-use crate::model::Role;
 use crate::sso::{Finished, SsoError};
+use crate::store::Rule;
 use crate::store::sso::{self as db, Saved, TenantIdp};
-use crate::store::{Rule, StoreError};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -108,46 +107,16 @@ async fn set(
     let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let request = body.value()?;
     not_from_git(db::idp_of_tenant(&state.pool, name.as_str()).await?.as_ref())?;
-    // Exactly as given: it must equal the provider's `iss`, trailing slash and all.
-    let issuer = request.issuer.trim().to_owned();
-    for (field, value) in [("issuer", &issuer), ("clientId", &request.client_id)] {
-        if value.chars().any(char::is_control) {
-            return Err(ApiError::BadRequest(format!("{field} must not contain control characters")));
-        }
-    }
-    url::Url::parse(&issuer).map_err(|e| ApiError::BadRequest(format!("issuer `{issuer}` is not a URL ({e})")))?;
-    if request.client_id.trim().is_empty() || request.client_id.len() > 200 {
-        return Err(ApiError::BadRequest("clientId must be 1 to 200 characters".into()));
-    }
-    if request.domains.is_empty() || request.domains.len() > 50 {
-        return Err(ApiError::BadRequest("list 1 to 50 email domains".into()));
-    }
-    let mut domains = Vec::new();
-    for domain in &request.domains {
-        let domain = domain.trim().to_lowercase();
-        let probe = format!("someone@{domain}");
-        if crate::model::Email::parse(&probe).is_err() || !domain.contains('.') {
-            return Err(ApiError::BadRequest(format!("`{}` is not an email domain", crate::model::shown(&domain))));
-        }
-        if !domains.contains(&domain) {
-            domains.push(domain);
-        }
-    }
-    let jit_role = match request.jit_role.as_deref() {
-        None => None,
-        Some("admin") => Some(Role::Admin),
-        Some("user") => Some(Role::User),
-        Some(other) => {
-            return Err(ApiError::BadRequest(format!(
-                "jitRole `{}` is not `admin` or `user` (owners are never made just in time)",
-                crate::model::shown(other)
-            )));
-        }
-    };
-    let tenant_id = tenant_id(&state, name.as_str()).await?;
+    let settings =
+        crate::sso::settings::check(&request.issuer, &request.client_id, &request.domains, request.jit_role.as_deref())
+            .map_err(ApiError::BadRequest)?;
+    let tenant_id = crate::store::tenants::id_of(&state.pool, name.as_str())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("there is no tenant `{name}`")))?;
+    let (issuer, domains) = (&settings.issuer, &settings.domains);
     // A domain another tenant's users sign in with is theirs: claiming it would send them to this
     // tenant's provider.
-    if let Some(domain) = db::domain_used_elsewhere(&state.pool, tenant_id, &domains).await? {
+    if let Some(domain) = db::domain_used_elsewhere(&state.pool, tenant_id, domains).await? {
         return Err(ApiError::rule(
             Rule::Conflict,
             "domain_in_use",
@@ -163,12 +132,12 @@ async fn set(
         .map(|secret| state.identity.keyring.seal(secret.as_bytes(), tenant_id.as_bytes()));
     let new = db::NewIdp {
         tenant_id,
-        issuer: &issuer,
-        client_id: request.client_id.trim(),
+        issuer,
+        client_id: &settings.client_id,
         secret: sealed.as_ref().map(|(key, bytes)| (key.as_str(), bytes.as_slice())),
-        domains: &domains,
+        domains,
         mandatory: request.mandatory,
-        jit_role: jit_role.map(|r| r.as_str()),
+        jit_role: settings.jit_role.map(|r| r.as_str()),
     };
     match db::save_idp(&state.pool, new).await? {
         Saved::Saved => {}
@@ -183,15 +152,6 @@ async fn set(
     caller.record(&state, "tenant.sso.set", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
     let idp = load(&state, name.as_str()).await?;
     Ok(axum::Json(view(&state, &idp)).into_response())
-}
-
-async fn tenant_id(state: &AppState, tenant: &str) -> Result<uuid::Uuid> {
-    sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1")
-        .bind(tenant)
-        .fetch_optional(&state.pool)
-        .await
-        .map_err(StoreError::from)?
-        .ok_or_else(|| ApiError::NotFound(format!("there is no tenant `{tenant}`")))
 }
 
 #[utoipa::path(delete, operation_id = "remove_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),

@@ -134,7 +134,10 @@ async fn ingest(State(state): State<AppState>, caller: Caller, headers: HeaderMa
         let (stored, grew) = db::ingest(&mut tx, application, &valid).await?;
         tx.commit().await.map_err(StoreError::from)?;
         // The events are stored: a failure to record a threshold is logged, never the answer.
-        if let Err(error) = super::budget::after_usage(&state, &grew).await {
+        if let Err(error) =
+            crate::budget::thresholds::after_usage(&state.pool, &state.budgets, super::budget::outbox(&state), &grew)
+                .await
+        {
             tracing::warn!(%error, "cannot record the budget thresholds crossed");
         }
         for ((new, index), event) in stored.into_iter().zip(positions).zip(&valid) {
@@ -302,7 +305,7 @@ async fn readable(state: &AppState, caller: &Caller, tenant: Option<&str>) -> Re
         return Ok(None);
     };
     let (name, _) = caller.authorize_tenant(state, Action::ReadUsage, "usage", tenant)?;
-    let id = db::tenant_id(&state.pool, name.as_str()).await?;
+    let id = crate::store::tenants::id_of(&state.pool, name.as_str()).await?;
     id.map(Some).ok_or_else(|| ApiError::rule(Rule::NotFound, "not_found", format!("no tenant is named `{name}`")))
 }
 

@@ -103,8 +103,7 @@ fn acting_user(caller: &Caller) -> Option<uuid::Uuid> {
     }
 }
 
-/// Owners are changed only by operators and owners: `ManageOwners` when the user is, or would
-/// become, an owner.
+/// Owners are changed only by operators and owners (`authz::owner_change`).
 fn authorize_owner_change(
     state: &AppState,
     caller: &Caller,
@@ -112,8 +111,8 @@ fn authorize_owner_change(
     current: Option<Role>,
     new: Option<Role>,
 ) -> Result<()> {
-    if current == Some(Role::Owner) || new == Some(Role::Owner) {
-        caller.authorize_tenant(state, Action::ManageOwners, "owners", tenant.as_str())?;
+    if let Some(action) = crate::authz::owner_change(current, new) {
+        caller.authorize_tenant(state, action, "owners", tenant.as_str())?;
     }
     Ok(())
 }

@@ -134,7 +134,7 @@ pub fn retention_digest(records: &[Dropped]) -> Option<String> {
             })
         })
         .collect();
-    let text = super::chain::canonical_json(&serde_json::Value::Array(records));
+    let text = crate::store::chain::canonical_json(&serde_json::Value::Array(records));
     Some(hex::encode(Sha256::digest(text.as_bytes())))
 }
 

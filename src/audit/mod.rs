@@ -2,7 +2,6 @@
 //! the same way in every row: who, what kind, and how they proved it), `audit::record` writes it.
 //! Rows that must commit with a change are passed to the store function making the change.
 
-pub mod chain;
 pub mod checkpoint;
 pub mod redact;
 pub mod reported;

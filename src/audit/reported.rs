@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value};
 
-use super::Outcome;
+use crate::store::ReportedEvent;
 use crate::store::{MAX_RESOURCE, MAX_TENANT};
 
 /// How far back a reported event may be dated: the audit log's retention.
@@ -19,20 +19,6 @@ pub const MAX_ACTOR: usize = 512;
 pub const MAX_TYPE: usize = 128;
 /// Every field an event may have (`api::audit::ReportedAuditEvent` documents each).
 pub const FIELDS: [&str; 9] = ["id", "tenant", "timestamp", "actor", "type", "resource", "outcome", "ip", "metadata"];
-
-/// A valid reported event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ReportedEvent {
-    pub id: String,
-    pub tenant: String,
-    pub timestamp: DateTime<Utc>,
-    pub actor: String,
-    pub kind: String,
-    pub resource: String,
-    pub outcome: Outcome,
-    pub ip: std::net::IpAddr,
-    pub metadata: Map<String, Value>,
-}
 
 /// Why an event was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +44,9 @@ pub fn parse(value: &Value, now: DateTime<Utc>) -> Result<ReportedEvent, Refusal
     let actor = text(fields, "actor", MAX_ACTOR)?;
     let kind = text(fields, "type", MAX_TYPE)?;
     let resource = text(fields, "resource", MAX_RESOURCE)?;
-    let outcome = match text(fields, "outcome", 16)?.as_str() {
-        "success" => Outcome::Success,
-        "failure" => Outcome::Failure,
+    let success = match text(fields, "outcome", 16)?.as_str() {
+        "success" => true,
+        "failure" => false,
         other => return Err(invalid(format!("`outcome` is {other:?}; it is \"success\" or \"failure\""))),
     };
     let raw_ip = text(fields, "ip", 64)?;
@@ -96,7 +82,7 @@ pub fn parse(value: &Value, now: DateTime<Utc>) -> Result<ReportedEvent, Refusal
         Some(Value::Object(m)) => m.clone(),
         Some(_) => return Err(invalid("`metadata` must be a JSON object")),
     };
-    Ok(ReportedEvent { id, tenant, timestamp, actor, kind, resource, outcome, ip, metadata })
+    Ok(ReportedEvent { id, tenant, timestamp, actor, kind, resource, success, ip, metadata })
 }
 
 fn text(fields: &Map<String, Value>, name: &str, max: usize) -> Result<String, Refusal> {
@@ -135,7 +121,7 @@ mod tests {
             (parsed.actor.as_str(), parsed.kind.as_str(), parsed.resource.as_str()),
             ("user-42", "document.delete", "doc/991")
         );
-        assert_eq!(parsed.outcome, Outcome::Success);
+        assert!(parsed.success);
         assert_eq!(parsed.ip.to_string(), "203.0.113.7");
         assert_eq!(parsed.metadata["reason"], "cleanup");
         for field in ["id", "tenant", "timestamp", "actor", "type", "resource", "outcome", "ip"] {

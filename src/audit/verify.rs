@@ -10,11 +10,11 @@ use std::path::Path;
 use ed25519_dalek::VerifyingKey;
 use sqlx::PgPool;
 
-use super::chain::{CHAINS, Content, Link, Walk, row_hash};
 use super::checkpoint::{self, Body};
 use crate::store::Result;
 use crate::store::audit_chain::{self as db, CheckpointRow};
 use crate::store::audit_retention::Dropped;
+use crate::store::chain::{CHAINS, Content, Link, Walk, row_hash};
 
 /// Rows read per query.
 const PAGE: i64 = 5000;
@@ -122,7 +122,7 @@ pub async fn verify(
         }
         report.rows += walk.rows;
         report.findings.extend(walk.findings.iter().map(ToString::to_string));
-        let last = walk.head().cloned().unwrap_or((0, super::chain::GENESIS.to_vec()));
+        let last = walk.head().cloned().unwrap_or((0, crate::store::chain::GENESIS.to_vec()));
         match heads.get(&chain).map(|h| (&h.seq, &h.hash)) {
             Some((seq, _)) if *seq > last.0 => report.findings.push(if *seq == last.0 + 1 {
                 format!("chain {chain} seq {seq}: the last row was deleted")

@@ -2,7 +2,7 @@
 
 use crate::delivery::Principal;
 use crate::model::PlatformRole;
-use crate::store::identity::SessionView;
+use crate::model::SessionView;
 
 /// The caller of a request.
 #[derive(Clone)]
@@ -15,6 +15,33 @@ pub enum Actor {
     Application(Principal),
     /// No credential at all.
     Anonymous,
+    /// Gatehouse itself: a job acting on nobody's request (it is never authorized, only audited).
+    System(Job),
+}
+
+/// The jobs that act as `Actor::System`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// Applies what Git declares.
+    Reconciler,
+    /// Records the budget thresholds crossed.
+    Budgets,
+    /// Purges deleted tenants whose reservation ended.
+    Purge,
+    /// Drops the audit log's partitions past retention.
+    Retention,
+}
+
+impl Job {
+    /// The job's name: the audit row's `actor`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Job::Reconciler => "gatehouse-reconciler",
+            Job::Budgets => "gatehouse-budgets",
+            Job::Purge => "gatehouse-purge",
+            Job::Retention => "gatehouse-retention",
+        }
+    }
 }
 
 /// A platform operator or auditor.
@@ -49,16 +76,18 @@ impl Actor {
             Actor::User(_) => "user",
             Actor::Application(_) => "application",
             Actor::Anonymous => "anonymous",
+            Actor::System(_) => "system",
         }
     }
 
-    /// The audit row's `actor`: an email, an IdP username, an application's name.
+    /// The audit row's `actor`: an email, an IdP username, an application's name, a job's name.
     pub fn name(&self) -> &str {
         match self {
             Actor::Platform(p) => &p.name,
             Actor::User(session) => &session.email,
             Actor::Application(principal) => &principal.app.name,
             Actor::Anonymous => "anonymous",
+            Actor::System(job) => job.name(),
         }
     }
 
@@ -88,6 +117,7 @@ impl Actor {
             }
             Actor::Application(principal) => json!({ "keyId": &*principal.key.key_id }),
             Actor::Anonymous => serde_json::Value::Null,
+            Actor::System(job) => json!({ "via": "system", "job": job.name() }),
         }
     }
 }
@@ -103,6 +133,7 @@ impl std::fmt::Display for Actor {
             Actor::User(s) => write!(f, "user {} ({} of `{}`)", s.email, s.role, s.tenant),
             Actor::Application(p) => write!(f, "application `{}` (key {})", p.app.name, p.key.key_id),
             Actor::Anonymous => f.write_str("an anonymous caller"),
+            Actor::System(job) => write!(f, "Gatehouse's {}", job.name()),
         }
     }
 }

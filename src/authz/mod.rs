@@ -11,10 +11,10 @@
 mod actor;
 mod table;
 
-pub use actor::{Actor, PlatformActor, PlatformVia};
+pub use actor::{Actor, Job, PlatformActor, PlatformVia};
 pub use table::{Action, Grant, TABLE, grants};
 
-use crate::model::PlatformRole;
+use crate::model::{PlatformRole, Role};
 
 /// What an action is done to: a description for messages, and the tenant it belongs to, if any.
 #[derive(Debug, Clone, Copy)]
@@ -243,7 +243,7 @@ fn invariant(actor: &Actor, action: Action, resource: &Resource<'_>) -> Option<D
                 required: format!("tenant `{}` active", tenant.name),
             })
         }
-        Actor::Platform(_) | Actor::Anonymous => None,
+        Actor::Platform(_) | Actor::Anonymous | Actor::System(_) => None,
     }
 }
 
@@ -264,6 +264,13 @@ fn pending_deny(pending: crate::model::Pending) -> Deny {
             required: "a verified second factor".into(),
         },
     }
+}
+
+/// The owner rule: a change to a user who is, or would become, an owner (`current` and `new`
+/// roles) is owner management, which needs `ManageOwners` (operators and owners) beyond the
+/// action itself; `None`: no more than the action.
+pub fn owner_change(current: Option<Role>, new: Option<Role>) -> Option<Action> {
+    (current == Some(Role::Owner) || new == Some(Role::Owner)).then_some(Action::ManageOwners)
 }
 
 /// Whether `actor` holds `grant` (the invariants already passed).

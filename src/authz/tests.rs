@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::delivery::{Principal, ScopeSet};
+use crate::model::SessionView;
 use crate::model::{Pending, Role, Scope};
-use crate::store::identity::SessionView;
 
 fn session(tenant: &str, role: Role, pending: Option<Pending>) -> Actor {
     let now = chrono::Utc::now();
@@ -64,6 +64,8 @@ fn actors() -> Vec<(&'static str, Actor)> {
         ("usage-read-key", app(Scope::UsageRead)),
         ("audit-key", app(Scope::AuditWrite)),
         ("anonymous", Actor::Anonymous),
+        // Gatehouse's own jobs are audited, never authorized: no action is theirs.
+        ("system", Actor::System(Job::Reconciler)),
     ]
 }
 
@@ -320,4 +322,13 @@ fn a_tenant_user_signs_in_only_to_applications_the_tenant_enables() {
     assert!(deny.message.contains("has not enabled it"), "{}", deny.message);
     let pending = session("acme", Role::Owner, Some(Pending::MfaVerify));
     assert!(matches!(authorize(&pending, Action::SignInToApplication, &enabled), Decision::Deny(_)));
+}
+
+#[test]
+fn a_change_that_touches_an_owner_is_owner_management() {
+    assert_eq!(owner_change(Some(Role::Owner), None), Some(Action::ManageOwners));
+    assert_eq!(owner_change(Some(Role::Admin), Some(Role::Owner)), Some(Action::ManageOwners));
+    assert_eq!(owner_change(None, Some(Role::Owner)), Some(Action::ManageOwners));
+    assert_eq!(owner_change(Some(Role::Admin), Some(Role::User)), None);
+    assert_eq!(owner_change(Some(Role::User), None), None);
 }

@@ -11,7 +11,11 @@
 //! Operators sign in at the platform's identity provider, which the tenant does not control.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::store::budget::{self as db, OverrideRecord, Person};
+use crate::store::{self, AuditEntry, Rule, StoreError};
 
 /// How recent the approver's own second factor must be.
 pub const FRESH_FACTOR: TimeDelta = TimeDelta::minutes(15);
@@ -33,6 +37,51 @@ pub struct Factor {
 
 /// Why an approval is refused: the code and the message.
 pub type Refusal = (&'static str, String);
+
+/// Adds `person`'s approval to override `id` of `tenant_id`, in the caller's transaction, if the
+/// rules allow it: the override is pending, the approver is neither its requester nor an approver
+/// already, and `check` passes. The second approval grants it. `audit` makes the row of the result.
+pub async fn approve(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    person: &Person<'_>,
+    audit: impl FnOnce(&OverrideRecord, bool) -> AuditEntry,
+) -> store::Result<OverrideRecord> {
+    let refuse = |code, message: String| Err(StoreError::Rule { rule: Rule::Conflict, code, message });
+    let Some(facts) = db::lock_for_approval(conn, tenant_id, id, person).await? else {
+        return Err(StoreError::Rule {
+            rule: Rule::NotFound,
+            code: "not_found",
+            message: format!("no override {id} for this tenant"),
+        });
+    };
+    let (current, approver) = (&facts.current, person.name);
+    if current.status != "pending" {
+        return refuse(
+            "override_not_pending",
+            format!("override {id} is {}; only a pending one is approved", current.status),
+        );
+    }
+    if current.requested_by == approver {
+        return refuse(
+            "self_approval",
+            format!("{approver} requested override {id}; two other people must approve it"),
+        );
+    }
+    if current.approvals.iter().any(|a| a == approver) {
+        return refuse("already_approved", format!("{approver} already approved override {id}; a second person must"));
+    }
+    let requester = Party { name: &current.requested_by, lineage: &facts.requester_lineage };
+    let others: Vec<Party<'_>> = facts.approvals.iter().map(|(name, lineage)| Party { name, lineage }).collect();
+    let party = Party { name: approver, lineage: &facts.lineage };
+    let factor = facts.factor.clone().map(|(amr, auth_time)| Factor { amr, auth_time });
+    if let Err((code, message)) = check(&requester, &others, &party, factor.as_ref(), Utc::now()) {
+        return refuse(code, message);
+    }
+    let grants = current.approvals.len() + 1 >= 2;
+    db::add_approval(conn, tenant_id, id, (approver, &facts.lineage), grants, audit).await
+}
 
 /// Whether `approver` may add an approval to the `approvals` of `requester`'s override.
 pub fn check(

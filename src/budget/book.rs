@@ -126,8 +126,11 @@ impl Book {
         let mut tenants: HashMap<Uuid, TenantBudget> = HashMap::with_capacity(limits.len());
         let mut by_name = HashMap::with_capacity(limits.len());
         for (id, name, limit) in limits {
+            let limit = limit.map(serde_json::from_value::<Limit>).transpose().map_err(|e| {
+                crate::store::StoreError::Task(format!("the stored budget of tenant {name} does not read: {e}"))
+            })?;
             by_name.insert(name, id);
-            tenants.insert(id, TenantBudget { limit: limit.map(|l| l.0), read, ..TenantBudget::default() });
+            tenants.insert(id, TenantBudget { limit, read, ..TenantBudget::default() });
         }
         for (tenant, kind, quantity) in usage {
             if let Some(budget) = tenants.get_mut(&tenant) {

@@ -7,6 +7,7 @@
 pub mod approval;
 pub mod book;
 pub mod notify;
+pub mod thresholds;
 
 use serde::{Deserialize, Serialize};
 

@@ -16,9 +16,9 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::identity::sealed::Keyring;
 use crate::mail::{self, Message};
 use crate::secret::Secret;
+use crate::secret::sealed::Keyring;
 use crate::store::listen::Listener;
 use crate::store::{self, budget as db};
 
@@ -41,25 +41,30 @@ pub struct Notice<'a> {
     pub details: Value,
 }
 
-/// Queues the mail to the owners and the webhook of `notice`, in the caller's transaction.
-pub async fn queue(
-    conn: &mut PgConnection,
-    keyring: &Keyring,
-    public_url: &str,
-    webhook: Option<&Webhook>,
-    notice: &Notice<'_>,
-) -> store::Result<()> {
-    let link = format!("{}/v1/tenants/{}/budget", public_url.trim_end_matches('/'), notice.tenant);
-    let message = Message::Budget { organisation: notice.tenant.to_owned(), summary: notice.summary.clone(), link };
-    for owner in db::owners(conn, notice.tenant_id).await? {
-        mail::queue(conn, keyring, &owner, &message).await?;
+/// Where the notices of budget steps go: the owners' mail (with a link under `public_url`) and the
+/// webhook, if one is set.
+#[derive(Clone, Copy)]
+pub struct Outbox<'a> {
+    pub keyring: &'a Keyring,
+    pub public_url: &'a str,
+    pub webhook: Option<&'a Webhook>,
+}
+
+impl Outbox<'_> {
+    /// Queues the mail to the owners and the webhook of `notice`, in the caller's transaction.
+    pub async fn queue(&self, conn: &mut PgConnection, notice: &Notice<'_>) -> store::Result<()> {
+        let link = format!("{}/v1/tenants/{}/budget", self.public_url.trim_end_matches('/'), notice.tenant);
+        let message = Message::Budget { organisation: notice.tenant.to_owned(), summary: notice.summary.clone(), link };
+        for owner in db::owners(conn, notice.tenant_id).await? {
+            mail::queue(conn, self.keyring, &owner, &message).await?;
+        }
+        if let Some(webhook) = self.webhook {
+            let body = json!({ "type": notice.event, "tenant": notice.tenant, "summary": notice.summary,
+                               "data": notice.details, "createdAt": chrono::Utc::now() });
+            db::enqueue_webhook(conn, &webhook.url, notice.event, &body.to_string()).await?;
+        }
+        Ok(())
     }
-    if let Some(webhook) = webhook {
-        let body = json!({ "type": notice.event, "tenant": notice.tenant, "summary": notice.summary,
-                           "data": notice.details, "createdAt": chrono::Utc::now() });
-        db::enqueue_webhook(conn, &webhook.url, notice.event, &body.to_string()).await?;
-    }
-    Ok(())
 }
 
 /// `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`.

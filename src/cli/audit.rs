@@ -158,7 +158,7 @@ fn verify(
                 println!(
                     "audit log verified: {} rows in {} chains, {} checkpoints",
                     report.rows,
-                    crate::audit::chain::CHAINS,
+                    crate::store::chain::CHAINS,
                     report.checkpoints
                 );
             } else {

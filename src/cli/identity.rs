@@ -7,9 +7,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::DatabaseArgs;
-use crate::identity::sealed::Keyring;
 use crate::identity::{Lockout, Settings};
 use crate::secret::Secret;
+use crate::secret::sealed::Keyring;
 use crate::store;
 use crate::store::identity::SessionTimes;
 

@@ -184,7 +184,7 @@ pub struct OidcClientSpec {
     pub post_logout_redirect_uris: Vec<String>,
     /// How its ID tokens are signed: `RS256` (the default) or `EdDSA`.
     #[serde(default)]
-    pub id_token_signed_response_alg: crate::oidc::Alg,
+    pub id_token_signed_response_alg: crate::model::Alg,
 }
 
 /// A flag value as written: checked for its type by the validator. An object with a key written

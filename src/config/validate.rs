@@ -370,7 +370,7 @@ impl<'a> Checker<'a> {
             [("redirectUris", &spec.redirect_uris), ("postLogoutRedirectUris", &spec.post_logout_redirect_uris)];
         for (field, uris) in lists {
             for (i, uri) in uris.iter().enumerate() {
-                if let Err(problem) = crate::oidc::check_redirect_uri(uri) {
+                if let Err(problem) = crate::model::check_redirect_uri(uri) {
                     self.report(doc, subject, format!("spec.oidc.{field}[{i}]"), problem);
                 }
             }

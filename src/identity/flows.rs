@@ -13,9 +13,9 @@ use super::successor::{self, Pair};
 use super::token::{self, Issued, TokenKind};
 use super::{Identity, totp};
 use crate::mail::{self, Message, templates::describe};
-use crate::model::{AccountStatus, Pending, Role, TenantStatus};
+use crate::model::{AccountStatus, Pending, Role, SessionView, TenantStatus};
 use crate::store::identity::{
-    self as db, Account, Attempt, LinkToken, NewPair, NewSession, Refreshed, Reserved, Sealed, SessionView, Settle,
+    self as db, Account, Attempt, LinkToken, NewPair, NewSession, Refreshed, Reserved, Sealed, Settle,
 };
 use crate::store::{self, AuditEntry, StoreError};
 
@@ -227,7 +227,11 @@ impl Identity {
         client: &Client,
         extra: serde_json::Value,
     ) {
-        self.audit(Self::entry(action, &session.email, Some(&session.tenant), success, client, extra)).await;
+        let actor = crate::authz::Actor::User(session.clone());
+        let target = crate::audit::Target::in_tenant(&session.tenant, format!("user/{}", session.email));
+        let outcome = if success { crate::audit::Outcome::Success } else { crate::audit::Outcome::Failure };
+        let origin = crate::audit::Origin { ip: client.ip.clone(), user_agent: client.user_agent.clone() };
+        self.audit(crate::audit::entry(&actor, action, target, outcome, &origin, extra)).await;
     }
 
     /// Reserves an attempt to verify a secret of the account of `email` before verifying it (see
@@ -313,8 +317,7 @@ impl Identity {
             settle,
         };
         let session = db::create_session(&self.pool, new, self.settings.times).await?;
-        let extra = json!({ "sessionId": id, "pending": pending });
-        self.audit(Self::entry("auth.login", &email, Some(&account.tenant), true, client, extra)).await;
+        self.audit_session("auth.login", &session, true, client, json!({ "pending": pending })).await;
         Ok(self.tokens(access, refresh, &session))
     }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use crate::store::identity::{self, SessionTimes, SessionView};
+use crate::model::SessionView;
+use crate::store::identity::{self, SessionTimes};
 use crate::store::{Result, StoreError};
 
 /// Most hashes one query carries.

@@ -7,7 +7,6 @@ mod flows;
 pub mod invitation;
 pub mod lookup;
 pub mod password;
-pub mod sealed;
 mod successor;
 pub mod token;
 pub mod totp;
@@ -18,12 +17,12 @@ use std::time::Duration;
 use sqlx::PgPool;
 
 use crate::denials::DenialLog;
+use crate::secret::sealed::Keyring;
 pub use crate::store::identity::Lockout;
 use crate::store::identity::SessionTimes;
 pub use flows::{AuthError, Client, Enrolled, Enrolment, LinkPurpose, Tokens};
 use lookup::SessionLookup;
 use password::Hasher;
-use sealed::Keyring;
 
 #[derive(Debug, Clone)]
 pub struct Settings {

@@ -25,8 +25,8 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::sealed::Keyring;
 use super::token;
+use crate::secret::sealed::Keyring;
 
 const NONCE_LEN: usize = 24;
 /// Domain separation: the key is no other use of the token (its stored hash is plain SHA-256).

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::identity::sealed::{Keyring, OpenError};
+use crate::secret::sealed::{Keyring, OpenError};
 use crate::store::{self, mail::NewMail};
 
 pub use templates::Message;

@@ -11,7 +11,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 
-use crate::identity::sealed::Keyring;
+use crate::secret::sealed::Keyring;
 use crate::store::listen::Listener;
 use crate::store::{self, mail::MAIL_CHANNEL};
 

@@ -3,11 +3,15 @@
 
 mod flag;
 mod names;
+mod oidc;
 mod resources;
+mod session;
 
 pub use flag::{FlagType, FlagValue};
 pub use names::{AppName, DisplayName, Email, FlagKey, KeyId, NameError, PlanName, TenantName, shown};
+pub use oidc::{Alg, check_redirect_uri, is_loopback};
 pub use resources::{
     AccountStatus, AppStatus, Application, Budget, ClientType, DesiredState, OidcClient, OnLimit, Pending, Plan,
     PlatformRole, Role, Scope, SecretRef, Sso, SyncPolicy, Tenant, TenantState, TenantStatus, User, UserStatus,
 };
+pub use session::SessionView;

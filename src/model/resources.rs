@@ -264,7 +264,7 @@ pub struct OidcClient {
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
     #[serde(default)]
-    pub id_token_signed_response_alg: crate::oidc::Alg,
+    pub id_token_signed_response_alg: super::Alg,
 }
 
 /// OAuth 2.0 client types (RFC 6749 §2.1).

@@ -15,34 +15,10 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use sqlx::PgPool;
 
-use crate::identity::sealed::Keyring;
+use crate::model::Alg;
+use crate::secret::sealed::Keyring;
 use crate::store::oidc::{self as db, StoredKey};
 use crate::store::{Result, StoreError};
-
-/// The algorithms ID tokens are signed with: RS256 (every client supports it) and EdDSA.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
-pub enum Alg {
-    #[default]
-    RS256,
-    EdDSA,
-}
-
-impl Alg {
-    pub const ALL: [Alg; 2] = [Alg::RS256, Alg::EdDSA];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Alg::RS256 => "RS256",
-            Alg::EdDSA => "EdDSA",
-        }
-    }
-
-    fn parse(text: &str) -> Option<Alg> {
-        Alg::ALL.into_iter().find(|alg| alg.as_str() == text)
-    }
-}
 
 enum Signer {
     Rsa(rsa::pkcs1v15::SigningKey<Sha256>),

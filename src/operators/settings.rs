@@ -66,23 +66,13 @@ impl OidcSettings {
     }
 }
 
-/// Whether `url` names a loopback host: 127.0.0.0/8, ::1 or `localhost`.
-pub fn is_loopback(url: &url::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(host)) => host == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
-}
-
 /// `https://…`, or `http://` on a loopback host (127.0.0.1, ::1, localhost) for local set-ups and tests:
 /// signing keys fetched in the clear from elsewhere could be swapped by anyone on the path.
 pub(crate) fn check_url(what: &str, value: &str) -> Result<url::Url, SettingsError> {
     let url = url::Url::parse(value).map_err(|e| SettingsError(format!("{what} `{value}` is not a URL: {e}")))?;
     match url.scheme() {
         "https" => {}
-        "http" if is_loopback(&url) => {}
+        "http" if crate::model::is_loopback(&url) => {}
         "http" => return Err(SettingsError(format!("{what} `{value}` must use https (http only on a loopback host)"))),
         other => return Err(SettingsError(format!("{what} `{value}` has the scheme `{other}`, not https"))),
     }

@@ -441,7 +441,7 @@ mod tests {
 
     /// The live state after Git applied `t`: every row as declared, with its applied hash.
     fn applied(t: &Tenant) -> (LiveTenant, TenantDetail) {
-        let own = fields::of_tenant(t);
+        let own = TenantRow::of(t).fields();
         let live = LiveTenant {
             name: t.name.to_string(),
             row: row(own.clone(), Some(&own)),
@@ -453,7 +453,7 @@ mod tests {
         };
         let mut detail = TenantDetail::default();
         for u in &t.users {
-            let f = fields::of_user(u);
+            let f = UserRow::of(u).fields();
             detail.users.insert(u.email.to_string(), row(f.clone(), Some(&f)));
         }
         for (k, v) in &t.flags {

@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::rows::{ApplicationRow, PlanRow, TenantRow, UserRow};
-use crate::model::{Application, Plan, Tenant, User};
+use crate::model::Tenant;
 
 /// Declared fields by name; sorted, so serialisation and hashing are deterministic.
 pub type Fields = BTreeMap<&'static str, Value>;
@@ -71,22 +70,6 @@ pub fn user(email: &str, name: Option<&str>, role: &str, enabled: bool) -> Field
 
 pub fn flag(value: &Value) -> Fields {
     Fields::from([("value", value.clone())])
-}
-
-pub fn of_plan(p: &Plan) -> Fields {
-    PlanRow::of(p).fields()
-}
-
-pub fn of_application(a: &Application) -> Fields {
-    ApplicationRow::of(a).fields()
-}
-
-pub fn of_tenant(t: &Tenant) -> Fields {
-    TenantRow::of(t).fields()
-}
-
-pub fn of_user(u: &User) -> Fields {
-    UserRow::of(u).fields()
 }
 
 /// Hash of everything Git says about a tenant: its fields, users, flags, sync policy and file. When

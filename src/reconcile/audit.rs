@@ -2,10 +2,24 @@
 
 use serde_json::json;
 
+use crate::audit::{self, Origin, Outcome, Target};
+use crate::authz::{Actor, Job};
 use crate::plan::{Action, Change, Reason};
 use crate::store::AuditEntry;
 
-pub const ACTOR: &str = "gatehouse-reconciler";
+const RECONCILER: Actor = Actor::System(Job::Reconciler);
+
+/// The reconciler's row of `action` to `resource` (in `tenant`).
+fn entry(
+    action: &str,
+    resource: String,
+    tenant: Option<&str>,
+    outcome: Outcome,
+    details: serde_json::Value,
+) -> AuditEntry {
+    let target = Target { path: resource, tenant: tenant.map(str::to_owned) };
+    audit::entry(&RECONCILER, action, target, outcome, &Origin::default(), details)
+}
 
 pub fn for_changes<'a>(
     changes: impl Iterator<Item = &'a Change>,
@@ -19,29 +33,15 @@ pub fn for_changes<'a>(
                 Reason::Drift => "drift",
                 Reason::Adopt => "adopt",
             };
-            AuditEntry {
-                actor: ACTOR.to_owned(),
-                actor_type: "system",
-                action: format!("{}.{}", c.resource.kind(), c.action.as_str()),
-                resource: c.resource.to_string(),
-                tenant: tenant.map(str::to_owned),
-                success: true,
-                metadata: metadata(c, reason, commit),
-            }
+            let action = format!("{}.{}", c.resource.kind(), c.action.as_str());
+            entry(&action, c.resource.to_string(), tenant, Outcome::Success, metadata(c, reason, commit))
         })
         .collect()
 }
 
 pub fn refusal(tenant: &str, reason: &str, commit: Option<&str>) -> AuditEntry {
-    AuditEntry {
-        actor: ACTOR.to_owned(),
-        actor_type: "system",
-        action: "tenant.apply".to_owned(),
-        resource: format!("tenant/{tenant}"),
-        tenant: Some(tenant.to_owned()),
-        success: false,
-        metadata: json!({ "commit": commit, "reason": reason }),
-    }
+    let details = json!({ "commit": commit, "reason": reason });
+    entry("tenant.apply", format!("tenant/{tenant}"), Some(tenant), Outcome::Failure, details)
 }
 
 /// What changed: for a create the values set, for an update each field's before and after, for a

@@ -38,7 +38,7 @@ impl Report {
 /// the host. Says why not.
 pub async fn check_url(what: &str, url: &str, allow_loopback_http: bool) -> Result<(), String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("{what} `{url}` is not a URL ({e})"))?;
-    let loopback = crate::operators::settings::is_loopback(&parsed);
+    let loopback = crate::model::is_loopback(&parsed);
     match parsed.scheme() {
         "https" => {}
         "http" if loopback && allow_loopback_http => {}

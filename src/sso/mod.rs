@@ -7,6 +7,7 @@
 //! session like a password sign-in's.
 
 pub mod discovery;
+pub mod settings;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,9 +19,9 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::identity::Client;
-use crate::identity::sealed::Keyring;
 use crate::identity::token::{self, TokenKind};
 use crate::operators::Jwks;
+use crate::secret::sealed::Keyring;
 use crate::store::sso::{self as db, TenantIdp};
 use crate::store::{self, AuditEntry, StoreError};
 

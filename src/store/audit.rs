@@ -11,8 +11,8 @@ use uuid::Uuid;
 
 use chrono::{DateTime, Utc};
 
+use super::chain::{Content, chain_of, row_hash};
 use super::{Result, StoreError};
-use crate::audit::chain::{Content, chain_of, row_hash};
 
 /// One audit row. Never carries a secret: callers put identifiers and field values only.
 #[derive(Debug, Clone)]
@@ -114,7 +114,7 @@ impl AuditEntry {
 }
 
 /// Inserts audit rows inside the caller's transaction, each in its place in its tenant's hash chain
-/// (`audit::chain`). Values are cleaned and bounded here, the one way into the table (see
+/// (`chain`). Values are cleaned and bounded here, the one way into the table (see
 /// `bounded`).
 pub async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Result<()> {
     insert_audit_at(conn, entries, Utc::now()).await
@@ -143,13 +143,28 @@ pub async fn insert_audit_at(conn: &mut PgConnection, entries: &[AuditEntry], no
     append(conn, rows, now).await
 }
 
+/// An event an application reported, checked (`audit::reported::parse`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportedEvent {
+    pub id: String,
+    pub tenant: String,
+    pub timestamp: DateTime<Utc>,
+    pub actor: String,
+    pub kind: String,
+    pub resource: String,
+    /// `outcome` was `success`.
+    pub success: bool,
+    pub ip: std::net::IpAddr,
+    pub metadata: serde_json::Map<String, Value>,
+}
+
 /// Stores events reported by `application` (already checked and authorized): each (application,
 /// event id) is claimed once, so a retried or repeated event is a duplicate. Returns, per event,
 /// whether it was stored now (`true`) or before (`false`).
 pub async fn insert_reported(
     conn: &mut PgConnection,
     application: &str,
-    events: &[crate::audit::reported::ReportedEvent],
+    events: &[ReportedEvent],
 ) -> Result<Vec<bool>> {
     let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
     let claimed: Vec<String> = sqlx::query_scalar(
@@ -180,7 +195,7 @@ pub async fn insert_reported(
             action: bounded(&e.kind, MAX_ACTION),
             resource: bounded(&e.resource, MAX_RESOURCE),
             tenant: Some(bounded(&e.tenant, MAX_TENANT)),
-            success: e.outcome == crate::audit::Outcome::Success,
+            success: e.success,
             application: Some(application),
             event_id: Some(e.id.as_str()),
             metadata: Cow::Owned(bounded_metadata(&Value::Object(fields)).into_owned()),

@@ -49,7 +49,7 @@ pub async fn dropped(conn: &mut sqlx::PgConnection) -> Result<Vec<Dropped>> {
 }
 
 /// Makes sure the months from `keep` before `now` to two months after exist, and drops the months
-/// that ended more than `keep` before `now`, one transaction each, with an audit row each and, with
+/// that ended more than `keep` before `now`, one transaction each, with the audit row `audit` makes of each and, with
 /// `sign`, the checkpoint that signs the record (ADR 0014: a record no checkpoint signed is a
 /// finding of `verify`), handed to `copy` as soon as it commits. One replica at a time (the others
 /// return at once). Returns the months dropped.
@@ -59,6 +59,7 @@ pub async fn apply(
     now: DateTime<Utc>,
     sign: Option<&Sign<'_>>,
     copy: &(dyn Fn(&CheckpointRow) + Send + Sync),
+    audit: &(dyn Fn(&Dropped) -> AuditEntry + Send + Sync),
 ) -> Result<Vec<Dropped>> {
     let mut lock = pool.acquire().await?;
     let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtext('gatehouse.audit.retention'))")
@@ -67,7 +68,7 @@ pub async fn apply(
     if !mine {
         return Ok(Vec::new());
     }
-    let result = apply_locked(pool, keep, now, sign, copy).await;
+    let result = apply_locked(pool, keep, now, sign, copy, audit).await;
     sqlx::query("SELECT pg_advisory_unlock(hashtext('gatehouse.audit.retention'))").execute(&mut *lock).await?;
     result
 }
@@ -78,6 +79,7 @@ async fn apply_locked(
     now: DateTime<Utc>,
     sign: Option<&Sign<'_>>,
     copy: &(dyn Fn(&CheckpointRow) + Send + Sync),
+    audit: &(dyn Fn(&Dropped) -> AuditEntry + Send + Sync),
 ) -> Result<Vec<Dropped>> {
     let horizon = now - keep;
     ensure_partitions(pool, horizon.min(now), now + TimeDelta::days(62)).await?;
@@ -117,15 +119,7 @@ async fn apply_locked(
         .bind(sqlx::types::Json(&anchors))
         .fetch_one(&mut *tx)
         .await?;
-        let row = AuditEntry {
-            actor: "gatehouse-retention".into(),
-            actor_type: "system",
-            action: "audit.retention".into(),
-            resource: format!("audit-log/{partition}"),
-            tenant: None,
-            success: true,
-            metadata: serde_json::json!({ "until": until, "rows": rows, "keptFor": format!("{} days", keep.num_days()) }),
-        };
+        let row = audit(&record);
         // The row first: it locks its chain's head before the DROP locks the whole log, as every
         // writer does, so the two orders never meet.
         insert_audit(&mut tx, &[row]).await?;

@@ -8,14 +8,13 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::{AuditEntry, Result, Rule, StoreError, insert_audit};
-use crate::budget::{Limit, approval};
+use super::{AuditEntry, Result, insert_audit};
 
 pub const BUDGET_CHANNEL: &str = "gatehouse_budget";
 pub const USAGE_CHANNEL: &str = "gatehouse_usage";
 
-/// Every tenant's budget (`None`: none applies).
-pub async fn limits(pool: &PgPool) -> Result<Vec<(Uuid, String, Option<sqlx::types::Json<Limit>>)>> {
+/// Every tenant's budget as stored JSON (`None`: none applies).
+pub async fn limits(pool: &PgPool) -> Result<Vec<(Uuid, String, Option<serde_json::Value>)>> {
     Ok(sqlx::query_as(
         "SELECT t.id, t.name, coalesce(t.budget, p.budget) FROM tenants t JOIN plans p ON p.id = t.plan_id",
     )
@@ -131,19 +130,31 @@ pub async fn request(
     Ok(sqlx::query_as(&format!("{RECORD} WHERE o.id = $1")).bind(id).fetch_one(&mut *conn).await?)
 }
 
-/// Adds `approver`'s approval to an override of `tenant_id`; the second approval grants it. The
-/// caller's transaction locks the override's row first, in a statement of its own, and only then
-/// reads the approvals: a statement that both locked and read would read them as they were before
-/// the approval it waited for committed, so two approvers at once would each count as the first
-/// (issue 25.5). With the lock, approvals of one override happen one after the other.
-pub async fn approve(
+/// What a decision on `person`'s approval of an override rests on (`budget::approval::approve`).
+pub struct ApprovalFacts {
+    pub current: OverrideRecord,
+    /// The requester's lineage.
+    pub requester_lineage: Vec<Uuid>,
+    /// The approvals so far: each approver and their lineage.
+    pub approvals: Vec<(String, Vec<Uuid>)>,
+    /// The approver's lineage, with their own id (empty for an operator).
+    pub lineage: Vec<Uuid>,
+    /// How the approver's session was authenticated (`amr`, `auth_time`); `None` for an operator.
+    pub factor: Option<(Vec<String>, DateTime<Utc>)>,
+}
+
+/// Locks override `id` of `tenant_id` and reads what an approval by `person` is decided on (`None`:
+/// no such override). The row is locked in a statement of its own, and only then are the approvals
+/// read: a statement that both locked and read would read them as they were before the approval it
+/// waited for committed, so two approvers at once would each count as the first (issue 25.5). With
+/// the lock, approvals of one override happen one after the other, until the caller's transaction
+/// ends.
+pub async fn lock_for_approval(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
     person: &Person<'_>,
-    audit: impl FnOnce(&OverrideRecord, bool) -> AuditEntry,
-) -> Result<OverrideRecord> {
-    let approver = person.name;
+) -> Result<Option<ApprovalFacts>> {
     sqlx::query("SELECT 1 FROM budget_overrides WHERE id = $1 AND tenant_id = $2 FOR UPDATE")
         .bind(id)
         .bind(tenant_id)
@@ -154,30 +165,7 @@ pub async fn approve(
         .bind(tenant_id)
         .fetch_optional(&mut *conn)
         .await?;
-    let refuse = |code, message: String| Err(StoreError::Rule { rule: Rule::Conflict, code, message });
-    let Some(current) = current else {
-        return Err(StoreError::Rule {
-            rule: Rule::NotFound,
-            code: "not_found",
-            message: format!("no override {id} for this tenant"),
-        });
-    };
-    if current.status != "pending" {
-        return refuse(
-            "override_not_pending",
-            format!("override {id} is {}; only a pending one is approved", current.status),
-        );
-    }
-    if current.requested_by == approver {
-        return refuse(
-            "self_approval",
-            format!("{approver} requested override {id}; two other people must approve it"),
-        );
-    }
-    if current.approvals.iter().any(|a| a == approver) {
-        return refuse("already_approved", format!("{approver} already approved override {id}; a second person must"));
-    }
-    // Separation of duties (issue 25.4): independent people, each with a fresh factor of their own.
+    let Some(current) = current else { return Ok(None) };
     let requester_lineage: Vec<Uuid> =
         sqlx::query_scalar("SELECT requester_lineage FROM budget_overrides WHERE id = $1")
             .bind(id)
@@ -197,31 +185,34 @@ pub async fn approve(
         None => Vec::new(),
     };
     let factor = match person.session_id {
-        Some(session) => {
-            let (amr, auth_time): (Vec<String>, DateTime<Utc>) =
-                sqlx::query_as("SELECT amr, auth_time FROM sessions WHERE id = $1")
-                    .bind(session)
-                    .fetch_one(&mut *conn)
-                    .await?;
-            Some(approval::Factor { amr, auth_time })
-        }
+        Some(session) => Some(
+            sqlx::query_as("SELECT amr, auth_time FROM sessions WHERE id = $1")
+                .bind(session)
+                .fetch_one(&mut *conn)
+                .await?,
+        ),
         None => None,
     };
-    let requester = approval::Party { name: &current.requested_by, lineage: &requester_lineage };
-    let others: Vec<approval::Party<'_>> =
-        approvals.iter().map(|(name, lineage)| approval::Party { name, lineage }).collect();
-    let party = approval::Party { name: approver, lineage: &lineage };
-    if let Err((code, message)) = approval::check(&requester, &others, &party, factor.as_ref(), Utc::now()) {
-        return refuse(code, message);
-    }
+    Ok(Some(ApprovalFacts { current, requester_lineage, approvals, lineage, factor }))
+}
+
+/// Adds `approver`'s approval (with their `lineage`) to override `id` of `tenant_id`, granting it
+/// when `grants`, and writes the audit row `audit` makes of the result.
+pub async fn add_approval(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    (approver, lineage): (&str, &[Uuid]),
+    grants: bool,
+    audit: impl FnOnce(&OverrideRecord, bool) -> AuditEntry,
+) -> Result<OverrideRecord> {
     sqlx::query("INSERT INTO budget_override_approvals (override_id, approver, lineage) VALUES ($1, $2, $3)")
         .bind(id)
         .bind(approver)
-        .bind(&lineage)
+        .bind(lineage)
         .execute(&mut *conn)
         .await?;
-    let granted = current.approvals.len() + 1 >= 2;
-    if granted {
+    if grants {
         sqlx::query("UPDATE budget_overrides SET granted_at = now(), expires_at = now() + lasts WHERE id = $1")
             .bind(id)
             .execute(&mut *conn)
@@ -234,7 +225,7 @@ pub async fn approve(
     }
     let updated: OverrideRecord =
         sqlx::query_as(&format!("{RECORD} WHERE o.id = $1")).bind(id).fetch_one(&mut *conn).await?;
-    insert_audit(conn, &[audit(&updated, granted)]).await?;
+    insert_audit(conn, &[audit(&updated, grants)]).await?;
     Ok(updated)
 }
 

@@ -10,6 +10,7 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::Result;
+use crate::model::SessionView;
 use crate::model::{AccountStatus, Pending, Role, TenantStatus};
 
 pub(super) fn seconds(duration: Duration) -> f64 {
@@ -246,28 +247,27 @@ pub async fn create_session(pool: &PgPool, new: NewSession<'_>, times: SessionTi
     .await?)
 }
 
-/// A live session as a request sees it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SessionView {
-    #[serde(skip)]
-    pub access_hash: Vec<u8>,
-    pub id: Uuid,
-    pub user_id: Uuid,
-    #[serde(skip)]
-    pub tenant_id: Uuid,
-    pub tenant: String,
-    pub email: String,
-    pub name: Option<String>,
-    pub role: Role,
-    pub pending: Option<Pending>,
-    pub created_at: DateTime<Utc>,
-    pub rotated_at: DateTime<Utc>,
-    pub last_seen_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    /// The OIDC client the session was issued to; `None`: a browser's or the JSON API's.
-    #[serde(skip)]
-    pub client_id: Option<Uuid>,
+/// A `SessionView` read from the columns `session_view!` names (the model knows no SQL).
+impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for SessionView {
+    fn from_row(row: &'r sqlx::postgres::PgRow) -> sqlx::Result<Self> {
+        use sqlx::Row;
+        Ok(SessionView {
+            access_hash: row.try_get("access_hash")?,
+            id: row.try_get("id")?,
+            user_id: row.try_get("user_id")?,
+            tenant_id: row.try_get("tenant_id")?,
+            tenant: row.try_get("tenant")?,
+            email: row.try_get("email")?,
+            name: row.try_get("name")?,
+            role: row.try_get("role")?,
+            pending: row.try_get("pending")?,
+            created_at: row.try_get("created_at")?,
+            rotated_at: row.try_get("rotated_at")?,
+            last_seen_at: row.try_get("last_seen_at")?,
+            expires_at: row.try_get("expires_at")?,
+            client_id: row.try_get("client_id")?,
+        })
+    }
 }
 
 /// The live sessions (`s`, with the user `u` and tenant `t`) a query reads; `$2` is the idle

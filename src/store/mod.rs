@@ -8,6 +8,7 @@ pub mod audit_chain;
 pub mod audit_read;
 pub mod audit_retention;
 pub mod budget;
+pub mod chain;
 pub mod drift;
 mod enums;
 pub mod history;
@@ -32,7 +33,9 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
-pub use audit::{AuditEntry, MAX_RESOURCE, MAX_TENANT, bounded, insert_audit, insert_audit_at, insert_reported};
+pub use audit::{
+    AuditEntry, MAX_RESOURCE, MAX_TENANT, ReportedEvent, bounded, insert_audit, insert_audit_at, insert_reported,
+};
 pub use live::{load_details, load_live, load_live_locked, load_tenant, lock_tenants, reconciler_history};
 pub use write::{apply_global, apply_tenants};
 
@@ -87,6 +90,11 @@ pub enum Rule {
     Stale,
     /// The change names something invalid (422).
     Invalid,
+}
+
+/// A refusal by a rule the store enforces: `rule` (which status it answers), `code`, `message`.
+pub(crate) fn rule(rule: Rule, code: &'static str, message: String) -> StoreError {
+    StoreError::Rule { rule, code, message }
 }
 
 /// A strong entity tag of a representation: the first 16 bytes of the SHA-256 of its JSON, quoted.

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
-use super::{AuditEntry, Result, Rule, StoreError, insert_audit};
+use super::{AuditEntry, Result, Rule, StoreError, insert_audit, rule};
 use crate::model::{Role, TenantState};
 
 /// A tenant as the admin API shows it.
@@ -269,9 +269,13 @@ pub async fn delete(
 }
 
 /// Purges every tenant whose deletion is due: its row and everything that cascades from it (users,
-/// sessions, flags), keeping its name reserved for `reserve_for` and writing one `tenant.purge`
-/// audit row each (audit rows are never deleted). Returns the purged names.
-pub async fn purge_due(pool: &PgPool, reserve_for: chrono::Duration) -> Result<Vec<String>> {
+/// sessions, flags), keeping its name reserved for `reserve_for` and writing the audit row `audit`
+/// makes of each name (audit rows are never deleted). Returns the purged names.
+pub async fn purge_due(
+    pool: &PgPool,
+    reserve_for: chrono::Duration,
+    audit: impl Fn(&str) -> AuditEntry,
+) -> Result<Vec<String>> {
     let mut tx = pool.begin().await?;
     let purged: Vec<(String, Option<String>)> = sqlx::query(
         "DELETE FROM tenants WHERE id IN (
@@ -296,18 +300,7 @@ pub async fn purge_due(pool: &PgPool, reserve_for: chrono::Duration) -> Result<V
     .bind(reserve_for)
     .execute(&mut *tx)
     .await?;
-    let rows: Vec<AuditEntry> = names
-        .iter()
-        .map(|name| AuditEntry {
-            actor: "gatehouse".into(),
-            actor_type: "system",
-            action: "tenant.purge".into(),
-            resource: format!("tenant/{name}"),
-            tenant: Some(name.clone()),
-            success: true,
-            metadata: serde_json::json!({ "reservedForDays": reserve_for.num_days() }),
-        })
-        .collect();
+    let rows: Vec<AuditEntry> = names.iter().map(|name| audit(name)).collect();
     insert_audit(&mut tx, &rows).await?;
     tx.commit().await?;
     Ok(names)
@@ -428,8 +421,9 @@ async fn check_applications(conn: &mut PgConnection, applications: &[String]) ->
     }
 }
 
-pub(crate) fn rule(rule: Rule, code: &'static str, message: String) -> StoreError {
-    StoreError::Rule { rule, code, message }
+/// The id of the tenant named `name`, if there is one.
+pub async fn id_of(pool: &PgPool, name: &str) -> Result<Option<Uuid>> {
+    Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1").bind(name).fetch_optional(pool).await?)
 }
 
 #[cfg(test)]

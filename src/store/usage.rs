@@ -214,8 +214,3 @@ pub async fn totals(
     .fetch_all(pool)
     .await?)
 }
-
-/// The id of the tenant named `name`, if there is one.
-pub async fn tenant_id(pool: &PgPool, name: &str) -> Result<Option<Uuid>> {
-    Ok(sqlx::query_scalar("SELECT id FROM tenants WHERE name = $1").bind(name).fetch_optional(pool).await?)
-}

@@ -7,8 +7,7 @@
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::tenants::rule;
-use super::{AuditEntry, Result, Rule, StoreError, insert_audit};
+use super::{AuditEntry, Result, Rule, StoreError, insert_audit, rule};
 use crate::model::{AccountStatus, Role};
 
 /// A user's account as an admin sees it: never a credential.

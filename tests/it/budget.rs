@@ -319,14 +319,16 @@ async fn racing_approvals_grant_once_and_never_fail() {
         tokio::spawn(async move {
             let mut tx = pool.begin().await.expect("transaction");
             let person = db::Person { name: &approver, user_id: None, session_id: None };
-            let approved = db::approve(&mut tx, tenant, id, &person, |o, _| gatehouse::store::AuditEntry {
-                actor: approver.clone(),
-                actor_type: "operator",
-                action: "budget.override.approve".into(),
-                resource: format!("tenant/globex/budget/override/{}", o.id),
-                tenant: Some("globex".into()),
-                success: true,
-                metadata: json!({}),
+            let approved = gatehouse::budget::approval::approve(&mut tx, tenant, id, &person, |o, _| {
+                gatehouse::store::AuditEntry {
+                    actor: approver.clone(),
+                    actor_type: "operator",
+                    action: "budget.override.approve".into(),
+                    resource: format!("tenant/globex/budget/override/{}", o.id),
+                    tenant: Some("globex".into()),
+                    success: true,
+                    metadata: json!({}),
+                }
             })
             .await;
             tx.commit().await.expect("committed");

@@ -36,7 +36,7 @@ impl Running {
             key_use_flush_interval: Duration::from_secs(10),
             identity: Default::default(),
             keyring: Arc::new(
-                gatehouse::identity::sealed::Keyring::parse("test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
+                gatehouse::secret::sealed::Keyring::parse("test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
                     .expect("test key"),
             ),
             mailer: Delivery::new(None, "Gatehouse <gatehouse@localhost>").expect("mail sender"),

@@ -1,5 +1,8 @@
 //! `Secret`: a string that never shows in `Debug` output or logs (tokens, keys, passwords given
-//! on the command line or in the environment).
+//! on the command line or in the environment), and `sealed`: the keyring that seals the secrets kept
+//! recoverable at rest.
+
+pub mod sealed;
 
 /// A secret that never shows in `Debug` output or logs.
 #[derive(Clone, Default)]
