@@ -116,8 +116,8 @@ impl Actor {
                 json!({ "userId": session.user_id, "sessionId": session.id, "tenant": session.tenant, "role": session.role })
             }
             Actor::Application(principal) => json!({ "keyId": &*principal.key.key_id }),
-            Actor::Anonymous => serde_json::Value::Null,
-            Actor::System(job) => json!({ "via": "system", "job": job.name() }),
+            // A job is named in full by the row's `actor` and `actor_type` (`system`).
+            Actor::Anonymous | Actor::System(_) => serde_json::Value::Null,
         }
     }
 }

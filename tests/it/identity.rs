@@ -393,15 +393,17 @@ async fn wrong_passwords_lock_the_account_with_growing_delays() {
             ));
         }
         answers.push(seen);
+        if email == known {
+            // Asked at once: the first lock lasts a second, and the unknown email's sign-ins take time.
+            let during = login(&server, known, PASSWORD).await;
+            assert_eq!(during.status, 429, "the right password is refused during the lock");
+        }
     }
     assert_eq!(answers[0], answers[1], "a known and an unknown email answer alike");
     let statuses: Vec<u16> = answers[0].iter().map(|a| a.0).collect();
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429, 429, 429]);
     assert_eq!(answers[0][5].2.as_deref(), Some("1"), "Retry-After of the first lock");
     assert_eq!(answers[0][0].1, "unauthorized");
-
-    let during = login(&server, known, PASSWORD).await;
-    assert_eq!(during.status, 429, "the right password is refused during the lock");
 
     // The next failure after the lock locks for twice as long.
     tokio::time::sleep(Duration::from_millis(1100)).await;
