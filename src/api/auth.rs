@@ -185,23 +185,29 @@ async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Respons
     path = "/v1/auth/sessions",
     tag = "session",
     security(("session" = [])),
-    responses((status = 200, description = "The user's live sessions; `current` marks this one.", body = Object)),
+    responses((status = 200, description = "The user's live sessions; `current` marks this one.", body = Sessions)),
 )]
 async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     caller.authorize(&state, Action::ManageOwnSessions, &OWN_SESSION)?;
     let session = caller.session()?;
     let sessions =
         store::identity::list_user_sessions(&state.pool, session.user_id, state.identity.settings.times).await?;
-    let sessions: Vec<_> = sessions
-        .into_iter()
-        .map(|s| {
-            let current = s.id == session.id;
-            let mut value = serde_json::to_value(s).unwrap_or_default();
-            value["current"] = json!(current);
-            value
-        })
-        .collect();
-    Ok(no_store(axum::Json(json!({ "sessions": sessions }))))
+    let sessions = sessions.into_iter().map(|s| ListedSession { current: s.id == session.id, session: s }).collect();
+    Ok(no_store(axum::Json(Sessions { sessions })))
+}
+
+/// A user's live sessions.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Sessions {
+    sessions: Vec<ListedSession>,
+}
+
+/// A live session, and whether it is the caller's.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct ListedSession {
+    #[serde(flatten)]
+    session: store::identity::SessionSummary,
+    current: bool,
 }
 
 #[utoipa::path(
@@ -437,7 +443,7 @@ async fn visible_session(
     tag = "application",
     security(("apiKey" = ["auth:introspect"]), ("apiKeyHeader" = ["auth:introspect"])),
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded", description = "RFC 7662: the token to introspect."),
-    responses((status = 200, description = "RFC 7662: `{\"active\":false}` or the active session's claims.", body = Object)),
+    responses((status = 200, description = "RFC 7662: `{\"active\":false}` or the active session's claims.", body = Introspection)),
 )]
 async fn introspect(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response> {
     caller.authorize(&state, Action::IntrospectTokens, &TOKENS)?;
@@ -449,22 +455,51 @@ async fn introspect(State(state): State<AppState>, caller: Caller, body: Bytes) 
         Some(s) => {
             let access_ttl = chrono::Duration::from_std(state.identity.settings.times.access_ttl).unwrap_or_default();
             let exp = if is_access { (s.rotated_at + access_ttl).min(s.expires_at) } else { s.expires_at };
-            json!({
-                "active": true,
-                "token_type": if is_access { "access_token" } else { "refresh_token" },
-                "sub": s.user_id,
-                "username": s.email,
-                "tenant": s.tenant,
-                "role": s.role,
-                "sid": s.id,
-                "client_id": principal.app.name.as_ref(),
-                "iat": s.rotated_at.timestamp(),
-                "exp": exp.timestamp(),
-            })
+            Introspection {
+                active: true,
+                token_type: Some(if is_access { "access_token" } else { "refresh_token" }),
+                sub: Some(s.user_id),
+                username: Some(s.email),
+                tenant: Some(s.tenant),
+                role: Some(s.role),
+                sid: Some(s.id),
+                client_id: Some(principal.app.name.to_string()),
+                iat: Some(s.rotated_at.timestamp()),
+                exp: Some(exp.timestamp()),
+            }
         }
-        None => json!({ "active": false }),
+        None => Introspection::default(),
     };
     Ok(no_store(axum::Json(body)))
+}
+
+/// An introspection answer (RFC 7662 §2.2): `{"active": false}`, or the active session's claims.
+#[derive(Default, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Introspection {
+    active: bool,
+    /// `access_token` or `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_type: Option<&'static str>,
+    /// The user's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<uuid::Uuid>,
+    /// The user's email.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<crate::model::Role>,
+    /// The session's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sid: Option<uuid::Uuid>,
+    /// The application the introspecting key belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exp: Option<i64>,
 }
 
 /// RFC 7009: ends the token's session; 200 whether or not the token was valid.

@@ -40,7 +40,7 @@ pub(crate) fn readable(state: &AppState, caller: &Caller, tenant: &str) -> Resul
     tag = "application",
     security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 when nothing changed.")),
-    responses((status = 200, description = "The tenant's resolved flags, with an ETag.", body = Object), (status = 304, description = "Not modified since the given ETag.")),
+    responses((status = 200, description = "The tenant's resolved flags, with an ETag.", body = crate::delivery::flags::TenantFlagsBody), (status = 304, description = "Not modified since the given ETag.")),
 )]
 async fn tenant_flags(
     State(state): State<AppState>,

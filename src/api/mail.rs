@@ -34,7 +34,7 @@ struct Filter {
     tag = "operator",
     security(("operator" = [])),
     params(("to" = Option<String>, Query, description = "Only mail to this address."), ("all" = Option<bool>, Query, description = "Also delivered and abandoned mail."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 20).")),
-    responses((status = 200, description = "`{\"mail\": [...]}`.", body = Object)),
+    responses((status = 200, description = "The mail, newest first.", body = Outbox)),
 )]
 async fn outbox(
     State(state): State<AppState>,
@@ -54,5 +54,11 @@ async fn outbox(
     let details = json!({ "to": to, "all": filter.all, "rows": rows.len() });
     caller.record(&state, "mail.outbox.read", Target::platform("mail/outbox"), details).await?;
     // Undelivered mail carries its links, which are credentials: never cached.
-    Ok(super::auth::no_store(Json(json!({ "mail": crate::mail::listing(&state.identity.keyring, rows) }))))
+    Ok(super::auth::no_store(Json(Outbox { mail: crate::mail::listing(&state.identity.keyring, rows) })))
+}
+
+/// The mail outbox.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Outbox {
+    mail: Vec<crate::mail::ListedMail>,
 }

@@ -107,7 +107,7 @@ async fn read_body(body: axum::body::Body) -> std::result::Result<Bytes, Evaluat
     security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
     params(("If-None-Match" = Option<String>, Header, description = "The ETag of a previous answer: 304 when nothing changed.")),
     request_body(content = EvaluationRequest, description = "The OFREP evaluation context; it must carry the tenant."),
-    responses((status = 200, description = "Every flag of the tenant (OFREP bulk evaluation), with an ETag.", body = Object), (status = 304, description = "Not modified since the given ETag.")),
+    responses((status = 200, description = "Every flag of the tenant (OFREP bulk evaluation), with an ETag.", body = crate::delivery::flags::OfrepBulk), (status = 304, description = "Not modified since the given ETag.")),
 )]
 async fn evaluate_all(State(state): State<AppState>, caller: Caller, request: Request) -> Result<Response> {
     let (parts, body) = request.into_parts();
@@ -131,7 +131,7 @@ async fn evaluate_all(State(state): State<AppState>, caller: Caller, request: Re
     security(("apiKey" = ["flags:read"]), ("apiKeyHeader" = ["flags:read"])),
     params(("key" = String, Path, description = "The flag's key.")),
     request_body(content = EvaluationRequest, description = "The OFREP evaluation context; it must carry the tenant."),
-    responses((status = 200, description = "The flag's evaluation (OFREP).", body = Object)),
+    responses((status = 200, description = "The flag's evaluation (OFREP).", body = crate::delivery::flags::OfrepEvaluation)),
 )]
 async fn evaluate_one(
     State(state): State<AppState>,

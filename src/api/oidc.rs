@@ -47,7 +47,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// OpenID Connect Discovery 1.0.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "public",
-    responses((status = 200, description = "The OpenID Provider Metadata.", body = Object)))]
+    responses((status = 200, description = "The OpenID Provider Metadata.", body = ProviderMetadata)))]
 async fn discovery(State(state): State<AppState>) -> Response {
     cached(axum::Json(oidc::discovery(&state.provider.issuer)), "public, max-age=300")
 }
@@ -55,7 +55,7 @@ async fn discovery(State(state): State<AppState>) -> Response {
 /// The published signing keys (RFC 7517): those that sign, the next ones, and retired ones whose
 /// tokens may still be out.
 #[utoipa::path(get, path = "/oauth2/jwks", tag = "public",
-    responses((status = 200, description = "The JWK Set of ID token signing keys.", body = Object)))]
+    responses((status = 200, description = "The JWK Set of ID token signing keys.", body = JwkSet)))]
 async fn jwks(State(state): State<AppState>) -> Response {
     // Short: a rotation must reach clients before the next one (the next key is already here).
     cached(axum::Json(state.provider.keys.jwks()), "public, max-age=300")
@@ -261,6 +261,58 @@ impl TokenError {
     fn new(code: &'static str, description: impl Into<String>) -> TokenError {
         TokenError { status: StatusCode::BAD_REQUEST, code, description: description.into(), basic: false }
     }
+}
+
+// The documents of OpenID Connect Discovery 1.0 §3, RFC 7517 §5 and OpenID Connect Core §5.3.2,
+// as the OpenAPI document names them (`oidc::discovery`, the key set and `oidc::user_claims` build
+// them; a test keeps the discovery document's fields equal to these).
+
+/// The OpenID Provider Metadata (OpenID Connect Discovery 1.0 §3).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct ProviderMetadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    userinfo_endpoint: String,
+    jwks_uri: String,
+    end_session_endpoint: String,
+    scopes_supported: Vec<String>,
+    response_types_supported: Vec<String>,
+    response_modes_supported: Vec<String>,
+    grant_types_supported: Vec<String>,
+    subject_types_supported: Vec<String>,
+    id_token_signing_alg_values_supported: Vec<String>,
+    token_endpoint_auth_methods_supported: Vec<String>,
+    code_challenge_methods_supported: Vec<String>,
+    claims_supported: Vec<String>,
+    acr_values_supported: Vec<String>,
+    prompt_values_supported: Vec<String>,
+    claims_parameter_supported: bool,
+    request_parameter_supported: bool,
+    request_uri_parameter_supported: bool,
+}
+
+/// A JWK Set (RFC 7517 §5): the public keys ID tokens are signed with.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct JwkSet {
+    /// Each a JWK (RFC 7517 §4) with its `kid`, `alg` and `use`.
+    #[schema(value_type = Vec<Object>)]
+    keys: Vec<Value>,
+}
+
+/// The claims the UserInfo endpoint releases (OpenID Connect Core §5.3.2), by the scopes granted:
+/// `openid` the subject, `email` the address, `profile` the name, `tenant` the tenant and role.
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub(crate) struct UserInfo {
+    sub: String,
+    email: Option<String>,
+    email_verified: Option<bool>,
+    name: Option<String>,
+    tenant: Option<String>,
+    role: Option<crate::model::Role>,
 }
 
 /// An OAuth 2.0 error (RFC 6749 §5.2).
@@ -557,8 +609,8 @@ fn tokens(state: &AppState, access: &str, refresh: &str, id_token: &str, scope: 
 /// The UserInfo endpoint (OpenID Connect Core §5.3): the claims of the access token's user.
 #[utoipa::path(method(get, post), operation_id = "oidc_userinfo", path = "/oauth2/userinfo", tag = "public",
     responses(
-        (status = 200, description = "The user's claims: sub, email, email_verified, name, tenant, role.", body = Object),
-        (status = 401, description = "`WWW-Authenticate: Bearer error=\"invalid_token\"`.", body = Object),
+        (status = 200, description = "The user's claims: sub, email, email_verified, name, tenant, role.", body = UserInfo),
+        (status = 401, description = "`WWW-Authenticate: Bearer error=\"invalid_token\"`.", body = OAuthError),
     ))]
 async fn userinfo(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     let header_token = parts
@@ -599,7 +651,10 @@ async fn userinfo(State(state): State<AppState>, parts: Parts, body: Bytes) -> R
                 key_id: None,
                 extra: serde_json::Map::new(),
             });
-            let body = json!({ "error": "invalid_token", "error_description": "the access token is unknown, expired or revoked" });
+            let body = OAuthError {
+                error: "invalid_token",
+                error_description: "the access token is unknown, expired or revoked".into(),
+            };
             let mut response = no_store((StatusCode::UNAUTHORIZED, axum::Json(body)));
             response
                 .headers_mut()
@@ -815,6 +870,20 @@ async fn rotate_keys(State(state): State<AppState>, caller: Caller) -> Result<Re
 
 #[cfg(test)]
 mod tests {
+    /// The discovery document has exactly the fields `ProviderMetadata` documents.
+    #[test]
+    fn the_documented_provider_metadata_is_what_discovery_serves() {
+        let utoipa::openapi::RefOr::T(utoipa::openapi::schema::Schema::Object(schema)) =
+            <super::ProviderMetadata as utoipa::PartialSchema>::schema()
+        else {
+            panic!("ProviderMetadata is an object schema");
+        };
+        let documented: std::collections::BTreeSet<&String> = schema.properties.keys().collect();
+        let served = crate::oidc::discovery("https://gatehouse.example");
+        let served: std::collections::BTreeSet<&String> = served.as_object().expect("an object").keys().collect();
+        assert_eq!(documented, served);
+    }
+
     use super::*;
 
     #[test]

@@ -47,21 +47,65 @@ pub(super) struct SetSso {
     jit_role: Option<String>,
 }
 
-fn view(state: &AppState, idp: &TenantIdp) -> Value {
-    json!({
-        "tenant": idp.tenant,
-        "issuer": idp.issuer,
-        "clientId": idp.client_id,
-        "domains": idp.domains,
-        "mandatory": idp.mandatory,
-        "jitRole": idp.jit_role,
-        "state": idp.state,
-        "managedBy": idp.managed_by,
-        "verification": idp.metadata,
-        "verifiedAt": idp.verified_at,
-        "testedAt": idp.tested_at,
-        "redirectUri": state.sso.callback_url(),
-    })
+/// A tenant's identity provider as the API shows it: never its secret.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct SsoProvider {
+    #[schema(example = "acme")]
+    tenant: String,
+    /// Exactly as its tokens' `iss`.
+    issuer: String,
+    client_id: String,
+    /// The email domains the login page sends to it.
+    domains: Vec<String>,
+    /// Passwords are refused for the tenant's users once it is active.
+    mandatory: bool,
+    /// The role of users created on their first sign-in; `null`: unknown emails are refused.
+    jit_role: Option<String>,
+    /// `draft`, `verified`, `tested` or `active`.
+    state: String,
+    /// `git` (its `sso` block) or `api`.
+    managed_by: String,
+    /// What the last verification found: the provider's endpoints.
+    verification: Option<Value>,
+    verified_at: Option<chrono::DateTime<chrono::Utc>>,
+    tested_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The redirect URI to register at the provider.
+    redirect_uri: String,
+}
+
+fn view(state: &AppState, idp: &TenantIdp) -> SsoProvider {
+    SsoProvider {
+        tenant: idp.tenant.clone(),
+        issuer: idp.issuer.clone(),
+        client_id: idp.client_id.clone(),
+        domains: idp.domains.clone(),
+        mandatory: idp.mandatory,
+        jit_role: idp.jit_role.clone(),
+        state: idp.state.clone(),
+        managed_by: idp.managed_by.clone(),
+        verification: idp.metadata.clone(),
+        verified_at: idp.verified_at,
+        tested_at: idp.tested_at,
+        redirect_uri: state.sso.callback_url(),
+    }
+}
+
+/// What a verification found.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SsoVerification {
+    /// The provider's state after it: `verified` when it passed.
+    state: String,
+    passed: bool,
+    /// Each problem, in words.
+    problems: Vec<String>,
+}
+
+/// A test sign-in to open in a browser.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(super) struct SsoTest {
+    /// Sign in at the provider through it; nothing changes but the test's record.
+    url: String,
 }
 
 /// A provider declared in Git changes there, not through the API.
@@ -87,7 +131,7 @@ async fn load(state: &AppState, tenant: &str) -> Result<TenantIdp> {
 
 #[utoipa::path(get, operation_id = "show_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "The provider (never its secret), its state and last verification.", body = Object)))]
+    responses((status = 200, description = "The provider (never its secret), its state and last verification.", body = SsoProvider)))]
 async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::ReadTenants, "SSO settings", &tenant)?;
     let idp = load(&state, name.as_str()).await?;
@@ -97,7 +141,7 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
 #[utoipa::path(put, operation_id = "set_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = SetSso),
-    responses((status = 200, description = "The provider, in `draft`: verify it, test it, then activate it.", body = Object)))]
+    responses((status = 200, description = "The provider, in `draft`: verify it, test it, then activate it.", body = SsoProvider)))]
 async fn set(
     State(state): State<AppState>,
     caller: Caller,
@@ -170,7 +214,7 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Pat
 
 #[utoipa::path(post, operation_id = "verify_sso", path = "/v1/tenants/{tenant}/sso/verify", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "`passed`, and each `problem` in words; a passing provider is `verified`.", body = Object)))]
+    responses((status = 200, description = "`passed`, and each `problem` in words; a passing provider is `verified`.", body = SsoVerification)))]
 async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let idp = load(&state, name.as_str()).await?;
@@ -178,13 +222,13 @@ async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Pat
     let details = json!({ "passed": report.passed(), "problems": report.problems });
     caller.record(&state, "tenant.sso.verify", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
     let idp = load(&state, name.as_str()).await?;
-    Ok(axum::Json(json!({ "state": idp.state, "passed": report.passed(), "problems": report.problems }))
-        .into_response())
+    let verification = SsoVerification { state: idp.state, passed: report.passed(), problems: report.problems };
+    Ok(axum::Json(verification).into_response())
 }
 
 #[utoipa::path(post, operation_id = "test_sso", path = "/v1/tenants/{tenant}/sso/test", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "`url`: open it in a browser and sign in at the provider; nothing changes but the test's record.", body = Object)))]
+    responses((status = 200, description = "`url`: open it in a browser and sign in at the provider; nothing changes but the test's record.", body = SsoTest)))]
 async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let idp = load(&state, name.as_str()).await?;
@@ -193,12 +237,12 @@ async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
     }
     let by = caller.actor.name();
     let (url, _) = state.sso.start(&idp, "test", "/account", None, Some(by)).await.map_err(sso_error)?;
-    Ok(super::auth::no_store(axum::Json(json!({ "url": url }))))
+    Ok(super::auth::no_store(axum::Json(SsoTest { url })))
 }
 
 #[utoipa::path(post, operation_id = "activate_sso", path = "/v1/tenants/{tenant}/sso/activate", tag = "admin", security(("operator" = []), ("session" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "Active: the login page sends the tenant's domains to the provider.", body = Object)))]
+    responses((status = 200, description = "Active: the login page sends the tenant's domains to the provider.", body = SsoProvider)))]
 async fn activate(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let idp = load(&state, name.as_str()).await?;

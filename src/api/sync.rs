@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -72,13 +72,13 @@ const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged
     tag = "operator",
     security(("operator" = [])),
     params(("after" = Option<String>, Query, description = "Only tenants after this name (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."), ("all" = Option<bool>, Query, description = "Every tenant, not only those out of sync."), ("state" = Option<String>, Query, description = "Only tenants in this state: Synced, OutOfSync, Drifted, Error, Unmanaged.")),
-    responses((status = 200, description = "Counts and a page of tenants.", body = Object)),
+    responses((status = 200, description = "Counts and a page of tenants.", body = SyncTenants)),
 )]
 async fn tenants(
     State(state): State<AppState>,
     caller: Caller,
     page: std::result::Result<Query<Page>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SyncTenants>> {
     caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let Query(page) = page?;
     let after = input::lookup("query parameter `after`", &page.after)?;
@@ -89,16 +89,51 @@ async fn tenants(
     let only = page.state.as_deref().map(tenant_state).transpose()?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let sync = status::sync_state(&mut conn).await?;
-    let (items, last) = if page.all || only.is_some() {
+    let (tenants, last) = if page.all || only.is_some() {
         let items = status::all_tenants(&mut conn, after, limit, only).await?;
         let last = items.last().map(|t| t.status.tenant.clone());
-        (serde_json::to_value(&items).unwrap_or_default(), last.filter(|_| items.len() as i64 == limit))
+        (TenantPage::Listed(items), last)
     } else {
         let items = status::tenant_statuses(&mut conn, after, limit).await?;
         let last = items.last().map(|t| t.tenant.clone());
-        (serde_json::to_value(&items).unwrap_or_default(), last.filter(|_| items.len() as i64 == limit))
+        (TenantPage::NotInSync(items), last)
     };
-    Ok(Json(json!({ "counts": sync.counts, "commit": sync.source_commit, "tenants": items, "next": last })))
+    let next = last.filter(|_| tenants.len() as i64 == limit);
+    Ok(Json(SyncTenants { counts: sync.counts, commit: sync.source_commit, tenants, next }))
+}
+
+/// A page of `GET /v1/sync/tenants`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SyncTenants {
+    /// Tenants per state, every tenant counted.
+    #[schema(value_type = Object, example = json!({ "Synced": 2, "Drifted": 1 }))]
+    counts: Value,
+    /// The version of the config of the last pass.
+    commit: Option<String>,
+    /// With `all` or `state`, each tenant also has its database record (`appliedCommit`,
+    /// `changedAt`, `managedBy`).
+    #[schema(value_type = Vec<status::TenantListing>)]
+    tenants: TenantPage,
+    /// The `after` of the next page; `null` on the last.
+    next: Option<String>,
+}
+
+/// The tenants of a page: every tenant with its database record (`all`, `state`), or only those
+/// not simply in sync.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(super) enum TenantPage {
+    Listed(Vec<status::TenantListing>),
+    NotInSync(Vec<status::TenantStatus>),
+}
+
+impl TenantPage {
+    fn len(&self) -> usize {
+        match self {
+            TenantPage::Listed(items) => items.len(),
+            TenantPage::NotInSync(items) => items.len(),
+        }
+    }
 }
 
 fn tenant_state(value: &str) -> Result<&'static str> {
@@ -135,19 +170,19 @@ impl HistoryPage {
     tag = "operator",
     security(("operator" = [])),
     params(("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
-    responses((status = 200, description = "Reconcile passes, newest first.", body = Object)),
+    responses((status = 200, description = "Reconcile passes, newest first.", body = SyncHistory)),
 )]
 async fn passes(
     State(state): State<AppState>,
     caller: Caller,
     page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SyncHistory>> {
     caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let Query(page) = page?;
     let limit = page.limit()?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let passes = history::passes(&mut conn, page.before, limit).await?;
-    Ok(Json(history_page(&passes, limit)))
+    Ok(Json(history_page(passes, limit)))
 }
 
 /// The passes that changed, reverted, refused or failed one tenant, newest first.
@@ -157,26 +192,34 @@ async fn passes(
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
-    responses((status = 200, description = "The passes that touched the tenant, newest first.", body = Object)),
+    responses((status = 200, description = "The passes that touched the tenant, newest first.", body = SyncHistory)),
 )]
 async fn tenant_history(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
     page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>> {
+) -> Result<Json<SyncHistory>> {
     caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let name = input::lookup("path parameter `tenant`", &name)?;
     let Query(page) = page?;
     let limit = page.limit()?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let passes = history::tenant_passes(&mut conn, name, page.before, limit).await?;
-    Ok(Json(history_page(&passes, limit)))
+    Ok(Json(history_page(passes, limit)))
 }
 
-fn history_page(passes: &[history::PassEntry], limit: i64) -> Value {
+/// A page of passes.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct SyncHistory {
+    passes: Vec<history::PassEntry>,
+    /// The `before` of the next page; `null` on the last.
+    next: Option<i64>,
+}
+
+fn history_page(passes: Vec<history::PassEntry>, limit: i64) -> SyncHistory {
     let next = passes.last().map(|p| p.id).filter(|_| passes.len() as i64 == limit);
-    json!({ "passes": passes, "next": next })
+    SyncHistory { passes, next }
 }
 
 /// Allows one tenant's guarded change (its removal from Git, refused by the mass-delete guard) once:
@@ -187,13 +230,13 @@ fn history_page(passes: &[history::PassEntry], limit: i64) -> Value {
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = Object)),
+    responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = DeletionAllowed)),
 )]
 async fn allow_deletion(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> Result<(StatusCode, Json<Value>)> {
+) -> Result<(StatusCode, Json<DeletionAllowed>)> {
     caller.authorize(&state, Action::AllowGuardedChange, &RECONCILER)?;
     let name = input::tenant(&name)?;
     let target = Target::in_tenant(name.as_str(), format!("tenant/{name}/guard"));
@@ -202,7 +245,15 @@ async fn allow_deletion(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{name}` is live: there is nothing to delete")))?;
     store::notify_sync(&state.pool).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "allowed": allowed, "status": "the next pass applies the change" }))))
+    Ok((StatusCode::ACCEPTED, Json(DeletionAllowed { allowed, status: "the next pass applies the change" })))
+}
+
+/// A guarded change allowed once.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DeletionAllowed {
+    allowed: allowance::Allowance,
+    #[schema(example = "the next pass applies the change")]
+    status: &'static str,
 }
 
 /// One tenant: its state, the commit it is synced to, errors with file:line, and each drifted field
@@ -213,9 +264,9 @@ async fn allow_deletion(
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = Object)),
+    responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = TenantSync)),
 )]
-async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<Value>> {
+async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<TenantSync>> {
     caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let name = input::lookup("path parameter `tenant`", &name)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
@@ -236,22 +287,54 @@ async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<
         entry["changedAt"] = at;
     }
     let allowance = drift::allowance_of(&mut conn, name).await?;
-    let state_name = row.as_ref().map_or("Synced", |r| r.state.as_str());
-    Ok(Json(json!({
-        "tenant": name,
-        "state": state_name,
-        "syncedCommit": (state_name == "Synced").then_some(sync.source_commit.clone()).flatten(),
-        "sourceCommit": sync.source_commit,
-        "appliedCommit": record.as_ref().and_then(|r| r.applied_commit.clone()),
-        "managedBy": record.as_ref().map(|r| r.managed_by.clone()),
-        "sourceFile": row.as_ref().and_then(|r| r.source_file.clone()).or(record.and_then(|r| r.source_file)),
-        "lastAttemptAt": sync.last_attempt_at,
-        "errors": row.as_ref().map_or(json!([]), |r| r.errors.clone()),
-        "drift": drift,
-        "orphans": row.as_ref().map_or(json!([]), |r| r.orphans.clone()),
-        "allowedDeletion": allowance::of_tenant(&mut conn, name).await?,
-        "driftAllowance": allowance,
-    })))
+    let state_name = row.as_ref().map_or("Synced", |r| r.state.as_str()).to_owned();
+    Ok(Json(TenantSync {
+        tenant: name.to_owned(),
+        synced_commit: (state_name == "Synced").then(|| sync.source_commit.clone()).flatten(),
+        state: state_name,
+        source_commit: sync.source_commit,
+        applied_commit: record.as_ref().and_then(|r| r.applied_commit.clone()),
+        managed_by: record.as_ref().map(|r| r.managed_by.clone()),
+        source_file: row.as_ref().and_then(|r| r.source_file.clone()).or(record.and_then(|r| r.source_file)),
+        last_attempt_at: sync.last_attempt_at,
+        errors: row.as_ref().map_or(json!([]), |r| r.errors.clone()),
+        drift,
+        orphans: row.as_ref().map_or(json!([]), |r| r.orphans.clone()),
+        allowed_deletion: allowance::of_tenant(&mut conn, name).await?,
+        drift_allowance: allowance,
+    }))
+}
+
+/// One tenant's sync status.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TenantSync {
+    #[schema(example = "acme")]
+    tenant: String,
+    /// `Synced | OutOfSync | Drifted | Error | Unmanaged`.
+    state: String,
+    /// The version the tenant is synced to; `null` unless `Synced`.
+    synced_commit: Option<String>,
+    /// The version of the config of the last pass.
+    source_commit: Option<String>,
+    /// The version that last changed the tenant.
+    applied_commit: Option<String>,
+    /// `git` or `api`; `null` when the tenant is not live.
+    managed_by: Option<String>,
+    source_file: Option<String>,
+    last_attempt_at: Option<DateTime<Utc>>,
+    /// Each problem, with its file and line.
+    #[schema(value_type = Vec<Object>)]
+    errors: Value,
+    /// Each drifted field: the applied and live values, who changed it and when.
+    #[schema(value_type = Vec<Object>)]
+    drift: Vec<Value>,
+    /// Live resources Git does not declare.
+    #[schema(value_type = Vec<Object>)]
+    orphans: Value,
+    /// A guarded change allowed once, not yet used.
+    allowed_deletion: Option<allowance::Allowance>,
+    drift_allowance: Option<drift::Allowance>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -259,6 +342,23 @@ async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<
 struct AllowDrift {
     until: DateTime<Utc>,
     reason: String,
+}
+
+/// A tenant's drift allowance, as given.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DriftAllowed {
+    #[schema(example = "acme")]
+    tenant: String,
+    drift_allowance: drift::Allowance,
+}
+
+/// A tenant's drift allowance, as withdrawn.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(super) struct DriftWithdrawn {
+    #[schema(example = "acme")]
+    tenant: String,
+    withdrawn: drift::Allowance,
 }
 
 /// Allows a tenant's drift until `until` (issue 15.6): reported, not reverted, even with selfHeal.
@@ -269,14 +369,14 @@ struct AllowDrift {
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = AllowDrift),
-    responses((status = 200, description = "The drift allowance in force.", body = Object)),
+    responses((status = 200, description = "The drift allowance in force.", body = DriftAllowed)),
 )]
 async fn allow_drift(
     State(state): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
     body: JsonBody<AllowDrift>,
-) -> Result<Json<Value>> {
+) -> Result<Json<DriftAllowed>> {
     caller.authorize(&state, Action::AllowGuardedChange, &RECONCILER)?;
     let tenant = input::tenant(&tenant)?;
     let request = body.value()?;
@@ -288,7 +388,7 @@ async fn allow_drift(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no tenant `{tenant}` is live")))?;
     store::notify_sync(&state.pool).await?;
-    Ok(Json(json!({ "tenant": tenant.as_str(), "driftAllowance": allowed })))
+    Ok(Json(DriftAllowed { tenant: tenant.as_str().to_owned(), drift_allowance: allowed }))
 }
 
 /// Withdraws a tenant's drift allowance: the next pass reverts its drift if it self-heals.
@@ -298,13 +398,13 @@ async fn allow_drift(
     tag = "operator",
     security(("operator" = [])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
-    responses((status = 200, description = "The withdrawn allowance.", body = Object)),
+    responses((status = 200, description = "The withdrawn allowance.", body = DriftWithdrawn)),
 )]
 async fn withdraw_drift(
     State(state): State<AppState>,
     caller: Caller,
     Path(tenant): Path<String>,
-) -> Result<Json<Value>> {
+) -> Result<Json<DriftWithdrawn>> {
     caller.authorize(&state, Action::AllowGuardedChange, &RECONCILER)?;
     let tenant = input::tenant(&tenant)?;
     let target = Target::in_tenant(tenant.as_str(), format!("tenant/{tenant}"));
@@ -313,7 +413,7 @@ async fn withdraw_drift(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no drift allowance in force")))?;
     store::notify_sync(&state.pool).await?;
-    Ok(Json(json!({ "tenant": tenant.as_str(), "withdrawn": withdrawn })))
+    Ok(Json(DriftWithdrawn { tenant: tenant.as_str().to_owned(), withdrawn }))
 }
 
 #[utoipa::path(

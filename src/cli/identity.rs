@@ -165,7 +165,8 @@ pub async fn list(args: MailArgs) -> anyhow::Result<u8> {
             let keyring = args.keys.keyring()?;
             let to = args.to.as_deref().map(str::to_lowercase);
             let rows = store::mail::list(&pool, to.as_deref(), !args.all, args.limit).await?;
-            crate::mail::listing(&keyring, rows)
+            let listed = crate::mail::listing(&keyring, rows);
+            listed.iter().map(serde_json::to_value).collect::<Result<Vec<_>, _>>()?
         }
     };
     match args.format {

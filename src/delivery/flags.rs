@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::body::Bytes;
 use axum::http::HeaderValue;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::model::FlagType;
@@ -41,6 +42,81 @@ pub struct Rendered {
     pub etag: HeaderValue,
 }
 
+// The bodies, as the OpenAPI document names them. Fields are in alphabetical order, the order the
+// bodies had when they were built as JSON maps, so the bytes and versions stay the same.
+
+/// `GET /v1/tenants/{tenant}/flags`: the tenant's resolved flags.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct TenantFlagsBody {
+    /// Every flag by key.
+    pub flags: BTreeMap<String, ResolvedFlag>,
+    #[schema(example = "acme")]
+    pub tenant: String,
+    /// Equal flags, equal version, on every replica (the ETag).
+    pub version: String,
+}
+
+/// A flag's value for a tenant, and where it comes from.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ResolvedFlag {
+    /// `plan` (the plan's default) or `tenant` (the tenant's own).
+    #[schema(example = "plan")]
+    pub source: &'static str,
+    /// `boolean`, `integer`, `float`, `string` or `object`.
+    #[serde(rename = "type")]
+    #[schema(example = "boolean")]
+    pub kind: String,
+    pub value: Value,
+}
+
+/// An OpenFeature Remote Evaluation Protocol evaluation of one flag.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OfrepEvaluation {
+    pub key: String,
+    pub metadata: OfrepFlagMetadata,
+    /// `STATIC` (a plan's default) or `TARGETING_MATCH` (the tenant's own value).
+    pub reason: &'static str,
+    pub value: Value,
+    /// `plan` or `tenant`.
+    pub variant: &'static str,
+}
+
+/// What an evaluation says beyond OFREP's fields.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OfrepFlagMetadata {
+    pub source: &'static str,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub version: String,
+}
+
+/// OFREP bulk evaluation: every flag of the tenant, and where its changes stream.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OfrepBulk {
+    pub event_streams: Vec<EventStream>,
+    pub flags: Vec<OfrepEvaluation>,
+    pub metadata: OfrepBulkMetadata,
+}
+
+/// Where a client hears of changes instead of polling.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventStream {
+    pub inactivity_delay_sec: u32,
+    /// `sse`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub url: String,
+}
+
+/// The tenant and version of a bulk evaluation.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OfrepBulkMetadata {
+    pub tenant: String,
+    pub version: String,
+}
+
 /// What the live rows say of one tenant.
 #[derive(Debug, Clone)]
 pub struct TenantFlagsRow {
@@ -72,35 +148,31 @@ impl TenantFlags {
     /// Resolves and renders `row`. `events_url` is where this tenant's change stream is served.
     pub fn build(row: TenantFlagsRow, events_url: &str) -> Self {
         let resolved = resolve(&row.plan_flags, &row.overrides);
-        let flags: serde_json::Map<String, Value> = resolved
+        let flags: BTreeMap<String, ResolvedFlag> = resolved
             .iter()
             .map(|(key, (value, source))| {
-                let kind = FlagType::of(value).map_or("object".to_owned(), |t| t.to_string());
-                (key.clone(), json!({ "value": value, "type": kind, "source": source.as_str() }))
+                let flag = ResolvedFlag { source: source.as_str(), kind: type_of(value), value: value.clone() };
+                (key.clone(), flag)
             })
             .collect();
         let version = hex::encode(&Sha256::digest(serde_json::to_vec(&flags).unwrap_or_default())[..12]);
-        let rest = json!({ "tenant": row.name, "version": version, "flags": flags });
-
-        let evaluation = |key: &str, value: &Value, source: FlagSource| {
-            let kind = FlagType::of(value).map_or("object".to_owned(), |t| t.to_string());
-            json!({
-                "key": key,
-                "value": value,
-                "reason": source.ofrep_reason(),
-                "variant": source.as_str(),
-                "metadata": { "source": source.as_str(), "type": kind, "version": version },
-            })
+        let evaluation = |key: &str, value: &Value, source: FlagSource| OfrepEvaluation {
+            key: key.to_owned(),
+            metadata: OfrepFlagMetadata { source: source.as_str(), kind: type_of(value), version: version.clone() },
+            reason: source.ofrep_reason(),
+            value: value.clone(),
+            variant: source.as_str(),
         };
         let ofrep_single = resolved
             .iter()
             .map(|(key, (value, source))| (key.as_str().into(), to_bytes(&evaluation(key, value, *source))))
             .collect();
-        let bulk = json!({
-            "flags": resolved.iter().map(|(k, (v, s))| evaluation(k, v, *s)).collect::<Vec<_>>(),
-            "eventStreams": [{ "type": "sse", "url": events_url, "inactivityDelaySec": 120 }],
-            "metadata": { "tenant": row.name, "version": version },
-        });
+        let bulk = OfrepBulk {
+            event_streams: vec![EventStream { inactivity_delay_sec: 120, kind: "sse", url: events_url.to_owned() }],
+            flags: resolved.iter().map(|(k, (v, s))| evaluation(k, v, *s)).collect(),
+            metadata: OfrepBulkMetadata { tenant: row.name.clone(), version: version.clone() },
+        };
+        let rest = TenantFlagsBody { flags, tenant: row.name.clone(), version: version.clone() };
         TenantFlags {
             active: row.active,
             applications: row.applications.into_iter().map(String::into_boxed_str).collect(),
@@ -131,7 +203,11 @@ fn resolve(plan_flags: &Value, overrides: &Value) -> BTreeMap<String, (Value, Fl
     resolved
 }
 
-fn to_bytes(value: &Value) -> Bytes {
+fn type_of(value: &Value) -> String {
+    FlagType::of(value).map_or("object".to_owned(), |t| t.to_string())
+}
+
+fn to_bytes(value: &impl serde::Serialize) -> Bytes {
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
 }
 
@@ -154,6 +230,8 @@ pub fn not_modified(if_none_match: Option<&HeaderValue>, etag: &HeaderValue) -> 
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn row(plan: Value, overrides: Value) -> TenantFlagsRow {
@@ -182,6 +260,21 @@ mod tests {
         let bulk: Value = serde_json::from_slice(&t.ofrep_bulk.body).expect("json");
         assert_eq!(bulk["flags"].as_array().map(Vec::len), Some(3));
         assert_eq!(bulk["eventStreams"][0]["url"], "http://h/v1/tenants/acme/flags/events");
+    }
+
+    /// The typed bodies serialize as the JSON maps they replaced did (keys in order), so versions
+    /// and ETags did not change with them.
+    #[test]
+    fn the_bodies_keep_their_bytes_and_version() {
+        let t = TenantFlags::build(row(json!({"a": true}), json!({"b": 2})), "http://h/e");
+        let flags = json!({ "a": { "value": true, "type": "boolean", "source": "plan" },
+                            "b": { "value": 2, "type": "integer", "source": "tenant" } });
+        let version = hex::encode(&Sha256::digest(serde_json::to_vec(&flags).expect("json"))[..12]);
+        let rest = json!({ "tenant": "acme", "version": version, "flags": flags });
+        assert_eq!(t.rest.body, serde_json::to_vec(&rest).expect("json"));
+        let single = json!({ "key": "b", "value": 2, "reason": "TARGETING_MATCH", "variant": "tenant",
+                             "metadata": { "source": "tenant", "type": "integer", "version": version } });
+        assert_eq!(t.ofrep_single["b"], serde_json::to_vec(&single).expect("json"));
     }
 
     #[test]

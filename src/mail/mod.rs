@@ -49,16 +49,23 @@ pub fn open(keyring: &Keyring, row: &store::mail::OutboxRow) -> Result<Option<Bo
 
 /// Outbox rows as `gatehouse mail list` and `GET /v1/mail/outbox` show them: each row's fields with
 /// the plain text of mail still waiting (delivered and abandoned mail has no body any more).
-pub fn listing(keyring: &Keyring, rows: Vec<store::mail::OutboxRow>) -> Vec<serde_json::Value> {
+pub fn listing(keyring: &Keyring, rows: Vec<store::mail::OutboxRow>) -> Vec<ListedMail> {
     rows.into_iter()
         .map(|row| {
             let text = match open(keyring, &row) {
                 Ok(bodies) => bodies.map(|b| b.text),
                 Err(error) => Some(format!("(cannot open: {error})")),
             };
-            let mut value = serde_json::to_value(&row).unwrap_or_default();
-            value["text"] = serde_json::json!(text);
-            value
+            ListedMail { row, text }
         })
         .collect()
+}
+
+/// A mail of the outbox as an operator reads it: its record and its text.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ListedMail {
+    #[serde(flatten)]
+    pub row: store::mail::OutboxRow,
+    /// The text body; `null` once delivered (the body is then erased).
+    pub text: Option<String>,
 }

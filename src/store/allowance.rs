@@ -11,8 +11,10 @@ use sqlx::{PgConnection, Row};
 
 use super::{AuditEntry, Result, insert_audit};
 
-#[derive(Debug, Clone, Serialize)]
+/// A guarded change (a tenant's removal from Git) allowed once.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DeletionAllowance)]
 pub struct Allowance {
     pub tenant: String,
     pub allowed_by: String,

@@ -8,9 +8,10 @@ use sqlx::{PgConnection, PgPool, Row};
 
 use super::{AuditEntry, Result, insert_audit};
 
-/// A tenant's latest allowance, as the status API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A tenant's latest drift allowance, as the status API shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[schema(as = DriftAllowance)]
 pub struct Allowance {
     pub until: DateTime<Utc>,
     pub reason: String,

@@ -13,7 +13,7 @@ use super::Result;
 
 /// What a pass applied, by kind: declared changes (created, updated, deleted) apart from drift it
 /// reverted (healed).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChangeCounts {
     pub created: usize,
     pub updated: usize,
@@ -35,7 +35,7 @@ impl ChangeCounts {
 }
 
 /// A drifted field a pass reverted: the live value it replaced and who had made that change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HealedField {
     pub resource: String,
@@ -51,7 +51,7 @@ pub struct HealedField {
 }
 
 /// What one pass did to one tenant.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantPass {
     pub tenant: String,
@@ -66,7 +66,7 @@ pub struct TenantPass {
 }
 
 /// One pass as the history keeps it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PassEntry {
     /// Assigned when the pass is recorded.

@@ -585,7 +585,8 @@ pub async fn revoke_own_session(pool: &PgPool, session_id: Uuid, user_id: Uuid, 
     Ok(done.rows_affected() == 1)
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// One of a user's live sessions, as they list them.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionSummary {
     pub id: Uuid,

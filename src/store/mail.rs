@@ -37,7 +37,8 @@ pub async fn enqueue(conn: &mut PgConnection, mail: NewMail<'_>) -> Result<()> {
     Ok(())
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A mail of the outbox: to whom, what, and how its delivery went.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OutboxRow {
     pub id: Uuid,

@@ -68,7 +68,7 @@ pub async fn request_sync(conn: &mut PgConnection) -> Result<()> {
 }
 
 /// One tenant that is not simply in sync.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantStatus {
     pub tenant: String,
@@ -189,7 +189,7 @@ pub async fn recount(conn: &mut PgConnection) -> Result<Value> {
 }
 
 /// A tenant as the full status table lists it: its sync state and what the database says of it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantListing {
     #[serde(flatten)]
