@@ -368,8 +368,7 @@ impl Caller {
 
     /// Where the request came from, for audit rows.
     pub fn origin(&self) -> Origin {
-        let client = self.client();
-        Origin { ip: client.ip, user_agent: client.user_agent }
+        self.client().origin()
     }
 
     /// The client as the identity flows record it.
@@ -433,8 +432,7 @@ pub(crate) fn client(parts: &Parts) -> Client {
 
 /// Where a request without a `Caller` came from, as its audit rows name it.
 pub(crate) fn origin(parts: &Parts) -> Origin {
-    let client = client(parts);
-    Origin { ip: client.ip, user_agent: client.user_agent }
+    client(parts).origin()
 }
 
 #[cfg(test)]

@@ -507,7 +507,7 @@ pub(super) async fn end_browser_session(state: &AppState, parts: &Parts) -> Opti
     let origin = super::caller::origin(parts);
     let target = crate::audit::Target::in_tenant(&session.tenant, format!("user/{}", session.email));
     let actor = crate::authz::Actor::User(session.clone());
-    let details = serde_json::json!({ "via": "browser" });
+    let details = serde_json::json!({ "sessionId": session.id, "via": "browser" });
     let entry = crate::audit::entry(&actor, "auth.logout", target, crate::audit::Outcome::Success, &origin, details);
     if let Err(error) = crate::store::apps::audit(&state.pool, entry).await {
         tracing::warn!(%error, "cannot write an audit row");

@@ -57,14 +57,40 @@ pub fn entry(
     origin: &Origin,
     details: Value,
 ) -> AuditEntry {
+    let who = Who { name: actor.name(), kind: actor.kind(), identity: actor.identity() };
+    row(who, action, target, outcome, origin, details)
+}
+
+/// The row of someone named by `email` (or, for a provider's test sign-in, whoever started it)
+/// without a session to prove it: a sign-in, a reset or an invitation accepted, a federated
+/// sign-in. The row's actor is that name, and nothing more is known of them.
+pub fn claimed(
+    email: &str,
+    action: &str,
+    target: Target,
+    outcome: Outcome,
+    origin: &Origin,
+    details: Value,
+) -> AuditEntry {
+    let who = Who { name: email, kind: "user", identity: Value::Null };
+    row(who, action, target, outcome, origin, details)
+}
+
+/// Whom a row names: the `actor` and `actor_type` columns, and the identity in `metadata.actor`.
+struct Who<'a> {
+    name: &'a str,
+    kind: &'static str,
+    identity: Value,
+}
+
+fn row(who: Who<'_>, action: &str, target: Target, outcome: Outcome, origin: &Origin, details: Value) -> AuditEntry {
     let mut metadata = match details {
         Value::Object(map) => map,
         Value::Null => Map::new(),
         other => Map::from_iter([("details".to_owned(), other)]),
     };
-    let identity = actor.identity();
-    if !identity.is_null() {
-        metadata.insert("actor".into(), identity);
+    if !who.identity.is_null() {
+        metadata.insert("actor".into(), who.identity);
     }
     if let Some(ip) = &origin.ip {
         metadata.entry("ip").or_insert_with(|| json!(ip));
@@ -73,8 +99,8 @@ pub fn entry(
         metadata.entry("userAgent").or_insert_with(|| json!(agent));
     }
     AuditEntry {
-        actor: actor.name().to_owned(),
-        actor_type: actor.kind(),
+        actor: who.name.to_owned(),
+        actor_type: who.kind,
         action: action.to_owned(),
         resource: target.path,
         tenant: target.tenant,

@@ -1,10 +1,10 @@
-//! `Actor`: who is calling, whatever credential they presented.
+//! `Actor`: who is acting: a caller, whatever credential they presented, or Gatehouse's own job.
 
 use crate::delivery::Principal;
 use crate::model::PlatformRole;
 use crate::model::SessionView;
 
-/// The caller of a request.
+/// Who acts: the caller of a request, or one of Gatehouse's jobs.
 #[derive(Clone)]
 pub enum Actor {
     /// Someone who runs Gatehouse: an operator or an auditor.

@@ -26,6 +26,13 @@ pub struct Client {
     pub user_agent: Option<String>,
 }
 
+impl Client {
+    /// Where the request came from, as its audit rows name it.
+    pub fn origin(&self) -> crate::audit::Origin {
+        crate::audit::Origin { ip: self.ip.clone(), user_agent: self.user_agent.clone() }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     /// One answer for every sign-in failure, so accounts cannot be enumerated.
@@ -178,27 +185,18 @@ impl Identity {
         }
     }
 
+    /// The row of whoever named `email` (no session proves it yet).
     fn entry(
         action: &str,
-        actor: &str,
+        email: &str,
         tenant: Option<&str>,
         success: bool,
         client: &Client,
         extra: serde_json::Value,
     ) -> AuditEntry {
-        let mut metadata = json!({ "ip": client.ip, "userAgent": client.user_agent });
-        if let (Some(map), serde_json::Value::Object(extra)) = (metadata.as_object_mut(), extra) {
-            map.extend(extra);
-        }
-        AuditEntry {
-            actor: actor.to_owned(),
-            actor_type: "user",
-            action: action.to_owned(),
-            resource: format!("user/{actor}"),
-            tenant: tenant.map(str::to_owned),
-            success,
-            metadata,
-        }
+        let target = crate::audit::Target { path: format!("user/{email}"), tenant: tenant.map(str::to_owned) };
+        let outcome = if success { crate::audit::Outcome::Success } else { crate::audit::Outcome::Failure };
+        crate::audit::claimed(email, action, target, outcome, &client.origin(), extra)
     }
 
     /// Audits a refusal of a caller who proved nothing (aggregated with its repeats; never waits).
@@ -230,8 +228,7 @@ impl Identity {
         let actor = crate::authz::Actor::User(session.clone());
         let target = crate::audit::Target::in_tenant(&session.tenant, format!("user/{}", session.email));
         let outcome = if success { crate::audit::Outcome::Success } else { crate::audit::Outcome::Failure };
-        let origin = crate::audit::Origin { ip: client.ip.clone(), user_agent: client.user_agent.clone() };
-        self.audit(crate::audit::entry(&actor, action, target, outcome, &origin, extra)).await;
+        self.audit(crate::audit::entry(&actor, action, target, outcome, &client.origin(), extra)).await;
     }
 
     /// Reserves an attempt to verify a secret of the account of `email` before verifying it (see
@@ -317,7 +314,7 @@ impl Identity {
             settle,
         };
         let session = db::create_session(&self.pool, new, self.settings.times).await?;
-        self.audit_session("auth.login", &session, true, client, json!({ "pending": pending })).await;
+        self.audit_session("auth.login", &session, true, client, json!({ "sessionId": id, "pending": pending })).await;
         Ok(self.tokens(access, refresh, &session))
     }
 

@@ -18,12 +18,13 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
+use crate::audit::{Outcome, Target};
 use crate::identity::Client;
 use crate::identity::token::{self, TokenKind};
 use crate::operators::Jwks;
 use crate::secret::sealed::Keyring;
 use crate::store::sso::{self as db, TenantIdp};
-use crate::store::{self, AuditEntry, StoreError};
+use crate::store::{self, StoreError};
 
 /// How long a started sign-in may take at the provider.
 const LOGIN_TTL: Duration = Duration::from_secs(600);
@@ -369,19 +370,13 @@ impl Sso {
     }
 
     async fn audit(&self, idp: &TenantIdp, actor: &str, action: &str, success: bool, client: &Client, extra: Value) {
-        let mut metadata = json!({ "ip": client.ip, "userAgent": client.user_agent, "issuer": idp.issuer });
-        if let (Some(map), Value::Object(extra)) = (metadata.as_object_mut(), extra) {
+        let mut details = json!({ "issuer": idp.issuer });
+        if let (Some(map), Value::Object(extra)) = (details.as_object_mut(), extra) {
             map.extend(extra);
         }
-        let entry = AuditEntry {
-            actor: actor.to_owned(),
-            actor_type: "user",
-            action: action.to_owned(),
-            resource: format!("tenant/{}/sso", idp.tenant),
-            tenant: Some(idp.tenant.clone()),
-            success,
-            metadata,
-        };
+        let target = Target::in_tenant(&idp.tenant, format!("tenant/{}/sso", idp.tenant));
+        let outcome = if success { Outcome::Success } else { Outcome::Failure };
+        let entry = crate::audit::claimed(actor, action, target, outcome, &client.origin(), details);
         if let Err(error) = store::apps::audit(&self.pool, entry).await {
             tracing::warn!(%error, "cannot write an audit row");
         }

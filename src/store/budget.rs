@@ -185,20 +185,22 @@ pub async fn lock_for_approval(
         None => Vec::new(),
     };
     let factor = match person.session_id {
-        Some(session) => Some(
+        // A session that ended meanwhile proves no factor (the approval is then refused).
+        Some(session) => {
             sqlx::query_as("SELECT amr, auth_time FROM sessions WHERE id = $1")
                 .bind(session)
-                .fetch_one(&mut *conn)
-                .await?,
-        ),
+                .fetch_optional(&mut *conn)
+                .await?
+        }
         None => None,
     };
     Ok(Some(ApprovalFacts { current, requester_lineage, approvals, lineage, factor }))
 }
 
 /// Adds `approver`'s approval (with their `lineage`) to override `id` of `tenant_id`, granting it
-/// when `grants`, and writes the audit row `audit` makes of the result.
-pub async fn add_approval(
+/// when `grants`, and writes the audit row `audit` makes of the result. It checks no rule: only
+/// `budget::approval::approve` calls it, after the rules passed.
+pub(crate) async fn add_approval(
     conn: &mut PgConnection,
     tenant_id: Uuid,
     id: Uuid,
