@@ -128,7 +128,7 @@ async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, 
             target,
             outcome,
             &origin,
-            json!({ "client": client.name, "reason": reason }),
+            json!({ "client": client.name, "reason": reason, "sessionId": session.id }),
         )
     };
     let tenant = state.delivery.tenant(&session.tenant);
