@@ -61,7 +61,7 @@ async fn find_app(state: &AppState, name: &str) -> Result<ApplicationRecord> {
     get,
     path = "/v1/apps",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     responses((status = 200, description = "Every application.", body = Applications)),
 )]
 async fn list_apps(State(state): State<AppState>, caller: Caller) -> Result<Response> {
@@ -73,7 +73,7 @@ async fn list_apps(State(state): State<AppState>, caller: Caller) -> Result<Resp
     get,
     path = "/v1/apps/{app}",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses((status = 200, description = "The application.", body = ApplicationRecord)),
 )]
@@ -85,11 +85,18 @@ async fn show_app(State(state): State<AppState>, caller: Caller, Path(app): Path
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct CreateApp {
+    #[schema(example = "reports-app")]
     name: String,
+    #[schema(example = "Reports")]
     display_name: String,
+    /// Who answers for the application: an email address.
+    #[schema(example = "ops@corp.example")]
     owner: String,
     #[serde(default)]
+    #[schema(example = json!(["flags:read"]))]
     scopes: Vec<String>,
+    /// `active` (the default) or `disabled`.
+    #[schema(example = "active")]
     status: Option<String>,
 }
 
@@ -97,7 +104,7 @@ struct CreateApp {
     post,
     path = "/v1/apps",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     request_body(content = CreateApp),
     responses((status = 201, description = "The created application.", body = ApplicationRecord)),
 )]
@@ -128,9 +135,14 @@ async fn create_app(State(state): State<AppState>, caller: Caller, body: JsonBod
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct UpdateApp {
+    #[schema(example = "Reports")]
     display_name: Option<String>,
+    #[schema(example = "ops@corp.example")]
     owner: Option<String>,
+    #[schema(example = json!(["flags:read"]))]
     scopes: Option<Vec<String>>,
+    /// `active` or `disabled`.
+    #[schema(example = "active")]
     status: Option<String>,
 }
 
@@ -140,7 +152,7 @@ struct UpdateApp {
     patch,
     path = "/v1/apps/{app}",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     request_body(content = UpdateApp),
     responses((status = 200, description = "The updated application.", body = ApplicationRecord)),
@@ -181,7 +193,7 @@ async fn update_app(
     get,
     path = "/v1/apps/{app}/keys",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses((status = 200, description = "The application's keys, never their secrets.", body = Keys)),
 )]
@@ -195,7 +207,7 @@ async fn list_keys(State(state): State<AppState>, caller: Caller, Path(app): Pat
     get,
     path = "/v1/apps/{app}/keys/{key}",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     responses((status = 200, description = "The key, without its secret.", body = KeyRecord)),
 )]
@@ -219,6 +231,7 @@ fn no_key(app: &str, key_id: &str) -> ApiError {
 
 #[derive(Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(example = json!({ "name": "ci", "scopes": ["flags:read"], "expiresIn": "90d" }))]
 struct CreateKey {
     name: Option<String>,
     /// Default: every scope of the application.
@@ -264,7 +277,7 @@ pub(crate) struct Rotated {
     post,
     path = "/v1/apps/{app}/keys",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     request_body(content = Option<CreateKey>, description = "Optional; an empty body issues a key with every scope of the application."),
     responses((status = 201, description = "The key with its `secret`, shown this once.", body = IssuedKey)),
@@ -322,7 +335,7 @@ async fn create_key(
     delete,
     path = "/v1/apps/{app}/keys/{key}",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     responses((status = 200, description = "The revoked key.", body = KeyRecord)),
 )]
@@ -346,6 +359,7 @@ async fn revoke_key(
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct RotateKey {
     /// How long the old key keeps working, such as `24h` (the default) or `0s`.
+    #[schema(example = "1h")]
     grace_period: Option<String>,
 }
 
@@ -354,7 +368,7 @@ struct RotateKey {
     post,
     path = "/v1/apps/{app}/keys/{key}/rotate",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("app" = String, Path, description = "The application's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app"), ("key" = String, Path, description = "The key id: the 12 letters and digits after `gatehouse_` in the key.", pattern = "^[A-Za-z0-9]{12}$")),
     request_body(content = Option<RotateKey>, description = "Optional; the old key works for `gracePeriod` (default 24h)."),
     responses((status = 201, description = "The replacement key with its secret, and the previous one.", body = Rotated)),

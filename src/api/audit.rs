@@ -156,7 +156,7 @@ pub(crate) struct AuditPage {
     get, operation_id = "list_audit_events",
     path = "/v1/audit/events",
     tag = "operator",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner"])),
     params(
         ("from" = Option<String>, Query, description = "Only rows at or after this RFC 3339 instant."),
         ("to" = Option<String>, Query, description = "Only rows before this RFC 3339 instant."),
@@ -208,7 +208,7 @@ const CSV_HEADER: [&str; 15] = [
     get, operation_id = "export_audit",
     path = "/v1/audit/export",
     tag = "operator",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner"])),
     params(
         ("from" = Option<String>, Query, description = "Only rows at or after this RFC 3339 instant."),
         ("to" = Option<String>, Query, description = "Only rows before this RFC 3339 instant."),

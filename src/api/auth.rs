@@ -111,7 +111,9 @@ pub(super) async fn page_rate_limit(state: &AppState, parts: &Parts) -> Option<R
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Login {
+    #[schema(example = "carol@acme.example")]
     email: String,
+    #[schema(example = "correct horse battery staple")]
     password: String,
 }
 
@@ -155,7 +157,7 @@ async fn refresh(State(state): State<AppState>, parts: Parts, body: JsonBody<Ref
     post, operation_id = "sign_out",
     path = "/v1/auth/logout",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user", "pending"])),
     responses((status = 204, description = "The session has ended.")),
 )]
 async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusCode> {
@@ -168,7 +170,7 @@ async fn logout(State(state): State<AppState>, caller: Caller) -> Result<StatusC
     get,
     path = "/v1/auth/session",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user", "pending"])),
     responses((status = 200, description = "The session: user, tenant, role, expiry, and `idleExpiresAt`.", body = crate::model::SessionView)),
 )]
 async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Response> {
@@ -184,7 +186,7 @@ async fn whoami(State(state): State<AppState>, caller: Caller) -> Result<Respons
     get,
     path = "/v1/auth/sessions",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user"])),
     responses((status = 200, description = "The user's live sessions; `current` marks this one.", body = Sessions)),
 )]
 async fn list_sessions(State(state): State<AppState>, caller: Caller) -> Result<Response> {
@@ -214,7 +216,7 @@ pub(super) struct ListedSession {
     delete, operation_id = "end_own_session",
     path = "/v1/auth/sessions/{id}",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user"])),
     params(("id" = uuid::Uuid, Path, description = "The session id.")),
     responses((status = 204, description = "That session of the user has ended.")),
 )]
@@ -233,6 +235,7 @@ async fn end_session(State(state): State<AppState>, caller: Caller, Path(id): Pa
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Forgot {
+    #[schema(example = "carol@acme.example")]
     email: String,
 }
 
@@ -295,7 +298,7 @@ struct ChangePassword {
     post,
     path = "/v1/auth/password/change",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user"])),
     request_body(content = ChangePassword),
     responses((status = 200, description = "The password is changed and every session of the user ended, this one too; the tokens of the session that takes this one's place.", body = crate::identity::Tokens)),
 )]
@@ -316,7 +319,7 @@ async fn change_password(
     post,
     path = "/v1/auth/mfa/totp/enrol",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user"])),
     responses((status = 200, description = "A new TOTP secret and its otpauth URI, to confirm.", body = crate::identity::Enrolment)),
 )]
 async fn start_totp(State(state): State<AppState>, caller: Caller) -> Result<Response> {
@@ -326,6 +329,7 @@ async fn start_totp(State(state): State<AppState>, caller: Caller) -> Result<Res
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "code": "123456" }))]
 struct Code {
     code: Option<String>,
     recovery_code: Option<String>,
@@ -335,7 +339,7 @@ struct Code {
     post,
     path = "/v1/auth/mfa/totp/confirm",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user"])),
     request_body(content = Code, description = "`code` is required."),
     responses((status = 200, description = "TOTP is enrolled: recovery codes (shown once).", body = crate::identity::Enrolled)),
 )]
@@ -350,7 +354,7 @@ async fn confirm_totp(State(state): State<AppState>, caller: Caller, body: JsonB
     post,
     path = "/v1/auth/mfa/verify",
     tag = "session",
-    security(("session" = [])),
+    security(("session" = ["owner", "admin", "user", "pending"])),
     request_body(content = Code, description = "Exactly one of `code` and `recovery_code`."),
     responses((status = 200, description = "Tokens of the now verified session.", body = crate::identity::Tokens)),
 )]
@@ -370,7 +374,7 @@ async fn verify_mfa(State(state): State<AppState>, caller: Caller, body: JsonBod
     delete, operation_id = "clear_lockout",
     path = "/v1/auth/lockouts/{email}",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 204, description = "The failed attempts of this email are cleared.")),
 )]

@@ -131,7 +131,7 @@ pub(crate) struct BudgetView {
     get, operation_id = "show_budget",
     path = "/v1/tenants/{tenant}/budget",
     tag = "admin",
-    security(("operator" = []), ("session" = []), ("apiKey" = ["usage:read"])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner", "admin"]), ("apiKey" = ["usage:read"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "Usage this month, the limit in force, the state and the thresholds crossed.", body = BudgetView)),
 )]
@@ -176,7 +176,7 @@ pub(crate) struct Overrides {
     get,
     path = "/v1/tenants/{tenant}/budget/overrides",
     tag = "admin",
-    security(("operator" = []), ("session" = []), ("apiKey" = ["usage:read"])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner", "admin"]), ("apiKey" = ["usage:read"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant's overrides, newest first, with their approvals.", body = Overrides)),
 )]
@@ -188,6 +188,7 @@ async fn list_overrides(State(state): State<AppState>, caller: Caller, Path(tena
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({ "amount": 10000, "reason": "launch week", "expiresIn": "7d" }))]
 pub(crate) struct OverrideRequest {
     /// How much more than the budget's monthly limit (give this or `limit`).
     amount: Option<i64>,
@@ -203,7 +204,7 @@ pub(crate) struct OverrideRequest {
     post,
     path = "/v1/tenants/{tenant}/budget/overrides",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = OverrideRequest),
     responses((status = 201, description = "The override, `pending` until two people other than the requester approve it (within 7 days); then in force for `expiresIn`.", body = OverrideRecord)),
@@ -267,7 +268,7 @@ async fn request_override(
     post,
     path = "/v1/tenants/{tenant}/budget/overrides/{id}/approve",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(
         ("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"),
         ("id" = String, Path, description = "The override's id."),

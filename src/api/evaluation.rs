@@ -46,7 +46,9 @@ pub(crate) struct EvaluationRequest {
 #[derive(Deserialize, utoipa::ToSchema)]
 struct Subject {
     #[serde(rename = "type")]
+    #[schema(example = "session")]
     kind: String,
+    #[schema(example = "gatehouse_at_…")]
     id: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -57,6 +59,7 @@ struct Subject {
 /// The action, by its name in Gatehouse's table, such as `users.list` or `flags.read`.
 #[derive(Deserialize, utoipa::ToSchema)]
 struct ActionRef {
+    #[schema(example = "users.list")]
     name: String,
     #[serde(default)]
     #[schema(value_type = Object)]
@@ -69,7 +72,9 @@ struct ActionRef {
 #[derive(Deserialize, utoipa::ToSchema)]
 struct ResourceRef {
     #[serde(rename = "type")]
+    #[schema(example = "tenant")]
     kind: String,
+    #[schema(example = "acme")]
     id: String,
     #[serde(default)]
     #[schema(value_type = Object)]

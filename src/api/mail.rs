@@ -32,7 +32,7 @@ struct Filter {
     get,
     path = "/v1/mail/outbox",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("to" = Option<String>, Query, description = "Only mail to this address."), ("all" = Option<bool>, Query, description = "Also delivered and abandoned mail."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 20).")),
     responses((status = 200, description = "The mail, newest first.", body = Outbox)),
 )]

@@ -802,7 +802,7 @@ fn audience_of_claims(claims: &serde_json::Map<String, Value>) -> Option<String>
 // --- Operators: client secrets and key rotation ---------------------------------------------
 
 /// Sets a new secret for a confidential client, shown this once; the previous one stops working.
-#[utoipa::path(post, path = "/v1/apps/{app}/client-secret", tag = "operator", security(("operator" = [])),
+#[utoipa::path(post, path = "/v1/apps/{app}/client-secret", tag = "operator", security(("operator" = ["operator"])),
     params(("app" = String, Path, description = "The application's name (its OIDC client id).", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "analytics-app")),
     responses(
         (status = 201, description = "The client's new secret, shown this once.", body = ClientSecret),
@@ -857,7 +857,7 @@ pub(crate) struct RotatedKeys {
 }
 
 /// Rotates the ID token signing keys at once: the published next keys start signing.
-#[utoipa::path(post, path = "/v1/oidc/keys/rotate", tag = "operator", security(("operator" = [])),
+#[utoipa::path(post, path = "/v1/oidc/keys/rotate", tag = "operator", security(("operator" = ["operator"])),
     responses((status = 200, description = "The keys that sign from now on.", body = RotatedKeys)))]
 async fn rotate_keys(State(state): State<AppState>, caller: Caller) -> Result<Response> {
     caller.authorize(&state, Action::ManageKeys, &Resource::platform("ID token signing keys"))?;

@@ -125,7 +125,8 @@ impl Modify for Security {
             bearer(
                 "A platform operator or auditor: a JWT of the configured identity provider (its groups bound to \
                  `operator` or `auditor`), or the bootstrap operator token (GATEHOUSE_OPERATOR_TOKEN): \
-                 `Authorization: Bearer <token>`.",
+                 `Authorization: Bearer <token>`. An operation's roles (`operator`, `auditor`) name who may \
+                 call it.",
             ),
         );
         components.add_security_scheme(
@@ -155,7 +156,11 @@ impl Modify for Security {
         );
         components.add_security_scheme(
             "session",
-            bearer("A tenant user's session access token (`gatehouse_at_…`): `Authorization: Bearer <token>`."),
+            bearer(
+                "A tenant user's session access token (`gatehouse_at_…`): `Authorization: Bearer <token>`. An \
+                 operation's roles (`owner`, `admin`, `user`) name who may call it, on their own tenant only; \
+                 `pending`: also a session still waiting for its second factor.",
+            ),
         );
     }
 }

@@ -34,7 +34,7 @@ pub(crate) struct Overrides {
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewValue {
     /// The value, of the type of the plan's default (an integer is accepted for a number flag).
-    #[schema(value_type = Object)]
+    #[schema(value_type = Object, example = true)]
     value: serde_json::Value,
 }
 
@@ -50,7 +50,7 @@ fn target(tenant: &TenantName, key: &FlagKey) -> Target {
     get, operation_id = "list_flag_overrides",
     path = "/v1/tenants/{tenant}/overrides",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant's flag overrides, each beside the plan's default.", body = Overrides)),
 )]
@@ -64,7 +64,7 @@ async fn list(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
     put, operation_id = "set_flag_override",
     path = "/v1/tenants/{tenant}/overrides/{flag}",
     tag = "admin",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("flag" = String, Path, description = "The flag's key, as its plan declares it.", example = "max_projects")),
     request_body(content = NewValue),
     responses((status = 200, description = "The override as set. 422 `unknown_flag` or `wrong_flag_type` when the plan does not allow it.", body = FlagOverride)),
@@ -116,7 +116,7 @@ async fn set(
     delete, operation_id = "clear_flag_override",
     path = "/v1/tenants/{tenant}/overrides/{flag}",
     tag = "admin",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("flag" = String, Path, description = "The flag's key.", example = "max_projects")),
     responses((status = 204, description = "The override is gone: the plan's default applies again.")),
 )]

@@ -129,7 +129,7 @@ async fn load(state: &AppState, tenant: &str) -> Result<TenantIdp> {
         .ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no SSO provider; PUT one first")))
 }
 
-#[utoipa::path(get, operation_id = "show_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(get, operation_id = "show_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = ["operator", "auditor"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The provider (never its secret), its state and last verification.", body = SsoProvider)))]
 async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -138,7 +138,7 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
     Ok(axum::Json(view(&state, &idp)).into_response())
 }
 
-#[utoipa::path(put, operation_id = "set_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(put, operation_id = "set_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = SetSso),
     responses((status = 200, description = "The provider, in `draft`: verify it, test it, then activate it.", body = SsoProvider)))]
@@ -198,7 +198,7 @@ async fn set(
     Ok(axum::Json(view(&state, &idp)).into_response())
 }
 
-#[utoipa::path(delete, operation_id = "remove_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(delete, operation_id = "remove_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 204, description = "Removed: the tenant's users sign in with passwords again.")))]
 async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -212,7 +212,7 @@ async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Pat
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-#[utoipa::path(post, operation_id = "verify_sso", path = "/v1/tenants/{tenant}/sso/verify", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(post, operation_id = "verify_sso", path = "/v1/tenants/{tenant}/sso/verify", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "`passed`, and each `problem` in words; a passing provider is `verified`.", body = SsoVerification)))]
 async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -226,7 +226,7 @@ async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Pat
     Ok(axum::Json(verification).into_response())
 }
 
-#[utoipa::path(post, operation_id = "test_sso", path = "/v1/tenants/{tenant}/sso/test", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(post, operation_id = "test_sso", path = "/v1/tenants/{tenant}/sso/test", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "`url`: open it in a browser and sign in at the provider; nothing changes but the test's record.", body = SsoTest)))]
 async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
@@ -240,7 +240,7 @@ async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
     Ok(super::auth::no_store(axum::Json(SsoTest { url })))
 }
 
-#[utoipa::path(post, operation_id = "activate_sso", path = "/v1/tenants/{tenant}/sso/activate", tag = "admin", security(("operator" = []), ("session" = [])),
+#[utoipa::path(post, operation_id = "activate_sso", path = "/v1/tenants/{tenant}/sso/activate", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "Active: the login page sends the tenant's domains to the provider.", body = SsoProvider)))]
 async fn activate(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {

@@ -40,7 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     get,
     path = "/v1/sync/status",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     responses((status = 200, description = "The sync state: source commit, counts, last pass.", body = status::SyncState)),
 )]
 async fn overall(State(state): State<AppState>, caller: Caller) -> Result<Json<status::SyncState>> {
@@ -70,7 +70,7 @@ const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged
     get,
     path = "/v1/sync/tenants",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(("after" = Option<String>, Query, description = "Only tenants after this name (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."), ("all" = Option<bool>, Query, description = "Every tenant, not only those out of sync."), ("state" = Option<String>, Query, description = "Only tenants in this state: Synced, OutOfSync, Drifted, Error, Unmanaged.")),
     responses((status = 200, description = "Counts and a page of tenants.", body = SyncTenants)),
 )]
@@ -168,7 +168,7 @@ impl HistoryPage {
     get,
     path = "/v1/sync/history",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
     responses((status = 200, description = "Reconcile passes, newest first.", body = SyncHistory)),
 )]
@@ -190,7 +190,7 @@ async fn passes(
     get,
     path = "/v1/sync/tenants/{tenant}/history",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("before" = Option<i64>, Query, description = "Only passes older than this pass id (the `next` of the previous page)."), ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "At most this many (default 20).")),
     responses((status = 200, description = "The passes that touched the tenant, newest first.", body = SyncHistory)),
 )]
@@ -228,7 +228,7 @@ fn history_page(passes: Vec<history::PassEntry>, limit: i64) -> SyncHistory {
     post,
     path = "/v1/sync/tenants/{tenant}/allow-deletion",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 202, description = "The next pass may delete what the tenant no longer declares, once.", body = DeletionAllowed)),
 )]
@@ -262,7 +262,7 @@ pub(super) struct DeletionAllowed {
     get,
     path = "/v1/sync/tenants/{tenant}",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = TenantSync)),
 )]
@@ -340,7 +340,10 @@ pub(super) struct TenantSync {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AllowDrift {
+    /// When the allowance ends: a time to come.
+    #[schema(example = "2099-01-01T00:00:00Z")]
     until: DateTime<Utc>,
+    #[schema(example = "hotfix applied by hand; the pull request follows")]
     reason: String,
 }
 
@@ -366,7 +369,7 @@ pub(super) struct DriftWithdrawn {
     post,
     path = "/v1/sync/tenants/{tenant}/drift/allow",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     request_body(content = AllowDrift),
     responses((status = 200, description = "The drift allowance in force.", body = DriftAllowed)),
@@ -396,7 +399,7 @@ async fn allow_drift(
     delete,
     path = "/v1/sync/tenants/{tenant}/drift/allow",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The withdrawn allowance.", body = DriftWithdrawn)),
 )]
@@ -420,7 +423,7 @@ async fn withdraw_drift(
     post,
     path = "/v1/sync",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     responses((status = 202, description = "A reconcile pass is requested.", body = SyncRequested)),
 )]
 async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<SyncRequested>)> {
@@ -437,7 +440,7 @@ async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(Stat
     post,
     path = "/v1/sync/pause",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     responses((status = 200, description = "Reconciling is paused.", body = Paused)),
 )]
 async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Paused>> {
@@ -448,7 +451,7 @@ async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Pau
     post,
     path = "/v1/sync/resume",
     tag = "operator",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     responses((status = 200, description = "Reconciling resumes.", body = Paused)),
 )]
 async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Paused>> {

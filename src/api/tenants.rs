@@ -40,6 +40,7 @@ pub(crate) struct CreateTenant {
     plan: String,
     /// Applications whose keys may read the tenant (registered through `POST /v1/apps` or in Git).
     #[serde(default)]
+    #[schema(example = json!(["billing-app"]))]
     applications: Vec<String>,
     /// The first owner: created `invited`, and mailed an invitation.
     owner: NewOwner,
@@ -53,8 +54,10 @@ pub(crate) struct NewOwner {
     name: Option<String>,
 }
 
+/// The fields to change; the others stay.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({ "displayName": "Acme Corporation", "plan": "pro" }))]
 pub(crate) struct UpdateTenant {
     display_name: Option<String>,
     /// Operators, and the tenant's own owners (FR-TENANT-003).
@@ -120,7 +123,7 @@ pub(crate) async fn refreshed(state: &AppState, tenant: &str) {
     post, operation_id = "create_tenant",
     path = "/v1/tenants",
     tag = "admin",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key within 24 h gets the first answer.")),
     request_body(content = CreateTenant),
     responses((status = 201, description = "The tenant, with its ETag; its owner is invited.", body = TenantRecord)),
@@ -173,7 +176,7 @@ async fn create(
     get, operation_id = "list_tenants",
     path = "/v1/tenants",
     tag = "admin",
-    security(("operator" = [])),
+    security(("operator" = ["operator", "auditor"])),
     params(
         ("after" = Option<String>, Query, description = "Only tenants after this name (the `next` of the previous page)."),
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "At most this many (default 100)."),
@@ -219,7 +222,7 @@ async fn list(
     get, operation_id = "show_tenant",
     path = "/v1/tenants/{tenant}",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The tenant, with its ETag (operators, auditors, its owners and admins).", body = TenantRecord)),
 )]
@@ -258,7 +261,7 @@ async fn change_locked(
     patch, operation_id = "update_tenant",
     path = "/v1/tenants/{tenant}",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
     request_body(content = UpdateTenant),
     responses((status = 200, description = "The changed tenant, with its ETag.", body = TenantRecord)),
@@ -298,7 +301,7 @@ async fn update(
     post, operation_id = "suspend_tenant",
     path = "/v1/tenants/{tenant}/suspend",
     tag = "admin",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
     request_body(content = Option<Suspension>),
     responses((status = 200, description = "The suspended tenant: its sessions ended, its keys refused (FR-OPS-001).", body = TenantRecord)),
@@ -331,7 +334,7 @@ async fn suspend(
     post, operation_id = "restore_tenant",
     path = "/v1/tenants/{tenant}/restore",
     tag = "admin",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
     responses((status = 200, description = "The tenant, active again (from suspended or pending deletion).", body = TenantRecord)),
 )]
@@ -354,7 +357,7 @@ async fn restore(
     delete, operation_id = "delete_tenant",
     path = "/v1/tenants/{tenant}",
     tag = "admin",
-    security(("operator" = [])),
+    security(("operator" = ["operator"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the tenant changed since.")),
     responses((status = 200, description = "The tenant, suspended and pending deletion until `purgeAfter` (restorable until then).", body = TenantRecord)),
 )]

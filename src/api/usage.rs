@@ -208,7 +208,7 @@ const CSV_PAGE: i64 = 2000;
     get, operation_id = "export_usage",
     path = "/v1/usage/events",
     tag = "application",
-    security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = [])),
+    security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = ["operator"])),
     params(
         ("tenant" = Option<String>, Query, description = "Only this tenant's events (required of an API key)."),
         ("type" = Option<String>, Query, description = "Only events of this type."),
@@ -332,7 +332,7 @@ pub(crate) struct Totals {
     get, operation_id = "usage_totals",
     path = "/v1/usage/totals",
     tag = "application",
-    security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = [])),
+    security(("apiKey" = ["usage:read"]), ("apiKeyHeader" = ["usage:read"]), ("operator" = ["operator"])),
     params(
         ("tenant" = Option<String>, Query, description = "Only this tenant (required of an API key)."),
         ("type" = Option<String>, Query, description = "Only events of this type."),

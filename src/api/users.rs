@@ -132,7 +132,7 @@ pub(crate) struct Invitation {
     post, operation_id = "invite_user",
     path = "/v1/tenants/{tenant}/users",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key within 24 h gets the first answer.")),
     request_body(content = Invitation),
     responses((status = 201, description = "The user, `invited`; the invitation is mailed. 409 `email_taken` if the email is a user of this tenant, `email_unavailable` if it is used elsewhere on the platform or in a domain another tenant verified for its sign-in (the answer names neither).", body = UserRecord)),
@@ -194,7 +194,7 @@ pub(crate) struct Users {
     get, operation_id = "list_users",
     path = "/v1/tenants/{tenant}/users",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner", "admin"])),
     params(
         ("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"),
         ("after" = Option<String>, Query, description = "Only users after this email (the `next` of the previous page)."),
@@ -252,7 +252,7 @@ async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<Us
     get, operation_id = "show_user",
     path = "/v1/tenants/{tenant}/users/{email}",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator", "auditor"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 200, description = "The user, with its ETag.", body = UserRecord)),
 )]
@@ -271,9 +271,12 @@ async fn show(
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserUpdate {
     /// owner, admin or user (ends the user's sessions).
+    #[schema(example = "user")]
     role: Option<String>,
+    #[schema(example = "Dan Brown")]
     name: Option<String>,
     /// active or disabled (disabling ends the user's sessions).
+    #[schema(example = "active")]
     status: Option<String>,
 }
 
@@ -305,7 +308,7 @@ async fn change_locked<T>(
     patch, operation_id = "update_user",
     path = "/v1/tenants/{tenant}/users/{email}",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example"), ("If-Match" = Option<String>, Header, description = "The ETag the change is based on: 412 if the user changed since.")),
     request_body(content = UserUpdate),
     responses((status = 200, description = "The changed user, with its ETag. 409 `last_owner` if the tenant would have no active owner left.", body = UserRecord)),
@@ -347,7 +350,7 @@ async fn update(
     delete, operation_id = "delete_user",
     path = "/v1/tenants/{tenant}/users/{email}",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example"), ("If-Match" = Option<String>, Header, description = "The ETag the deletion is based on: 412 if the user changed since.")),
     responses((status = 204, description = "The user is deleted, with their sessions. 409 `last_owner` for the last active owner.")),
 )]
@@ -378,7 +381,7 @@ async fn remove(
     delete, operation_id = "end_user_sessions",
     path = "/v1/tenants/{tenant}/users/{email}/sessions",
     tag = "session",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 200, description = "How many sessions were ended.", body = SessionsEnded)),
 )]
@@ -405,7 +408,7 @@ async fn end_sessions(
     post, operation_id = "resend_user_invitation",
     path = "/v1/tenants/{tenant}/users/{email}/invitation",
     tag = "session",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 202, description = "A new invitation is on its way.", body = super::openapi::Message)),
 )]
@@ -439,7 +442,7 @@ async fn resend_invitation(
     delete, operation_id = "unlock_user",
     path = "/v1/tenants/{tenant}/users/{email}/lockout",
     tag = "admin",
-    security(("operator" = []), ("session" = [])),
+    security(("operator" = ["operator"]), ("session" = ["owner", "admin"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"), ("email" = String, Path, description = "The user's email address.", example = "dan@acme.example")),
     responses((status = 200, description = "The user's failed sign-in attempts are forgotten; whether they were locked out.", body = Unlocked)),
 )]

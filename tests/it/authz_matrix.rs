@@ -1,8 +1,10 @@
-//! SC-002, FR-005, FR-LOG-003 (issue 10.4): every route × every kind of actor. The routes are the
-//! OpenAPI document's (generated from the routers), so a new route cannot escape: it fails here until
-//! it has a line in `WHO_MAY`. For every cell the test asserts the status, the error body and, for a
-//! refusal, the audit row that names the actor. A route that skipped `authorize` would answer a
-//! refused actor with something other than its 401 or 403.
+//! SC-002, FR-005, FR-LOG-003 (issue 10.4): every route × every kind of actor. The routes, and who
+//! may call each, are the OpenAPI document's (issue 22.1: generated from the routers; each
+//! operation's security requirements name the roles of `operator` and `session` and the scopes of
+//! `apiKey`), so a new route cannot escape and needs no line here. For every cell the test asserts
+//! the status, the error body and, for a refusal, the audit row that names the actor. A route that
+//! skipped `authorize`, or an `authorize` rule that disagrees with the document, answers a cell
+//! with something other than what the document promises.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,122 +12,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{ENCRYPTION_KEY, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
-use crate::hostile::{Body, routes};
-use crate::openapi::{documented_routes, shape};
+use crate::operations::{Body, Operation, operations};
 use crate::operators::{Idp, person};
-
-/// Who may call each route, written out by hand (not read from `authz::TABLE`). `public` routes take
-/// no credential and ignore any; the webhook proves a signature, no actor.
-const WHO_MAY: &[(&str, &[&str])] = &[
-    ("GET /healthz", &["public"]),
-    ("GET /readyz", &["public"]),
-    ("GET /metrics", &["public"]),
-    ("GET /openapi.json", &["public"]),
-    ("POST /v1/hooks/git", &["webhook"]),
-    ("POST /v1/auth/login", &["public"]),
-    ("POST /v1/auth/refresh", &["public"]),
-    ("POST /v1/auth/password/forgot", &["public"]),
-    ("POST /v1/auth/password/reset", &["public"]),
-    ("POST /v1/auth/invitations/accept", &["public"]),
-    ("GET /invitations/accept", &["public"]),
-    ("POST /invitations/accept", &["public"]),
-    ("GET /password/reset", &["public"]),
-    ("POST /password/reset", &["public"]),
-    ("GET /password/forgot", &["public"]),
-    ("POST /password/forgot", &["public"]),
-    // The login pages and the OpenID provider: a browser or an OAuth client, no API credential.
-    ("GET /login", &["public"]),
-    ("POST /login", &["public"]),
-    ("GET /account", &["public"]),
-    ("POST /logout", &["public"]),
-    ("GET /.well-known/openid-configuration", &["public"]),
-    ("GET /oauth2/jwks", &["public"]),
-    ("GET /oauth2/authorize", &["public"]),
-    ("POST /oauth2/authorize", &["public"]),
-    ("POST /oauth2/token", &["public"]),
-    ("GET /oauth2/userinfo", &["public"]),
-    ("POST /oauth2/userinfo", &["public"]),
-    ("GET /oauth2/logout", &["public"]),
-    ("POST /oauth2/logout", &["public"]),
-    ("POST /v1/apps/{}/client-secret", &["operator"]),
-    ("POST /v1/oidc/keys/rotate", &["operator"]),
-    ("GET /login/sso/callback", &["public"]),
-    // A tenant's own identity provider: its owners and operators set it; admins and auditors read it.
-    ("GET /v1/tenants/{}/sso", &["operator", "auditor", "owner", "admin"]),
-    ("PUT /v1/tenants/{}/sso", &["operator", "owner"]),
-    ("DELETE /v1/tenants/{}/sso", &["operator", "owner"]),
-    ("POST /v1/tenants/{}/sso/verify", &["operator", "owner"]),
-    ("POST /v1/tenants/{}/sso/test", &["operator", "owner"]),
-    ("POST /v1/tenants/{}/sso/activate", &["operator", "owner"]),
-    ("GET /v1/sync/status", &["operator", "auditor"]),
-    ("GET /v1/sync/tenants", &["operator", "auditor"]),
-    ("GET /v1/sync/tenants/{}", &["operator", "auditor"]),
-    ("GET /v1/sync/tenants/{}/history", &["operator", "auditor"]),
-    ("GET /v1/sync/history", &["operator", "auditor"]),
-    ("POST /v1/sync", &["operator"]),
-    ("POST /v1/sync/pause", &["operator"]),
-    ("POST /v1/sync/resume", &["operator"]),
-    ("POST /v1/sync/tenants/{}/allow-deletion", &["operator"]),
-    ("POST /v1/sync/tenants/{}/drift/allow", &["operator"]),
-    ("DELETE /v1/sync/tenants/{}/drift/allow", &["operator"]),
-    ("GET /v1/apps", &["operator", "auditor"]),
-    ("GET /v1/apps/{}", &["operator", "auditor"]),
-    ("GET /v1/apps/{}/keys", &["operator", "auditor"]),
-    ("GET /v1/apps/{}/keys/{}", &["operator", "auditor"]),
-    ("POST /v1/apps", &["operator"]),
-    ("PATCH /v1/apps/{}", &["operator"]),
-    ("POST /v1/apps/{}/keys", &["operator"]),
-    ("DELETE /v1/apps/{}/keys/{}", &["operator"]),
-    ("POST /v1/apps/{}/keys/{}/rotate", &["operator"]),
-    ("GET /v1/mail/outbox", &["operator"]),
-    ("DELETE /v1/auth/lockouts/{}", &["operator"]),
-    ("GET /v1/tenants", &["operator", "auditor"]),
-    ("POST /v1/tenants", &["operator"]),
-    ("GET /v1/tenants/{}", &["operator", "auditor", "owner", "admin"]),
-    ("PATCH /v1/tenants/{}", &["operator", "owner"]),
-    ("DELETE /v1/tenants/{}", &["operator"]),
-    ("POST /v1/tenants/{}/suspend", &["operator"]),
-    ("POST /v1/tenants/{}/restore", &["operator"]),
-    ("GET /v1/tenants/{}/overrides", &["operator", "auditor", "owner", "admin"]),
-    ("PUT /v1/tenants/{}/overrides/{}", &["operator"]),
-    ("DELETE /v1/tenants/{}/overrides/{}", &["operator"]),
-    ("GET /v1/tenants/{}/users", &["operator", "auditor", "owner", "admin"]),
-    ("POST /v1/tenants/{}/users", &["operator", "owner", "admin"]),
-    ("GET /v1/tenants/{}/users/{}", &["operator", "auditor", "owner", "admin"]),
-    ("PATCH /v1/tenants/{}/users/{}", &["operator", "owner", "admin"]),
-    ("DELETE /v1/tenants/{}/users/{}", &["operator", "owner", "admin"]),
-    ("DELETE /v1/tenants/{}/users/{}/lockout", &["operator", "owner", "admin"]),
-    ("DELETE /v1/tenants/{}/users/{}/sessions", &["operator", "owner", "admin"]),
-    ("POST /v1/tenants/{}/users/{}/invitation", &["operator", "owner", "admin"]),
-    ("GET /v1/auth/session", &["owner", "admin", "user", "globex-owner", "pending"]),
-    ("POST /v1/auth/logout", &["owner", "admin", "user", "globex-owner", "pending"]),
-    ("POST /v1/auth/mfa/verify", &["owner", "admin", "user", "globex-owner", "pending"]),
-    ("GET /v1/auth/sessions", &["owner", "admin", "user", "globex-owner"]),
-    ("DELETE /v1/auth/sessions/{}", &["owner", "admin", "user", "globex-owner"]),
-    ("POST /v1/auth/password/change", &["owner", "admin", "user", "globex-owner"]),
-    ("POST /v1/auth/mfa/totp/enrol", &["owner", "admin", "user", "globex-owner"]),
-    ("POST /v1/auth/mfa/totp/confirm", &["owner", "admin", "user", "globex-owner"]),
-    ("GET /v1/tenants/{}/flags", &["flags-key"]),
-    ("GET /v1/tenants/{}/flags/events", &["flags-key"]),
-    ("POST /ofrep/v1/evaluate/flags", &["flags-key"]),
-    ("POST /ofrep/v1/evaluate/flags/{}", &["flags-key"]),
-    ("POST /v1/auth/introspect", &["introspect-key"]),
-    ("POST /v1/auth/revoke", &["introspect-key"]),
-    ("POST /access/v1/evaluation", &["evaluate-key"]),
-    ("POST /v1/usage/events", &["usage-key"]),
-    // Without `tenant=`: every tenant's usage, for operators only (a key names its tenant).
-    ("GET /v1/usage/events", &["operator"]),
-    ("GET /v1/usage/totals", &["operator"]),
-    ("POST /v1/audit/events", &["audit-key"]),
-    // An owner reads its own tenant's log (the default tenant of its session).
-    ("GET /v1/audit/events", &["operator", "auditor", "owner", "globex-owner"]),
-    ("GET /v1/audit/export", &["operator", "auditor", "owner", "globex-owner"]),
-    ("GET /v1/tenants/{}/budget", &["operator", "auditor", "owner", "admin", "usage-read-key"]),
-    ("POST /v1/tenants/{}/budget/check", &["usage-key"]),
-    ("GET /v1/tenants/{}/budget/overrides", &["operator", "auditor", "owner", "admin", "usage-read-key"]),
-    ("POST /v1/tenants/{}/budget/overrides", &["operator", "owner"]),
-    ("POST /v1/tenants/{}/budget/overrides/{}/approve", &["operator", "owner"]),
-];
 
 /// The actors of the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,18 +52,50 @@ impl Who {
         }
     }
 
-    /// The audit log's kind of a platform actor.
+    /// The role of a platform actor, as the audit log and the document name it.
     fn platform_kind(self) -> &'static str {
-        if self.role() == "operator" { "operator" } else { "auditor" }
-    }
-
-    /// The label `WHO_MAY` knows it by: an operator is one however they signed in.
-    fn role(self) -> &'static str {
         match self {
             Who::Platform { label: "idp-operator", .. } => "operator",
-            who => who.label(),
+            _ => "auditor",
         }
     }
+
+    /// What the document promises this actor on `operation` (`Public` and `Webhook` whoever calls).
+    fn expects(self, operation: &Operation) -> Expect {
+        if operation.security.is_none() {
+            return Expect::Public;
+        }
+        if operation.is_webhook() {
+            return Expect::Webhook;
+        }
+        let holds =
+            |scheme: &str, role: &str| operation.roles(scheme).is_some_and(|roles| roles.iter().any(|r| r == role));
+        let allowed = match self {
+            Who::Anonymous => false,
+            Who::Operator => holds("operator", "operator"),
+            Who::Platform { .. } => holds("operator", self.platform_kind()),
+            Who::Session { role, tenant, pending, .. } => {
+                holds("session", role)
+                    && (!pending || holds("session", "pending"))
+                    && (tenant == "acme" || !about_acme(operation))
+            }
+            Who::Key { scope, .. } => holds("apiKey", scope),
+        };
+        if allowed { Expect::Allowed } else { Expect::Denied }
+    }
+}
+
+/// What a cell must answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// No credential is asked for, and none is refused.
+    Public,
+    /// An unsigned delivery is refused (401).
+    Webhook,
+    /// Not 401 or 403.
+    Allowed,
+    /// 401 or 403 with the code, message and audit row of a refusal.
+    Denied,
 }
 
 const ACTORS: &[Who] = &[
@@ -203,18 +123,20 @@ const ACTORS: &[Who] = &[
 ];
 
 /// Routes granted to a key scope (a key without it is `insufficient_scope`, not `forbidden`).
-fn granted_by_scope(allowed: &[&str]) -> bool {
-    allowed.iter().any(|who| who.ends_with("-key"))
+fn granted_by_scope(operation: &Operation) -> bool {
+    operation.roles("apiKey").is_some()
 }
 
 /// Routes about tenant `acme`, in the path or (OFREP) in the body: a session of globex is refused
 /// as another tenant's.
-fn about_acme(route: &str) -> bool {
-    route.contains("/v1/tenants/{}") || route.contains("/ofrep/")
+fn about_acme(operation: &Operation) -> bool {
+    operation.path.contains("/v1/tenants/{tenant}")
+        || operation.path.contains("/ofrep/")
+        || fill(operation).contains("tenant=acme")
 }
 
-struct Cell {
-    route: String,
+struct Cell<'a> {
+    operation: &'a Operation,
     who: Who,
     status: u16,
     body: Value,
@@ -249,49 +171,42 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
         }
     }
 
-    let expected: BTreeMap<&str, &[&str]> = WHO_MAY.iter().copied().collect();
-    let documented = documented_routes();
-    let unlisted: Vec<&String> = documented.iter().filter(|r| !expected.contains_key(r.as_str())).collect();
-    assert!(unlisted.is_empty(), "routes with no line in WHO_MAY (who may call them?): {unlisted:?}");
-    let stale: Vec<&&str> = expected.keys().filter(|r| !documented.contains(**r)).collect();
-    assert!(stale.is_empty(), "WHO_MAY lists routes that no longer exist: {stale:?}");
-
-    let bodies: BTreeMap<String, crate::hostile::Route> =
-        routes().into_iter().map(|r| (shape(r.method, r.path), r)).collect();
+    let mut operations = operations();
+    operations.sort_by_key(Operation::shape);
     let mut cells = Vec::new();
     let mut sessions = BTreeMap::new();
-    for route in &documented {
-        let template = bodies.get(route).unwrap_or_else(|| panic!("{route}: no body in the hostile table"));
+    for operation in &operations {
         for who in ACTORS {
             let credential = credential(&server, &db, *who, &keys, &mut sessions).await;
-            let path = fill(template.path, *who);
-            let (status, body) = send(&server, template.method, &path, template.body, credential.as_deref()).await;
-            cells.push(Cell { route: route.clone(), who: *who, status, body, path });
+            let path = fill(operation);
+            let (status, body) = send(&server, &operation.method, &path, &operation.body, credential.as_deref()).await;
+            cells.push(Cell { operation, who: *who, status, body, path });
         }
     }
 
     let mut failures = Vec::new();
     let mut denied_rows = Vec::new();
     for cell in &cells {
-        let allowed = expected[cell.route.as_str()];
-        let label = cell.who.role();
+        let route = cell.operation.shape();
+        let label = cell.who.label();
         let code = cell.body["error"]["code"].as_str().unwrap_or("");
         let message = cell.body["error"]["message"].as_str().unwrap_or("");
         let body: String = cell.body.to_string().chars().take(300).collect();
-        let what = format!("{} as {label} ({}): {} {body}", cell.route, cell.path, cell.status);
-        if allowed.contains(&"public") {
+        let what = format!("{route} as {label} ({}): {} {body}", cell.path, cell.status);
+        let expect = cell.who.expects(cell.operation);
+        if expect == Expect::Public {
             if cell.status == 403 || ["insufficient_scope", "forbidden"].contains(&code) {
                 failures.push(format!("public route refused: {what}"));
             }
             continue;
         }
-        if allowed.contains(&"webhook") {
+        if expect == Expect::Webhook {
             if cell.status != 401 {
                 failures.push(format!("an unsigned webhook was let in: {what}"));
             }
             continue;
         }
-        if allowed.contains(&label) {
+        if expect == Expect::Allowed {
             if matches!(cell.status, 401 | 403) {
                 failures.push(format!("allowed actor refused: {what}"));
             }
@@ -301,8 +216,8 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
         let (want_status, want_code) = match cell.who {
             Who::Anonymous => (401, "unauthorized"),
             Who::Session { pending: true, .. } => (403, "mfa_required"),
-            Who::Session { tenant: "globex", .. } if about_acme(&cell.route) => (403, "forbidden"),
-            Who::Key { .. } if granted_by_scope(allowed) => (403, "insufficient_scope"),
+            Who::Session { tenant: "globex", .. } if about_acme(cell.operation) => (403, "forbidden"),
+            Who::Key { .. } if granted_by_scope(cell.operation) => (403, "insufficient_scope"),
             _ => (403, "forbidden"),
         };
         if (cell.status, code) != (want_status, want_code) {
@@ -318,7 +233,7 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
             }
             Who::Session { pending: true, .. } => message.contains("waits for a second factor"),
             Who::Session { email, tenant, .. }
-                if want_code == "forbidden" && !(tenant == "globex" && about_acme(&cell.route)) =>
+                if want_code == "forbidden" && !(tenant == "globex" && about_acme(cell.operation)) =>
             {
                 message.starts_with(&format!("user {email} ("))
                     && message.contains(" may not ")
@@ -343,7 +258,8 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
     // aggregated per address, route and reason: at least one row each, written at once).
     within(Duration::from_secs(10), "every denial audited", || async {
         for (cell, code) in &denied_rows {
-            let path = cell.path.replace('\'', "''");
+            // The row names the path; the query string is not part of it.
+            let path = cell.path.split('?').next().unwrap_or_default().replace('\'', "''");
             let sql = match cell.who {
                 Who::Anonymous => format!(
                     "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND outcome = 'failure' AND actor_type = 'anonymous' AND resource = '{path}'"
@@ -450,23 +366,31 @@ async fn credential(
     }
 }
 
-/// `path` with every parameter filled: tenant `acme`, a real application, a key id, a user.
-fn fill(path: &str, who: Who) -> String {
-    let _ = who;
-    path.replace("{tenant}", "acme")
+/// The operation's path with every parameter filled: tenant `acme`, a real application, a key
+/// id, a user; a key names its tenant (`?tenant=acme`) where the operation reads one.
+fn fill(operation: &Operation) -> String {
+    let query = if operation.roles("apiKey").is_some() && operation.query.iter().any(|q| q == "tenant") {
+        "?tenant=acme"
+    } else {
+        ""
+    };
+    let path = operation
+        .path
+        .replace("{tenant}", "acme")
         .replace("{app}", "billing-app")
         .replace("{key}", "AAAAAAAAAAAA")
         .replace("{email}", "dan@acme.example")
         .replace("{id}", "0190a0d4-0000-7000-8000-000000000000")
-        .replace("{flag}", "max_projects")
+        .replace("{flag}", "max_projects");
+    format!("{path}{query}")
 }
 
 /// Sends one request and reads the status and JSON body; an event stream's status only (it does not end).
-async fn send(server: &ServeProcess, method: &str, path: &str, body: Body, bearer: Option<&str>) -> (u16, Value) {
+async fn send(server: &ServeProcess, method: &str, path: &str, body: &Body, bearer: Option<&str>) -> (u16, Value) {
     let url = format!("{}{path}", server.base);
     let (content_type, bytes) = match body {
         Body::None | Body::Bytes => ("application/json", Vec::new()),
-        Body::Json(base) => ("application/json", serde_json::to_vec(&base()).expect("json")),
+        Body::Json { base, .. } => ("application/json", serde_json::to_vec(base).expect("json")),
         Body::Form(fields) => (
             "application/x-www-form-urlencoded",
             fields.iter().map(|f| format!("{f}=x")).collect::<Vec<_>>().join("&").into_bytes(),

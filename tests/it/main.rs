@@ -20,6 +20,7 @@ mod hostile_audit;
 mod identity;
 mod login;
 mod openapi;
+mod operations;
 mod operators;
 mod races;
 mod schemas;

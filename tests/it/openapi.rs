@@ -2,7 +2,6 @@
 //! `openapi.json`, describes every route the routers declare, and schemathesis finds no server
 //! error and no response that breaks it, against the real binary and PostgreSQL.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -14,26 +13,6 @@ use crate::identity::{login, str_of};
 
 /// The schemathesis release the test command installs (scripts/test pins the same one).
 const SCHEMATHESIS: &str = "4.32.5";
-
-/// `METHOD /path/{}/…`: a route with its parameter names left out.
-pub(crate) fn shape(method: &str, path: &str) -> String {
-    let segments: Vec<&str> = path.split('/').map(|s| if s.starts_with('{') { "{}" } else { s }).collect();
-    format!("{method} {}", segments.join("/"))
-}
-
-/// Every operation of the generated document, shaped.
-pub(crate) fn documented_routes() -> BTreeSet<String> {
-    let document: Value = serde_json::from_str(&gatehouse::api::openapi::document()).expect("the document is JSON");
-    let mut routes = BTreeSet::new();
-    for (path, item) in document["paths"].as_object().expect("paths") {
-        for method in ["get", "post", "put", "patch", "delete"] {
-            if item.get(method).is_some() {
-                routes.insert(shape(&method.to_uppercase(), path));
-            }
-        }
-    }
-    routes
-}
 
 #[test]
 fn the_committed_openapi_document_matches_the_code() {
