@@ -123,14 +123,16 @@ struct Memory {
 
 impl Controller {
     /// Runs passes until `shutdown`; a pass in progress finishes first (each tenant is applied in a
-    /// transaction, so stopping between passes never leaves one half-applied).
+    /// transaction, so stopping between passes never leaves one half-applied). Waiting for the
+    /// database before a pass leads, or to record a failed one, ends at once on `shutdown`: with the
+    /// database away, a stop would otherwise wait out the pool's 30 s.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut memory = Memory::default();
         // Whether a webhook, a manual sync or a file change woke this pass (not the interval).
         let mut triggered = false;
         loop {
             let started = Instant::now();
-            let delay = match self.pass(&mut memory, triggered).await {
+            let delay = match self.pass(&mut memory, triggered, &shutdown).await {
                 Ok(pass) => {
                     memory.errors_in_a_row = 0;
                     let mut delay = self.interval;
@@ -153,7 +155,10 @@ impl Controller {
                     memory.errors_in_a_row += 1;
                     self.metrics.error(error.kind());
                     tracing::warn!(%error, attempt = memory.errors_in_a_row, "reconcile pass failed");
-                    self.record_error(&error).await;
+                    tokio::select! {
+                        () = shutdown.cancelled() => {}
+                        () = self.record_error(&error) => {}
+                    }
                     backoff(memory.errors_in_a_row, self.interval)
                 }
             };
@@ -175,8 +180,13 @@ impl Controller {
     }
 
     #[tracing::instrument(name = "reconcile.pass", level = "debug", skip_all, fields(triggered = triggered))]
-    async fn pass(&self, memory: &mut Memory, triggered: bool) -> Result<Pass, PassError> {
-        if !self.lead(memory).await {
+    async fn pass(
+        &self,
+        memory: &mut Memory,
+        triggered: bool,
+        shutdown: &CancellationToken,
+    ) -> Result<Pass, PassError> {
+        if !self.lead(memory, shutdown).await {
             return Ok(Pass::NotLeader);
         }
         let (started_at, started) = (chrono::Utc::now(), Instant::now());
@@ -277,7 +287,7 @@ impl Controller {
     }
 
     /// Keeps or takes the reconciler lock; `false` when another replica leads.
-    async fn lead(&self, memory: &mut Memory) -> bool {
+    async fn lead(&self, memory: &mut Memory, shutdown: &CancellationToken) -> bool {
         if let Some(lock) = memory.lock.as_mut() {
             if lock.still_held().await {
                 return true;
@@ -285,7 +295,11 @@ impl Controller {
             tracing::warn!("lost the database connection holding leadership");
             memory.lock = None;
         }
-        match store::try_lock_reconciler(&self.pool).await {
+        let attempt = tokio::select! {
+            attempt = store::try_lock_reconciler(&self.pool) => attempt,
+            () = shutdown.cancelled() => return false,
+        };
+        match attempt {
             Ok(lock) => {
                 tracing::info!(replica = %self.replica, "leading the reconciler");
                 memory.lock = Some(lock);

@@ -7,6 +7,7 @@
 //   code      <input name="code"> labelled "Authentication code", button "Verify"
 //   enrol     the same field with a button "Confirm": setting up an authenticator (not automated)
 //   signed-in <p id="signed-in">Signed in as <strong>EMAIL</strong></p> on /account
+//   page      a loaded page that asks for nothing and does not move on by itself: where a flow ends
 //   problem   <p role="alert" class="problem">…</p> beside any of them
 import { STEP_TIMEOUT } from './harness.mjs';
 import { totp } from './totp.mjs';
@@ -19,7 +20,8 @@ const FIELDS = [
 
 /**
  * Which step the page shows now, without waiting: {step, url, problem}. `step` is one of the
- * above, `elsewhere` once the browser has left `origin` (Gatehouse), or `unknown`.
+ * above, `elsewhere` once the browser has left `origin` (Gatehouse), or `unknown` while a page
+ * loads or moves on by itself.
  */
 export async function classify(page, origin) {
   const url = page.url();
@@ -36,6 +38,10 @@ export async function classify(page, origin) {
       }
       return { step, url, problem };
     }
+    // A page that asks for nothing and does not move on by itself (no meta refresh) once loaded:
+    // an answer such as "this organisation has no account for you", where the flow ends.
+    const loaded = (await page.evaluate(() => document.readyState)) === 'complete';
+    if (loaded && !(await page.locator('meta[http-equiv="refresh"]').count())) return { step: 'page', url, problem };
     return { step: 'unknown', url, problem };
   } catch (error) {
     // The page navigated while we looked.
@@ -51,7 +57,14 @@ export async function classify(page, origin) {
 export async function settle(page, origin) {
   const deadline = Date.now() + STEP_TIMEOUT;
   for (;;) {
-    const seen = await classify(page, origin);
+    let seen = await classify(page, origin);
+    if (seen.step === 'page') {
+      // A page about to move on (a meta refresh under way, a navigation not yet committed) can
+      // look like an end for a moment: an end is one that is still there a little later.
+      await page.waitForTimeout(500);
+      const again = await classify(page, origin);
+      seen = again.step === 'page' && again.url === seen.url ? again : { ...again, step: again.step === 'page' ? 'unknown' : again.step };
+    }
     if (seen.step !== 'unknown' || Date.now() > deadline) {
       if (seen.step === 'elsewhere') await page.waitForLoadState('load').catch(() => {});
       return seen;
