@@ -39,6 +39,10 @@ pub struct OidcArgs {
     /// How far the provider's clock may be off ours when checking `exp`, `nbf` and `iat`.
     #[arg(long, env = "GATEHOUSE_OIDC_CLOCK_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
     pub oidc_clock_leeway: Duration,
+    /// A token signed by a key Gatehouse has not seen makes it fetch the provider's keys at once,
+    /// but at most once in this window, whatever the tokens name.
+    #[arg(long, env = "GATEHOUSE_OIDC_JWKS_MIN_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub oidc_jwks_min_interval: Duration,
 }
 
 impl OidcArgs {
@@ -54,6 +58,7 @@ impl OidcArgs {
             signing_algs: self.oidc_signing_algs.clone(),
             group_bindings: self.oidc_group_bindings.clone(),
             clock_leeway: self.oidc_clock_leeway,
+            jwks_min_interval: self.oidc_jwks_min_interval,
         })
     }
 }

@@ -184,6 +184,7 @@ mod tests {
                 parse_group_binding("auditors=auditor").expect("binding"),
             ],
             clock_leeway: Duration::from_secs(30),
+            jwks_min_interval: Duration::from_secs(10),
         }
     }
 

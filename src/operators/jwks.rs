@@ -1,7 +1,8 @@
 //! The provider's signing keys, kept in memory: fetched through discovery at start, refreshed
 //! hourly in the background, and at once when a token names a key not seen yet (the provider
-//! rotated). One fetch at a time: concurrent requests wait for the same one; and at most one every
-//! `MIN_INTERVAL`, so tokens naming made-up keys cannot make Gatehouse hammer the provider.
+//! rotated). One fetch at a time: concurrent requests wait for the same one; and at most one per
+//! `min_interval` (`MIN_INTERVAL` unless set), so tokens naming made-up keys cannot make Gatehouse
+//! hammer the provider.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -17,8 +18,8 @@ use crate::outbound::{Client, Policy};
 
 /// The background refresh period, as the issue asks (providers announce new keys well ahead).
 const REFRESH_EVERY: Duration = Duration::from_secs(3600);
-/// At most one fetch in this window, whatever the tokens ask.
-const MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// At most one fetch in this window, whatever the tokens ask, unless set otherwise.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(10);
 /// After a failed background fetch, retry sooner, backing off up to this.
 const MAX_RETRY: Duration = Duration::from_secs(300);
 
@@ -26,6 +27,8 @@ pub(crate) struct Jwks {
     issuer: String,
     /// Fetches the issuer's documents from the addresses its policy allows.
     client: Client,
+    /// At most one fetch in this window.
+    min_interval: Duration,
     current: RwLock<Arc<KeySet>>,
     /// Bumped by every successful fetch, so a waiter knows the fetch it waited for happened.
     generation: AtomicU64,
@@ -40,10 +43,11 @@ struct FetchState {
 }
 
 impl Jwks {
-    pub fn new(issuer: String, policy: Policy) -> Self {
+    pub fn new(issuer: String, policy: Policy, min_interval: Duration) -> Self {
         Jwks {
             issuer,
             client: Client::new(policy),
+            min_interval,
             current: RwLock::new(Arc::new(KeySet::default())),
             generation: AtomicU64::new(0),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
@@ -72,14 +76,14 @@ impl Jwks {
     }
 
     /// Fetches the key set unless a fetch succeeded since `seen`, or one was tried within
-    /// `MIN_INTERVAL` (then that one's outcome stands).
+    /// `min_interval` (then that one's outcome stands).
     async fn refresh(&self, seen: u64) -> Result<(), String> {
         let mut state = self.fetch.lock().await;
         if self.generation.load(Ordering::Acquire) != seen {
             return Ok(());
         }
         if let Some(at) = state.last_attempt
-            && at.elapsed() < MIN_INTERVAL
+            && at.elapsed() < self.min_interval
         {
             return state.last_error.clone().map_or(Ok(()), Err);
         }
@@ -103,12 +107,12 @@ impl Jwks {
     /// Fetches now, then hourly; after a failure, again within seconds to minutes. Never gives up:
     /// the provider may be down at start and back later.
     pub async fn keep_fresh(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut retry = MIN_INTERVAL;
+        let mut retry = self.min_interval;
         loop {
             let seen = self.generation.load(Ordering::Acquire);
             let wait = match self.refresh(seen).await {
                 Ok(()) => {
-                    retry = MIN_INTERVAL;
+                    retry = self.min_interval;
                     REFRESH_EVERY
                 }
                 Err(_) => {

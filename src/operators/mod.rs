@@ -170,7 +170,11 @@ impl Verifier {
     /// Its keys are fetched by `keep_keys_fresh`, which the caller runs.
     pub fn new(settings: OidcSettings) -> Result<Arc<Verifier>, SettingsError> {
         settings.check()?;
-        let jwks = Arc::new(jwks::Jwks::new(settings.issuer_url.clone(), crate::outbound::Policy::operator()));
+        let jwks = Arc::new(jwks::Jwks::new(
+            settings.issuer_url.clone(),
+            crate::outbound::Policy::operator(),
+            settings.jwks_min_interval,
+        ));
         Ok(Arc::new(Verifier { settings, jwks, verified: Verified::default() }))
     }
 

@@ -28,6 +28,9 @@ pub struct OidcSettings {
     pub group_bindings: Vec<GroupBinding>,
     /// How far the provider's clock and ours may disagree when checking `exp`, `nbf` and `iat`.
     pub clock_leeway: Duration,
+    /// At most one fetch of the provider's keys in this window, however many tokens name an
+    /// unknown key.
+    pub jwks_min_interval: Duration,
 }
 
 impl OidcSettings {
@@ -201,6 +204,7 @@ mod tests {
                 parse_group_binding("audit=auditor").expect("binding"),
             ],
             clock_leeway: Duration::from_secs(30),
+            jwks_min_interval: Duration::from_secs(10),
         }
     }
 

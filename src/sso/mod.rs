@@ -366,7 +366,9 @@ impl Sso {
     fn jwks(&self, issuer: &str) -> Arc<Jwks> {
         let mut keys = self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let policy = crate::outbound::Policy::tenant(self.allow_loopback_http);
-        keys.entry(issuer.to_owned()).or_insert_with(|| Arc::new(Jwks::new(issuer.to_owned(), policy))).clone()
+        keys.entry(issuer.to_owned())
+            .or_insert_with(|| Arc::new(Jwks::new(issuer.to_owned(), policy, crate::operators::jwks::MIN_INTERVAL)))
+            .clone()
     }
 
     async fn audit(&self, idp: &TenantIdp, actor: &str, action: &str, success: bool, client: &Client, extra: Value) {

@@ -106,48 +106,57 @@ async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_docu
     assert_eq!(signed_in.status, 200, "{}", signed_in.text);
     let session = str_of(&signed_in.body, "access_token").to_owned();
 
-    // The operator's run comes last: following the document's links it revokes and rotates the
-    // keys it lists and ends users' sessions, which would leave the other runs without a credential.
-    let runs = [
-        ("public", None),
-        ("application", Some(key)),
-        ("session", Some(session)),
-        ("operator", Some(OPERATOR.to_owned())),
+    // The runs of the public, application and session credentials run side by side; the
+    // operator's comes last: following the document's links it revokes and rotates the keys it
+    // lists and ends users' sessions, which would leave the other runs without a credential.
+    let stages = [
+        vec![("public", None), ("application", Some(key)), ("session", Some(session))],
+        vec![("operator", Some(OPERATOR.to_owned()))],
     ];
-    // Schemathesis keeps a cache in its working directory: not in the repository.
-    let scratch = tempfile::tempdir().expect("scratch dir");
     let mut failed = Vec::new();
-    for (tag, credential) in runs {
-        let mut command = std::process::Command::new(&st);
-        command
-            .args(["run", &format!("{}/openapi.json", server.base)])
-            .args([
-                "--checks",
-                "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance",
-            ])
-            .args(["--seed", "10", "--max-examples", "40", "--request-timeout", "10"])
-            // One worker: with two, Hypothesis's lambda descriptions race (a schemathesis run
-            // error, "AST constructor recursion depth mismatch", once in ten runs here).
-            .args(["--workers", "1"])
-            .args(["--include-tag", tag])
-            // An event stream never ends: its first event is checked by the flags tests.
-            .args(["--exclude-operation-id", "flag_events"])
-            // Ending the session would leave the rest of the run with a dead credential.
-            .args(["--exclude-operation-id", "logout"])
-            // An admin may end their own sessions through the users' route: the operator's run covers it.
-            .args(["--exclude-operation-id", "end_sessions"])
-            .current_dir(scratch.path())
-            .env("NO_COLOR", "1");
-        if let Some(credential) = credential {
-            command.args(["-H", &format!("Authorization: Bearer {credential}")]);
+    for stage in stages {
+        let mut running = Vec::new();
+        for (tag, credential) in stage {
+            // Schemathesis keeps a cache in its working directory: not in the repository, and one
+            // per run.
+            let scratch = tempfile::tempdir().expect("scratch dir");
+            let mut command = std::process::Command::new(&st);
+            command
+                .args(["run", &format!("{}/openapi.json", server.base)])
+                .args([
+                    "--checks",
+                    "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance",
+                ])
+                .args(["--seed", "10", "--max-examples", "40", "--request-timeout", "10"])
+                // One worker: with two, Hypothesis's lambda descriptions race (a schemathesis run
+                // error, "AST constructor recursion depth mismatch", once in ten runs here).
+                .args(["--workers", "1"])
+                .args(["--include-tag", tag])
+                // An event stream never ends: its first event is checked by the flags tests.
+                .args(["--exclude-operation-id", "flag_events"])
+                // Ending the session would leave the rest of the run with a dead credential.
+                .args(["--exclude-operation-id", "logout"])
+                // An admin may end their own sessions through the users' route: the operator's run covers it.
+                .args(["--exclude-operation-id", "end_sessions"])
+                .current_dir(scratch.path())
+                .env("NO_COLOR", "1")
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            if let Some(credential) = credential {
+                command.args(["-H", &format!("Authorization: Bearer {credential}")]);
+            }
+            running.push((tag, scratch, command.spawn().expect("schemathesis runs")));
         }
-        let output = command.output().expect("schemathesis runs");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        // The summary (operations, phases, warnings) shows with `--nocapture`.
-        let summary: Vec<&str> = text.lines().rev().take(60).collect();
-        eprintln!("--- schemathesis, tag {tag}:\n{}", summary.into_iter().rev().collect::<Vec<_>>().join("\n"));
-        if !output.status.success() {
-            failed.push(format!("--- schemathesis, tag {tag}:\n{text}"));
+        for (tag, _scratch, child) in running {
+            let output =
+                tokio::task::spawn_blocking(move || child.wait_with_output()).await.expect("wait").expect("output");
+            let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+            // The summary (operations, phases, warnings) shows with `--nocapture`.
+            let summary: Vec<&str> = text.lines().rev().take(60).collect();
+            eprintln!("--- schemathesis, tag {tag}:\n{}", summary.into_iter().rev().collect::<Vec<_>>().join("\n"));
+            if !output.status.success() {
+                failed.push(format!("--- schemathesis, tag {tag}:\n{text}"));
+            }
         }
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
