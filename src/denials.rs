@@ -22,6 +22,8 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::audit::{Origin, Outcome, Target};
+use crate::authz::Actor;
 use crate::store::{self, AuditEntry, MAX_RESOURCE, StoreError, bounded};
 
 /// Repeats of one refusal within this window share one row.
@@ -78,23 +80,20 @@ impl Refusal {
 
     /// The row, with strings bounded already so that what waits in memory is small.
     fn into_entry(self, key: &Key) -> AuditEntry {
-        let mut metadata = self.extra;
-        metadata.insert("method".into(), json!(key.method));
-        metadata.insert("ip".into(), json!(key.ip));
-        metadata.insert("reason".into(), json!(key.reason));
-        metadata.insert("route".into(), json!(key.route));
+        let mut details = self.extra;
+        details.insert("method".into(), json!(key.method));
+        details.insert("reason".into(), json!(key.reason));
+        details.insert("route".into(), json!(key.route));
         if let Some(key_id) = &key.key_id {
-            metadata.insert("keyId".into(), json!(key_id));
+            details.insert("keyId".into(), json!(key_id));
         }
-        AuditEntry {
-            actor: "anonymous".into(),
-            actor_type: "anonymous",
-            action: self.action.into(),
-            resource: bounded(&self.resource, MAX_RESOURCE).into_owned(),
+        let target = Target {
+            path: bounded(&self.resource, MAX_RESOURCE).into_owned(),
             tenant: self.tenant.as_deref().map(|t| bounded(t, store::MAX_TENANT).into_owned()),
-            success: false,
-            metadata: Value::Object(metadata),
-        }
+        };
+        // A user agent the caller sent is among the details already (bounded with them).
+        let origin = Origin { ip: key.ip.clone(), user_agent: None };
+        crate::audit::entry(&Actor::Anonymous, self.action, target, Outcome::Failure, &origin, Value::Object(details))
     }
 }
 

@@ -512,19 +512,18 @@ async fn exchange_code(
         .ok_or_else(|| invalid_grant("the sign-in this code came from has ended"))?;
     db::record_issued_session(&mut tx, &code_hash, session.id).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    write_audit(
-        state,
-        AuditEntry {
-            actor: session.email.clone(),
-            actor_type: "user",
-            action: "oidc.token".into(),
-            resource: format!("application/{}", client.name),
-            tenant: Some(session.tenant.clone()),
-            success: true,
-            metadata: json!({ "client": client.name, "grant": "authorization_code", "sessionId": session.id, "ip": client_ip(parts) }),
-        },
-    )
-    .await;
+    let user = crate::audit::SessionUser {
+        email: &session.email,
+        user_id: session.user_id,
+        session_id: session.id,
+        tenant: &session.tenant,
+        role: session.role,
+    };
+    let target = crate::audit::Target::in_tenant(&session.tenant, format!("application/{}", client.name));
+    let origin = super::caller::client(parts).origin();
+    let details = json!({ "client": client.name, "grant": "authorization_code", "sessionId": session.id });
+    let row = crate::audit::session_user(user, "oidc.token", target, crate::audit::Outcome::Success, &origin, details);
+    write_audit(state, row).await;
     let id_token = sign_id_token(state, client, &session, &code.scope, code.nonce.as_deref()).await?;
     Ok(tokens(state, &access.token, &refresh.token, &id_token, &code.scope))
 }

@@ -76,6 +76,29 @@ pub fn claimed(
     row(who, action, target, outcome, origin, details)
 }
 
+/// A user acting through a session that is not the request's credential (an application
+/// redeeming the user's authorization code), named as `entry` names a user.
+pub struct SessionUser<'a> {
+    pub email: &'a str,
+    pub user_id: uuid::Uuid,
+    pub session_id: uuid::Uuid,
+    pub tenant: &'a str,
+    pub role: crate::model::Role,
+}
+
+/// The row of `user` doing `action` to `target`, through a session that is not the request's own.
+pub fn session_user(
+    user: SessionUser<'_>,
+    action: &str,
+    target: Target,
+    outcome: Outcome,
+    origin: &Origin,
+    details: Value,
+) -> AuditEntry {
+    let identity = crate::model::user_identity(user.user_id, user.session_id, user.tenant, user.role);
+    row(Who { name: user.email, kind: "user", identity }, action, target, outcome, origin, details)
+}
+
 /// Whom a row names: the `actor` and `actor_type` columns, and the identity in `metadata.actor`.
 struct Who<'a> {
     name: &'a str,

@@ -113,7 +113,7 @@ impl Actor {
                 json!({ "via": "identity-provider", "issuer": issuer, "subject": subject, "displayName": display_name })
             }
             Actor::User(session) => {
-                json!({ "userId": session.user_id, "sessionId": session.id, "tenant": session.tenant, "role": session.role })
+                crate::model::user_identity(session.user_id, session.id, &session.tenant, session.role)
             }
             Actor::Application(principal) => json!({ "keyId": &*principal.key.key_id }),
             // A job is named in full by the row's `actor` and `actor_type` (`system`).

@@ -14,4 +14,4 @@ pub use resources::{
     AccountStatus, AppStatus, Application, Budget, ClientType, DesiredState, OidcClient, OnLimit, Pending, Plan,
     PlatformRole, Role, Scope, SecretRef, Sso, SyncPolicy, Tenant, TenantState, TenantStatus, User, UserStatus,
 };
-pub use session::SessionView;
+pub use session::{SessionView, user_identity};

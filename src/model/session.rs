@@ -29,3 +29,9 @@ pub struct SessionView {
     #[serde(skip)]
     pub client_id: Option<Uuid>,
 }
+
+/// How audit rows identify a user acting through a session: the same object whether the request's
+/// own session proves it or an application redeems the user's authorization code.
+pub fn user_identity(user_id: Uuid, session_id: Uuid, tenant: &str, role: Role) -> serde_json::Value {
+    serde_json::json!({ "userId": user_id, "sessionId": session_id, "tenant": tenant, "role": role })
+}

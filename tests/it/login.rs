@@ -248,6 +248,13 @@ async fn an_application_signs_a_user_in_through_gatehouse_and_survives_a_key_rot
     let audited =
         "SELECT count(*) FROM audit_log WHERE action IN ('oidc.authorize', 'oidc.token') AND outcome = 'success'";
     assert_eq!(db.count(audited).await, 2);
+    // ADR 0009: the code's redemption names the user as every user row does, by id, session,
+    // tenant and role.
+    let identified = "SELECT count(*) FROM audit_log WHERE action = 'oidc.token' AND outcome = 'success'
+        AND actor = 'dan@acme.example' AND metadata->'actor'->>'tenant' = 'acme'
+        AND metadata->'actor'->>'role' = 'user' AND metadata->'actor'->>'userId' IS NOT NULL
+        AND metadata->'actor'->>'sessionId' = metadata->>'sessionId'";
+    assert_eq!(db.count(identified).await, 1);
     // The refused refresh is audited as a denial.
     within(Duration::from_secs(10), "the refused refresh audited", || async {
         db.count("SELECT count(*) FROM audit_log WHERE action = 'oidc.token' AND outcome = 'failure'").await >= 1
