@@ -160,11 +160,18 @@ async fn a_manual_sql_change_shows_as_drift_within_one_interval() {
     let (db, repo) = (TestDb::new().await, Repo::example());
     let server = Running::synced_on(&db, &repo, Duration::from_millis(300)).await;
 
-    db.execute("UPDATE users SET role = 'admin' WHERE email = 'leon@umbrella.example'").await;
-    db.execute("UPDATE users SET role = 'user' WHERE email = 'carol@acme.example'").await;
-    within(Duration::from_secs(10), "drift reported", || async {
+    // One statement: a pass between two would see one change without the other.
+    db.execute(
+        "UPDATE users SET role = CASE email WHEN 'leon@umbrella.example' THEN 'admin' ELSE 'user' END
+          WHERE email IN ('leon@umbrella.example', 'carol@acme.example')",
+    )
+    .await;
+    within(Duration::from_secs(10), "drift reported, and acme's reverted", || async {
         let (_, umbrella) = server.get("/v1/sync/tenants/umbrella").await;
-        umbrella["state"] == "Drifted"
+        // A pass that read acme before the change reverts it at the next one.
+        let reverted = db.text("SELECT role FROM users WHERE email = 'carol@acme.example'").await == "admin";
+        reverted
+            && umbrella["state"] == "Drifted"
             && umbrella["drift"][0]["resource"] == "tenant/umbrella/user/leon@umbrella.example"
             && umbrella["drift"][0]["field"] == "role"
             && umbrella["drift"][0]["applied"] == "user"
@@ -172,8 +179,7 @@ async fn a_manual_sql_change_shows_as_drift_within_one_interval() {
             && umbrella["drift"][0]["reverted"] == false
     })
     .await;
-    // acme self-heals: reverted on the same pass; umbrella keeps it.
-    assert_eq!(db.text("SELECT role FROM users WHERE email = 'carol@acme.example'").await, "admin");
+    // acme self-heals; umbrella keeps it.
     assert_eq!(db.text("SELECT role FROM users WHERE email = 'leon@umbrella.example'").await, "admin");
     let (_, overall) = server.get("/v1/sync/status").await;
     assert_eq!(overall["state"], "Drifted");
