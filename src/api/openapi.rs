@@ -126,7 +126,7 @@ impl Modify for Security {
                 "A platform operator or auditor: a JWT of the configured identity provider (its groups bound to \
                  `operator` or `auditor`), or the bootstrap operator token (GATEHOUSE_OPERATOR_TOKEN): \
                  `Authorization: Bearer <token>`. An operation's roles (`operator`, `auditor`) name who may \
-                 call it.",
+                 call it: any one of them.",
             ),
         );
         components.add_security_scheme(
@@ -158,8 +158,8 @@ impl Modify for Security {
             "session",
             bearer(
                 "A tenant user's session access token (`gatehouse_at_…`): `Authorization: Bearer <token>`. An \
-                 operation's roles (`owner`, `admin`, `user`) name who may call it, on their own tenant only; \
-                 `pending`: also a session still waiting for its second factor.",
+                 operation's roles (`owner`, `admin`, `user`) name who may call it: any one of them, on their own \
+                 tenant only; `pending`: also a session still waiting for its second factor.",
             ),
         );
     }

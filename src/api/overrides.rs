@@ -32,9 +32,11 @@ pub(crate) struct Overrides {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({ "value": true }))]
 pub(crate) struct NewValue {
-    /// The value, of the type of the plan's default (an integer is accepted for a number flag).
-    #[schema(value_type = Object, example = true)]
+    /// The value, of the type of the plan's default: a boolean, a number (an integer is accepted
+    /// for a number flag), a string or a list of strings.
+    #[schema(value_type = Value)]
     value: serde_json::Value,
 }
 

@@ -31,6 +31,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[schema(example = json!({
+    "issuer": "https://login.acme.example", "clientId": "gatehouse", "clientSecret": "…",
+    "domains": ["acme.example"], "mandatory": false, "jitRole": "user"
+}))]
 pub(super) struct SetSso {
     /// The provider's issuer URL, exactly as its tokens' `iss` (https).
     issuer: String,

@@ -32,9 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct CreateTenant {
     /// The tenant's name: lower-case letters, digits and `-`, as in its URLs.
-    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")]
+    #[schema(pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "wayne")]
     name: String,
-    #[schema(example = "Acme Corp")]
+    #[schema(example = "Wayne Enterprises")]
     display_name: String,
     #[schema(example = "pro")]
     plan: String,
@@ -49,7 +49,7 @@ pub(crate) struct CreateTenant {
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewOwner {
-    #[schema(example = "ceo@acme.example")]
+    #[schema(example = "ceo@wayne.example")]
     email: String,
     name: Option<String>,
 }

@@ -120,7 +120,7 @@ fn authorize_owner_change(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Invitation {
-    #[schema(example = "dan@acme.example")]
+    #[schema(example = "newcomer@acme.example")]
     email: String,
     /// owner, admin or user. Only operators and owners invite owners.
     #[schema(example = "user")]

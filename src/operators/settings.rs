@@ -47,6 +47,11 @@ impl OidcSettings {
                 return Err(SettingsError(format!("{flag} is empty")));
             }
         }
+        if self.jwks_min_interval < std::time::Duration::from_secs(1) {
+            return Err(SettingsError(
+                "--oidc-jwks-min-interval must be at least 1s: it bounds how often tokens can make Gatehouse fetch the provider's keys".into(),
+            ));
+        }
         if self.signing_algs.is_empty() {
             return Err(SettingsError("--oidc-signing-algs is empty: name at least one, such as RS256".into()));
         }
@@ -246,6 +251,16 @@ mod tests {
         assert_eq!(s.role_of(["audit"]), Some(PlatformRole::Auditor));
         assert_eq!(s.role_of(["devs", "Ops"]), None, "group names are compared exactly");
         assert_eq!(s.role_of(std::iter::empty::<&str>()), None);
+    }
+
+    #[test]
+    fn a_jwks_window_under_a_second_is_refused() {
+        let mut s = settings();
+        s.jwks_min_interval = Duration::from_millis(999);
+        let refused = s.check().expect_err("no limit on key fetches");
+        assert!(refused.0.starts_with("--oidc-jwks-min-interval must be at least 1s"), "{}", refused.0);
+        s.jwks_min_interval = Duration::from_secs(1);
+        s.check().expect("one second");
     }
 
     #[test]

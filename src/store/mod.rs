@@ -240,6 +240,11 @@ const RECONCILER_LOCK_KEY: i64 = 0x6761_7465_686f_7573; // "gatehous"
 /// Takes the reconciler lock, or fails with `Busy` at once when another reconciler holds it.
 pub async fn try_lock_reconciler(pool: &PgPool) -> Result<ReconcilerLock> {
     let mut connection = pool.acquire().await?;
+    // Closing the connection, rather than returning it to the pool, is what frees a session-level
+    // lock when `release` is not reached, so the lock cannot leak to the connection's next user:
+    // set before asking, since a caller may stop waiting (a shutdown) once the lock is taken but
+    // before the answer is read. A replica that does not lead reconnects at its next try.
+    connection.close_on_drop();
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(RECONCILER_LOCK_KEY)
         .fetch_one(&mut *connection)
@@ -247,9 +252,6 @@ pub async fn try_lock_reconciler(pool: &PgPool) -> Result<ReconcilerLock> {
     if !locked {
         return Err(StoreError::Busy);
     }
-    // Closing the connection, rather than returning it to the pool, is what frees a session-level
-    // lock when `release` is not reached, so the lock cannot leak to the connection's next user.
-    connection.close_on_drop();
     Ok(ReconcilerLock { connection })
 }
 

@@ -161,12 +161,16 @@ const BILLING_SCOPES: &[&str] = &["flags:read", "usage:write", "audit:write"];
 fn caller_of(operation: &Operation) -> Caller {
     if operation.security.is_none() || operation.is_webhook() {
         Caller::Anyone
+    } else if operation.roles("session").is_some() && operation.path.ends_with("/logout") {
+        Caller::SpareSession
+    } else if operation.roles("session").is_some_and(|roles| roles.iter().any(|r| r == "admin")) {
+        // carol, a tenant admin, where admins may: the session path (its tenant check, its
+        // role rules) is probed as well as the operator's.
+        Caller::Session
     } else if operation.roles("operator").is_some_and(|roles| roles.iter().any(|r| r == "operator")) {
         Caller::Operator
     } else if let Some(scopes) = operation.roles("apiKey") {
         if scopes.iter().all(|s| BILLING_SCOPES.contains(&s.as_str())) { Caller::BillingKey } else { Caller::ProbeKey }
-    } else if operation.path.ends_with("/logout") {
-        Caller::SpareSession
     } else {
         Caller::Session
     }
@@ -276,7 +280,8 @@ fn fill(path: &str, credentials: &Credentials, spoiled: Option<(&str, &str)>) ->
     for (name, valid) in [
         ("tenant", "acme"),
         ("app", "hostile-target"),
-        ("key", credentials.victim_key.as_str()),
+        // OFREP names a flag `{key}`; the key routes an API key.
+        ("key", if path.starts_with("/ofrep/") { "ai_module_enabled" } else { credentials.victim_key.as_str() }),
         ("email", "dan@acme.example"),
         ("id", "0190a0d4-0000-7000-8000-000000000000"),
         ("flag", "ai_module_enabled"),

@@ -132,8 +132,7 @@ fn body_of(operation: &Value, schemas: &Value) -> Body {
     if schema.as_object().is_none_or(Map::is_empty) {
         return Body::Bytes;
     }
-    let mut fields: Vec<String> =
-        resolve(schema, schemas)["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+    let mut fields: Vec<String> = properties(schema, schemas).into_iter().flat_map(|p| p.keys()).cloned().collect();
     let base = example(schema, schemas, 0);
     for name in base.as_object().into_iter().flat_map(|o| o.keys()) {
         if !fields.contains(name) {
@@ -158,6 +157,17 @@ fn errors_of(operation: &Value) -> Errors {
         }
     }
     errors
+}
+
+/// The properties of an object schema, or of the first non-null choice of a `oneOf` / `anyOf`
+/// (an optional body).
+fn properties<'a>(schema: &'a Value, schemas: &'a Value) -> Option<&'a Map<String, Value>> {
+    let schema = resolve(schema, schemas);
+    let choices = schema["oneOf"].as_array().or_else(|| schema["anyOf"].as_array());
+    match choices {
+        Some(choices) => properties(choices.iter().find(|c| c["type"] != "null")?, schemas),
+        None => schema["properties"].as_object(),
+    }
 }
 
 fn resolve<'a>(schema: &'a Value, schemas: &'a Value) -> &'a Value {
@@ -262,7 +272,7 @@ fn every_operation_of_the_document_is_read_with_its_security_and_body() {
     assert_eq!(find("POST", "/v1/usage/events").roles("apiKey"), Some(&["usage:write".to_owned()][..]));
     match &find("POST", "/v1/tenants/{tenant}/users").body {
         Body::Json { base, fields } => {
-            assert_eq!(base["email"], "dan@acme.example");
+            assert_eq!(base["email"], "newcomer@acme.example");
             assert_eq!(fields, &["email", "name", "role"]);
         }
         _ => panic!("the invitation takes JSON"),
@@ -274,6 +284,11 @@ fn every_operation_of_the_document_is_read_with_its_security_and_body() {
             assert_eq!(fields, &["applications", "displayName", "plan"]);
         }
         _ => panic!("a tenant's change takes JSON"),
+    }
+    match &find("POST", "/v1/apps/{app}/keys").body {
+        // An optional body (`oneOf` null or the schema): every field of the schema.
+        Body::Json { fields, .. } => assert_eq!(fields, &["expiresAt", "expiresIn", "name", "scopes"]),
+        _ => panic!("a key's creation takes JSON"),
     }
     match &find("POST", "/oauth2/authorize").body {
         Body::Form(fields) => assert!(fields.contains(&"code_challenge".to_owned()), "{fields:?}"),
