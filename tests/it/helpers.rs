@@ -15,7 +15,9 @@ pub fn server_url() -> String {
 }
 
 /// A database of its own for one test, migrated by `store::connect` as `plan`/`apply` do, and dropped
-/// when the test ends.
+/// when the test ends. It holds the ID token signing keys a first start makes: made once per test
+/// run (by the server's own `Keys::load`, sealed with `ENCRYPTION_KEY`) and copied into every test's
+/// database, since making two RSA keys costs each server start about half a second of CPU.
 pub struct TestDb {
     pub url: String,
     pub pool: PgPool,
@@ -24,11 +26,32 @@ pub struct TestDb {
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
+/// The signing keys of a first start, as JSON rows of `oidc_signing_keys`.
+static SIGNING_KEYS: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+/// Makes the keys in `pool`'s database as a server's first start does, and reads them back.
+async fn make_signing_keys(pool: &PgPool) -> String {
+    let keyring =
+        std::sync::Arc::new(gatehouse::secret::sealed::Keyring::parse(ENCRYPTION_KEY).expect("test key ring"));
+    let keys = gatehouse::oidc::keys::Keys::new(pool.clone(), keyring, std::time::Duration::from_secs(300));
+    keys.load().await.expect("the first start's signing keys");
+    sqlx::query_scalar("SELECT json_agg(k)::text FROM oidc_signing_keys k").fetch_one(pool).await.expect("keys")
+}
+
 impl TestDb {
     pub async fn new() -> Self {
         let name = format!("gatehouse_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
         let url = format!("{}/{name}", server_url());
         let pool = gatehouse::store::connect(&url).await.expect("test database");
+        let keys = SIGNING_KEYS.get_or_init(|| make_signing_keys(&pool)).await;
+        sqlx::query(
+            "INSERT INTO oidc_signing_keys SELECT * FROM json_populate_recordset(NULL::oidc_signing_keys, $1::json)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(keys)
+        .execute(&pool)
+        .await
+        .expect("signing keys");
         TestDb { url, pool, name }
     }
 
@@ -187,6 +210,8 @@ impl ServeProcess {
             .args(["serve", "--repo", &repo.display().to_string(), "--listen", "127.0.0.1:0", "--interval", interval])
             .env("DATABASE_URL", database_url)
             .env("GATEHOUSE_OPERATOR_TOKEN", "cli-test-token")
+            // The key ring that sealed the test databases' signing keys; a test may set another.
+            .env("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)
             .env("NO_COLOR", "1")
             .stderr(std::process::Stdio::piped());
         for (key, value) in env {

@@ -36,8 +36,7 @@ impl Running {
             key_use_flush_interval: Duration::from_secs(10),
             identity: Default::default(),
             keyring: Arc::new(
-                gatehouse::secret::sealed::Keyring::parse("test:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-                    .expect("test key"),
+                gatehouse::secret::sealed::Keyring::parse(crate::helpers::ENCRYPTION_KEY).expect("test key"),
             ),
             mailer: Delivery::new(None, "Gatehouse <gatehouse@localhost>").expect("mail sender"),
             operator_token: Some(Secret::new(OPERATOR.into())),
