@@ -39,7 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jwks))
         .routes(routes!(authorize))
         .routes(routes!(token_endpoint))
-        .routes(routes!(userinfo))
+        .routes(routes!(userinfo, userinfo_form))
         .routes(routes!(end_session))
         .routes(routes!(set_client_secret))
         .routes(routes!(rotate_keys))
@@ -605,13 +605,36 @@ fn tokens(state: &AppState, access: &str, refresh: &str, id_token: &str, scope: 
 
 // --- Userinfo -----------------------------------------------------------------------------------
 
-/// The UserInfo endpoint (OpenID Connect Core §5.3): the claims of the access token's user.
-#[utoipa::path(method(get, post), operation_id = "oidc_userinfo", path = "/oauth2/userinfo", tag = "public",
+/// The UserInfo endpoint (OpenID Connect Core §5.3): the claims of the access token's user, whose
+/// token comes as `Authorization: Bearer`.
+#[utoipa::path(get, operation_id = "oidc_userinfo_get", path = "/oauth2/userinfo", tag = "public",
     responses(
         (status = 200, description = "The user's claims: sub, email, email_verified, name, tenant, role.", body = UserInfo),
         (status = 401, description = "`WWW-Authenticate: Bearer error=\"invalid_token\"`.", body = OAuthError),
     ))]
-async fn userinfo(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+async fn userinfo(state: State<AppState>, parts: Parts, body: Bytes) -> Response {
+    answer_userinfo(state, parts, body).await
+}
+
+/// The access token in a form body (RFC 6750 §2.2), where the client does not send it as a header.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct UserInfoForm {
+    access_token: Option<String>,
+}
+
+/// The UserInfo endpoint on POST: the token as `Authorization: Bearer` or in the form.
+#[utoipa::path(post, operation_id = "oidc_userinfo_post", path = "/oauth2/userinfo", tag = "public",
+    request_body(content = Option<UserInfoForm>, content_type = "application/x-www-form-urlencoded", description = "Optional, with the token as `Authorization: Bearer` instead."),
+    responses(
+        (status = 200, description = "The user's claims: sub, email, email_verified, name, tenant, role.", body = UserInfo),
+        (status = 401, description = "`WWW-Authenticate: Bearer error=\"invalid_token\"`.", body = OAuthError),
+    ))]
+async fn userinfo_form(state: State<AppState>, parts: Parts, body: Bytes) -> Response {
+    answer_userinfo(state, parts, body).await
+}
+
+async fn answer_userinfo(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
     let header_token = parts
         .headers
         .get(header::AUTHORIZATION)

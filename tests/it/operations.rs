@@ -123,8 +123,7 @@ pub(crate) fn operations() -> Vec<Operation> {
 fn body_of(operation: &Value, schemas: &Value) -> Body {
     let Some(content) = operation["requestBody"]["content"].as_object() else { return Body::None };
     if let Some(form) = content.get("application/x-www-form-urlencoded") {
-        let schema = resolve(&form["schema"], schemas);
-        let fields = schema["properties"].as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        let fields = properties(&form["schema"], schemas).map(|p| p.keys().cloned().collect()).unwrap_or_default();
         return Body::Form(fields);
     }
     let json = content.get("application/json").or_else(|| content.values().next()).expect("a body's content");
@@ -293,6 +292,11 @@ fn every_operation_of_the_document_is_read_with_its_security_and_body() {
     match &find("POST", "/oauth2/authorize").body {
         Body::Form(fields) => assert!(fields.contains(&"code_challenge".to_owned()), "{fields:?}"),
         _ => panic!("the authorization endpoint takes a form on POST"),
+    }
+    match &find("POST", "/oauth2/userinfo").body {
+        // An optional form (RFC 6750 §2.2).
+        Body::Form(fields) => assert_eq!(fields, &["access_token"]),
+        _ => panic!("UserInfo takes a form on POST"),
     }
     assert_eq!(find("GET", "/login/sso/callback").errors, Errors::Html);
     assert_eq!(find("POST", "/oauth2/token").errors, Errors::OAuth);
