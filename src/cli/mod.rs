@@ -15,7 +15,7 @@ mod client;
 mod drift;
 mod identity;
 mod oidc;
-mod serve;
+pub mod serve;
 mod status;
 mod sync;
 mod tenants;

@@ -130,6 +130,16 @@ pub struct ServeArgs {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let server = start(args).await?;
+    tokio::spawn(stop_on_signal(server.shutdown.clone()));
+    server.wait().await?;
+    Ok(0)
+}
+
+/// Everything `serve` does before it waits: the settings checked, the database connected and
+/// migrated, the listener bound, the server launched on the current runtime. The tests' in-process
+/// servers start here too.
+pub async fn start(args: ServeArgs) -> anyhow::Result<server::Server> {
     if let Some(problem) = args.operator_token.as_ref().and_then(|t| crate::api::bootstrap_token_problem(t.expose())) {
         anyhow::bail!("--operator-token (GATEHOUSE_OPERATOR_TOKEN) cannot be used: {problem}; choose another value");
     }
@@ -177,10 +187,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
             ..crate::oidc::Lifetimes::default()
         },
     };
-    let server = server::launch(pool, source, listener, settings)?;
-    tokio::spawn(stop_on_signal(server.shutdown.clone()));
-    server.wait().await?;
-    Ok(0)
+    Ok(server::launch(pool, source, listener, settings)?)
 }
 
 /// Where and how often the audit log's checkpoints are signed; `None` without a key.

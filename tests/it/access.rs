@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{HttpResponse, Repo, ServeProcess, TestDb, gatehouse, request, stderr, stdout, within};
+use crate::helpers::{HttpResponse, InProcess, Repo, Served, TestDb, gatehouse, request, stderr, stdout, within};
 
 const OPERATOR: &str = "cli-test-token";
 
-async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", env);
+async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> InProcess {
+    let server = InProcess::start(repo.path(), &db.url, "60s", env);
     within(Duration::from_secs(30), "replica ready", || async {
         request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
@@ -21,7 +21,7 @@ async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess
 }
 
 /// Runs `gatehouse <args> --format json` against `server` and returns its JSON output.
-fn cli(server: &ServeProcess, args: &[&str]) -> Value {
+fn cli(server: &Served, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.extend(["--format", "json"]);
     let output = gatehouse(&all, &[("GATEHOUSE_SERVER", server.base.as_str()), ("GATEHOUSE_OPERATOR_TOKEN", OPERATOR)]);
@@ -30,14 +30,14 @@ fn cli(server: &ServeProcess, args: &[&str]) -> Value {
 }
 
 /// Issues a key with the CLI; returns (key id, secret).
-pub fn issue(server: &ServeProcess, app: &str, extra: &[&str]) -> (String, String) {
+pub fn issue(server: &Served, app: &str, extra: &[&str]) -> (String, String) {
     let mut args = vec!["keys", "create", "--app", app];
     args.extend(extra);
     let key = cli(server, &args);
     (key["id"].as_str().expect("id").to_owned(), key["secret"].as_str().expect("secret").to_owned())
 }
 
-async fn flags(server: &ServeProcess, tenant: &str, key: &str, etag: Option<&str>) -> HttpResponse {
+async fn flags(server: &Served, tenant: &str, key: &str, etag: Option<&str>) -> HttpResponse {
     let mut headers = vec![("authorization", format!("Bearer {key}"))];
     if let Some(etag) = etag {
         headers.push(("if-none-match", etag.to_owned()));
@@ -45,7 +45,7 @@ async fn flags(server: &ServeProcess, tenant: &str, key: &str, etag: Option<&str
     request("GET", format!("{}/v1/tenants/{tenant}/flags", server.base), headers, vec![]).await
 }
 
-async fn ofrep(server: &ServeProcess, path: &str, key: &str, body: &str) -> HttpResponse {
+async fn ofrep(server: &Served, path: &str, key: &str, body: &str) -> HttpResponse {
     let url = format!("{}/ofrep/v1/evaluate/flags{path}", server.base);
     request("POST", url, vec![("x-api-key", key.to_owned()), ("content-type", "application/json".into())], body.into())
         .await
@@ -462,7 +462,7 @@ async fn last_use_is_recorded_without_a_write_per_request() {
 
 /// Opens the event stream of `tenant` with `secret` on a thread; events arrive on the receiver as
 /// JSON, and `None` when the stream ends.
-fn open_stream(server: &ServeProcess, tenant: &str, secret: &str) -> std::sync::mpsc::Receiver<Option<Value>> {
+fn open_stream(server: &Served, tenant: &str, secret: &str) -> std::sync::mpsc::Receiver<Option<Value>> {
     let (sender, events) = std::sync::mpsc::channel::<Option<Value>>();
     let url = format!("{}/v1/tenants/{tenant}/flags/events", server.base);
     let secret = secret.to_owned();

@@ -5,12 +5,12 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::helpers::{HttpResponse, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, request, within};
 use crate::identity::{SmtpSink, link_in, login, started, str_of, totp_now};
 use crate::operators::{Idp, cli, json_out, person};
 
 /// Accepts the invitation mailed to `email` (to join `organisation`) with the test password.
-async fn accept_mailed_invitation(server: &ServeProcess, sink: &SmtpSink, email: &str, organisation: &str) {
+async fn accept_mailed_invitation(server: &Served, sink: &SmtpSink, email: &str, organisation: &str) {
     let mail = sink.mail(email, &format!("You are invited to {organisation}")).await;
     let (_, token) = link_in(&mail);
     let body = json!({ "token": token, "password": PASSWORD });
@@ -22,7 +22,7 @@ fn code(response: &HttpResponse) -> &str {
     response.body["error"]["code"].as_str().unwrap_or("")
 }
 
-async fn create_tenant(server: &ServeProcess, name: &str, owner: &str) -> HttpResponse {
+async fn create_tenant(server: &Served, name: &str, owner: &str) -> HttpResponse {
     let body =
         json!({ "name": name, "displayName": format!("{name} Inc"), "plan": "free", "owner": { "email": owner } });
     let created = call(server, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await;
@@ -31,7 +31,7 @@ async fn create_tenant(server: &ServeProcess, name: &str, owner: &str) -> HttpRe
 }
 
 async fn with_headers(
-    server: &ServeProcess,
+    server: &Served,
     method: &str,
     path: &str,
     bearer: &str,

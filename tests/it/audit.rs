@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::access::issue;
-use crate::helpers::{HttpResponse, OPERATOR, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::helpers::{HttpResponse, OPERATOR, Repo, Served, TestDb, activate, call, request, within};
 use crate::identity::{login, started, str_of};
 use crate::operators::{Idp, cli, json_out, person};
 
@@ -18,7 +18,7 @@ fn event(id: &str, tenant: &str, actor: &str, outcome: &str) -> Value {
             "metadata": { "title": "=HYPERLINK(\"http://evil\")" } })
 }
 
-async fn report(server: &ServeProcess, key: &str, body: &Value) -> HttpResponse {
+async fn report(server: &Served, key: &str, body: &Value) -> HttpResponse {
     call(server, "POST", "/v1/audit/events", Some(key), Some(body.clone())).await
 }
 

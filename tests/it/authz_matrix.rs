@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ENCRYPTION_KEY, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::helpers::{
+    ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, request, within,
+};
 use crate::operations::{Body, Operation, operations};
 use crate::operators::{Idp, person};
 
@@ -288,7 +290,7 @@ async fn every_route_for_every_actor_is_allowed_or_denied_clearly_and_denials_ar
     drop(server);
 }
 
-async fn started(db: &TestDb, repo: &Repo, issuer: &str) -> ServeProcess {
+async fn started(db: &TestDb, repo: &Repo, issuer: &str) -> InProcess {
     let env = [
         ("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY),
         ("GATEHOUSE_OIDC_ISSUER_URL", issuer),
@@ -301,7 +303,7 @@ async fn started(db: &TestDb, repo: &Repo, issuer: &str) -> ServeProcess {
         // The login route's cells spoil carol's password on every row: no lockout may hide a cell.
         ("GATEHOUSE_LOCKOUT_THRESHOLD", "1000000"),
     ];
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
+    let server = InProcess::start(repo.path(), &db.url, "60s", &env);
     within(Duration::from_secs(30), "replica ready", || async {
         request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
@@ -310,7 +312,7 @@ async fn started(db: &TestDb, repo: &Repo, issuer: &str) -> ServeProcess {
 }
 
 /// One key per key actor, by label.
-async fn issue_keys(server: &ServeProcess) -> BTreeMap<&'static str, String> {
+async fn issue_keys(server: &Served) -> BTreeMap<&'static str, String> {
     let mut keys = BTreeMap::new();
     for who in ACTORS {
         if let Who::Key { label, app, scope } = who {
@@ -333,7 +335,7 @@ async fn issue_keys(server: &ServeProcess) -> BTreeMap<&'static str, String> {
 /// signs in again once a cell has ended it (signed out, ended, its role or password changed): a
 /// sign-in per cell would be 500 argon2 hashes.
 async fn credential(
-    server: &ServeProcess,
+    server: &Served,
     db: &TestDb,
     who: Who,
     keys: &BTreeMap<&str, String>,
@@ -386,7 +388,7 @@ fn fill(operation: &Operation) -> String {
 }
 
 /// Sends one request and reads the status and JSON body; an event stream's status only (it does not end).
-async fn send(server: &ServeProcess, method: &str, path: &str, body: &Body, bearer: Option<&str>) -> (u16, Value) {
+async fn send(server: &Served, method: &str, path: &str, body: &Body, bearer: Option<&str>) -> (u16, Value) {
     let url = format!("{}{path}", server.base);
     let (content_type, bytes) = match body {
         Body::None | Body::Bytes => ("application/json", Vec::new()),

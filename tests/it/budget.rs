@@ -8,11 +8,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::access::issue;
-use crate::helpers::{HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::helpers::{
+    HttpResponse, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, request, within,
+};
 use crate::identity::{SmtpSink, login, started, str_of};
 use crate::operators::{Idp, cli, json_out, person};
 
-async fn report(server: &ServeProcess, key: &str, tenant: &str, from: usize, quantity: usize) {
+async fn report(server: &Served, key: &str, tenant: &str, from: usize, quantity: usize) {
     let events: Vec<Value> = (from..from + quantity)
         .map(|i| {
             json!({ "id": format!("{tenant}-{i}"), "source": "//test", "type": "api.call", "subject": tenant,
@@ -23,13 +25,13 @@ async fn report(server: &ServeProcess, key: &str, tenant: &str, from: usize, qua
     assert_eq!(answer.body["accepted"].as_u64(), Some(quantity as u64), "{}", answer.text);
 }
 
-async fn check(server: &ServeProcess, key: &str, tenant: &str, quantity: i64) -> HttpResponse {
+async fn check(server: &Served, key: &str, tenant: &str, quantity: i64) -> HttpResponse {
     let body = json!({ "quantity": quantity, "type": "api.call" });
     call(server, "POST", &format!("/v1/tenants/{tenant}/budget/check"), Some(key), Some(body)).await
 }
 
 /// Waits until `server`'s memory counts `usage` for `tenant`.
-async fn counted(server: &ServeProcess, key: &str, tenant: &str, usage: i64) {
+async fn counted(server: &Served, key: &str, tenant: &str, usage: i64) {
     within(Duration::from_secs(3), "the usage is counted in memory", || async {
         check(server, key, tenant, 1).await.body["usage"] == usage
     })
@@ -87,7 +89,7 @@ impl Listener {
 
 /// Serves `repo` with operators signed in at a real identity provider (group `platform-ops`), and
 /// owners free of the MFA requirement; returns the provider and the server.
-async fn with_operators(repo: &Repo, db: &TestDb) -> (Idp, ServeProcess) {
+async fn with_operators(repo: &Repo, db: &TestDb) -> (Idp, InProcess) {
     let idp = Idp::start();
     let env = [
         ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
@@ -362,7 +364,7 @@ async fn racing_approvals_grant_once_and_never_fail() {
 }
 
 /// A session of `email` that passed their own TOTP just now (`secret` from `enrol_totp`).
-async fn fresh_totp_session(server: &ServeProcess, email: &str, secret: &str) -> String {
+async fn fresh_totp_session(server: &Served, email: &str, secret: &str) -> String {
     let pending = login(server, email, PASSWORD).await;
     assert_eq!(pending.body["session"]["pending"], "mfa_verify", "{}", pending.text);
     let pending = str_of(&pending.body, "access_token").to_owned();

@@ -1,8 +1,8 @@
 //! The command line as CI and operators use it: exit codes, output formats, clear errors.
 
 use crate::helpers::{
-    ENCRYPTION_KEY, OPERATOR, Repo, ServeProcess, TestDb, activate, call, gatehouse, project_dir, request, stderr,
-    stdout, within,
+    ENCRYPTION_KEY, OPERATOR, Repo, ServeProcess, Served, TestDb, activate, call, gatehouse, project_dir, request,
+    stderr, stdout, within,
 };
 
 fn example() -> String {
@@ -324,19 +324,19 @@ async fn admin_server() -> (TestDb, Repo, ServeProcess) {
 }
 
 /// Runs the CLI against `server`, found through GATEHOUSE_SERVER as an operator would set it.
-fn admin(server: &ServeProcess, args: &[&str]) -> std::process::Output {
+fn admin(server: &Served, args: &[&str]) -> std::process::Output {
     gatehouse(args, &[("GATEHOUSE_SERVER", server.base.as_str()), ("GATEHOUSE_OPERATOR_TOKEN", OPERATOR)])
 }
 
 /// `admin`, which must succeed; its standard output.
-fn admin_ok(server: &ServeProcess, args: &[&str]) -> String {
+fn admin_ok(server: &Served, args: &[&str]) -> String {
     let output = admin(server, args);
     assert_eq!(output.status.code(), Some(0), "{args:?}: {}", stderr(&output));
     stdout(&output)
 }
 
 /// `admin … --format json`, which must succeed; its JSON.
-fn admin_json(server: &ServeProcess, args: &[&str]) -> serde_json::Value {
+fn admin_json(server: &Served, args: &[&str]) -> serde_json::Value {
     let text = admin_ok(server, &[args, &["--format", "json"]].concat());
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{args:?} printed no JSON ({e}): {text}"))
 }

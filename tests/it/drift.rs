@@ -6,7 +6,7 @@ use std::time::Duration;
 use gatehouse::plan::{DriftedField, Resource};
 use serde_json::{Value, json};
 
-use crate::helpers::{Repo, ServeProcess, TestDb, apply, gatehouse, http, plan, stderr, stdout, within};
+use crate::helpers::{Repo, ServeProcess, Served, TestDb, apply, gatehouse, http, plan, stderr, stdout, within};
 
 #[tokio::test]
 async fn a_manual_sql_change_shows_as_drift_with_the_applied_and_the_live_value() {
@@ -241,7 +241,7 @@ async fn drift_adopt_adds_a_user_created_outside_git_and_leaves_a_deleted_one_by
 
 const TOKEN: &str = "cli-test-token";
 
-async fn operator(method: &str, serve: &ServeProcess, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+async fn operator(method: &str, serve: &Served, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
     let body = if body.is_null() { Vec::new() } else { body.to_string().into_bytes() };
     let headers = vec![("authorization", format!("Bearer {TOKEN}")), ("content-type", "application/json".into())];
     http(method, format!("{}{path}", serve.base), headers, body).await

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{ENCRYPTION_KEY, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within};
+use crate::helpers::{ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, TestDb, activate, call, request, within};
 
 fn evaluation(subject: &str, action: &str, resource: Value) -> Value {
     json!({ "subject": { "type": "session", "id": subject }, "action": { "name": action }, "resource": resource })
@@ -23,7 +23,7 @@ async fn decisions_for_other_services_come_from_the_same_authorize() {
             "scopes: [flags:read, usage:read, auth:introspect, authz:evaluate]",
         ),
     );
-    let server = ServeProcess::start_with(
+    let server = InProcess::start(
         repo.path(),
         &db.url,
         "60s",

@@ -14,10 +14,10 @@ pub fn server_url() -> String {
     std::env::var("GATEHOUSE_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned())
 }
 
-/// A database of its own for one test, migrated by `store::connect` as `plan`/`apply` do, and dropped
-/// when the test ends. It holds the ID token signing keys a first start makes: made once per test
-/// run (by the server's own `Keys::load`, sealed with `ENCRYPTION_KEY`) and copied into every test's
-/// database, since making two RSA keys costs each server start about half a second of CPU.
+/// A database of its own for one test, copied from a template (migrated as `store::connect` migrates,
+/// holding the ID token signing keys a first start makes) and dropped when the test ends.
+/// Postgres copies a template in about a tenth of a second; migrating a fresh database costs about
+/// half a second of the server's CPU, and making the two RSA signing keys about as much again.
 pub struct TestDb {
     pub url: String,
     pub pool: PgPool,
@@ -26,32 +26,86 @@ pub struct TestDb {
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
-/// The signing keys of a first start, as JSON rows of `oidc_signing_keys`.
-static SIGNING_KEYS: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+/// The template's name, once this run has it.
+static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
-/// Makes the keys in `pool`'s database as a server's first start does, and reads them back.
-async fn make_signing_keys(pool: &PgPool) -> String {
-    let keyring =
-        std::sync::Arc::new(gatehouse::secret::sealed::Keyring::parse(ENCRYPTION_KEY).expect("test key ring"));
-    let keys = gatehouse::oidc::keys::Keys::new(pool.clone(), keyring, std::time::Duration::from_secs(300));
-    keys.load().await.expect("the first start's signing keys");
-    sqlx::query_scalar("SELECT json_agg(k)::text FROM oidc_signing_keys k").fetch_one(pool).await.expect("keys")
+/// What the template is made of: the migrations, and the day (the signing keys age, audit months
+/// turn). Another fingerprint means another template.
+fn template_fingerprint() -> String {
+    use sha2::Digest as _;
+    let mut files: Vec<_> = std::fs::read_dir(project_dir().join("migrations"))
+        .expect("migrations folder")
+        .map(|entry| entry.expect("migration").path())
+        .collect();
+    files.sort();
+    let mut digest = sha2::Sha256::new();
+    for file in files {
+        digest.update(std::fs::read(&file).expect("migration file"));
+    }
+    digest.update(chrono::Utc::now().date_naive().to_string());
+    hex::encode(digest.finalize())[..16].to_owned()
+}
+
+/// Makes the template unless a test run (this one or another sharing the server) already has:
+/// built under a temporary name, its pool closed (a template must have no connections while it is
+/// copied), then renamed, so that no test ever copies half a template. Older templates are dropped.
+async fn make_template() -> String {
+    use sqlx::Connection as _;
+    let name = format!("gatehouse_test_template_{}", template_fingerprint());
+    let mut admin = sqlx::PgConnection::connect(&format!("{}/postgres", server_url())).await.expect("the test server");
+    sqlx::query("SELECT pg_advisory_lock(hashtext('gatehouse_test_template'))")
+        .execute(&mut admin)
+        .await
+        .expect("template lock");
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await
+        .expect("template lookup");
+    if !exists {
+        let older: Vec<String> =
+            sqlx::query_scalar(r"SELECT datname FROM pg_database WHERE datname LIKE 'gatehouse\_test\_template\_%'")
+                .fetch_all(&mut admin)
+                .await
+                .expect("older templates");
+        for stale in older {
+            // Without FORCE: a template another run is copying right now stays until it is free.
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {stale}")).execute(&mut admin).await;
+        }
+        let building = format!("{name}_building");
+        let pool = gatehouse::store::connect(&format!("{}/{building}", server_url())).await.expect("template database");
+        let keyring =
+            std::sync::Arc::new(gatehouse::secret::sealed::Keyring::parse(ENCRYPTION_KEY).expect("test key ring"));
+        let keys = gatehouse::oidc::keys::Keys::new(pool.clone(), keyring, std::time::Duration::from_secs(300));
+        keys.load().await.expect("the first start's signing keys");
+        drop(keys);
+        pool.close().await;
+        sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("template renamed");
+    }
+    sqlx::query("SELECT pg_advisory_unlock(hashtext('gatehouse_test_template'))")
+        .execute(&mut admin)
+        .await
+        .expect("template unlock");
+    name
 }
 
 impl TestDb {
     pub async fn new() -> Self {
+        use sqlx::Connection as _;
+        let template = TEMPLATE.get_or_init(make_template).await;
         let name = format!("gatehouse_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
+        let mut admin =
+            sqlx::PgConnection::connect(&format!("{}/postgres", server_url())).await.expect("the test server");
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
+            .execute(&mut admin)
+            .await
+            .expect("test database from the template");
+        let _ = admin.close().await;
         let url = format!("{}/{name}", server_url());
         let pool = gatehouse::store::connect(&url).await.expect("test database");
-        let keys = SIGNING_KEYS.get_or_init(|| make_signing_keys(&pool)).await;
-        sqlx::query(
-            "INSERT INTO oidc_signing_keys SELECT * FROM json_populate_recordset(NULL::oidc_signing_keys, $1::json)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(keys)
-        .execute(&pool)
-        .await
-        .expect("signing keys");
         TestDb { url, pool, name }
     }
 
@@ -188,10 +242,26 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// The real `gatehouse serve`, stopped (SIGTERM) when dropped.
+/// Where a test's Gatehouse answers, in a process of its own or in the test's: what the tests'
+/// request helpers take (both kinds of server dereference to it).
+pub struct Served {
+    pub base: String,
+}
+
+impl Served {
+    /// Waits until the replica answers `/readyz` with 200.
+    pub async fn ready(&self) {
+        within(std::time::Duration::from_secs(30), "replica ready", || async {
+            request("GET", format!("{}/readyz", self.base), vec![], vec![]).await.status == 200
+        })
+        .await;
+    }
+}
+
+/// The real `gatehouse serve`, killed when dropped.
 pub struct ServeProcess {
     pub child: std::process::Child,
-    pub base: String,
+    served: Served,
     /// Every line `serve` has logged so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -231,7 +301,7 @@ impl ServeProcess {
         // Keep draining the log so the process never blocks on a full pipe.
         let kept = log.clone();
         std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| kept.lock().expect("log").push(line)));
-        ServeProcess { child, base, log }
+        ServeProcess { child, served: Served { base }, log }
     }
 
     pub fn terminate(&mut self) -> Option<i32> {
@@ -240,10 +310,125 @@ impl ServeProcess {
     }
 }
 
+impl std::ops::Deref for ServeProcess {
+    type Target = Served;
+
+    fn deref(&self) -> &Served {
+        &self.served
+    }
+}
+
 impl Drop for ServeProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+/// `serve` inside the test process: the same settings as `ServeProcess` (the flags' environment
+/// variables, read by `serve`'s own `ServeArgs`), started by `cli::serve::start` on a runtime of its
+/// own with two workers, as the binary would be on this machine. It spares a test the binary's start,
+/// and stops as SIGTERM stops `serve` (requests finish, workers drain) when dropped. A test that
+/// reads the server's log, signals it or measures its memory uses `ServeProcess`.
+pub struct InProcess {
+    served: Served,
+    shutdown: tokio_util::sync::CancellationToken,
+    thread: Option<std::thread::JoinHandle<Result<(), String>>>,
+}
+
+impl InProcess {
+    /// Serves `repo` from `database_url`, polling every `interval`, with more settings in `env`
+    /// (`GATEHOUSE_…` names, as `ServeProcess::start_with` takes them).
+    pub fn start(repo: &Path, database_url: &str, interval: &str, env: &[(&str, &str)]) -> Self {
+        let repo = repo.display().to_string();
+        let mut settings = vec![
+            ("GATEHOUSE_REPO", repo.as_str()),
+            ("GATEHOUSE_LISTEN", "127.0.0.1:0"),
+            ("GATEHOUSE_INTERVAL", interval),
+            ("DATABASE_URL", database_url),
+            ("GATEHOUSE_OPERATOR_TOKEN", "cli-test-token"),
+            ("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY),
+        ];
+        settings.extend_from_slice(env);
+        let args = serve_args(&settings);
+        // As `serve`'s `traces::init` does: reqwest's TLS uses the process's rustls provider.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (started, ready) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let server = match gatehouse::cli::serve::start(args).await {
+                    Ok(server) => server,
+                    Err(error) => {
+                        let _ = started.send(Err(format!("{error:#}")));
+                        return Ok(());
+                    }
+                };
+                let _ = started.send(Ok((server.address, server.shutdown.clone())));
+                server.wait().await.map_err(|error| format!("{error:#}"))
+            })
+        });
+        let (address, shutdown) = ready.recv().expect("the server thread").unwrap_or_else(|e| panic!("serve: {e}"));
+        InProcess { served: Served { base: format!("http://{address}") }, shutdown, thread: Some(thread) }
+    }
+
+    /// Stops as SIGTERM stops `serve`, and answers with the exit code `serve` would give: 0 when
+    /// every task stopped cleanly (as `ServeProcess::terminate`).
+    pub fn terminate(&mut self) -> Option<i32> {
+        match self.stopped() {
+            Ok(()) => Some(0),
+            Err(error) => {
+                eprintln!("serve stopped with an error: {error}");
+                Some(1)
+            }
+        }
+    }
+
+    fn stopped(&mut self) -> Result<(), String> {
+        self.shutdown.cancel();
+        match self.thread.take() {
+            Some(thread) => thread.join().map_err(|_| "the server thread panicked".to_owned())?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl std::ops::Deref for InProcess {
+    type Target = Served;
+
+    fn deref(&self) -> &Served {
+        &self.served
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        let _ = self.stopped();
+    }
+}
+
+/// `serve`'s arguments from environment variables, each turned into the flag that reads it, so
+/// that nothing of the test process's own environment is changed (tests run side by side).
+fn serve_args(settings: &[(&str, &str)]) -> gatehouse::cli::serve::ServeArgs {
+    use clap::{Args as _, FromArgMatches as _};
+    let command = gatehouse::cli::serve::ServeArgs::augment_args(clap::Command::new("serve"));
+    let mut argv = vec!["serve".to_owned()];
+    // As in an environment, a variable set twice has its last value.
+    let last = |at: usize, variable: &str| settings[at + 1..].iter().all(|(later, _)| *later != variable);
+    for (_, (variable, value)) in settings.iter().enumerate().filter(|(at, (variable, _))| last(*at, variable)) {
+        let flag = command
+            .get_arguments()
+            .find(|arg| arg.get_env() == Some(std::ffi::OsStr::new(variable)))
+            .unwrap_or_else(|| panic!("no flag of serve reads {variable}; such a test needs ServeProcess"));
+        let long = flag.get_long().expect("every serve flag is long");
+        match flag.get_action() {
+            clap::ArgAction::SetTrue if *value == "true" || *value == "1" => argv.push(format!("--{long}")),
+            clap::ArgAction::SetTrue => {}
+            _ => argv.push(format!("--{long}={value}")),
+        }
+    }
+    let matches = command.try_get_matches_from(argv).unwrap_or_else(|e| panic!("serve's arguments: {e}"));
+    gatehouse::cli::serve::ServeArgs::from_arg_matches(&matches).unwrap_or_else(|e| panic!("serve's arguments: {e}"))
 }
 
 /// An HTTP answer: status, headers (names lower-case) and the body as JSON (`Null` if it is not).
@@ -351,7 +536,7 @@ pub const ENCRYPTION_KEY: &str = "test:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdH
 pub const PASSWORD: &str = "tulip river quartz lamp";
 
 pub async fn call(
-    server: &ServeProcess,
+    server: &Served,
     method: &str,
     path: &str,
     bearer: Option<&str>,

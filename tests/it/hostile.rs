@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, request, within,
+    ENCRYPTION_KEY, HttpResponse, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, request, within,
 };
 use crate::operations::{Body, Errors, Operation, operations};
 
@@ -299,7 +299,7 @@ fn parameters(path: &str) -> Vec<&str> {
     path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect()
 }
 
-async fn started(db: &TestDb, repo: &Repo) -> ServeProcess {
+async fn started(db: &TestDb, repo: &Repo) -> InProcess {
     let env = [
         ("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY),
         // The suite sends hundreds of requests from one address to the sign-in routes and spoils
@@ -307,7 +307,7 @@ async fn started(db: &TestDb, repo: &Repo) -> ServeProcess {
         ("GATEHOUSE_AUTH_IP_LIMIT", "1000000"),
         ("GATEHOUSE_LOCKOUT_THRESHOLD", "1000000"),
     ];
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
+    let server = InProcess::start(repo.path(), &db.url, "60s", &env);
     within(Duration::from_secs(30), "replica ready", || async {
         request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
@@ -315,21 +315,21 @@ async fn started(db: &TestDb, repo: &Repo) -> ServeProcess {
     server
 }
 
-async fn sign_in(server: &ServeProcess, email: &str) -> Value {
+async fn sign_in(server: &Served, email: &str) -> Value {
     let response =
         call(server, "POST", "/v1/auth/login", None, Some(json!({ "email": email, "password": PASSWORD }))).await;
     assert_eq!(response.status, 200, "sign-in of {email}: {}", response.text);
     response.body
 }
 
-async fn issue_key(server: &ServeProcess, app: &str) -> Value {
+async fn issue_key(server: &Served, app: &str) -> Value {
     let response = call(server, "POST", &format!("/v1/apps/{app}/keys"), Some(OPERATOR), Some(json!({}))).await;
     assert_eq!(response.status, 201, "a key for {app}: {}", response.text);
     response.body
 }
 
 /// One credential of each kind: operator token, API keys, sessions.
-async fn credentials(server: &ServeProcess, db: &TestDb) -> Credentials {
+async fn credentials(server: &Served, db: &TestDb) -> Credentials {
     // The probe holds the keys the suite calls with; the routes about an application change
     // another one, so that no spoiled change takes the probe's scopes away.
     let probe = json!({

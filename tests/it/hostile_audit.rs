@@ -8,14 +8,15 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::helpers::{
-    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Proxy, Repo, ServeProcess, TestDb, activate, request, within,
+    ENCRYPTION_KEY, HttpResponse, InProcess, OPERATOR, PASSWORD, Proxy, Repo, ServeProcess, TestDb, activate, request,
+    within,
 };
 
 const WEBHOOK: &str = "webhook-secret-for-tests";
 
-async fn started(repo: &Repo, database_url: &str) -> ServeProcess {
+async fn started(repo: &Repo, database_url: &str) -> InProcess {
     let env = [("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY), ("GATEHOUSE_WEBHOOK_SECRET", WEBHOOK)];
-    let server = ServeProcess::start_with(repo.path(), database_url, "60s", &env);
+    let server = InProcess::start(repo.path(), database_url, "60s", &env);
     within(Duration::from_secs(30), "replica ready", || async {
         request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
@@ -40,7 +41,7 @@ fn error_code(response: &HttpResponse) -> &str {
 }
 
 /// Stops the server with SIGTERM, as a clean shutdown, and returns its exit code.
-async fn terminate(mut server: ServeProcess) -> Option<i32> {
+async fn terminate(mut server: InProcess) -> Option<i32> {
     tokio::task::spawn_blocking(move || server.terminate()).await.expect("terminate")
 }
 
@@ -192,7 +193,10 @@ fn rss_kb(pid: u32) -> u64 {
 async fn oversized_webhook_posts_are_refused_without_growing_the_server() {
     // Issue 11.4: 16 unsigned 24 MB posts took the server from 44 MB to 321 MB, never released.
     let (db, repo) = (TestDb::new().await, Repo::example());
-    let server = started(&repo, &db.url).await;
+    // A process of its own: the test measures its memory.
+    let env = [("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY), ("GATEHOUSE_WEBHOOK_SECRET", WEBHOOK)];
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
+    server.ready().await;
     let base = server.base.clone();
     let size = 24 * 1024 * 1024;
     let warm = post_large(&base, "/v1/hooks/git", &[], 1024, false).expect("an answer");

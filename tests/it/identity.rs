@@ -7,14 +7,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ENCRYPTION_KEY, HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, gatehouse, request,
-    stderr, within,
+    ENCRYPTION_KEY, HttpResponse, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, gatehouse,
+    request, stderr, within,
 };
 
-pub(crate) async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
+pub(crate) async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> InProcess {
     let mut all = vec![("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)];
     all.extend_from_slice(env);
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &all);
+    let server = InProcess::start(repo.path(), &db.url, "60s", &all);
     within(Duration::from_secs(30), "replica ready", || async {
         request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
@@ -89,7 +89,7 @@ pub(crate) fn link_in(mail: &Value) -> (String, String) {
     (link, token)
 }
 
-async fn form(server: &ServeProcess, path: &str, fields: &[(&str, &str)], key: Option<&str>) -> HttpResponse {
+async fn form(server: &Served, path: &str, fields: &[(&str, &str)], key: Option<&str>) -> HttpResponse {
     let body = fields
         .iter()
         .map(|(k, v)| {
@@ -104,7 +104,7 @@ async fn form(server: &ServeProcess, path: &str, fields: &[(&str, &str)], key: O
     request("POST", format!("{}{path}", server.base), headers, body.into_bytes()).await
 }
 
-pub(crate) async fn login(server: &ServeProcess, email: &str, password: &str) -> HttpResponse {
+pub(crate) async fn login(server: &Served, email: &str, password: &str) -> HttpResponse {
     call(server, "POST", "/v1/auth/login", None, Some(json!({ "email": email, "password": password }))).await
 }
 
@@ -113,7 +113,7 @@ pub(crate) fn str_of<'a>(value: &'a Value, field: &str) -> &'a str {
 }
 
 /// Signs in a user who has no second factor; returns (access, refresh).
-async fn signed_in(server: &ServeProcess, email: &str) -> (String, String) {
+async fn signed_in(server: &Served, email: &str) -> (String, String) {
     let response = login(server, email, PASSWORD).await;
     assert_eq!(response.status, 200, "{email}: {}", response.text);
     (str_of(&response.body, "access_token").to_owned(), str_of(&response.body, "refresh_token").to_owned())
@@ -126,7 +126,7 @@ pub(crate) fn totp_now(secret_base32: &str, offset: i64) -> String {
     gatehouse::identity::totp::code(&secret, step)
 }
 
-pub(crate) async fn session_status(server: &ServeProcess, access: &str) -> u16 {
+pub(crate) async fn session_status(server: &Served, access: &str) -> u16 {
     call(server, "GET", "/v1/auth/session", Some(access), None).await.status
 }
 

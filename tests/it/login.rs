@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    HttpResponse, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, call, project_dir, request, within,
+    HttpResponse, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, project_dir, request, within,
 };
 use crate::identity::{login, started, str_of, totp_now};
 
@@ -127,14 +127,14 @@ fn repo_with_client_on(port: u16) -> Repo {
     repo
 }
 
-async fn client_secret(server: &ServeProcess, app: &str) -> String {
+async fn client_secret(server: &Served, app: &str) -> String {
     let set = call(server, "POST", &format!("/v1/apps/{app}/client-secret"), Some(OPERATOR), None).await;
     assert_eq!(set.status, 201, "{}", set.text);
     str_of(&set.body, "clientSecret").to_owned()
 }
 
 /// Enrols TOTP for `email` through the JSON API; returns the base32 secret.
-pub(crate) async fn enrol_totp(server: &ServeProcess, email: &str) -> String {
+pub(crate) async fn enrol_totp(server: &Served, email: &str) -> String {
     let first = login(server, email, PASSWORD).await;
     assert_eq!(first.status, 200, "{}", first.text);
     let access = str_of(&first.body, "access_token").to_owned();
@@ -364,7 +364,7 @@ pub(crate) fn encode(text: &str) -> String {
 }
 
 /// Signs in on the pages, without a browser; returns the cookie jar.
-async fn page_sign_in(server: &ServeProcess, email: &str) -> Vec<(String, String)> {
+async fn page_sign_in(server: &Served, email: &str) -> Vec<(String, String)> {
     let mut jar = Vec::new();
     let shown = browse("GET", &format!("{}/login", server.base), &mut jar, None).await;
     assert_eq!(shown.status, 200);
@@ -376,7 +376,7 @@ async fn page_sign_in(server: &ServeProcess, email: &str) -> Vec<(String, String
 }
 
 /// An authorization request of analytics-app, with `extra` parameters.
-fn authorize_url(server: &ServeProcess, redirect_uri: &str, extra: &str) -> String {
+fn authorize_url(server: &Served, redirect_uri: &str, extra: &str) -> String {
     format!(
         "{}/oauth2/authorize?response_type=code&client_id=analytics-app&scope=openid&state=st4te&nonce=n0nce&redirect_uri={}{extra}",
         server.base,
@@ -597,7 +597,7 @@ async fn the_provider_refuses_what_it_must_without_redirecting_where_it_must_not
 }
 
 /// A form post to the token endpoint as analytics-app (client_secret_basic).
-async fn token_request(server: &ServeProcess, secret: &str, body: String) -> HttpResponse {
+async fn token_request(server: &Served, secret: &str, body: String) -> HttpResponse {
     let basic = data_encoding::BASE64.encode(format!("analytics-app:{secret}").as_bytes());
     request(
         "POST",
@@ -608,7 +608,7 @@ async fn token_request(server: &ServeProcess, secret: &str, body: String) -> Htt
     .await
 }
 
-async fn userinfo_of(server: &ServeProcess, access: &str) -> HttpResponse {
+async fn userinfo_of(server: &Served, access: &str) -> HttpResponse {
     request(
         "GET",
         format!("{}/oauth2/userinfo", server.base),

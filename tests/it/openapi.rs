@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ENCRYPTION_KEY, OPERATOR, PASSWORD, Repo, ServeProcess, TestDb, activate, project_dir, request, within,
+    ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, TestDb, activate, project_dir, request, within,
 };
 use crate::identity::{login, str_of};
 
@@ -69,10 +69,10 @@ fn schemathesis() -> std::path::PathBuf {
 }
 
 /// `serve` on the example repository, ready, with the document it serves (without a credential).
-async fn serving_the_document() -> (TestDb, Repo, ServeProcess, String) {
+async fn serving_the_document() -> (TestDb, Repo, InProcess, String) {
     let db = TestDb::new().await;
     let repo = Repo::example();
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
+    let server = InProcess::start(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
     within(Duration::from_secs(30), "replica ready", || async {
         request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
@@ -89,7 +89,7 @@ async fn serving_the_document() -> (TestDb, Repo, ServeProcess, String) {
 async fn schemathesis_finds_no_server_error_and_no_response_that_breaks_the_document() {
     let st = schemathesis();
     let (db, _repo, server, served) = serving_the_document().await;
-    // Served without a credential, and the same as the committed file.
+    // Answered without a credential, and the same as the committed file.
     assert_eq!(served, gatehouse::api::openapi::document());
 
     let key = request(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Repo, ServeProcess, TestDb, call, project_dir, request, within};
+use crate::helpers::{Repo, ServeProcess, Served, TestDb, call, project_dir, request, within};
 
 /// A running tests/idp/idp.mjs: one issuer, stopped when dropped.
 pub(crate) struct Idp {
@@ -141,7 +141,7 @@ async fn serve_trusting_with(issuer: &str, repo: &Repo, db: &TestDb, extra: &[(&
 }
 
 /// The real CLI with the bearer in GATEHOUSE_TOKEN only (the bootstrap token's variable removed).
-pub(crate) fn cli(server: &ServeProcess, token: &str, args: &[&str]) -> Output {
+pub(crate) fn cli(server: &Served, token: &str, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gatehouse"))
         .args(args)
         .args(["--format", "json"])
@@ -159,14 +159,14 @@ pub(crate) fn json_out(output: &Output, what: &str) -> Value {
 }
 
 /// Asserts a 401 whose message is `expected` (or starts with it), and that the refusal is audited.
-async fn refused(server: &ServeProcess, db: &TestDb, token: &str, expected: &str) {
+async fn refused(server: &Served, db: &TestDb, token: &str, expected: &str) {
     refused_with(server, db, token, (401, "unauthorized"), expected).await;
 }
 
 /// As `refused`, with the status and code expected: 403 `forbidden` for a valid token whose groups
 /// are bound to no role. The audit row's reason is one of a fixed few (refusals are aggregated by
 /// reason); the message is its `detail`.
-async fn refused_with(server: &ServeProcess, db: &TestDb, token: &str, (status, code): (u16, &str), expected: &str) {
+async fn refused_with(server: &Served, db: &TestDb, token: &str, (status, code): (u16, &str), expected: &str) {
     let response = call(server, "GET", "/v1/apps", Some(token), None).await;
     assert_eq!(response.status, status, "{}", response.text);
     assert_eq!(response.body["error"]["code"], code, "{}", response.text);

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{ENCRYPTION_KEY, PASSWORD, activate, call};
-use crate::helpers::{HttpResponse, Repo, ServeProcess, TestDb, within};
+use crate::helpers::{ENCRYPTION_KEY, InProcess, PASSWORD, ServeProcess, Served, activate, call};
+use crate::helpers::{HttpResponse, Repo, TestDb, within};
 use crate::identity::{login, session_status, str_of, totp_now};
 
 const THRESHOLD: i64 = 5;
@@ -19,11 +19,11 @@ const LOCKOUT: [(&str, &str); 4] = [
     ("GATEHOUSE_AUTH_IP_LIMIT", "1000"),
 ];
 
-/// `gatehouse serve` with the suite's key ring, ready (its log is kept in `ServeProcess::log`).
-async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess {
+/// `gatehouse serve` in the test's process with the suite's key ring, ready.
+async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> InProcess {
     let mut env = env.to_vec();
     env.push(("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY));
-    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
+    let server = InProcess::start(repo.path(), &db.url, "60s", &env);
     within(Duration::from_secs(30), "replica ready", || async {
         crate::helpers::request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
     })
@@ -34,7 +34,7 @@ async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> ServeProcess
 /// Sends every request of `bodies` to `path` at once (each on its own connection) and returns the
 /// answers in the same order.
 async fn at_once(
-    server: &ServeProcess,
+    server: &Served,
     path: &str,
     bearer: Option<&str>,
     bodies: Vec<serde_json::Value>,
@@ -183,7 +183,10 @@ async fn forty_wrong_totp_codes_at_once_check_at_most_the_threshold() {
 async fn sixty_four_concurrent_refreshes_of_one_token_leave_one_working_pair() {
     let db = TestDb::new().await;
     let repo = Repo::example();
-    let server = started(&repo, &db, &[("GATEHOUSE_AUTH_IP_LIMIT", "1000")]).await;
+    // A process of its own: the test reads its log.
+    let env = [("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY), ("GATEHOUSE_AUTH_IP_LIMIT", "1000")];
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
+    server.ready().await;
     let user = "dan@acme.example";
     activate(&db, &[user, "erin@acme.example"]).await;
     let signed_in = login(&server, user, PASSWORD).await;

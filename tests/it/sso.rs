@@ -8,18 +8,18 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{OPERATOR, Repo, ServeProcess, TestDb, call, request};
+use crate::helpers::{OPERATOR, Repo, Served, TestDb, call, request};
 use crate::identity::started;
 use crate::login::run_script;
 use crate::operators::Idp;
 
 const LOOPBACK: (&str, &str) = ("GATEHOUSE_SSO_ALLOW_LOOPBACK_HTTP", "true");
 
-async fn put_sso(server: &ServeProcess, tenant: &str, body: Value) -> crate::helpers::HttpResponse {
+async fn put_sso(server: &Served, tenant: &str, body: Value) -> crate::helpers::HttpResponse {
     call(server, "PUT", &format!("/v1/tenants/{tenant}/sso"), Some(OPERATOR), Some(body)).await
 }
 
-async fn post(server: &ServeProcess, path: &str) -> crate::helpers::HttpResponse {
+async fn post(server: &Served, path: &str) -> crate::helpers::HttpResponse {
     call(server, "POST", path, Some(OPERATOR), None).await
 }
 
@@ -131,7 +131,7 @@ async fn a_tenant_user_signs_in_through_the_tenants_own_provider_after_verify_an
 /// Starts a sign-in on the login page and completes it at the provider's own pages over plain
 /// HTTP (its development login and consent, as tests/idp/idp.mjs does), without following the
 /// provider's answer back to Gatehouse: returns that answer (the callback URL with code and state).
-async fn answer_without_following(server: &ServeProcess, idp: &Idp, email: &str, login: &str) -> String {
+async fn answer_without_following(server: &Served, idp: &Idp, email: &str, login: &str) -> String {
     use crate::login::{browse, csrf, encode, header};
     let mut gatehouse = Vec::new();
     browse("GET", &format!("{}/login", server.base), &mut gatehouse, None).await;

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{Repo, ServeProcess, TestDb, gatehouse, http, stderr, stdout, within};
+use crate::helpers::{Repo, ServeProcess, Served, TestDb, gatehouse, http, stderr, stdout, within};
 
 const TOKEN: &str = "cli-test-token";
 
-async fn get(serve: &ServeProcess, path: &str) -> Value {
+async fn get(serve: &Served, path: &str) -> Value {
     let (code, body) =
         http("GET", format!("{}{path}", serve.base), vec![("authorization", format!("Bearer {TOKEN}"))], vec![]).await;
     assert_eq!(code, 200, "GET {path}: {body}");
@@ -19,13 +19,13 @@ async fn get(serve: &ServeProcess, path: &str) -> Value {
 }
 
 /// The real `gatehouse` against `serve`, as an operator.
-fn cli(serve: &ServeProcess, args: &[&str]) -> std::process::Output {
+fn cli(serve: &Served, args: &[&str]) -> std::process::Output {
     let mut all = args.to_vec();
     all.extend(["--server", serve.base.as_str()]);
     gatehouse(&all, &[("GATEHOUSE_OPERATOR_TOKEN", TOKEN)])
 }
 
-async fn synced(serve: &ServeProcess) {
+async fn synced(serve: &Served) {
     within(Duration::from_secs(15), "first sync", || async {
         get(serve, "/v1/sync/status").await["state"] == "Synced"
     })
@@ -33,7 +33,7 @@ async fn synced(serve: &ServeProcess) {
 }
 
 /// Reconcile passes finished so far, from `/metrics`.
-async fn passes(serve: &ServeProcess) -> u64 {
+async fn passes(serve: &Served) -> u64 {
     let response = crate::helpers::request("GET", format!("{}/metrics", serve.base), vec![], Vec::new()).await;
     response
         .text
@@ -43,7 +43,7 @@ async fn passes(serve: &ServeProcess) -> u64 {
         .unwrap_or(0)
 }
 
-async fn history(serve: &ServeProcess) -> Vec<Value> {
+async fn history(serve: &Served) -> Vec<Value> {
     get(serve, "/v1/sync/history").await["passes"].as_array().cloned().unwrap_or_default()
 }
 

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{PASSWORD, Repo, TestDb, activate, within};
-use crate::identity::{login, started};
+use crate::helpers::{ENCRYPTION_KEY, PASSWORD, Repo, ServeProcess, TestDb, activate, within};
+use crate::identity::login;
 
 /// The receiver (`tests/support/otlp_receiver.py`) and the spans it has printed so far.
 struct Receiver {
@@ -60,8 +60,11 @@ async fn a_sign_in_reaches_an_otlp_receiver_as_one_trace_whose_id_the_log_lines_
         ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint.as_str()),
         ("OTEL_BSP_SCHEDULE_DELAY", "100"),
         ("OTEL_SERVICE_NAME", "gatehouse-under-test"),
+        ("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY),
     ];
-    let server = started(&repo, &db, &env).await;
+    // A process of its own: the exporter is the process's, and the test reads its log.
+    let server = ServeProcess::start_with(repo.path(), &db.url, "60s", &env);
+    server.ready().await;
     activate(&db, &["dan@acme.example"]).await;
     let signed_in = login(&server, "dan@acme.example", PASSWORD).await;
     assert_eq!(signed_in.status, 200, "{}", signed_in.text);

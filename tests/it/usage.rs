@@ -4,11 +4,11 @@
 use serde_json::{Value, json};
 
 use crate::access::issue;
-use crate::helpers::{HttpResponse, OPERATOR, Repo, ServeProcess, TestDb, call, request};
+use crate::helpers::{HttpResponse, OPERATOR, Repo, Served, TestDb, call, request};
 use crate::identity::started;
 use crate::operators::{cli, json_out};
 
-async fn post(server: &ServeProcess, key: &str, content_type: &str, body: &Value) -> HttpResponse {
+async fn post(server: &Served, key: &str, content_type: &str, body: &Value) -> HttpResponse {
     let headers = vec![("authorization", format!("Bearer {key}")), ("content-type", content_type.to_owned())];
     request("POST", format!("{}/v1/usage/events", server.base), headers, serde_json::to_vec(body).expect("json")).await
 }
