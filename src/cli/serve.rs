@@ -187,7 +187,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<server::Server> {
             ..crate::oidc::Lifetimes::default()
         },
     };
-    Ok(server::launch(pool, source, listener, settings)?)
+    server::launch(pool, source, listener, settings)
 }
 
 /// Where and how often the audit log's checkpoints are signed; `None` without a key.
