@@ -1,6 +1,7 @@
 //! One integration-test binary: real PostgreSQL (a fresh database per test), real git repositories
 //! in temp dirs, and the real `gatehouse` binary for the command-line tests.
 
+mod databases;
 mod helpers;
 
 mod access;
