@@ -13,10 +13,7 @@ const OPERATOR: &str = "cli-test-token";
 
 async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> InProcess {
     let server = InProcess::start(repo.path(), &db.url, "60s", env);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     server
 }
 

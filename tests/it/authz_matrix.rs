@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, request, within,
-};
+use crate::helpers::{ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, within};
 use crate::operations::{Body, Operation, operations};
 use crate::operators::{Idp, person};
 
@@ -304,10 +302,7 @@ async fn started(db: &TestDb, repo: &Repo, issuer: &str) -> InProcess {
         ("GATEHOUSE_LOCKOUT_THRESHOLD", "1000000"),
     ];
     let server = InProcess::start(repo.path(), &db.url, "60s", &env);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     server
 }
 

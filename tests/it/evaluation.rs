@@ -1,11 +1,9 @@
 //! Issue 10.6: `POST /access/v1/evaluation` in the OpenID AuthZEN 1.0 shape answers other services
 //! from the same `authorize` as the API's own routes (FR-005).
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::helpers::{ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, TestDb, activate, call, request, within};
+use crate::helpers::{ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, TestDb, activate, call};
 
 fn evaluation(subject: &str, action: &str, resource: Value) -> Value {
     json!({ "subject": { "type": "session", "id": subject }, "action": { "name": action }, "resource": resource })
@@ -29,10 +27,7 @@ async fn decisions_for_other_services_come_from_the_same_authorize() {
         "60s",
         &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY), ("GATEHOUSE_OWNERS_NEED_MFA", "false")],
     );
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     activate(&db, &["carol@acme.example", "dan@acme.example"]).await;
     let key = |scopes: Value| {
         let server = &server;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    ENCRYPTION_KEY, HttpResponse, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, request, within,
+    ENCRYPTION_KEY, HttpResponse, InProcess, OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, request,
 };
 use crate::operations::{Body, Errors, Operation, operations};
 
@@ -308,10 +308,7 @@ async fn started(db: &TestDb, repo: &Repo) -> InProcess {
         ("GATEHOUSE_LOCKOUT_THRESHOLD", "1000000"),
     ];
     let server = InProcess::start(repo.path(), &db.url, "60s", &env);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     server
 }
 

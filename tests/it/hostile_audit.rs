@@ -17,10 +17,7 @@ const WEBHOOK: &str = "webhook-secret-for-tests";
 async fn started(repo: &Repo, database_url: &str) -> InProcess {
     let env = [("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY), ("GATEHOUSE_WEBHOOK_SECRET", WEBHOOK)];
     let server = InProcess::start(repo.path(), database_url, "60s", &env);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     server
 }
 

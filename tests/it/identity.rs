@@ -15,10 +15,7 @@ pub(crate) async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> I
     let mut all = vec![("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)];
     all.extend_from_slice(env);
     let server = InProcess::start(repo.path(), &db.url, "60s", &all);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     server
 }
 

@@ -2,13 +2,9 @@
 //! `openapi.json`, describes every route the routers declare, and schemathesis finds no server
 //! error and no response that breaks it, against the real binary and PostgreSQL.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::helpers::{
-    ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, TestDb, activate, project_dir, request, within,
-};
+use crate::helpers::{ENCRYPTION_KEY, InProcess, OPERATOR, PASSWORD, Repo, TestDb, activate, project_dir, request};
 use crate::identity::{login, str_of};
 
 /// The schemathesis release the test command installs (scripts/test pins the same one).
@@ -73,10 +69,7 @@ async fn serving_the_document() -> (TestDb, Repo, InProcess, String) {
     let db = TestDb::new().await;
     let repo = Repo::example();
     let server = InProcess::start(repo.path(), &db.url, "60s", &[("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY)]);
-    within(Duration::from_secs(30), "replica ready", || async {
-        request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     let served = request("GET", format!("{}/openapi.json", server.base), vec![], vec![]).await;
     assert_eq!(served.status, 200, "{}", served.text);
     (db, repo, server, served.text)

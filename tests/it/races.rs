@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::helpers::{ENCRYPTION_KEY, InProcess, PASSWORD, ServeProcess, Served, activate, call};
-use crate::helpers::{HttpResponse, Repo, TestDb, within};
+use crate::helpers::{HttpResponse, Repo, TestDb};
 use crate::identity::{login, session_status, str_of, totp_now};
 
 const THRESHOLD: i64 = 5;
@@ -24,10 +24,7 @@ async fn started(repo: &Repo, db: &TestDb, env: &[(&str, &str)]) -> InProcess {
     let mut env = env.to_vec();
     env.push(("GATEHOUSE_ENCRYPTION_KEY", ENCRYPTION_KEY));
     let server = InProcess::start(repo.path(), &db.url, "60s", &env);
-    within(Duration::from_secs(30), "replica ready", || async {
-        crate::helpers::request("GET", format!("{}/readyz", server.base), vec![], vec![]).await.status == 200
-    })
-    .await;
+    server.ready().await;
     server
 }
 
