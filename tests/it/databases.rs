@@ -112,7 +112,7 @@ impl Template {
     /// it is copied), then renamed, so that no test ever copies half a template. Older templates
     /// and the databases of runs that have ended are dropped. Its catalog and rows are read once.
     async fn make() -> Template {
-        let name = format!("gatehouse_test_template_{}", fingerprint());
+        let name = format!("gatehouse_test_template_{}_{}", today(), fingerprint());
         let mut admin = admin().await;
         sqlx::query("SELECT pg_advisory_lock(hashtext('gatehouse_test_template'))")
             .execute(&mut admin)
@@ -125,9 +125,12 @@ impl Template {
             .await
             .expect("template lookup");
         if !exists {
+            // Templates of two days ago and before: yesterday's may still serve a run that crossed
+            // midnight, and a run on another branch today keeps its own.
             let older: Vec<String> = sqlx::query_scalar(
-                r"SELECT datname FROM pg_database WHERE datname LIKE 'gatehouse\_test\_template\_%'",
+                r"SELECT datname FROM pg_database WHERE datname ~ '^gatehouse_test_template_[0-9]{8}_' AND substr(datname, 25, 8) < $1",
             )
+            .bind((chrono::Utc::now().date_naive() - chrono::Days::new(1)).format("%Y%m%d").to_string())
             .fetch_all(&mut admin)
             .await
             .expect("older templates");
@@ -173,8 +176,8 @@ impl Template {
     }
 }
 
-/// What the template is made of: the migrations, and the day (the signing keys age, audit months
-/// turn). Another fingerprint means another template.
+/// What the template is made of: the migrations. With the day in its name (the signing keys age,
+/// audit months turn), another fingerprint means another template.
 fn fingerprint() -> String {
     use sha2::Digest as _;
     let mut files: Vec<_> = std::fs::read_dir(project_dir().join("migrations"))
@@ -186,7 +189,6 @@ fn fingerprint() -> String {
     for file in files {
         digest.update(std::fs::read(&file).expect("migration file"));
     }
-    digest.update(chrono::Utc::now().date_naive().to_string());
     // And how it is made: a change here must not meet a template made the old way.
     digest.update("migrated, signing keys, the audit months of a start");
     hex::encode(digest.finalize())[..16].to_owned()
@@ -203,8 +205,8 @@ async fn reset_script(template: &mut PgConnection) -> String {
     .fetch_all(&mut *template)
     .await
     .expect("template tables");
-    let sequences: Vec<String> =
-        sqlx::query_scalar("SELECT format('%I.%I', schemaname, sequencename) FROM pg_sequences ORDER BY 1")
+    let sequences: Vec<(String, Option<i64>)> =
+        sqlx::query_as("SELECT format('%I.%I', schemaname, sequencename), last_value FROM pg_sequences ORDER BY 1")
             .fetch_all(&mut *template)
             .await
             .expect("template sequences");
@@ -212,8 +214,12 @@ async fn reset_script(template: &mut PgConnection) -> String {
     for table in &tables {
         script += &format!("DELETE FROM {table};\n");
     }
-    for sequence in &sequences {
-        script += &format!("ALTER SEQUENCE {sequence} RESTART;\n");
+    // Each sequence as the template left it: unused, or at its last value.
+    for (sequence, last_value) in &sequences {
+        script += &match last_value {
+            None => format!("ALTER SEQUENCE {sequence} RESTART;\n"),
+            Some(value) => format!("SELECT setval('{sequence}', {value});\n"),
+        };
     }
     for table in &tables {
         let rows: Option<String> = sqlx::query_scalar(&format!("SELECT json_agg(t)::text FROM {table} t"))
@@ -230,22 +236,53 @@ async fn reset_script(template: &mut PgConnection) -> String {
     script + "RESET session_replication_role;\n"
 }
 
+fn today() -> String {
+    chrono::Utc::now().format("%Y%m%d").to_string()
+}
+
+/// This machine, in the names of its test databases: a run drops only its own machine's orphans,
+/// since a shared server may hold another machine's live ones.
+fn host() -> String {
+    use sha2::Digest as _;
+    let name = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    hex::encode(sha2::Sha256::digest(name.trim().as_bytes()))[..8].to_owned()
+}
+
+/// A name no database of this run has had.
+fn next_name() -> String {
+    format!("gatehouse_test_{}_{}_{}", host(), std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst))
+}
+
 async fn admin() -> PgConnection {
     PgConnection::connect(&format!("{}/postgres", server_url())).await.expect("the test server")
 }
 
-/// A database a finished test left, emptied, if its shape is still the template's; one that is
-/// not is dropped.
+/// A database a finished test left, under a new name, emptied, if its shape is still the
+/// template's; one that is not is dropped. The new name cuts off whatever of the last test still
+/// runs (a server never stopped, a pool reconnecting): it can no longer reach the database.
 async fn reused(template: &Template) -> Option<String> {
     loop {
-        let name = FREE.lock().expect("free databases").pop()?;
-        let url = format!("{}/{name}", server_url());
+        let old = FREE.lock().expect("free databases").pop()?;
+        let name = next_name();
         let mut admin = admin().await;
-        // Whatever of the last test still holds a connection (a pool closing) goes first.
-        let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-            .bind(&name)
-            .execute(&mut admin)
-            .await;
+        let mut renamed = false;
+        for _ in 0..5 {
+            let _ = sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                .bind(&old)
+                .execute(&mut admin)
+                .await;
+            // A terminated connection's server process may still be ending.
+            renamed = sqlx::query(&format!("ALTER DATABASE {old} RENAME TO {name}")).execute(&mut admin).await.is_ok();
+            if renamed {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if !renamed {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {old} WITH (FORCE)")).execute(&mut admin).await;
+            continue;
+        }
+        let url = format!("{}/{name}", server_url());
         if let Ok(mut connection) = PgConnection::connect(&url).await {
             let catalog: Option<String> = sqlx::query_scalar(CATALOG).fetch_one(&mut connection).await.ok();
             if catalog.as_deref() == Some(template.catalog.as_str())
@@ -261,7 +298,7 @@ async fn reused(template: &Template) -> Option<String> {
 
 /// A new copy of the template.
 async fn copied(template: &Template) -> String {
-    let name = format!("gatehouse_test_{}_{}", std::process::id(), NEXT_DB.fetch_add(1, Ordering::SeqCst));
+    let name = next_name();
     let mut admin = admin().await;
     sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {}", template.name))
         .execute(&mut admin)
@@ -271,17 +308,19 @@ async fn copied(template: &Template) -> String {
     name
 }
 
-/// Drops the test databases of runs whose process has ended (`gatehouse_test_<pid>_<n>`): a run
-/// leaves the databases of its last tests behind for lack of an end-of-run hook.
+/// Drops this machine's test databases of runs whose process has ended
+/// (`gatehouse_test_<host>_<pid>_<n>`): a run leaves the databases of its last tests behind for
+/// lack of an end-of-run hook. Those bearing this process's id are an earlier run's too (the id came
+/// round again): this run has none yet.
 async fn drop_orphans(admin: &mut PgConnection) {
-    let names: Vec<String> =
-        sqlx::query_scalar(r"SELECT datname FROM pg_database WHERE datname ~ '^gatehouse_test_[0-9]+_[0-9]+$'")
-            .fetch_all(&mut *admin)
-            .await
-            .expect("test databases");
+    let names: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname ~ $1")
+        .bind(format!("^gatehouse_test_{}_[0-9]+_[0-9]+$", host()))
+        .fetch_all(&mut *admin)
+        .await
+        .expect("test databases");
     for name in names {
-        let pid = name.split('_').nth(2).unwrap_or_default();
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        let pid = name.split('_').nth(3).unwrap_or_default();
+        if pid == std::process::id().to_string() || !std::path::Path::new(&format!("/proc/{pid}")).exists() {
             let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut *admin).await;
         }
     }
