@@ -283,18 +283,24 @@ impl Drop for InProcess {
 fn serve_args(settings: &[(&str, &str)]) -> gatehouse::cli::serve::ServeArgs {
     use clap::{Args as _, FromArgMatches as _};
     let command = gatehouse::cli::serve::ServeArgs::augment_args(clap::Command::new("serve"));
-    let mut argv = vec!["serve".to_owned()];
     // As in an environment, a variable set twice has its last value.
-    let last = |at: usize, variable: &str| settings[at + 1..].iter().all(|(later, _)| *later != variable);
-    for (_, (variable, value)) in settings.iter().enumerate().filter(|(at, (variable, _))| last(*at, variable)) {
+    let mut environment: Vec<(&str, &str)> = Vec::new();
+    for &(variable, value) in settings {
+        environment.retain(|(seen, _)| *seen != variable);
+        environment.push((variable, value));
+    }
+    let mut argv = vec!["serve".to_owned()];
+    for (variable, value) in environment {
         let flag = command
             .get_arguments()
             .find(|arg| arg.get_env() == Some(std::ffi::OsStr::new(variable)))
             .unwrap_or_else(|| panic!("no flag of serve reads {variable}; such a test needs ServeProcess"));
         let long = flag.get_long().expect("every serve flag is long");
-        match flag.get_action() {
-            clap::ArgAction::SetTrue if *value == "true" || *value == "1" => argv.push(format!("--{long}")),
-            clap::ArgAction::SetTrue => {}
+        // A switch takes no value: as the binary reads its variable, only `true` or `false`.
+        match (flag.get_action(), value) {
+            (clap::ArgAction::SetTrue, "true") => argv.push(format!("--{long}")),
+            (clap::ArgAction::SetTrue, "false") => {}
+            (clap::ArgAction::SetTrue, other) => panic!("{variable}={other}: serve reads true or false"),
             _ => argv.push(format!("--{long}={value}")),
         }
     }
