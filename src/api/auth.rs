@@ -40,7 +40,7 @@ pub fn router(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(accept))
         .routes(routes!(verify_mfa))
         .routes(routes!(confirm_totp))
-        .merge(super::pages::router());
+        .merge(super::forms(state, super::pages::router()));
     let limited = match state {
         Some(state) => limited.route_layer(middleware::from_fn_with_state(state.clone(), limit_by_ip)),
         None => limited,
@@ -64,7 +64,8 @@ async fn limit_by_ip(State(state): State<AppState>, request: Request, next: Next
     if let Some(retry_after) = over_limit(&state, ip, request.uri().path()).await? {
         // A browser gets a page, an API client the JSON error.
         if !request.uri().path().starts_with("/v1/") {
-            return Ok(too_many_page(retry_after));
+            let (parts, _) = request.into_parts();
+            return Ok(too_many_page(&super::web::Browser::of(&state, &parts), retry_after));
         }
         return Err(ApiError::TooManyRequests { retry_after });
     }
@@ -85,12 +86,11 @@ async fn over_limit(state: &AppState, ip: Option<std::net::IpAddr>, path: &str) 
     }
 }
 
-fn too_many_page(retry_after: u64) -> Response {
-    let body = format!(
-        "<p role=\"alert\" class=\"problem\">Too many attempts from your network. Try again in {retry_after} seconds.</p>"
-    );
-    let mut response =
-        super::html::Page::new("Too many attempts", body).status(StatusCode::TOO_MANY_REQUESTS).into_response();
+fn too_many_page(browser: &super::web::Browser, retry_after: u64) -> Response {
+    let tr = browser.tr;
+    let problem = tr.arg("too-many", "seconds", &retry_after.to_string());
+    let page = browser.problem_page(&tr.t("too-many-title"), &problem).status(StatusCode::TOO_MANY_REQUESTS);
+    let mut response = browser.render(page);
     if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
         response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
     }
@@ -99,11 +99,15 @@ fn too_many_page(retry_after: u64) -> Response {
 
 /// The per-IP limit of a page's form posts (the same allowance as the JSON sign-in): `Some` page
 /// to answer when it is spent.
-pub(super) async fn page_rate_limit(state: &AppState, parts: &Parts) -> Option<Response> {
+pub(super) async fn page_rate_limit(
+    state: &AppState,
+    parts: &Parts,
+    browser: &super::web::Browser,
+) -> Option<Response> {
     let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
     match over_limit(state, ip, parts.uri.path()).await {
         Ok(None) => None,
-        Ok(Some(retry_after)) => Some(too_many_page(retry_after)),
+        Ok(Some(retry_after)) => Some(too_many_page(browser, retry_after)),
         Err(error) => Some(error.into_response()),
     }
 }

@@ -15,10 +15,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::caller::client;
-use super::html::{self, Page, SESSION_COOKIE, csrf_field, problem};
+use super::web::templates::{self, Body};
+use super::web::{self, Browser, Page, SESSION_COOKIE};
 use crate::identity::token;
 use crate::identity::{AuthError, Tokens};
-use crate::mail::templates::escape;
 use crate::model::Pending;
 use crate::model::SessionView;
 
@@ -41,11 +41,12 @@ struct LoginQuery {
     signed_out: Option<String>,
 }
 
-/// The fields of every step's form.
+/// The fields of every step's form (its CSRF token is checked by the pages' layer).
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 pub(super) struct LoginForm {
-    #[serde(default)]
-    csrf: String,
+    /// The browser's CSRF token (checked by the pages' layer).
+    #[serde(default, rename = "csrf")]
+    _csrf: String,
     /// `email`, `password`, `totp` or `enrol`.
     #[serde(default)]
     step: String,
@@ -74,131 +75,78 @@ pub(super) fn safe_return(return_to: Option<&str>) -> String {
     }
 }
 
-/// The CSRF tokens of this server's pages.
-pub(super) fn csrf_of(state: &AppState) -> html::Csrf<'_> {
-    html::Csrf::new(&state.identity.keyring, state.identity.settings.public_url.starts_with("https://"))
-}
-
-/// What every form of the flow carries: its CSRF token and where to return.
+/// One sign-in in a browser: the page's browser and where to return once signed in.
 struct Flow {
-    csrf: String,
-    /// The CSRF cookie to set, when the browser has none yet.
-    set_csrf: Option<String>,
+    browser: Browser,
     return_to: String,
-    secure: bool,
 }
 
 impl Flow {
-    fn start(state: &AppState, parts: &Parts, return_to: Option<&str>) -> Flow {
-        let csrf = csrf_of(state);
-        let (token, set_csrf) = match csrf.existing(parts) {
-            Some(token) => (token, None),
-            None => {
-                let token = csrf.mint();
-                let cookie = csrf.set_cookie(&token);
-                (token, Some(cookie))
-            }
-        };
-        Flow {
-            csrf: token,
-            set_csrf,
-            return_to: safe_return(return_to),
-            secure: state.identity.settings.public_url.starts_with("https://"),
-        }
+    fn start(browser: Browser, return_to: Option<&str>) -> Flow {
+        Flow { browser, return_to: safe_return(return_to) }
     }
 
-    fn hidden(&self, step: &str) -> String {
-        format!(
-            "{}<input type=\"hidden\" name=\"step\" value=\"{step}\">\
-             <input type=\"hidden\" name=\"return_to\" value=\"{}\">",
-            csrf_field(&self.csrf),
-            escape(&self.return_to)
-        )
+    fn t(&self, key: &str) -> String {
+        self.browser.tr.t(key)
     }
 
     fn page(&self, page: Page) -> Response {
-        let page = match &self.set_csrf {
-            Some(cookie) => page.cookie(cookie.clone()),
-            None => page,
+        self.browser.render(page)
+    }
+
+    fn email_form(&self, email: &str, problem: Option<&str>, status: StatusCode) -> Response {
+        self.email_page(email, problem, false, status)
+    }
+
+    fn email_page(&self, email: &str, problem: Option<&str>, signed_out: bool, status: StatusCode) -> Response {
+        let body = templates::LoginEmail {
+            t: self.browser.tr,
+            csrf: self.browser.csrf(),
+            step: "email",
+            return_to: &self.return_to,
+            problem,
+            signed_out,
+            email,
         };
-        page.into_response()
+        self.page(Page::new(&self.t("login-title"), body.html()).status(status))
     }
 
-    fn email_form(&self, email: &str, message: Option<&str>, status: StatusCode) -> Response {
-        self.email_form_with("", email, message, status)
+    fn password_form(&self, email: &str, problem: Option<&str>, status: StatusCode) -> Response {
+        let body = templates::LoginPassword {
+            t: self.browser.tr,
+            csrf: self.browser.csrf(),
+            step: "password",
+            return_to: &self.return_to,
+            return_to_encoded: &url_encode(&self.return_to),
+            problem,
+            email,
+        };
+        self.page(Page::new(&self.t("login-password-title"), body.html()).status(status))
     }
 
-    /// The email form, after `notice` (HTML, such as a status message).
-    fn email_form_with(&self, notice: &str, email: &str, message: Option<&str>, status: StatusCode) -> Response {
-        let body = format!(
-            "{notice}{}<form method=\"post\" action=\"/login\" novalidate>{}\n\
-             <label for=\"email\">Email</label>\
-             <input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required autofocus{}>\n\
-             <button type=\"submit\">Continue</button>\n</form>",
-            problem(message),
-            self.hidden("email"),
-            escape(email),
-            described(message),
-        );
-        self.page(Page::new("Sign in", body).status(status))
+    fn totp_form(&self, problem: Option<&str>, status: StatusCode) -> Response {
+        let body = templates::LoginTotp {
+            t: self.browser.tr,
+            csrf: self.browser.csrf(),
+            step: "totp",
+            return_to: &self.return_to,
+            problem,
+        };
+        self.page(Page::new(&self.t("login-totp-title"), body.html()).status(status))
     }
 
-    fn password_form(&self, email: &str, message: Option<&str>, status: StatusCode) -> Response {
-        let body = format!(
-            "{}<form method=\"post\" action=\"/login\">{}\n\
-             <input type=\"hidden\" name=\"email\" value=\"{email}\" autocomplete=\"username\">\n\
-             <p>Signing in as <strong>{email}</strong> (<a href=\"/login?return_to={back}\">not you?</a>)</p>\n\
-             <label for=\"password\">Password</label>\
-             <input id=\"password\" type=\"password\" name=\"password\" autocomplete=\"current-password\" required autofocus{}>\n\
-             <button type=\"submit\">Sign in</button>\n</form>\n\
-             <p><a href=\"/password/forgot\">Forgot password?</a></p>",
-            problem(message),
-            self.hidden("password"),
-            described(message),
-            email = escape(email),
-            back = escape(&url_encode(&self.return_to)),
-        );
-        self.page(Page::new("Enter your password", body).status(status))
+    fn enrol_form(&self, secret: &str, uri: &str, problem: Option<&str>, status: StatusCode) -> Response {
+        let body = templates::LoginEnrol {
+            t: self.browser.tr,
+            csrf: self.browser.csrf(),
+            step: "enrol",
+            return_to: &self.return_to,
+            problem,
+            qr: &qr_svg(uri, &self.t("login-enrol-qr")),
+            secret,
+        };
+        self.page(Page::new(&self.t("login-enrol-title"), body.html()).status(status))
     }
-
-    fn totp_form(&self, message: Option<&str>, status: StatusCode) -> Response {
-        let body = format!(
-            "{}<form method=\"post\" action=\"/login\">{}\n\
-             <label for=\"code\">Authentication code</label>\
-             <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus \
-             aria-describedby=\"{}code-help\"{}>\n\
-             <p id=\"code-help\">The 6-digit code of your authenticator app, or one of your recovery codes.</p>\n\
-             <button type=\"submit\">Verify</button>\n</form>",
-            problem(message),
-            self.hidden("totp"),
-            if message.is_some() { "problem " } else { "" },
-            if message.is_some() { " aria-invalid=\"true\"" } else { "" },
-        );
-        self.page(Page::new("Two-step verification", body).status(status))
-    }
-
-    fn enrol_form(&self, secret: &str, uri: &str, message: Option<&str>, status: StatusCode) -> Response {
-        let body = format!(
-            "{}<p>Your role requires two-step verification. Scan this code with an authenticator app, \
-             or type the key below into it, then enter the 6-digit code it shows.</p>\n{}\n\
-             <p>Key: <code id=\"totp-secret\">{}</code></p>\n\
-             <form method=\"post\" action=\"/login\">{}\n\
-             <label for=\"code\">Authentication code</label>\
-             <input id=\"code\" name=\"code\" inputmode=\"numeric\" autocomplete=\"one-time-code\" required autofocus{}>\n\
-             <button type=\"submit\">Confirm</button>\n</form>",
-            problem(message),
-            qr_svg(uri),
-            escape(secret),
-            self.hidden("enrol"),
-            described(message),
-        );
-        self.page(Page::new("Set up two-step verification", body).status(status))
-    }
-}
-
-/// Points a field at the problem shown above the form.
-fn described(message: Option<&str>) -> &'static str {
-    if message.is_some() { " aria-invalid=\"true\" aria-describedby=\"problem\"" } else { "" }
 }
 
 fn url_encode(text: &str) -> String {
@@ -206,27 +154,27 @@ fn url_encode(text: &str) -> String {
 }
 
 /// The otpauth URI as an inline SVG QR code (no image request, nothing for the CSP to allow).
-fn qr_svg(uri: &str) -> String {
+fn qr_svg(uri: &str, label: &str) -> String {
     let Ok(code) = qrcode::QrCode::new(uri.as_bytes()) else { return String::new() };
     let svg = code.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).build();
     let svg = svg.find("<svg").map_or(svg.as_str(), |start| &svg[start..]);
-    svg.replacen("<svg", "<svg role=\"img\" aria-label=\"QR code of the key for your authenticator app\"", 1)
+    let label = crate::mail::templates::escape(label);
+    svg.replacen("<svg", &format!("<svg role=\"img\" aria-label=\"{label}\""), 1)
 }
 
 /// The browser's session, if its cookie names a live one (complete or waiting for MFA).
 pub(super) async fn browser_session(state: &AppState, parts: &Parts) -> Option<SessionView> {
-    let presented = html::cookie(parts, SESSION_COOKIE)?;
+    let presented = web::cookies::read(&parts.headers, SESSION_COOKIE)?;
     let times = state.identity.settings.times;
     let session =
-        crate::store::identity::session_by_refresh(&state.pool, &token::hash(presented), times).await.ok()??;
+        crate::store::identity::session_by_refresh(&state.pool, &token::hash(&presented), times).await.ok()??;
     // A browser's use keeps its session from the idle expiry, as requests do for API sessions.
     let _ = crate::store::identity::touch_sessions(&state.pool, &[session.id]).await;
     Some(session)
 }
 
 fn session_cookie(state: &AppState, tokens: &Tokens) -> String {
-    let secure = state.identity.settings.public_url.starts_with("https://");
-    html::set_cookie(SESSION_COOKIE, &tokens.refresh_token, secure, None)
+    web::cookies::set(SESSION_COOKIE, &tokens.refresh_token, web::is_https(state), None)
 }
 
 /// The login page: the email form (or, for a signed-in browser, on to `return_to`).
@@ -242,12 +190,13 @@ fn session_cookie(state: &AppState, tokens: &Tokens) -> String {
     ))]
 async fn show_login(
     State(state): State<AppState>,
+    browser: Browser,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
     parts: Parts,
 ) -> Response {
     // A query that does not parse is ignored: the page is the plain sign-in form.
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let flow = Flow::start(&state, &parts, query.return_to.as_deref());
+    let flow = Flow::start(browser, query.return_to.as_deref());
     if query.force.is_none()
         && let Some(session) = browser_session(&state, &parts).await
     {
@@ -258,8 +207,7 @@ async fn show_login(
             Some(Pending::MfaEnrol) => {}
         }
     }
-    let notice = if query.signed_out.is_some() { "<p role=\"status\">You are signed out.</p>\n" } else { "" };
-    flow.email_form_with(notice, "", None, StatusCode::OK)
+    flow.email_page("", None, query.signed_out.is_some(), StatusCode::OK)
 }
 
 /// One step of the sign-in: `email`, `password`, `totp` or `enrol`.
@@ -267,23 +215,19 @@ async fn show_login(
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "The next step's page, or the page that moves on once signed in.", body = String, content_type = "text/html"),
-        (status = 400, description = "The page with the problem (a damaged form, an expired step).", body = String, content_type = "text/html"),
+        (status = 400, description = "The page with the problem (a damaged form, an expired step, a form without its CSRF token).", body = String, content_type = "text/html"),
         (status = 401, description = "The page: a wrong password or code.", body = String, content_type = "text/html"),
         (status = 403, description = "The page: the account is disabled or the organisation suspended.", body = String, content_type = "text/html"),
         (status = 429, description = "The page: too many attempts; `Retry-After`.", body = String, content_type = "text/html"),
         (status = 500, description = "An error page.", body = String, content_type = "text/html"),
         (status = 502, description = "The page: the organisation's identity provider cannot be reached.", body = String, content_type = "text/html"),
     ))]
-async fn submit_login(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
-    if let Some(limited) = super::auth::page_rate_limit(&state, &parts).await {
+async fn submit_login(State(state): State<AppState>, browser: Browser, parts: Parts, body: Bytes) -> Response {
+    if let Some(limited) = super::auth::page_rate_limit(&state, &parts, &browser).await {
         return limited;
     }
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let flow = Flow::start(&state, &parts, Some(&form.return_to));
-    if !csrf_of(&state).matches(&parts, &form.csrf) {
-        let message = "This form has expired or was opened in another browser; please try again.";
-        return flow.email_form(&form.email, Some(message), StatusCode::BAD_REQUEST);
-    }
+    let flow = Flow::start(browser, Some(&form.return_to));
     match form.step.as_str() {
         "password" => password_step(&state, &parts, &flow, &form).await,
         "totp" => totp_step(&state, &parts, &flow, &form).await,
@@ -295,23 +239,22 @@ async fn submit_login(State(state): State<AppState>, parts: Parts, body: Bytes) 
 async fn email_step(state: &AppState, flow: &Flow, form: &LoginForm) -> Response {
     let email = form.email.trim().to_lowercase();
     if crate::model::Email::parse(&email).is_err() {
-        let message = "Enter your email address, such as name@example.com.";
-        return flow.email_form(&email, Some(message), StatusCode::BAD_REQUEST);
+        return flow.email_form(&email, Some(&flow.t("problem-email-invalid")), StatusCode::BAD_REQUEST);
     }
     // Home-realm discovery: a user whose tenant signs in through its own provider goes there.
     match sso_for(state, &email).await {
         Ok(Some(idp)) => match state.sso.start(&idp, "login", &flow.return_to, Some(&email), None).await {
             Ok((url, browser)) => {
-                let mut page = Page::continue_to("Continuing to your organisation's sign-in", &url);
+                let mut page = flow.browser.continue_to(&flow.t("login-sso-title"), &url);
                 if let Some(browser) = browser {
-                    page = page.cookie(html::set_cookie(html::SSO_COOKIE, &browser, flow.secure, Some(600)));
+                    page = page.cookie(web::cookies::set(web::SSO_COOKIE, &browser, flow.browser.secure, Some(600)));
                 }
                 flow.page(page)
             }
             Err(error) => flow.email_form(&email, Some(&error.to_string()), StatusCode::BAD_GATEWAY),
         },
         Ok(None) => flow.password_form(&email, None, StatusCode::OK),
-        Err(error) => failed(&AuthError::Store(error)),
+        Err(error) => failed(flow, &AuthError::Store(error)),
     }
 }
 
@@ -338,7 +281,7 @@ async fn password_step(state: &AppState, parts: &Parts, flow: &Flow, form: &Logi
             after_password(state, parts, flow, tokens).await
         }
         Err(AuthError::InvalidCredentials) => {
-            flow.password_form(email, Some("The email or password is wrong."), StatusCode::UNAUTHORIZED)
+            flow.password_form(email, Some(&flow.t("problem-wrong-password")), StatusCode::UNAUTHORIZED)
         }
         Err(error) => refused(flow, &error, |message, status| flow.password_form(email, Some(message), status)),
     }
@@ -359,9 +302,9 @@ async fn after_password(state: &AppState, parts: &Parts, flow: &Flow, tokens: To
             match session {
                 Ok(Some(session)) => match state.identity.start_totp(&session, &client(parts)).await {
                     Ok(enrolment) => flow.enrol_form(&enrolment.secret, &enrolment.otpauth_uri, None, StatusCode::OK),
-                    Err(error) => return failed(&error),
+                    Err(error) => return failed(flow, &error),
                 },
-                _ => return flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST),
+                _ => return expired(flow),
             }
         }
         None => return finish(state, flow, &tokens),
@@ -369,39 +312,38 @@ async fn after_password(state: &AppState, parts: &Parts, flow: &Flow, tokens: To
     with_cookie(response, &cookie)
 }
 
-const EXPIRED: &str = "Your sign-in has expired; please start again.";
+/// The email form again: the step's session is gone.
+fn expired(flow: &Flow) -> Response {
+    flow.email_form("", Some(&flow.t("problem-sign-in-expired")), StatusCode::BAD_REQUEST)
+}
 
 async fn totp_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginForm) -> Response {
     let Some(session) = browser_session(state, parts).await.filter(|s| s.pending == Some(Pending::MfaVerify)) else {
-        return flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST);
+        return expired(flow);
     };
     let code = form.code.trim();
     // A recovery code (`xxxxx-xxxxx`) is accepted in the same field.
     let (totp, recovery) = if code.contains('-') { (None, Some(code)) } else { (Some(code), None) };
     match state.identity.verify_mfa(&session, totp, recovery, &client(parts)).await {
         Ok(tokens) => finish(state, flow, &tokens),
-        Err(AuthError::InvalidCode) => {
-            flow.totp_form(Some("That code is wrong or was already used."), StatusCode::UNAUTHORIZED)
-        }
+        Err(AuthError::InvalidCode) => flow.totp_form(Some(&flow.t("problem-wrong-code")), StatusCode::UNAUTHORIZED),
         Err(error) => refused(flow, &error, |message, status| flow.totp_form(Some(message), status)),
     }
 }
 
 async fn enrol_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginForm) -> Response {
     let Some(session) = browser_session(state, parts).await.filter(|s| s.pending == Some(Pending::MfaEnrol)) else {
-        return flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST);
+        return expired(flow);
     };
     match state.identity.confirm_totp(&session, form.code.trim(), &client(parts)).await {
         Ok(enrolled) => {
-            let codes: String =
-                enrolled.recovery_codes.iter().map(|c| format!("<li><code>{}</code></li>", escape(c))).collect();
-            let body = format!(
-                "<p>Two-step verification is on. Keep these recovery codes somewhere safe: each signs you in \
-                 once if you lose your authenticator. They are shown only now.</p>\n\
-                 <ul id=\"recovery-codes\">{codes}</ul>\n<p><a href=\"{}\">Continue</a></p>",
-                escape(&flow.return_to)
-            );
-            let page = Page::new("Save your recovery codes", body).cookie(session_cookie(state, &enrolled.tokens));
+            let body = templates::LoginRecovery {
+                t: flow.browser.tr,
+                codes: &enrolled.recovery_codes,
+                return_to: &flow.return_to,
+            };
+            let page =
+                Page::new(&flow.t("login-recovery-title"), body.html()).cookie(session_cookie(state, &enrolled.tokens));
             flow.page(page)
         }
         Err(AuthError::InvalidCode) => {
@@ -410,10 +352,10 @@ async fn enrol_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginFo
                 Ok(enrolment) => flow.enrol_form(
                     &enrolment.secret,
                     &enrolment.otpauth_uri,
-                    Some("That code is wrong. Scan this new code and try again."),
+                    Some(&flow.t("problem-wrong-enrol-code")),
                     StatusCode::UNAUTHORIZED,
                 ),
-                Err(error) => failed(&error),
+                Err(error) => failed(flow, &error),
             }
         }
         Err(error) => refused(flow, &error, |message, status| flow.email_form("", Some(message), status)),
@@ -422,34 +364,33 @@ async fn enrol_step(state: &AppState, parts: &Parts, flow: &Flow, form: &LoginFo
 
 /// The pages of refusals other than a wrong secret, each said plainly.
 fn refused(flow: &Flow, error: &AuthError, form: impl Fn(&str, StatusCode) -> Response) -> Response {
+    let tr = flow.browser.tr;
     match error {
         AuthError::Locked { retry_after } => {
-            let message = format!("Too many failed attempts. Try again in {retry_after} seconds.");
+            let message = tr.arg("problem-locked", "seconds", &retry_after.to_string());
             let mut response = form(&message, StatusCode::TOO_MANY_REQUESTS);
             if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
                 response.headers_mut().insert(axum::http::header::RETRY_AFTER, value);
             }
             response
         }
-        AuthError::AccountDisabled | AuthError::TenantSuspended | AuthError::SsoRequired => {
-            form(&error.to_string(), StatusCode::FORBIDDEN)
-        }
-        AuthError::InvalidToken => flow.email_form("", Some(EXPIRED), StatusCode::BAD_REQUEST),
-        other => failed(other),
+        AuthError::AccountDisabled => form(&tr.t("problem-account-disabled"), StatusCode::FORBIDDEN),
+        AuthError::TenantSuspended => form(&tr.t("problem-tenant-suspended"), StatusCode::FORBIDDEN),
+        AuthError::SsoRequired => form(&tr.t("problem-sso-required"), StatusCode::FORBIDDEN),
+        AuthError::InvalidToken => expired(flow),
+        other => failed(flow, other),
     }
 }
 
-fn failed(error: &AuthError) -> Response {
+fn failed(flow: &Flow, error: &AuthError) -> Response {
     tracing::error!(%error, "a sign-in page failed");
-    let body =
-        "<p>Something went wrong on our side. Please try again in a moment.</p><p><a href=\"/login\">Sign in</a></p>";
-    Page::new("Something went wrong", body.into()).status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+    flow.browser.failed()
 }
 
 /// Signed in: the session's cookie, then on to where the sign-in was going.
 fn finish(state: &AppState, flow: &Flow, tokens: &Tokens) -> Response {
-    let page = Page::continue_to("Signed in", &flow.return_to).cookie(session_cookie(state, tokens));
-    flow.page(page)
+    let page = flow.browser.continue_to(&flow.t("login-signed-in-title"), &flow.return_to);
+    flow.page(page.cookie(session_cookie(state, tokens)))
 }
 
 fn with_cookie(mut response: Response, cookie: &str) -> Response {
@@ -465,37 +406,31 @@ fn with_cookie(mut response: Response, cookie: &str) -> Response {
         (status = 200, description = "The page.", body = String, content_type = "text/html"),
         (status = 303, description = "Not signed in: to the login page."),
     ))]
-async fn account(State(state): State<AppState>, parts: Parts) -> Response {
+async fn account(State(state): State<AppState>, browser: Browser, parts: Parts) -> Response {
     let Some(session) = browser_session(&state, &parts).await.filter(|s| s.pending.is_none()) else {
         return Redirect::to("/login?return_to=%2Faccount").into_response();
     };
-    let flow = Flow::start(&state, &parts, None);
-    let body = format!(
-        "<p id=\"signed-in\">Signed in as <strong>{}</strong></p>\n\
-         <dl><dt>Organisation</dt><dd>{}</dd><dt>Role</dt><dd>{}</dd></dl>\n\
-         <form method=\"post\" action=\"/logout\">{}<button type=\"submit\">Sign out</button></form>",
-        escape(&session.email),
-        escape(&session.tenant),
-        session.role.as_str(),
-        csrf_field(&flow.csrf),
-    );
-    flow.page(Page::new("Your account", body))
+    let body = templates::Account {
+        t: browser.tr,
+        csrf: browser.csrf(),
+        email: &session.email,
+        tenant: &session.tenant,
+        role: session.role.as_str(),
+    };
+    browser.render(Page::new(&browser.tr.t("account-title"), body.html()))
 }
 
 /// Signs the browser out: its session and every application session that came from it.
 #[utoipa::path(post, operation_id = "sign_out_page", path = "/logout", tag = "public",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 303, description = "To the login page.")))]
-async fn logout(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
-    let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    if !csrf_of(&state).matches(&parts, &form.csrf) {
-        return Redirect::to(HOME).into_response();
-    }
+    responses(
+        (status = 303, description = "To the login page."),
+        (status = 400, description = "A page: the form has no CSRF token of this browser; nothing was done.", body = String, content_type = "text/html"),
+    ))]
+async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
     end_browser_session(&state, &parts).await;
-    let secure = state.identity.settings.public_url.starts_with("https://");
-    let mut response = Redirect::to("/login?signed_out=1").into_response();
-    response = with_cookie(response, &html::clear_cookie(SESSION_COOKIE, secure));
-    response
+    let response = Redirect::to("/login?signed_out=1").into_response();
+    with_cookie(response, &web::cookies::clear(SESSION_COOKIE, web::is_https(&state)))
 }
 
 /// Ends the browser's session and the sessions of the applications it signed in to.
@@ -532,8 +467,12 @@ mod tests {
 
     #[test]
     fn the_qr_code_is_an_inline_svg_with_a_text_alternative() {
-        let svg = qr_svg("otpauth://totp/Gatehouse:a@b.example?secret=JBSWY3DPEHPK3PXP");
-        assert!(svg.starts_with("<svg role=\"img\" aria-label="));
+        let svg = qr_svg("otpauth://totp/Gatehouse:a@b.example?secret=JBSWY3DPEHPK3PXP", "QR \"code\"");
+        assert!(
+            svg.starts_with("<svg role=\"img\" aria-label=\"QR &#34;code&#34;\"")
+                || svg.starts_with("<svg role=\"img\" aria-label=\"QR &quot;code&quot;\""),
+            "{svg}"
+        );
         assert!(!svg.contains("<?xml"));
     }
 }

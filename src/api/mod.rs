@@ -16,7 +16,6 @@ mod evaluation;
 mod flags;
 mod health;
 mod hooks;
-mod html;
 mod ingest;
 mod input;
 mod login;
@@ -32,6 +31,7 @@ mod sync;
 mod tenants;
 mod usage;
 mod users;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -150,7 +150,9 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .merge(usage::router())
         .merge(audit::router())
         .merge(budget::router())
-        .merge(login::router())
+        .merge(forms(state, login::router()))
+        .merge(web::assets::router())
+        .merge(web::language::router())
         .merge(oidc::router())
         .layer(DefaultBodyLimit::max(envelope::BODY_LIMIT));
     OpenApiRouter::with_openapi(openapi::base()).merge(hooks::router()).merge(bounded)
@@ -160,6 +162,14 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
 fn audited_refusals(state: Option<&AppState>, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     match state {
         Some(state) => routes.route_layer(middleware::from_fn_with_state(state.clone(), refusals::layer)),
+        None => routes,
+    }
+}
+
+/// `routes` of pages whose form posts pass the one CSRF check (`web::csrf::layer`).
+fn forms(state: Option<&AppState>, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    match state {
+        Some(state) => routes.route_layer(middleware::from_fn_with_state(state.clone(), web::csrf::layer)),
         None => routes,
     }
 }

@@ -18,13 +18,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::auth::no_store;
 use super::caller::{Caller, client};
-use super::html::{self, Page};
 use super::login::{browser_session, end_browser_session};
+use super::web::templates::{self, Body};
+use super::web::{self, Browser, Page};
 use super::{ApiError, AppState, Result};
 use crate::audit::Target;
 use crate::authz::{Action, Resource};
 use crate::identity::token::{self, TokenKind};
-use crate::mail::templates::escape;
 use crate::model::Alg;
 use crate::model::ClientType;
 use crate::model::SessionView;
@@ -80,25 +80,30 @@ fn url_of(request: &AuthorizeRequest) -> String {
         (status = 302, description = "To the client's redirect URI with `code` (or `error`), or to the login page."),
         (status = 400, description = "A page: the client or its redirect URI is not registered.", body = String, content_type = "text/html"),
     ))]
-async fn authorize(State(state): State<AppState>, method: Method, parts: Parts, body: Bytes) -> Response {
+async fn authorize(
+    State(state): State<AppState>,
+    browser: Browser,
+    method: Method,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
     let raw = if method == Method::POST { body.to_vec() } else { parts.uri.query().unwrap_or("").as_bytes().to_vec() };
     let request: AuthorizeRequest = match serde_urlencoded::from_bytes(&raw) {
         Ok(request) => request,
-        Err(_) => return error_page("The sign-in request is damaged", "Go back to the application and try again."),
+        Err(_) => return error_page(&browser, "oidc-damaged-title", "oidc-damaged"),
     };
     let Some(client) = find_client(&state, request.client_id.as_deref()).await else {
-        return error_page(
-            "Unknown application",
-            "The application that sent you here is not registered with Gatehouse. Contact its developers.",
-        );
+        return error_page(&browser, "oidc-unknown-app-title", "oidc-unknown-app");
     };
     let Some(redirect_uri) = request.registered_redirect(&client.oidc.redirect_uris).map(str::to_owned) else {
-        return error_page(
-            "This sign-in link is not valid",
-            "The application asked to return to an address it has not registered. Contact its developers.",
-        );
+        return error_page(&browser, "oidc-link-invalid-title", "oidc-unregistered-return");
     };
-    let back = Back { issuer: &state.provider.issuer, redirect_uri: &redirect_uri, state: request.state.as_deref() };
+    let back = Back {
+        issuer: &state.provider.issuer,
+        redirect_uri: &redirect_uri,
+        state: request.state.as_deref(),
+        browser: &browser,
+    };
     let checked = match request.check(client.active, client.oidc.client_type) {
         Ok(checked) => checked,
         Err((code, message)) => return back.error(code, &message),
@@ -179,13 +184,14 @@ struct Back<'a> {
     issuer: &'a str,
     redirect_uri: &'a str,
     state: Option<&'a str>,
+    browser: &'a Browser,
 }
 
 impl Back<'_> {
     /// Redirects with `params`, the request's `state` and the issuer (RFC 9207).
     fn with(&self, params: &[(&str, &str)]) -> Response {
         let Ok(mut url) = url::Url::parse(self.redirect_uri) else {
-            return error_page("This sign-in link is not valid", "The application's address is not valid.");
+            return error_page(self.browser, "oidc-link-invalid-title", "oidc-bad-address");
         };
         {
             let mut query = url.query_pairs_mut();
@@ -198,7 +204,7 @@ impl Back<'_> {
             query.append_pair("iss", self.issuer);
         }
         let mut response = Redirect::to(url.as_str()).into_response();
-        html::secure(response.headers_mut());
+        web::secure(response.headers_mut());
         response
     }
 
@@ -212,10 +218,9 @@ fn server_error(back: &Back<'_>, error: &StoreError) -> Response {
     back.error("server_error", "Gatehouse could not complete the sign-in; try again")
 }
 
-fn error_page(title: &str, message: &str) -> Response {
-    Page::new(title, format!("<p role=\"alert\" class=\"problem\">{}</p>", escape(message)))
-        .status(StatusCode::BAD_REQUEST)
-        .into_response()
+/// A page of the provider's refusal (`title` and `message` are catalogue keys).
+fn error_page(browser: &Browser, title: &str, message: &str) -> Response {
+    browser.render(browser.problem_page(&browser.tr.t(title), &browser.tr.t(message)))
 }
 
 /// The client named `client_id`; `None` for a name no application can have.
@@ -707,7 +712,13 @@ pub(super) struct LogoutRequest {
         (status = 200, description = "A page asking to confirm the sign-out (no `id_token_hint`).", body = String, content_type = "text/html"),
         (status = 400, description = "A page: the post-logout URI is not registered.", body = String, content_type = "text/html"),
     ))]
-async fn end_session(State(state): State<AppState>, method: Method, parts: Parts, body: Bytes) -> Response {
+async fn end_session(
+    State(state): State<AppState>,
+    page: Browser,
+    method: Method,
+    parts: Parts,
+    body: Bytes,
+) -> Response {
     let raw = if method == Method::POST { body.to_vec() } else { parts.uri.query().unwrap_or("").as_bytes().to_vec() };
     let request: LogoutRequest = serde_urlencoded::from_bytes(&raw).unwrap_or_default();
     // A hint counts only if Gatehouse signed it (expired is fine) and it names a session of this
@@ -721,7 +732,7 @@ async fn end_session(State(state): State<AppState>, method: Method, parts: Parts
     if let (Some(asked), Some(hinted)) = (&request.client_id, &hinted)
         && asked != hinted
     {
-        return error_page("This sign-out link is not valid", "The application named in it did not sign you in.");
+        return error_page(&page, "oidc-logout-invalid-title", "oidc-logout-other-app");
     }
     let client_id = request.client_id.clone().or(hinted.clone());
     let target = match &request.post_logout_redirect_uri {
@@ -731,19 +742,16 @@ async fn end_session(State(state): State<AppState>, method: Method, parts: Parts
             match client.filter(|c| c.oidc.post_logout_redirect_uris.contains(uri)) {
                 Some(_) => Some(uri.clone()),
                 None => {
-                    return error_page(
-                        "This sign-out link is not valid",
-                        "The application asked to return to an address it has not registered.",
-                    );
+                    return error_page(&page, "oidc-logout-invalid-title", "oidc-logout-unregistered");
                 }
             }
         }
     };
     let confirmed = hint.is_some()
         || (method == Method::POST
-            && request.csrf.as_deref().is_some_and(|csrf| super::login::csrf_of(&state).matches(&parts, csrf)));
+            && request.csrf.as_deref().is_some_and(|csrf| web::Csrf::of(&state).matches(&parts.headers, csrf)));
     if !confirmed {
-        return confirm_logout(&state, &parts, &request);
+        return confirm_logout(&page, &request);
     }
     end_browser_session(&state, &parts).await;
     let secure = state.identity.settings.public_url.starts_with("https://");
@@ -761,41 +769,29 @@ async fn end_session(State(state): State<AppState>, method: Method, parts: Parts
     };
     // After the confirmation form, a redirect would be checked against its `form-action`.
     let mut response = if method == Method::POST {
-        Page::continue_to("Signed out", &destination).into_response()
+        page.render(page.continue_to(&page.tr.t("signed-out-title"), &destination))
     } else {
         Redirect::to(&destination).into_response()
     };
-    if let Ok(value) = HeaderValue::from_str(&html::clear_cookie(html::SESSION_COOKIE, secure)) {
+    if let Ok(value) = HeaderValue::from_str(&web::cookies::clear(web::SESSION_COOKIE, secure)) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
-    html::secure(response.headers_mut());
+    web::secure(response.headers_mut());
     response
 }
 
 /// Without an ID token, a logout must be confirmed: a link alone must not sign anyone out.
-fn confirm_logout(state: &AppState, parts: &Parts, request: &LogoutRequest) -> Response {
-    let tokens = super::login::csrf_of(state);
-    let existing = tokens.existing(parts);
-    let csrf = existing.clone().unwrap_or_else(|| tokens.mint());
-    let hidden = |name: &str, value: &Option<String>| {
-        value
-            .as_ref()
-            .map(|v| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(v)))
-            .unwrap_or_default()
-    };
-    let body = format!(
-        "<p>Do you want to sign out of Gatehouse and the applications you signed in to with it?</p>\n\
-         <form method=\"post\" action=\"/oauth2/logout\">{}{}{}{}\n<button type=\"submit\">Sign out</button></form>",
-        html::csrf_field(&csrf),
-        hidden("post_logout_redirect_uri", &request.post_logout_redirect_uri),
-        hidden("state", &request.state),
-        hidden("client_id", &request.client_id),
-    );
-    let mut page = Page::new("Sign out", body);
-    if existing.is_none() {
-        page = page.cookie(tokens.set_cookie(&csrf));
-    }
-    page.into_response()
+fn confirm_logout(browser: &Browser, request: &LogoutRequest) -> Response {
+    let hidden = [
+        ("post_logout_redirect_uri", &request.post_logout_redirect_uri),
+        ("state", &request.state),
+        ("client_id", &request.client_id),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.as_deref().map(|value| (name, value)))
+    .collect();
+    let body = templates::LogoutConfirm { t: browser.tr, csrf: browser.csrf(), hidden };
+    browser.render(Page::new(&browser.tr.t("logout-title"), body.html()))
 }
 
 /// The claims of an ID token Gatehouse signed (with a key it still publishes) about a session of

@@ -1,19 +1,19 @@
-//! The two pages a mailed link opens: accept an invitation, reset a password. Each is a form that
-//! posts back to itself; the single-use token in the form is also what stops cross-site posts.
+//! The pages a mailed link opens (accept an invitation, reset a password) and the page that mails a
+//! reset link. Each is a form that posts back to itself, through the pages' CSRF layer.
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::AppState;
 use super::caller::client;
-use super::html::{self, Page};
+use super::web::templates::{self, Body};
+use super::web::{Browser, Page};
 use crate::identity::{AuthError, LinkPurpose};
-use crate::mail::templates::escape;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -28,12 +28,15 @@ pub fn router() -> OpenApiRouter<AppState> {
     tag = "public",
     responses((status = 200, description = "The page: an email field.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html")),
 )]
-async fn show_forgot() -> Response {
-    forgot_form("", None, StatusCode::OK)
+async fn show_forgot(browser: Browser) -> Response {
+    forgot_form(&browser, "", None, StatusCode::OK)
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 struct Forgotten {
+    /// The browser's CSRF token (checked by the pages' layer).
+    #[serde(default, rename = "csrf")]
+    _csrf: String,
     #[serde(default)]
     email: String,
 }
@@ -46,45 +49,30 @@ struct Forgotten {
     request_body(content = Forgotten, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The page: a link is on its way if the account exists.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html"), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
 )]
-async fn submit_forgot(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
+async fn submit_forgot(State(state): State<AppState>, browser: Browser, parts: Parts, body: Bytes) -> Response {
     let form: Forgotten = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let email = form.email.trim();
+    let tr = browser.tr;
     if crate::model::Email::parse(email).is_err() {
-        return forgot_form(
-            email,
-            Some("Enter your email address, such as name@example.com."),
-            StatusCode::BAD_REQUEST,
-        );
+        return forgot_form(&browser, email, Some(&tr.t("problem-email-invalid")), StatusCode::BAD_REQUEST);
     }
     match state.identity.forgot_password(email, &client(&parts)).await {
-        Ok(()) => page(
-            "Check your mail",
-            &format!(
-                "<p role=\"status\">If <strong>{}</strong> has an account, a link to choose a new password is on its way. \
-                 It works once.</p>\n<p><a href=\"/login\">Back to sign in</a></p>",
-                escape(email)
-            ),
-            StatusCode::OK,
-        ),
+        Ok(()) => {
+            let text = tr.arg("forgot-sent", "email", email);
+            let body =
+                templates::Message { alert: None, text: Some(text), link: Some(("/login", tr.t("back-to-sign-in"))) };
+            browser.render(Page::new(&tr.t("forgot-sent-title"), body.html()))
+        }
         Err(error) => {
             tracing::error!(%error, "the forgotten-password page failed");
-            page("Something went wrong", "<p>Please try again in a moment.</p>", StatusCode::INTERNAL_SERVER_ERROR)
+            browser.failed()
         }
     }
 }
 
-fn forgot_form(email: &str, problem: Option<&str>, status: StatusCode) -> Response {
-    let invalid = if problem.is_some() { " aria-invalid=\"true\" aria-describedby=\"problem\"" } else { "" };
-    let body = format!(
-        "{}<p>Type the email you sign in with; we mail you a link to choose a new password.</p>\n\
-         <form method=\"post\" action=\"/password/forgot\">\n\
-         <label for=\"email\">Email</label>\
-         <input id=\"email\" type=\"email\" name=\"email\" value=\"{}\" autocomplete=\"username\" required{invalid}>\n\
-         <button type=\"submit\">Send the link</button>\n</form>\n<p><a href=\"/login\">Back to sign in</a></p>",
-        html::problem(problem),
-        escape(email),
-    );
-    page("Forgot your password?", &body, status)
+fn forgot_form(browser: &Browser, email: &str, problem: Option<&str>, status: StatusCode) -> Response {
+    let body = templates::Forgot { t: browser.tr, csrf: browser.csrf(), problem, email };
+    browser.render(Page::new(&browser.tr.t("forgot-title"), body.html()).status(status))
 }
 
 #[derive(Deserialize)]
@@ -95,6 +83,9 @@ struct Link {
 
 #[derive(Deserialize, utoipa::ToSchema)]
 struct Submitted {
+    /// The browser's CSRF token (checked by the pages' layer).
+    #[serde(default, rename = "csrf")]
+    _csrf: String,
     #[serde(default)]
     token: String,
     #[serde(default)]
@@ -112,8 +103,8 @@ type LinkQuery = Result<Query<Link>, axum::extract::rejection::QueryRejection>;
     params(("token" = Option<String>, Query, description = "The single-use token of the mailed link.")),
     responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html")),
 )]
-async fn show_invitation(link: LinkQuery) -> Response {
-    show(LinkPurpose::Invitation, link)
+async fn show_invitation(browser: Browser, link: LinkQuery) -> Response {
+    show(&browser, LinkPurpose::Invitation, link)
 }
 
 #[utoipa::path(
@@ -123,18 +114,16 @@ async fn show_invitation(link: LinkQuery) -> Response {
     params(("token" = Option<String>, Query, description = "The single-use token of the mailed link.")),
     responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html")),
 )]
-async fn show_reset(link: LinkQuery) -> Response {
-    show(LinkPurpose::PasswordReset, link)
+async fn show_reset(browser: Browser, link: LinkQuery) -> Response {
+    show(&browser, LinkPurpose::PasswordReset, link)
 }
 
-fn show(purpose: LinkPurpose, link: LinkQuery) -> Response {
+fn show(browser: &Browser, purpose: LinkPurpose, link: LinkQuery) -> Response {
     match link {
-        Ok(Query(link)) => form(purpose, &link.token, None, StatusCode::OK),
-        Err(_) => form(purpose, "", Some(DAMAGED_LINK), StatusCode::BAD_REQUEST),
+        Ok(Query(link)) => form(browser, purpose, &link.token, None, StatusCode::OK),
+        Err(_) => form(browser, purpose, "", Some(&browser.tr.t("link-damaged")), StatusCode::BAD_REQUEST),
     }
 }
-
-const DAMAGED_LINK: &str = "The link is damaged; open it from the mail again.";
 
 #[utoipa::path(
     post,
@@ -143,8 +132,8 @@ const DAMAGED_LINK: &str = "The link is damaged; open it from the mail again.";
     request_body(content = Submitted, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html"), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
 )]
-async fn submit_invitation(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
-    submit(&state, &parts, &body, LinkPurpose::Invitation).await
+async fn submit_invitation(State(state): State<AppState>, browser: Browser, parts: Parts, body: Bytes) -> Response {
+    submit(&state, &browser, &parts, &body, LinkPurpose::Invitation).await
 }
 
 #[utoipa::path(
@@ -154,18 +143,14 @@ async fn submit_invitation(State(state): State<AppState>, parts: Parts, body: By
     request_body(content = Submitted, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The page.", body = String, content_type = "text/html"), (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"), (status = 429, description = "A page: too many attempts from this address; `Retry-After`.", body = String, content_type = "text/html"), (status = 500, description = "An error page.", body = String, content_type = "text/html")),
 )]
-async fn submit_reset(State(state): State<AppState>, parts: Parts, body: Bytes) -> Response {
-    submit(&state, &parts, &body, LinkPurpose::PasswordReset).await
+async fn submit_reset(State(state): State<AppState>, browser: Browser, parts: Parts, body: Bytes) -> Response {
+    submit(&state, &browser, &parts, &body, LinkPurpose::PasswordReset).await
 }
 
-async fn submit(state: &AppState, parts: &Parts, body: &[u8], purpose: LinkPurpose) -> Response {
+async fn submit(state: &AppState, browser: &Browser, parts: &Parts, body: &[u8], purpose: LinkPurpose) -> Response {
+    let tr = browser.tr;
     let Ok(submitted) = serde_urlencoded::from_bytes::<Submitted>(body) else {
-        return form(
-            purpose,
-            "",
-            Some("The form could not be read; open the link from the mail again."),
-            StatusCode::BAD_REQUEST,
-        );
+        return form(browser, purpose, "", Some(&tr.t("link-unreadable")), StatusCode::BAD_REQUEST);
     };
     let client = client(parts);
     let identity = &state.identity;
@@ -174,46 +159,33 @@ async fn submit(state: &AppState, parts: &Parts, body: &[u8], purpose: LinkPurpo
         LinkPurpose::PasswordReset => identity.reset_password(&submitted.token, &submitted.password, &client).await,
     };
     match outcome {
-        Ok(email) => page(
-            "Password set",
-            &format!(
-                "<p role=\"status\">Your password is set. You can now sign in as <strong>{}</strong>.</p>\n\
-                 <p><a href=\"/login\">Sign in</a></p>",
-                escape(&email)
-            ),
-            StatusCode::OK,
-        ),
+        Ok(email) => {
+            let text = tr.arg("link-done", "email", &email);
+            let body =
+                templates::Message { alert: None, text: Some(text), link: Some(("/login", tr.t("login-sign-in"))) };
+            browser.render(Page::new(&tr.t("link-done-title"), body.html()))
+        }
         // A weak password keeps the link usable: show the form again with the reason.
-        Err(AuthError::WeakPassword(reason)) => form(purpose, &submitted.token, Some(&reason), StatusCode::BAD_REQUEST),
+        Err(AuthError::WeakPassword(reason)) => {
+            form(browser, purpose, &submitted.token, Some(&reason), StatusCode::BAD_REQUEST)
+        }
         Err(AuthError::Link { message, .. }) => {
-            page("Link not valid", &format!("<p>{}</p>", escape(&message)), StatusCode::BAD_REQUEST)
+            browser.render(browser.problem_page(&tr.t("link-invalid-title"), &message))
         }
         Err(error) => {
             tracing::error!(%error, "a link page failed");
-            page("Something went wrong", "<p>Please try again in a moment.</p>", StatusCode::INTERNAL_SERVER_ERROR)
+            browser.failed()
         }
     }
 }
 
-fn form(purpose: LinkPurpose, token: &str, problem: Option<&str>, status: StatusCode) -> Response {
+fn form(browser: &Browser, purpose: LinkPurpose, token: &str, problem: Option<&str>, status: StatusCode) -> Response {
+    let tr = browser.tr;
     let (title, button) = match purpose {
-        LinkPurpose::Invitation => ("Accept your invitation", "Set password and accept"),
-        LinkPurpose::PasswordReset => ("Choose a new password", "Set new password"),
+        LinkPurpose::Invitation => (tr.t("invitation-title"), tr.t("invitation-button")),
+        LinkPurpose::PasswordReset => (tr.t("reset-title"), tr.t("reset-button")),
     };
-    let invalid = if problem.is_some() { " aria-invalid=\"true\" aria-describedby=\"problem\"" } else { "" };
-    let body = format!(
-        "{problem}<form method=\"post\" action=\"{action}\">\n\
-         <input type=\"hidden\" name=\"token\" value=\"{token}\">\n\
-         <label for=\"password\">New password (8 to 128 characters)</label>\
-         <input id=\"password\" type=\"password\" name=\"password\" minlength=\"8\" maxlength=\"128\" autocomplete=\"new-password\" required{invalid}>\n\
-         <button type=\"submit\">{button}</button>\n</form>",
-        problem = html::problem(problem),
-        action = purpose.path(),
-        token = escape(token),
-    );
-    page(title, &body, status)
-}
-
-fn page(title: &str, body: &str, status: StatusCode) -> Response {
-    Page::new(title, body.to_owned()).status(status).into_response()
+    let body =
+        templates::LinkForm { t: tr, csrf: browser.csrf(), problem, action: purpose.path(), token, button: &button };
+    browser.render(Page::new(&title, body.html()).status(status))
 }

@@ -12,10 +12,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::{Caller, client};
-use super::html::{self, Page};
+use super::web::templates::{self, Body};
+use super::web::{self, Browser, Page};
 use super::{ApiError, AppState, Result};
 use crate::authz::Action;
-use crate::mail::templates::escape;
 use crate::sso::{Finished, SsoError};
 use crate::store::Rule;
 use crate::store::sso::{self as db, Saved, TenantIdp};
@@ -288,6 +288,7 @@ pub(super) struct Callback {
     ))]
 async fn callback(
     State(state): State<AppState>,
+    page: Browser,
     query: std::result::Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
     parts: Parts,
 ) -> Response {
@@ -298,8 +299,8 @@ async fn callback(
             Err(SsoError::Provider(description.to_owned()))
         }
         (None, Some(code), Some(sso_state)) => {
-            let browser = html::cookie(&parts, html::SSO_COOKIE);
-            state.sso.finish(sso_state, code, browser, &client(&parts)).await
+            let browser = web::cookies::read(&parts.headers, web::SSO_COOKIE);
+            state.sso.finish(sso_state, code, browser.as_deref(), &client(&parts)).await
         }
         _ => Err(SsoError::UnknownState),
     };
@@ -320,42 +321,34 @@ async fn callback(
             extra: serde_json::Map::new(),
         });
     }
+    let tr = page.tr;
     match outcome {
         Ok(Finished::SignedIn { refresh_token, return_to, .. }) => {
             // A new sign-in replaces the browser's previous session (and its applications').
             super::login::end_browser_session(&state, &parts).await;
-            Page::continue_to("Signed in", &return_to)
-                .cookie(html::set_cookie(html::SESSION_COOKIE, &refresh_token, secure, None))
-                .cookie(html::clear_cookie(html::SSO_COOKIE, secure))
-                .into_response()
+            let signed_in = page
+                .continue_to(&tr.t("login-signed-in-title"), &return_to)
+                .cookie(web::cookies::set(web::SESSION_COOKIE, &refresh_token, secure, None))
+                .cookie(web::cookies::clear(web::SSO_COOKIE, secure));
+            page.render(signed_in)
         }
-        Ok(Finished::Tested { tenant, email }) => Page::new(
-            "Test sign-in succeeded",
-            format!(
-                "<p role=\"status\">The identity provider of <strong>{}</strong> signed in <strong>{}</strong> with a \
-                 verified email in one of its domains. Nothing was changed: activate the provider to use it.</p>",
-                escape(&tenant),
-                escape(&email)
-            ),
-        )
-        .into_response(),
+        Ok(Finished::Tested { tenant, email }) => {
+            let text = tr.args("sso-tested", &[("tenant", &tenant), ("email", &email)]);
+            let body = templates::Message { alert: None, text: Some(text), link: None };
+            page.render(Page::new(&tr.t("sso-tested-title"), body.html()))
+        }
         Err(SsoError::Store(error)) => {
             tracing::error!(%error, "a federated sign-in failed");
-            Page::new("Something went wrong", "<p>Please try again in a moment.</p>".into())
-                .status(StatusCode::INTERNAL_SERVER_ERROR)
-                .into_response()
+            page.failed()
         }
         Err(error) => {
             tracing::warn!(%error, "a federated sign-in did not complete");
-            Page::new(
-                "Sign-in not completed",
-                format!(
-                    "<p role=\"alert\" class=\"problem\">{}</p>\n<p><a href=\"/login\">Back to sign in</a></p>",
-                    escape(&error.for_browser())
-                ),
-            )
-            .status(StatusCode::BAD_REQUEST)
-            .into_response()
+            let body = templates::Message {
+                alert: Some(error.for_browser()),
+                text: None,
+                link: Some(("/login", tr.t("back-to-sign-in"))),
+            };
+            page.render(Page::new(&tr.t("sso-failed-title"), body.html()).status(StatusCode::BAD_REQUEST))
         }
     }
 }

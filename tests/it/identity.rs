@@ -101,6 +101,19 @@ async fn form(server: &Served, path: &str, fields: &[(&str, &str)], key: Option<
     request("POST", format!("{}{path}", server.base), headers, body.into_bytes()).await
 }
 
+/// Posts `fields` to a page's form as a browser does: it opens the page first (its CSRF cookie)
+/// and repeats the token in the form.
+async fn page_form(server: &Served, path: &str, fields: &[(&str, &str)]) -> HttpResponse {
+    let mut jar = Vec::new();
+    let url = format!("{}{path}", server.base);
+    crate::login::browse("GET", &url, &mut jar, None).await;
+    let mut body = format!("csrf={}", crate::login::csrf(&jar));
+    for (key, value) in fields {
+        body.push_str(&format!("&{key}={}", crate::login::encode(value)));
+    }
+    crate::login::browse("POST", &url, &mut jar, Some(&body)).await
+}
+
 pub(crate) async fn login(server: &Served, email: &str, password: &str) -> HttpResponse {
     call(server, "POST", "/v1/auth/login", None, Some(json!({ "email": email, "password": password }))).await
 }
@@ -161,10 +174,14 @@ async fn owner_goes_from_invitation_to_sign_out_over_real_smtp() {
     assert_eq!(page.status, 200);
     assert!(page.text.contains("name=\"password\"") && page.text.contains(&token), "{}", page.text);
     assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
-    let weak = form(&server, "/invitations/accept", &[("token", &token), ("password", "password123")], None).await;
+    // A post without the browser's CSRF token changes nothing, and says so.
+    let forged = form(&server, "/invitations/accept", &[("token", &token), ("password", PASSWORD)], None).await;
+    assert_eq!(forged.status, 400, "{}", forged.text);
+    assert!(forged.text.contains("Nothing was changed"), "{}", forged.text);
+    let weak = page_form(&server, "/invitations/accept", &[("token", &token), ("password", "password123")]).await;
     assert_eq!(weak.status, 400);
     assert!(weak.text.contains("most common passwords"), "{}", weak.text);
-    let accepted = form(&server, "/invitations/accept", &[("token", &token), ("password", PASSWORD)], None).await;
+    let accepted = page_form(&server, "/invitations/accept", &[("token", &token), ("password", PASSWORD)]).await;
     assert_eq!(accepted.status, 200, "{}", accepted.text);
     assert!(accepted.text.contains("Your password is set"));
     let again = call(

@@ -30,3 +30,4 @@ mod sso;
 mod sync_history;
 mod traces;
 mod usage;
+mod web;

@@ -143,7 +143,7 @@ async fn answer_without_following(server: &Served, idp: &Idp, email: &str, login
         .nth(1)
         .and_then(|rest| rest.split('"').next())
         .expect("a page moving on to the provider");
-    let mut next = start.replace("&amp;", "&");
+    let mut next = start.replace("&amp;", "&").replace("&#38;", "&");
     let mut jar = Vec::new();
     for _ in 0..12 {
         if next.starts_with(&format!("{}/login/sso/callback", server.base)) {

@@ -1,0 +1,97 @@
+# Die Seiten von Gatehouse auf Deutsch. Jede Meldung hat denselben Schlüssel wie in en.ftl.
+# Argumente: { $email }, { $seconds }, { $tenant }.
+
+## Das Seitengerüst
+layout-skip = Zum Inhalt springen
+layout-language = Sprache
+
+## Gemeinsame Wörter
+continue = Weiter
+sign-out = Abmelden
+back-to-sign-in = Zurück zur Anmeldung
+field-email = E-Mail-Adresse
+field-password = Passwort
+field-code = Bestätigungscode
+field-new-password = Neues Passwort (8 bis 128 Zeichen)
+failed-title = Etwas ist schiefgegangen
+failed-text = Bei uns ist etwas schiefgegangen. Bitte versuchen Sie es gleich noch einmal.
+csrf-expired-title = Bitte noch einmal
+csrf-expired = Dieses Formular ist abgelaufen oder wurde in einem anderen Browser geöffnet. Es wurde nichts geändert.
+csrf-start-again = Neu beginnen
+too-many-title = Zu viele Versuche
+too-many = Zu viele Versuche aus Ihrem Netzwerk. Versuchen Sie es in { $seconds } Sekunden noch einmal.
+
+## Anmeldung
+login-title = Anmelden
+login-signed-out = Sie sind abgemeldet.
+login-continue = Weiter
+login-password-title = Passwort eingeben
+# Gefolgt von der E-Mail-Adresse, fett.
+login-signing-in-as = Anmeldung als
+login-not-you = nicht Sie?
+login-sign-in = Anmelden
+login-forgot = Passwort vergessen?
+login-totp-title = Bestätigung in zwei Schritten
+login-code-help = Der sechsstellige Code Ihrer Authenticator-App oder einer Ihrer Wiederherstellungscodes.
+login-verify = Bestätigen
+login-enrol-title = Bestätigung in zwei Schritten einrichten
+login-enrol-intro = Ihre Rolle verlangt eine Bestätigung in zwei Schritten. Scannen Sie diesen Code mit einer Authenticator-App oder geben Sie den Schlüssel unten dort ein, dann den sechsstelligen Code, den sie anzeigt.
+login-enrol-key = Schlüssel:
+login-enrol-qr = QR-Code des Schlüssels für Ihre Authenticator-App
+login-confirm = Bestätigen
+login-recovery-title = Wiederherstellungscodes sichern
+login-recovery-intro = Die Bestätigung in zwei Schritten ist eingeschaltet. Bewahren Sie diese Wiederherstellungscodes sicher auf: Jeder meldet Sie einmal an, falls Sie Ihre Authenticator-App verlieren. Sie werden nur jetzt angezeigt.
+login-signed-in-title = Angemeldet
+login-sso-title = Weiter zur Anmeldung Ihrer Organisation
+problem-email-invalid = Geben Sie Ihre E-Mail-Adresse ein, zum Beispiel name@example.com.
+problem-sign-in-expired = Ihre Anmeldung ist abgelaufen; bitte beginnen Sie neu.
+problem-wrong-password = E-Mail-Adresse oder Passwort ist falsch.
+problem-wrong-code = Dieser Code ist falsch oder wurde schon verwendet.
+problem-wrong-enrol-code = Dieser Code ist falsch. Scannen Sie diesen neuen Code und versuchen Sie es noch einmal.
+problem-locked = Zu viele fehlgeschlagene Versuche. Versuchen Sie es in { $seconds } Sekunden noch einmal.
+problem-account-disabled = Dieses Konto ist deaktiviert; wenden Sie sich an eine Administratorin oder einen Administrator Ihrer Organisation.
+problem-tenant-suspended = Der Zugang Ihrer Organisation ist gesperrt; wenden Sie sich an ihre Inhaberin oder ihren Inhaber oder an den Support der Plattform.
+problem-sso-required = Ihre Organisation meldet Sie über ihren eigenen Identitätsanbieter an: Fahren Sie auf der Anmeldeseite fort.
+
+## Die Kontoseite
+account-title = Ihr Konto
+# Gefolgt von der E-Mail-Adresse, fett.
+account-signed-in-as = Angemeldet als
+account-organisation = Organisation
+account-role = Rolle
+
+## Links aus E-Mails
+forgot-title = Passwort vergessen?
+forgot-intro = Geben Sie die E-Mail-Adresse ein, mit der Sie sich anmelden; wir senden Ihnen einen Link, um ein neues Passwort zu wählen.
+forgot-send = Link senden
+forgot-sent-title = Sehen Sie in Ihr Postfach
+forgot-sent = Falls { $email } ein Konto hat, ist ein Link zum Wählen eines neuen Passworts unterwegs. Er funktioniert einmal.
+invitation-title = Einladung annehmen
+invitation-button = Passwort setzen und annehmen
+reset-title = Neues Passwort wählen
+reset-button = Neues Passwort setzen
+link-damaged = Der Link ist beschädigt; öffnen Sie ihn noch einmal aus der E-Mail.
+link-unreadable = Das Formular konnte nicht gelesen werden; öffnen Sie den Link noch einmal aus der E-Mail.
+link-done-title = Passwort gesetzt
+link-done = Ihr Passwort ist gesetzt. Sie können sich jetzt als { $email } anmelden.
+link-invalid-title = Link ungültig
+
+## Gatehouse als OpenID-Anbieter von Anwendungen
+oidc-damaged-title = Die Anmeldeanfrage ist beschädigt
+oidc-damaged = Gehen Sie zurück zur Anwendung und versuchen Sie es noch einmal.
+oidc-unknown-app-title = Unbekannte Anwendung
+oidc-unknown-app = Die Anwendung, die Sie hierher geschickt hat, ist bei Gatehouse nicht registriert. Wenden Sie sich an ihre Entwickler.
+oidc-link-invalid-title = Dieser Anmeldelink ist ungültig
+oidc-unregistered-return = Die Anwendung möchte zu einer Adresse zurückkehren, die sie nicht registriert hat. Wenden Sie sich an ihre Entwickler.
+oidc-bad-address = Die Adresse der Anwendung ist ungültig.
+oidc-logout-invalid-title = Dieser Abmeldelink ist ungültig
+oidc-logout-other-app = Die darin genannte Anwendung hat Sie nicht angemeldet.
+oidc-logout-unregistered = Die Anwendung möchte zu einer Adresse zurückkehren, die sie nicht registriert hat.
+logout-title = Abmelden
+logout-question = Möchten Sie sich von Gatehouse und den Anwendungen abmelden, bei denen Sie sich damit angemeldet haben?
+signed-out-title = Abgemeldet
+
+## Anmeldung über den eigenen Identitätsanbieter einer Organisation
+sso-tested-title = Testanmeldung erfolgreich
+sso-tested = Der Identitätsanbieter von { $tenant } hat { $email } mit einer bestätigten E-Mail-Adresse aus einer seiner Domains angemeldet. Es wurde nichts geändert: Aktivieren Sie den Anbieter, um ihn zu verwenden.
+sso-failed-title = Anmeldung nicht abgeschlossen

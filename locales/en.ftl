@@ -1,0 +1,97 @@
+# Gatehouse's pages in English. Each message has the same key in de.ftl (a unit test checks).
+# Arguments: { $email }, { $seconds }, { $tenant }.
+
+## The layout
+layout-skip = Skip to the content
+layout-language = Language
+
+## Shared words
+continue = Continue
+sign-out = Sign out
+back-to-sign-in = Back to sign in
+field-email = Email
+field-password = Password
+field-code = Authentication code
+field-new-password = New password (8 to 128 characters)
+failed-title = Something went wrong
+failed-text = Something went wrong on our side. Please try again in a moment.
+csrf-expired-title = Please try again
+csrf-expired = This form has expired or was opened in another browser. Nothing was changed.
+csrf-start-again = Start again
+too-many-title = Too many attempts
+too-many = Too many attempts from your network. Try again in { $seconds } seconds.
+
+## Sign-in
+login-title = Sign in
+login-signed-out = You are signed out.
+login-continue = Continue
+login-password-title = Enter your password
+# Followed by the email, in bold.
+login-signing-in-as = Signing in as
+login-not-you = not you?
+login-sign-in = Sign in
+login-forgot = Forgot password?
+login-totp-title = Two-step verification
+login-code-help = The 6-digit code of your authenticator app, or one of your recovery codes.
+login-verify = Verify
+login-enrol-title = Set up two-step verification
+login-enrol-intro = Your role requires two-step verification. Scan this code with an authenticator app, or type the key below into it, then enter the 6-digit code it shows.
+login-enrol-key = Key:
+login-enrol-qr = QR code of the key for your authenticator app
+login-confirm = Confirm
+login-recovery-title = Save your recovery codes
+login-recovery-intro = Two-step verification is on. Keep these recovery codes somewhere safe: each signs you in once if you lose your authenticator. They are shown only now.
+login-signed-in-title = Signed in
+login-sso-title = Continuing to your organisation's sign-in
+problem-email-invalid = Enter your email address, such as name@example.com.
+problem-sign-in-expired = Your sign-in has expired; please start again.
+problem-wrong-password = The email or password is wrong.
+problem-wrong-code = That code is wrong or was already used.
+problem-wrong-enrol-code = That code is wrong. Scan this new code and try again.
+problem-locked = Too many failed attempts. Try again in { $seconds } seconds.
+problem-account-disabled = This account is disabled; ask an administrator of your organisation.
+problem-tenant-suspended = Your organisation's access is suspended; contact its owner or the platform's support.
+problem-sso-required = Your organisation signs you in through its own identity provider: continue from the login page.
+
+## The account page
+account-title = Your account
+# Followed by the email, in bold.
+account-signed-in-as = Signed in as
+account-organisation = Organisation
+account-role = Role
+
+## Mailed links
+forgot-title = Forgot your password?
+forgot-intro = Type the email you sign in with; we mail you a link to choose a new password.
+forgot-send = Send the link
+forgot-sent-title = Check your mail
+forgot-sent = If { $email } has an account, a link to choose a new password is on its way. It works once.
+invitation-title = Accept your invitation
+invitation-button = Set password and accept
+reset-title = Choose a new password
+reset-button = Set new password
+link-damaged = The link is damaged; open it from the mail again.
+link-unreadable = The form could not be read; open the link from the mail again.
+link-done-title = Password set
+link-done = Your password is set. You can now sign in as { $email }.
+link-invalid-title = Link not valid
+
+## Gatehouse as the OpenID provider of applications
+oidc-damaged-title = The sign-in request is damaged
+oidc-damaged = Go back to the application and try again.
+oidc-unknown-app-title = Unknown application
+oidc-unknown-app = The application that sent you here is not registered with Gatehouse. Contact its developers.
+oidc-link-invalid-title = This sign-in link is not valid
+oidc-unregistered-return = The application asked to return to an address it has not registered. Contact its developers.
+oidc-bad-address = The application's address is not valid.
+oidc-logout-invalid-title = This sign-out link is not valid
+oidc-logout-other-app = The application named in it did not sign you in.
+oidc-logout-unregistered = The application asked to return to an address it has not registered.
+logout-title = Sign out
+logout-question = Do you want to sign out of Gatehouse and the applications you signed in to with it?
+signed-out-title = Signed out
+
+## Sign-in through an organisation's own identity provider
+sso-tested-title = Test sign-in succeeded
+sso-tested = The identity provider of { $tenant } signed in { $email } with a verified email in one of its domains. Nothing was changed: activate the provider to use it.
+sso-failed-title = Sign-in not completed

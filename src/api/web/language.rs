@@ -1,0 +1,47 @@
+//! The language switch of every page: a plain link that remembers the choice in a cookie and
+//! comes back to the page it was clicked on.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::i18n::{LANGUAGE_COOKIE, Lang};
+use crate::api::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(switch_language))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct Switch {
+    /// `en` or `de`.
+    lang: Option<String>,
+    /// A path on this server to go back to.
+    return_to: Option<String>,
+}
+
+/// How long the choice is remembered: a year.
+const REMEMBERED_SECONDS: u64 = 365 * 24 * 3600;
+
+/// Switches the pages' language (English or German) and goes back.
+#[utoipa::path(get, path = "/language", tag = "public", params(Switch),
+    responses((status = 303, description = "Back to `return_to` (or the login page), the choice remembered.")))]
+async fn switch_language(
+    State(state): State<AppState>,
+    query: Result<Query<Switch>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let (lang, return_to) = query.map(|Query(q)| (q.lang, q.return_to)).unwrap_or_default();
+    let back = crate::api::login::safe_return(return_to.as_deref());
+    let mut response = Redirect::to(&back).into_response();
+    if let Some(lang) = lang.as_deref().and_then(Lang::parse) {
+        let cookie =
+            super::cookies::set(LANGUAGE_COOKIE, lang.tag(), super::is_https(&state), Some(REMEMBERED_SECONDS));
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}

@@ -1,0 +1,149 @@
+//! The pages' bodies: askama templates (in `templates/`), checked when the binary is compiled,
+//! every text from the message catalogue through `t`.
+
+use askama::Template;
+
+use super::i18n::{Lang, Tr};
+
+/// A body rendered to HTML, for the layout to wrap.
+pub trait Body: Template {
+    fn html(&self) -> String {
+        self.render().unwrap_or_else(|error| {
+            tracing::error!(%error, "a page's template failed");
+            String::new()
+        })
+    }
+}
+
+impl<T: Template> Body for T {}
+
+#[derive(Template)]
+#[template(path = "layout.html")]
+pub struct Layout<'a> {
+    pub t: Tr,
+    pub title: &'a str,
+    pub body: &'a str,
+    pub refresh_to: Option<&'a str>,
+    pub style: &'a str,
+    pub script: &'a str,
+    /// Each language with the link that switches to it.
+    pub languages: Vec<(Lang, String)>,
+}
+
+/// What an htmx request swaps in: the title, the heading and the body, without the layout.
+#[derive(Template)]
+#[template(path = "fragment.html")]
+pub struct Fragment<'a> {
+    pub title: &'a str,
+    pub body: &'a str,
+}
+
+/// A page of a sentence or two: a problem, a status, a link.
+#[derive(Template)]
+#[template(path = "message.html")]
+pub struct Message<'a> {
+    pub alert: Option<String>,
+    pub text: Option<String>,
+    pub link: Option<(&'a str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "continue.html")]
+pub struct Continue<'a> {
+    pub t: Tr,
+    pub url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login_email.html")]
+pub struct LoginEmail<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub step: &'a str,
+    pub return_to: &'a str,
+    pub problem: Option<&'a str>,
+    pub signed_out: bool,
+    pub email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login_password.html")]
+pub struct LoginPassword<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub step: &'a str,
+    pub return_to: &'a str,
+    pub return_to_encoded: &'a str,
+    pub problem: Option<&'a str>,
+    pub email: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login_totp.html")]
+pub struct LoginTotp<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub step: &'a str,
+    pub return_to: &'a str,
+    pub problem: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "login_enrol.html")]
+pub struct LoginEnrol<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub step: &'a str,
+    pub return_to: &'a str,
+    pub problem: Option<&'a str>,
+    /// An inline SVG, made by the `qrcode` crate from the key.
+    pub qr: &'a str,
+    pub secret: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login_recovery.html")]
+pub struct LoginRecovery<'a> {
+    pub t: Tr,
+    pub codes: &'a [String],
+    pub return_to: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+pub struct Account<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub email: &'a str,
+    pub tenant: &'a str,
+    pub role: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "forgot.html")]
+pub struct Forgot<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub problem: Option<&'a str>,
+    pub email: &'a str,
+}
+
+/// The form of a mailed link: accept an invitation, or reset a password.
+#[derive(Template)]
+#[template(path = "link_form.html")]
+pub struct LinkForm<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub problem: Option<&'a str>,
+    pub action: &'a str,
+    pub token: &'a str,
+    pub button: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "logout_confirm.html")]
+pub struct LogoutConfirm<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub hidden: Vec<(&'a str, &'a str)>,
+}

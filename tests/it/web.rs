@@ -1,0 +1,139 @@
+//! The web layer every page shares (issue 23.1, NFR-017): English and German chosen from the
+//! browser and remembered, the stylesheet and htmx served by Gatehouse itself under a CSP without
+//! inline code, fragments for htmx, and one CSRF check in front of every page's form post.
+
+use crate::helpers::{Repo, TestDb, request, within};
+use crate::identity::started;
+use crate::login::{browse, header};
+
+/// NFR-017: a browser that prefers German gets German pages; the switch on every page changes the
+/// language and is remembered over the browser's own preference.
+#[tokio::test]
+async fn pages_speak_german_to_a_german_browser_and_remember_the_switch() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let login = format!("{}/login", server.base);
+
+    let german =
+        request("GET", login.clone(), vec![("accept-language", "de-DE,de;q=0.9,en;q=0.5".into())], vec![]).await;
+    assert_eq!(german.status, 200);
+    assert!(german.text.contains("<html lang=\"de\">"), "{}", german.text);
+    assert!(german.text.contains("<h1>Anmelden</h1>") && german.text.contains("E-Mail-Adresse"), "{}", german.text);
+    let english = request("GET", login.clone(), vec![("accept-language", "fr, en;q=0.8".into())], vec![]).await;
+    assert!(
+        english.text.contains("<html lang=\"en\">") && english.text.contains("<h1>Sign in</h1>"),
+        "{}",
+        english.text
+    );
+
+    // The switch is a plain link back to the same page; the choice is kept in a cookie.
+    assert!(german.text.contains("href=\"/language?lang=en&#38;return_to=%2Flogin\""), "{}", german.text);
+    let mut jar = Vec::new();
+    let switched = browse("GET", &format!("{}/language?lang=de&return_to=%2Flogin", server.base), &mut jar, None).await;
+    assert_eq!((switched.status, header(&switched, "location")), (303, Some("/login")));
+    assert!(jar.iter().any(|(k, v)| k == "gatehouse_lang" && v == "de"), "{jar:?}");
+    let remembered = browse("GET", &login, &mut jar, None).await;
+    assert!(remembered.text.contains("<h1>Anmelden</h1>"), "{}", remembered.text);
+    // A switch never leaves the server, and an unknown language changes nothing.
+    let away =
+        browse("GET", &format!("{}/language?lang=xx&return_to=//evil.example", server.base), &mut jar, None).await;
+    assert_eq!(header(&away, "location"), Some("/account"));
+    assert!(jar.iter().any(|(k, v)| k == "gatehouse_lang" && v == "de"), "{jar:?}");
+
+    // A problem is said in the page's language too.
+    let body = format!("csrf={}&step=email&email=not-an-email", crate::login::csrf(&jar));
+    let problem = browse("POST", &login, &mut jar, Some(&body)).await;
+    assert_eq!(problem.status, 400);
+    assert!(problem.text.contains("Geben Sie Ihre E-Mail-Adresse ein"), "{}", problem.text);
+}
+
+/// Issue 23.1: pages run no inline code; their stylesheet and htmx come from Gatehouse, cacheable
+/// by the digest in their URL; an htmx request gets the page's fragment, and every page varies on it.
+#[tokio::test]
+async fn pages_load_only_their_own_stylesheet_and_htmx_and_htmx_gets_fragments() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let page = request("GET", format!("{}/login", server.base), vec![], vec![]).await;
+    let policy = page.header("content-security-policy").expect("a CSP").to_owned();
+    for directive in ["script-src 'self'", "style-src 'self'", "form-action 'self'", "frame-ancestors 'none'"] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
+    assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"), "{policy}");
+    assert!(!page.text.contains("<style") && !page.text.contains("style=\""), "no inline style: {}", page.text);
+    assert!(page.header("vary").is_some_and(|v| v.contains("HX-Request")), "{:?}", page.headers);
+
+    for (name, kind) in [("style.css", "text/css"), ("htmx.min.js", "text/javascript")] {
+        let link = page
+            .text
+            .split(&format!("\"/assets/{name}?v="))
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap_or_else(|| panic!("the page links /assets/{name}: {}", page.text));
+        let asset = request("GET", format!("{}/assets/{name}?v={link}", server.base), vec![], vec![]).await;
+        assert_eq!(asset.status, 200);
+        assert!(asset.header("content-type").is_some_and(|t| t.starts_with(kind)), "{:?}", asset.headers);
+        assert!(asset.header("cache-control").is_some_and(|c| c.contains("immutable")), "{:?}", asset.headers);
+        assert!(asset.text.len() > 1000, "{name} is served whole");
+    }
+    let missing = request("GET", format!("{}/assets/nothing.js", server.base), vec![], vec![]).await;
+    assert_eq!((missing.status, missing.body["error"]["code"].as_str()), (404, Some("not_found")));
+
+    let fragment =
+        request("GET", format!("{}/password/forgot", server.base), vec![("hx-request", "true".into())], vec![]).await;
+    assert_eq!(fragment.status, 200);
+    assert!(!fragment.text.contains("<html") && fragment.text.contains("<h1>"), "{}", fragment.text);
+    assert!(fragment.text.contains("name=\"csrf\""), "a fragment's form carries its token: {}", fragment.text);
+    let boosted = request(
+        "GET",
+        format!("{}/password/forgot", server.base),
+        vec![("hx-request", "true".into()), ("hx-boosted", "true".into())],
+        vec![],
+    )
+    .await;
+    assert!(boosted.text.contains("<html"), "a boosted navigation gets the whole page");
+}
+
+/// Issue 23.1: every page's form post (the routes of the OpenAPI document that take a form and
+/// answer a page) is refused without the browser's CSRF token, changes nothing, says so, and is
+/// audited.
+#[tokio::test]
+async fn every_page_form_post_without_the_browsers_csrf_token_is_refused_and_audited() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let document = request("GET", format!("{}/openapi.json", server.base), vec![], vec![]).await.body;
+    let mut forms = Vec::new();
+    for (path, operations) in document["paths"].as_object().expect("paths") {
+        let post = &operations["post"];
+        let takes_form = post["requestBody"]["content"].get("application/x-www-form-urlencoded").is_some();
+        let answers_page = post["responses"]
+            .as_object()
+            .is_some_and(|r| r.values().any(|response| response["content"].get("text/html").is_some()));
+        // The OpenID provider's endpoints take forms from applications, not from our pages.
+        if takes_form && answers_page && !path.starts_with("/oauth2/") {
+            forms.push(path.clone());
+        }
+    }
+    for expected in ["/login", "/logout", "/password/forgot", "/password/reset", "/invitations/accept"] {
+        assert!(forms.iter().any(|p| p == expected), "{expected} in {forms:?}");
+    }
+    for path in &forms {
+        let mut jar = Vec::new();
+        // A browser that has a token, and a form that does not repeat it; then none at all.
+        browse("GET", &format!("{}/login", server.base), &mut jar, None).await;
+        for (jar, body) in [(&mut jar, "csrf=forged&email=a%40b.example"), (&mut Vec::new(), "email=a%40b.example")] {
+            let refused = browse("POST", &format!("{}{path}", server.base), jar, Some(body)).await;
+            assert_eq!(refused.status, 400, "{path}: {}", refused.text);
+            assert!(refused.text.contains("Nothing was changed"), "{path}: {}", refused.text);
+            assert!(!jar.iter().any(|(k, _)| k == "gatehouse_session"), "{path}");
+        }
+    }
+    let expected = 2 * forms.len() as i64;
+    let sql = "SELECT coalesce(sum(coalesce((metadata->>'count')::bigint, 1)), 0)::bigint FROM audit_log WHERE action = 'web.form'";
+    within(std::time::Duration::from_secs(10), "the refusals are audited", || async {
+        db.count(sql).await == expected
+    })
+    .await;
+}
