@@ -40,6 +40,18 @@ struct Head {
     user_agent: Option<HeaderValue>,
 }
 
+impl Head {
+    fn of(parts: &Parts) -> Head {
+        Head {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            route: parts.extensions.get::<MatchedPath>().cloned(),
+            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
+        }
+    }
+}
+
 /// The credential a request presents: `Authorization: Bearer …`, else `X-API-Key: …`. The header's
 /// value is kept (a cheap reference-counted clone) so the request stays free to be read again.
 enum Presented {
@@ -68,13 +80,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let head = Head {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            route: parts.extensions.get::<MatchedPath>().cloned(),
-            ip: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
-            user_agent: parts.headers.get(header::USER_AGENT).cloned(),
-        };
+        let head = Head::of(parts);
         let actor = match presented(&parts.headers) {
             None => Actor::Anonymous,
             Some(Presented::ApiKey(key)) => application(state, parts, &head, token_of(&key, false)).await?,
@@ -245,6 +251,26 @@ pub(crate) fn facts<'a>(name: &'a str, flags: Option<&'a TenantFlags>) -> Tenant
 }
 
 impl Caller {
+    /// A browser signed in at `/login` (its session cookie): the same actor as that session's
+    /// bearer token, so the consoles pass the same `authorize` and leave the same audit rows.
+    pub fn of_browser(parts: &Parts, session: crate::model::SessionView) -> Caller {
+        let asker = parts.extensions.get::<super::refusals::Asker>().cloned();
+        let caller = Caller { actor: Actor::User(session), head: Head::of(parts), asker };
+        if let Some(asker) = &caller.asker {
+            asker.set(&caller.actor, caller.origin());
+        }
+        caller
+    }
+
+    /// Whether `authorize` would let this caller do `action` to the users of `tenant` (an active
+    /// tenant): what a console shows, never a decision itself (that is `authorize_tenant`'s, audited).
+    pub fn may_in_tenant(&self, action: Action, tenant: &str) -> bool {
+        let facts =
+            authz::TenantFacts { name: tenant, known: Some(authz::KnownTenant { active: true, applications: &[] }) };
+        let resource = Resource { kind: authz::Kind::OfTenant("users"), tenant: Some(facts) };
+        matches!(authz::authorize(&self.actor, action, &resource), Decision::Allow)
+    }
+
     /// Lets the request do `action` to `resource`, or refuses it: audited, 401 to an anonymous
     /// caller, 403 with the denial's code and message otherwise.
     pub fn authorize(&self, state: &AppState, action: Action, resource: &Resource<'_>) -> Result<(), ApiError> {

@@ -134,10 +134,19 @@ impl ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// What a client is shown of an error: status, code, message (a 5xx only generically), and the
+/// mark of a rule's refusal, for `refusals::layer` to audit.
+pub(super) struct Shown {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub refused: Option<super::refusals::Refused>,
+}
+
+impl ApiError {
+    pub(super) fn shown(&self) -> Shown {
         let (status, code) = self.status_and_code();
-        let message = match &self {
+        let message = match self {
             // 5xx are logged and answered generically: no internals in responses.
             Self::Store(_) | Self::Internal(_) => {
                 tracing::error!(error = %self, "request failed");
@@ -147,6 +156,13 @@ impl IntoResponse for ApiError {
         };
         let refused =
             matches!(self, Self::Rule { .. }).then(|| super::refusals::Refused { code, message: message.clone() });
+        Shown { status, code, message, refused }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let Shown { status, code, message, refused } = self.shown();
         let body = ErrorBody { error: ErrorDetail { code: code.to_owned(), message } };
         let mut response = (status, Json(body)).into_response();
         if let Some(refused) = refused {

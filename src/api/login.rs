@@ -26,8 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(show_login, submit_login)).routes(routes!(account)).routes(routes!(logout))
 }
 
-/// Where a sign-in goes when it was not sent by anything.
-const HOME: &str = "/account";
+/// Where a sign-in goes when it was not sent by anything: the start that fits the person (`/`).
+const HOME: &str = "/";
 
 #[derive(Deserialize, Default)]
 struct LoginQuery {
@@ -457,7 +457,7 @@ mod tests {
     #[test]
     fn only_paths_on_this_server_are_returned_to() {
         assert_eq!(safe_return(Some("/oauth2/authorize?client_id=a")), "/oauth2/authorize?client_id=a");
-        assert_eq!(safe_return(Some("//evil.example/x")), HOME);
+        assert_eq!(safe_return(Some("//evil.example/x")), "/");
         assert_eq!(safe_return(Some("https://evil.example/")), HOME);
         assert_eq!(safe_return(Some("/\\evil.example")), HOME);
         assert_eq!(safe_return(Some("/\t/evil.example")), HOME);

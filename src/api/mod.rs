@@ -9,6 +9,7 @@ mod body;
 mod budget;
 mod caller;
 mod conditional;
+mod console;
 mod csv;
 mod envelope;
 mod error;
@@ -143,7 +144,8 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
                 .merge(users::router())
                 .merge(sync::router())
                 .merge(apps::router())
-                .merge(sso::router()),
+                .merge(sso::router())
+                .merge(forms(state, console::router())),
         ))
         .merge(mail::router())
         .merge(evaluation::router())

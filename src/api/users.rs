@@ -81,6 +81,11 @@ async fn tenant_of(state: &AppState, tenant: &TenantName) -> Result<TenantRecord
     Ok(tenants_db::get(&state.pool, tenant.as_str()).await?.ok_or_else(|| tenants_db::not_found(tenant.as_str()))?)
 }
 
+/// The record of the tenant `tenant` names, for a page that already authorized reading its users.
+pub(super) async fn tenant_record(state: &AppState, tenant: &str) -> Result<TenantRecord> {
+    tenant_of(state, &input::tenant(tenant)?).await
+}
+
 /// 409 for deleting a row Git declares, interactive edits or not: the next pass would create it again
 /// (a missing row is not drift), so it is removed from its file.
 pub(crate) fn refuse_git_delete(tenant: &TenantRecord, managed_by: &str, what: std::fmt::Arguments<'_>) -> Result<()> {
@@ -147,16 +152,51 @@ async fn invite(
     headers: HeaderMap,
     body: JsonBody<Invitation>,
 ) -> Result<Response> {
-    let (tenant, _) = caller.authorize_tenant(&state, Action::ManageUsers, "users", &tenant)?;
     let raw = body.raw().to_vec();
     let request = body.value()?;
-    let role = role(&request.role)?;
-    authorize_owner_change(&state, &caller, &tenant, None, Some(role))?;
-    let email = input::email("email", &request.email)?;
-    let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
-    let name = name.as_ref().map(|n| n.as_str());
-    let row = caller.audit("user.invite", user_target(&tenant, email.as_str()), json!({ "role": role, "name": name }));
+    let invite = Invite::check(&state, &caller, &tenant, &request.email, &request.role, request.name.as_deref())?;
     conditional::create(&state, &caller, (&method, uri.path(), &headers, &raw), async |conn| {
+        let user = invite.apply(conn, &caller).await?;
+        let etag = user.etag();
+        Ok((user, etag))
+    })
+    .await
+}
+
+/// An invitation the caller may send, its fields parsed (FR-TENANT-002): the JSON API and the
+/// tenant console both send it through here.
+pub(super) struct Invite {
+    tenant: TenantName,
+    email: Email,
+    name: Option<crate::model::DisplayName>,
+    role: Role,
+}
+
+impl Invite {
+    /// Authorizes and parses an invitation of `email` as `role` to `tenant`.
+    pub(super) fn check(
+        state: &AppState,
+        caller: &Caller,
+        tenant: &str,
+        email: &str,
+        role_name: &str,
+        name: Option<&str>,
+    ) -> Result<Invite> {
+        let (tenant, _) = caller.authorize_tenant(state, Action::ManageUsers, "users", tenant)?;
+        let role = role(role_name)?;
+        authorize_owner_change(state, caller, &tenant, None, Some(role))?;
+        let email = input::email("email", email)?;
+        let name = name.map(|n| input::display_name("name", n)).transpose()?;
+        Ok(Invite { tenant, email, name, role })
+    }
+
+    /// Inserts the user, `invited`, with its audit row, in `conn`'s transaction; the mail worker
+    /// sends the invitation after commit.
+    pub(super) async fn apply(&self, conn: &mut sqlx::PgConnection, caller: &Caller) -> Result<UserRecord> {
+        let (tenant, email, role) = (&self.tenant, &self.email, self.role);
+        let name = self.name.as_ref().map(|n| n.as_str());
+        let row =
+            caller.audit("user.invite", user_target(tenant, email.as_str()), json!({ "role": role, "name": name }));
         let locked = tenants_db::lock(conn, tenant.as_str()).await?;
         if locked.state != crate::model::TenantState::Active {
             return Err(ApiError::rule(
@@ -166,11 +206,8 @@ async fn invite(
             ));
         }
         locked.refuse_if_git(&locked.managed_by, format_args!("the users of tenant `{}`", locked.name))?;
-        let user = db::invite(conn, locked.id, email.as_str(), name, role, acting_user(&caller), &[row]).await?;
-        let etag = user.etag();
-        Ok((user, etag))
-    })
-    .await
+        Ok(db::invite(conn, locked.id, email.as_str(), name, role, acting_user(caller), &[row]).await?)
+    }
 }
 
 #[derive(Deserialize)]
@@ -185,9 +222,9 @@ struct ListQuery {
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Users {
-    users: Vec<UserRecord>,
+    pub users: Vec<UserRecord>,
     /// The `after` of the next page; absent on the last.
-    next: Option<String>,
+    pub next: Option<String>,
 }
 
 #[utoipa::path(
@@ -211,16 +248,37 @@ async fn list(
     Path(tenant): Path<String>,
     query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
-    let (tenant, _) = caller.authorize_tenant(&state, Action::ListUsers, "users", &tenant)?;
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(100);
+    let filter = Listing {
+        limit: query.limit,
+        role: query.role.as_deref(),
+        status: query.status.as_deref(),
+        after: query.after.as_deref(),
+        email_prefix: query.email_prefix.as_deref(),
+    };
+    Ok(axum::Json(list_users(&state, &caller, &tenant, &filter).await?).into_response())
+}
+
+/// A page of users as asked for, before parsing.
+#[derive(Default)]
+pub(super) struct Listing<'a> {
+    pub limit: Option<i64>,
+    pub role: Option<&'a str>,
+    pub status: Option<&'a str>,
+    pub after: Option<&'a str>,
+    pub email_prefix: Option<&'a str>,
+}
+
+/// A page of `tenant`'s users in email order, if the caller may list them.
+pub(super) async fn list_users(state: &AppState, caller: &Caller, tenant: &str, asked: &Listing<'_>) -> Result<Users> {
+    let (tenant, _) = caller.authorize_tenant(state, Action::ListUsers, "users", tenant)?;
+    let limit = asked.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("query parameter `limit`: from 1 to 1000".into()));
     }
-    let role = query.role.as_deref().map(role).transpose()?;
-    let status = query
+    let role = asked.role.map(role).transpose()?;
+    let status = asked
         .status
-        .as_deref()
         .map(|s| {
             AccountStatus::parse(s).ok_or_else(|| {
                 ApiError::BadRequest(format!(
@@ -230,15 +288,14 @@ async fn list(
             })
         })
         .transpose()?;
-    let after = query.after.as_deref().map(|a| input::lookup("query parameter `after`", a)).transpose()?;
-    let prefix =
-        query.email_prefix.as_deref().map(|p| input::lookup("query parameter `emailPrefix`", p)).transpose()?;
-    let found = tenant_of(&state, &tenant).await?;
+    let after = asked.after.map(|a| input::lookup("query parameter `after`", a)).transpose()?;
+    let prefix = asked.email_prefix.map(|p| input::lookup("query parameter `emailPrefix`", p)).transpose()?;
+    let found = tenant_of(state, &tenant).await?;
     let prefix = prefix.map(str::to_lowercase);
     let filter = UserFilter { role, status, email_prefix: prefix.as_deref(), after, limit };
     let users = db::list(&state.pool, found.id, &filter).await?;
     let next = users.last().filter(|_| users.len() as i64 == limit).map(|u| u.user.email.clone());
-    Ok(axum::Json(Users { users, next }).into_response())
+    Ok(Users { users, next })
 }
 
 async fn user(state: &AppState, tenant: &TenantName, email: &Email) -> Result<UserRecord> {
@@ -261,10 +318,15 @@ async fn show(
     caller: Caller,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let tenant = caller.authorize_tenant_user(&state, Action::ListUsers, &tenant, &email)?;
-    let email = input::path_email(&email)?;
-    let user = user(&state, &tenant, &email).await?;
+    let user = show_user(&state, &caller, &tenant, &email).await?;
     Ok(tagged(StatusCode::OK, &user, &user.etag()))
+}
+
+/// One user of `tenant`, if the caller may see the tenant's users.
+pub(super) async fn show_user(state: &AppState, caller: &Caller, tenant: &str, email: &str) -> Result<UserRecord> {
+    let tenant = caller.authorize_tenant_user(state, Action::ListUsers, tenant, email)?;
+    let email = input::path_email(email)?;
+    user(state, &tenant, &email).await
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -320,19 +382,43 @@ async fn update(
     headers: HeaderMap,
     body: JsonBody<UserUpdate>,
 ) -> Result<Response> {
-    let tenant = caller.authorize_tenant_user(&state, Action::ManageUsers, &tenant, &email)?;
     let request = body.value()?;
-    let email = input::path_email(&email)?;
-    let new_role = request.role.as_deref().map(role).transpose()?;
-    let new_status = request.status.as_deref().map(status).transpose()?;
-    let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
+    let change =
+        Change { role: request.role.as_deref(), name: request.name.as_deref(), status: request.status.as_deref() };
+    let updated = update_user(&state, &caller, &tenant, &email, &headers, &change).await?;
+    Ok(tagged(StatusCode::OK, &updated, &updated.etag()))
+}
+
+/// A change of a user as asked for, before parsing; `None` leaves the field as it is.
+#[derive(Default)]
+pub(super) struct Change<'a> {
+    pub role: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub status: Option<&'a str>,
+}
+
+/// Changes a user's role, name or status (FR-TENANT-004): admins do not touch owners, the last
+/// active owner stays, a user Git declares is a 409, a stale `If-Match` in `headers` a 412.
+pub(super) async fn update_user(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    email: &str,
+    headers: &HeaderMap,
+    asked: &Change<'_>,
+) -> Result<UserRecord> {
+    let tenant = caller.authorize_tenant_user(state, Action::ManageUsers, tenant, email)?;
+    let email = input::path_email(email)?;
+    let new_role = asked.role.map(role).transpose()?;
+    let new_status = asked.status.map(status).transpose()?;
+    let name = asked.name.map(|n| input::display_name("name", n)).transpose()?;
     let change = UserChange {
         role: new_role,
         name: name.as_ref().map(|n| n.as_str()),
         status: new_status,
-        by: acting_user(&caller),
+        by: acting_user(caller),
     };
-    let updated = change_locked(&state, &caller, &tenant, &email, &headers, new_role, async |conn, locked, current| {
+    change_locked(state, caller, &tenant, &email, headers, new_role, async |conn, locked, current| {
         let details = json!({
             "role": change.role.filter(|r| *r != current.user.role),
             "status": change.status.filter(|s| *s != current.user.status),
@@ -342,8 +428,7 @@ async fn update(
         let row = caller.audit("user.update", user_target(&tenant, email.as_str()), details);
         Ok(db::update(conn, locked.id, current, change, &[row]).await?)
     })
-    .await?;
-    Ok(tagged(StatusCode::OK, &updated, &updated.etag()))
+    .await
 }
 
 #[utoipa::path(
@@ -360,9 +445,21 @@ async fn remove(
     Path((tenant, email)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
-    let tenant = caller.authorize_tenant_user(&state, Action::ManageUsers, &tenant, &email)?;
-    let email = input::path_email(&email)?;
-    change_locked(&state, &caller, &tenant, &email, &headers, None, async |conn, locked, current| {
+    delete_user(&state, &caller, &tenant, &email, &headers).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a user with their sessions (FR-TENANT-006), under the rules of `update_user`.
+pub(super) async fn delete_user(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    email: &str,
+    headers: &HeaderMap,
+) -> Result<()> {
+    let tenant = caller.authorize_tenant_user(state, Action::ManageUsers, tenant, email)?;
+    let email = input::path_email(email)?;
+    change_locked(state, caller, &tenant, &email, headers, None, async |conn, locked, current| {
         refuse_git_delete(
             locked,
             &current.managed_by,
@@ -372,8 +469,7 @@ async fn remove(
         let row = caller.audit("user.delete", user_target(&tenant, email.as_str()), details);
         Ok(db::delete(conn, locked.id, current, &[row]).await?)
     })
-    .await?;
-    Ok(StatusCode::NO_CONTENT)
+    .await
 }
 
 /// An admin's revoke: ends every session of the user at once.
@@ -390,17 +486,23 @@ async fn end_sessions(
     caller: Caller,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let tenant = caller.authorize_tenant_user(&state, Action::EndUserSessions, &tenant, &email)?;
-    let email = input::path_email(&email)?;
-    let user = user(&state, &tenant, &email).await?.user;
+    let ended = end_user_sessions(&state, &caller, &tenant, &email).await?;
+    Ok(axum::Json(SessionsEnded { sessions_ended: ended }).into_response())
+}
+
+/// Ends every session of a user at once; how many were live.
+pub(super) async fn end_user_sessions(state: &AppState, caller: &Caller, tenant: &str, email: &str) -> Result<u64> {
+    let tenant = caller.authorize_tenant_user(state, Action::EndUserSessions, tenant, email)?;
+    let email = input::path_email(email)?;
+    let user = user(state, &tenant, &email).await?.user;
     // Ending an owner's sessions is owner management (issue 25.9): operators and owners only.
-    authorize_owner_change(&state, &caller, &tenant, Some(user.role), None)?;
+    authorize_owner_change(state, caller, &tenant, Some(user.role), None)?;
     let ended = {
         let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
         store::identity::revoke_user_sessions(&mut conn, user.id, None, "revoked_by_admin").await?
     };
-    audit(&state, &caller, "auth.session.revoke", &tenant, &user.email, json!({ "sessionsEnded": ended })).await?;
-    Ok(axum::Json(SessionsEnded { sessions_ended: ended }).into_response())
+    audit(state, caller, "auth.session.revoke", &tenant, &user.email, json!({ "sessionsEnded": ended })).await?;
+    Ok(ended)
 }
 
 /// Resends an invitation: a new link, the earlier ones stop working.
@@ -417,11 +519,26 @@ async fn resend_invitation(
     caller: Caller,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let tenant = caller.authorize_tenant_user(&state, Action::ResendInvitation, &tenant, &email)?;
-    let email = input::path_email(&email)?;
-    let user = user(&state, &tenant, &email).await?.user;
+    let email = resend_user_invitation(&state, &caller, &tenant, &email).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(super::openapi::Message { message: format!("a new invitation is on its way to {email}") }),
+    )
+        .into_response())
+}
+
+/// Mails an invited user a new link (the earlier ones stop working); returns their email.
+pub(super) async fn resend_user_invitation(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    email: &str,
+) -> Result<String> {
+    let tenant = caller.authorize_tenant_user(state, Action::ResendInvitation, tenant, email)?;
+    let email = input::path_email(email)?;
+    let user = user(state, &tenant, &email).await?.user;
     // A new link voids the owner's earlier one: owner management too (issue 25.9).
-    authorize_owner_change(&state, &caller, &tenant, Some(user.role), None)?;
+    authorize_owner_change(state, caller, &tenant, Some(user.role), None)?;
     if user.status != AccountStatus::Invited {
         return Err(ApiError::rule(
             Rule::Conflict,
@@ -430,12 +547,8 @@ async fn resend_invitation(
         ));
     }
     state.identity.resend_invitation(user.id).await?.ok_or_else(|| ApiError::NotFound(email.to_string()))?;
-    audit(&state, &caller, "auth.invitation.send", &tenant, &user.email, json!({})).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        axum::Json(super::openapi::Message { message: format!("a new invitation is on its way to {}", user.email) }),
-    )
-        .into_response())
+    audit(state, caller, "auth.invitation.send", &tenant, &user.email, json!({})).await?;
+    Ok(user.email)
 }
 
 #[utoipa::path(
@@ -451,12 +564,18 @@ async fn unlock(
     caller: Caller,
     Path((tenant, email)): Path<(String, String)>,
 ) -> Result<Response> {
-    let tenant = caller.authorize_tenant_user(&state, Action::ClearLockout, &tenant, &email)?;
-    let email = input::path_email(&email)?;
-    let user = user(&state, &tenant, &email).await?.user;
-    // An owner's lockout guards the tenant's most powerful account: only operators and owners lift it.
-    authorize_owner_change(&state, &caller, &tenant, Some(user.role), None)?;
-    let was_locked = store::identity::clear_failures(&state.pool, &user.email).await?;
-    audit(&state, &caller, "auth.unlock", &tenant, &user.email, json!({ "wasLocked": was_locked })).await?;
+    let was_locked = unlock_user(&state, &caller, &tenant, &email).await?;
     Ok(axum::Json(Unlocked { was_locked }).into_response())
+}
+
+/// Forgets a user's failed sign-in attempts; whether they were locked out.
+pub(super) async fn unlock_user(state: &AppState, caller: &Caller, tenant: &str, email: &str) -> Result<bool> {
+    let tenant = caller.authorize_tenant_user(state, Action::ClearLockout, tenant, email)?;
+    let email = input::path_email(email)?;
+    let user = user(state, &tenant, &email).await?.user;
+    // An owner's lockout guards the tenant's most powerful account: only operators and owners lift it.
+    authorize_owner_change(state, caller, &tenant, Some(user.role), None)?;
+    let was_locked = store::identity::clear_failures(&state.pool, &user.email).await?;
+    audit(state, caller, "auth.unlock", &tenant, &user.email, json!({ "wasLocked": was_locked })).await?;
+    Ok(was_locked)
 }

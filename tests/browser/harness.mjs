@@ -74,8 +74,8 @@ export function launch() {
  * the CSP, so that a form-action the browser would refuse shows up here too. Console messages
  * (where Chromium reports CSP refusals) go to stderr and are collected in `page.consoleErrors`.
  */
-export async function newPage(browser, { bypassCSP = false } = {}) {
-  const context = await browser.newContext({ bypassCSP });
+export async function newPage(browser, { bypassCSP = false, storageState = undefined, javaScriptEnabled = true } = {}) {
+  const context = await browser.newContext({ bypassCSP, storageState, javaScriptEnabled });
   context.setDefaultTimeout(STEP_TIMEOUT);
   context.setDefaultNavigationTimeout(STEP_TIMEOUT);
   const page = await context.newPage();

@@ -8,7 +8,7 @@
 //   EXTRA_PAGES  optional, comma-separated absolute URLs to audit only (a reset link, an invitation)
 //
 // The path: /login → email → password, wrong once (the error page), then right → code (if
-// TOTP_SECRET) → /account. Prints {signedIn, landedOn, signedInText, wrongPasswordMessage,
+// TOTP_SECRET) → /account or the tenant console. Prints {signedIn, landedOn, signedInText, wrongPasswordMessage,
 // axe: {label: [violations]}, problems: [what did not go as expected]}.
 import { audit } from './axe.mjs';
 import { launch, newPage, required, run } from './harness.mjs';

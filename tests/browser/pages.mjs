@@ -6,7 +6,7 @@
 //   password  <input name="password" type="password"> labelled "Password", button "Sign in"
 //   code      <input name="code"> labelled "Authentication code", button "Verify"
 //   enrol     the same field with a button "Confirm": setting up an authenticator (not automated)
-//   signed-in <p id="signed-in">Signed in as <strong>EMAIL</strong></p> on /account
+//   signed-in #signed-in "Signed in as <strong>EMAIL</strong>" on /account and in a console's navigation
 //   page      a loaded page that asks for nothing and does not move on by itself: where a flow ends
 //   problem   <p role="alert" class="problem">…</p> beside any of them
 import { STEP_TIMEOUT } from './harness.mjs';

@@ -13,6 +13,7 @@ mod budget;
 mod chart;
 mod cli;
 mod config_fixtures;
+mod console;
 mod drift;
 mod evaluation;
 mod exact_plans;

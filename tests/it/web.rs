@@ -38,7 +38,7 @@ async fn pages_speak_german_to_a_german_browser_and_remember_the_switch() {
     // A switch never leaves the server, and an unknown language changes nothing.
     let away =
         browse("GET", &format!("{}/language?lang=xx&return_to=//evil.example", server.base), &mut jar, None).await;
-    assert_eq!(header(&away, "location"), Some("/account"));
+    assert_eq!(header(&away, "location"), Some("/"));
     assert!(jar.iter().any(|(k, v)| k == "gatehouse_lang" && v == "de"), "{jar:?}");
 
     // A problem is said in the page's language too.
@@ -136,4 +136,79 @@ async fn every_page_form_post_without_the_browsers_csrf_token_is_refused_and_aud
         db.count(sql).await == expected
     })
     .await;
+}
+
+/// Issue 23.8: every page is valid HTML for the Nu HTML Checker (npm `vnu-jar`, the W3C's
+/// validator): the sign-in steps, the mailed-link pages, the account page, the tenant console's
+/// screens, a refusal page and the CSRF refusal, in English and German.
+#[tokio::test]
+async fn every_page_is_valid_html_for_the_nu_checker() {
+    let vnu = crate::helpers::project_dir().join("tests/browser/node_modules/vnu-jar/build/dist/vnu.jar");
+    assert!(
+        vnu.exists(),
+        "tests/browser/node_modules is missing: run scripts/test, or `npm ci --prefix tests/browser`"
+    );
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let body = serde_json::json!({ "name": "lumon", "displayName": "Lumon", "plan": "free", "owner": { "email": "olive@lumon.example" } });
+    assert_eq!(
+        crate::helpers::call(&server, "POST", "/v1/tenants", Some(crate::helpers::OPERATOR), Some(body)).await.status,
+        201
+    );
+    crate::helpers::activate(&db, &["olive@lumon.example"]).await;
+    let secret = crate::login::enrol_totp(&server, "olive@lumon.example").await;
+
+    let mut pages: Vec<(String, String)> = Vec::new();
+    let mut anonymous = Vec::new();
+    for path in
+        ["/login", "/login?signed_out=1", "/password/forgot", "/password/reset?token=x", "/invitations/accept?token=x"]
+    {
+        let page = browse("GET", &format!("{}{path}", server.base), &mut anonymous, None).await;
+        pages.push((path.to_owned(), page.text));
+    }
+    let body = format!("csrf={}&step=email&email=olive%40lumon.example", crate::login::csrf(&anonymous));
+    let password = browse("POST", &format!("{}/login", server.base), &mut anonymous, Some(&body)).await;
+    pages.push(("the password step".into(), password.text));
+    let forged = browse("POST", &format!("{}/login", server.base), &mut Vec::new(), Some("step=email")).await;
+    pages.push(("the CSRF refusal".into(), forged.text));
+
+    let mut jar = crate::console::console_sign_in(&server, "olive@lumon.example", Some(&secret)).await;
+    for path in ["/account", "/admin/lumon/users", "/admin/lumon/users/olive%40lumon.example", "/admin/acme/users"] {
+        let page = browse("GET", &format!("{}{path}", server.base), &mut jar, None).await;
+        pages.push((path.to_owned(), page.text));
+    }
+    jar.push(("gatehouse_lang".into(), "de".into()));
+    for path in ["/admin/lumon/users", "/admin/lumon/users/olive%40lumon.example"] {
+        let page = browse("GET", &format!("{}{path}", server.base), &mut jar, None).await;
+        pages.push((format!("{path} (de)"), page.text));
+    }
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut files = Vec::new();
+    for (i, (_, html)) in pages.iter().enumerate() {
+        assert!(html.starts_with("<!doctype html>"), "a whole page: {html}");
+        let file = dir.path().join(format!("page-{i}.html"));
+        std::fs::write(&file, html).expect("write a page");
+        files.push(file);
+    }
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("java").arg("-jar").arg(vnu).args(["--format", "json"]).args(&files).output()
+    })
+    .await
+    .expect("join")
+    .expect("java runs the Nu HTML Checker");
+    let report: serde_json::Value = serde_json::from_slice(&output.stderr)
+        .unwrap_or_else(|_| panic!("the checker's report: {}", String::from_utf8_lossy(&output.stderr)));
+    let messages = report["messages"].as_array().expect("messages");
+    let named: Vec<String> = messages
+        .iter()
+        .map(|m| {
+            let url = m["url"].as_str().unwrap_or("");
+            let index: usize =
+                url.rsplit("page-").next().and_then(|n| n.trim_end_matches(".html").parse().ok()).unwrap_or(0);
+            format!("{} ({}): {} line {}: {}", pages[index].0, m["type"], m["subType"], m["lastLine"], m["message"])
+        })
+        .collect();
+    assert!(named.is_empty(), "the Nu HTML Checker found:\n{}", named.join("\n"));
 }

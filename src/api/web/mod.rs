@@ -42,11 +42,13 @@ pub struct Page {
     pub cookies: Vec<String>,
     /// Where to go next, without scripts: a `meta refresh` and a link (see `Browser::continue_to`).
     pub refresh_to: Option<String>,
+    /// A console's navigation (HTML); a console's page is wide.
+    pub nav: Option<String>,
 }
 
 impl Page {
     pub fn new(title: &str, body: String) -> Page {
-        Page { title: title.to_owned(), body, status: StatusCode::OK, cookies: Vec::new(), refresh_to: None }
+        Page { title: title.to_owned(), body, status: StatusCode::OK, cookies: Vec::new(), refresh_to: None, nav: None }
     }
 
     pub fn status(mut self, status: StatusCode) -> Page {
@@ -56,6 +58,12 @@ impl Page {
 
     pub fn cookie(mut self, cookie: String) -> Page {
         self.cookies.push(cookie);
+        self
+    }
+
+    /// A console's page: `nav` above the content, which takes the window's width.
+    pub fn in_console(mut self, nav: String) -> Page {
+        self.nav = Some(nav);
         self
     }
 }
@@ -136,6 +144,8 @@ impl Browser {
                 style: &assets::STYLE.url(),
                 script: &assets::HTMX.url(),
                 languages: Lang::ALL.iter().map(|lang| (*lang, self.switch_to(*lang))).collect(),
+                nav: page.nav.as_deref(),
+                wide: page.nav.is_some(),
             }
             .html()
         };
@@ -217,6 +227,8 @@ mod tests {
             style: "/assets/style.css",
             script: "/assets/htmx.min.js",
             languages: vec![(Lang::En, "/language?lang=en".into()), (Lang::De, "/language?lang=de".into())],
+            nav: None,
+            wide: false,
         }
         .html();
         assert!(html.contains("<html lang=\"de\">"), "{html}");

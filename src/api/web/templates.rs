@@ -28,6 +28,10 @@ pub struct Layout<'a> {
     pub script: &'a str,
     /// Each language with the link that switches to it.
     pub languages: Vec<(Lang, String)>,
+    /// A console's navigation (HTML), above the content.
+    pub nav: Option<&'a str>,
+    /// A console's screen: the content takes the width of the window.
+    pub wide: bool,
 }
 
 /// What an htmx request swaps in: the title, the heading and the body, without the layout.
@@ -146,4 +150,75 @@ pub struct LogoutConfirm<'a> {
     pub t: Tr,
     pub csrf: &'a str,
     pub hidden: Vec<(&'a str, &'a str)>,
+}
+
+/// A console's navigation: each link with its label and whether it is the current screen.
+#[derive(Template)]
+#[template(path = "console_nav.html")]
+pub struct ConsoleNav<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    /// Who is signed in.
+    pub email: &'a str,
+    pub items: Vec<(String, String, bool)>,
+}
+
+/// One user in the tenant console's list, its texts in the page's language.
+pub struct UserRow {
+    pub href: String,
+    pub email: String,
+    pub name: String,
+    pub role: String,
+    pub status: String,
+    pub mfa: String,
+    pub managed_by: String,
+}
+
+#[derive(Template)]
+#[template(path = "tenant_users.html")]
+pub struct TenantUsers<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub tenant: &'a str,
+    pub done: Option<String>,
+    pub problem: Option<&'a str>,
+    /// Git declares the tenant's users: where to change them.
+    pub git: Option<String>,
+    pub can_invite: bool,
+    pub form_email: &'a str,
+    pub form_name: &'a str,
+    pub form_role: &'a str,
+    pub roles: Vec<(&'static str, String)>,
+    pub statuses: Vec<(&'static str, String)>,
+    pub q: &'a str,
+    pub filter_role: &'a str,
+    pub filter_status: &'a str,
+    pub count: &'a str,
+    pub rows: &'a [UserRow],
+    pub next: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "tenant_user.html")]
+pub struct TenantUser<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub tenant: &'a str,
+    /// Where the user's forms post.
+    pub action: &'a str,
+    pub done: Option<String>,
+    pub problem: Option<&'a str>,
+    pub name: &'a str,
+    pub role: &'a str,
+    pub role_value: &'a str,
+    pub status: &'a str,
+    pub status_value: &'a str,
+    pub mfa: &'a str,
+    pub sessions: &'a str,
+    pub managed_by: &'a str,
+    /// The rules that apply to this user, as sentences.
+    pub rules: &'a [String],
+    pub can_change: bool,
+    pub roles: Vec<(&'static str, String)>,
+    pub etag: &'a str,
 }

@@ -1,0 +1,468 @@
+//! The tenant administration console (IF-TENANT-CONSOLE, FR-TENANT-002, -004, -006): a tenant's
+//! owners and admins list, search and invite its users, change a role, disable or enable, end
+//! sessions, unlock, resend an invitation and delete. The rules (admins do not touch owners, the
+//! last active owner stays, Git owns what it declares) are `users`' and `authorize`'s, shown here
+//! as sentences before anyone runs into them.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::Signed;
+use crate::api::users::{self, Change, Invite, Listing};
+use crate::api::web::templates::{self, Body};
+use crate::api::web::{Page, Tr};
+use crate::api::{ApiError, AppState};
+use crate::authz::Action;
+use crate::model::{AccountStatus, Role};
+use crate::store::users::UserRecord;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(landing))
+        .routes(routes!(home))
+        .routes(routes!(list_page, invite_form))
+        .routes(routes!(user_page, user_form))
+}
+
+/// Users shown on one page of the list.
+const PAGE_SIZE: i64 = 50;
+
+fn users_path(tenant: &str) -> String {
+    format!("/admin/{}/users", encode(tenant))
+}
+
+fn user_path(tenant: &str, email: &str) -> String {
+    format!("{}/{}", users_path(tenant), encode(email))
+}
+
+fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+fn nav(tr: Tr, tenant: &str) -> Vec<(String, String, bool)> {
+    vec![(users_path(tenant), tr.t("console-users"), true), ("/account".to_owned(), tr.t("account-title"), false)]
+}
+
+fn role_label(tr: Tr, role: Role) -> String {
+    match role {
+        Role::Owner => tr.t("role-owner"),
+        Role::Admin => tr.t("role-admin"),
+        Role::User => tr.t("role-user"),
+    }
+}
+
+fn status_label(tr: Tr, status: AccountStatus) -> String {
+    match status {
+        AccountStatus::Invited => tr.t("status-invited"),
+        AccountStatus::Active => tr.t("status-active"),
+        AccountStatus::Disabled => tr.t("status-disabled"),
+    }
+}
+
+fn yes_no(tr: Tr, yes: bool) -> String {
+    if yes { tr.t("yes") } else { tr.t("no") }
+}
+
+/// The roles `signed` may give: owners only by those who may manage owners.
+fn roles(signed: &Signed, tenant: &str) -> Vec<(&'static str, String)> {
+    let tr = signed.browser.tr;
+    let owners = signed.caller.may_in_tenant(Action::ManageOwners, tenant);
+    [Role::User, Role::Admin, Role::Owner]
+        .into_iter()
+        .filter(|role| *role != Role::Owner || owners)
+        .map(|role| (role.as_str(), role_label(tr, role)))
+        .collect()
+}
+
+/// Where a signed-in browser starts: owners and admins in their tenant's console, other users on
+/// their account page; a browser not signed in at the login page.
+#[utoipa::path(get, operation_id = "console_landing", path = "/", tag = "console",
+    responses((status = 303, description = "To the tenant's users (an owner or admin), the account page (a user), or the login page.")))]
+async fn landing(signed: Signed) -> Response {
+    start(&signed)
+}
+
+/// The tenant console's start, as `/`.
+#[utoipa::path(get, operation_id = "console_home", path = "/admin", tag = "console",
+    responses((status = 303, description = "To the tenant's users (an owner or admin), the account page (a user), or the login page.")))]
+async fn home(signed: Signed) -> Response {
+    start(&signed)
+}
+
+fn start(signed: &Signed) -> Response {
+    match signed.session.role {
+        Role::Owner | Role::Admin => see_other(&users_path(&signed.session.tenant)),
+        Role::User => see_other("/account"),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct ListQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    status: String,
+    after: Option<String>,
+    /// The email just invited, to say so (after the invitation's redirect).
+    invited: Option<String>,
+    /// The email just deleted.
+    deleted: Option<String>,
+}
+
+/// What the invitation form shows: the values typed and the problem, after a refused invitation.
+#[derive(Default)]
+struct Typed<'a> {
+    email: &'a str,
+    name: &'a str,
+    role: &'a str,
+    problem: Option<String>,
+    status: Option<StatusCode>,
+}
+
+/// A tenant's users: the invitation form, a search by email prefix, role and status, and one page
+/// of the list (server-side paging by email).
+#[utoipa::path(get, operation_id = "console_users", path = "/admin/{tenant}/users", tag = "console",
+    params(
+        ("tenant" = String, Path, description = "The tenant's name."),
+        ("q" = Option<String>, Query, description = "Only users whose email starts with this."),
+        ("role" = Option<String>, Query, description = "Only users with this role."),
+        ("status" = Option<String>, Query, description = "Only users in this status."),
+        ("after" = Option<String>, Query, description = "The page after this email."),
+    ),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the login page."),
+        (status = 403, description = "A page: not an owner or admin of this tenant (audited).", body = String, content_type = "text/html"),
+    ))]
+async fn list_page(
+    signed: Signed,
+    Path(tenant): Path<String>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    users_page(&signed, &tenant, &query, Typed::default()).await
+}
+
+async fn users_page(signed: &Signed, tenant: &str, query: &ListQuery, typed: Typed<'_>) -> Response {
+    let tr = signed.browser.tr;
+    let listing = Listing {
+        limit: Some(PAGE_SIZE),
+        role: Some(query.role.as_str()).filter(|r| !r.is_empty()),
+        status: Some(query.status.as_str()).filter(|s| !s.is_empty()),
+        after: query.after.as_deref(),
+        email_prefix: Some(query.q.trim()).filter(|q| !q.is_empty()),
+    };
+    let title = tr.t("console-users");
+    let found = match users::list_users(&signed.state, &signed.caller, tenant, &listing).await {
+        Ok(found) => found,
+        Err(error) => return signed.refused(&title, &error, nav(tr, &signed.session.tenant)),
+    };
+    let record = users::tenant_record(&signed.state, tenant).await;
+    let git =
+        record.as_ref().ok().filter(|t| t.managed_by == "git" && !t.interactive_edits).map(|t| {
+            tr.arg("console-git-owns-users", "file", t.source_file.as_deref().unwrap_or("the config repository"))
+        });
+    let rows = found
+        .users
+        .iter()
+        .map(|u| templates::UserRow {
+            href: user_path(tenant, &u.user.email),
+            email: u.user.email.clone(),
+            name: u.user.name.clone().unwrap_or_default(),
+            role: role_label(tr, u.user.role),
+            status: status_label(tr, u.user.status),
+            mfa: yes_no(tr, u.user.mfa),
+            managed_by: managed_by(tr, u),
+        })
+        .collect::<Vec<_>>();
+    let next = found.next.as_deref().map(|after| {
+        format!(
+            "{}?q={}&role={}&status={}&after={}",
+            users_path(tenant),
+            encode(&query.q),
+            encode(&query.role),
+            encode(&query.status),
+            encode(after)
+        )
+    });
+    let done = match (&query.invited, &query.deleted) {
+        (Some(email), _) => Some(tr.arg("console-invited", "email", email)),
+        (None, Some(email)) => Some(tr.arg("console-deleted", "email", email)),
+        _ => None,
+    };
+    let body = templates::TenantUsers {
+        t: tr,
+        csrf: signed.browser.csrf(),
+        tenant,
+        done,
+        problem: typed.problem.as_deref(),
+        git,
+        can_invite: signed.caller.may_in_tenant(Action::ManageUsers, tenant),
+        form_email: typed.email,
+        form_name: typed.name,
+        form_role: if typed.role.is_empty() { "user" } else { typed.role },
+        roles: roles(signed, tenant),
+        statuses: [AccountStatus::Invited, AccountStatus::Active, AccountStatus::Disabled]
+            .into_iter()
+            .map(|s| (s.as_str(), status_label(tr, s)))
+            .collect(),
+        q: &query.q,
+        filter_role: &query.role,
+        filter_status: &query.status,
+        count: &rows.len().to_string(),
+        rows: &rows,
+        next,
+    };
+    let page = Page::new(&title, body.html()).status(typed.status.unwrap_or(StatusCode::OK));
+    signed.render(page, nav(tr, tenant))
+}
+
+fn managed_by(tr: Tr, user: &UserRecord) -> String {
+    if user.managed_by == "git" { tr.t("managed-git") } else { tr.t("managed-console") }
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+struct InviteForm {
+    /// The browser's CSRF token (checked by the pages' layer).
+    #[serde(default, rename = "csrf")]
+    _csrf: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// Invites a user (the same invitation as `POST /v1/tenants/{tenant}/users`), then back to the list.
+#[utoipa::path(post, operation_id = "console_invite", path = "/admin/{tenant}/users", tag = "console",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    request_body(content = InviteForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Invited: back to the list, which says so."),
+        (status = 400, description = "The page with the problem, the values kept.", body = String, content_type = "text/html"),
+        (status = 403, description = "A page: not allowed (audited).", body = String, content_type = "text/html"),
+        (status = 409, description = "The page with the rule that refused it (audited).", body = String, content_type = "text/html"),
+    ))]
+async fn invite_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Response {
+    let form: InviteForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let name = Some(form.name.trim()).filter(|n| !n.is_empty());
+    let state = signed.state.clone();
+    let invited = async {
+        let invite = Invite::check(&state, &signed.caller, &tenant, form.email.trim(), &form.role, name)?;
+        let mut tx = state.pool.begin().await.map_err(crate::store::StoreError::from)?;
+        let user = invite.apply(&mut tx, &signed.caller).await?;
+        tx.commit().await.map_err(crate::store::StoreError::from)?;
+        Ok::<_, ApiError>(user)
+    }
+    .await;
+    match invited {
+        Ok(user) => see_other(&format!("{}?invited={}", users_path(&tenant), encode(&user.user.email))),
+        Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => signed.refused(
+            &signed.browser.tr.t("console-users"),
+            &error,
+            nav(signed.browser.tr, &signed.session.tenant),
+        ),
+        Err(error) => {
+            let shown = error.shown();
+            let typed = Typed {
+                email: &form.email,
+                name: &form.name,
+                role: &form.role,
+                problem: Some(super::said(signed.browser.tr, shown.code, &shown.message)),
+                status: Some(shown.status),
+            };
+            let mut response = users_page(&signed, &tenant, &ListQuery::default(), typed).await;
+            if let Some(refused) = shown.refused {
+                response.extensions_mut().insert(refused);
+            }
+            response
+        }
+    }
+}
+
+/// 303 to `location`: a form's outcome shown by a page the browser can reload.
+fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct UserQuery {
+    /// The action just done, to say so.
+    done: Option<String>,
+}
+
+/// One user: what they are, the rules that apply in sentences, and a form per action.
+#[utoipa::path(get, operation_id = "console_user", path = "/admin/{tenant}/users/{email}", tag = "console",
+    params(("tenant" = String, Path, description = "The tenant's name."), ("email" = String, Path, description = "The user's email.")),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the login page."),
+        (status = 403, description = "A page: not an owner or admin of this tenant (audited).", body = String, content_type = "text/html"),
+        (status = 404, description = "A page: no such user.", body = String, content_type = "text/html"),
+    ))]
+async fn user_page(
+    signed: Signed,
+    Path((tenant, email)): Path<(String, String)>,
+    query: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let query = query.map(|Query(q)| q).unwrap_or_default();
+    let done = query.done.as_deref().and_then(|action| done_message(signed.browser.tr, action));
+    show_user(&signed, &tenant, &email, done, None).await
+}
+
+fn done_message(tr: Tr, action: &str) -> Option<String> {
+    Some(match action {
+        "role" => tr.t("user-done-role"),
+        "status" => tr.t("user-done-status"),
+        "sessions" => tr.t("user-done-sessions"),
+        "unlock" => tr.t("user-done-unlock"),
+        "resend" => tr.t("user-done-resend"),
+        _ => return None,
+    })
+}
+
+async fn show_user(
+    signed: &Signed,
+    tenant: &str,
+    email: &str,
+    done: Option<String>,
+    problem: Option<(String, StatusCode)>,
+) -> Response {
+    let tr = signed.browser.tr;
+    let state = signed.state.clone();
+    let user = match users::show_user(&state, &signed.caller, tenant, email).await {
+        Ok(user) => user,
+        Err(error) => return signed.refused(&tr.t("console-users"), &error, nav(tr, &signed.session.tenant)),
+    };
+    let record = users::tenant_record(&state, tenant).await.ok();
+    let mut rules = Vec::new();
+    let git_owned = user.managed_by == "git" && !record.as_ref().is_some_and(|t| t.interactive_edits);
+    if git_owned {
+        let file = record.as_ref().and_then(|t| t.source_file.clone()).unwrap_or_default();
+        rules.push(tr.arg("user-rule-git", "file", &file));
+    }
+    let owners = signed.caller.may_in_tenant(Action::ManageOwners, tenant);
+    if user.user.role == Role::Owner && !owners {
+        rules.push(tr.t("user-rule-admin-owner"));
+    }
+    if user.user.role == Role::Owner && user.user.status == AccountStatus::Active {
+        let listing = Listing { limit: Some(2), role: Some("owner"), status: Some("active"), ..Listing::default() };
+        let active_owners = users::list_users(&state, &signed.caller, tenant, &listing).await.map(|f| f.users.len());
+        if active_owners.is_ok_and(|n| n < 2) {
+            rules.push(tr.t("user-rule-last-owner"));
+        }
+    }
+    let can_change = signed.caller.may_in_tenant(Action::ManageUsers, tenant)
+        && !git_owned
+        && (user.user.role != Role::Owner || owners);
+    let (problem, status) = problem.map_or((None, StatusCode::OK), |(p, s)| (Some(p), s));
+    let body = templates::TenantUser {
+        t: tr,
+        csrf: signed.browser.csrf(),
+        tenant,
+        action: &user_path(tenant, &user.user.email),
+        done,
+        problem: problem.as_deref(),
+        name: user.user.name.as_deref().unwrap_or("—"),
+        role: &role_label(tr, user.user.role),
+        role_value: user.user.role.as_str(),
+        status: &status_label(tr, user.user.status),
+        status_value: user.user.status.as_str(),
+        mfa: &yes_no(tr, user.user.mfa),
+        sessions: &user.user.live_sessions.to_string(),
+        managed_by: &managed_by(tr, &user),
+        rules: &rules,
+        can_change,
+        roles: roles(signed, tenant),
+        etag: &user.etag(),
+    };
+    let page = Page::new(&user.user.email, body.html()).status(status);
+    signed.render(page, nav(tr, tenant))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+struct UserForm {
+    /// The browser's CSRF token (checked by the pages' layer).
+    #[serde(default, rename = "csrf")]
+    _csrf: String,
+    /// `role`, `status`, `sessions`, `unlock`, `resend` or `delete`.
+    #[serde(default)]
+    action: String,
+    /// The user's tag when the page was shown: a change made since is refused, not overwritten.
+    #[serde(default)]
+    etag: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    status: String,
+    /// `yes` to delete.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// One action on a user (the same functions as the JSON API's), then back to the user's page.
+#[utoipa::path(post, operation_id = "console_user_action", path = "/admin/{tenant}/users/{email}", tag = "console",
+    params(("tenant" = String, Path, description = "The tenant's name."), ("email" = String, Path, description = "The user's email.")),
+    request_body(content = UserForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: back to the user's page (or the list after a deletion), which says so."),
+        (status = 400, description = "The page with the problem.", body = String, content_type = "text/html"),
+        (status = 403, description = "A page: not allowed (audited).", body = String, content_type = "text/html"),
+        (status = 409, description = "The page with the rule that refused it, such as the last owner (audited).", body = String, content_type = "text/html"),
+        (status = 412, description = "The page: the user changed since the page was shown.", body = String, content_type = "text/html"),
+    ))]
+async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>, body: Bytes) -> Response {
+    let form: UserForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let (state, caller) = (signed.state.clone(), &signed.caller);
+    let mut if_match = HeaderMap::new();
+    if let Ok(tag) = HeaderValue::from_str(&form.etag)
+        && !form.etag.is_empty()
+    {
+        if_match.insert(header::IF_MATCH, tag);
+    }
+    let outcome = match form.action.as_str() {
+        "role" => {
+            let change = Change { role: Some(&form.role), ..Change::default() };
+            users::update_user(&state, caller, &tenant, &email, &if_match, &change).await.map(|_| ())
+        }
+        "status" => {
+            let change = Change { status: Some(&form.status), ..Change::default() };
+            users::update_user(&state, caller, &tenant, &email, &if_match, &change).await.map(|_| ())
+        }
+        "sessions" => users::end_user_sessions(&state, caller, &tenant, &email).await.map(|_| ()),
+        "unlock" => users::unlock_user(&state, caller, &tenant, &email).await.map(|_| ()),
+        "resend" => users::resend_user_invitation(&state, caller, &tenant, &email).await.map(|_| ()),
+        "delete" if form.confirm == "yes" => {
+            match users::delete_user(&state, caller, &tenant, &email, &if_match).await {
+                Ok(()) => return see_other(&format!("{}?deleted={}", users_path(&tenant), encode(&email))),
+                Err(error) => Err(error),
+            }
+        }
+        "delete" => Err(ApiError::BadRequest(signed.browser.tr.t("user-delete-unconfirmed"))),
+        _ => Err(ApiError::BadRequest(format!("no action `{}` on a user", crate::model::shown(&form.action)))),
+    };
+    match outcome {
+        Ok(()) => see_other(&format!("{}?done={}", user_path(&tenant, &email), encode(&form.action))),
+        Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => signed.refused(
+            &signed.browser.tr.t("console-users"),
+            &error,
+            nav(signed.browser.tr, &signed.session.tenant),
+        ),
+        Err(error) => {
+            let shown = error.shown();
+            let problem = super::said(signed.browser.tr, shown.code, &shown.message);
+            let mut response = show_user(&signed, &tenant, &email, None, Some((problem, shown.status))).await;
+            if let Some(refused) = shown.refused {
+                response.extensions_mut().insert(refused);
+            }
+            response
+        }
+    }
+}

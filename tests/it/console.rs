@@ -1,0 +1,258 @@
+//! The tenant administration console (issue 23.4, IF-TENANT-CONSOLE, FR-TENANT-002, -004, -006),
+//! driven over HTTP as a browser without JavaScript would: plain links and form posts, the CSRF
+//! token of the page, a cookie jar. The same functions and `authorize` as the JSON API decide, and
+//! leave the same audit rows.
+
+use serde_json::json;
+
+use crate::helpers::{OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, within};
+use crate::identity::{started, totp_now};
+use crate::login::{browse, csrf, encode, enrol_totp, header};
+
+type Jar = Vec<(String, String)>;
+
+/// Signs `email` in on the login pages (password, then the code of `totp_secret` if any).
+pub(crate) async fn console_sign_in(server: &Served, email: &str, totp_secret: Option<&str>) -> Jar {
+    let mut jar = Vec::new();
+    let login = format!("{}/login", server.base);
+    browse("GET", &login, &mut jar, None).await;
+    let form = format!("csrf={}&step=password&email={}&password={}", csrf(&jar), encode(email), encode(PASSWORD));
+    let answered = browse("POST", &login, &mut jar, Some(&form)).await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    if let Some(secret) = totp_secret {
+        // The enrolment used this step's code; the next step's is accepted too.
+        let form = format!("csrf={}&step=totp&code={}", csrf(&jar), totp_now(secret, 1));
+        let verified = browse("POST", &login, &mut jar, Some(&form)).await;
+        assert_eq!(verified.status, 200, "{}", verified.text);
+    }
+    assert!(jar.iter().any(|(k, _)| k == "gatehouse_session"), "signed in: {jar:?}");
+    jar
+}
+
+/// A form post of the console: the page's CSRF token first, then `fields`.
+async fn post(server: &Served, path: &str, jar: &mut Jar, fields: &[(&str, &str)]) -> crate::helpers::HttpResponse {
+    let mut body = format!("csrf={}", csrf(jar));
+    for (key, value) in fields {
+        body.push_str(&format!("&{key}={}", encode(value)));
+    }
+    browse("POST", &format!("{}{path}", server.base), jar, Some(&body)).await
+}
+
+async fn get(server: &Served, path: &str, jar: &mut Jar) -> crate::helpers::HttpResponse {
+    browse("GET", &format!("{}{path}", server.base), jar, None).await
+}
+
+/// The `etag` hidden field of a user's page.
+fn etag_of(page: &str) -> String {
+    let tag =
+        page.split("name=\"etag\" value=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("an etag field");
+    tag.replace("&#34;", "\"").replace("&quot;", "\"")
+}
+
+/// IF-TENANT-CONSOLE, FR-TENANT-002, -004, -006: an owner of a tenant made through the API signs in
+/// at `/login`, lands in the console, invites an admin, finds them, changes their role, disables and
+/// deletes them; the last owner guard, a duplicate email and a stale page are said in sentences;
+/// every action leaves the JSON API's audit row; German on request.
+#[tokio::test]
+async fn an_owner_runs_their_users_in_the_tenant_console_with_plain_forms() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let body = json!({ "name": "lumon", "displayName": "Lumon Industries", "plan": "free", "owner": { "email": "olive@lumon.example" } });
+    assert_eq!(call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await.status, 201);
+    activate(&db, &["olive@lumon.example"]).await;
+    let secret = enrol_totp(&server, "olive@lumon.example").await;
+    let mut jar = console_sign_in(&server, "olive@lumon.example", Some(&secret)).await;
+
+    // The owner lands in their tenant's console.
+    let landing = get(&server, "/", &mut jar).await;
+    assert_eq!((landing.status, header(&landing, "location")), (303, Some("/admin/lumon/users")));
+    let users = get(&server, "/admin/lumon/users", &mut jar).await;
+    assert_eq!(users.status, 200, "{}", users.text);
+    assert!(users.text.contains("olive@lumon.example") && users.text.contains("Invite a user"), "{}", users.text);
+    assert!(users.text.contains("id=\"signed-in\""), "{}", users.text);
+
+    // Invite an admin: a real form post, then the list says so.
+    let fields = [("email", "mark@lumon.example"), ("name", "Mark Scout"), ("role", "admin")];
+    let invited = post(&server, "/admin/lumon/users", &mut jar, &fields).await;
+    assert_eq!(invited.status, 303, "{}", invited.text);
+    let location = header(&invited, "location").expect("a redirect").to_owned();
+    assert_eq!(location, "/admin/lumon/users?invited=mark%40lumon.example");
+    let listed = get(&server, &location, &mut jar).await;
+    assert!(listed.text.contains("Invitation sent to mark@lumon.example"), "{}", listed.text);
+    assert!(listed.text.contains("href=\"/admin/lumon/users/mark%40lumon.example\""), "{}", listed.text);
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'user.invite' AND actor = 'olive@lumon.example' AND resource = 'tenant/lumon/user/mark@lumon.example'";
+    assert_eq!(db.count(audited).await, 1, "the invitation is audited as the JSON API's");
+
+    // The same email again: said plainly, the form keeps what was typed, the refusal is audited.
+    let again = post(&server, "/admin/lumon/users", &mut jar, &fields).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(again.text.contains("already a user of this organisation"), "{}", again.text);
+    assert!(again.text.contains("value=\"Mark Scout\""), "{}", again.text);
+    let refused = "SELECT count(*) FROM audit_log WHERE action = 'api.refused' AND actor = 'olive@lumon.example' AND metadata->>'code' = 'email_taken'";
+    within(std::time::Duration::from_secs(5), "the refusal is audited", || async { db.count(refused).await == 1 })
+        .await;
+
+    // Search by prefix and filter by role, paged on the server.
+    let found = get(&server, "/admin/lumon/users?q=mar&role=&status=", &mut jar).await;
+    assert!(
+        found.text.contains("mark@lumon.example") && !found.text.contains("users/olive%40lumon.example"),
+        "{}",
+        found.text
+    );
+    let owners = get(&server, "/admin/lumon/users?q=&role=owner&status=", &mut jar).await;
+    assert!(
+        owners.text.contains("users/olive%40lumon.example") && !owners.text.contains("mark@lumon.example"),
+        "{}",
+        owners.text
+    );
+
+    // Change the role, with the tag of the page shown; a stale page is refused, not overwritten.
+    activate(&db, &["mark@lumon.example"]).await;
+    let mark = "/admin/lumon/users/mark%40lumon.example";
+    let page = get(&server, mark, &mut jar).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let tag = etag_of(&page.text);
+    let changed = post(&server, mark, &mut jar, &[("action", "role"), ("role", "user"), ("etag", &tag)]).await;
+    assert_eq!(
+        (changed.status, header(&changed, "location")),
+        (303, Some("/admin/lumon/users/mark%40lumon.example?done=role"))
+    );
+    let shown = get(&server, &format!("{mark}?done=role"), &mut jar).await;
+    assert!(shown.text.contains("The role is changed.") && shown.text.contains("<dd>User</dd>"), "{}", shown.text);
+    let stale = post(&server, mark, &mut jar, &[("action", "role"), ("role", "admin"), ("etag", &tag)]).await;
+    assert_eq!(stale.status, 412, "{}", stale.text);
+    assert!(stale.text.contains("Someone changed this user"), "{}", stale.text);
+
+    // The last active owner: the page says so before, and the refusal says so after.
+    let olive = get(&server, "/admin/lumon/users/olive%40lumon.example", &mut jar).await;
+    assert!(olive.text.contains("only active owner"), "{}", olive.text);
+    let tag = etag_of(&olive.text);
+    let last = post(
+        &server,
+        "/admin/lumon/users/olive%40lumon.example",
+        &mut jar,
+        &[("action", "status"), ("status", "disabled"), ("etag", &tag)],
+    )
+    .await;
+    assert_eq!(last.status, 409, "{}", last.text);
+    assert!(last.text.contains("needs an active owner"), "{}", last.text);
+
+    // Disable, end sessions, unlock, then delete (which must be confirmed).
+    let tag = etag_of(&get(&server, mark, &mut jar).await.text);
+    let disabled = post(&server, mark, &mut jar, &[("action", "status"), ("status", "disabled"), ("etag", &tag)]).await;
+    assert_eq!(disabled.status, 303, "{}", disabled.text);
+    assert_eq!(db.text("SELECT status::text FROM users WHERE email = 'mark@lumon.example'").await, "disabled");
+    for action in ["sessions", "unlock"] {
+        let done = post(&server, mark, &mut jar, &[("action", action)]).await;
+        assert_eq!(done.status, 303, "{action}: {}", done.text);
+    }
+    let tag = etag_of(&get(&server, mark, &mut jar).await.text);
+    let unconfirmed = post(&server, mark, &mut jar, &[("action", "delete"), ("etag", &tag)]).await;
+    assert_eq!(unconfirmed.status, 400);
+    assert!(unconfirmed.text.contains("Tick the box"), "{}", unconfirmed.text);
+    let deleted = post(&server, mark, &mut jar, &[("action", "delete"), ("etag", &tag), ("confirm", "yes")]).await;
+    assert_eq!(header(&deleted, "location"), Some("/admin/lumon/users?deleted=mark%40lumon.example"));
+    assert_eq!(db.count("SELECT count(*) FROM users WHERE email = 'mark@lumon.example'").await, 0);
+    for action in ["user.update", "auth.session.revoke", "auth.unlock", "user.delete"] {
+        let sql = format!("SELECT count(*) FROM audit_log WHERE action = '{action}' AND actor = 'olive@lumon.example'");
+        assert!(db.count(&sql).await >= 1, "{action} is audited");
+    }
+
+    // NFR-017: the console in German.
+    jar.push(("gatehouse_lang".into(), "de".into()));
+    let german = get(&server, "/admin/lumon/users", &mut jar).await;
+    assert!(german.text.contains("Benutzer einladen") && german.text.contains("<html lang=\"de\">"), "{}", german.text);
+}
+
+/// IF-TENANT-CONSOLE, FR-005: an admin sees a Git-declared tenant read-only with the file named,
+/// an owner's page with the rule in words and no forms; an admin who edits the URL to another
+/// tenant's console gets a refusal page and an audit row; a plain user starts on their account; a
+/// browser not signed in is sent to sign in and back.
+#[tokio::test]
+async fn the_console_refuses_other_tenants_and_shows_the_rules_in_words() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    activate(&db, &["carol@acme.example", "dan@acme.example"]).await;
+
+    let mut nobody = Vec::new();
+    let away = get(&server, "/admin/acme/users", &mut nobody).await;
+    assert_eq!((away.status, header(&away, "location")), (303, Some("/login?return_to=%2Fadmin%2Facme%2Fusers")));
+
+    let mut carol = console_sign_in(&server, "carol@acme.example", None).await;
+    let users = get(&server, "/admin/acme/users", &mut carol).await;
+    assert_eq!(users.status, 200, "{}", users.text);
+    assert!(users.text.contains("declared in Git (tenants/acme.yaml)"), "{}", users.text);
+    let alice = get(&server, "/admin/acme/users/alice%40acme.example", &mut carol).await;
+    assert!(alice.text.contains("Only owners can change"), "{}", alice.text);
+    assert!(!alice.text.contains("name=\"action\""), "no forms for what the admin may not do: {}", alice.text);
+
+    let other = get(&server, "/admin/globex/users", &mut carol).await;
+    assert_eq!(other.status, 403, "{}", other.text);
+    assert!(other.text.contains("signed in to another organisation"), "{}", other.text);
+    let denied = "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND actor = 'carol@acme.example' AND tenant = 'globex'";
+    within(std::time::Duration::from_secs(5), "the denial is audited", || async { db.count(denied).await == 1 }).await;
+    let posted =
+        post(&server, "/admin/globex/users", &mut carol, &[("email", "x@globex.example"), ("role", "user")]).await;
+    assert_eq!(posted.status, 403, "{}", posted.text);
+
+    let mut dan = console_sign_in(&server, "dan@acme.example", None).await;
+    let start = get(&server, "/", &mut dan).await;
+    assert_eq!(header(&start, "location"), Some("/account"));
+    let refused = get(&server, "/admin/acme/users", &mut dan).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+}
+
+/// Issue 23.4 and 23.8, NFR-017, WCAG 2.1 AA: in Chromium, an owner signs in and lands in the
+/// console; with JavaScript off and the keyboard alone they invite an admin; then every console
+/// screen (the list, a user, a refused invitation, another tenant's refusal page, the account page,
+/// German) passes axe-core's WCAG 2.1 A and AA rules with no violation at all. Screenshots of the
+/// main screens land in target/screenshots (the README shows them).
+#[tokio::test]
+async fn the_tenant_console_in_chromium_passes_axe_by_keyboard_and_without_javascript() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let body = json!({ "name": "lumon", "displayName": "Lumon Industries", "plan": "free", "owner": { "email": "olive@lumon.example" } });
+    assert_eq!(call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await.status, 201);
+    activate(&db, &["olive@lumon.example"]).await;
+    let secret = enrol_totp(&server, "olive@lumon.example").await;
+    let shots = crate::helpers::project_dir().join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("target/screenshots");
+    let result = tokio::task::spawn_blocking(move || {
+        crate::login::run_script(
+            "console.mjs",
+            &[
+                ("BASE", server.base.clone()),
+                ("EMAIL", "olive@lumon.example".into()),
+                ("PASSWORD", PASSWORD.into()),
+                ("TOTP_SECRET", secret),
+                ("TOTP_STEP", "1".into()),
+                ("TENANT", "lumon".into()),
+                ("OTHER_TENANT", "acme".into()),
+                ("INVITE_EMAIL", "helly@lumon.example".into()),
+                ("SCREENSHOTS", shots.display().to_string()),
+            ],
+        )
+    })
+    .await
+    .expect("the script");
+    assert_eq!(result["problems"], json!([]), "{result}");
+    assert!(result["landedOn"].as_str().is_some_and(|u| u.ends_with("/admin/lumon/users")), "{result}");
+    assert_eq!(result["invited"], json!(true), "{result}");
+    assert!(result["keyboardStops"].as_u64().is_some_and(|n| n < 15), "reached in a few Tab presses: {result}");
+    assert_eq!(result["roleChanged"], json!(true), "{result}");
+    assert_eq!(result["refusedStatus"], json!(403), "{result}");
+    assert_eq!(result["germanLang"], json!("de"), "{result}");
+    let screens = result["axe"].as_object().expect("axe results");
+    assert!(screens.len() >= 8, "{result}");
+    for (screen, violations) in screens {
+        assert_eq!(violations, &json!([]), "axe (WCAG 2.1 A and AA) on {screen}");
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM users WHERE email = 'helly@lumon.example' AND role = 'user'").await,
+        1,
+        "invited as an admin with the keyboard, then made a user"
+    );
+}
