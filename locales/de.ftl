@@ -162,3 +162,37 @@ problem-not-invited = Dieser Benutzer hat seine Einladung schon angenommen.
 problem-tenant-not-active = Die Organisation ist nicht aktiv: Sie muss wiederhergestellt werden, bevor Benutzer eingeladen werden.
 problem-other-tenant = Sie sind bei einer anderen Organisation angemeldet. Diese Seite ist nicht für Sie; der Versuch wird protokolliert.
 problem-owners-only = Nur Inhaber können das bei einem Inhaber tun.
+
+## Plattform-Personal
+login-staff = Betreiber und Prüfer der Plattform: mit Ihrem Identitätsanbieter anmelden
+staff-title = Anmeldung für die Plattform
+staff-not-configured = Das Personal der Plattform meldet sich hier nicht im Browser an: Kein Identitätsanbieter mit Client-Geheimnis ist eingerichtet (--oidc-issuer-url, --oidc-client-secret).
+staff-continuing = Weiter zu Ihrem Identitätsanbieter
+staff-unreachable = Der Identitätsanbieter ist gerade nicht erreichbar. Versuchen Sie es gleich noch einmal.
+staff-no-role = Ihr Identitätsanbieter hat Sie angemeldet, aber keine Ihrer Gruppen gibt Ihnen eine Rolle auf dieser Plattform. Fragen Sie, wer die Gruppen der Plattform verwaltet.
+staff-expired = Diese Anmeldung wurde schon verwendet oder ist abgelaufen. Beginnen Sie neu.
+staff-other-browser = Diese Anmeldung wurde in einem anderen Browser begonnen. Beginnen Sie in diesem neu.
+staff-refused = Die Antwort des Identitätsanbieters wurde abgelehnt. Beginnen Sie neu; geschieht es wieder, fragen Sie, wer die Anmeldung der Plattform verwaltet.
+staff-again = Erneut anmelden
+
+## Die Betreiberkonsole
+console-tenants = Organisationen
+tenant-active = Aktiv
+tenant-suspended = Gesperrt
+tenant-pending-deletion = Löschung vorgemerkt
+managed-git-file = Git ({ $file })
+tenant-created = Die Organisation { $tenant } ist eingerichtet; ihr Inhaber ist eingeladen.
+tenant-provision-heading = Organisation einrichten
+tenant-name = Name
+tenant-name-help = Der Name besteht aus Kleinbuchstaben, Ziffern und Bindestrichen, zum Beispiel acme-corp. Der Inhaber erhält eine Einladung per E-Mail.
+tenant-display-name = Anzeigename
+tenant-plan = Tarif
+tenant-owner-email = E-Mail-Adresse des Inhabers
+tenant-applications = Anwendungen (optional, durch Kommas getrennt)
+tenant-provision = Einrichten
+tenant-search = Organisationen suchen
+tenant-name-starts = Name beginnt mit
+tenant-state = Zustand
+tenant-purge = Endgültig gelöscht am
+problem-tenant-exists = Eine Organisation mit diesem Namen gibt es schon (oder ihr Name ist noch reserviert). Wählen Sie einen anderen Namen.
+problem-not-allowed = Das dürfen Sie nicht. Der Versuch wird protokolliert.

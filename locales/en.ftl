@@ -162,3 +162,37 @@ problem-not-invited = This user has already accepted their invitation.
 problem-tenant-not-active = The organisation is not active: it must be restored before users are invited.
 problem-other-tenant = You are signed in to another organisation. This page is not yours to see; the attempt is recorded.
 problem-owners-only = Only owners can do this to an owner.
+
+## Platform staff
+login-staff = Platform operators and auditors: sign in with your identity provider
+staff-title = Platform sign-in
+staff-not-configured = Platform staff do not sign in in a browser here: no identity provider with a client secret is configured (--oidc-issuer-url, --oidc-client-secret).
+staff-continuing = Continuing to your identity provider
+staff-unreachable = The identity provider cannot be reached right now. Try again in a moment.
+staff-no-role = Your identity provider signed you in, but none of your groups gives you a role on this platform. Ask whoever manages the platform's groups.
+staff-expired = This sign-in was already used or has expired. Start again.
+staff-other-browser = This sign-in was started in another browser. Start again in this one.
+staff-refused = The identity provider's answer was refused. Start again; if it happens again, ask whoever manages the platform's sign-in.
+staff-again = Sign in again
+
+## The operator console
+console-tenants = Tenants
+tenant-active = Active
+tenant-suspended = Suspended
+tenant-pending-deletion = Pending deletion
+managed-git-file = Git ({ $file })
+tenant-created = Tenant { $tenant } is provisioned; its owner is invited.
+tenant-provision-heading = Provision a tenant
+tenant-name = Name
+tenant-name-help = The name is lower-case letters, digits and hyphens, such as acme-corp. The owner gets an invitation by mail.
+tenant-display-name = Display name
+tenant-plan = Plan
+tenant-owner-email = Owner's email
+tenant-applications = Applications (optional, comma-separated)
+tenant-provision = Provision
+tenant-search = Search tenants
+tenant-name-starts = Name starts with
+tenant-state = State
+tenant-purge = Purged on
+problem-tenant-exists = A tenant with this name exists already (or its name is still reserved). Choose another name.
+problem-not-allowed = You are not allowed to do this. The attempt is recorded.

@@ -35,6 +35,7 @@ pub mod secret;
 pub mod server;
 pub mod source;
 pub mod sso;
+pub mod staff;
 pub mod store;
 pub mod telemetry;
 pub mod traces;

@@ -51,6 +51,9 @@ pub struct Settings {
     pub operator_token: Option<Secret>,
     /// The identity provider of operators and auditors; `None`: none is configured.
     pub oidc: Option<crate::operators::OidcSettings>,
+    /// Their sign-in in a browser: Gatehouse's client secret at that provider (`None`: bearer
+    /// tokens only), and how long a platform session lasts.
+    pub staff_sign_in: Option<(Secret, Duration)>,
     /// Shared secret of Git webhooks; `None` refuses every webhook.
     pub webhook_secret: Option<Secret>,
     /// How long deleted tenants stay restorable, and their names reserved after the purge.
@@ -183,9 +186,21 @@ pub fn launch(
         settings.sso_allow_loopback_http,
         identity.settings.times.absolute,
     ));
+    let staff = match (&operators, settings.staff_sign_in) {
+        (Some(verifier), Some((secret, lifetime))) => Some(Arc::new(crate::staff::Staff::new(
+            pool.clone(),
+            identity.keyring.clone(),
+            &identity.settings.public_url,
+            verifier.clone(),
+            secret,
+            lifetime,
+        ))),
+        _ => None,
+    };
     let state = api::AppState::new(api::Services {
         provider,
         sso,
+        staff,
         budget_webhook: settings.budget_webhook,
         budgets,
         retention: settings.retention,

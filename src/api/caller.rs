@@ -251,11 +251,12 @@ pub(crate) fn facts<'a>(name: &'a str, flags: Option<&'a TenantFlags>) -> Tenant
 }
 
 impl Caller {
-    /// A browser signed in at `/login` (its session cookie): the same actor as that session's
-    /// bearer token, so the consoles pass the same `authorize` and leave the same audit rows.
-    pub fn of_browser(parts: &Parts, session: crate::model::SessionView) -> Caller {
+    /// A browser signed in (a tenant user's session cookie, or platform staff's): the same actor
+    /// as a bearer token of the same person, so the consoles pass the same `authorize` and leave
+    /// the same audit rows.
+    pub fn of_browser(parts: &Parts, actor: Actor) -> Caller {
         let asker = parts.extensions.get::<super::refusals::Asker>().cloned();
-        let caller = Caller { actor: Actor::User(session), head: Head::of(parts), asker };
+        let caller = Caller { actor, head: Head::of(parts), asker };
         if let Some(asker) = &caller.asker {
             asker.set(&caller.actor, caller.origin());
         }

@@ -79,11 +79,13 @@ pub(super) fn safe_return(return_to: Option<&str>) -> String {
 struct Flow {
     browser: Browser,
     return_to: String,
+    /// Whether platform staff sign in in a browser here (the email page links to it).
+    staff: bool,
 }
 
 impl Flow {
-    fn start(browser: Browser, return_to: Option<&str>) -> Flow {
-        Flow { browser, return_to: safe_return(return_to) }
+    fn start(state: &AppState, browser: Browser, return_to: Option<&str>) -> Flow {
+        Flow { browser, return_to: safe_return(return_to), staff: state.staff.is_some() }
     }
 
     fn t(&self, key: &str) -> String {
@@ -107,6 +109,7 @@ impl Flow {
             problem,
             signed_out,
             email,
+            staff: self.staff,
         };
         self.page(Page::new(&self.t("login-title"), body.html()).status(status))
     }
@@ -196,7 +199,7 @@ async fn show_login(
 ) -> Response {
     // A query that does not parse is ignored: the page is the plain sign-in form.
     let query = query.map(|Query(q)| q).unwrap_or_default();
-    let flow = Flow::start(browser, query.return_to.as_deref());
+    let flow = Flow::start(&state, browser, query.return_to.as_deref());
     if query.force.is_none()
         && let Some(session) = browser_session(&state, &parts).await
     {
@@ -227,7 +230,7 @@ async fn submit_login(State(state): State<AppState>, browser: Browser, parts: Pa
         return limited;
     }
     let form: LoginForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let flow = Flow::start(browser, Some(&form.return_to));
+    let flow = Flow::start(&state, browser, Some(&form.return_to));
     match form.step.as_str() {
         "password" => password_step(&state, &parts, &flow, &form).await,
         "totp" => totp_step(&state, &parts, &flow, &form).await,

@@ -99,6 +99,8 @@ pub struct Services {
     pub provider: crate::oidc::SharedProvider,
     /// Sign-in through tenants' own OpenID providers.
     pub sso: Arc<crate::sso::Sso>,
+    /// Platform staff signed in in a browser; `None` without a client secret at their provider.
+    pub staff: Option<Arc<crate::staff::Staff>>,
 }
 
 /// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its
@@ -153,6 +155,7 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(budget::router())
         .merge(forms(state, login::router()))
+        .merge(console::sign_in_router())
         .merge(web::assets::router())
         .merge(web::language::router())
         .merge(oidc::router())

@@ -85,9 +85,9 @@ struct ListQuery {
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct Tenants {
-    tenants: Vec<TenantRecord>,
+    pub tenants: Vec<TenantRecord>,
     /// The `after` of the next page; absent on the last.
-    next: Option<String>,
+    pub next: Option<String>,
 }
 
 fn applications(names: &[String]) -> Result<Vec<String>> {
@@ -136,40 +136,81 @@ async fn create(
     headers: HeaderMap,
     body: JsonBody<CreateTenant>,
 ) -> Result<Response> {
-    caller.authorize(&state, Action::ManageTenants, &Resource::platform("tenants"))?;
     let raw = body.raw().to_vec();
     let request = body.value()?;
-    let name = TenantName::parse(&request.name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
-    let display_name = input::display_name("displayName", &request.display_name)?;
-    let plan = plan(&request.plan)?;
-    let applications = applications(&request.applications)?;
-    let owner_email = input::email("owner.email", &request.owner.email)?;
-    let owner_name = request.owner.name.as_deref().map(|n| input::display_name("owner.name", n)).transpose()?;
-    let new = NewTenant {
-        name: name.as_str(),
-        display_name: display_name.as_str(),
-        plan: plan.as_str(),
-        applications: &applications,
-        owner_email: owner_email.as_str(),
-        owner_name: owner_name.as_ref().map(|n| n.as_str()),
-    };
-    let details = json!({ "displayName": new.display_name, "plan": new.plan, "applications": applications, "owner": new.owner_email });
-    let rows = [
-        caller.audit("tenant.create", target(new.name), details),
-        caller.audit(
-            "user.invite",
-            Target::in_tenant(new.name, format!("tenant/{}/user/{}", new.name, new.owner_email)),
-            json!({ "role": "owner" }),
-        ),
-    ];
+    let owner = (request.owner.email.as_str(), request.owner.name.as_deref());
+    let provision = Provision::check(
+        &state,
+        &caller,
+        &request.name,
+        &request.display_name,
+        &request.plan,
+        &request.applications,
+        owner,
+    )?;
     let response = conditional::create(&state, &caller, (&method, uri.path(), &headers, &raw), async |conn| {
-        let created = db::create(conn, &new, &rows).await?;
+        let created = provision.apply(conn).await?;
         let etag = created.etag();
         Ok((created, etag))
     })
     .await?;
-    refreshed(&state, name.as_str()).await;
+    refreshed(&state, provision.name.as_str()).await;
     Ok(response)
+}
+
+/// A tenant the caller may provision, its fields parsed, with the audit rows of the creation and of
+/// the owner's invitation (UC-PROV-001): the JSON API and the operator console both create it here.
+pub(super) struct Provision {
+    pub name: TenantName,
+    display_name: crate::model::DisplayName,
+    plan: PlanName,
+    applications: Vec<String>,
+    owner_email: crate::model::Email,
+    owner_name: Option<crate::model::DisplayName>,
+    rows: [crate::store::AuditEntry; 2],
+}
+
+impl Provision {
+    pub(super) fn check(
+        state: &AppState,
+        caller: &Caller,
+        name: &str,
+        display_name: &str,
+        plan_name: &str,
+        applications_named: &[String],
+        (owner_email, owner_name): (&str, Option<&str>),
+    ) -> Result<Provision> {
+        caller.authorize(state, Action::ManageTenants, &Resource::platform("tenants"))?;
+        let name = TenantName::parse(name).map_err(|e| ApiError::BadRequest(format!("name: {e}")))?;
+        let display_name = input::display_name("displayName", display_name)?;
+        let plan = plan(plan_name)?;
+        let applications = applications(applications_named)?;
+        let owner_email = input::email("owner.email", owner_email)?;
+        let owner_name = owner_name.map(|n| input::display_name("owner.name", n)).transpose()?;
+        let details = json!({ "displayName": display_name.as_str(), "plan": plan.as_str(), "applications": applications, "owner": owner_email.as_str() });
+        let rows = [
+            caller.audit("tenant.create", target(name.as_str()), details),
+            caller.audit(
+                "user.invite",
+                Target::in_tenant(name.as_str(), format!("tenant/{}/user/{}", name, owner_email)),
+                json!({ "role": "owner" }),
+            ),
+        ];
+        Ok(Provision { name, display_name, plan, applications, owner_email, owner_name, rows })
+    }
+
+    /// Creates the tenant and invites its owner, in `conn`'s transaction.
+    pub(super) async fn apply(&self, conn: &mut sqlx::PgConnection) -> Result<TenantRecord> {
+        let new = NewTenant {
+            name: self.name.as_str(),
+            display_name: self.display_name.as_str(),
+            plan: self.plan.as_str(),
+            applications: &self.applications,
+            owner_email: self.owner_email.as_str(),
+            owner_name: self.owner_name.as_ref().map(|n| n.as_str()),
+        };
+        Ok(db::create(conn, &new, &self.rows).await?)
+    }
 }
 
 #[utoipa::path(
@@ -191,15 +232,36 @@ async fn list(
     caller: Caller,
     query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
-    caller.authorize(&state, Action::ReadTenants, &Resource::platform("tenants"))?;
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(100);
+    let asked = TenantListing {
+        limit: query.limit,
+        state: query.state.as_deref(),
+        plan: query.plan.as_deref(),
+        prefix: query.prefix.as_deref(),
+        after: query.after.as_deref(),
+    };
+    Ok(axum::Json(list_tenants(&state, &caller, &asked).await?).into_response())
+}
+
+/// A page of tenants as asked for, before parsing.
+#[derive(Default)]
+pub(super) struct TenantListing<'a> {
+    pub limit: Option<i64>,
+    pub state: Option<&'a str>,
+    pub plan: Option<&'a str>,
+    pub prefix: Option<&'a str>,
+    pub after: Option<&'a str>,
+}
+
+/// A page of tenants in name order, if the caller may read them (operators and auditors).
+pub(super) async fn list_tenants(state: &AppState, caller: &Caller, asked: &TenantListing<'_>) -> Result<Tenants> {
+    caller.authorize(state, Action::ReadTenants, &Resource::platform("tenants"))?;
+    let limit = asked.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("query parameter `limit`: from 1 to 1000".into()));
     }
-    let state_filter = query
+    let state_filter = asked
         .state
-        .as_deref()
         .map(|s| {
             TenantState::parse(s).ok_or_else(|| {
                 ApiError::BadRequest(format!(
@@ -209,13 +271,13 @@ async fn list(
             })
         })
         .transpose()?;
-    let after = query.after.as_deref().map(|a| input::lookup("query parameter `after`", a)).transpose()?;
-    let prefix = query.prefix.as_deref().map(|p| input::lookup("query parameter `prefix`", p)).transpose()?;
-    let plan = query.plan.as_deref().map(|p| input::lookup("query parameter `plan`", p)).transpose()?;
+    let after = asked.after.map(|a| input::lookup("query parameter `after`", a)).transpose()?;
+    let prefix = asked.prefix.map(|p| input::lookup("query parameter `prefix`", p)).transpose()?;
+    let plan = asked.plan.map(|p| input::lookup("query parameter `plan`", p)).transpose()?;
     let filter = TenantFilter { state: state_filter, plan, name_prefix: prefix, after, limit };
     let tenants = db::list(&state.pool, &filter).await?;
     let next = tenants.last().filter(|_| tenants.len() as i64 == limit).map(|t| t.name.clone());
-    Ok(axum::Json(Tenants { tenants, next }).into_response())
+    Ok(Tenants { tenants, next })
 }
 
 #[utoipa::path(

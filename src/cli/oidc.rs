@@ -43,6 +43,14 @@ pub struct OidcArgs {
     /// but at most once in this window, whatever the tokens name.
     #[arg(long, env = "GATEHOUSE_OIDC_JWKS_MIN_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
     pub oidc_jwks_min_interval: Duration,
+    /// The secret of Gatehouse's client (`--oidc-audience`) at the provider: with it, operators
+    /// and auditors also sign in in a browser (`/console/login`; register
+    /// `<public URL>/console/login/callback` as a redirect URI of the client).
+    #[arg(long, env = "GATEHOUSE_OIDC_CLIENT_SECRET", hide_env_values = true, value_parser = super::serve::secret, requires = "oidc_issuer_url")]
+    pub oidc_client_secret: Option<crate::secret::Secret>,
+    /// How long a browser's platform session lasts at most, whatever the person does.
+    #[arg(long, env = "GATEHOUSE_OIDC_BROWSER_SESSION", default_value = "8h", value_parser = humantime::parse_duration)]
+    pub oidc_browser_session: Duration,
 }
 
 impl OidcArgs {

@@ -14,7 +14,7 @@ use crate::secret::Secret;
 use crate::source::{Credentials, Source};
 use crate::{plan, server, store};
 
-fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
+pub(super) fn secret(value: &str) -> Result<Secret, std::convert::Infallible> {
     Ok(Secret::new(value.to_owned()))
 }
 
@@ -167,6 +167,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<server::Server> {
         mailer,
         operator_token: args.operator_token.clone(),
         oidc: args.oidc.settings(),
+        staff_sign_in: args.oidc.oidc_client_secret.clone().map(|secret| (secret, args.oidc.oidc_browser_session)),
         webhook_secret: args.webhook_secret.clone(),
         audit_retention: span("--audit-retention", args.audit_retention)?,
         audit_checkpoints: audit_checkpoints(&args)?.map(std::sync::Arc::new),

@@ -215,6 +215,18 @@ impl Verifier {
         claims::map(&parsed.claims, &self.settings, chrono::Utc::now().timestamp())
     }
 
+    /// Verifies the ID token a browser sign-in at the provider came back with: everything `verify`
+    /// checks, and that it carries the `nonce` that sign-in sent.
+    pub async fn sign_in(&self, id_token: &str, nonce: &str) -> Result<Operator, Refusal> {
+        let operator = self.verify(id_token).await?;
+        let claims = token::parse(id_token)?.claims;
+        let sent = claims.get("nonce").and_then(serde_json::Value::as_str).unwrap_or_default();
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(sent.as_bytes(), nonce.as_bytes())) || sent.is_empty() {
+            return Err(Refusal::invalid("the ID token's nonce is not the one this sign-in sent"));
+        }
+        Ok(operator)
+    }
+
     /// The header's `alg`, if the settings allow it.
     fn allowed(&self, alg: &str) -> Result<SigningAlg, Refusal> {
         if let Some(allowed) = self.settings.signing_algs.iter().find(|a| a.name() == alg) {

@@ -394,14 +394,15 @@ fn nonce_matches(claims: &serde_json::Map<String, Value>, sent: &str) -> bool {
 }
 
 /// 256 random bits, base64url.
-fn random() -> String {
+pub(crate) fn random() -> String {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");
     BASE64URL_NOPAD.encode(&bytes)
 }
 
-/// The token request at the tenant's provider: its answer's JSON, or what went wrong in words.
-async fn exchange(
+/// The token request at an OpenID provider (client_secret_basic when `basic` is set): its
+/// answer's JSON, or what went wrong in words.
+pub(crate) async fn exchange(
     client: &crate::outbound::Client,
     endpoint: &str,
     basic: &str,

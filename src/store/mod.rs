@@ -20,6 +20,7 @@ mod live;
 pub mod mail;
 pub mod oidc;
 pub mod sso;
+pub mod staff;
 pub mod status;
 pub mod tenants;
 pub mod usage;

@@ -256,3 +256,163 @@ async fn the_tenant_console_in_chromium_passes_axe_by_keyboard_and_without_javas
         "invited as an admin with the keyboard, then made a user"
     );
 }
+
+/// Signs platform staff in as a browser would: `/console/login`, then the identity provider's own
+/// login and consent pages (tests/idp, oidc-provider's development interactions) as `account`,
+/// then back to Gatehouse's callback. Returns the jar and the callback's answer.
+async fn staff_sign_in(
+    server: &Served,
+    idp: &crate::operators::Idp,
+    account: &str,
+) -> (Jar, crate::helpers::HttpResponse) {
+    let mut jar = Vec::new();
+    let page = get(server, "/console/login", &mut jar).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let start = page.text.split("url=").nth(1).and_then(|rest| rest.split('"').next()).expect("a page moving on");
+    let mut next = start.replace("&amp;", "&").replace("&#38;", "&");
+    let mut at_idp = Vec::new();
+    for _ in 0..12 {
+        if next.starts_with(&format!("{}/console/login/callback", server.base)) {
+            let answered = browse("GET", &next, &mut jar, None).await;
+            return (jar, answered);
+        }
+        let url = if next.starts_with('/') { format!("{}{next}", idp.issuer) } else { next.clone() };
+        let mut response = browse("GET", &url, &mut at_idp, None).await;
+        if let Some(prompt) = response.text.split("name=\"prompt\" value=\"").nth(1).and_then(|r| r.split('"').next()) {
+            let form = if prompt == "login" {
+                format!("prompt=login&login={}&password=any", encode(account))
+            } else {
+                "prompt=consent".to_owned()
+            };
+            response = browse("POST", &url, &mut at_idp, Some(&form)).await;
+        }
+        next = header(&response, "location")
+            .unwrap_or_else(|| panic!("the provider stopped at {url}: {}", response.text))
+            .to_owned();
+    }
+    panic!("the provider never answered back to Gatehouse");
+}
+
+/// Issue 23.2 and 23.3, IF-OPS-CONSOLE, UC-PROV-001: an operator signs in at the platform's
+/// identity provider (code + PKCE + state + nonce, the same client and group bindings as bearer
+/// tokens), lands in the operator console, finds a tenant, provisions one whose owner is invited,
+/// manages its users, and signs out (the platform session ends); an auditor reads but provisions
+/// nothing; a person in no bound group gets a page saying so; every step is audited.
+#[tokio::test]
+async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_in_the_console() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("port").port();
+    let callback = format!("http://127.0.0.1:{port}/console/login/callback");
+    let idp = crate::operators::Idp::start_with(&[("IDP_REDIRECT_URIS", callback.as_str())]);
+    let listen = format!("127.0.0.1:{port}");
+    let server = started(
+        &repo,
+        &db,
+        &[
+            ("GATEHOUSE_LISTEN", listen.as_str()),
+            ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
+            ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+            ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+            ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator,platform-audit=auditor"),
+            ("GATEHOUSE_OIDC_CLIENT_SECRET", "gatehouse-secret"),
+        ],
+    )
+    .await;
+    idp.account("ada@ops.example", crate::operators::person("ada@ops.example", json!(["platform-ops"]))).await;
+    idp.account("aud@ops.example", crate::operators::person("aud@ops.example", json!(["platform-audit"]))).await;
+    idp.account("eve@ops.example", crate::operators::person("eve@ops.example", json!(["marketing"]))).await;
+
+    // The login page offers platform staff their way in.
+    let login = get(&server, "/login", &mut Vec::new()).await;
+    assert!(login.text.contains("href=\"/console/login\""), "{}", login.text);
+
+    let (mut ada, answered) = staff_sign_in(&server, &idp, "ada@ops.example").await;
+    assert_eq!(answered.status, 200, "{}", answered.text);
+    assert!(ada.iter().any(|(k, _)| k == "gatehouse_staff"), "{ada:?}");
+    assert!(!answered.text.contains("gatehouse_staff"), "the session's token is only in the cookie");
+    let landing = get(&server, "/", &mut ada).await;
+    assert_eq!(header(&landing, "location"), Some("/console"));
+    let tenants = get(&server, "/console", &mut ada).await;
+    assert_eq!(tenants.status, 200, "{}", tenants.text);
+    assert!(
+        tenants.text.contains("Provision a tenant") && tenants.text.contains("Git (tenants/acme.yaml)"),
+        "{}",
+        tenants.text
+    );
+    let found = get(&server, "/console?q=ac&state=&plan=", &mut ada).await;
+    assert!(found.text.contains(">acme<") && !found.text.contains(">globex<"), "{}", found.text);
+    let signed_in = "SELECT count(*) FROM audit_log WHERE action = 'operator.login' AND actor = 'ada@ops.example' AND actor_type = 'operator' AND outcome = 'success'";
+    assert_eq!(db.count(signed_in).await, 1);
+
+    // Provision a tenant: its owner is invited by mail.
+    let fields = [
+        ("name", "lumon"),
+        ("display_name", "Lumon Industries"),
+        ("plan", "free"),
+        ("owner", "olive@lumon.example"),
+        ("applications", ""),
+    ];
+    let provisioned = post(&server, "/console", &mut ada, &fields).await;
+    assert_eq!(header(&provisioned, "location"), Some("/console?created=lumon"), "{}", provisioned.text);
+    let listed = get(&server, "/console?created=lumon", &mut ada).await;
+    assert!(listed.text.contains("Tenant lumon is provisioned"), "{}", listed.text);
+    assert_eq!(
+        db.count(
+            "SELECT count(*) FROM users WHERE email = 'olive@lumon.example' AND role = 'owner' AND status = 'invited'"
+        )
+        .await,
+        1
+    );
+    let mailed = "SELECT count(*) FROM email_outbox WHERE recipient = 'olive@lumon.example'";
+    within(std::time::Duration::from_secs(10), "the owner's invitation is mailed", || async {
+        db.count(mailed).await == 1
+    })
+    .await;
+    let created = "SELECT count(*) FROM audit_log WHERE action = 'tenant.create' AND actor = 'ada@ops.example' AND actor_type = 'operator'";
+    assert_eq!(db.count(created).await, 1);
+    let again = post(&server, "/console", &mut ada, &fields).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(
+        again.text.contains("exists already") && again.text.contains("value=\"Lumon Industries\""),
+        "{}",
+        again.text
+    );
+    // The tenant's users, in the console the operator shares with the tenant's admins.
+    let users = get(&server, "/admin/lumon/users", &mut ada).await;
+    assert!(users.text.contains("olive@lumon.example") && users.text.contains("Invite a user"), "{}", users.text);
+
+    // Signing out ends the platform session, not just the cookie.
+    let stolen = ada.clone();
+    let out = post(&server, "/console/logout", &mut ada, &[]).await;
+    assert_eq!(header(&out, "location"), Some("/login?signed_out=1"));
+    let replayed = get(&server, "/console", &mut stolen.clone()).await;
+    assert_eq!(replayed.status, 303, "an ended session opens nothing: {}", replayed.text);
+    assert_eq!(
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'operator.logout' AND actor = 'ada@ops.example'").await,
+        1
+    );
+
+    // An auditor reads, and provisions nothing.
+    let (mut auditor, _) = staff_sign_in(&server, &idp, "aud@ops.example").await;
+    let read = get(&server, "/console", &mut auditor).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert!(read.text.contains(">acme<") && !read.text.contains("Provision a tenant"), "{}", read.text);
+    let refused = post(
+        &server,
+        "/console",
+        &mut auditor,
+        &[("name", "x"), ("display_name", "X"), ("plan", "free"), ("owner", "x@x.example")],
+    )
+    .await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+
+    // No bound group: a page that says so, and an audit row.
+    let (_, unbound) = staff_sign_in(&server, &idp, "eve@ops.example").await;
+    assert_eq!(unbound.status, 403, "{}", unbound.text);
+    assert!(unbound.text.contains("none of your groups"), "{}", unbound.text);
+    assert_eq!(
+        db.count("SELECT count(*) FROM audit_log WHERE action = 'operator.login' AND outcome = 'failure'").await,
+        1
+    );
+}

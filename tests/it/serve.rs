@@ -41,6 +41,7 @@ impl Running {
             mailer: Delivery::new(None, "Gatehouse <gatehouse@localhost>").expect("mail sender"),
             operator_token: Some(Secret::new(OPERATOR.into())),
             oidc: None,
+            staff_sign_in: None,
             webhook_secret: Some(Secret::new(WEBHOOK.into())),
             retention: Default::default(),
             audit_retention: chrono::TimeDelta::days(400),

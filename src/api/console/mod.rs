@@ -1,33 +1,61 @@
-//! The consoles (issue 23): server-rendered pages for a tenant's owners and admins (`tenant`). A
-//! console handler is an adapter like a JSON handler: it turns the browser's session into the same
-//! `Caller` a bearer token makes, calls the same functions (`users::invite`, `users::update_user`,
-//! …), which decide through the same `authorize` and leave the same audit rows, and shows the
-//! outcome as a page in the browser's language. Every form posts through the pages' CSRF layer.
+//! The consoles (issue 23): server-rendered pages for a tenant's owners and admins (`tenant`) and
+//! for platform operators and auditors (`platform`, signed in at their identity provider:
+//! `staff`). A console handler is an adapter like a JSON handler: it turns the browser's session
+//! into the same `Caller` a bearer token makes, calls the same functions (`users::Invite`,
+//! `tenants::Provision`, …), which decide through the same `authorize` and leave the same audit
+//! rows, and shows the outcome as a page in the browser's language. Every form posts through the
+//! pages' CSRF layer.
 
+mod platform;
+mod staff;
 mod tenant;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::caller::Caller;
 use super::web::templates::{self, Body};
 use super::web::{Browser, Page, Tr};
 use super::{ApiError, AppState};
-use crate::model::SessionView;
+use crate::model::{Role, SessionView};
+use crate::store::staff::StaffSession;
 
+/// The cookie of a platform session (operators and auditors in a browser).
+pub const STAFF_COOKIE: &str = "gatehouse_staff";
+/// Binds a staff sign-in at the identity provider to the browser that started it (ten minutes).
+pub const STAFF_LOGIN_COOKIE: &str = "gatehouse_staff_login";
+
+/// The console routes that need a signed-in browser (and the CSRF layer on their forms).
 pub fn router() -> OpenApiRouter<AppState> {
-    tenant::router()
+    OpenApiRouter::new()
+        .routes(routes!(landing))
+        .merge(tenant::router())
+        .merge(platform::router())
+        .merge(staff::sign_out_router())
 }
 
-/// A browser signed in at `/login` with a complete session, on a console page; anyone else is sent
-/// to sign in and comes back.
+/// The staff sign-in routes: their callback is a navigation from the identity provider.
+pub fn sign_in_router() -> OpenApiRouter<AppState> {
+    staff::router()
+}
+
+/// Who a signed-in browser is.
+pub(super) enum Who {
+    /// A tenant user signed in at `/login`.
+    Tenant(SessionView),
+    /// An operator or auditor signed in at the identity provider.
+    Staff(StaffSession),
+}
+
+/// A signed-in browser on a console page; anyone else is sent to sign in and comes back.
 pub(super) struct Signed {
     pub state: AppState,
     pub caller: Caller,
     pub browser: Browser,
-    pub session: SessionView,
+    pub who: Who,
 }
 
 impl FromRequestParts<AppState> for Signed {
@@ -35,24 +63,50 @@ impl FromRequestParts<AppState> for Signed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Signed, Response> {
         let browser = Browser::of(state, parts);
+        if let Some((session, actor)) = staff::browser_session(state, parts).await {
+            let caller = Caller::of_browser(parts, actor);
+            return Ok(Signed { state: state.clone(), caller, browser, who: Who::Staff(session) });
+        }
         let Some(session) = super::login::browser_session(state, parts).await.filter(|s| s.pending.is_none()) else {
             let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             let back: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
             return Err(Redirect::to(&format!("/login?return_to={back}")).into_response());
         };
-        let caller = Caller::of_browser(parts, session.clone());
-        Ok(Signed { state: state.clone(), caller, browser, session })
+        let caller = Caller::of_browser(parts, crate::authz::Actor::User(session.clone()));
+        Ok(Signed { state: state.clone(), caller, browser, who: Who::Tenant(session) })
     }
 }
 
 impl Signed {
-    /// `page` in the console's frame (its navigation), rendered.
-    pub fn render(&self, page: Page, nav: Vec<(String, String, bool)>) -> Response {
+    /// Who is signed in, as the navigation names them.
+    fn name(&self) -> &str {
+        match &self.who {
+            Who::Tenant(session) => &session.email,
+            Who::Staff(session) => &session.username,
+        }
+    }
+
+    /// The console's navigation for who is signed in, `current` marked.
+    pub fn nav(&self, current: &str) -> Vec<(String, String, bool)> {
+        let tr = self.browser.tr;
+        let links = match &self.who {
+            Who::Tenant(session) => vec![
+                (tenant::users_path(&session.tenant), tr.t("console-users")),
+                ("/account".to_owned(), tr.t("account-title")),
+            ],
+            Who::Staff(_) => vec![("/console".to_owned(), tr.t("console-tenants"))],
+        };
+        links.into_iter().map(|(href, label)| (href.clone(), label, href == current)).collect()
+    }
+
+    /// `page` in the console's frame (its navigation, `current` marked), rendered.
+    pub fn render(&self, page: Page, current: &str) -> Response {
         let nav = templates::ConsoleNav {
             t: self.browser.tr,
             csrf: self.browser.csrf(),
-            email: &self.session.email,
-            items: nav,
+            email: self.name(),
+            sign_out: if matches!(self.who, Who::Staff(_)) { "/console/logout" } else { "/logout" },
+            items: self.nav(current),
         }
         .html();
         self.browser.render(page.in_console(nav))
@@ -60,14 +114,33 @@ impl Signed {
 
     /// The page of an action refused or failed, with the status the JSON API would answer. The
     /// refusal is already audited (`authorize`), or marked for the refusals layer (a rule's).
-    pub fn refused(&self, title: &str, error: &ApiError, nav: Vec<(String, String, bool)>) -> Response {
+    pub fn refused(&self, title: &str, error: &ApiError) -> Response {
         let shown = error.shown();
         let problem = said(self.browser.tr, shown.code, &shown.message);
-        let mut response = self.render(self.browser.problem_page(title, &problem).status(shown.status), nav);
+        let mut response = self.render(self.browser.problem_page(title, &problem).status(shown.status), "");
         if let Some(refused) = shown.refused {
             response.extensions_mut().insert(refused);
         }
         response
+    }
+}
+
+/// Where a signed-in browser starts: operators and auditors in the platform console, a tenant's
+/// owners and admins in their tenant's console, other users on their account page; a browser not
+/// signed in at the login page.
+#[utoipa::path(get, operation_id = "console_landing", path = "/", tag = "console",
+    responses((status = 303, description = "To the console or page that fits who is signed in, or to the login page.")))]
+async fn landing(signed: Signed) -> Response {
+    start(&signed)
+}
+
+pub(super) fn start(signed: &Signed) -> Response {
+    match &signed.who {
+        Who::Staff(_) => Redirect::to("/console").into_response(),
+        Who::Tenant(session) if matches!(session.role, Role::Owner | Role::Admin) => {
+            Redirect::to(&tenant::users_path(&session.tenant)).into_response()
+        }
+        Who::Tenant(_) => Redirect::to("/account").into_response(),
     }
 }
 
@@ -81,9 +154,11 @@ pub(super) fn said(tr: Tr, code: &str, message: &str) -> String {
         "stale" => tr.t("problem-stale"),
         "not_invited" => tr.t("problem-not-invited"),
         "tenant_not_active" => tr.t("problem-tenant-not-active"),
+        "tenant_exists" => tr.t("problem-tenant-exists"),
         "internal" => tr.t("failed-text"),
         "forbidden" if message.contains("a session of tenant") => tr.t("problem-other-tenant"),
         "forbidden" if message.contains("owners") => tr.t("problem-owners-only"),
+        "forbidden" => tr.t("problem-not-allowed"),
         _ => message.to_owned(),
     }
 }

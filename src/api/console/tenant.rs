@@ -22,7 +22,6 @@ use crate::store::users::UserRecord;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(landing))
         .routes(routes!(home))
         .routes(routes!(list_page, invite_form))
         .routes(routes!(user_page, user_form))
@@ -31,7 +30,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Users shown on one page of the list.
 const PAGE_SIZE: i64 = 50;
 
-fn users_path(tenant: &str) -> String {
+pub(super) fn users_path(tenant: &str) -> String {
     format!("/admin/{}/users", encode(tenant))
 }
 
@@ -41,10 +40,6 @@ fn user_path(tenant: &str, email: &str) -> String {
 
 fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-fn nav(tr: Tr, tenant: &str) -> Vec<(String, String, bool)> {
-    vec![(users_path(tenant), tr.t("console-users"), true), ("/account".to_owned(), tr.t("account-title"), false)]
 }
 
 fn role_label(tr: Tr, role: Role) -> String {
@@ -78,26 +73,11 @@ fn roles(signed: &Signed, tenant: &str) -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// Where a signed-in browser starts: owners and admins in their tenant's console, other users on
-/// their account page; a browser not signed in at the login page.
-#[utoipa::path(get, operation_id = "console_landing", path = "/", tag = "console",
-    responses((status = 303, description = "To the tenant's users (an owner or admin), the account page (a user), or the login page.")))]
-async fn landing(signed: Signed) -> Response {
-    start(&signed)
-}
-
-/// The tenant console's start, as `/`.
+/// The tenant console's start: as `/`.
 #[utoipa::path(get, operation_id = "console_home", path = "/admin", tag = "console",
-    responses((status = 303, description = "To the tenant's users (an owner or admin), the account page (a user), or the login page.")))]
+    responses((status = 303, description = "To the console or page that fits who is signed in, or to the login page.")))]
 async fn home(signed: Signed) -> Response {
-    start(&signed)
-}
-
-fn start(signed: &Signed) -> Response {
-    match signed.session.role {
-        Role::Owner | Role::Admin => see_other(&users_path(&signed.session.tenant)),
-        Role::User => see_other("/account"),
-    }
+    super::start(&signed)
 }
 
 #[derive(Deserialize, Default)]
@@ -161,7 +141,7 @@ async fn users_page(signed: &Signed, tenant: &str, query: &ListQuery, typed: Typ
     let title = tr.t("console-users");
     let found = match users::list_users(&signed.state, &signed.caller, tenant, &listing).await {
         Ok(found) => found,
-        Err(error) => return signed.refused(&title, &error, nav(tr, &signed.session.tenant)),
+        Err(error) => return signed.refused(&title, &error),
     };
     let record = users::tenant_record(&signed.state, tenant).await;
     let git =
@@ -220,7 +200,7 @@ async fn users_page(signed: &Signed, tenant: &str, query: &ListQuery, typed: Typ
         next,
     };
     let page = Page::new(&title, body.html()).status(typed.status.unwrap_or(StatusCode::OK));
-    signed.render(page, nav(tr, tenant))
+    signed.render(page, &users_path(tenant))
 }
 
 fn managed_by(tr: Tr, user: &UserRecord) -> String {
@@ -264,11 +244,9 @@ async fn invite_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) ->
     .await;
     match invited {
         Ok(user) => see_other(&format!("{}?invited={}", users_path(&tenant), encode(&user.user.email))),
-        Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => signed.refused(
-            &signed.browser.tr.t("console-users"),
-            &error,
-            nav(signed.browser.tr, &signed.session.tenant),
-        ),
+        Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => {
+            signed.refused(&signed.browser.tr.t("console-users"), &error)
+        }
         Err(error) => {
             let shown = error.shown();
             let typed = Typed {
@@ -288,7 +266,7 @@ async fn invite_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) ->
 }
 
 /// 303 to `location`: a form's outcome shown by a page the browser can reload.
-fn see_other(location: &str) -> Response {
+pub(super) fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
@@ -339,7 +317,7 @@ async fn show_user(
     let state = signed.state.clone();
     let user = match users::show_user(&state, &signed.caller, tenant, email).await {
         Ok(user) => user,
-        Err(error) => return signed.refused(&tr.t("console-users"), &error, nav(tr, &signed.session.tenant)),
+        Err(error) => return signed.refused(&tr.t("console-users"), &error),
     };
     let record = users::tenant_record(&state, tenant).await.ok();
     let mut rules = Vec::new();
@@ -384,7 +362,7 @@ async fn show_user(
         etag: &user.etag(),
     };
     let page = Page::new(&user.user.email, body.html()).status(status);
-    signed.render(page, nav(tr, tenant))
+    signed.render(page, &users_path(tenant))
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -450,11 +428,9 @@ async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>
     };
     match outcome {
         Ok(()) => see_other(&format!("{}?done={}", user_path(&tenant, &email), encode(&form.action))),
-        Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => signed.refused(
-            &signed.browser.tr.t("console-users"),
-            &error,
-            nav(signed.browser.tr, &signed.session.tenant),
-        ),
+        Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => {
+            signed.refused(&signed.browser.tr.t("console-users"), &error)
+        }
         Err(error) => {
             let shown = error.shown();
             let problem = super::said(signed.browser.tr, shown.code, &shown.message);

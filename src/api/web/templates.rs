@@ -68,6 +68,8 @@ pub struct LoginEmail<'a> {
     pub problem: Option<&'a str>,
     pub signed_out: bool,
     pub email: &'a str,
+    /// Platform staff may sign in at their identity provider (a link to it).
+    pub staff: bool,
 }
 
 #[derive(Template)]
@@ -160,6 +162,8 @@ pub struct ConsoleNav<'a> {
     pub csrf: &'a str,
     /// Who is signed in.
     pub email: &'a str,
+    /// Where the sign-out form posts.
+    pub sign_out: &'a str,
     pub items: Vec<(String, String, bool)>,
 }
 
@@ -221,4 +225,38 @@ pub struct TenantUser<'a> {
     pub can_change: bool,
     pub roles: Vec<(&'static str, String)>,
     pub etag: &'a str,
+}
+
+/// One tenant in the operator console's list, its texts in the page's language.
+pub struct TenantRow {
+    pub href: String,
+    pub name: String,
+    pub display_name: String,
+    pub plan: String,
+    pub state: String,
+    pub managed_by: String,
+    /// The day a tenant pending deletion is purged.
+    pub purge: String,
+}
+
+#[derive(Template)]
+#[template(path = "platform_tenants.html")]
+pub struct PlatformTenants<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub done: Option<String>,
+    pub problem: Option<&'a str>,
+    pub may_provision: bool,
+    pub form_name: &'a str,
+    pub form_display_name: &'a str,
+    pub form_plan: &'a str,
+    pub form_owner: &'a str,
+    pub form_applications: &'a str,
+    pub q: &'a str,
+    pub filter_state: &'a str,
+    pub filter_plan: &'a str,
+    pub states: Vec<(&'static str, String)>,
+    pub count: &'a str,
+    pub rows: &'a [TenantRow],
+    pub next: Option<String>,
 }
