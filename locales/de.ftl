@@ -196,3 +196,25 @@ tenant-state = Zustand
 tenant-purge = Endgültig gelöscht am
 problem-tenant-exists = Eine Organisation mit diesem Namen gibt es schon (oder ihr Name ist noch reserviert). Wählen Sie einen anderen Namen.
 problem-not-allowed = Das dürfen Sie nicht. Der Versuch wird protokolliert.
+
+## Die Prüferkonsole
+console-audit = Prüfprotokoll
+audit-search = Prüfprotokoll durchsuchen
+audit-from = Von (Tag)
+audit-to = Bis (Tag, einschließlich)
+audit-tenant = Organisation
+audit-actor = Handelnde
+audit-action = Aktion
+audit-outcome = Ergebnis
+audit-success = Erfolg
+audit-failure = Fehlschlag
+audit-resource = Ressource beginnt mit
+audit-export = Diese Zeilen als CSV exportieren
+audit-time = Zeit (UTC)
+audit-chains = Hash-Ketten
+audit-chain = Kette
+audit-last-seq = Letzte Zeile
+audit-head = Hash des Kopfes
+audit-checkpoint = Letzter signierter Prüfpunkt: { $when }, Schlüssel { $key }.
+audit-no-checkpoint = Noch kein signierter Prüfpunkt (--audit-signing-key).
+audit-verify-note = Um jede Zeile gegen ihre Kette und die Prüfpunkte zu prüfen: gatehouse audit verify.

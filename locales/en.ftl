@@ -196,3 +196,25 @@ tenant-state = State
 tenant-purge = Purged on
 problem-tenant-exists = A tenant with this name exists already (or its name is still reserved). Choose another name.
 problem-not-allowed = You are not allowed to do this. The attempt is recorded.
+
+## The auditor console
+console-audit = Audit log
+audit-search = Search the audit log
+audit-from = From (day)
+audit-to = To (day, included)
+audit-tenant = Tenant
+audit-actor = Actor
+audit-action = Action
+audit-outcome = Outcome
+audit-success = Success
+audit-failure = Failure
+audit-resource = Resource starts with
+audit-export = Export these rows as CSV
+audit-time = Time (UTC)
+audit-chains = Hash chains
+audit-chain = Chain
+audit-last-seq = Last row
+audit-head = Head hash
+audit-checkpoint = Last signed checkpoint: { $when }, key { $key }.
+audit-no-checkpoint = No signed checkpoint yet (--audit-signing-key).
+audit-verify-note = To check every row against its chain and the checkpoints: gatehouse audit verify.

@@ -131,25 +131,27 @@ fn open_to(state: &AppState, caller: &Caller, event: ReportedEvent) -> Result<Re
     }
 }
 
-#[derive(Debug, Deserialize)]
+/// A read of the audit log as asked for, before parsing (the JSON API's query, the auditor
+/// console's form).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct AuditQuery {
-    from: Option<String>,
-    to: Option<String>,
-    tenant: Option<String>,
-    actor: Option<String>,
-    action: Option<String>,
-    outcome: Option<String>,
-    resource_prefix: Option<String>,
-    after: Option<String>,
-    limit: Option<i64>,
+pub(super) struct AuditQuery {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub tenant: Option<String>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub outcome: Option<String>,
+    pub resource_prefix: Option<String>,
+    pub after: Option<String>,
+    pub limit: Option<i64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AuditPage {
-    events: Vec<AuditRow>,
+    pub events: Vec<AuditRow>,
     /// The `after` of the next page; absent on the last.
-    next: Option<String>,
+    pub next: Option<String>,
 }
 
 #[utoipa::path(
@@ -171,16 +173,21 @@ pub(crate) struct AuditPage {
     responses((status = 200, description = "A page of the log in time order.", body = AuditPage)),
 )]
 async fn events(State(state): State<AppState>, caller: Caller, Query(query): Query<AuditQuery>) -> Result<Response> {
-    let mut filter = readable(&state, &caller, &query).await?;
+    Ok(axum::Json(read_page(&state, &caller, &query).await?).into_response())
+}
+
+/// A page of the rows `query` asks for, if the caller may read them; the read is audited.
+pub(super) async fn read_page(state: &AppState, caller: &Caller, query: &AuditQuery) -> Result<AuditPage> {
+    let mut filter = readable(state, caller, query).await?;
     if let Some(after) = &query.after {
         filter.after = Some(cursor(after)?);
     }
     let mut rows = db::page(&state.pool, &filter).await?;
     let next =
         rows.last().filter(|_| rows.len() as i64 == filter.limit).map(|r| format!("{}_{}", micros(r.time), r.id));
-    redact_for(&state, &caller, &mut rows, filter.actor.as_deref()).await?;
-    caller.record(&state, "audit.read", target(&filter), described(&filter, Some(rows.len()))).await?;
-    Ok(axum::Json(AuditPage { events: rows, next }).into_response())
+    redact_for(state, caller, &mut rows, filter.actor.as_deref()).await?;
+    caller.record(state, "audit.read", target(&filter), described(&filter, Some(rows.len()))).await?;
+    Ok(AuditPage { events: rows, next })
 }
 
 /// Rows read per page of a CSV export.
@@ -221,13 +228,19 @@ const CSV_HEADER: [&str; 15] = [
     responses((status = 200, description = "Every matching row as CSV (RFC 4180, a header row, formulas neutralised), streamed.", content_type = "text/csv")),
 )]
 async fn export(State(state): State<AppState>, caller: Caller, Query(query): Query<AuditQuery>) -> Result<Response> {
+    export_csv(&state, caller, &query).await
+}
+
+/// Every row `query` asks for as a streamed CSV download (FR-LOG-002), if the caller may read
+/// them; the export is audited.
+pub(super) async fn export_csv(state: &AppState, caller: Caller, query: &AuditQuery) -> Result<Response> {
     if query.after.is_some() || query.limit.is_some() {
         return Err(ApiError::BadRequest(
             "the export holds every matching row: `after` and `limit` page /v1/audit/events".into(),
         ));
     }
-    let mut filter = readable(&state, &caller, &query).await?;
-    caller.record(&state, "audit.export", target(&filter), described(&filter, None)).await?;
+    let mut filter = readable(state, &caller, query).await?;
+    caller.record(state, "audit.export", target(&filter), described(&filter, None)).await?;
     filter.limit = CSV_PAGE;
     let (state, caller) = (state.clone(), std::sync::Arc::new(caller));
     Ok(csv::download("audit.csv", &CSV_HEADER, filter, move |mut filter: AuditFilter| {

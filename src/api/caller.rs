@@ -24,6 +24,7 @@ use crate::model::TenantName;
 use crate::operators::RefusalKind;
 
 /// Who is calling, and what the audit rows of their request say about where from.
+#[derive(Clone)]
 pub struct Caller {
     pub actor: Actor,
     head: Head,
@@ -32,6 +33,7 @@ pub struct Caller {
 }
 
 /// What audit rows keep of a request: never its credential.
+#[derive(Clone)]
 struct Head {
     method: Method,
     uri: Uri,

@@ -191,3 +191,15 @@ async fn store_checkpoint(
         .await?;
     Ok(row)
 }
+
+/// The latest signed checkpoint, if any, read from the pool.
+pub async fn latest_checkpoint(pool: &PgPool) -> Result<Option<CheckpointRow>> {
+    let mut conn = pool.acquire().await?;
+    last_checkpoint(&mut conn).await
+}
+
+/// The head of every chain, read from the pool.
+pub async fn current_heads(pool: &PgPool) -> Result<Vec<ChainHead>> {
+    let mut conn = pool.acquire().await?;
+    heads(&mut conn).await
+}

@@ -27,7 +27,7 @@ fn code(response: &HttpResponse) -> &str {
 }
 
 /// Runs tests/support/csv_rows.py: the export as Python's csv module reads it.
-fn csv_rows(url: &str, bearer: &str) -> Value {
+pub(crate) fn csv_rows(url: &str, bearer: &str) -> Value {
     let script = crate::helpers::project_dir().join("tests/support/csv_rows.py");
     let output = std::process::Command::new("python3").arg(&script).args([url, bearer]).output().expect("python3 runs");
     assert!(output.status.success(), "csv_rows.py: {}", String::from_utf8_lossy(&output.stderr));

@@ -407,6 +407,54 @@ async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_i
     .await;
     assert_eq!(refused.status, 403, "{}", refused.text);
 
+    // IF-AUDIT-CONSOLE, FR-LOG-002: the auditor searches the log and exports exactly that filter.
+    let filter = "action=tenant.create&outcome=success&actor=ada%40ops.example";
+    let search = get(&server, &format!("/console/audit?{filter}"), &mut auditor).await;
+    assert_eq!(search.status, 200, "{}", search.text);
+    assert!(
+        search.text.contains("ada@ops.example (operator)") && search.text.contains("tenant/lumon"),
+        "{}",
+        search.text
+    );
+    assert!(!search.text.contains("gatehouse-reconciler"), "only the filter's rows: {}", search.text);
+    assert!(search.text.contains("Hash chains"), "the chains' heads are shown: {}", search.text);
+    let link = search
+        .text
+        .split("href=\"/console/audit.csv?")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("an export link");
+    assert!(
+        link.contains("action=tenant.create") && link.contains("actor=ada%40ops.example"),
+        "the export keeps the filter: {link}"
+    );
+    let cookies = auditor.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let url = format!("{}/console/audit.csv?{filter}", server.base);
+    let csv = tokio::task::spawn_blocking(move || crate::audit::csv_rows(&url, &format!("cookie:{cookies}")))
+        .await
+        .expect("python3 reads the CSV");
+    assert!(csv["contentType"].as_str().is_some_and(|t| t.starts_with("text/csv")), "{csv}");
+    let rows = csv["rows"].as_array().expect("rows");
+    assert_eq!(rows.len(), 1, "exactly the filter's rows: {csv}");
+    assert_eq!(
+        (rows[0]["tenant"].as_str(), rows[0]["actor"].as_str()),
+        (Some("lumon"), Some("ada@ops.example")),
+        "{csv}"
+    );
+    let exported = "SELECT count(*) FROM audit_log WHERE action = 'audit.export' AND actor = 'aud@ops.example'";
+    assert_eq!(db.count(exported).await, 1, "the export is audited");
+    let bad = get(&server, "/console/audit?from=yesterday", &mut auditor).await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert!(bad.text.contains("is not a day"), "{}", bad.text);
+
+    // The staff's screens are valid HTML too (the tenant's: tests/it/web.rs).
+    let mut pages = Vec::new();
+    for path in ["/console", "/console/audit", "/admin/lumon/users"] {
+        pages.push((path.to_owned(), get(&server, path, &mut auditor).await.text));
+    }
+    pages.push(("the provisioning refusal".into(), again.text.clone()));
+    crate::web::nu_check(pages).await;
+
     // No bound group: a page that says so, and an audit row.
     let (_, unbound) = staff_sign_in(&server, &idp, "eve@ops.example").await;
     assert_eq!(unbound.status, 403, "{}", unbound.text);

@@ -184,6 +184,17 @@ async fn every_page_is_valid_html_for_the_nu_checker() {
         pages.push((format!("{path} (de)"), page.text));
     }
 
+    nu_check(pages).await;
+}
+
+/// Checks every page (named, HTML) with the Nu HTML Checker (npm `vnu-jar`): none may have an
+/// error or a warning.
+pub(crate) async fn nu_check(pages: Vec<(String, String)>) {
+    let vnu = crate::helpers::project_dir().join("tests/browser/node_modules/vnu-jar/build/dist/vnu.jar");
+    assert!(
+        vnu.exists(),
+        "tests/browser/node_modules is missing: run scripts/test, or `npm ci --prefix tests/browser`"
+    );
     let dir = tempfile::tempdir().expect("a temp dir");
     let mut files = Vec::new();
     for (i, (_, html)) in pages.iter().enumerate() {

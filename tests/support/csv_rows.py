@@ -1,6 +1,6 @@
 """Downloads a CSV export and reads it with Python's csv module, as a spreadsheet import would.
 
-Usage: csv_rows.py URL BEARER
+Usage: csv_rows.py URL BEARER, or csv_rows.py URL "cookie:NAME=VALUE; …" (a browser's session)
 Prints {"status", "contentType", "columns", "rows"} as JSON.
 """
 
@@ -10,8 +10,13 @@ import json
 import sys
 import urllib.request
 
-url, bearer = sys.argv[1:3]
-request = urllib.request.Request(url, headers={"accept": "text/csv", "authorization": "Bearer " + bearer})
+url, credential = sys.argv[1:3]
+headers = {"accept": "text/csv"}
+if credential.startswith("cookie:"):
+    headers["cookie"] = credential[len("cookie:"):]
+else:
+    headers["authorization"] = "Bearer " + credential
+request = urllib.request.Request(url, headers=headers)
 with urllib.request.urlopen(request) as response:
     status, content_type = response.status, response.headers["content-type"]
     text = response.read().decode("utf-8")

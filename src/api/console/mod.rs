@@ -6,6 +6,7 @@
 //! rows, and shows the outcome as a page in the browser's language. Every form posts through the
 //! pages' CSRF layer.
 
+mod audit;
 mod platform;
 mod staff;
 mod tenant;
@@ -34,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(landing))
         .merge(tenant::router())
         .merge(platform::router())
+        .merge(audit::router())
         .merge(staff::sign_out_router())
 }
 
@@ -94,7 +96,10 @@ impl Signed {
                 (tenant::users_path(&session.tenant), tr.t("console-users")),
                 ("/account".to_owned(), tr.t("account-title")),
             ],
-            Who::Staff(_) => vec![("/console".to_owned(), tr.t("console-tenants"))],
+            Who::Staff(_) => vec![
+                ("/console".to_owned(), tr.t("console-tenants")),
+                ("/console/audit".to_owned(), tr.t("console-audit")),
+            ],
         };
         links.into_iter().map(|(href, label)| (href.clone(), label, href == current)).collect()
     }

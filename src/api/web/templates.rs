@@ -260,3 +260,38 @@ pub struct PlatformTenants<'a> {
     pub rows: &'a [TenantRow],
     pub next: Option<String>,
 }
+
+/// One row of the audit log in the auditor console.
+pub struct AuditLine {
+    pub time: String,
+    pub tenant: String,
+    pub actor: String,
+    pub action: String,
+    pub resource: String,
+    pub outcome: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit_console.html")]
+pub struct AuditConsole<'a> {
+    pub t: Tr,
+    pub problem: Option<&'a str>,
+    pub from: &'a str,
+    pub to: &'a str,
+    pub tenant: &'a str,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub resource: &'a str,
+    pub count: &'a str,
+    pub rows: &'a [AuditLine],
+    pub next: Option<String>,
+    /// The CSV of exactly this filter.
+    pub export: String,
+    /// Each chain: its number, last sequence number and the start of its head's hash.
+    pub heads: Vec<(String, String, String)>,
+    /// The last signed checkpoint: when, and the key that signed it.
+    pub checkpoint: Option<(String, String)>,
+    /// Whether the reader may read the whole log (and so its chains).
+    pub everything: bool,
+}
