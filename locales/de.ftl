@@ -59,6 +59,7 @@ account-title = Ihr Konto
 account-signed-in-as = Angemeldet als
 account-organisation = Organisation
 account-role = Rolle
+account-console = Ihre Organisation verwalten
 
 ## Links aus E-Mails
 forgot-title = Passwort vergessen?
@@ -218,3 +219,17 @@ audit-head = Hash des Kopfes
 audit-checkpoint = Letzter signierter Prüfpunkt: { $when }, Schlüssel { $key }.
 audit-no-checkpoint = Noch kein signierter Prüfpunkt (--audit-signing-key).
 audit-verify-note = Um jede Zeile gegen ihre Kette und die Prüfpunkte zu prüfen: gatehouse audit verify.
+tenant-heading = Die Organisation
+tenant-purged-on = endgültig gelöscht am { $day }
+tenant-suspend = Sperren
+tenant-reason = Grund (im Prüfprotokoll festgehalten, ihren Administratoren angezeigt)
+tenant-suspend-help = Die Sitzungen ihrer Benutzer enden, und die Schlüssel ihrer Anwendungen werden abgelehnt, bis sie wiederhergestellt ist.
+tenant-restore = Wiederherstellen
+tenant-restore-help = Die Organisation ist wieder aktiv: Ihre Benutzer melden sich an, ihre Schlüssel funktionieren.
+tenant-delete = Löschen
+tenant-delete-help = Die Organisation wird gesperrt und nach { $days } Tagen endgültig gelöscht; bis dahin kann sie wiederhergestellt werden.
+tenant-delete-confirm = Ja, diese Organisation löschen
+tenant-delete-unconfirmed = Setzen Sie das Häkchen, um das Löschen zu bestätigen.
+tenant-done-suspend = Die Organisation ist gesperrt.
+tenant-done-restore = Die Organisation ist wieder aktiv.
+tenant-done-delete = Die Löschung der Organisation ist vorgemerkt.

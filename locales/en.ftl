@@ -59,6 +59,7 @@ account-title = Your account
 account-signed-in-as = Signed in as
 account-organisation = Organisation
 account-role = Role
+account-console = Administer your organisation
 
 ## Mailed links
 forgot-title = Forgot your password?
@@ -218,3 +219,17 @@ audit-head = Head hash
 audit-checkpoint = Last signed checkpoint: { $when }, key { $key }.
 audit-no-checkpoint = No signed checkpoint yet (--audit-signing-key).
 audit-verify-note = To check every row against its chain and the checkpoints: gatehouse audit verify.
+tenant-heading = The tenant
+tenant-purged-on = purged on { $day }
+tenant-suspend = Suspend
+tenant-reason = Reason (kept in the audit log, shown to its admins)
+tenant-suspend-help = Its users' sessions end and its applications' keys are refused until it is restored.
+tenant-restore = Restore
+tenant-restore-help = The tenant is active again: its users sign in, its keys work.
+tenant-delete = Delete
+tenant-delete-help = The tenant is suspended and purged after { $days } days; until then it can be restored.
+tenant-delete-confirm = Yes, delete this tenant
+tenant-delete-unconfirmed = Tick the box to confirm the deletion.
+tenant-done-suspend = The tenant is suspended.
+tenant-done-restore = The tenant is active again.
+tenant-done-delete = The tenant is pending deletion.

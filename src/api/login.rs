@@ -419,6 +419,7 @@ async fn account(State(state): State<AppState>, browser: Browser, parts: Parts) 
         email: &session.email,
         tenant: &session.tenant,
         role: session.role.as_str(),
+        administers: matches!(session.role, crate::model::Role::Owner | crate::model::Role::Admin),
     };
     browser.render(Page::new(&browser.tr.t("account-title"), body.html()))
 }

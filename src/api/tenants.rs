@@ -305,7 +305,7 @@ async fn change_locked(
     headers: &HeaderMap,
     plan: Option<&str>,
     change: impl AsyncFnOnce(&mut sqlx::PgConnection, &TenantRecord) -> Result<TenantRecord>,
-) -> Result<Response> {
+) -> Result<TenantRecord> {
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     if let Some(plan) = plan {
         db::share_plan(&mut tx, plan).await?;
@@ -316,7 +316,12 @@ async fn change_locked(
     let changed = change(&mut tx, &current).await?;
     tx.commit().await.map_err(StoreError::from)?;
     refreshed(state, name.as_str()).await;
-    Ok(tagged(StatusCode::OK, &changed, &changed.etag()))
+    Ok(changed)
+}
+
+/// The tenant as a JSON answer with its ETag.
+fn answered(tenant: &TenantRecord) -> Response {
+    tagged(StatusCode::OK, tenant, &tenant.etag())
 }
 
 #[utoipa::path(
@@ -353,10 +358,11 @@ async fn update(
     let details =
         json!({ "displayName": change.display_name, "plan": change.plan, "applications": change.applications });
     let row = caller.audit("tenant.update", target(name.as_str()), details);
-    change_locked(&state, &name, &headers, None, async |conn, current| {
+    let changed = change_locked(&state, &name, &headers, None, async |conn, current| {
         db::update(conn, current, &change, &[row]).await.map_err(ApiError::from)
     })
-    .await
+    .await?;
+    Ok(answered(&changed))
 }
 
 #[utoipa::path(
@@ -375,11 +381,25 @@ async fn suspend(
     headers: HeaderMap,
     body: JsonBody<Option<Suspension>>,
 ) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
+    // Who may not suspend learns that before anything about their body (`suspend_tenant` asks again).
+    caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
     let request = body.value()?;
-    let reason = request.as_ref().and_then(|r| r.reason.as_deref()).map(|r| input::reason("reason", r)).transpose()?;
+    let reason = request.as_ref().and_then(|r| r.reason.as_deref());
+    Ok(answered(&suspend_tenant(&state, &caller, &tenant, &headers, reason).await?))
+}
+
+/// Suspends a tenant (FR-OPS-001): its sessions end, its keys are refused; `reason` is kept.
+pub(super) async fn suspend_tenant(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    headers: &HeaderMap,
+    reason: Option<&str>,
+) -> Result<TenantRecord> {
+    let (name, _) = caller.authorize_tenant(state, Action::ManageTenants, "status", tenant)?;
+    let reason = reason.map(|r| input::reason("reason", r)).transpose()?;
     let row = caller.audit("tenant.suspend", target(name.as_str()), json!({ "reason": reason }));
-    change_locked(&state, &name, &headers, None, async |conn, current| {
+    change_locked(state, &name, headers, None, async |conn, current| {
         if current.state == TenantState::PendingDeletion {
             return Err(ApiError::rule(
                 Rule::Conflict,
@@ -406,8 +426,18 @@ async fn restore(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
-    change_locked(&state, &name, &headers, None, async |conn, current| {
+    Ok(answered(&restore_tenant(&state, &caller, &tenant, &headers).await?))
+}
+
+/// Makes a suspended tenant, or one pending deletion, active again.
+pub(super) async fn restore_tenant(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    headers: &HeaderMap,
+) -> Result<TenantRecord> {
+    let (name, _) = caller.authorize_tenant(state, Action::ManageTenants, "status", tenant)?;
+    change_locked(state, &name, headers, None, async |conn, current| {
         let details = json!({ "from": current.state.as_str() });
         let row = caller.audit("tenant.restore", target(name.as_str()), details);
         Ok(db::restore(conn, current, &[row]).await?)
@@ -429,9 +459,20 @@ async fn delete(
     Path(tenant): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ManageTenants, "status", &tenant)?;
+    Ok(answered(&delete_tenant(&state, &caller, &tenant, &headers).await?))
+}
+
+/// Deletes a tenant safely (issue 12.1): suspended and pending deletion until its purge date,
+/// restorable until then.
+pub(super) async fn delete_tenant(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    headers: &HeaderMap,
+) -> Result<TenantRecord> {
+    let (name, _) = caller.authorize_tenant(state, Action::ManageTenants, "status", tenant)?;
     let purge_after = input::from_now("purgeAfter", state.retention.restorable_for)?;
-    change_locked(&state, &name, &headers, None, async |conn, current| {
+    change_locked(state, &name, headers, None, async |conn, current| {
         super::users::refuse_git_delete(current, &current.managed_by, format_args!("tenant `{}`", current.name))?;
         if current.state == TenantState::PendingDeletion {
             return Ok(current.clone());

@@ -159,6 +159,14 @@ async fn an_owner_runs_their_users_in_the_tenant_console_with_plain_forms() {
         assert!(db.count(&sql).await >= 1, "{action} is audited");
     }
 
+    // IF-TENANT-CONSOLE: the owner reads their tenant's own audit trail, and only that.
+    let trail = get(&server, "/console/audit?action=user.invite", &mut jar).await;
+    assert_eq!(trail.status, 200, "{}", trail.text);
+    assert!(trail.text.contains("tenant/lumon/user/mark@lumon.example"), "{}", trail.text);
+    assert!(!trail.text.contains("Hash chains"), "the platform's chains are not a tenant's to see");
+    let other = get(&server, "/console/audit?tenant=acme", &mut jar).await;
+    assert_eq!(other.status, 403, "{}", other.text);
+
     // NFR-017: the console in German.
     jar.push(("gatehouse_lang".into(), "de".into()));
     let german = get(&server, "/admin/lumon/users", &mut jar).await;
@@ -382,6 +390,40 @@ async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_i
     let users = get(&server, "/admin/lumon/users", &mut ada).await;
     assert!(users.text.contains("olive@lumon.example") && users.text.contains("Invite a user"), "{}", users.text);
 
+    // FR-OPS-001: suspend with a reason, restore, delete with the purge date shown.
+    assert!(users.text.contains("The tenant") && users.text.contains("Suspend"), "{}", users.text);
+    let suspended =
+        post(&server, "/admin/lumon", &mut ada, &[("action", "suspend"), ("reason", "unpaid invoices")]).await;
+    assert_eq!(header(&suspended, "location"), Some("/admin/lumon/users?tenant_done=suspend"), "{}", suspended.text);
+    let shown = get(&server, "/admin/lumon/users?tenant_done=suspend", &mut ada).await;
+    assert!(
+        shown.text.contains("The tenant is suspended.") && shown.text.contains("unpaid invoices"),
+        "{}",
+        shown.text
+    );
+    assert_eq!(db.text("SELECT status FROM tenants WHERE name = 'lumon'").await, "suspended");
+    let restored = post(&server, "/admin/lumon", &mut ada, &[("action", "restore")]).await;
+    assert_eq!(restored.status, 303, "{}", restored.text);
+    assert_eq!(db.text("SELECT status FROM tenants WHERE name = 'lumon'").await, "active");
+    let unconfirmed = post(&server, "/admin/lumon", &mut ada, &[("action", "delete")]).await;
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.text);
+    let deleted = post(&server, "/admin/lumon", &mut ada, &[("action", "delete"), ("confirm", "yes")]).await;
+    assert_eq!(deleted.status, 303, "{}", deleted.text);
+    let pending = get(&server, "/admin/lumon/users?tenant_done=delete", &mut ada).await;
+    assert!(pending.text.contains("Pending deletion") && pending.text.contains("purged on 20"), "{}", pending.text);
+    for action in ["tenant.suspend", "tenant.restore", "tenant.delete"] {
+        let sql = format!("SELECT count(*) FROM audit_log WHERE action = '{action}' AND actor = 'ada@ops.example'");
+        assert_eq!(db.count(&sql).await, 1, "{action} is audited");
+    }
+    let restored = post(&server, "/admin/lumon", &mut ada, &[("action", "restore")]).await;
+    assert_eq!(restored.status, 303, "{}", restored.text);
+    // A tenant declared in Git is deleted in Git: no form, and a post is refused naming the file.
+    let acme = get(&server, "/admin/acme/users", &mut ada).await;
+    assert!(acme.text.contains("Suspend") && !acme.text.contains("Yes, delete this tenant"), "{}", acme.text);
+    let git = post(&server, "/admin/acme", &mut ada, &[("action", "delete"), ("confirm", "yes")]).await;
+    assert_eq!(git.status, 409, "{}", git.text);
+    assert!(git.text.contains("tenants/acme.yaml"), "{}", git.text);
+
     // Signing out ends the platform session, not just the cookie.
     let stolen = ada.clone();
     let out = post(&server, "/console/logout", &mut ada, &[]).await;
@@ -406,6 +448,10 @@ async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_i
     )
     .await;
     assert_eq!(refused.status, 403, "{}", refused.text);
+    let lumon = get(&server, "/admin/lumon/users", &mut auditor).await;
+    assert!(lumon.text.contains("olive@lumon.example") && !lumon.text.contains("Suspend"), "{}", lumon.text);
+    let suspend = post(&server, "/admin/lumon", &mut auditor, &[("action", "suspend")]).await;
+    assert_eq!(suspend.status, 403, "{}", suspend.text);
 
     // IF-AUDIT-CONSOLE, FR-LOG-002: the auditor searches the log and exports exactly that filter.
     let filter = "action=tenant.create&outcome=success&actor=ada%40ops.example";

@@ -92,10 +92,15 @@ impl Signed {
     pub fn nav(&self, current: &str) -> Vec<(String, String, bool)> {
         let tr = self.browser.tr;
         let links = match &self.who {
-            Who::Tenant(session) => vec![
-                (tenant::users_path(&session.tenant), tr.t("console-users")),
-                ("/account".to_owned(), tr.t("account-title")),
-            ],
+            Who::Tenant(session) => {
+                let mut links = vec![(tenant::users_path(&session.tenant), tr.t("console-users"))];
+                // A tenant's owners read its own audit trail in the auditor's screen.
+                if session.role == Role::Owner {
+                    links.push(("/console/audit".to_owned(), tr.t("console-audit")));
+                }
+                links.push(("/account".to_owned(), tr.t("account-title")));
+                links
+            }
             Who::Staff(_) => vec![
                 ("/console".to_owned(), tr.t("console-tenants")),
                 ("/console/audit".to_owned(), tr.t("console-audit")),

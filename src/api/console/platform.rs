@@ -30,7 +30,7 @@ fn encode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
-fn state_label(tr: Tr, state: TenantState) -> String {
+pub(super) fn state_label(tr: Tr, state: TenantState) -> String {
     match state {
         TenantState::Active => tr.t("tenant-active"),
         TenantState::Suspended => tr.t("tenant-suspended"),

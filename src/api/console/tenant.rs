@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(home))
         .routes(routes!(list_page, invite_form))
+        .routes(routes!(tenant_form))
         .routes(routes!(user_page, user_form))
 }
 
@@ -93,6 +94,8 @@ struct ListQuery {
     invited: Option<String>,
     /// The email just deleted.
     deleted: Option<String>,
+    /// What was just done to the tenant itself.
+    tenant_done: Option<String>,
 }
 
 /// What the invitation form shows: the values typed and the problem, after a refused invitation.
@@ -171,11 +174,25 @@ async fn users_page(signed: &Signed, tenant: &str, query: &ListQuery, typed: Typ
             encode(after)
         )
     });
-    let done = match (&query.invited, &query.deleted) {
-        (Some(email), _) => Some(tr.arg("console-invited", "email", email)),
-        (None, Some(email)) => Some(tr.arg("console-deleted", "email", email)),
+    let done = match (&query.invited, &query.deleted, query.tenant_done.as_deref()) {
+        (Some(email), _, _) => Some(tr.arg("console-invited", "email", email)),
+        (None, Some(email), _) => Some(tr.arg("console-deleted", "email", email)),
+        (None, None, Some("suspend")) => Some(tr.t("tenant-done-suspend")),
+        (None, None, Some("restore")) => Some(tr.t("tenant-done-restore")),
+        (None, None, Some("delete")) => Some(tr.t("tenant-done-delete")),
         _ => None,
     };
+    let panel = record.as_ref().ok().filter(|_| signed.caller.may_in_tenant(Action::ManageTenants, tenant)).map(|t| {
+        templates::TenantPanel {
+            action: format!("/admin/{}", encode(tenant)),
+            state: crate::api::console::platform::state_label(tr, t.state),
+            state_value: t.state.as_str(),
+            purge: t.purge_after.map(|at| at.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+            reason: t.suspended_reason.clone().unwrap_or_default(),
+            git: t.managed_by == "git",
+            restorable_days: signed.state.retention.restorable_for.num_days().to_string(),
+        }
+    });
     let body = templates::TenantUsers {
         t: tr,
         csrf: signed.browser.csrf(),
@@ -183,6 +200,7 @@ async fn users_page(signed: &Signed, tenant: &str, query: &ListQuery, typed: Typ
         done,
         problem: typed.problem.as_deref(),
         git,
+        panel,
         can_invite: signed.caller.may_in_tenant(Action::ManageUsers, tenant),
         form_email: typed.email,
         form_name: typed.name,
@@ -262,6 +280,50 @@ async fn invite_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) ->
             }
             response
         }
+    }
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+struct TenantForm {
+    /// The browser's CSRF token (checked by the pages' layer).
+    #[serde(default, rename = "csrf")]
+    _csrf: String,
+    /// `suspend`, `restore` or `delete`.
+    #[serde(default)]
+    action: String,
+    /// Why it is suspended.
+    #[serde(default)]
+    reason: String,
+    /// `yes` to delete.
+    #[serde(default)]
+    confirm: String,
+}
+
+/// An operator suspends, restores or deletes the tenant (the JSON API's functions), then back to it.
+#[utoipa::path(post, operation_id = "console_tenant_action", path = "/admin/{tenant}", tag = "console",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    request_body(content = TenantForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Done: back to the tenant's page, which says so."),
+        (status = 400, description = "A page: the action is not known or not confirmed.", body = String, content_type = "text/html"),
+        (status = 403, description = "A page: not an operator (audited).", body = String, content_type = "text/html"),
+        (status = 409, description = "A page with the rule that refused it, such as a tenant declared in Git (audited).", body = String, content_type = "text/html"),
+    ))]
+async fn tenant_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Response {
+    let form: TenantForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let (state, caller, tr) = (&signed.state, &signed.caller, signed.browser.tr);
+    let none = HeaderMap::new();
+    let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
+    let outcome = match form.action.as_str() {
+        "suspend" => crate::api::tenants::suspend_tenant(state, caller, &tenant, &none, reason).await,
+        "restore" => crate::api::tenants::restore_tenant(state, caller, &tenant, &none).await,
+        "delete" if form.confirm == "yes" => crate::api::tenants::delete_tenant(state, caller, &tenant, &none).await,
+        "delete" => Err(ApiError::BadRequest(tr.t("tenant-delete-unconfirmed"))),
+        _ => Err(ApiError::BadRequest(format!("no action `{}` on a tenant", crate::model::shown(&form.action)))),
+    };
+    match outcome {
+        Ok(_) => see_other(&format!("{}?tenant_done={}", users_path(&tenant), encode(&form.action))),
+        Err(error) => signed.refused(&tr.t("console-tenants"), &error),
     }
 }
 

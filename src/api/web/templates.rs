@@ -123,6 +123,8 @@ pub struct Account<'a> {
     pub email: &'a str,
     pub tenant: &'a str,
     pub role: &'a str,
+    /// An owner or admin: a link to the tenant console.
+    pub administers: bool,
 }
 
 #[derive(Template)]
@@ -188,6 +190,8 @@ pub struct TenantUsers<'a> {
     pub problem: Option<&'a str>,
     /// Git declares the tenant's users: where to change them.
     pub git: Option<String>,
+    /// The tenant's own state and actions, for an operator.
+    pub panel: Option<TenantPanel>,
     pub can_invite: bool,
     pub form_email: &'a str,
     pub form_name: &'a str,
@@ -294,4 +298,19 @@ pub struct AuditConsole<'a> {
     pub checkpoint: Option<(String, String)>,
     /// Whether the reader may read the whole log (and so its chains).
     pub everything: bool,
+}
+
+/// A tenant's state and the actions an operator may take on it, on its console page.
+pub struct TenantPanel {
+    /// Where its forms post.
+    pub action: String,
+    pub state: String,
+    pub state_value: &'static str,
+    /// The day it is purged, if it is pending deletion.
+    pub purge: String,
+    /// Why it is suspended.
+    pub reason: String,
+    /// Git declares it: it is deleted by removing its file.
+    pub git: bool,
+    pub restorable_days: String,
 }
