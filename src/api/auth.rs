@@ -40,7 +40,9 @@ pub fn router(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(accept))
         .routes(routes!(verify_mfa))
         .routes(routes!(confirm_totp))
-        .merge(super::forms(state, super::pages::router()));
+        .merge(super::forms(state, super::pages::router()))
+        // Each start of a staff sign-in stores a state and calls the identity provider.
+        .merge(super::console::sign_in_router());
     let limited = match state {
         Some(state) => limited.route_layer(middleware::from_fn_with_state(state.clone(), limit_by_ip)),
         None => limited,

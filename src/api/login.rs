@@ -171,6 +171,11 @@ pub(super) async fn browser_session(state: &AppState, parts: &Parts) -> Option<S
     let times = state.identity.settings.times;
     let session =
         crate::store::identity::session_by_refresh(&state.pool, &token::hash(&presented), times).await.ok()??;
+    // Only a browser's own session: an application's refresh token (a session issued to an OpenID
+    // client) presented as this cookie opens neither the account page nor a console.
+    if session.client_id.is_some() {
+        return None;
+    }
     // A browser's use keeps its session from the idle expiry, as requests do for API sessions.
     let _ = crate::store::identity::touch_sessions(&state.pool, &[session.id]).await;
     Some(session)
@@ -279,9 +284,12 @@ async fn password_step(state: &AppState, parts: &Parts, flow: &Flow, form: &Logi
     let email = form.email.trim();
     match state.identity.login(email, &form.password, &client(parts)).await {
         Ok(tokens) => {
-            // A new sign-in replaces the browser's previous session (and its applications').
+            // A new sign-in replaces the browser's previous session (and its applications'), and
+            // a platform session of someone else who used this browser.
             end_browser_session(state, parts).await;
-            after_password(state, parts, flow, tokens).await
+            super::console::staff::end_staff_session(state, parts).await;
+            let cleared = web::cookies::clear(super::console::STAFF_COOKIE, flow.browser.secure);
+            with_cookie(after_password(state, parts, flow, tokens).await, &cleared)
         }
         Err(AuthError::InvalidCredentials) => {
             flow.password_form(email, Some(&flow.t("problem-wrong-password")), StatusCode::UNAUTHORIZED)

@@ -155,7 +155,6 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(budget::router())
         .merge(forms(state, login::router()))
-        .merge(console::sign_in_router())
         .merge(web::assets::router())
         .merge(web::language::router())
         .merge(oidc::router())

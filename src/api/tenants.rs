@@ -136,6 +136,8 @@ async fn create(
     headers: HeaderMap,
     body: JsonBody<CreateTenant>,
 ) -> Result<Response> {
+    // Who may not provision learns that before anything about their body (`Provision::check` asks again).
+    caller.authorize(&state, Action::ManageTenants, &Resource::platform("tenants"))?;
     let raw = body.raw().to_vec();
     let request = body.value()?;
     let owner = (request.owner.email.as_str(), request.owner.name.as_deref());
@@ -232,6 +234,7 @@ async fn list(
     caller: Caller,
     query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
+    caller.authorize(&state, Action::ReadTenants, &Resource::platform("tenants"))?;
     let Query(query) = query?;
     let asked = TenantListing {
         limit: query.limit,

@@ -152,6 +152,8 @@ async fn invite(
     headers: HeaderMap,
     body: JsonBody<Invitation>,
 ) -> Result<Response> {
+    // Who may not invite learns that before anything about their body (`Invite::check` asks again).
+    caller.authorize_tenant(&state, Action::ManageUsers, "users", &tenant)?;
     let raw = body.raw().to_vec();
     let request = body.value()?;
     let invite = Invite::check(&state, &caller, &tenant, &request.email, &request.role, request.name.as_deref())?;
@@ -248,6 +250,7 @@ async fn list(
     Path(tenant): Path<String>,
     query: std::result::Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response> {
+    caller.authorize_tenant(&state, Action::ListUsers, "users", &tenant)?;
     let Query(query) = query?;
     let filter = Listing {
         limit: query.limit,
@@ -382,6 +385,7 @@ async fn update(
     headers: HeaderMap,
     body: JsonBody<UserUpdate>,
 ) -> Result<Response> {
+    caller.authorize_tenant_user(&state, Action::ManageUsers, &tenant, &email)?;
     let request = body.value()?;
     let change =
         Change { role: request.role.as_deref(), name: request.name.as_deref(), status: request.status.as_deref() };

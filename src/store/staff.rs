@@ -21,6 +21,8 @@ pub struct NewLogin<'a> {
 }
 
 pub async fn start_login(pool: &PgPool, login: NewLogin<'_>) -> Result<()> {
+    // Sign-ins nobody finished go when the next one starts: the table holds ten minutes of starts.
+    sqlx::query("DELETE FROM staff_logins WHERE expires_at < now()").execute(pool).await?;
     sqlx::query(
         "INSERT INTO staff_logins (state_hash, nonce, verifier_key_id, verifier_sealed, browser_hash, return_to, expires_at)
          VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7))",
@@ -88,7 +90,6 @@ pub async fn create_session(pool: &PgPool, session: NewSession<'_>) -> Result<Uu
     sqlx::query("DELETE FROM staff_sessions WHERE coalesce(revoked_at, expires_at) < now() - interval '1 day'")
         .execute(pool)
         .await?;
-    sqlx::query("DELETE FROM staff_logins WHERE expires_at < now()").execute(pool).await?;
     Ok(id)
 }
 

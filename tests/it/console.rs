@@ -510,3 +510,62 @@ async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_i
         1
     );
 }
+
+/// A refresh token Gatehouse issued to an application (an OpenID client's session) is no browser
+/// session: presented as the session cookie it opens neither the account page nor a console.
+#[tokio::test]
+async fn an_applications_refresh_token_opens_no_console() {
+    use gatehouse::identity::token::{TokenKind, issue};
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    activate(&db, &["carol@acme.example"]).await;
+    let refresh = issue(TokenKind::Refresh);
+    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    db.execute(&format!(
+        "INSERT INTO sessions (id, user_id, tenant_id, access_hash, refresh_hash, expires_at, client_id)
+         SELECT gen_random_uuid(), u.id, u.tenant_id, '\\x{}', '\\x{}', now() + interval '1 hour',
+                (SELECT id FROM applications WHERE name = 'analytics-app')
+           FROM users u WHERE u.email = 'carol@acme.example'",
+        hex(&issue(TokenKind::Access).hash),
+        hex(&refresh.hash)
+    ))
+    .await;
+    let mut jar = vec![("gatehouse_session".to_owned(), refresh.token.clone())];
+    for path in ["/admin/acme/users", "/account"] {
+        let answer = get(&server, path, &mut jar).await;
+        assert_eq!(answer.status, 303, "{path}: {}", answer.text);
+        assert!(header(&answer, "location").is_some_and(|l| l.starts_with("/login")), "{path}");
+    }
+    let mut form_jar = jar.clone();
+    get(&server, "/login", &mut form_jar).await;
+    let posted =
+        post(&server, "/admin/acme/users", &mut form_jar, &[("email", "x@acme.example"), ("role", "owner")]).await;
+    assert_eq!(header(&posted, "location"), Some("/login?return_to=%2F"), "{}", posted.text);
+    assert_eq!(db.count("SELECT count(*) FROM users WHERE email = 'x@acme.example'").await, 0);
+}
+
+/// The JSON API still tells a caller who may not act so before it reads their body or query
+/// (the console's refactor kept the order): no schema is revealed to them, and the denial is audited.
+#[tokio::test]
+async fn the_json_api_refuses_before_it_reads_a_body() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    activate(&db, &["carol@acme.example"]).await;
+    let carol = crate::identity::login(&server, "carol@acme.example", PASSWORD).await;
+    let carol = carol.body["access_token"].as_str().expect("a token").to_owned();
+    let raw = |method: &'static str, path: &str, bearer: Option<&str>, body: &str| {
+        let mut headers = vec![("content-type", "application/json".to_owned())];
+        if let Some(token) = bearer {
+            headers.push(("authorization", format!("Bearer {token}")));
+        }
+        crate::helpers::request(method, format!("{}{path}", server.base), headers, body.as_bytes().to_vec())
+    };
+    assert_eq!(raw("POST", "/v1/tenants", None, "{").await.status, 401);
+    assert_eq!(raw("POST", "/v1/tenants", Some(&carol), "{").await.status, 403);
+    assert_eq!(raw("POST", "/v1/tenants/globex/users", Some(&carol), "{").await.status, 403);
+    assert_eq!(raw("PATCH", "/v1/tenants/globex/users/x%40globex.example", Some(&carol), "{").await.status, 403);
+    assert_eq!(raw("GET", "/v1/tenants?limit=x", Some(&carol), "").await.status, 403);
+    assert_eq!(raw("GET", "/v1/tenants/globex/users?limit=x", Some(&carol), "").await.status, 403);
+}

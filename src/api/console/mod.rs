@@ -8,7 +8,7 @@
 
 mod audit;
 mod platform;
-mod staff;
+pub(super) mod staff;
 mod tenant;
 
 use axum::extract::FromRequestParts;
@@ -70,7 +70,12 @@ impl FromRequestParts<AppState> for Signed {
             return Ok(Signed { state: state.clone(), caller, browser, who: Who::Staff(session) });
         }
         let Some(session) = super::login::browser_session(state, parts).await.filter(|s| s.pending.is_none()) else {
-            let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+            // A form posted after the session ended comes back to the start (its path may take
+            // only posts); a page comes back to itself.
+            let here = match parts.method {
+                axum::http::Method::GET => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                _ => "/",
+            };
             let back: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
             return Err(Redirect::to(&format!("/login?return_to={back}")).into_response());
         };

@@ -40,6 +40,15 @@ pub(super) async fn browser_session(state: &AppState, parts: &Parts) -> Option<(
     }
 }
 
+/// Ends the browser's platform session, if it has one (audited).
+pub(in crate::api) async fn end_staff_session(state: &AppState, parts: &Parts) {
+    if let (Some(staff), Some((session, actor))) = (&state.staff, browser_session(state, parts).await)
+        && let Err(error) = staff.end(&session, &actor, &client(parts)).await
+    {
+        tracing::warn!(%error, "cannot end a platform session");
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct Start {
     return_to: Option<String>,
@@ -117,10 +126,15 @@ async fn callback(
     };
     match outcome {
         Ok(signed_in) => {
+            // A browser holds one session: this one replaces an earlier platform session and a
+            // tenant user's (a shared browser does not open the wrong console).
+            end_staff_session(&state, &parts).await;
+            crate::api::login::end_browser_session(&state, &parts).await;
             let page = browser
                 .continue_to(&tr.t("login-signed-in-title"), &signed_in.return_to)
                 .cookie(web::cookies::set(STAFF_COOKIE, &signed_in.token, browser.secure, None))
-                .cookie(web::cookies::clear(STAFF_LOGIN_COOKIE, browser.secure));
+                .cookie(web::cookies::clear(STAFF_LOGIN_COOKIE, browser.secure))
+                .cookie(web::cookies::clear(web::SESSION_COOKIE, browser.secure));
             browser.render(page)
         }
         Err(StaffError::Store(error)) => {
@@ -169,11 +183,7 @@ async fn callback(
         (status = 400, description = "A page: the form has no CSRF token of this browser; nothing was done.", body = String, content_type = "text/html"),
     ))]
 async fn sign_out(State(state): State<AppState>, parts: Parts) -> Response {
-    if let (Some(staff), Some((session, actor))) = (&state.staff, browser_session(&state, &parts).await)
-        && let Err(error) = staff.end(&session, &actor, &client(&parts)).await
-    {
-        tracing::warn!(%error, "cannot end a platform session");
-    }
+    end_staff_session(&state, &parts).await;
     let mut response = Redirect::to("/login?signed_out=1").into_response();
     if let Ok(value) = axum::http::HeaderValue::from_str(&web::cookies::clear(STAFF_COOKIE, web::is_https(&state))) {
         response.headers_mut().append(axum::http::header::SET_COOKIE, value);
