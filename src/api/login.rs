@@ -167,7 +167,7 @@ fn qr_svg(uri: &str, label: &str) -> String {
 
 /// The browser's session, if its cookie names a live one (complete or waiting for MFA).
 pub(super) async fn browser_session(state: &AppState, parts: &Parts) -> Option<SessionView> {
-    let presented = web::cookies::read(&parts.headers, SESSION_COOKIE)?;
+    let presented = web::cookies::read(&parts.headers, &session_cookie_name(state))?;
     let times = state.identity.settings.times;
     let session =
         crate::store::identity::session_by_refresh(&state.pool, &token::hash(&presented), times).await.ok()??;
@@ -181,8 +181,13 @@ pub(super) async fn browser_session(state: &AppState, parts: &Parts) -> Option<S
     Some(session)
 }
 
+/// The name of the browser session's cookie (host-only under https).
+pub(super) fn session_cookie_name(state: &AppState) -> String {
+    web::cookies::host_only(SESSION_COOKIE, web::is_https(state))
+}
+
 fn session_cookie(state: &AppState, tokens: &Tokens) -> String {
-    web::cookies::set(SESSION_COOKIE, &tokens.refresh_token, web::is_https(state), None)
+    web::cookies::set(&session_cookie_name(state), &tokens.refresh_token, web::is_https(state), None)
 }
 
 /// The login page: the email form (or, for a signed-in browser, on to `return_to`).
@@ -288,7 +293,8 @@ async fn password_step(state: &AppState, parts: &Parts, flow: &Flow, form: &Logi
             // a platform session of someone else who used this browser.
             end_browser_session(state, parts).await;
             super::console::staff::end_staff_session(state, parts).await;
-            let cleared = web::cookies::clear(super::console::STAFF_COOKIE, flow.browser.secure);
+            let staff = web::cookies::host_only(super::console::STAFF_COOKIE, flow.browser.secure);
+            let cleared = web::cookies::clear(&staff, flow.browser.secure);
             with_cookie(after_password(state, parts, flow, tokens).await, &cleared)
         }
         Err(AuthError::InvalidCredentials) => {
@@ -442,7 +448,7 @@ async fn account(State(state): State<AppState>, browser: Browser, parts: Parts) 
 async fn logout(State(state): State<AppState>, parts: Parts) -> Response {
     end_browser_session(&state, &parts).await;
     let response = Redirect::to("/login?signed_out=1").into_response();
-    with_cookie(response, &web::cookies::clear(SESSION_COOKIE, web::is_https(&state)))
+    with_cookie(response, &web::cookies::clear(&session_cookie_name(&state), web::is_https(&state)))
 }
 
 /// Ends the browser's session and the sessions of the applications it signed in to.

@@ -773,7 +773,9 @@ async fn end_session(
     } else {
         Redirect::to(&destination).into_response()
     };
-    if let Ok(value) = HeaderValue::from_str(&web::cookies::clear(web::SESSION_COOKIE, secure)) {
+    if let Ok(value) =
+        HeaderValue::from_str(&web::cookies::clear(&web::cookies::host_only(web::SESSION_COOKIE, secure), secure))
+    {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     web::secure(response.headers_mut());

@@ -328,7 +328,12 @@ async fn callback(
             super::login::end_browser_session(&state, &parts).await;
             let signed_in = page
                 .continue_to(&tr.t("login-signed-in-title"), &return_to)
-                .cookie(web::cookies::set(web::SESSION_COOKIE, &refresh_token, secure, None))
+                .cookie(web::cookies::set(
+                    &web::cookies::host_only(web::SESSION_COOKIE, secure),
+                    &refresh_token,
+                    secure,
+                    None,
+                ))
                 .cookie(web::cookies::clear(web::SSO_COOKIE, secure));
             page.render(signed_in)
         }

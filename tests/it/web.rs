@@ -223,3 +223,34 @@ pub(crate) async fn nu_check(pages: Vec<(String, String)>) {
         .collect();
     assert!(named.is_empty(), "the Nu HTML Checker found:\n{}", named.join("\n"));
 }
+
+/// Under https, the session's cookie is `__Host-` prefixed (and `Secure`), as the CSRF cookie is:
+/// a sibling subdomain can neither plant nor shadow it; the unprefixed name is not read.
+#[tokio::test]
+async fn under_https_the_session_cookie_is_host_only() {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[("GATEHOUSE_PUBLIC_URL", "https://gatehouse.example")]).await;
+    crate::helpers::activate(&db, &["carol@acme.example"]).await;
+    let mut jar = Vec::new();
+    browse("GET", &format!("{}/login", server.base), &mut jar, None).await;
+    let csrf = jar
+        .iter()
+        .find(|(k, _)| k == "__Host-gatehouse_csrf")
+        .map(|(_, v)| v.clone())
+        .expect("a host-only CSRF cookie");
+    let form = format!(
+        "csrf={csrf}&step=password&email=carol%40acme.example&password={}",
+        crate::login::encode(crate::helpers::PASSWORD)
+    );
+    let signed_in = browse("POST", &format!("{}/login", server.base), &mut jar, Some(&form)).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text);
+    let session = jar.iter().find(|(k, _)| k == "__Host-gatehouse_session").map(|(_, v)| v.clone());
+    let session = session.unwrap_or_else(|| panic!("a host-only session cookie: {jar:?}"));
+    assert!(!jar.iter().any(|(k, _)| k == "gatehouse_session"), "{jar:?}");
+    let account = browse("GET", &format!("{}/account", server.base), &mut jar, None).await;
+    assert_eq!(account.status, 200, "{}", account.text);
+    let mut planted = vec![("gatehouse_session".to_owned(), session)];
+    let refused = browse("GET", &format!("{}/account", server.base), &mut planted, None).await;
+    assert_eq!(refused.status, 303, "the unprefixed name is not read under https");
+}

@@ -30,7 +30,7 @@ pub fn sign_out_router() -> OpenApiRouter<AppState> {
 /// The platform session of the browser, with its actor, if its cookie names a live one.
 pub(super) async fn browser_session(state: &AppState, parts: &Parts) -> Option<(StaffSession, Actor)> {
     let staff = state.staff.as_ref()?;
-    let token = web::cookies::read(&parts.headers, STAFF_COOKIE)?;
+    let token = web::cookies::read(&parts.headers, &web::cookies::host_only(STAFF_COOKIE, web::is_https(state)))?;
     match staff.actor(&token).await {
         Ok(found) => found,
         Err(error) => {
@@ -132,9 +132,17 @@ async fn callback(
             crate::api::login::end_browser_session(&state, &parts).await;
             let page = browser
                 .continue_to(&tr.t("login-signed-in-title"), &signed_in.return_to)
-                .cookie(web::cookies::set(STAFF_COOKIE, &signed_in.token, browser.secure, None))
+                .cookie(web::cookies::set(
+                    &web::cookies::host_only(STAFF_COOKIE, browser.secure),
+                    &signed_in.token,
+                    browser.secure,
+                    None,
+                ))
                 .cookie(web::cookies::clear(STAFF_LOGIN_COOKIE, browser.secure))
-                .cookie(web::cookies::clear(web::SESSION_COOKIE, browser.secure));
+                .cookie(web::cookies::clear(
+                    &web::cookies::host_only(web::SESSION_COOKIE, browser.secure),
+                    browser.secure,
+                ));
             browser.render(page)
         }
         Err(StaffError::Store(error)) => {
@@ -185,7 +193,10 @@ async fn callback(
 async fn sign_out(State(state): State<AppState>, parts: Parts) -> Response {
     end_staff_session(&state, &parts).await;
     let mut response = Redirect::to("/login?signed_out=1").into_response();
-    if let Ok(value) = axum::http::HeaderValue::from_str(&web::cookies::clear(STAFF_COOKIE, web::is_https(&state))) {
+    if let Ok(value) = axum::http::HeaderValue::from_str(&web::cookies::clear(
+        &web::cookies::host_only(STAFF_COOKIE, web::is_https(&state)),
+        web::is_https(&state),
+    )) {
         response.headers_mut().append(axum::http::header::SET_COOKIE, value);
     }
     response

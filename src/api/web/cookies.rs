@@ -4,6 +4,12 @@
 use axum::http::{HeaderMap, header};
 use cookie::{Cookie, SameSite};
 
+/// The name of a session's cookie: under https with the `__Host-` prefix, which only this host can
+/// set (a sibling subdomain can neither plant nor shadow it), as the CSRF cookie's.
+pub fn host_only(name: &str, secure: bool) -> String {
+    if secure { format!("__Host-{name}") } else { name.to_owned() }
+}
+
 /// The value of cookie `name` in the request's `Cookie` headers.
 pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
@@ -57,5 +63,17 @@ mod tests {
         }
         assert!(!set("a", "b", false, None).contains("Secure"));
         assert!(clear("a", false).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn a_session_cookie_is_host_only_under_https() {
+        assert_eq!(host_only("gatehouse_session", true), "__Host-gatehouse_session");
+        assert_eq!(host_only("gatehouse_session", false), "gatehouse_session");
+        let set = set(&host_only("gatehouse_staff", true), "v", true, None);
+        assert!(
+            set.starts_with("__Host-gatehouse_staff=v") && set.contains("Secure") && set.contains("Path=/"),
+            "{set}"
+        );
+        assert!(!set.contains("Domain"), "{set}");
     }
 }

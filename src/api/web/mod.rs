@@ -24,7 +24,8 @@ use templates::Body;
 
 use super::AppState;
 
-/// The browser's Gatehouse session: the refresh token of a session, never readable by scripts.
+/// The browser's Gatehouse session: the refresh token of a session, never readable by scripts
+/// (`__Host-` prefixed under https: `cookies::host_only`).
 pub const SESSION_COOKIE: &str = "gatehouse_session";
 /// Binds a federated sign-in to the browser that started it (ten minutes).
 pub const SSO_COOKIE: &str = "gatehouse_sso";
