@@ -233,3 +233,25 @@ tenant-delete-unconfirmed = Setzen Sie das Häkchen, um das Löschen zu bestäti
 tenant-done-suspend = Die Organisation ist gesperrt.
 tenant-done-restore = Die Organisation ist wieder aktiv.
 tenant-done-delete = Die Löschung der Organisation ist vorgemerkt.
+
+## Die Konsole einer Organisation: Abonnement
+console-subscription = Abonnement
+subscription-plan = Tarif
+subscription-includes = Was der Tarif enthält
+subscription-flag = Schalter
+subscription-value = Wert
+subscription-change-to = Tarif ändern auf
+subscription-change = Tarif ändern
+subscription-changed = Der Tarif ist geändert.
+subscription-owners-only = Nur die Inhaber der Organisation ändern den Tarif.
+subscription-git = Der Tarif ist in Git festgelegt ({ $file }): Ändern Sie ihn dort.
+subscription-budget = Budget in diesem Monat
+subscription-month = Monat
+subscription-usage = Bisheriger Verbrauch
+subscription-limit = Grenze
+subscription-state = Zustand
+budget-unlimited = Kein Budget
+budget-ok = Im Budget
+budget-warning = Über einer Warnschwelle
+budget-exceeded = An oder über der Grenze
+budget-no-limit = Keine

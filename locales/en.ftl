@@ -233,3 +233,25 @@ tenant-delete-unconfirmed = Tick the box to confirm the deletion.
 tenant-done-suspend = The tenant is suspended.
 tenant-done-restore = The tenant is active again.
 tenant-done-delete = The tenant is pending deletion.
+
+## The tenant console: subscription
+console-subscription = Subscription
+subscription-plan = Plan
+subscription-includes = What the plan includes
+subscription-flag = Flag
+subscription-value = Value
+subscription-change-to = Change the plan to
+subscription-change = Change the plan
+subscription-changed = The plan is changed.
+subscription-owners-only = Only the organisation's owners change the plan.
+subscription-git = The plan is declared in Git ({ $file }): change it there.
+subscription-budget = Budget this month
+subscription-month = Month
+subscription-usage = Usage so far
+subscription-limit = Limit
+subscription-state = State
+budget-unlimited = No budget
+budget-ok = Within the budget
+budget-warning = Past a warning threshold
+budget-exceeded = At or past the limit
+budget-no-limit = None

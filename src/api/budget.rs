@@ -104,27 +104,27 @@ async fn check(
 #[derive(Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct BudgetView {
-    tenant: String,
+    pub tenant: String,
     /// The first day of the month counted (UTC).
-    month: chrono::NaiveDate,
-    state: BudgetState,
-    usage: i64,
+    pub month: chrono::NaiveDate,
+    pub state: BudgetState,
+    pub usage: i64,
     /// The budget's monthly limit; absent without a budget.
-    monthly_limit: Option<i64>,
+    pub monthly_limit: Option<i64>,
     /// The limit in force: an override's while one is.
-    limit: Option<i64>,
-    remaining: Option<i64>,
+    pub limit: Option<i64>,
+    pub remaining: Option<i64>,
     /// `warn`, `block` or `requireOverride`.
     #[schema(value_type = Option<String>)]
-    on_limit: Option<OnLimit>,
-    warn_at: Vec<u8>,
+    pub on_limit: Option<OnLimit>,
+    pub warn_at: Vec<u8>,
     /// The event types counted; empty: every type.
-    event_types: Vec<String>,
+    pub event_types: Vec<String>,
     /// The `warnAt` thresholds (and 100, the limit) crossed this month.
-    thresholds_crossed: Vec<i16>,
+    pub thresholds_crossed: Vec<i16>,
     /// The override in force, if any.
     #[serde(rename = "override")]
-    granted: Option<serde_json::Value>,
+    pub granted: Option<serde_json::Value>,
 }
 
 #[utoipa::path(
@@ -136,7 +136,12 @@ pub(crate) struct BudgetView {
     responses((status = 200, description = "Usage this month, the limit in force, the state and the thresholds crossed.", body = BudgetView)),
 )]
 async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ReadBudget, "budget", &tenant)?;
+    Ok(axum::Json(budget_view(&state, &caller, &tenant).await?).into_response())
+}
+
+/// A tenant's budget this month, if the caller may read it (the JSON API's and the console's).
+pub(super) async fn budget_view(state: &AppState, caller: &Caller, tenant: &str) -> Result<BudgetView> {
+    let (name, _) = caller.authorize_tenant(state, Action::ReadBudget, "budget", tenant)?;
     let now = Utc::now();
     let view = state
         .budgets
@@ -148,7 +153,7 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
         (Some(limit), Some(effective)) => budget_state(limit, view.usage, effective),
         _ => BudgetState::Unlimited,
     };
-    Ok(axum::Json(BudgetView {
+    Ok(BudgetView {
         tenant: name.to_string(),
         month: view.month,
         state: budget_state,
@@ -162,7 +167,6 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<
         thresholds_crossed,
         granted: view.granted.map(|g| json!({ "id": g.id, "limit": g.limit, "expiresAt": g.expires_at })),
     })
-    .into_response())
 }
 
 /// A tenant's budget overrides, newest first.

@@ -343,16 +343,43 @@ async fn update(
     headers: HeaderMap,
     body: JsonBody<UpdateTenant>,
 ) -> Result<Response> {
+    // Who may not change the tenant learns that before anything about their body.
+    caller.authorize_tenant(&state, Action::UpdateTenant, "settings", &tenant)?;
+    let request = body.value()?;
+    let asked = TenantUpdate {
+        display_name: request.display_name.as_deref(),
+        plan: request.plan.as_deref(),
+        applications: request.applications.as_deref(),
+    };
+    Ok(answered(&update_tenant(&state, &caller, &tenant, &headers, &asked).await?))
+}
+
+/// A change of a tenant as asked for, before parsing; `None` leaves the field as it is.
+#[derive(Default)]
+pub(super) struct TenantUpdate<'a> {
+    pub display_name: Option<&'a str>,
+    pub plan: Option<&'a str>,
+    pub applications: Option<&'a [String]>,
+}
+
+/// Changes a tenant's display name, plan (operators and its owners, FR-TENANT-003) or applications
+/// (operators only); a tenant Git declares is a 409, a stale `If-Match` in `headers` a 412.
+pub(super) async fn update_tenant(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    headers: &HeaderMap,
+    asked: &TenantUpdate<'_>,
+) -> Result<TenantRecord> {
     // Which applications may read a tenant is the platform's decision; its name and plan are also
     // its owners' (FR-TENANT-003).
-    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "settings", &tenant)?;
-    let request = body.value()?;
-    if request.applications.is_some() {
-        caller.authorize_tenant(&state, Action::ManageTenants, "applications", &tenant)?;
+    let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "settings", tenant)?;
+    if asked.applications.is_some() {
+        caller.authorize_tenant(state, Action::ManageTenants, "applications", tenant)?;
     }
-    let display_name = request.display_name.as_deref().map(|d| input::display_name("displayName", d)).transpose()?;
-    let plan = request.plan.as_deref().map(plan).transpose()?;
-    let applications = request.applications.as_deref().map(applications).transpose()?;
+    let display_name = asked.display_name.map(|d| input::display_name("displayName", d)).transpose()?;
+    let plan = asked.plan.map(plan).transpose()?;
+    let applications = asked.applications.map(applications).transpose()?;
     let change = TenantChange {
         display_name: display_name.as_ref().map(|d| d.as_str()),
         plan: plan.as_ref().map(|p| p.as_str()),
@@ -361,11 +388,10 @@ async fn update(
     let details =
         json!({ "displayName": change.display_name, "plan": change.plan, "applications": change.applications });
     let row = caller.audit("tenant.update", target(name.as_str()), details);
-    let changed = change_locked(&state, &name, &headers, None, async |conn, current| {
+    change_locked(state, &name, headers, None, async |conn, current| {
         db::update(conn, current, &change, &[row]).await.map_err(ApiError::from)
     })
-    .await?;
-    Ok(answered(&changed))
+    .await
 }
 
 #[utoipa::path(

@@ -441,3 +441,17 @@ mod tests {
         }
     }
 }
+
+/// A plan as a tenant's subscription page shows it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PlanSummary {
+    pub name: String,
+    pub display_name: Option<String>,
+    /// The flags the plan gives, by key.
+    pub flags: serde_json::Value,
+}
+
+/// Every plan, by name.
+pub async fn plans(pool: &PgPool) -> Result<Vec<PlanSummary>> {
+    Ok(sqlx::query_as("SELECT name, display_name, flags FROM plans ORDER BY name").fetch_all(pool).await?)
+}

@@ -107,6 +107,10 @@ run(async () => {
   await page.goto(`${base}/account`);
   axe.account = await audit(page);
 
+  await page.goto(`${base}/admin/${tenant}/subscription`);
+  axe.subscription = await audit(page);
+  await shot(page, 'tenant-subscription');
+
   await page.goto(users);
   await Promise.all([page.waitForURL(users), page.getByRole('link', { name: 'Deutsch' }).click()]);
   result.germanLang = await page.locator('html').getAttribute('lang');

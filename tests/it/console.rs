@@ -167,6 +167,29 @@ async fn an_owner_runs_their_users_in_the_tenant_console_with_plain_forms() {
     let other = get(&server, "/console/audit?tenant=acme", &mut jar).await;
     assert_eq!(other.status, 403, "{}", other.text);
 
+    // FR-TENANT-003: the subscription, what the plan includes, the budget; the owner changes the plan.
+    let subscription = get(&server, "/admin/lumon/subscription", &mut jar).await;
+    assert_eq!(subscription.status, 200, "{}", subscription.text);
+    assert!(
+        subscription.text.contains("<strong>free</strong>") && subscription.text.contains("What the plan includes"),
+        "{}",
+        subscription.text
+    );
+    assert!(subscription.text.contains("Budget this month"), "{}", subscription.text);
+    let tag = etag_of(&subscription.text);
+    let changed = post(&server, "/admin/lumon/subscription", &mut jar, &[("plan", "pro"), ("etag", &tag)]).await;
+    assert_eq!(header(&changed, "location"), Some("/admin/lumon/subscription?changed=1"), "{}", changed.text);
+    assert_eq!(
+        db.text("SELECT p.name FROM tenants t JOIN plans p ON p.id = t.plan_id WHERE t.name = 'lumon'").await,
+        "pro"
+    );
+    let stale = post(&server, "/admin/lumon/subscription", &mut jar, &[("plan", "free"), ("etag", &tag)]).await;
+    assert_eq!(stale.status, 412, "{}", stale.text);
+    let unknown = post(&server, "/admin/lumon/subscription", &mut jar, &[("plan", "platinum")]).await;
+    assert!(unknown.status >= 400 && unknown.text.contains("platinum"), "{}: {}", unknown.status, unknown.text);
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'tenant.update' AND actor = 'olive@lumon.example'";
+    assert_eq!(db.count(audited).await, 1);
+
     // NFR-017: the console in German.
     jar.push(("gatehouse_lang".into(), "de".into()));
     let german = get(&server, "/admin/lumon/users", &mut jar).await;
@@ -196,6 +219,13 @@ async fn the_console_refuses_other_tenants_and_shows_the_rules_in_words() {
     assert!(alice.text.contains("Only owners can change"), "{}", alice.text);
     assert!(!alice.text.contains("name=\"action\""), "no forms for what the admin may not do: {}", alice.text);
 
+    let plan = get(&server, "/admin/acme/subscription", &mut carol).await;
+    assert_eq!(plan.status, 200, "{}", plan.text);
+    assert!(
+        plan.text.contains("declared in Git (tenants/acme.yaml)") && !plan.text.contains("name=\"plan\""),
+        "{}",
+        plan.text
+    );
     let other = get(&server, "/admin/globex/users", &mut carol).await;
     assert_eq!(other.status, 403, "{}", other.text);
     assert!(other.text.contains("signed in to another organisation"), "{}", other.text);

@@ -174,7 +174,13 @@ async fn every_page_is_valid_html_for_the_nu_checker() {
     pages.push(("the CSRF refusal".into(), forged.text));
 
     let mut jar = crate::console::console_sign_in(&server, "olive@lumon.example", Some(&secret)).await;
-    for path in ["/account", "/admin/lumon/users", "/admin/lumon/users/olive%40lumon.example", "/admin/acme/users"] {
+    for path in [
+        "/account",
+        "/admin/lumon/users",
+        "/admin/lumon/users/olive%40lumon.example",
+        "/admin/lumon/subscription",
+        "/admin/acme/users",
+    ] {
         let page = browse("GET", &format!("{}{path}", server.base), &mut jar, None).await;
         pages.push((path.to_owned(), page.text));
     }

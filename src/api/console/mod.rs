@@ -98,7 +98,10 @@ impl Signed {
         let tr = self.browser.tr;
         let links = match &self.who {
             Who::Tenant(session) => {
-                let mut links = vec![(tenant::users_path(&session.tenant), tr.t("console-users"))];
+                let mut links = vec![
+                    (tenant::users_path(&session.tenant), tr.t("console-users")),
+                    (format!("{}/subscription", tenant::tenant_path(&session.tenant)), tr.t("console-subscription")),
+                ];
                 // A tenant's owners read its own audit trail in the auditor's screen.
                 if session.role == Role::Owner {
                     links.push(("/console/audit".to_owned(), tr.t("console-audit")));

@@ -25,11 +25,17 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(home))
         .routes(routes!(list_page, invite_form))
         .routes(routes!(tenant_form))
+        .routes(routes!(subscription_page, subscription_form))
         .routes(routes!(user_page, user_form))
 }
 
 /// Users shown on one page of the list.
 const PAGE_SIZE: i64 = 50;
+
+/// The console's path of a tenant.
+pub(super) fn tenant_path(tenant: &str) -> String {
+    format!("/admin/{}", encode(tenant))
+}
 
 pub(super) fn users_path(tenant: &str) -> String {
     format!("/admin/{}/users", encode(tenant))
@@ -497,6 +503,131 @@ async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>
             let shown = error.shown();
             let problem = super::said(signed.browser.tr, shown.code, &shown.message);
             let mut response = show_user(&signed, &tenant, &email, None, Some((problem, shown.status))).await;
+            if let Some(refused) = shown.refused {
+                response.extensions_mut().insert(refused);
+            }
+            response
+        }
+    }
+}
+
+fn subscription_path(tenant: &str) -> String {
+    format!("{}/subscription", tenant_path(tenant))
+}
+
+#[derive(Deserialize, Default)]
+struct SubscriptionQuery {
+    /// The plan was just changed.
+    changed: Option<String>,
+}
+
+/// The tenant's subscription (FR-TENANT-003): its plan and what the plan includes, the budget and
+/// this month's usage; owners (and operators) change the plan.
+#[utoipa::path(get, operation_id = "console_subscription", path = "/admin/{tenant}/subscription", tag = "console",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    responses(
+        (status = 200, description = "The page.", body = String, content_type = "text/html"),
+        (status = 303, description = "Not signed in: to the login page."),
+        (status = 403, description = "A page: not an owner or admin of this tenant (audited).", body = String, content_type = "text/html"),
+    ))]
+async fn subscription_page(
+    signed: Signed,
+    Path(tenant): Path<String>,
+    query: Result<Query<SubscriptionQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let changed = query.ok().and_then(|Query(q)| q.changed).is_some();
+    subscription(&signed, &tenant, changed, None).await
+}
+
+async fn subscription(signed: &Signed, tenant: &str, changed: bool, problem: Option<(String, StatusCode)>) -> Response {
+    let tr = signed.browser.tr;
+    let title = tr.t("console-subscription");
+    let (state, caller) = (&signed.state, &signed.caller);
+    let budget = match crate::api::budget::budget_view(state, caller, tenant).await {
+        Ok(budget) => budget,
+        Err(error) => return signed.refused(&title, &error),
+    };
+    let Ok(record) = users::tenant_record(state, tenant).await else {
+        return signed.refused(&title, &ApiError::NotFound(format!("no tenant is named `{tenant}`")));
+    };
+    let plans = crate::store::tenants::plans(&state.pool).await.unwrap_or_default();
+    let includes = plans
+        .iter()
+        .find(|p| p.name == record.plan)
+        .and_then(|p| p.flags.as_object())
+        .map(|flags| flags.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
+        .unwrap_or_default();
+    let git = (record.managed_by == "git" && !record.interactive_edits)
+        .then(|| tr.arg("subscription-git", "file", record.source_file.as_deref().unwrap_or("the config repository")));
+    let state_label = match budget.state {
+        crate::budget::State::Unlimited => tr.t("budget-unlimited"),
+        crate::budget::State::Ok => tr.t("budget-ok"),
+        crate::budget::State::Warning => tr.t("budget-warning"),
+        crate::budget::State::Exceeded => tr.t("budget-exceeded"),
+    };
+    let (problem, status) = problem.map_or((None, StatusCode::OK), |(p, s)| (Some(p), s));
+    let body = templates::TenantSubscription {
+        t: tr,
+        csrf: signed.browser.csrf(),
+        tenant,
+        action: &subscription_path(tenant),
+        done: changed.then(|| tr.t("subscription-changed")),
+        problem: problem.as_deref(),
+        plan: &record.plan,
+        includes,
+        git,
+        can_change: caller.may_in_tenant(Action::UpdateTenant, tenant),
+        plans: plans.iter().map(|p| p.name.clone()).collect(),
+        etag: &record.etag(),
+        month: &budget.month.format("%Y-%m").to_string(),
+        usage: &budget.usage.to_string(),
+        limit: &budget.limit.map_or_else(|| tr.t("budget-no-limit"), |l| l.to_string()),
+        state: &state_label,
+    };
+    signed.render(Page::new(&title, body.html()).status(status), &subscription_path(tenant))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+struct SubscriptionForm {
+    /// The browser's CSRF token (checked by the pages' layer).
+    #[serde(default, rename = "csrf")]
+    _csrf: String,
+    /// The tenant's tag when the page was shown.
+    #[serde(default)]
+    etag: String,
+    #[serde(default)]
+    plan: String,
+}
+
+/// Changes the tenant's plan (the same change as `PATCH /v1/tenants/{tenant}`), then back.
+#[utoipa::path(post, operation_id = "console_change_plan", path = "/admin/{tenant}/subscription", tag = "console",
+    params(("tenant" = String, Path, description = "The tenant's name.")),
+    request_body(content = SubscriptionForm, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 303, description = "Changed: back to the page, which says so."),
+        (status = 400, description = "The page with the problem (an unknown plan).", body = String, content_type = "text/html"),
+        (status = 403, description = "A page: only owners and operators change the plan (audited).", body = String, content_type = "text/html"),
+        (status = 409, description = "The page: Git declares the tenant (audited).", body = String, content_type = "text/html"),
+        (status = 412, description = "The page: the tenant changed since the page was shown.", body = String, content_type = "text/html"),
+    ))]
+async fn subscription_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Response {
+    let form: SubscriptionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
+    let mut if_match = HeaderMap::new();
+    if let Ok(tag) = HeaderValue::from_str(&form.etag)
+        && !form.etag.is_empty()
+    {
+        if_match.insert(header::IF_MATCH, tag);
+    }
+    let asked = crate::api::tenants::TenantUpdate { plan: Some(form.plan.trim()), ..Default::default() };
+    match crate::api::tenants::update_tenant(&signed.state, &signed.caller, &tenant, &if_match, &asked).await {
+        Ok(_) => see_other(&format!("{}?changed=1", subscription_path(&tenant))),
+        Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => {
+            signed.refused(&signed.browser.tr.t("console-subscription"), &error)
+        }
+        Err(error) => {
+            let shown = error.shown();
+            let problem = super::said(signed.browser.tr, shown.code, &shown.message);
+            let mut response = subscription(&signed, &tenant, false, Some((problem, shown.status))).await;
             if let Some(refused) = shown.refused {
                 response.extensions_mut().insert(refused);
             }

@@ -314,3 +314,26 @@ pub struct TenantPanel {
     pub git: bool,
     pub restorable_days: String,
 }
+
+#[derive(Template)]
+#[template(path = "tenant_subscription.html")]
+pub struct TenantSubscription<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub tenant: &'a str,
+    pub action: &'a str,
+    pub done: Option<String>,
+    pub problem: Option<&'a str>,
+    pub plan: &'a str,
+    /// The plan's flags: key and value as the plan sets it.
+    pub includes: Vec<(String, String)>,
+    /// Git declares the tenant (its plan is changed there).
+    pub git: Option<String>,
+    pub can_change: bool,
+    pub plans: Vec<String>,
+    pub etag: &'a str,
+    pub month: &'a str,
+    pub usage: &'a str,
+    pub limit: &'a str,
+    pub state: &'a str,
+}
