@@ -146,41 +146,28 @@ impl Sso {
             .and_then(|m| m["authorizationEndpoint"].as_str())
             .ok_or(SsoError::NotConfigured)?
             .to_owned();
-        let state = random();
-        let nonce = random();
-        let verifier = random() + &random();
-        let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
-        let state_hash = token::hash(&state);
-        let (key_id, sealed) = self.keyring.seal(verifier.as_bytes(), &state_hash);
+        let request = AuthorizationRequest::new(&self.keyring);
+        let (state_hash, nonce) = (&request.state_hash, &request.nonce);
+        let (key_id, sealed) = (&request.sealed_verifier.0, &request.sealed_verifier.1);
         let browser = (purpose == "login").then(random);
         let browser_hash = browser.as_deref().map(token::hash);
         let new = db::NewLogin {
-            state_hash: &state_hash,
+            state_hash,
             tenant_id: idp.tenant_id,
             purpose,
-            nonce: &nonce,
-            verifier: (&key_id, &sealed),
+            nonce,
+            verifier: (key_id, sealed),
             return_to,
             started_by,
             browser_hash: browser_hash.as_deref(),
             ttl: LOGIN_TTL,
         };
         db::start_login(&self.pool, new).await?;
-        let mut url = url::Url::parse(&endpoint).map_err(|e| SsoError::Exchange(e.to_string()))?;
-        {
-            let mut query = url.query_pairs_mut();
-            query
-                .append_pair("response_type", "code")
-                .append_pair("client_id", &idp.client_id)
-                .append_pair("redirect_uri", &self.callback_url())
-                .append_pair("scope", "openid email profile")
-                .append_pair("state", &state)
-                .append_pair("nonce", &nonce)
-                .append_pair("code_challenge", &challenge)
-                .append_pair("code_challenge_method", "S256");
-            if let Some(hint) = login_hint {
-                query.append_pair("login_hint", hint);
-            }
+        let mut url = request
+            .url(&endpoint, &idp.client_id, &self.callback_url(), "openid email profile")
+            .map_err(SsoError::Exchange)?;
+        if let Some(hint) = login_hint {
+            url.query_pairs_mut().append_pair("login_hint", hint);
         }
         Ok((url.to_string(), browser))
     }
@@ -391,6 +378,50 @@ fn nonce_matches(claims: &serde_json::Map<String, Value>, sent: &str) -> bool {
         .get("nonce")
         .and_then(Value::as_str)
         .is_some_and(|got| subtle::ConstantTimeEq::ct_eq(got.as_bytes(), sent.as_bytes()).into())
+}
+
+/// A new authorization request at an OpenID provider (code flow): its single-use `state` (only its
+/// hash is kept), its `nonce`, and its PKCE verifier, sealed under the state's hash until the
+/// callback opens it, with the verifier's S256 challenge. Tenant SSO and platform staff use it.
+pub(crate) struct AuthorizationRequest {
+    state: String,
+    pub state_hash: Vec<u8>,
+    pub nonce: String,
+    /// The verifier, sealed: the key ring's key id and the sealed bytes.
+    pub sealed_verifier: (String, Vec<u8>),
+    challenge: String,
+}
+
+impl AuthorizationRequest {
+    pub(crate) fn new(keyring: &Keyring) -> AuthorizationRequest {
+        let state = random();
+        let verifier = random() + &random();
+        let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
+        let state_hash = token::hash(&state);
+        let sealed_verifier = keyring.seal(verifier.as_bytes(), &state_hash);
+        AuthorizationRequest { state, state_hash, nonce: random(), sealed_verifier, challenge }
+    }
+
+    /// The provider's authorization `endpoint` with this request's parameters.
+    pub(crate) fn url(
+        &self,
+        endpoint: &str,
+        client_id: &str,
+        redirect_uri: &str,
+        scope: &str,
+    ) -> Result<url::Url, String> {
+        let mut url = url::Url::parse(endpoint).map_err(|e| e.to_string())?;
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", scope)
+            .append_pair("state", &self.state)
+            .append_pair("nonce", &self.nonce)
+            .append_pair("code_challenge", &self.challenge)
+            .append_pair("code_challenge_method", "S256");
+        Ok(url)
+    }
 }
 
 /// 256 random bits, base64url.

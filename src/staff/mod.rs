@@ -8,9 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use data_encoding::BASE64URL_NOPAD;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
 use crate::audit::{Outcome, Target};
@@ -20,7 +18,7 @@ use crate::identity::token;
 use crate::operators::Verifier;
 use crate::secret::Secret;
 use crate::secret::sealed::Keyring;
-use crate::sso::random;
+use crate::sso::{AuthorizationRequest, random};
 use crate::store::StoreError;
 use crate::store::staff::{self as db, StaffSession};
 
@@ -129,30 +127,21 @@ impl Staff {
     /// cookie that binds the sign-in to this browser.
     pub async fn start(&self, return_to: &str) -> Result<(String, String), StaffError> {
         let endpoints = self.endpoints().await?;
-        let (state, nonce, browser) = (random(), random(), random());
-        let verifier = random() + &random();
-        let challenge = BASE64URL_NOPAD.encode(&Sha256::digest(verifier.as_bytes()));
-        let state_hash = token::hash(&state);
-        let (key_id, sealed) = self.keyring.seal(verifier.as_bytes(), &state_hash);
+        let request = AuthorizationRequest::new(&self.keyring);
+        let browser = random();
         let login = db::NewLogin {
-            state_hash: &state_hash,
-            nonce: &nonce,
-            verifier: (&key_id, &sealed),
+            state_hash: &request.state_hash,
+            nonce: &request.nonce,
+            verifier: (&request.sealed_verifier.0, &request.sealed_verifier.1),
             browser_hash: &token::hash(&browser),
             return_to,
             ttl: LOGIN_TTL,
         };
         db::start_login(&self.pool, login).await?;
-        let mut url = url::Url::parse(&endpoints.authorization).map_err(|e| StaffError::Exchange(e.to_string()))?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.verifier.settings().audience)
-            .append_pair("redirect_uri", &self.callback_url())
-            .append_pair("scope", "openid email profile groups")
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+        let client_id = &self.verifier.settings().audience;
+        let url = request
+            .url(&endpoints.authorization, client_id, &self.callback_url(), "openid email profile groups")
+            .map_err(StaffError::Exchange)?;
         Ok((url.to_string(), browser))
     }
 

@@ -12,12 +12,14 @@ pub(super) mod staff;
 mod tenant;
 
 use axum::extract::FromRequestParts;
+use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::caller::Caller;
+use super::refusals::Refused;
 use super::web::templates::{self, Body};
 use super::web::{Browser, Page, Tr};
 use super::{ApiError, AppState};
@@ -133,14 +135,24 @@ impl Signed {
     /// The page of an action refused or failed, with the status the JSON API would answer. The
     /// refusal is already audited (`authorize`), or marked for the refusals layer (a rule's).
     pub fn refused(&self, title: &str, error: &ApiError) -> Response {
-        let shown = error.shown();
-        let problem = said(self.browser.tr, shown.code, &shown.message);
-        let mut response = self.render(self.browser.problem_page(title, &problem).status(shown.status), "");
-        if let Some(refused) = shown.refused {
-            response.extensions_mut().insert(refused);
-        }
-        response
+        let (problem, status, refused) = self.problem_of(error);
+        marked(self.render(self.browser.problem_page(title, &problem).status(status), ""), refused)
     }
+
+    /// What a form's page shows of a refusal: the sentence, the status, and the mark of a rule's
+    /// refusal that `marked` puts on the page's response.
+    pub fn problem_of(&self, error: &ApiError) -> (String, StatusCode, Option<Refused>) {
+        let shown = error.shown();
+        (said(self.browser.tr, shown.code, &shown.message), shown.status, shown.refused)
+    }
+}
+
+/// `response` marked as a rule's refusal, if it is one, for the refusals layer to audit.
+pub(super) fn marked(mut response: Response, refused: Option<Refused>) -> Response {
+    if let Some(refused) = refused {
+        response.extensions_mut().insert(refused);
+    }
+    response
 }
 
 /// Where a signed-in browser starts: operators and auditors in the platform console, a tenant's

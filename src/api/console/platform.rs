@@ -210,21 +210,17 @@ async fn provision_form(signed: Signed, body: Bytes) -> Response {
             signed.refused(&signed.browser.tr.t("console-tenants"), &error)
         }
         Err(error) => {
-            let shown = error.shown();
+            let (problem, status, refused) = signed.problem_of(&error);
             let typed = Typed {
                 name: &form.name,
                 display_name: &form.display_name,
                 plan: &form.plan,
                 owner: &form.owner,
                 applications: &form.applications,
-                problem: Some(super::said(signed.browser.tr, shown.code, &shown.message)),
-                status: Some(shown.status),
+                problem: Some(problem),
+                status: Some(status),
             };
-            let mut response = page(&signed, &ListQuery::default(), typed).await;
-            if let Some(refused) = shown.refused {
-                response.extensions_mut().insert(refused);
-            }
-            response
+            super::marked(page(&signed, &ListQuery::default(), typed).await, refused)
         }
     }
 }

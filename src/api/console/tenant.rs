@@ -272,19 +272,15 @@ async fn invite_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) ->
             signed.refused(&signed.browser.tr.t("console-users"), &error)
         }
         Err(error) => {
-            let shown = error.shown();
+            let (problem, status, refused) = signed.problem_of(&error);
             let typed = Typed {
                 email: &form.email,
                 name: &form.name,
                 role: &form.role,
-                problem: Some(super::said(signed.browser.tr, shown.code, &shown.message)),
-                status: Some(shown.status),
+                problem: Some(problem),
+                status: Some(status),
             };
-            let mut response = users_page(&signed, &tenant, &ListQuery::default(), typed).await;
-            if let Some(refused) = shown.refused {
-                response.extensions_mut().insert(refused);
-            }
-            response
+            super::marked(users_page(&signed, &tenant, &ListQuery::default(), typed).await, refused)
         }
     }
 }
@@ -331,6 +327,18 @@ async fn tenant_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) ->
         Ok(_) => see_other(&format!("{}?tenant_done={}", users_path(&tenant), encode(&form.action))),
         Err(error) => signed.refused(&tr.t("console-tenants"), &error),
     }
+}
+
+/// The `If-Match` of a form's hidden `etag` (none when it is empty): the JSON API's precondition,
+/// so a page shown before someone else's change is refused rather than overwriting it.
+fn if_match(etag: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Ok(tag) = HeaderValue::from_str(etag)
+        && !etag.is_empty()
+    {
+        headers.insert(header::IF_MATCH, tag);
+    }
+    headers
 }
 
 /// 303 to `location`: a form's outcome shown by a page the browser can reload.
@@ -467,12 +475,7 @@ struct UserForm {
 async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>, body: Bytes) -> Response {
     let form: UserForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let (state, caller) = (signed.state.clone(), &signed.caller);
-    let mut if_match = HeaderMap::new();
-    if let Ok(tag) = HeaderValue::from_str(&form.etag)
-        && !form.etag.is_empty()
-    {
-        if_match.insert(header::IF_MATCH, tag);
-    }
+    let if_match = if_match(&form.etag);
     let outcome = match form.action.as_str() {
         "role" => {
             let change = Change { role: Some(&form.role), ..Change::default() };
@@ -500,13 +503,8 @@ async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>
             signed.refused(&signed.browser.tr.t("console-users"), &error)
         }
         Err(error) => {
-            let shown = error.shown();
-            let problem = super::said(signed.browser.tr, shown.code, &shown.message);
-            let mut response = show_user(&signed, &tenant, &email, None, Some((problem, shown.status))).await;
-            if let Some(refused) = shown.refused {
-                response.extensions_mut().insert(refused);
-            }
-            response
+            let (problem, status, refused) = signed.problem_of(&error);
+            super::marked(show_user(&signed, &tenant, &email, None, Some((problem, status))).await, refused)
         }
     }
 }
@@ -612,12 +610,7 @@ struct SubscriptionForm {
     ))]
 async fn subscription_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Response {
     let form: SubscriptionForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
-    let mut if_match = HeaderMap::new();
-    if let Ok(tag) = HeaderValue::from_str(&form.etag)
-        && !form.etag.is_empty()
-    {
-        if_match.insert(header::IF_MATCH, tag);
-    }
+    let if_match = if_match(&form.etag);
     let asked = crate::api::tenants::TenantUpdate { plan: Some(form.plan.trim()), ..Default::default() };
     match crate::api::tenants::update_tenant(&signed.state, &signed.caller, &tenant, &if_match, &asked).await {
         Ok(_) => see_other(&format!("{}?changed=1", subscription_path(&tenant))),
@@ -625,13 +618,8 @@ async fn subscription_form(signed: Signed, Path(tenant): Path<String>, body: Byt
             signed.refused(&signed.browser.tr.t("console-subscription"), &error)
         }
         Err(error) => {
-            let shown = error.shown();
-            let problem = super::said(signed.browser.tr, shown.code, &shown.message);
-            let mut response = subscription(&signed, &tenant, false, Some((problem, shown.status))).await;
-            if let Some(refused) = shown.refused {
-                response.extensions_mut().insert(refused);
-            }
-            response
+            let (problem, status, refused) = signed.problem_of(&error);
+            super::marked(subscription(&signed, &tenant, false, Some((problem, status))).await, refused)
         }
     }
 }
