@@ -16,6 +16,7 @@ use super::web::templates::{self, Body};
 use super::web::{self, Browser, Page};
 use super::{ApiError, AppState, Result};
 use crate::authz::Action;
+use crate::sso::discovery::Report;
 use crate::sso::{Finished, SsoError};
 use crate::store::Rule;
 use crate::store::sso::{self as db, Saved, TenantIdp};
@@ -86,7 +87,7 @@ fn view(state: &AppState, idp: &TenantIdp) -> SsoProvider {
         domains: idp.domains.clone(),
         mandatory: idp.mandatory,
         jit_role: idp.jit_role.clone(),
-        state: idp.state.clone(),
+        state: idp.stage().to_owned(),
         managed_by: idp.managed_by.clone(),
         verification: idp.metadata.clone(),
         verified_at: idp.verified_at,
@@ -137,9 +138,15 @@ async fn load(state: &AppState, tenant: &str) -> Result<TenantIdp> {
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "The provider (never its secret), its state and last verification.", body = SsoProvider)))]
 async fn show(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ReadTenants, "SSO settings", &tenant)?;
-    let idp = load(&state, name.as_str()).await?;
+    let idp = sso_of(&state, &caller, &tenant).await?;
+    let idp = idp.ok_or_else(|| ApiError::NotFound(format!("tenant `{tenant}` has no SSO provider; PUT one first")))?;
     Ok(axum::Json(view(&state, &idp)).into_response())
+}
+
+/// The tenant's provider, if it has one, to whoever may read the tenant's settings.
+pub(super) async fn sso_of(state: &AppState, caller: &Caller, tenant: &str) -> Result<Option<TenantIdp>> {
+    let (name, _) = caller.authorize_tenant(state, Action::ReadTenants, "SSO settings", tenant)?;
+    Ok(db::idp_of_tenant(&state.pool, name.as_str()).await?)
 }
 
 #[utoipa::path(put, operation_id = "set_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
@@ -152,12 +159,43 @@ async fn set(
     Path(tenant): Path<String>,
     body: JsonBody<SetSso>,
 ) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
+    // Who may not set it learns that before anything about their body.
+    caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
     let request = body.value()?;
+    let change = SsoChange {
+        issuer: &request.issuer,
+        client_id: &request.client_id,
+        client_secret: request.client_secret.as_deref(),
+        domains: &request.domains,
+        mandatory: request.mandatory,
+        jit_role: request.jit_role.as_deref(),
+    };
+    let idp = set_sso(&state, &caller, &tenant, &change).await?;
+    Ok(axum::Json(view(&state, &idp)).into_response())
+}
+
+/// A tenant's provider as an owner or operator sets it, before it is checked.
+pub(super) struct SsoChange<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    /// Required the first time; `None` or empty keeps the stored secret.
+    pub client_secret: Option<&'a str>,
+    pub domains: &'a [String],
+    pub mandatory: bool,
+    pub jit_role: Option<&'a str>,
+}
+
+/// Sets the tenant's provider, in `draft` (it must be verified and tested again), audited.
+pub(super) async fn set_sso(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    change: &SsoChange<'_>,
+) -> Result<TenantIdp> {
+    let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "SSO settings", tenant)?;
     not_from_git(db::idp_of_tenant(&state.pool, name.as_str()).await?.as_ref())?;
-    let settings =
-        crate::sso::settings::check(&request.issuer, &request.client_id, &request.domains, request.jit_role.as_deref())
-            .map_err(ApiError::BadRequest)?;
+    let settings = crate::sso::settings::check(change.issuer, change.client_id, change.domains, change.jit_role)
+        .map_err(ApiError::BadRequest)?;
     let tenant_id = crate::store::tenants::id_of(&state.pool, name.as_str())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("there is no tenant `{name}`")))?;
@@ -173,9 +211,8 @@ async fn set(
             ),
         ));
     }
-    let sealed = request
+    let sealed = change
         .client_secret
-        .as_deref()
         .filter(|s| !s.is_empty())
         .map(|secret| state.identity.keyring.seal(secret.as_bytes(), tenant_id.as_bytes()));
     let new = db::NewIdp {
@@ -184,7 +221,7 @@ async fn set(
         client_id: &settings.client_id,
         secret: sealed.as_ref().map(|(key, bytes)| (key.as_str(), bytes.as_slice())),
         domains,
-        mandatory: request.mandatory,
+        mandatory: change.mandatory,
         jit_role: settings.jit_role.map(|r| r.as_str()),
     };
     match db::save_idp(&state.pool, new).await? {
@@ -196,60 +233,82 @@ async fn set(
             return Err(ApiError::BadRequest("clientSecret is required when setting a provider the first time".into()));
         }
     }
-    let details = json!({ "issuer": issuer, "clientId": request.client_id, "domains": domains, "mandatory": request.mandatory, "jitRole": request.jit_role });
-    caller.record(&state, "tenant.sso.set", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
-    let idp = load(&state, name.as_str()).await?;
-    Ok(axum::Json(view(&state, &idp)).into_response())
+    let jit_role = settings.jit_role.map(|r| r.as_str());
+    let details = json!({ "issuer": issuer, "clientId": settings.client_id, "domains": domains, "mandatory": change.mandatory, "jitRole": jit_role });
+    caller.record(state, "tenant.sso.set", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
+    load(state, name.as_str()).await
 }
 
 #[utoipa::path(delete, operation_id = "remove_sso", path = "/v1/tenants/{tenant}/sso", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 204, description = "Removed: the tenant's users sign in with passwords again.")))]
 async fn remove(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
-    let idp = load(&state, name.as_str()).await?;
+    remove_sso(&state, &caller, &tenant).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// Removes the tenant's provider: its users sign in with passwords again.
+pub(super) async fn remove_sso(state: &AppState, caller: &Caller, tenant: &str) -> Result<()> {
+    let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "SSO settings", tenant)?;
+    let idp = load(state, name.as_str()).await?;
     not_from_git(Some(&idp))?;
     db::delete_idp(&state.pool, idp.tenant_id).await?;
-    caller
-        .record(&state, "tenant.sso.delete", crate::audit::Target::in_tenant(name.as_str(), "sso"), json!({}))
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    caller.record(state, "tenant.sso.delete", crate::audit::Target::in_tenant(name.as_str(), "sso"), json!({})).await
 }
 
 #[utoipa::path(post, operation_id = "verify_sso", path = "/v1/tenants/{tenant}/sso/verify", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "`passed`, and each `problem` in words; a passing provider is `verified`.", body = SsoVerification)))]
 async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
-    let idp = load(&state, name.as_str()).await?;
+    let (idp, report) = verify_sso(&state, &caller, &tenant).await?;
+    let verification =
+        SsoVerification { state: idp.stage().to_owned(), passed: report.passed(), problems: report.problems };
+    Ok(axum::Json(verification).into_response())
+}
+
+/// Verifies the tenant's provider (discovery and keys fetched), audited: the provider after it
+/// (`verified` when it passed) and what was found.
+pub(super) async fn verify_sso(state: &AppState, caller: &Caller, tenant: &str) -> Result<(TenantIdp, Report)> {
+    let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "SSO settings", tenant)?;
+    let idp = load(state, name.as_str()).await?;
     let report = state.sso.verify(&idp).await?;
     let details = json!({ "passed": report.passed(), "problems": report.problems });
-    caller.record(&state, "tenant.sso.verify", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
-    let idp = load(&state, name.as_str()).await?;
-    let verification = SsoVerification { state: idp.state, passed: report.passed(), problems: report.problems };
-    Ok(axum::Json(verification).into_response())
+    caller.record(state, "tenant.sso.verify", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
+    Ok((load(state, name.as_str()).await?, report))
 }
 
 #[utoipa::path(post, operation_id = "test_sso", path = "/v1/tenants/{tenant}/sso/test", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "`url`: open it in a browser and sign in at the provider; nothing changes but the test's record.", body = SsoTest)))]
 async fn test(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
-    let idp = load(&state, name.as_str()).await?;
+    let url = test_sso(&state, &caller, &tenant).await?;
+    Ok(super::auth::no_store(axum::Json(SsoTest { url })))
+}
+
+/// Starts a test sign-in at the tenant's verified provider: the URL to open in a browser.
+pub(super) async fn test_sso(state: &AppState, caller: &Caller, tenant: &str) -> Result<String> {
+    let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "SSO settings", tenant)?;
+    let idp = load(state, name.as_str()).await?;
     if idp.state == "draft" {
         return Err(ApiError::rule(Rule::Conflict, "not_verified", "verify the provider first (POST …/sso/verify)"));
     }
     let by = caller.actor.name();
     let (url, _) = state.sso.start(&idp, "test", "/account", None, Some(by)).await.map_err(sso_error)?;
-    Ok(super::auth::no_store(axum::Json(SsoTest { url })))
+    Ok(url)
 }
 
 #[utoipa::path(post, operation_id = "activate_sso", path = "/v1/tenants/{tenant}/sso/activate", tag = "admin", security(("operator" = ["operator"]), ("session" = ["owner"])),
     params(("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme")),
     responses((status = 200, description = "Active: the login page sends the tenant's domains to the provider.", body = SsoProvider)))]
 async fn activate(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::UpdateTenant, "SSO settings", &tenant)?;
-    let idp = load(&state, name.as_str()).await?;
+    let idp = activate_sso(&state, &caller, &tenant).await?;
+    Ok(axum::Json(view(&state, &idp)).into_response())
+}
+
+/// Activates the tenant's provider once it is verified and tested, audited.
+pub(super) async fn activate_sso(state: &AppState, caller: &Caller, tenant: &str) -> Result<TenantIdp> {
+    let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "SSO settings", tenant)?;
+    let idp = load(state, name.as_str()).await?;
     if idp.state != "active" && !db::activate(&state.pool, idp.tenant_id).await? {
         return Err(ApiError::rule(
             Rule::Conflict,
@@ -258,10 +317,9 @@ async fn activate(State(state): State<AppState>, caller: Caller, Path(tenant): P
         ));
     }
     caller
-        .record(&state, "tenant.sso.activate", crate::audit::Target::in_tenant(name.as_str(), "sso"), json!({}))
+        .record(state, "tenant.sso.activate", crate::audit::Target::in_tenant(name.as_str(), "sso"), json!({}))
         .await?;
-    let idp = load(&state, name.as_str()).await?;
-    Ok(axum::Json(view(&state, &idp)).into_response())
+    load(state, name.as_str()).await
 }
 
 fn sso_error(error: SsoError) -> ApiError {
@@ -339,7 +397,9 @@ async fn callback(
         }
         Ok(Finished::Tested { tenant, email }) => {
             let text = tr.args("sso-tested", &[("tenant", &tenant), ("email", &email)]);
-            let body = templates::Message { alert: None, text: Some(text), link: None };
+            let settings =
+                format!("/admin/{}/sso", url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect::<String>());
+            let body = templates::Message { alert: None, text: Some(text), link: Some((&settings, tr.t("sso-back"))) };
             page.render(Page::new(&tr.t("sso-tested-title"), body.html()))
         }
         Err(SsoError::Store(error)) => {

@@ -34,6 +34,15 @@ pub struct TenantIdp {
     pub updated_at: DateTime<Utc>,
 }
 
+impl TenantIdp {
+    /// Where its set-up stands, as shown: `draft`, `verified`, `tested` (verified, and a test
+    /// sign-in completed since: it may be activated) or `active`.
+    pub fn stage(&self) -> &str {
+        let tested = matches!((self.tested_at, self.verified_at), (Some(tested), Some(verified)) if tested >= verified);
+        if self.state == "verified" && tested { "tested" } else { &self.state }
+    }
+}
+
 const IDP: &str = "SELECT i.tenant_id, t.name AS tenant, i.issuer, i.client_id, i.secret_key_id, i.secret_sealed,
         i.secret_env, i.managed_by, i.domains, i.mandatory, i.jit_role, i.state, i.metadata, i.verified_at, i.tested_at, i.updated_at
    FROM tenant_idps i JOIN tenants t ON t.id = i.tenant_id";
@@ -382,4 +391,41 @@ pub async fn create_federated_session(conn: &mut PgConnection, new: FederatedSes
     .execute(conn)
     .await?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TenantIdp;
+    use chrono::{Duration, Utc};
+
+    fn idp(state: &str, verified: Option<i64>, tested: Option<i64>) -> TenantIdp {
+        let at = |minutes: i64| Utc::now() + Duration::minutes(minutes);
+        TenantIdp {
+            tenant_id: uuid::Uuid::nil(),
+            tenant: "acme".into(),
+            issuer: "https://login.acme.example".into(),
+            client_id: "gatehouse".into(),
+            secret_key_id: None,
+            secret_sealed: None,
+            secret_env: None,
+            managed_by: "api".into(),
+            domains: vec!["acme.example".into()],
+            mandatory: false,
+            jit_role: None,
+            state: state.into(),
+            metadata: None,
+            verified_at: verified.map(at),
+            tested_at: tested.map(at),
+            updated_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_verified_provider_is_tested_only_by_a_test_since_its_verification() {
+        assert_eq!(idp("draft", None, None).stage(), "draft");
+        assert_eq!(idp("verified", Some(0), None).stage(), "verified");
+        assert_eq!(idp("verified", Some(0), Some(1)).stage(), "tested");
+        assert_eq!(idp("verified", Some(1), Some(0)).stage(), "verified", "verified again after the test");
+        assert_eq!(idp("active", Some(0), Some(1)).stage(), "active");
+    }
 }

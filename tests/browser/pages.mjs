@@ -140,3 +140,45 @@ export async function signIn(page, origin, { email, password, totpSecret }) {
     }
   }
 }
+
+/** How many identity provider pages (login, consent, and any repeat) a flow may show before we give up. */
+const MAX_PROVIDER_PAGES = 4;
+
+/**
+ * Signs in at an identity provider made by tests/idp (the certified oidc-provider with its
+ * development login and consent pages) as `login`, from wherever the browser is, until it is back
+ * on `origin`. Returns {seen, problems}: the step it came back to (see `settle`), and what did not
+ * go as expected.
+ */
+export async function throughProvider(page, origin, { login, password }) {
+  const problems = [];
+  for (let pages = 0; ; pages += 1) {
+    const seen = await settle(page, origin);
+    if (seen.step !== 'elsewhere') return { seen, problems };
+    if (pages === MAX_PROVIDER_PAGES) {
+      problems.push(`still at the provider after ${pages} pages: ${seen.url}`);
+      return { seen, problems };
+    }
+    // oidc-provider's devInteractions pages (lib/views/login.js, lib/views/interaction.js): each
+    // form carries a hidden `prompt`; login has `login` and `password` and a "Sign-in" button,
+    // consent a "Continue" button.
+    const prompt = await page.locator('form input[name="prompt"]').first().getAttribute('value', { timeout: 5_000 })
+      .catch(() => null);
+    let failed;
+    if (prompt === 'login') {
+      await page.locator('input[name="login"]').fill(login);
+      await page.locator('input[name="password"]').fill(password);
+      failed = await press(page, 'Sign-in');
+    } else if (prompt === 'consent') {
+      failed = await press(page, 'Continue');
+    } else {
+      const text = (await page.locator('body').innerText().catch(() => '')).trim().slice(0, 300);
+      problems.push(`an unexpected page at ${seen.url}: ${text}`);
+      return { seen, problems };
+    }
+    if (failed) {
+      problems.push(`the provider's ${prompt} page: ${failed}`);
+      return { seen, problems };
+    }
+  }
+}

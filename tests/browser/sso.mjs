@@ -14,10 +14,7 @@
 // `callbackUrls` are the provider's returns to Gatehouse's /login/sso/callback (to replay them),
 // `pageText` what the last page says.
 import { launch, newPage, required, run } from './harness.mjs';
-import { press, settle, submitEmail } from './pages.mjs';
-
-/** How many provider pages (login, consent, and any repeat) the flow may show before we give up. */
-const MAX_PROVIDER_PAGES = 4;
+import { settle, submitEmail, throughProvider } from './pages.mjs';
 
 run(async () => {
   const base = required('BASE').replace(/\/$/, '');
@@ -57,35 +54,9 @@ run(async () => {
       if (refused) problems.push(`the email step: ${refused}`);
     }
 
-    for (let pages = 0; ; pages += 1) {
-      seen = await settle(page, origin);
-      if (seen.step !== 'elsewhere') break;
-      if (pages === MAX_PROVIDER_PAGES) {
-        problems.push(`still at the provider after ${pages} pages: ${seen.url}`);
-        break;
-      }
-      // oidc-provider's devInteractions pages (lib/views/login.js, lib/views/interaction.js): each
-      // form carries a hidden `prompt`; login has `login` and `password` and a "Sign-in" button,
-      // consent a "Continue" button.
-      const prompt = await page.locator('form input[name="prompt"]').first().getAttribute('value', { timeout: 5_000 })
-        .catch(() => null);
-      let failed;
-      if (prompt === 'login') {
-        await page.locator('input[name="login"]').fill(login);
-        await page.locator('input[name="password"]').fill(password);
-        failed = await press(page, 'Sign-in');
-      } else if (prompt === 'consent') {
-        failed = await press(page, 'Continue');
-      } else {
-        const text = (await page.locator('body').innerText().catch(() => '')).trim().slice(0, 300);
-        problems.push(`an unexpected page at ${seen.url}: ${text}`);
-        break;
-      }
-      if (failed) {
-        problems.push(`the provider's ${prompt} page: ${failed}`);
-        break;
-      }
-    }
+    const walked = await throughProvider(page, origin, { login, password });
+    seen = walked.seen;
+    problems.push(...walked.problems);
 
     result.landedOn = page.url();
     result.pageText = (await page.locator('body').innerText().catch(() => '')).trim().slice(0, 500);

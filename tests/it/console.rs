@@ -30,7 +30,12 @@ pub(crate) async fn console_sign_in(server: &Served, email: &str, totp_secret: O
 }
 
 /// A form post of the console: the page's CSRF token first, then `fields`.
-async fn post(server: &Served, path: &str, jar: &mut Jar, fields: &[(&str, &str)]) -> crate::helpers::HttpResponse {
+pub(crate) async fn post(
+    server: &Served,
+    path: &str,
+    jar: &mut Jar,
+    fields: &[(&str, &str)],
+) -> crate::helpers::HttpResponse {
     let mut body = format!("csrf={}", csrf(jar));
     for (key, value) in fields {
         body.push_str(&format!("&{key}={}", encode(value)));
@@ -38,7 +43,7 @@ async fn post(server: &Served, path: &str, jar: &mut Jar, fields: &[(&str, &str)
     browse("POST", &format!("{}{path}", server.base), jar, Some(&body)).await
 }
 
-async fn get(server: &Served, path: &str, jar: &mut Jar) -> crate::helpers::HttpResponse {
+pub(crate) async fn get(server: &Served, path: &str, jar: &mut Jar) -> crate::helpers::HttpResponse {
     browse("GET", &format!("{}{path}", server.base), jar, None).await
 }
 

@@ -14,6 +14,7 @@ mod chart;
 mod cli;
 mod config_fixtures;
 mod console;
+mod console_sso;
 mod drift;
 mod evaluation;
 mod exact_plans;

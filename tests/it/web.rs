@@ -179,13 +179,26 @@ async fn every_page_is_valid_html_for_the_nu_checker() {
         "/admin/lumon/users",
         "/admin/lumon/users/olive%40lumon.example",
         "/admin/lumon/subscription",
+        "/admin/lumon/sso",
         "/admin/acme/users",
     ] {
         let page = browse("GET", &format!("{}{path}", server.base), &mut jar, None).await;
         pages.push((path.to_owned(), page.text));
     }
+    // Single sign-on entered, and a verification's problems listed.
+    let fields = [
+        ("action", "save"),
+        ("issuer", "https://127.0.0.1:9/"),
+        ("client_id", "c"),
+        ("client_secret", "s"),
+        ("domains", "lumon.example"),
+    ];
+    assert_eq!(crate::console::post(&server, "/admin/lumon/sso", &mut jar, &fields).await.status, 303);
+    let verified = crate::console::post(&server, "/admin/lumon/sso", &mut jar, &[("action", "verify")]).await;
+    assert!(verified.text.contains("id=\"verification\""), "{}", verified.text);
+    pages.push(("a verification's problems".into(), verified.text));
     jar.push(("gatehouse_lang".into(), "de".into()));
-    for path in ["/admin/lumon/users", "/admin/lumon/users/olive%40lumon.example"] {
+    for path in ["/admin/lumon/users", "/admin/lumon/users/olive%40lumon.example", "/admin/lumon/sso"] {
         let page = browse("GET", &format!("{}{path}", server.base), &mut jar, None).await;
         pages.push((format!("{path} (de)"), page.text));
     }

@@ -8,6 +8,7 @@
 
 mod audit;
 mod platform;
+mod sso;
 pub(super) mod staff;
 mod tenant;
 
@@ -36,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(landing))
         .merge(tenant::router())
+        .merge(sso::router())
         .merge(platform::router())
         .merge(audit::router())
         .merge(staff::sign_out_router())
@@ -103,6 +105,7 @@ impl Signed {
                 let mut links = vec![
                     (tenant::users_path(&session.tenant), tr.t("console-users")),
                     (format!("{}/subscription", tenant::tenant_path(&session.tenant)), tr.t("console-subscription")),
+                    (sso::sso_path(&session.tenant), tr.t("console-sso")),
                 ];
                 // A tenant's owners read its own audit trail in the auditor's screen.
                 if session.role == Role::Owner {
@@ -185,6 +188,9 @@ pub(super) fn said(tr: Tr, code: &str, message: &str) -> String {
         "not_invited" => tr.t("problem-not-invited"),
         "tenant_not_active" => tr.t("problem-tenant-not-active"),
         "tenant_exists" => tr.t("problem-tenant-exists"),
+        "not_verified" => tr.t("problem-not-verified"),
+        "not_tested" => tr.t("problem-not-tested"),
+        "domain_taken" | "domain_in_use" => tr.t("problem-domain-taken"),
         "internal" => tr.t("failed-text"),
         "forbidden" if message.contains("a session of tenant") => tr.t("problem-other-tenant"),
         "forbidden" if message.contains("owners") => tr.t("problem-owners-only"),

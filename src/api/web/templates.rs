@@ -337,3 +337,36 @@ pub struct TenantSubscription<'a> {
     pub limit: &'a str,
     pub state: &'a str,
 }
+
+/// A tenant's single sign-on: where it stands, the steps, the settings form.
+#[derive(Template)]
+#[template(path = "tenant_sso.html")]
+pub struct TenantSso<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub tenant: &'a str,
+    pub action: &'a str,
+    pub done: Option<String>,
+    pub problem: Option<&'a str>,
+    /// The tenant has a provider (in any state).
+    pub configured: bool,
+    /// `draft`, `verified`, `tested` or `active` (empty without a provider).
+    pub state: &'a str,
+    pub state_label: String,
+    /// What to register at the provider.
+    pub redirect_uri: &'a str,
+    pub verified_at: Option<String>,
+    pub tested_at: Option<String>,
+    /// A verification just run: whether it passed, and each problem in words.
+    pub passed: Option<bool>,
+    pub problems: Vec<String>,
+    /// Git declares the provider: read-only here, with the file.
+    pub git: Option<String>,
+    pub can_change: bool,
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    pub domains: &'a str,
+    pub mandatory: bool,
+    pub jit_role: &'a str,
+    pub jit_roles: Vec<(&'static str, String)>,
+}
