@@ -185,9 +185,14 @@ pub(crate) struct Overrides {
     responses((status = 200, description = "The tenant's overrides, newest first, with their approvals.", body = Overrides)),
 )]
 async fn list_overrides(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ReadBudget, "budget", &tenant)?;
-    let id = tenant_id(&state, &name)?;
-    Ok(axum::Json(Overrides { overrides: db::overrides(&state.pool, id).await? }).into_response())
+    Ok(axum::Json(Overrides { overrides: budget_overrides(&state, &caller, &tenant).await? }).into_response())
+}
+
+/// A tenant's budget overrides, newest first, with their approvals.
+pub(super) async fn budget_overrides(state: &AppState, caller: &Caller, tenant: &str) -> Result<Vec<OverrideRecord>> {
+    let (name, _) = caller.authorize_tenant(state, Action::ReadBudget, "budget", tenant)?;
+    let id = tenant_id(state, &name)?;
+    Ok(db::overrides(&state.pool, id).await?)
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -284,10 +289,20 @@ async fn approve_override(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ApproveOverride, "budget", &tenant)?;
+    Ok(axum::Json(approve_budget_override(&state, &caller, &tenant, &id).await?).into_response())
+}
+
+/// Approves a pending budget override as `caller`, audited; granted after the second approval.
+pub(super) async fn approve_budget_override(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &str,
+    id: &str,
+) -> Result<OverrideRecord> {
+    let (name, _) = caller.authorize_tenant(state, Action::ApproveOverride, "budget", tenant)?;
     let id: Uuid =
         id.parse().map_err(|_| ApiError::BadRequest(format!("path parameter `id`: {id:?} is not an override id")))?;
-    let tenant_id = tenant_id(&state, &name)?;
+    let tenant_id = tenant_id(state, &name)?;
     if db::get_override(&state.pool, tenant_id, id).await?.is_none() {
         return Err(ApiError::rule(Rule::NotFound, "not_found", format!("tenant `{name}` has no override {id}")));
     }
@@ -304,9 +319,9 @@ async fn approve_override(
         state.denials.record(row);
         error
     };
-    let person = person(&caller).map_err(refused)?;
+    let person = person(caller).map_err(refused)?;
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
-    let approved = crate::budget::approval::approve(&mut tx, tenant_id, id, &party(&caller, &person), |o, granted| {
+    let approved = crate::budget::approval::approve(&mut tx, tenant_id, id, &party(caller, &person), |o, granted| {
         let action = if granted { "budget.override.grant" } else { "budget.override.approve" };
         caller.audit(action, target(&name), json!({ "override": o.id, "limit": o.limit, "approvals": o.approvals }))
     })
@@ -327,9 +342,9 @@ async fn approve_override(
         )
     };
     let details = json!({ "override": approved.id, "limit": approved.limit, "approvals": approved.approvals, "status": approved.status });
-    notify(&state, &mut tx, name.as_str(), tenant_id, event, summary, details).await?;
+    notify(state, &mut tx, name.as_str(), tenant_id, event, summary, details).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    Ok(axum::Json(approved).into_response())
+    Ok(approved)
 }
 
 /// Mails the tenant's owners and queues the webhook of a budget step, in `tx`.

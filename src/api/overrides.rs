@@ -57,9 +57,14 @@ fn target(tenant: &TenantName, key: &FlagKey) -> Target {
     responses((status = 200, description = "The tenant's flag overrides, each beside the plan's default.", body = Overrides)),
 )]
 async fn list(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
-    let (name, _) = caller.authorize_tenant(&state, Action::ReadTenants, "flag overrides", &tenant)?;
+    Ok(axum::Json(Overrides { overrides: flag_overrides(&state, &caller, &tenant).await? }).into_response())
+}
+
+/// A tenant's flag overrides, each beside the plan's default.
+pub(super) async fn flag_overrides(state: &AppState, caller: &Caller, tenant: &str) -> Result<Vec<FlagOverride>> {
+    let (name, _) = caller.authorize_tenant(state, Action::ReadTenants, "flag overrides", tenant)?;
     let found = db::get(&state.pool, name.as_str()).await?.ok_or_else(|| db::not_found(name.as_str()))?;
-    Ok(axum::Json(Overrides { overrides: db::overrides(&state.pool, found.id).await? }).into_response())
+    Ok(db::overrides(&state.pool, found.id).await?)
 }
 
 #[utoipa::path(

@@ -201,18 +201,29 @@ async fn tenant_history(
     page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SyncHistory>> {
     caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
-    let name = input::lookup("path parameter `tenant`", &name)?;
     let Query(page) = page?;
-    let limit = page.limit()?;
+    Ok(Json(tenant_history_page(&state, &caller, &name, page.before, page.limit()?).await?))
+}
+
+/// The passes that touched a tenant, newest first: `limit` of them before the pass `before`.
+pub(super) async fn tenant_history_page(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<SyncHistory> {
+    caller.authorize(state, Action::ReadSync, &SYNC_STATUS)?;
+    let name = input::lookup("path parameter `tenant`", name)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    let passes = history::tenant_passes(&mut conn, name, page.before, limit).await?;
-    Ok(Json(history_page(passes, limit)))
+    let passes = history::tenant_passes(&mut conn, name, before, limit).await?;
+    Ok(history_page(passes, limit))
 }
 
 /// A page of passes.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(super) struct SyncHistory {
-    passes: Vec<history::PassEntry>,
+    pub(super) passes: Vec<history::PassEntry>,
     /// The `before` of the next page; `null` on the last.
     next: Option<i64>,
 }
@@ -267,8 +278,14 @@ pub(super) struct DeletionAllowed {
     responses((status = 200, description = "The tenant's sync status: errors, drift, orphans, allowances.", body = TenantSync)),
 )]
 async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<String>) -> Result<Json<TenantSync>> {
-    caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
-    let name = input::lookup("path parameter `tenant`", &name)?;
+    Ok(Json(tenant_sync(&state, &caller, &name).await?))
+}
+
+/// One tenant's sync status: its errors with file and line, each drifted field with the applied
+/// and live values and who changed it when, orphans and allowances.
+pub(super) async fn tenant_sync(state: &AppState, caller: &Caller, name: &str) -> Result<TenantSync> {
+    caller.authorize(state, Action::ReadSync, &SYNC_STATUS)?;
+    let name = input::lookup("path parameter `tenant`", name)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let sync = status::sync_state(&mut conn).await?;
     let row = status::tenant_sync(&mut conn, name).await?;
@@ -288,7 +305,7 @@ async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<
     }
     let allowance = drift::allowance_of(&mut conn, name).await?;
     let state_name = row.as_ref().map_or("Synced", |r| r.state.as_str()).to_owned();
-    Ok(Json(TenantSync {
+    Ok(TenantSync {
         tenant: name.to_owned(),
         synced_commit: (state_name == "Synced").then(|| sync.source_commit.clone()).flatten(),
         state: state_name,
@@ -302,7 +319,7 @@ async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<
         orphans: row.as_ref().map_or(json!([]), |r| r.orphans.clone()),
         allowed_deletion: allowance::of_tenant(&mut conn, name).await?,
         drift_allowance: allowance,
-    }))
+    })
 }
 
 /// One tenant's sync status.
@@ -310,31 +327,31 @@ async fn tenant(State(state): State<AppState>, caller: Caller, Path(name): Path<
 #[serde(rename_all = "camelCase")]
 pub(super) struct TenantSync {
     #[schema(example = "acme")]
-    tenant: String,
+    pub(super) tenant: String,
     /// `Synced | OutOfSync | Drifted | Error | Unmanaged`.
-    state: String,
+    pub(super) state: String,
     /// The version the tenant is synced to; `null` unless `Synced`.
-    synced_commit: Option<String>,
+    pub(super) synced_commit: Option<String>,
     /// The version of the config of the last pass.
-    source_commit: Option<String>,
+    pub(super) source_commit: Option<String>,
     /// The version that last changed the tenant.
-    applied_commit: Option<String>,
+    pub(super) applied_commit: Option<String>,
     /// `git` or `api`; `null` when the tenant is not live.
-    managed_by: Option<String>,
-    source_file: Option<String>,
-    last_attempt_at: Option<DateTime<Utc>>,
+    pub(super) managed_by: Option<String>,
+    pub(super) source_file: Option<String>,
+    pub(super) last_attempt_at: Option<DateTime<Utc>>,
     /// Each problem, with its file and line.
     #[schema(value_type = Vec<Object>)]
-    errors: Value,
+    pub(super) errors: Value,
     /// Each drifted field: the applied and live values, who changed it and when.
     #[schema(value_type = Vec<Object>)]
-    drift: Vec<Value>,
+    pub(super) drift: Vec<Value>,
     /// Live resources Git does not declare.
     #[schema(value_type = Vec<Object>)]
-    orphans: Value,
+    pub(super) orphans: Value,
     /// A guarded change allowed once, not yet used.
-    allowed_deletion: Option<allowance::Allowance>,
-    drift_allowance: Option<drift::Allowance>,
+    pub(super) allowed_deletion: Option<allowance::Allowance>,
+    pub(super) drift_allowance: Option<drift::Allowance>,
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

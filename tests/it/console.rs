@@ -300,10 +300,36 @@ async fn the_tenant_console_in_chromium_passes_axe_by_keyboard_and_without_javas
     );
 }
 
+/// The example served with the operators' identity provider (tests/idp) able to sign staff in
+/// in a browser: its callback registered, `platform-ops` bound to operators and `platform-audit`
+/// to auditors.
+pub(crate) async fn staffed() -> (TestDb, Repo, crate::helpers::InProcess, crate::operators::Idp) {
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("port").port();
+    let callback = format!("http://127.0.0.1:{port}/console/login/callback");
+    let idp = crate::operators::Idp::start_with(&[("IDP_REDIRECT_URIS", callback.as_str())]);
+    let listen = format!("127.0.0.1:{port}");
+    let server = started(
+        &repo,
+        &db,
+        &[
+            ("GATEHOUSE_LISTEN", listen.as_str()),
+            ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
+            ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
+            ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
+            ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator,platform-audit=auditor"),
+            ("GATEHOUSE_OIDC_CLIENT_SECRET", "gatehouse-secret"),
+        ],
+    )
+    .await;
+    (db, repo, server, idp)
+}
+
 /// Signs platform staff in as a browser would: `/console/login`, then the identity provider's own
 /// login and consent pages (tests/idp, oidc-provider's development interactions) as `account`,
 /// then back to Gatehouse's callback. Returns the jar and the callback's answer.
-async fn staff_sign_in(
+pub(crate) async fn staff_sign_in(
     server: &Served,
     idp: &crate::operators::Idp,
     account: &str,
@@ -343,25 +369,7 @@ async fn staff_sign_in(
 /// nothing; a person in no bound group gets a page saying so; every step is audited.
 #[tokio::test]
 async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_in_the_console() {
-    let db = TestDb::new().await;
-    let repo = Repo::example();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("a port").local_addr().expect("port").port();
-    let callback = format!("http://127.0.0.1:{port}/console/login/callback");
-    let idp = crate::operators::Idp::start_with(&[("IDP_REDIRECT_URIS", callback.as_str())]);
-    let listen = format!("127.0.0.1:{port}");
-    let server = started(
-        &repo,
-        &db,
-        &[
-            ("GATEHOUSE_LISTEN", listen.as_str()),
-            ("GATEHOUSE_OIDC_ISSUER_URL", idp.issuer.as_str()),
-            ("GATEHOUSE_OIDC_AUDIENCE", "gatehouse"),
-            ("GATEHOUSE_OIDC_USERNAME_CLAIM", "email"),
-            ("GATEHOUSE_OIDC_GROUP_BINDINGS", "platform-ops=operator,platform-audit=auditor"),
-            ("GATEHOUSE_OIDC_CLIENT_SECRET", "gatehouse-secret"),
-        ],
-    )
-    .await;
+    let (db, _repo, server, idp) = staffed().await;
     idp.account("ada@ops.example", crate::operators::person("ada@ops.example", json!(["platform-ops"]))).await;
     idp.account("aud@ops.example", crate::operators::person("aud@ops.example", json!(["platform-audit"]))).await;
     idp.account("eve@ops.example", crate::operators::person("eve@ops.example", json!(["marketing"]))).await;

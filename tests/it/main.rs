@@ -15,6 +15,7 @@ mod cli;
 mod config_fixtures;
 mod console;
 mod console_sso;
+mod console_staff;
 mod drift;
 mod evaluation;
 mod exact_plans;

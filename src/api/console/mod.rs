@@ -7,6 +7,7 @@
 //! pages' CSRF layer.
 
 mod audit;
+mod overview;
 mod platform;
 mod sso;
 pub(super) mod staff;
@@ -38,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(landing))
         .merge(tenant::router())
         .merge(sso::router())
+        .merge(overview::router())
         .merge(platform::router())
         .merge(audit::router())
         .merge(staff::sign_out_router())

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::Signed;
-use super::tenant::{see_other, users_path};
+use super::tenant::see_other;
 use crate::api::tenants::{self, Provision, TenantListing};
 use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
@@ -103,7 +103,7 @@ async fn page(signed: &Signed, query: &ListQuery, typed: Typed<'_>) -> Response 
         .tenants
         .iter()
         .map(|t| templates::TenantRow {
-            href: users_path(&t.name),
+            href: super::overview::overview_path(&t.name),
             name: t.name.clone(),
             display_name: t.display_name.clone(),
             plan: t.plan.clone(),

@@ -509,7 +509,7 @@ async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>
     }
 }
 
-fn subscription_path(tenant: &str) -> String {
+pub(super) fn subscription_path(tenant: &str) -> String {
     format!("{}/subscription", tenant_path(tenant))
 }
 

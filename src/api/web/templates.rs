@@ -370,3 +370,78 @@ pub struct TenantSso<'a> {
     pub jit_role: &'a str,
     pub jit_roles: Vec<(&'static str, String)>,
 }
+
+/// A flag of a tenant: the plan's default, the tenant's override, the value applications get.
+pub struct FlagRow {
+    pub key: String,
+    pub default: String,
+    /// The override, `—` without one.
+    pub own: String,
+    pub effective: String,
+    /// Who manages the override: `git` or `api`; empty without one.
+    pub managed_by: String,
+}
+
+/// A budget override waiting for its approvals.
+pub struct PendingOverride {
+    pub id: String,
+    pub limit: String,
+    pub reason: String,
+    /// Who asked, and when.
+    pub requested: String,
+    pub approvals: String,
+}
+
+/// A field that differs from what Git applied.
+pub struct DriftRow {
+    pub resource: String,
+    pub field: String,
+    pub applied: String,
+    pub live: String,
+    pub by: String,
+    pub at: String,
+}
+
+/// A reconcile pass that touched the tenant.
+pub struct PassRow {
+    pub at: String,
+    pub trigger: String,
+    pub state: String,
+    pub version: String,
+    /// The commit's subject.
+    pub change: String,
+    pub author: String,
+}
+
+/// An operator's page of one tenant.
+#[derive(Template)]
+#[template(path = "tenant_overview.html")]
+pub struct TenantOverview<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub action: &'a str,
+    pub done: Option<String>,
+    pub problem: Option<&'a str>,
+    pub display_name: &'a str,
+    pub state: &'a str,
+    pub plan: &'a str,
+    /// Git and its file, or the console and API.
+    pub managed: &'a str,
+    /// The tenant's other console pages: path and label.
+    pub links: Vec<(String, String)>,
+    pub flags: &'a [FlagRow],
+    pub applications: &'a [String],
+    pub month: String,
+    pub usage: String,
+    pub limit: String,
+    pub pending: &'a [PendingOverride],
+    pub may_approve: bool,
+    pub sync_state: &'a str,
+    pub synced_commit: &'a str,
+    pub applied_commit: &'a str,
+    /// Each problem of its files, `file:line: message`.
+    pub errors: &'a [String],
+    pub drift: &'a [DriftRow],
+    pub orphans: Vec<String>,
+    pub history: &'a [PassRow],
+}

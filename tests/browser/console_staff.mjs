@@ -1,0 +1,85 @@
+// The staff screens in Chromium (issue 23.3, 23.5, 23.8): an operator signs in at the identity
+// provider (tests/idp: the certified oidc-provider) with JavaScript off, provisions a tenant with
+// the keyboard alone, then every staff screen is audited with axe-core (WCAG 2.1 A and AA), in
+// English and German, with screenshots.
+//
+//   BASE         Gatehouse, e.g. http://127.0.0.1:PORT
+//   IDP_LOGIN    the operator's account at the provider (any password)
+//   TENANT       the tenant to provision; OWNER its owner's email
+//   SCREENSHOTS  optional: a folder for PNGs
+//
+// Prints {provisioned, keyboardStops, germanLang, axe: {screen: [violations]}, problems}.
+import { audit } from './axe.mjs';
+import { launch, newPage, required, run } from './harness.mjs';
+import { throughProvider } from './pages.mjs';
+
+run(async () => {
+  const base = required('BASE').replace(/\/$/, '');
+  const origin = new URL(base).origin;
+  const tenant = required('TENANT');
+  const owner = required('OWNER');
+  const shots = process.env.SCREENSHOTS || null;
+  const axe = {};
+  const problems = [];
+  const result = { provisioned: false, keyboardStops: null, germanLang: null, axe, problems };
+  const browser = await launch();
+
+  // 1. JavaScript off: sign in at the provider, provision by keyboard alone.
+  let signedInState;
+  {
+    const page = await newPage(browser, { javaScriptEnabled: false });
+    await page.goto(`${base}/console/login`);
+    const walked = await throughProvider(page, origin, { login: required('IDP_LOGIN'), password: 'any password' });
+    problems.push(...walked.problems);
+    if (!page.url().startsWith(`${base}/console`)) {
+      problems.push(`the operator landed on ${page.url()}, not ${base}/console`);
+      return result;
+    }
+    await page.locator('body').focus();
+    let stops = 0;
+    while (stops < 40) {
+      await page.keyboard.press('Tab');
+      stops += 1;
+      if (await page.locator('#tenant-name').evaluate((field) => field === document.activeElement)) break;
+    }
+    if (stops === 40) {
+      problems.push('the provisioning form cannot be reached with Tab');
+      return result;
+    }
+    result.keyboardStops = stops;
+    for (const value of [tenant, 'Lumon Industries', 'free', owner]) {
+      await page.keyboard.type(value);
+      await page.keyboard.press('Tab');
+    }
+    // The applications field stays empty; Enter submits the form.
+    await Promise.all([page.waitForURL(/created=/), page.keyboard.press('Enter')]);
+    const status = (await page.getByRole('status').first().innerText()).trim();
+    result.provisioned = status.includes(tenant);
+    if (!result.provisioned) problems.push(`after provisioning the page says: ${status}`);
+    signedInState = await page.context().storageState();
+    await page.context().close();
+  }
+
+  // 2. Every staff screen through axe (injected as a script: the CSP is bypassed for it).
+  const page = await newPage(browser, { bypassCSP: true, storageState: signedInState });
+  const screen = async (name, path, shot) => {
+    const answer = await page.goto(`${base}${path}`);
+    if (!answer || answer.status() !== 200) problems.push(`${path} answered ${answer?.status()}`);
+    axe[name] = await audit(page);
+    if (shot && shots) await page.screenshot({ path: `${shots}/${shot}.png`, fullPage: true });
+  };
+  await screen('tenants', '/console', 'console-tenants');
+  await screen('tenant', '/console/tenants/acme', 'console-tenant');
+  await screen('new-tenant', `/console/tenants/${tenant}`);
+  await screen('audit', '/console/audit', 'console-audit');
+  await screen('audit-filtered', '/console/audit?action=tenant.create');
+  await screen('tenant-users', `/admin/${tenant}/users`);
+  await screen('tenant-sso', '/admin/acme/sso');
+  await Promise.all([page.waitForURL(/\/admin\/acme\/sso/), page.getByRole('link', { name: 'Deutsch' }).click()]);
+  result.germanLang = await page.locator('html').getAttribute('lang');
+  await screen('tenant-de', '/console/tenants/acme', 'console-tenant-de');
+  await screen('tenants-de', '/console');
+  problems.push(...page.consoleErrors.filter((error) => !error.startsWith('Failed to load resource')));
+  await browser.close();
+  return result;
+});

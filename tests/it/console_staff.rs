@@ -1,0 +1,177 @@
+//! The operator's page of one tenant (issue 23.3, FR-OPS-001, FR-FLAG-001): flags with the plan's
+//! default, the override and the effective value, applications, budget and the overrides waiting
+//! for approval (approved here, two people other than the requester), the sync state with each
+//! drifted field (applied, live, who, when) and the history; then the staff screens in Chromium,
+//! signed in at the real identity provider (npm `oidc-provider`): provisioning by keyboard alone
+//! with JavaScript off, and every screen through axe-core, in English and German.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::console::{console_sign_in, get, post, staff_sign_in, staffed};
+use crate::helpers::{OPERATOR, PASSWORD, activate, call, within};
+use crate::identity::login;
+use crate::login::enrol_totp;
+use crate::operators::person;
+
+/// FR-OPS-001, FR-FLAG-001: one tenant on one page for staff, its drift field by field, a budget
+/// override approved in the browser as the JSON API approves it; auditors read; tenant owners are
+/// refused (audited).
+#[tokio::test]
+async fn operators_see_a_tenants_flags_budget_drift_and_history_and_approve_an_override() {
+    let (db, _repo, server, idp) = staffed().await;
+    for (who, group) in [("ada", "platform-ops"), ("grace", "platform-ops"), ("aud", "platform-audit")] {
+        let email = format!("{who}@ops.example");
+        idp.account(&email, person(&email, json!([group]))).await;
+    }
+    within(Duration::from_secs(20), "the first pass", || async {
+        call(&server, "GET", "/v1/sync/status", Some(OPERATOR), None).await.body["state"] == "Synced"
+    })
+    .await;
+
+    // Drift on umbrella, which does not heal itself: a role changed behind Gatehouse's back.
+    db.execute("UPDATE users SET role = 'admin' WHERE email = 'leon@umbrella.example'").await;
+    assert_eq!(call(&server, "POST", "/v1/sync", Some(OPERATOR), None).await.status, 202);
+    within(Duration::from_secs(20), "the drift is found", || async {
+        call(&server, "GET", "/v1/sync/tenants/umbrella", Some(OPERATOR), None).await.body["state"] == "Drifted"
+    })
+    .await;
+
+    let (mut ada, _) = staff_sign_in(&server, &idp, "ada@ops.example").await;
+    let list = get(&server, "/console?q=umb&state=&plan=", &mut ada).await;
+    assert!(
+        list.text.contains("href=\"/console/tenants/umbrella\""),
+        "the list leads to the tenant's page: {}",
+        list.text
+    );
+    let umbrella = get(&server, "/console/tenants/umbrella", &mut ada).await;
+    assert_eq!(umbrella.status, 200, "{}", umbrella.text);
+    assert!(umbrella.text.contains("Git (tenants/umbrella.yaml)"), "{}", umbrella.text);
+    assert!(umbrella.text.contains("<dd>Drifted</dd>"), "{}", umbrella.text);
+    let row = umbrella.text.split("<td><code>role</code></td>").nth(1).expect("the drifted field's row");
+    let row = row.split("</tr>").next().unwrap_or_default();
+    assert!(row.contains("<td>user</td><td>admin</td>"), "applied, then live: {row}");
+    assert!(row.contains("changed outside Gatehouse"), "who, from the audit log (nobody here): {row}");
+    assert!(umbrella.text.contains("id=\"history\""), "{}", umbrella.text);
+    assert!(umbrella.text.contains("<td>start</td>") || umbrella.text.contains("<td>manual</td>"), "{}", umbrella.text);
+
+    // acme's flags: the plan's default, acme's own value from its file, the effective value.
+    let acme = get(&server, "/console/tenants/acme", &mut ada).await;
+    let flag = acme
+        .text
+        .split("<code>max_projects</code></th>")
+        .nth(1)
+        .expect("max_projects")
+        .split("</tr>")
+        .next()
+        .unwrap_or_default();
+    assert!(flag.contains("<td>1000 <span class=\"note\">(Git)</span></td><td><strong>1000</strong></td>"), "{flag}");
+    assert!(acme.text.contains("<code>billing-app</code>"), "its applications: {}", acme.text);
+
+    // A budget override asked by globex's owner waits for two people other than them.
+    activate(&db, &["hank@globex.example"]).await;
+    let hank = owner_token(&server, "hank@globex.example").await;
+    let asked = json!({ "amount": 5, "reason": "quarter-end import", "expiresIn": "1d" });
+    let requested = call(&server, "POST", "/v1/tenants/globex/budget/overrides", Some(&hank), Some(asked)).await;
+    assert_eq!(requested.status, 201, "{}", requested.text);
+    let globex = get(&server, "/console/tenants/globex", &mut ada).await;
+    assert!(
+        globex.text.contains("quarter-end import") && globex.text.contains("by hank@globex.example"),
+        "{}",
+        globex.text
+    );
+    let id = requested.body["id"].as_str().expect("an id");
+    let approve = [("action", "approve"), ("override", id)];
+    let approved = post(&server, "/console/tenants/globex", &mut ada, &approve).await;
+    assert_eq!(
+        crate::login::header(&approved, "location"),
+        Some("/console/tenants/globex?approved=1"),
+        "{}",
+        approved.text
+    );
+    let again = post(&server, "/console/tenants/globex", &mut ada, &approve).await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    let (mut grace, _) = staff_sign_in(&server, &idp, "grace@ops.example").await;
+    assert_eq!(post(&server, "/console/tenants/globex", &mut grace, &approve).await.status, 303);
+    let granted = call(&server, "GET", "/v1/tenants/globex/budget/overrides", Some(OPERATOR), None).await;
+    assert_eq!(granted.body["overrides"][0]["status"], "granted", "{}", granted.text);
+    assert_eq!(granted.body["overrides"][0]["approvals"], json!(["ada@ops.example", "grace@ops.example"]));
+    let audited = "SELECT count(*) FROM audit_log WHERE action IN ('budget.override.approve', 'budget.override.grant') AND outcome = 'success' AND tenant = 'globex'";
+    assert_eq!(db.count(audited).await, 2);
+
+    // Auditors read and approve nothing; a tenant's owner is refused the page, audited.
+    let (mut aud, _) = staff_sign_in(&server, &idp, "aud@ops.example").await;
+    let read = get(&server, "/console/tenants/umbrella", &mut aud).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert!(!read.text.contains("name=\"override\""), "{}", read.text);
+    let refused = post(&server, "/console/tenants/globex", &mut aud, &approve).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
+    activate(&db, &["alice@acme.example"]).await;
+    let secret = enrol_totp(&server, "alice@acme.example").await;
+    let mut alice = console_sign_in(&server, "alice@acme.example", Some(&secret)).await;
+    let owner = get(&server, "/console/tenants/acme", &mut alice).await;
+    assert_eq!(owner.status, 403, "{}", owner.text);
+    let denied = "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND actor = 'alice@acme.example'";
+    within(Duration::from_secs(5), "the refusal is audited", || async { db.count(denied).await >= 1 }).await;
+
+    crate::web::nu_check(vec![
+        ("an operator's tenant page with drift".into(), umbrella.text),
+        ("an operator's tenant page with flags".into(), acme.text),
+        ("an override waiting".into(), globex.text),
+        ("an approval refused".into(), again.text),
+    ])
+    .await;
+}
+
+/// An owner's access token: signed in, TOTP enrolled and confirmed (owners must have it).
+async fn owner_token(server: &crate::helpers::Served, email: &str) -> String {
+    let first = login(server, email, PASSWORD).await;
+    let access = first.body["access_token"].as_str().expect("a token").to_owned();
+    let enrolment = call(server, "POST", "/v1/auth/mfa/totp/enrol", Some(&access), None).await;
+    let secret = enrolment.body["secret"].as_str().expect("a secret").to_owned();
+    let confirm = json!({ "code": crate::identity::totp_now(&secret, 0) });
+    let confirmed = call(server, "POST", "/v1/auth/mfa/totp/confirm", Some(&access), Some(confirm)).await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.text);
+    confirmed.body["access_token"].as_str().map_or(access, str::to_owned)
+}
+
+/// IF-OPS-CONSOLE, IF-AUDIT-CONSOLE, WCAG 2.1 AA in Chromium: an operator signs in at the identity
+/// provider, provisions a tenant with the keyboard alone and JavaScript off, and every staff screen
+/// (tenants, a tenant's page, the audit log, a tenant's users and SSO as the operator sees them,
+/// German) passes axe-core with no violation; screenshots for the README.
+#[tokio::test]
+async fn staff_screens_in_chromium_pass_axe_and_provisioning_works_by_keyboard() {
+    let (db, _repo, server, idp) = staffed().await;
+    idp.account("ada@ops.example", person("ada@ops.example", json!(["platform-ops"]))).await;
+    let shots = crate::helpers::project_dir().join("target/screenshots");
+    std::fs::create_dir_all(&shots).expect("target/screenshots");
+    let base = server.base.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        crate::login::run_script(
+            "console_staff.mjs",
+            &[
+                ("BASE", base),
+                ("IDP_LOGIN", "ada@ops.example".into()),
+                ("TENANT", "lumon".into()),
+                ("OWNER", "olive@lumon.example".into()),
+                ("SCREENSHOTS", shots.display().to_string()),
+            ],
+        )
+    })
+    .await
+    .expect("the script");
+    assert_eq!(result["problems"], json!([]), "{result}");
+    assert_eq!(result["provisioned"], true, "{result}");
+    assert!(result["keyboardStops"].as_u64().is_some_and(|n| n < 15), "reached in a few Tab presses: {result}");
+    assert_eq!(result["germanLang"], "de", "{result}");
+    let screens = result["axe"].as_object().expect("axe results");
+    assert!(screens.len() >= 7, "{result}");
+    for (screen, violations) in screens {
+        assert_eq!(violations, &json!([]), "axe (WCAG 2.1 A and AA) on {screen}");
+    }
+    let invited = "SELECT count(*) FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = 'lumon' AND u.email = 'olive@lumon.example' AND u.role = 'owner' AND u.status = 'invited'";
+    assert_eq!(db.count(invited).await, 1, "provisioned with its owner invited");
+    let audited = "SELECT count(*) FROM audit_log WHERE action = 'tenant.create' AND actor = 'ada@ops.example'";
+    assert_eq!(db.count(audited).await, 1);
+}
