@@ -129,12 +129,13 @@ pub fn launch(
         source,
         options: settings.options,
         interval: settings.interval,
-        replica: settings.replica,
+        replica: settings.replica.clone(),
         wake,
         metrics: metrics.clone(),
         history_limit: settings.history_limit,
     };
     let reconciler = tokio::spawn(reconciler.run(shutdown.clone()));
+    let replica = settings.replica;
 
     let public_url = settings.public_url.unwrap_or_else(|| format!("http://{address}"));
     let cache = Arc::new(DeliveryCache::new(&public_url, settings.key_rate_limit));
@@ -152,6 +153,7 @@ pub fn launch(
     tasks.spawn(identity::invitation::run(identity.clone(), shutdown.clone()));
     tasks.spawn(mail::worker::run(pool.clone(), identity.keyring.clone(), settings.mailer, shutdown.clone()));
     tasks.spawn(prune_expired(identity.clone(), shutdown.clone()));
+    tasks.spawn(announce_replica(pool.clone(), replica, address.to_string(), shutdown.clone()));
     tasks.spawn(purge_deleted_tenants(pool.clone(), settings.retention, shutdown.clone()));
     tasks.spawn(keep_audit_months(
         pool.clone(),
@@ -375,6 +377,30 @@ async fn keep_audit_months(
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(3600)) => {}
         }
+    }
+}
+
+/// Says this replica is alive every 15 seconds, for the platform page's list of replicas; removes
+/// its row when it stops.
+async fn announce_replica(pool: PgPool, name: String, address: String, shutdown: CancellationToken) {
+    let started_at = chrono::Utc::now();
+    loop {
+        let announced = async {
+            let mut conn = pool.acquire().await?;
+            store::status::announce(&mut conn, &name, &address, started_at).await
+        };
+        if let Err(error) = announced.await {
+            tracing::warn!(%error, "cannot announce this replica");
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(Duration::from_secs(15)) => {}
+        }
+    }
+    if let Ok(mut conn) = pool.acquire().await
+        && let Err(error) = store::status::retire(&mut conn, &name).await
+    {
+        tracing::warn!(%error, "cannot remove this replica from the list");
     }
 }
 

@@ -65,8 +65,13 @@ async fn find_app(state: &AppState, name: &str) -> Result<ApplicationRecord> {
     responses((status = 200, description = "Every application.", body = Applications)),
 )]
 async fn list_apps(State(state): State<AppState>, caller: Caller) -> Result<Response> {
-    caller.authorize(&state, Action::ReadApps, &Resource::platform("applications"))?;
-    Ok(axum::Json(Applications { applications: db::list_applications(&state.pool).await? }).into_response())
+    Ok(axum::Json(Applications { applications: applications(&state, &caller).await? }).into_response())
+}
+
+/// Every application.
+pub(super) async fn applications(state: &AppState, caller: &Caller) -> Result<Vec<ApplicationRecord>> {
+    caller.authorize(state, Action::ReadApps, &Resource::platform("applications"))?;
+    Ok(db::list_applications(&state.pool).await?)
 }
 
 #[utoipa::path(
@@ -198,9 +203,20 @@ async fn update_app(
     responses((status = 200, description = "The application's keys, never their secrets.", body = Keys)),
 )]
 async fn list_keys(State(state): State<AppState>, caller: Caller, Path(app): Path<String>) -> Result<Response> {
-    caller.authorize(&state, Action::ReadApps, &Resource::application(&app))?;
-    let app = find_app(&state, &app).await?;
-    Ok(axum::Json(Keys { keys: db::list_keys(&state.pool, app.id).await? }).into_response())
+    let (_, keys) = app_keys(&state, &caller, &app).await?;
+    Ok(axum::Json(Keys { keys }).into_response())
+}
+
+/// An application and its keys, never their secrets.
+pub(super) async fn app_keys(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+) -> Result<(ApplicationRecord, Vec<KeyRecord>)> {
+    caller.authorize(state, Action::ReadApps, &Resource::application(app))?;
+    let app = find_app(state, app).await?;
+    let keys = db::list_keys(&state.pool, app.id).await?;
+    Ok((app, keys))
 }
 
 #[utoipa::path(
@@ -288,11 +304,42 @@ async fn create_key(
     Path(app): Path<String>,
     body: JsonBody<Option<CreateKey>>,
 ) -> Result<Response> {
+    // Who may not issue keys learns that before anything about their body.
     caller.authorize(&state, Action::ManageKeys, &Resource::application(&app))?;
     let request = body.value()?.unwrap_or_default();
-    let name = request.name.as_deref().map(|n| input::display_name("name", n)).transpose()?;
-    let app = find_app(&state, &app).await?;
-    let scopes = match &request.scopes {
+    let asked = KeyRequest {
+        name: request.name.as_deref(),
+        scopes: request.scopes.as_deref(),
+        expires_in: request.expires_in.as_deref(),
+        expires_at: request.expires_at,
+    };
+    let (record, token) = issue_key(&state, &caller, &app, &asked).await?;
+    Ok(no_store((StatusCode::CREATED, axum::Json(issued(record, &token)))))
+}
+
+/// A key as asked for, before it is checked.
+#[derive(Default)]
+pub(super) struct KeyRequest<'a> {
+    pub name: Option<&'a str>,
+    /// `None`: every scope of the application.
+    pub scopes: Option<&'a [String]>,
+    /// Such as `90d`; or `expires_at`.
+    pub expires_in: Option<&'a str>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// Issues a key of `app`, audited and known to every replica at once: its record and the whole
+/// key, whose secret is shown this once and stored only as a hash.
+pub(super) async fn issue_key(
+    state: &AppState,
+    caller: &Caller,
+    app: &str,
+    request: &KeyRequest<'_>,
+) -> Result<(KeyRecord, String)> {
+    caller.authorize(state, Action::ManageKeys, &Resource::application(app))?;
+    let name = request.name.map(|n| input::display_name("name", n)).transpose()?;
+    let app = find_app(state, app).await?;
+    let scopes = match request.scopes {
         Some(asked) => {
             let asked = scopes(asked)?;
             if let Some(extra) = asked.iter().find(|s| !app.scopes.contains(s)) {
@@ -306,7 +353,7 @@ async fn create_key(
         }
         None => app.scopes.clone(),
     };
-    let expires_at = match (&request.expires_in, request.expires_at) {
+    let expires_at = match (request.expires_in, request.expires_at) {
         (Some(_), Some(_)) => return Err(ApiError::BadRequest("give expiresIn or expiresAt, not both".into())),
         (Some(text), None) => Some(input::from_now("expiresIn", input::duration("expiresIn", text)?)?),
         (None, Some(at)) => Some(input::expiry("expiresAt", at)?),
@@ -327,7 +374,7 @@ async fn create_key(
     };
     let record = db::create_key(&state.pool, new, entry).await?;
     sync::refresh(&state.delivery, &state.pool, &[&issued_key.key_id], &[]).await?;
-    Ok(no_store((StatusCode::CREATED, axum::Json(issued(record, &issued_key.token)))))
+    Ok((record, issued_key.token))
 }
 
 /// Revokes at once, on every replica (the change feed), and keeps the key listed as revoked.
@@ -344,15 +391,20 @@ async fn revoke_key(
     caller: Caller,
     Path((app, key_id)): Path<(String, String)>,
 ) -> Result<Response> {
-    caller.authorize(&state, Action::ManageKeys, &Resource::application(&app))?;
-    let key_id = input::key_id(&key_id)?;
+    Ok(axum::Json(revoke(&state, &caller, &app, &key_id).await?).into_response())
+}
+
+/// Revokes a key at once, on every replica, audited; it stays listed as revoked.
+pub(super) async fn revoke(state: &AppState, caller: &Caller, app: &str, key_id: &str) -> Result<KeyRecord> {
+    caller.authorize(state, Action::ManageKeys, &Resource::application(app))?;
+    let key_id = input::key_id(key_id)?;
     let key_id = key_id.as_str();
-    let app = find_app(&state, &app).await?;
+    let app = find_app(state, app).await?;
     let entry =
         caller.audit("api_key.revoke", Target::platform(format!("application/{}/key/{key_id}", app.name)), json!({}));
     let revoked = db::revoke_key(&state.pool, app.id, key_id, entry).await?.ok_or_else(|| no_key(&app.name, key_id))?;
     sync::refresh(&state.delivery, &state.pool, &[key_id], &[]).await?;
-    Ok(axum::Json(revoked).into_response())
+    Ok(revoked)
 }
 
 #[derive(Default, Deserialize, utoipa::ToSchema)]

@@ -274,6 +274,12 @@ impl Caller {
         matches!(authz::authorize(&self.actor, action, &resource), Decision::Allow)
     }
 
+    /// Whether `authorize` would let this caller do `action` to `resource`: what a console shows,
+    /// never a decision itself.
+    pub fn may(&self, action: Action, resource: &Resource<'_>) -> bool {
+        matches!(authz::authorize(&self.actor, action, resource), Decision::Allow)
+    }
+
     /// Lets the request do `action` to `resource`, or refuses it: audited, 401 to an anonymous
     /// caller, 403 with the denial's code and message otherwise.
     pub fn authorize(&self, state: &AppState, action: Action, resource: &Resource<'_>) -> Result<(), ApiError> {

@@ -26,6 +26,7 @@ mod oidc;
 pub mod openapi;
 mod overrides;
 mod pages;
+mod platform;
 mod refusals;
 mod sso;
 mod sync;
@@ -150,6 +151,7 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
                 .merge(forms(state, console::router())),
         ))
         .merge(mail::router())
+        .merge(platform::router())
         .merge(evaluation::router())
         .merge(usage::router())
         .merge(audit::router())

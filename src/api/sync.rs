@@ -44,9 +44,14 @@ pub fn router() -> OpenApiRouter<AppState> {
     responses((status = 200, description = "The sync state: source commit, counts, last pass.", body = status::SyncState)),
 )]
 async fn overall(State(state): State<AppState>, caller: Caller) -> Result<Json<status::SyncState>> {
-    caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
+    Ok(Json(sync_status(&state, &caller).await?))
+}
+
+/// The sync state: source commit, counts, last pass, leader.
+pub(super) async fn sync_status(state: &AppState, caller: &Caller) -> Result<status::SyncState> {
+    caller.authorize(state, Action::ReadSync, &SYNC_STATUS)?;
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    Ok(Json(status::sync_state(&mut conn).await?))
+    Ok(status::sync_state(&mut conn).await?)
 }
 
 #[derive(Deserialize)]
@@ -444,13 +449,19 @@ async fn withdraw_drift(
     responses((status = 202, description = "A reconcile pass is requested.", body = SyncRequested)),
 )]
 async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(StatusCode, Json<SyncRequested>)> {
-    caller.authorize(&state, Action::ControlSync, &RECONCILER)?;
+    request_sync(&state, &caller).await?;
+    Ok((StatusCode::ACCEPTED, Json(SyncRequested { status: "sync requested" })))
+}
+
+/// Asks the reconciler for a pass now, audited.
+pub(super) async fn request_sync(state: &AppState, caller: &Caller) -> Result<()> {
+    caller.authorize(state, Action::ControlSync, &RECONCILER)?;
     let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
     status::request_sync(&mut tx).await?;
     store::insert_audit(&mut tx, &[caller.audit("sync.request", Target::platform("reconciler"), json!({}))]).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     store::notify_sync(&state.pool).await?;
-    Ok((StatusCode::ACCEPTED, Json(SyncRequested { status: "sync requested" })))
+    Ok(())
 }
 
 #[utoipa::path(
@@ -461,7 +472,8 @@ async fn sync_now(State(state): State<AppState>, caller: Caller) -> Result<(Stat
     responses((status = 200, description = "Reconciling is paused.", body = Paused)),
 )]
 async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Paused>> {
-    set_paused(&state, &caller, true).await
+    set_paused(&state, &caller, true).await?;
+    Ok(Json(Paused { paused: true }))
 }
 
 #[utoipa::path(
@@ -472,7 +484,8 @@ async fn pause(State(state): State<AppState>, caller: Caller) -> Result<Json<Pau
     responses((status = 200, description = "Reconciling resumes.", body = Paused)),
 )]
 async fn resume(State(state): State<AppState>, caller: Caller) -> Result<Json<Paused>> {
-    set_paused(&state, &caller, false).await
+    set_paused(&state, &caller, false).await?;
+    Ok(Json(Paused { paused: false }))
 }
 
 /// The answer of `POST /v1/sync`.
@@ -488,7 +501,8 @@ pub(crate) struct Paused {
     paused: bool,
 }
 
-async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<Json<Paused>> {
+/// Pauses or resumes reconciling, audited.
+pub(super) async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<()> {
     caller.authorize(state, Action::ControlSync, &RECONCILER)?;
     let action = if paused { "sync.pause" } else { "sync.resume" };
     let mut tx = state.pool.begin().await.map_err(store::StoreError::from)?;
@@ -496,5 +510,5 @@ async fn set_paused(state: &AppState, caller: &Caller, paused: bool) -> Result<J
     store::insert_audit(&mut tx, &[caller.audit(action, Target::platform("reconciler"), json!({}))]).await?;
     tx.commit().await.map_err(store::StoreError::from)?;
     store::notify_sync(&state.pool).await?;
-    Ok(Json(Paused { paused }))
+    Ok(())
 }

@@ -288,3 +288,69 @@ pub async fn last_change_outside_git(
 pub async fn ping(pool: &sqlx::PgPool) -> bool {
     sqlx::query("SELECT 1").execute(pool).await.is_ok()
 }
+
+/// A running (or lately seen) replica.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Replica {
+    pub name: String,
+    pub address: String,
+    pub version: String,
+    pub started_at: DateTime<Utc>,
+    pub seen_at: DateTime<Utc>,
+}
+
+/// This replica is alive (its row made or refreshed); rows not seen for a day go.
+pub async fn announce(conn: &mut PgConnection, name: &str, address: &str, started_at: DateTime<Utc>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO replicas (name, address, version, started_at, seen_at) VALUES ($1, $2, $3, $4, now())
+         ON CONFLICT (name) DO UPDATE SET address = $2, version = $3, started_at = $4, seen_at = now()",
+    )
+    .bind(name)
+    .bind(address)
+    .bind(env!("CARGO_PKG_VERSION"))
+    .bind(started_at)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM replicas WHERE seen_at < now() - interval '1 day'").execute(conn).await?;
+    Ok(())
+}
+
+/// This replica stopped.
+pub async fn retire(conn: &mut PgConnection, name: &str) -> Result<()> {
+    sqlx::query("DELETE FROM replicas WHERE name = $1").bind(name).execute(conn).await?;
+    Ok(())
+}
+
+/// The replicas seen lately, the most recently started first.
+pub async fn replicas(conn: &mut PgConnection) -> Result<Vec<Replica>> {
+    Ok(sqlx::query_as(
+        "SELECT name, address, version, started_at, seen_at FROM replicas ORDER BY started_at DESC, name",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// What waits in the outboxes: mail and webhooks not yet delivered, those given up on, and the
+/// age of the oldest waiting.
+#[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+pub struct Outboxes {
+    pub mail_waiting: i64,
+    pub mail_failed: i64,
+    pub mail_oldest: Option<DateTime<Utc>>,
+    pub hooks_waiting: i64,
+    pub hooks_failed: i64,
+    pub hooks_oldest: Option<DateTime<Utc>>,
+}
+
+pub async fn outboxes(conn: &mut PgConnection) -> Result<Outboxes> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM email_outbox WHERE sent_at IS NULL AND failed_at IS NULL) AS mail_waiting,
+                (SELECT count(*) FROM email_outbox WHERE failed_at IS NOT NULL) AS mail_failed,
+                (SELECT min(created_at) FROM email_outbox WHERE sent_at IS NULL AND failed_at IS NULL) AS mail_oldest,
+                (SELECT count(*) FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL) AS hooks_waiting,
+                (SELECT count(*) FROM webhook_outbox WHERE failed_at IS NOT NULL) AS hooks_failed,
+                (SELECT min(created_at) FROM webhook_outbox WHERE delivered_at IS NULL AND failed_at IS NULL) AS hooks_oldest",
+    )
+    .fetch_one(conn)
+    .await?)
+}

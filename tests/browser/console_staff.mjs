@@ -1,4 +1,4 @@
-// The staff screens in Chromium (issue 23.3, 23.5, 23.8): an operator signs in at the identity
+// The staff screens in Chromium (issue 23.3, 23.5, 23.6, 23.8): an operator signs in at the identity
 // provider (tests/idp: the certified oidc-provider) with JavaScript off, provisions a tenant with
 // the keyboard alone, then every staff screen is audited with axe-core (WCAG 2.1 A and AA), in
 // English and German, with screenshots.
@@ -71,6 +71,9 @@ run(async () => {
   await screen('tenants', '/console', 'console-tenants');
   await screen('tenant', '/console/tenants/acme', 'console-tenant');
   await screen('new-tenant', `/console/tenants/${tenant}`);
+  await screen('platform', '/console/platform', 'console-platform');
+  await screen('apps', '/console/apps');
+  await screen('app', '/console/apps/billing-app');
   await screen('audit', '/console/audit', 'console-audit');
   await screen('audit-filtered', '/console/audit?action=tenant.create');
   await screen('tenant-users', `/admin/${tenant}/users`);
@@ -79,6 +82,7 @@ run(async () => {
   result.germanLang = await page.locator('html').getAttribute('lang');
   await screen('tenant-de', '/console/tenants/acme', 'console-tenant-de');
   await screen('tenants-de', '/console');
+  await screen('platform-de', '/console/platform');
   problems.push(...page.consoleErrors.filter((error) => !error.startsWith('Failed to load resource')));
   await browser.close();
   return result;

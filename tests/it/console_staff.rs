@@ -175,3 +175,129 @@ async fn staff_screens_in_chromium_pass_axe_and_provisioning_works_by_keyboard()
     let audited = "SELECT count(*) FROM audit_log WHERE action = 'tenant.create' AND actor = 'ada@ops.example'";
     assert_eq!(db.count(audited).await, 1);
 }
+
+/// IF-OPS-CONSOLE "system monitoring", FR-SYS-001..003: the platform page shows the tenants per
+/// sync state as a picture with its words, the replicas and the leader, the outboxes and the last
+/// checkpoint; operators pause, resume and sync now there (audited); an application's key is
+/// issued with its secret shown once on a page no cache keeps, works at once, and is revoked;
+/// auditors read and change nothing.
+#[tokio::test]
+async fn operators_run_the_platform_and_issue_and_revoke_keys_in_the_console() {
+    let (db, _repo, server, idp) = staffed().await;
+    idp.account("ada@ops.example", person("ada@ops.example", json!(["platform-ops"]))).await;
+    idp.account("aud@ops.example", person("aud@ops.example", json!(["platform-audit"]))).await;
+    within(Duration::from_secs(20), "the first pass", || async {
+        call(&server, "GET", "/v1/sync/status", Some(OPERATOR), None).await.body["state"] == "Synced"
+    })
+    .await;
+    let (mut ada, _) = staff_sign_in(&server, &idp, "ada@ops.example").await;
+
+    let platform = get(&server, "/console/platform", &mut ada).await;
+    assert_eq!(platform.status, 200, "{}", platform.text);
+    assert!(platform.text.contains("role=\"img\" aria-labelledby=\"sync-picture-title\""), "{}", platform.text);
+    let tenants = db.count("SELECT count(*) FROM tenants").await;
+    assert!(
+        platform.text.contains(&format!("{tenants} tenants. Synced: {tenants},")),
+        "the picture in words: {}",
+        platform.text
+    );
+    let replica = db.text("SELECT name FROM replicas").await;
+    assert!(platform.text.contains(&format!("{replica} <strong>(leader)</strong>")), "{}", platform.text);
+    assert!(platform.text.contains("Webhooks") && platform.text.contains("signed checkpoint"), "{}", platform.text);
+    let api = call(&server, "GET", "/v1/platform", Some(OPERATOR), None).await;
+    assert_eq!(
+        (api.body["leader"].as_str(), api.body["replicas"][0]["name"].as_str()),
+        (Some(replica.as_str()), Some(replica.as_str())),
+        "{}",
+        api.text
+    );
+
+    for (action, said, audited) in [
+        ("pause", "Reconciling is paused.", "sync.pause"),
+        ("resume", "Reconciling resumes.", "sync.resume"),
+        ("sync", "A pass is requested.", "sync.request"),
+    ] {
+        let done = post(&server, "/console/platform", &mut ada, &[("action", action)]).await;
+        let location = crate::login::header(&done, "location").expect("back to the page").to_owned();
+        assert!(get(&server, &location, &mut ada).await.text.contains(said), "{action}");
+        let sql = format!("SELECT count(*) FROM audit_log WHERE action = '{audited}' AND actor = 'ada@ops.example'");
+        assert_eq!(db.count(&sql).await, 1, "{audited}");
+        if action == "pause" {
+            assert_eq!(db.text("SELECT paused::text FROM sync_state").await, "true");
+        }
+    }
+
+    // An application's key: issued with its secret shown once, working at once, then revoked.
+    let apps = get(&server, "/console/apps", &mut ada).await;
+    assert!(
+        apps.text.contains("href=\"/console/apps/billing-app\"")
+            && apps.text.contains("Git (applications/billing-app.yaml)"),
+        "{}",
+        apps.text
+    );
+    let issued = post(
+        &server,
+        "/console/apps/billing-app",
+        &mut ada,
+        &[("action", "issue"), ("name", "ci"), ("expires_in", "90d")],
+    )
+    .await;
+    assert_eq!(issued.status, 201, "{}", issued.text);
+    assert_eq!(crate::login::header(&issued, "cache-control"), Some("no-store"));
+    let secret = issued
+        .text
+        .split("id=\"secret\" readonly value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the secret")
+        .to_owned();
+    assert!(secret.starts_with("gatehouse_"), "{secret}");
+    let key_id = secret.split('_').nth(1).expect("a key id").to_owned();
+    let flags = call(&server, "GET", "/v1/tenants/acme/flags", Some(&secret), None).await;
+    assert_eq!(flags.status, 200, "the key works at once: {}", flags.text);
+    let later = get(&server, "/console/apps/billing-app", &mut ada).await;
+    assert!(later.text.contains(&key_id) && !later.text.contains(&secret), "listed, never its secret again");
+    let stored =
+        format!("SELECT count(*) FROM audit_log WHERE metadata::text LIKE '%{}%'", &secret[secret.len() - 12..]);
+    assert_eq!(db.count(&stored).await, 0, "no secret in the audit log");
+    let unconfirmed =
+        post(&server, "/console/apps/billing-app", &mut ada, &[("action", "revoke"), ("key", &key_id)]).await;
+    assert_eq!(unconfirmed.status, 400, "{}", unconfirmed.text);
+    let revoked = post(
+        &server,
+        "/console/apps/billing-app",
+        &mut ada,
+        &[("action", "revoke"), ("key", &key_id), ("confirm", "yes")],
+    )
+    .await;
+    assert_eq!(revoked.status, 303, "{}", revoked.text);
+    within(Duration::from_secs(5), "the revoked key is refused", || async {
+        call(&server, "GET", "/v1/tenants/acme/flags", Some(&secret), None).await.status == 401
+    })
+    .await;
+    for action in ["api_key.create", "api_key.revoke"] {
+        let sql = format!("SELECT count(*) FROM audit_log WHERE action = '{action}' AND actor = 'ada@ops.example'");
+        assert_eq!(db.count(&sql).await, 1, "{action}");
+    }
+
+    // Auditors read both pages, without a form, and are refused the actions.
+    let (mut aud, _) = staff_sign_in(&server, &idp, "aud@ops.example").await;
+    let read = get(&server, "/console/platform", &mut aud).await;
+    assert!(
+        read.status == 200 && !read.text.contains("value=\"pause\"") && !read.text.contains("value=\"resume\""),
+        "{}",
+        read.text
+    );
+    assert_eq!(post(&server, "/console/platform", &mut aud, &[("action", "pause")]).await.status, 403);
+    let app = get(&server, "/console/apps/billing-app", &mut aud).await;
+    assert!(app.status == 200 && !app.text.contains("value=\"issue\""), "{}", app.text);
+    assert_eq!(post(&server, "/console/apps/billing-app", &mut aud, &[("action", "issue")]).await.status, 403);
+
+    crate::web::nu_check(vec![
+        ("the platform page".into(), platform.text),
+        ("the applications".into(), apps.text),
+        ("a key just issued".into(), issued.text),
+        ("an application's keys".into(), later.text),
+    ])
+    .await;
+}

@@ -12,8 +12,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::Signed;
 use crate::api::audit::{self, AuditQuery};
-use crate::api::web::Page;
 use crate::api::web::templates::{self, Body};
+use crate::api::web::{Page, Tr};
 use crate::api::{ApiError, AppState};
 use crate::authz::{Action, Resource};
 
@@ -160,8 +160,10 @@ async fn audit_page(
             url::form_urlencoded::byte_serialize(after.as_bytes()).collect::<String>()
         )
     });
+    let picture = (!rows.is_empty()).then(|| per_day(tr, &rows));
     let body = templates::AuditConsole {
         t: tr,
+        picture,
         problem: problem.as_deref(),
         from: &filter.from,
         to: &filter.to,
@@ -180,6 +182,29 @@ async fn audit_page(
     };
     let status = if problem.is_some() { axum::http::StatusCode::BAD_REQUEST } else { axum::http::StatusCode::OK };
     signed.render(Page::new(&title, body.html()).status(status), "/console/audit")
+}
+
+/// The page's rows per day, oldest first: columns and their words.
+fn per_day(tr: Tr, rows: &[templates::AuditLine]) -> String {
+    let mut days: Vec<(String, i64)> = Vec::new();
+    for row in rows.iter().rev() {
+        let day = row.time.get(..10).unwrap_or(&row.time).to_owned();
+        match days.last_mut() {
+            Some((last, count)) if *last == day => *count += 1,
+            _ => days.push((day, 1)),
+        }
+    }
+    let (busiest, most) = days.iter().max_by_key(|(_, n)| *n).cloned().unwrap_or_default();
+    let caption = tr.args(
+        "audit-picture-caption",
+        &[
+            ("total", &rows.len().to_string()),
+            ("days", &days.len().to_string()),
+            ("most", &most.to_string()),
+            ("day", &busiest),
+        ],
+    );
+    crate::api::web::charts::daily_columns("audit-picture", &tr.t("audit-picture-title"), &caption, &days)
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -6,11 +6,13 @@
 //! rows, and shows the outcome as a page in the browser's language. Every form posts through the
 //! pages' CSRF layer.
 
+mod apps;
 mod audit;
 mod overview;
 mod platform;
 mod sso;
 pub(super) mod staff;
+mod system;
 mod tenant;
 
 use axum::extract::FromRequestParts;
@@ -40,6 +42,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(tenant::router())
         .merge(sso::router())
         .merge(overview::router())
+        .merge(system::router())
+        .merge(apps::router())
         .merge(platform::router())
         .merge(audit::router())
         .merge(staff::sign_out_router())
@@ -118,6 +122,8 @@ impl Signed {
             }
             Who::Staff(_) => vec![
                 ("/console".to_owned(), tr.t("console-tenants")),
+                (system::PLATFORM_PATH.to_owned(), tr.t("console-platform")),
+                (apps::APPS_PATH.to_owned(), tr.t("console-apps")),
                 ("/console/audit".to_owned(), tr.t("console-audit")),
             ],
         };
@@ -150,6 +156,24 @@ impl Signed {
         let shown = error.shown();
         (said(self.browser.tr, shown.code, &shown.message), shown.status, shown.refused)
     }
+}
+
+/// A tenant's month of usage against its limit and warning thresholds: a meter and its words.
+pub(super) fn budget_picture(tr: Tr, budget: &crate::api::budget::BudgetView) -> String {
+    let thresholds: Vec<i64> = budget.warn_at.iter().map(|t| i64::from(*t)).collect();
+    let usage = budget.usage.to_string();
+    let caption = match budget.limit {
+        Some(limit) => {
+            let share = format!("{:.1}", budget.usage as f64 * 100.0 / limit.max(1) as f64);
+            let warn = thresholds.iter().map(|t| format!("{t} %")).collect::<Vec<_>>().join(", ");
+            let words =
+                tr.args("budget-picture-of", &[("usage", &usage), ("limit", &limit.to_string()), ("share", &share)]);
+            if warn.is_empty() { words } else { format!("{words} {}", tr.arg("budget-picture-warn", "at", &warn)) }
+        }
+        None => tr.arg("budget-picture-unlimited", "usage", &usage),
+    };
+    let title = tr.t("budget-picture-title");
+    crate::api::web::charts::usage_meter("budget-picture", &title, &caption, budget.usage, budget.limit, &thresholds)
 }
 
 /// `response` marked as a rule's refusal, if it is one, for the refusals layer to audit.

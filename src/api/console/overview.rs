@@ -69,7 +69,7 @@ fn short(commit: Option<&str>) -> String {
     commit.map_or_else(|| "—".to_owned(), |c| c.chars().take(12).collect())
 }
 
-fn sync_label(tr: Tr, state: &str) -> String {
+pub(super) fn sync_label(tr: Tr, state: &str) -> String {
     match state {
         "Synced" => tr.t("sync-synced"),
         "OutOfSync" => tr.t("sync-out-of-sync"),
@@ -191,6 +191,7 @@ async fn overview(
         month: budget.as_ref().map(|b| b.month.format("%Y-%m").to_string()).unwrap_or_default(),
         usage: budget.as_ref().map(|b| b.usage.to_string()).unwrap_or_default(),
         limit: budget.as_ref().and_then(|b| b.limit).map_or_else(|| tr.t("budget-no-limit"), |l| l.to_string()),
+        budget_picture: budget.as_ref().map(|b| super::budget_picture(tr, b)).unwrap_or_default(),
         pending: &pending,
         may_approve,
         sync_state: &sync_label(tr, &sync.state),

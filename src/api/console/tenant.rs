@@ -566,6 +566,7 @@ async fn subscription(signed: &Signed, tenant: &str, changed: bool, problem: Opt
     let (problem, status) = problem.map_or((None, StatusCode::OK), |(p, s)| (Some(p), s));
     let body = templates::TenantSubscription {
         t: tr,
+        picture: super::budget_picture(tr, &budget),
         csrf: signed.browser.csrf(),
         tenant,
         action: &subscription_path(tenant),

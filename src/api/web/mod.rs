@@ -5,6 +5,7 @@
 //! (`HX-Request`) gets the page's fragment without the layout, and every page varies on it.
 
 pub mod assets;
+pub mod charts;
 pub mod cookies;
 pub mod csrf;
 pub mod i18n;

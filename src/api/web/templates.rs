@@ -279,6 +279,8 @@ pub struct AuditLine {
 #[template(path = "audit_console.html")]
 pub struct AuditConsole<'a> {
     pub t: Tr,
+    /// The page's rows per day (an SVG figure with its words), when there are rows.
+    pub picture: Option<String>,
     pub problem: Option<&'a str>,
     pub from: &'a str,
     pub to: &'a str,
@@ -319,6 +321,8 @@ pub struct TenantPanel {
 #[template(path = "tenant_subscription.html")]
 pub struct TenantSubscription<'a> {
     pub t: Tr,
+    /// The month's usage against the limit (an SVG figure with its words).
+    pub picture: String,
     pub csrf: &'a str,
     pub tenant: &'a str,
     pub action: &'a str,
@@ -434,6 +438,8 @@ pub struct TenantOverview<'a> {
     pub month: String,
     pub usage: String,
     pub limit: String,
+    /// The month's usage against the limit (an SVG figure with its words).
+    pub budget_picture: String,
     pub pending: &'a [PendingOverride],
     pub may_approve: bool,
     pub sync_state: &'a str,
@@ -444,4 +450,96 @@ pub struct TenantOverview<'a> {
     pub drift: &'a [DriftRow],
     pub orphans: Vec<String>,
     pub history: &'a [PassRow],
+}
+
+/// A replica as the platform page lists it.
+pub struct ReplicaRow {
+    pub name: String,
+    /// It runs the reconciler now.
+    pub leader: bool,
+    pub address: String,
+    pub version: String,
+    pub started: String,
+    /// "now", or when it was last seen.
+    pub seen: String,
+}
+
+/// The platform page: sync, replicas, outboxes, audit checkpoint.
+#[derive(Template)]
+#[template(path = "platform_status.html")]
+pub struct PlatformStatus<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub done: Option<String>,
+    /// Operators pause, resume and sync now.
+    pub may_control: bool,
+    pub paused: bool,
+    pub state: &'a str,
+    /// The tenants per sync state (an SVG figure with its words).
+    pub picture: String,
+    /// The source commit (short) and its subject.
+    pub source: &'a str,
+    pub author: &'a str,
+    pub last_attempt: &'a str,
+    pub last_success: &'a str,
+    pub last_error: Option<&'a str>,
+    pub leader: &'a str,
+    pub replicas: &'a [ReplicaRow],
+    /// Waiting, failed, oldest waiting.
+    pub mail: (String, String, String),
+    pub hooks: (String, String, String),
+    /// When, and the key that signed it.
+    pub checkpoint: Option<(String, String)>,
+    pub may_read_audit: bool,
+}
+
+/// An application in the operator console's list.
+pub struct AppRow {
+    pub href: String,
+    pub name: String,
+    pub display_name: String,
+    pub owner: String,
+    pub status: String,
+    pub scopes: String,
+    pub managed_by: String,
+}
+
+#[derive(Template)]
+#[template(path = "apps.html")]
+pub struct Apps<'a> {
+    pub t: Tr,
+    pub rows: &'a [AppRow],
+}
+
+/// An API key as the console lists it: never its secret.
+pub struct KeyRow {
+    pub id: String,
+    pub name: String,
+    pub scopes: String,
+    /// When, and by whom.
+    pub created: String,
+    pub last_used: String,
+    /// Active, expires, expired or revoked, in words.
+    pub state: String,
+    pub revocable: bool,
+}
+
+/// One application: its keys, issue and revoke.
+#[derive(Template)]
+#[template(path = "app.html")]
+pub struct App<'a> {
+    pub t: Tr,
+    pub csrf: &'a str,
+    pub action: &'a str,
+    pub done: Option<String>,
+    pub problem: Option<&'a str>,
+    /// A key just issued: its id and whole value, shown this once.
+    pub issued: Option<(String, String)>,
+    pub display_name: &'a str,
+    pub owner: &'a str,
+    pub status: &'a str,
+    pub scopes: &'a [String],
+    pub managed_by: &'a str,
+    pub keys: &'a [KeyRow],
+    pub may_manage: bool,
 }
