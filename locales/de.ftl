@@ -432,3 +432,4 @@ app-expires-help = Zum Beispiel 90d oder 12h; leer: läuft nicht ab.
 app-key-issued = Schlüssel { $key } ist mit allen Berechtigungen der Anwendung ausgestellt.
 app-key-secret = Der ganze Schlüssel
 app-key-once = Speichern Sie ihn jetzt: Er wird nur dieses eine Mal gezeigt, Gatehouse behält nur seinen Hash.
+tenant-sync = Abgleich mit Git

@@ -432,3 +432,4 @@ app-expires-help = Such as 90d or 12h; empty: it does not expire.
 app-key-issued = Key { $key } is issued with every scope of the application.
 app-key-secret = The whole key
 app-key-once = Store it now: it is shown this once and Gatehouse keeps only its hash.
+tenant-sync = Sync with Git

@@ -67,7 +67,7 @@ struct Page {
 }
 
 /// The states a tenant can be listed in.
-const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged"];
+pub(super) const STATES: [&str; 5] = ["Synced", "OutOfSync", "Drifted", "Error", "Unmanaged"];
 
 /// Tenants by name: by default those that are not simply in sync (the rest are `Synced` at the
 /// overall commit); with `all=true` every tenant, or those in one `state`.
@@ -141,7 +141,7 @@ impl TenantPage {
     }
 }
 
-fn tenant_state(value: &str) -> Result<&'static str> {
+pub(super) fn tenant_state(value: &str) -> Result<&'static str> {
     STATES.into_iter().find(|s| *s == value).ok_or_else(|| {
         ApiError::BadRequest(format!(
             "query parameter `state`: `{}` is not one of {}",

@@ -81,6 +81,7 @@ struct ListQuery {
     state: Option<String>,
     plan: Option<String>,
     prefix: Option<String>,
+    sync: Option<String>,
 }
 
 #[derive(serde::Serialize, utoipa::ToSchema)]
@@ -226,6 +227,7 @@ impl Provision {
         ("state" = Option<String>, Query, description = "Only tenants in this state: active, suspended, pending_deletion."),
         ("plan" = Option<String>, Query, description = "Only tenants on this plan."),
         ("prefix" = Option<String>, Query, description = "Only tenants whose name starts with this."),
+        ("sync" = Option<String>, Query, description = "Only tenants in this sync state: Synced, OutOfSync, Drifted, Error, Unmanaged (made through the API)."),
     ),
     responses((status = 200, description = "A page of tenants in name order.", body = Tenants)),
 )]
@@ -242,6 +244,7 @@ async fn list(
         plan: query.plan.as_deref(),
         prefix: query.prefix.as_deref(),
         after: query.after.as_deref(),
+        sync: query.sync.as_deref(),
     };
     Ok(axum::Json(list_tenants(&state, &caller, &asked).await?).into_response())
 }
@@ -254,6 +257,8 @@ pub(super) struct TenantListing<'a> {
     pub plan: Option<&'a str>,
     pub prefix: Option<&'a str>,
     pub after: Option<&'a str>,
+    /// A sync state (`Synced`, `OutOfSync`, `Drifted`, `Error`, `Unmanaged`).
+    pub sync: Option<&'a str>,
 }
 
 /// A page of tenants in name order, if the caller may read them (operators and auditors).
@@ -277,7 +282,19 @@ pub(super) async fn list_tenants(state: &AppState, caller: &Caller, asked: &Tena
     let after = asked.after.map(|a| input::lookup("query parameter `after`", a)).transpose()?;
     let prefix = asked.prefix.map(|p| input::lookup("query parameter `prefix`", p)).transpose()?;
     let plan = asked.plan.map(|p| input::lookup("query parameter `plan`", p)).transpose()?;
-    let filter = TenantFilter { state: state_filter, plan, name_prefix: prefix, after, limit };
+    let sync = asked
+        .sync
+        .map(|s| {
+            super::sync::tenant_state(s).map_err(|_| {
+                ApiError::BadRequest(format!(
+                    "query parameter `sync`: `{}` is not one of {}",
+                    shown(s),
+                    super::sync::STATES.join(", ")
+                ))
+            })
+        })
+        .transpose()?;
+    let filter = TenantFilter { state: state_filter, plan, name_prefix: prefix, after, sync, limit };
     let tenants = db::list(&state.pool, &filter).await?;
     let next = tenants.last().filter(|_| tenants.len() as i64 == limit).map(|t| t.name.clone());
     Ok(Tenants { tenants, next })

@@ -354,3 +354,16 @@ pub async fn outboxes(conn: &mut PgConnection) -> Result<Outboxes> {
     .fetch_one(conn)
     .await?)
 }
+
+/// The sync state of each of `tenants` Git declares and that is not simply in sync (a tenant
+/// without an entry is `Synced` if Git manages it).
+pub async fn sync_states(
+    conn: &mut PgConnection,
+    tenants: &[String],
+) -> Result<std::collections::HashMap<String, String>> {
+    let rows: Vec<(String, String)> = sqlx::query_as("SELECT tenant, state FROM tenant_sync WHERE tenant = ANY($1)")
+        .bind(tenants)
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.into_iter().collect())
+}

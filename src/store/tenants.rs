@@ -93,6 +93,8 @@ pub struct TenantFilter<'a> {
     pub name_prefix: Option<&'a str>,
     /// The last name of the previous page.
     pub after: Option<&'a str>,
+    /// Only tenants in this sync state: `Synced`, `OutOfSync`, `Drifted`, `Error` or `Unmanaged`.
+    pub sync: Option<&'a str>,
     pub limit: i64,
 }
 
@@ -111,6 +113,17 @@ pub async fn list(pool: &PgPool, filter: &TenantFilter<'_>) -> Result<Vec<Tenant
     if let Some(plan) = filter.plan {
         query.push(" AND p.name = ").push_bind(plan);
     }
+    match filter.sync {
+        // Synced tenants have no row in tenant_sync; tenants made through the API are not Git's.
+        Some("Unmanaged") => query.push(" AND t.managed_by <> 'git'"),
+        Some("Synced") => query
+            .push(" AND t.managed_by = 'git' AND NOT EXISTS (SELECT 1 FROM tenant_sync s WHERE s.tenant = t.name)"),
+        Some(other) => query
+            .push(" AND t.managed_by = 'git' AND EXISTS (SELECT 1 FROM tenant_sync s WHERE s.tenant = t.name AND s.state = ")
+            .push_bind(other)
+            .push(")"),
+        None => &mut query,
+    };
     match filter.state {
         Some(TenantState::Active) => query.push(" AND t.status = 'active'"),
         Some(TenantState::Suspended) => query.push(" AND t.status = 'suspended' AND t.purge_after IS NULL"),

@@ -39,6 +39,18 @@ async fn operators_see_a_tenants_flags_budget_drift_and_history_and_approve_an_o
     .await;
 
     let (mut ada, _) = staff_sign_in(&server, &idp, "ada@ops.example").await;
+    // The list filters by sync state, on the page and through the API.
+    let drifted = get(&server, "/console?q=&state=&plan=&sync=Drifted", &mut ada).await;
+    assert!(drifted.text.contains(">umbrella<") && !drifted.text.contains(">acme<"), "{}", drifted.text);
+    assert!(drifted.text.contains("<td>Drifted</td>"), "{}", drifted.text);
+    let synced = get(&server, "/console?sync=Synced", &mut ada).await;
+    assert!(synced.text.contains(">acme<") && !synced.text.contains(">umbrella<"), "{}", synced.text);
+    let api = call(&server, "GET", "/v1/tenants?sync=Drifted", Some(OPERATOR), None).await;
+    let names: Vec<&str> =
+        api.body["tenants"].as_array().expect("tenants").iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, ["umbrella"], "{}", api.text);
+    let bad = call(&server, "GET", "/v1/tenants?sync=Sideways", Some(OPERATOR), None).await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
     let list = get(&server, "/console?q=umb&state=&plan=", &mut ada).await;
     assert!(
         list.text.contains("href=\"/console/tenants/umbrella\""),

@@ -46,6 +46,9 @@ struct ListQuery {
     state: String,
     #[serde(default)]
     plan: String,
+    /// A sync state.
+    #[serde(default)]
+    sync: String,
     after: Option<String>,
     /// The tenant just provisioned, to say so.
     created: Option<String>,
@@ -70,6 +73,7 @@ struct Typed<'a> {
         ("q" = Option<String>, Query, description = "Only tenants whose name starts with this."),
         ("state" = Option<String>, Query, description = "Only tenants in this state."),
         ("plan" = Option<String>, Query, description = "Only tenants on this plan."),
+        ("sync" = Option<String>, Query, description = "Only tenants in this sync state."),
         ("after" = Option<String>, Query, description = "The page after this tenant."),
     ),
     responses(
@@ -94,15 +98,29 @@ async fn page(signed: &Signed, query: &ListQuery, typed: Typed<'_>) -> Response 
         plan: Some(query.plan.trim()).filter(|p| !p.is_empty()),
         prefix: Some(query.q.trim()).filter(|q| !q.is_empty()),
         after: query.after.as_deref(),
+        sync: Some(query.sync.as_str()).filter(|s| !s.is_empty()),
     };
     let found = match tenants::list_tenants(&signed.state, &signed.caller, &asked).await {
         Ok(found) => found,
         Err(error) => return signed.refused(&title, &error),
     };
+    let names: Vec<String> = found.tenants.iter().map(|t| t.name.clone()).collect();
+    let sync_states = match signed.state.pool.acquire().await {
+        Ok(mut conn) => crate::store::status::sync_states(&mut conn, &names).await.unwrap_or_default(),
+        Err(_) => Default::default(),
+    };
     let rows: Vec<templates::TenantRow> = found
         .tenants
         .iter()
         .map(|t| templates::TenantRow {
+            sync: super::overview::sync_label(
+                tr,
+                match sync_states.get(&t.name) {
+                    Some(state) => state.as_str(),
+                    None if t.managed_by == "git" => "Synced",
+                    None => "Unmanaged",
+                },
+            ),
             href: super::overview::overview_path(&t.name),
             name: t.name.clone(),
             display_name: t.display_name.clone(),
@@ -118,10 +136,11 @@ async fn page(signed: &Signed, query: &ListQuery, typed: Typed<'_>) -> Response 
         .collect();
     let next = found.next.as_deref().map(|after| {
         format!(
-            "/console?q={}&state={}&plan={}&after={}",
+            "/console?q={}&state={}&plan={}&sync={}&after={}",
             encode(&query.q),
             encode(&query.state),
             encode(&query.plan),
+            encode(&query.sync),
             encode(after)
         )
     });
@@ -143,6 +162,8 @@ async fn page(signed: &Signed, query: &ListQuery, typed: Typed<'_>) -> Response 
         q: &query.q,
         filter_state: &query.state,
         filter_plan: &query.plan,
+        filter_sync: &query.sync,
+        syncs: crate::api::sync::STATES.iter().map(|s| (*s, super::overview::sync_label(tr, s))).collect(),
         states: [TenantState::Active, TenantState::Suspended, TenantState::PendingDeletion]
             .into_iter()
             .map(|s| (s.as_str(), state_label(tr, s)))

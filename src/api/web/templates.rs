@@ -238,6 +238,8 @@ pub struct TenantRow {
     pub display_name: String,
     pub plan: String,
     pub state: String,
+    /// Its sync state with Git, in words.
+    pub sync: String,
     pub managed_by: String,
     /// The day a tenant pending deletion is purged.
     pub purge: String,
@@ -259,7 +261,10 @@ pub struct PlatformTenants<'a> {
     pub q: &'a str,
     pub filter_state: &'a str,
     pub filter_plan: &'a str,
+    pub filter_sync: &'a str,
     pub states: Vec<(&'static str, String)>,
+    /// The sync states: value and words.
+    pub syncs: Vec<(&'static str, String)>,
     pub count: &'a str,
     pub rows: &'a [TenantRow],
     pub next: Option<String>,
