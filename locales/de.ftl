@@ -433,3 +433,6 @@ app-key-issued = Schlüssel { $key } ist mit allen Berechtigungen der Anwendung 
 app-key-secret = Der ganze Schlüssel
 app-key-once = Speichern Sie ihn jetzt: Er wird nur dieses eine Mal gezeigt, Gatehouse behält nur seinen Hash.
 tenant-sync = Abgleich mit Git
+platform-outboxes-operators = Nur Betreiber sehen die Ausgänge.
+sso-step-done = (erledigt)
+apps-none = Noch keine Anwendung ist deklariert oder registriert.

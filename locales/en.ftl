@@ -433,3 +433,6 @@ app-key-issued = Key { $key } is issued with every scope of the application.
 app-key-secret = The whole key
 app-key-once = Store it now: it is shown this once and Gatehouse keeps only its hash.
 tenant-sync = Sync with Git
+platform-outboxes-operators = Only operators read the outboxes.
+sso-step-done = (done)
+apps-none = No application is declared or registered yet.

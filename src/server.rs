@@ -394,7 +394,7 @@ async fn announce_replica(pool: PgPool, name: String, address: String, shutdown:
         }
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = tokio::time::sleep(Duration::from_secs(15)) => {}
+            () = tokio::time::sleep(store::status::HEARTBEAT) => {}
         }
     }
     if let Ok(mut conn) = pool.acquire().await

@@ -270,8 +270,7 @@ impl Caller {
     pub fn may_in_tenant(&self, action: Action, tenant: &str) -> bool {
         let facts =
             authz::TenantFacts { name: tenant, known: Some(authz::KnownTenant { active: true, applications: &[] }) };
-        let resource = Resource { kind: authz::Kind::OfTenant("users"), tenant: Some(facts) };
-        matches!(authz::authorize(&self.actor, action, &resource), Decision::Allow)
+        self.may(action, &Resource { kind: authz::Kind::OfTenant("users"), tenant: Some(facts) })
     }
 
     /// Whether `authorize` would let this caller do `action` to `resource`: what a console shows,

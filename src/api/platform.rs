@@ -25,8 +25,10 @@ pub(super) struct PlatformStatus {
     /// Every replica seen in the last day, the most recently started first.
     #[schema(value_type = Vec<Object>)]
     pub replicas: Vec<status::Replica>,
-    #[schema(value_type = Object)]
-    pub outboxes: status::Outboxes,
+    /// What waits in the mail and webhook outboxes; `null` unless the caller may read the outbox
+    /// (operators).
+    #[schema(value_type = Option<Object>)]
+    pub outboxes: Option<status::Outboxes>,
 }
 
 #[utoipa::path(
@@ -34,7 +36,7 @@ pub(super) struct PlatformStatus {
     path = "/v1/platform",
     tag = "operator",
     security(("operator" = ["operator", "auditor"])),
-    responses((status = 200, description = "The replicas (name, address, version, started, last seen), the reconciler's leader, and the mail and webhook outboxes' waiting and failed counts.", body = PlatformStatus)),
+    responses((status = 200, description = "The replicas (name, address, version, started, last seen), the reconciler's leader, and (operators) the mail and webhook outboxes' waiting and failed counts.", body = PlatformStatus)),
 )]
 async fn platform(State(state): State<AppState>, caller: Caller) -> Result<Json<PlatformStatus>> {
     Ok(Json(platform_status(&state, &caller).await?))
@@ -46,6 +48,9 @@ pub(super) async fn platform_status(state: &AppState, caller: &Caller) -> Result
     let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
     let leader = status::sync_state(&mut conn).await?.leader;
     let replicas = status::replicas(&mut conn).await?;
-    let outboxes = status::outboxes(&mut conn).await?;
+    let outboxes = match caller.may(Action::ReadOutbox, &Resource::platform("the mail outbox")) {
+        true => Some(status::outboxes(&mut conn).await?),
+        false => None,
+    };
     Ok(PlatformStatus { leader, replicas, outboxes })
 }

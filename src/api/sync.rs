@@ -19,8 +19,8 @@ use crate::authz::{Action, Resource};
 use crate::store::{self, allowance, drift, history, status};
 
 /// What the sync routes act on, in denials' messages.
-const SYNC_STATUS: Resource<'static> = Resource::platform("the sync status");
-const RECONCILER: Resource<'static> = Resource::platform("the reconciler");
+pub(super) const SYNC_STATUS: Resource<'static> = Resource::platform("the sync status");
+pub(super) const RECONCILER: Resource<'static> = Resource::platform("the reconciler");
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -205,6 +205,7 @@ async fn tenant_history(
     Path(name): Path<String>,
     page: std::result::Result<Query<HistoryPage>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<SyncHistory>> {
+    // Who may not read it learns that before anything about their query.
     caller.authorize(&state, Action::ReadSync, &SYNC_STATUS)?;
     let Query(page) = page?;
     Ok(Json(tenant_history_page(&state, &caller, &name, page.before, page.limit()?).await?))

@@ -291,6 +291,7 @@ pub async fn ping(pool: &sqlx::PgPool) -> bool {
 
 /// A running (or lately seen) replica.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct Replica {
     pub name: String,
     pub address: String,
@@ -298,6 +299,9 @@ pub struct Replica {
     pub started_at: DateTime<Utc>,
     pub seen_at: DateTime<Utc>,
 }
+
+/// How often each replica says it is alive.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// This replica is alive (its row made or refreshed); rows not seen for a day go.
 pub async fn announce(conn: &mut PgConnection, name: &str, address: &str, started_at: DateTime<Utc>) -> Result<()> {
@@ -333,6 +337,7 @@ pub async fn replicas(conn: &mut PgConnection) -> Result<Vec<Replica>> {
 /// What waits in the outboxes: mail and webhooks not yet delivered, those given up on, and the
 /// age of the oldest waiting.
 #[derive(Debug, Clone, Default, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
 pub struct Outboxes {
     pub mail_waiting: i64,
     pub mail_failed: i64,

@@ -9,7 +9,7 @@ use crate::helpers::{OPERATOR, PASSWORD, Repo, Served, TestDb, activate, call, w
 use crate::identity::{started, totp_now};
 use crate::login::{browse, csrf, encode, enrol_totp, header};
 
-type Jar = Vec<(String, String)>;
+pub(crate) type Jar = Vec<(String, String)>;
 
 /// Signs `email` in on the login pages (password, then the code of `totp_secret` if any).
 pub(crate) async fn console_sign_in(server: &Served, email: &str, totp_secret: Option<&str>) -> Jar {

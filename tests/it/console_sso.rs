@@ -88,6 +88,8 @@ async fn an_owner_sets_up_sso_in_the_console_in_chromium() {
     let sealed =
         "SELECT count(*) FROM tenant_idps WHERE position('gatehouse-secret' in encode(secret_sealed, 'escape')) > 0";
     assert_eq!(db.count(sealed).await, 0, "the secret typed in the console is sealed at rest");
+    let kept = "SELECT count(*) FROM tenant_idps WHERE secret_sealed IS NOT NULL AND secret_key_id IS NOT NULL";
+    assert_eq!(db.count(kept).await, 1, "and it is stored, sealed");
 
     // Active: the login page sends lumon's people to the provider.
     let mut jar = Vec::new();
@@ -99,8 +101,8 @@ async fn an_owner_sets_up_sso_in_the_console_in_chromium() {
 }
 
 /// Admins read where single sign-on stands but its forms are the owners': the page says so, a
-/// post is refused with a page and audited; a verification's refusal before a provider exists is
-/// said in words with the typed values kept.
+/// post is refused with a page and audited; a domain another tenant signs in and a test before a
+/// verification are refused in words, the typed values kept.
 #[tokio::test]
 async fn admins_read_sso_and_only_owners_change_it() {
     let db = TestDb::new().await;

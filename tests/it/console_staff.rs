@@ -104,6 +104,16 @@ async fn operators_see_a_tenants_flags_budget_drift_and_history_and_approve_an_o
     );
     let again = post(&server, "/console/tenants/globex", &mut ada, &approve).await;
     assert_eq!(again.status, 409, "{}", again.text);
+    // An auditor sees the override waiting, without the form that approves it, and is refused it.
+    let (mut aud, _) = staff_sign_in(&server, &idp, "aud@ops.example").await;
+    let waiting = get(&server, "/console/tenants/globex", &mut aud).await;
+    assert!(
+        waiting.text.contains("quarter-end import") && !waiting.text.contains("name=\"override\""),
+        "{}",
+        waiting.text
+    );
+    let refused = post(&server, "/console/tenants/globex", &mut aud, &approve).await;
+    assert_eq!(refused.status, 403, "{}", refused.text);
     let (mut grace, _) = staff_sign_in(&server, &idp, "grace@ops.example").await;
     assert_eq!(post(&server, "/console/tenants/globex", &mut grace, &approve).await.status, 303);
     let granted = call(&server, "GET", "/v1/tenants/globex/budget/overrides", Some(OPERATOR), None).await;
@@ -112,13 +122,7 @@ async fn operators_see_a_tenants_flags_budget_drift_and_history_and_approve_an_o
     let audited = "SELECT count(*) FROM audit_log WHERE action IN ('budget.override.approve', 'budget.override.grant') AND outcome = 'success' AND tenant = 'globex'";
     assert_eq!(db.count(audited).await, 2);
 
-    // Auditors read and approve nothing; a tenant's owner is refused the page, audited.
-    let (mut aud, _) = staff_sign_in(&server, &idp, "aud@ops.example").await;
-    let read = get(&server, "/console/tenants/umbrella", &mut aud).await;
-    assert_eq!(read.status, 200, "{}", read.text);
-    assert!(!read.text.contains("name=\"override\""), "{}", read.text);
-    let refused = post(&server, "/console/tenants/globex", &mut aud, &approve).await;
-    assert_eq!(refused.status, 403, "{}", refused.text);
+    // A tenant's owner is refused the page, audited.
     activate(&db, &["alice@acme.example"]).await;
     let secret = enrol_totp(&server, "alice@acme.example").await;
     let mut alice = console_sign_in(&server, "alice@acme.example", Some(&secret)).await;
@@ -300,7 +304,13 @@ async fn operators_run_the_platform_and_issue_and_revoke_keys_in_the_console() {
         "{}",
         read.text
     );
+    assert!(read.text.contains("Only operators read the outboxes"), "{}", read.text);
     assert_eq!(post(&server, "/console/platform", &mut aud, &[("action", "pause")]).await.status, 403);
+    assert_eq!(db.text("SELECT paused::text FROM sync_state").await, "false", "nothing paused");
+    let denied = "SELECT count(*) FROM audit_log WHERE action = 'api.denied' AND actor = 'aud@ops.example'";
+    within(Duration::from_secs(5), "the refusal is audited", || async { db.count(denied).await >= 1 }).await;
+    let api = call(&server, "GET", "/v1/platform", Some(OPERATOR), None).await;
+    assert!(api.body["outboxes"]["mailWaiting"].is_i64(), "operators read the outboxes: {}", api.text);
     let app = get(&server, "/console/apps/billing-app", &mut aud).await;
     assert!(app.status == 200 && !app.text.contains("value=\"issue\""), "{}", app.text);
     assert_eq!(post(&server, "/console/apps/billing-app", &mut aud, &[("action", "issue")]).await.status, 403);

@@ -14,6 +14,7 @@ mod chart;
 mod cli;
 mod config_fixtures;
 mod console;
+mod console_matrix;
 mod console_sso;
 mod console_staff;
 mod drift;

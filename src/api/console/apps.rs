@@ -10,8 +10,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::Signed;
 use super::tenant::see_other;
+use super::{Signed, managed, when};
 use crate::api::apps::{self, KeyRequest};
 use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
@@ -26,19 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub(super) const APPS_PATH: &str = "/console/apps";
 
 fn app_path(app: &str) -> String {
-    format!("{APPS_PATH}/{}", url::form_urlencoded::byte_serialize(app.as_bytes()).collect::<String>())
-}
-
-fn day(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    at.map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d %H:%M UTC").to_string())
-}
-
-fn managed(tr: Tr, managed_by: &str, file: Option<&str>) -> String {
-    match (managed_by, file) {
-        ("git", Some(file)) => tr.arg("managed-git-file", "file", file),
-        ("git", None) => tr.t("managed-git"),
-        _ => tr.t("managed-console"),
-    }
+    format!("{APPS_PATH}/{}", super::encode(app))
 }
 
 /// Every application.
@@ -92,14 +80,14 @@ async fn app_page(
     query: Result<Query<AppQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let revoked = query.ok().and_then(|Query(q)| q.revoked);
-    let done = revoked.map(|key| signed.browser.tr.arg("app-key-revoked", "key", &key));
-    application(&signed, &app, Shown { done, ..Shown::default() }).await
+    application(&signed, &app, Shown { revoked, ..Shown::default() }).await
 }
 
 /// What the page shows besides the application.
 #[derive(Default)]
 struct Shown {
-    done: Option<String>,
+    /// The key just revoked, said only if it is.
+    revoked: Option<String>,
     /// A key just issued: its whole value, shown this once.
     issued: Option<(String, String)>,
     problem: Option<(String, StatusCode)>,
@@ -117,7 +105,10 @@ async fn application(signed: &Signed, app: &str, shown: Shown) -> Response {
         t: tr,
         csrf: signed.browser.csrf(),
         action: &app_path(&record.name),
-        done: shown.done,
+        done: shown
+            .revoked
+            .filter(|id| keys.iter().any(|k| &k.id == id && k.revoked_at.is_some()))
+            .map(|id| tr.arg("app-key-revoked", "key", &id)),
         problem: problem.as_deref(),
         issued: shown.issued,
         display_name: &record.display_name,
@@ -128,24 +119,24 @@ async fn application(signed: &Signed, app: &str, shown: Shown) -> Response {
         keys: &rows,
         may_manage: signed.caller.may(Action::ManageKeys, &Resource::application(&record.name)),
     };
+    // Like every page, never kept by a cache (`web::secure`): this one may carry a secret.
     let page = Page::new(&tr.arg("app-title", "app", &record.name), body.html()).status(status);
-    // A page that carries a secret is never kept by a cache.
-    crate::api::auth::no_store(signed.render(page, APPS_PATH))
+    signed.render(page, APPS_PATH)
 }
 
 fn key_row(tr: Tr, key: &KeyRecord) -> templates::KeyRow {
     let state = match (key.revoked_at, key.expires_at) {
-        (Some(at), _) => tr.arg("app-key-revoked-at", "at", &day(Some(at))),
-        (None, Some(at)) if at <= chrono::Utc::now() => tr.arg("app-key-expired-at", "at", &day(Some(at))),
-        (None, Some(at)) => tr.arg("app-key-expires-at", "at", &day(Some(at))),
+        (Some(at), _) => tr.arg("app-key-revoked-at", "at", &when(Some(at))),
+        (None, Some(at)) if at <= chrono::Utc::now() => tr.arg("app-key-expired-at", "at", &when(Some(at))),
+        (None, Some(at)) => tr.arg("app-key-expires-at", "at", &when(Some(at))),
         (None, None) => tr.t("app-key-active"),
     };
     templates::KeyRow {
         id: key.id.clone(),
         name: key.name.clone().unwrap_or_default(),
         scopes: key.scopes.join(", "),
-        created: format!("{} · {}", day(Some(key.created_at)), key.created_by),
-        last_used: day(key.last_used_at),
+        created: format!("{} · {}", when(Some(key.created_at)), key.created_by),
+        last_used: when(key.last_used_at),
         state,
         revocable: key.revoked_at.is_none(),
     }
@@ -184,8 +175,12 @@ struct AppForm {
         (status = 403, description = "A page: only operators manage keys (audited).", body = String, content_type = "text/html"),
     ))]
 async fn app_form(signed: Signed, Path(name): Path<String>, body: Bytes) -> Response {
-    let form: AppForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let (state, caller, tr) = (&signed.state, &signed.caller, signed.browser.tr);
+    let decided = caller.authorize(state, Action::ManageKeys, &Resource::application(&name));
+    if let Some(page) = signed.refusal(&tr.t("console-apps"), decided) {
+        return page;
+    }
+    let form: AppForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let outcome = match form.action.as_str() {
         "issue" => {
             let asked = KeyRequest {
@@ -207,7 +202,7 @@ async fn app_form(signed: Signed, Path(name): Path<String>, body: Bytes) -> Resp
         other => Err(ApiError::BadRequest(format!("no action `{}` on an application", crate::model::shown(other)))),
     };
     match outcome {
-        Ok(()) => see_other(&format!("{}?revoked={}", app_path(&name), form.key)),
+        Ok(()) => see_other(&format!("{}?revoked={}", app_path(&name), super::encode(&form.key))),
         Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_) | ApiError::NotFound(_))) => {
             signed.refused(&tr.t("console-apps"), &error)
         }

@@ -150,6 +150,12 @@ impl Signed {
         marked(self.render(self.browser.problem_page(title, &problem).status(status), ""), refused)
     }
 
+    /// A form's first step, as the JSON API's: whoever may not act gets the refusal page (the
+    /// decision audited) before anything of the form is read.
+    pub fn refusal<T>(&self, title: &str, decided: Result<T, ApiError>) -> Option<Response> {
+        decided.err().map(|error| self.refused(title, &error))
+    }
+
     /// What a form's page shows of a refusal: the sentence, the status, and the mark of a rule's
     /// refusal that `marked` puts on the page's response.
     pub fn problem_of(&self, error: &ApiError) -> (String, StatusCode, Option<Refused>) {
@@ -174,6 +180,30 @@ pub(super) fn budget_picture(tr: Tr, budget: &crate::api::budget::BudgetView) ->
     };
     let title = tr.t("budget-picture-title");
     crate::api::web::charts::usage_meter("budget-picture", &title, &caption, budget.usage, budget.limit, &thresholds)
+}
+
+/// `text` as one part of a URL's path or query.
+pub(super) fn encode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// Who manages a resource, in words: Git and its file, or the consoles and the API.
+pub(super) fn managed(tr: Tr, managed_by: &str, file: Option<&str>) -> String {
+    match (managed_by, file) {
+        ("git", Some(file)) => tr.arg("managed-git-file", "file", file),
+        ("git", None) => tr.t("managed-git"),
+        _ => tr.t("managed-console"),
+    }
+}
+
+/// A time as the consoles show it, `—` for none.
+pub(super) fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    at.map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+}
+
+/// The start of a commit or version, `—` for none.
+pub(super) fn short(commit: Option<&str>) -> String {
+    commit.map_or_else(|| "—".to_owned(), |c| c.chars().take(12).collect())
 }
 
 /// `response` marked as a rule's refusal, if it is one, for the refusals layer to audit.

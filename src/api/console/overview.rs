@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::Signed;
 use super::tenant::{see_other, subscription_path, users_path};
+use super::{Signed, managed, short, when};
 use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
 use crate::api::{ApiError, AppState};
@@ -25,7 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The operator's page of a tenant.
 pub(super) fn overview_path(tenant: &str) -> String {
-    format!("/console/tenants/{}", url::form_urlencoded::byte_serialize(tenant.as_bytes()).collect::<String>())
+    format!("/console/tenants/{}", super::encode(tenant))
 }
 
 /// Passes of the tenant's history shown.
@@ -65,10 +65,6 @@ fn shown(value: &Value) -> String {
     }
 }
 
-fn short(commit: Option<&str>) -> String {
-    commit.map_or_else(|| "—".to_owned(), |c| c.chars().take(12).collect())
-}
-
 pub(super) fn sync_label(tr: Tr, state: &str) -> String {
     match state {
         "Synced" => tr.t("sync-synced"),
@@ -97,38 +93,30 @@ async fn overview(
         Ok(record) => record,
         Err(error) => return signed.refused(&tr.t("console-tenants"), &error),
     };
-    let overrides = crate::api::overrides::flag_overrides(state, caller, tenant).await.unwrap_or_default();
-    let plans = crate::store::tenants::plans(&state.pool).await.unwrap_or_default();
-    let defaults =
-        plans.iter().find(|p| p.name == record.plan).and_then(|p| p.flags.as_object().cloned()).unwrap_or_default();
-    let flags = defaults
-        .iter()
-        .map(|(key, default)| {
-            let own = overrides.iter().find(|o| &o.key == key);
-            templates::FlagRow {
-                key: key.clone(),
-                default: shown(default),
-                own: own.map_or_else(|| "—".to_owned(), |o| shown(&o.value)),
-                effective: shown(own.map_or(default, |o| &o.value)),
-                managed_by: own.map(|o| o.managed_by.clone()).unwrap_or_default(),
-            }
-        })
-        .collect::<Vec<_>>();
-    let budget = crate::api::budget::budget_view(state, caller, tenant).await.ok();
+    // What the page reads beside: a failure is the page's (a 500 page), never an empty section.
+    let read = async {
+        let overrides = crate::api::overrides::flag_overrides(state, caller, tenant).await?;
+        let plans = crate::store::tenants::plans(&state.pool).await?;
+        // A tenant without a budget (or no longer active) has none to show.
+        let budget = absent(crate::api::budget::budget_view(state, caller, tenant).await)?;
+        let budget_overrides = absent(crate::api::budget::budget_overrides(state, caller, tenant).await)?;
+        let history = crate::api::sync::tenant_history_page(state, caller, tenant, None, HISTORY).await?;
+        Ok::<_, ApiError>((overrides, plans, budget, budget_overrides.unwrap_or_default(), history.passes))
+    };
+    let (overrides, plans, budget, budget_overrides, history) = match read.await {
+        Ok(read) => read,
+        Err(error) => return signed.refused(&tr.t("console-tenants"), &error),
+    };
+    let flags = flag_rows(&plans, &record.plan, &overrides);
     let may_approve = caller.may_in_tenant(Action::ApproveOverride, tenant);
-    let pending = crate::api::budget::budget_overrides(state, caller, tenant)
-        .await
-        .unwrap_or_default()
+    let pending = budget_overrides
         .into_iter()
         .filter(|o| o.status == "pending")
         .map(|o| templates::PendingOverride {
             id: o.id.to_string(),
             limit: o.limit.to_string(),
             reason: o.reason,
-            requested: tr.args(
-                "overview-requested",
-                &[("who", &o.requested_by), ("at", &o.requested_at.format("%Y-%m-%d %H:%M UTC").to_string())],
-            ),
+            requested: tr.args("overview-requested", &[("who", &o.requested_by), ("at", &when(Some(o.requested_at)))]),
             approvals: if o.approvals.is_empty() { "—".to_owned() } else { o.approvals.join(", ") },
         })
         .collect::<Vec<_>>();
@@ -151,13 +139,10 @@ async fn overview(
             at: shown(&d["changedAt"]),
         })
         .collect::<Vec<_>>();
-    let history = crate::api::sync::tenant_history_page(state, caller, tenant, None, HISTORY)
-        .await
-        .map(|page| page.passes)
-        .unwrap_or_default()
+    let history = history
         .into_iter()
         .map(|p| templates::PassRow {
-            at: p.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            at: when(Some(p.started_at)),
             trigger: p.trigger,
             state: sync_label(tr, &p.state),
             version: short(p.version.as_deref()),
@@ -165,11 +150,7 @@ async fn overview(
             author: p.author.unwrap_or_default(),
         })
         .collect::<Vec<_>>();
-    let managed = match (record.managed_by.as_str(), &sync.source_file) {
-        ("git", Some(file)) => tr.arg("managed-git-file", "file", file),
-        ("git", None) => tr.t("managed-git"),
-        _ => tr.t("managed-console"),
-    };
+    let managed = managed(tr, &record.managed_by, sync.source_file.as_deref());
     let (problem, status) = problem.map_or((None, axum::http::StatusCode::OK), |(p, s)| (Some(p), s));
     let body = templates::TenantOverview {
         t: tr,
@@ -205,6 +186,42 @@ async fn overview(
     signed.render(Page::new(&tr.arg("overview-title", "tenant", tenant), body.html()).status(status), "/console")
 }
 
+/// What was found, `None` for a 404 (a tenant with nothing of the kind).
+fn absent<T>(found: Result<T, ApiError>) -> Result<Option<T>, ApiError> {
+    match found {
+        Ok(found) => Ok(Some(found)),
+        Err(error) if error.shown().status == axum::http::StatusCode::NOT_FOUND => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Each flag the plan declares or the tenant overrides: the plan's default, the override, and
+/// the value applications get (the override's, else the default's).
+fn flag_rows(
+    plans: &[crate::store::tenants::PlanSummary],
+    plan: &str,
+    overrides: &[crate::store::tenants::FlagOverride],
+) -> Vec<templates::FlagRow> {
+    let defaults = plans.iter().find(|p| p.name == plan).and_then(|p| p.flags.as_object());
+    let mut keys: Vec<&str> = defaults.into_iter().flat_map(|d| d.keys().map(String::as_str)).collect();
+    keys.extend(overrides.iter().map(|o| o.key.as_str()));
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter()
+        .map(|key| {
+            let default = defaults.and_then(|d| d.get(key));
+            let own = overrides.iter().find(|o| o.key == key);
+            templates::FlagRow {
+                key: key.to_owned(),
+                default: default.map_or_else(|| "—".to_owned(), shown),
+                own: own.map_or_else(|| "—".to_owned(), |o| shown(&o.value)),
+                effective: own.map(|o| &o.value).or(default).map_or_else(|| "—".to_owned(), shown),
+                from_git: own.is_some_and(|o| o.managed_by == "git"),
+            }
+        })
+        .collect()
+}
+
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 struct OverviewForm {
     /// The browser's CSRF token (checked by the pages' layer).
@@ -229,6 +246,15 @@ struct OverviewForm {
         (status = 409, description = "The page with the rule that refused it: one's own request, approved already, not independent (audited).", body = String, content_type = "text/html"),
     ))]
 async fn overview_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Response {
+    // The page is platform staff's: whoever may not read it does not act on it either (owners
+    // approve overrides through the API).
+    let (state, caller, title) = (&signed.state, &signed.caller, signed.browser.tr.t("console-tenants"));
+    let decided = caller
+        .authorize(state, Action::ReadSync, &crate::api::sync::SYNC_STATUS)
+        .and_then(|()| caller.authorize_tenant(state, Action::ApproveOverride, "budget", &tenant));
+    if let Some(page) = signed.refusal(&title, decided) {
+        return page;
+    }
     let form: OverviewForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let outcome = match form.action.as_str() {
         "approve" => {
@@ -254,6 +280,35 @@ async fn overview_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) 
 mod tests {
     use super::{short, shown};
     use serde_json::json;
+
+    #[test]
+    fn a_flag_is_the_overrides_else_the_plans_and_an_override_without_a_default_is_listed() {
+        let plans = [crate::store::tenants::PlanSummary {
+            name: "pro".into(),
+            display_name: None,
+            flags: json!({ "max_projects": 10, "sso": false }),
+        }];
+        let own = |key: &str, value: serde_json::Value| crate::store::tenants::FlagOverride {
+            key: key.into(),
+            value,
+            default: None,
+            managed_by: "git".into(),
+            updated_at: chrono::Utc::now(),
+        };
+        let rows = super::flag_rows(&plans, "pro", &[own("max_projects", json!(50)), own("legacy", json!("x"))]);
+        let seen: Vec<(&str, &str, &str, &str, bool)> = rows
+            .iter()
+            .map(|r| (r.key.as_str(), r.default.as_str(), r.own.as_str(), r.effective.as_str(), r.from_git))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("legacy", "—", "x", "x", true),
+                ("max_projects", "10", "50", "50", true),
+                ("sso", "false", "—", "false", false),
+            ]
+        );
+    }
 
     #[test]
     fn values_are_shown_as_people_read_them() {

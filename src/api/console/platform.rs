@@ -10,8 +10,8 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::Signed;
 use super::tenant::see_other;
+use super::{Signed, encode};
 use crate::api::tenants::{self, Provision, TenantListing};
 use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
@@ -25,10 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Tenants shown on one page of the list.
 const PAGE_SIZE: i64 = 50;
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
 
 pub(super) fn state_label(tr: Tr, state: TenantState) -> String {
     match state {
@@ -126,11 +122,7 @@ async fn page(signed: &Signed, query: &ListQuery, typed: Typed<'_>) -> Response 
             display_name: t.display_name.clone(),
             plan: t.plan.clone(),
             state: state_label(tr, t.state),
-            managed_by: match (t.managed_by.as_str(), &t.source_file) {
-                ("git", Some(file)) => tr.arg("managed-git-file", "file", file),
-                ("git", None) => tr.t("managed-git"),
-                _ => tr.t("managed-console"),
-            },
+            managed_by: super::managed(tr, &t.managed_by, t.source_file.as_deref()),
             purge: t.purge_after.map(|at| at.format("%Y-%m-%d").to_string()).unwrap_or_default(),
         })
         .collect();

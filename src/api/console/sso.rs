@@ -113,8 +113,8 @@ async fn page(signed: &Signed, tenant: &str, shown: Shown<'_>) -> Response {
         state: stored.map(TenantIdp::stage).unwrap_or(""),
         state_label: stored.map(|i| state_label(tr, i.stage())).unwrap_or_else(|| tr.t("sso-none")),
         redirect_uri: &signed.state.sso.callback_url(),
-        verified_at: stored.and_then(|i| i.verified_at).map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
-        tested_at: stored.and_then(|i| i.tested_at).map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        verified_at: stored.and_then(|i| i.verified_at).map(|at| super::when(Some(at))),
+        tested_at: stored.and_then(|i| i.tested_at).map(|at| super::when(Some(at))),
         passed,
         problems,
         git,
@@ -171,8 +171,12 @@ struct SsoForm {
         (status = 409, description = "The page with the rule that refused it: declared in Git, a domain of another tenant, not verified or tested yet (audited).", body = String, content_type = "text/html"),
     ))]
 async fn sso_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Response {
-    let form: SsoForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let (state, caller, tr) = (&signed.state, &signed.caller, signed.browser.tr);
+    let decided = caller.authorize_tenant(state, Action::UpdateTenant, "SSO settings", &tenant);
+    if let Some(page) = signed.refusal(&tr.t("console-sso"), decided) {
+        return page;
+    }
+    let form: SsoForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let outcome = match form.action.as_str() {
         "save" => {
             let domains = domains(&form.domains);

@@ -6,12 +6,12 @@
 use axum::body::Bytes;
 use axum::extract::Query;
 use axum::response::Response;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::Signed;
 use super::tenant::see_other;
+use super::{Signed, short, when};
 use crate::api::web::charts::{self, Part, Tone};
 use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
@@ -24,17 +24,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 pub(super) const PLATFORM_PATH: &str = "/console/platform";
 
-/// A replica not seen for this long has stopped answering.
-const STALE_AFTER_SECS: i64 = 60;
+/// A replica that missed this many heartbeats has stopped answering.
+const MISSED_HEARTBEATS: u64 = 4;
 
 #[derive(Deserialize, Default)]
 struct PlatformQuery {
     /// The action just done, to say so.
     done: Option<String>,
-}
-
-fn when(at: Option<DateTime<Utc>>) -> String {
-    at.map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())
 }
 
 /// The tenants per sync state, as the reconciler counted them: a bar and its words.
@@ -92,7 +88,9 @@ async fn platform_page(
             address: r.address.clone(),
             version: r.version.clone(),
             started: when(Some(r.started_at)),
-            seen: if (now - r.seen_at).num_seconds() > STALE_AFTER_SECS {
+            seen: if (now - r.seen_at).num_seconds() as u64
+                > MISSED_HEARTBEATS * crate::store::status::HEARTBEAT.as_secs()
+            {
                 tr.arg("platform-not-seen-since", "at", &when(Some(r.seen_at)))
             } else {
                 tr.t("platform-seen-now")
@@ -101,28 +99,28 @@ async fn platform_page(
         .collect::<Vec<_>>();
     let checkpoint = crate::store::audit_chain::latest_checkpoint(&state.pool).await.ok().flatten();
     let may_read_audit = caller.may(Action::ReadAudit, &Resource::every_tenant("the audit log"));
-    let outboxes = &platform.outboxes;
+    let count = |n: i64| n.to_string();
     let body = templates::PlatformStatus {
         t: tr,
         csrf: signed.browser.csrf(),
         done,
-        may_control: caller.may(Action::ControlSync, &Resource::platform("the reconciler")),
+        may_control: caller.may(Action::ControlSync, &crate::api::sync::RECONCILER),
         paused: sync.paused,
         state: &sync_label_of(tr, &sync.state),
         picture: sync_picture(tr, &sync.counts),
-        source: &format!(
-            "{} {}",
-            sync.source_commit.as_deref().map_or("—", |c| &c[..c.len().min(12)]),
-            sync.source_subject.as_deref().unwrap_or("")
-        ),
+        source: &format!("{} {}", short(sync.source_commit.as_deref()), sync.source_subject.as_deref().unwrap_or("")),
         author: sync.source_author.as_deref().unwrap_or("—"),
         last_attempt: &when(sync.last_attempt_at),
         last_success: &when(sync.last_success_at),
         last_error: sync.last_error.as_deref(),
         leader: platform.leader.as_deref().unwrap_or("—"),
         replicas: &replicas,
-        mail: (outboxes.mail_waiting.to_string(), outboxes.mail_failed.to_string(), when(outboxes.mail_oldest)),
-        hooks: (outboxes.hooks_waiting.to_string(), outboxes.hooks_failed.to_string(), when(outboxes.hooks_oldest)),
+        outboxes: platform.outboxes.as_ref().map(|o| {
+            [
+                (tr.t("platform-mail"), count(o.mail_waiting), count(o.mail_failed), when(o.mail_oldest)),
+                (tr.t("platform-webhooks"), count(o.hooks_waiting), count(o.hooks_failed), when(o.hooks_oldest)),
+            ]
+        }),
         checkpoint: checkpoint.map(|c| (when(Some(c.created_at)), c.key_id)),
         may_read_audit,
     };
@@ -156,8 +154,12 @@ struct PlatformForm {
         (status = 403, description = "A page: only operators control the reconciler (audited).", body = String, content_type = "text/html"),
     ))]
 async fn platform_form(signed: Signed, body: Bytes) -> Response {
-    let form: PlatformForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let (state, caller) = (&signed.state, &signed.caller);
+    let decided = caller.authorize(state, Action::ControlSync, &crate::api::sync::RECONCILER);
+    if let Some(page) = signed.refusal(&signed.browser.tr.t("console-platform"), decided) {
+        return page;
+    }
+    let form: PlatformForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let outcome = match form.action.as_str() {
         "sync" => crate::api::sync::request_sync(state, caller).await,
         "pause" => crate::api::sync::set_paused(state, caller, true).await,

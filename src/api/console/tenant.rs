@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::Signed;
+use super::{Signed, encode};
 use crate::api::users::{self, Change, Invite, Listing};
 use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
@@ -43,10 +43,6 @@ pub(super) fn users_path(tenant: &str) -> String {
 
 fn user_path(tenant: &str, email: &str) -> String {
     format!("{}/{}", users_path(tenant), encode(email))
-}
-
-fn encode(text: &str) -> String {
-    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 fn role_label(tr: Tr, role: Role) -> String {
@@ -312,8 +308,12 @@ struct TenantForm {
         (status = 409, description = "A page with the rule that refused it, such as a tenant declared in Git (audited).", body = String, content_type = "text/html"),
     ))]
 async fn tenant_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Response {
-    let form: TenantForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let (state, caller, tr) = (&signed.state, &signed.caller, signed.browser.tr);
+    let decided = caller.authorize_tenant(state, Action::ManageTenants, "status", &tenant);
+    if let Some(page) = signed.refusal(&tr.t("console-tenants"), decided) {
+        return page;
+    }
+    let form: TenantForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let none = HeaderMap::new();
     let reason = Some(form.reason.trim()).filter(|r| !r.is_empty());
     let outcome = match form.action.as_str() {
@@ -473,6 +473,10 @@ struct UserForm {
         (status = 412, description = "The page: the user changed since the page was shown.", body = String, content_type = "text/html"),
     ))]
 async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>, body: Bytes) -> Response {
+    let decided = signed.caller.authorize_tenant(&signed.state, Action::ManageUsers, "users", &tenant);
+    if let Some(page) = signed.refusal(&signed.browser.tr.t("console-users"), decided) {
+        return page;
+    }
     let form: UserForm = serde_urlencoded::from_bytes(&body).unwrap_or_default();
     let (state, caller) = (signed.state.clone(), &signed.caller);
     let if_match = if_match(&form.etag);

@@ -387,8 +387,8 @@ pub struct FlagRow {
     /// The override, `—` without one.
     pub own: String,
     pub effective: String,
-    /// Who manages the override: `git` or `api`; empty without one.
-    pub managed_by: String,
+    /// The override is declared in Git.
+    pub from_git: bool,
 }
 
 /// A budget override waiting for its approvals.
@@ -490,9 +490,9 @@ pub struct PlatformStatus<'a> {
     pub last_error: Option<&'a str>,
     pub leader: &'a str,
     pub replicas: &'a [ReplicaRow],
-    /// Waiting, failed, oldest waiting.
-    pub mail: (String, String, String),
-    pub hooks: (String, String, String),
+    /// Per outbox (mail, webhooks): its name, waiting, given up, oldest waiting; `None` unless the
+    /// reader may read the outbox.
+    pub outboxes: Option<[(String, String, String, String); 2]>,
     /// When, and the key that signed it.
     pub checkpoint: Option<(String, String)>,
     pub may_read_audit: bool,
