@@ -4,8 +4,10 @@
 //! it); load from `wrk` in a second process, 16 connections, 10 s each
 //! (`GATEHOUSE_BENCH_SECONDS`): (a) the baseline, a minimal axum handler answering a fixed body the
 //! size of the tenant list's first page; (l) `GET /console`, the first page of the tenant list
-//! (50 tenants); (p) a name-prefix search; (f) a state and plan filter; (u) the users of the tenant
-//! with 200 users (`/admin/t00000/users`, its first page).
+//! (50 tenants); (p) a name-prefix search; (f) a state and plan filter; (s) a sync-state filter
+//! that matches none (the whole list searched); (u) the users of the tenant with 200 users
+//! (`/admin/t00000/users`, its first page); (t) an operator's page of one tenant (flags, budget,
+//! sync, history).
 
 #[path = "common/serve.rs"]
 mod serve;
@@ -100,6 +102,8 @@ async fn main() {
     };
     let first = page("/console");
     assert!(first.contains(">t00000<") && first.contains("Provision a tenant"), "the operator's tenant list");
+    let tenant = page("/console/tenants/t00000");
+    assert!(tenant.contains("id=\"history\""), "the tenant's page: {tenant}");
     let users = page("/admin/t00000/users");
     assert!(users.contains("member10@t00000.example"), "the users page: {users}");
     let baseline_url = serve::fixed_body(first.len()).await;
@@ -110,8 +114,11 @@ async fn main() {
     let l_load = wrk(&format!("{base}/console"), &script, seconds, dir, "list");
     let p_load = wrk(&format!("{base}/console?q=t0123&state=&plan="), &script, seconds, dir, "prefix");
     let f_load = wrk(&format!("{base}/console?q=&state=active&plan=pro"), &script, seconds, dir, "filter");
+    let s_load = wrk(&format!("{base}/console?sync=Drifted"), &script, seconds, dir, "sync");
     let u_load = wrk(&format!("{base}/admin/t00000/users"), &script, seconds, dir, "users");
-    for (name, load) in [("l", &l_load), ("p", &p_load), ("f", &f_load), ("u", &u_load)] {
+    let t_load = wrk(&format!("{base}/console/tenants/t00000"), &script, seconds, dir, "tenant");
+    for (name, load) in [("l", &l_load), ("p", &p_load), ("f", &f_load), ("s", &s_load), ("u", &u_load), ("t", &t_load)]
+    {
         assert!(!load.errors, "({name}) got error answers: the measurement is void");
     }
     let _ = (replica.kill(), replica.wait());
@@ -131,5 +138,7 @@ async fn main() {
     row("(l) GET /console, the tenant list's first page (50)", &l_load, "p99 ≤ 20 ms");
     row("(p) GET /console?q=t0123, a prefix search", &p_load, "p99 ≤ 20 ms");
     row("(f) GET /console?state=active&plan=pro, a filter", &f_load, "p99 ≤ 20 ms");
+    row("(s) GET /console?sync=Drifted, a sync-state filter matching none", &s_load, "p99 ≤ 20 ms");
     row("(u) GET /admin/t00000/users, a tenant of 200 users", &u_load, "p99 ≤ 20 ms");
+    row("(t) GET /console/tenants/t00000, a tenant's page", &t_load, "p99 ≤ 20 ms");
 }

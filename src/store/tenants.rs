@@ -116,10 +116,12 @@ pub async fn list(pool: &PgPool, filter: &TenantFilter<'_>) -> Result<Vec<Tenant
     match filter.sync {
         // Synced tenants have no row in tenant_sync; tenants made through the API are not Git's.
         Some("Unmanaged") => query.push(" AND t.managed_by <> 'git'"),
-        Some("Synced") => query
-            .push(" AND t.managed_by = 'git' AND NOT EXISTS (SELECT 1 FROM tenant_sync s WHERE s.tenant = t.name)"),
+        Some("Synced") => {
+            query.push(" AND t.managed_by = 'git' AND NOT EXISTS (SELECT 1 FROM tenant_sync s WHERE s.tenant = t.name)")
+        }
+        // The few tenants not in sync drive the search (a semi-join), not the whole list.
         Some(other) => query
-            .push(" AND t.managed_by = 'git' AND EXISTS (SELECT 1 FROM tenant_sync s WHERE s.tenant = t.name AND s.state = ")
+            .push(" AND t.managed_by = 'git' AND t.name IN (SELECT s.tenant FROM tenant_sync s WHERE s.state = ")
             .push_bind(other)
             .push(")"),
         None => &mut query,
