@@ -436,3 +436,38 @@ tenant-sync = Abgleich mit Git
 platform-outboxes-operators = Nur Betreiber sehen die Ausgänge.
 sso-step-done = (erledigt)
 apps-none = Noch keine Anwendung ist deklariert oder registriert.
+
+## Mail, in its recipient's language
+mail-hello-name = Hallo { $name },
+mail-hello = Hallo,
+mail-invitation-subject = Sie sind zu { $organisation } eingeladen
+mail-invitation-lead = Sie wurden zu { $organisation } eingeladen. Wählen Sie Ihr Passwort, um die Einladung anzunehmen:
+mail-invitation-validity = Der Link ist { $valid } lang gültig und funktioniert nur einmal.
+mail-invitation-footer = Wenn Sie diese Einladung nicht erwartet haben, ignorieren Sie diese Nachricht.
+mail-reset-subject = Passwort zurücksetzen
+mail-reset-lead = Jemand hat verlangt, das Passwort Ihres Kontos zurückzusetzen. Wählen Sie hier ein neues Passwort:
+mail-reset-validity = Der Link ist { $valid } lang gültig und funktioniert nur einmal. Wenn Sie ihn verwenden, enden alle Sitzungen Ihres Kontos.
+mail-reset-footer = Wenn Sie das nicht verlangt haben, ignorieren Sie diese Nachricht: Ihr Passwort bleibt, wie es ist.
+mail-budget-subject = Das Budget von { $organisation }
+mail-budget-where = Stand, Verbrauch und Ausnahmen des Budgets finden Sie unter der Adresse oben.
+mail-budget-footer = Sie erhalten dies als Inhaber von { $organisation }.
+mail-days = { $n ->
+    [one] { $n } Tag
+   *[other] { $n } Tage
+}
+mail-hours = { $n ->
+    [one] { $n } Stunde
+   *[other] { $n } Stunden
+}
+mail-minutes = { $n ->
+    [one] { $n } Minute
+   *[other] { $n } Minuten
+}
+app-status-active = Aktiv
+app-status-disabled = Deaktiviert
+trigger-interval = Intervall
+trigger-webhook = Git-Webhook
+trigger-manual = Jetzt abgleichen
+trigger-file-change = Dateiänderung
+trigger-start = Start
+platform-no-replicas = Kein Replikat hat sich am letzten Tag gemeldet.

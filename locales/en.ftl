@@ -436,3 +436,38 @@ tenant-sync = Sync with Git
 platform-outboxes-operators = Only operators read the outboxes.
 sso-step-done = (done)
 apps-none = No application is declared or registered yet.
+
+## Mail, in its recipient's language
+mail-hello-name = Hello { $name },
+mail-hello = Hello,
+mail-invitation-subject = You are invited to { $organisation }
+mail-invitation-lead = You have been invited to { $organisation }. Choose your password to accept the invitation:
+mail-invitation-validity = The link works once and for { $valid }.
+mail-invitation-footer = If you did not expect this invitation, ignore this message.
+mail-reset-subject = Reset your password
+mail-reset-lead = Someone asked to reset the password of your account. Choose a new password here:
+mail-reset-validity = The link works once and for { $valid }. Every session of your account ends when you use it.
+mail-reset-footer = If you did not ask for this, ignore this message: your password stays as it is.
+mail-budget-subject = The budget of { $organisation }
+mail-budget-where = The budget's state, usage and overrides are at the address above.
+mail-budget-footer = You receive this as an owner of { $organisation }.
+mail-days = { $n ->
+    [one] { $n } day
+   *[other] { $n } days
+}
+mail-hours = { $n ->
+    [one] { $n } hour
+   *[other] { $n } hours
+}
+mail-minutes = { $n ->
+    [one] { $n } minute
+   *[other] { $n } minutes
+}
+app-status-active = Active
+app-status-disabled = Disabled
+trigger-interval = Interval
+trigger-webhook = Git webhook
+trigger-manual = Sync now
+trigger-file-change = File change
+trigger-start = Start
+platform-no-replicas = No replica has said it is alive in the last day.

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod config;
 pub mod delivery;
 pub mod denials;
+pub mod i18n;
 pub mod identity;
 pub mod mail;
 pub mod model;

@@ -255,7 +255,8 @@ struct Forgot {
 async fn forgot(State(state): State<AppState>, parts: Parts, body: JsonBody<Forgot>) -> Result<Response> {
     let request = body.value()?;
     let email = input::email("email", &request.email)?;
-    state.identity.forgot_password(email.as_str(), &client(&parts)).await?;
+    let asked = super::web::Lang::accepted(&parts.headers);
+    state.identity.forgot_password(email.as_str(), asked, &client(&parts)).await?;
     let message = "if an active account has this email, a reset link is on its way";
     Ok((StatusCode::ACCEPTED, axum::Json(super::openapi::Message { message: message.to_owned() })).into_response())
 }

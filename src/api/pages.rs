@@ -56,7 +56,7 @@ async fn submit_forgot(State(state): State<AppState>, browser: Browser, parts: P
     if crate::model::Email::parse(email).is_err() {
         return forgot_form(&browser, email, Some(&tr.t("problem-email-invalid")), StatusCode::BAD_REQUEST);
     }
-    match state.identity.forgot_password(email, &client(&parts)).await {
+    match state.identity.forgot_password(email, Some(tr.lang), &client(&parts)).await {
         Ok(()) => {
             let text = tr.arg("forgot-sent", "email", email);
             let body =

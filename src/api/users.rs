@@ -156,7 +156,8 @@ async fn invite(
     caller.authorize_tenant(&state, Action::ManageUsers, "users", &tenant)?;
     let raw = body.raw().to_vec();
     let request = body.value()?;
-    let invite = Invite::check(&state, &caller, &tenant, &request.email, &request.role, request.name.as_deref())?;
+    let mut invite = Invite::check(&state, &caller, &tenant, &request.email, &request.role, request.name.as_deref())?;
+    invite.language = super::web::Lang::accepted(&headers);
     conditional::create(&state, &caller, (&method, uri.path(), &headers, &raw), async |conn| {
         let user = invite.apply(conn, &caller).await?;
         let etag = user.etag();
@@ -172,6 +173,9 @@ pub(super) struct Invite {
     email: Email,
     name: Option<crate::model::DisplayName>,
     role: Role,
+    /// The language the invitation is mailed in: the inviting page's, or the API request's
+    /// `Accept-Language`; `None`: English until the user chooses.
+    pub language: Option<crate::i18n::Lang>,
 }
 
 impl Invite {
@@ -189,7 +193,7 @@ impl Invite {
         authorize_owner_change(state, caller, &tenant, None, Some(role))?;
         let email = input::email("email", email)?;
         let name = name.map(|n| input::display_name("name", n)).transpose()?;
-        Ok(Invite { tenant, email, name, role })
+        Ok(Invite { tenant, email, name, role, language: None })
     }
 
     /// Inserts the user, `invited`, with its audit row, in `conn`'s transaction; the mail worker
@@ -208,7 +212,11 @@ impl Invite {
             ));
         }
         locked.refuse_if_git(&locked.managed_by, format_args!("the users of tenant `{}`", locked.name))?;
-        Ok(db::invite(conn, locked.id, email.as_str(), name, role, acting_user(caller), &[row]).await?)
+        let user = db::invite(conn, locked.id, email.as_str(), name, role, acting_user(caller), &[row]).await?;
+        if let Some(lang) = self.language {
+            db::set_language(conn, user.user.id, lang.tag()).await?;
+        }
+        Ok(user)
     }
 }
 

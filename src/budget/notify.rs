@@ -16,6 +16,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::i18n::Lang;
 use crate::mail::{self, Message};
 use crate::secret::Secret;
 use crate::secret::sealed::Keyring;
@@ -55,8 +56,9 @@ impl Outbox<'_> {
     pub async fn queue(&self, conn: &mut PgConnection, notice: &Notice<'_>) -> store::Result<()> {
         let link = format!("{}/v1/tenants/{}/budget", self.public_url.trim_end_matches('/'), notice.tenant);
         let message = Message::Budget { organisation: notice.tenant.to_owned(), summary: notice.summary.clone(), link };
-        for owner in db::owners(conn, notice.tenant_id).await? {
-            mail::queue(conn, self.keyring, &owner, &message).await?;
+        for (owner, language) in db::owners(conn, notice.tenant_id).await? {
+            let lang = language.as_deref().and_then(Lang::parse).unwrap_or(Lang::En);
+            mail::queue(conn, self.keyring, &owner, lang, &message).await?;
         }
         if let Some(webhook) = self.webhook {
             let body = json!({ "type": notice.event, "tenant": notice.tenant, "summary": notice.summary,

@@ -12,7 +12,8 @@ use super::password::{self, Weak};
 use super::successor::{self, Pair};
 use super::token::{self, Issued, TokenKind};
 use super::{Identity, totp};
-use crate::mail::{self, Message, templates::describe};
+use crate::i18n::Lang;
+use crate::mail::{self, Message};
 use crate::model::{AccountStatus, Pending, Role, SessionView, TenantStatus};
 use crate::store::identity::{
     self as db, Account, Attempt, LinkToken, NewPair, NewSession, Refreshed, Reserved, Sealed, Settle,
@@ -391,8 +392,9 @@ impl Identity {
         Ok(true)
     }
 
-    /// `POST /v1/auth/password/forgot`: always answers the same; mails a link to an active account.
-    pub async fn forgot_password(&self, email: &str, client: &Client) -> Result<(), AuthError> {
+    /// `POST /v1/auth/password/forgot`: always answers the same; mails a link to an active account,
+    /// in the language `asked` (the page's), else the user's, else English.
+    pub async fn forgot_password(&self, email: &str, asked: Option<Lang>, client: &Client) -> Result<(), AuthError> {
         let email = normalise(email);
         let account = db::account_by_email(&self.pool, &email).await?;
         let eligible = account.filter(|a| a.may_sign_in() && a.password_hash.is_some());
@@ -406,9 +408,11 @@ impl Identity {
             let message = Message::PasswordReset {
                 name: account.name.clone(),
                 link: purpose.url(&self.settings.public_url, &link.token),
-                valid_for: describe(self.settings.reset_ttl),
+                valid_for: self.settings.reset_ttl,
             };
-            mail::queue(&mut tx, &self.keyring, &account.email, &message).await?;
+            let known = store::users::language(&mut tx, account.user_id).await?;
+            let lang = asked.or_else(|| known.as_deref().and_then(Lang::parse)).unwrap_or(Lang::En);
+            mail::queue(&mut tx, &self.keyring, &account.email, lang, &message).await?;
             tx.commit().await?;
         }
         let extra = json!({ "mailed": tenant.is_some() });

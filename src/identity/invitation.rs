@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use super::token::{self, TokenKind};
 use super::{AuthError, Client, Identity, LinkPurpose};
-use crate::mail::{self, Message, templates::describe};
+use crate::i18n::Lang;
+use crate::mail::{self, Message};
 use crate::store::invitation::{self as db, Invitee};
 use crate::store::listen::Listener;
 use crate::store::{self, mail::MAIL_CHANNEL};
@@ -73,9 +74,10 @@ async fn issue(identity: &Identity, conn: &mut sqlx::PgConnection, invitee: &Inv
         name: invitee.name.clone(),
         organisation: invitee.tenant_display_name.clone(),
         link: LinkPurpose::Invitation.url(&settings.public_url, &link.token),
-        valid_for: describe(settings.invitation_ttl),
+        valid_for: settings.invitation_ttl,
     };
-    mail::queue(conn, &identity.keyring, &invitee.email, &message).await
+    let lang = invitee.language.as_deref().and_then(Lang::parse).unwrap_or(Lang::En);
+    mail::queue(conn, &identity.keyring, &invitee.email, lang, &message).await
 }
 
 impl Identity {

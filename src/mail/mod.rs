@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::i18n::{Lang, Tr};
 use crate::secret::sealed::{Keyring, OpenError};
 use crate::store::{self, mail::NewMail};
 
@@ -21,18 +22,20 @@ pub struct Bodies {
     pub html: String,
 }
 
-/// Renders, seals and queues `message` for `recipient`, in the caller's transaction.
+/// Renders `message` in `lang`, seals it and queues it for `recipient`, in the caller's transaction.
 pub async fn queue(
     conn: &mut PgConnection,
     keyring: &Keyring,
     recipient: &str,
+    lang: Lang,
     message: &Message,
 ) -> store::Result<()> {
+    let tr = Tr::new(lang);
     let id = Uuid::now_v7();
-    let bodies = Bodies { text: message.text(), html: message.html() };
+    let bodies = Bodies { text: message.text(tr), html: message.html(tr) };
     let plain = serde_json::to_vec(&bodies).expect("two strings serialise");
     let (key_id, sealed) = keyring.seal(&plain, id.as_bytes());
-    let subject = message.subject();
+    let subject = message.subject(tr);
     let mail =
         NewMail { id, recipient, subject: &subject, kind: message.kind(), key_id: &key_id, body_sealed: &sealed };
     store::mail::enqueue(conn, mail).await

@@ -1,6 +1,9 @@
-//! The messages, in plain text and HTML. Every value put into HTML is escaped.
+//! The messages, in plain text and HTML, in the recipient's language (`locales/*.ftl`, keys
+//! `mail-…`). Every value put into HTML is escaped.
 
 use std::time::Duration;
+
+use crate::i18n::Tr;
 
 /// A message to one user, with the link it carries.
 #[derive(Debug, Clone)]
@@ -9,12 +12,12 @@ pub enum Message {
         name: Option<String>,
         organisation: String,
         link: String,
-        valid_for: String,
+        valid_for: Duration,
     },
     PasswordReset {
         name: Option<String>,
         link: String,
-        valid_for: String,
+        valid_for: Duration,
     },
     /// A budget step (a threshold, the limit, an override) announced to the tenant's owners.
     Budget {
@@ -33,60 +36,61 @@ impl Message {
         }
     }
 
-    pub fn subject(&self) -> String {
+    pub fn subject(&self, tr: Tr) -> String {
         match self {
-            Message::Invitation { organisation, .. } => format!("You are invited to {organisation}"),
-            Message::PasswordReset { .. } => "Reset your password".to_owned(),
-            Message::Budget { organisation, .. } => format!("The budget of {organisation}"),
+            Message::Invitation { organisation, .. } => tr.arg("mail-invitation-subject", "organisation", organisation),
+            Message::PasswordReset { .. } => tr.t("mail-reset-subject"),
+            Message::Budget { organisation, .. } => tr.arg("mail-budget-subject", "organisation", organisation),
         }
     }
 
-    fn greeting(name: &Option<String>) -> String {
+    fn greeting(tr: Tr, name: &Option<String>) -> String {
         match name {
-            Some(name) => format!("Hello {name},"),
-            None => "Hello,".to_owned(),
+            Some(name) => tr.arg("mail-hello-name", "name", name),
+            None => tr.t("mail-hello"),
         }
     }
 
-    fn parts(&self) -> (String, String, &str, String, String) {
+    fn parts(&self, tr: Tr) -> (String, String, &str, String, String) {
         match self {
             Message::Invitation { name, organisation, link, valid_for } => (
-                Self::greeting(name),
-                format!("You have been invited to {organisation}. Choose your password to accept the invitation:"),
+                Self::greeting(tr, name),
+                tr.arg("mail-invitation-lead", "organisation", organisation),
                 link,
-                format!("The link works once and for {valid_for}."),
-                "If you did not expect this invitation, ignore this message.".to_owned(),
+                tr.arg("mail-invitation-validity", "valid", &describe(tr, *valid_for)),
+                tr.t("mail-invitation-footer"),
             ),
             Message::PasswordReset { name, link, valid_for } => (
-                Self::greeting(name),
-                "Someone asked to reset the password of your account. Choose a new password here:".to_owned(),
+                Self::greeting(tr, name),
+                tr.t("mail-reset-lead"),
                 link,
-                format!("The link works once and for {valid_for}. Every session of your account ends when you use it."),
-                "If you did not ask for this, ignore this message: your password stays as it is.".to_owned(),
+                tr.arg("mail-reset-validity", "valid", &describe(tr, *valid_for)),
+                tr.t("mail-reset-footer"),
             ),
             Message::Budget { organisation, summary, link } => (
-                Self::greeting(&None),
+                Self::greeting(tr, &None),
                 summary.clone(),
                 link,
-                "The budget's state, usage and overrides are at the address above.".to_owned(),
-                format!("You receive this as an owner of {organisation}."),
+                tr.t("mail-budget-where"),
+                tr.arg("mail-budget-footer", "organisation", organisation),
             ),
         }
     }
 
-    pub fn text(&self) -> String {
-        let (greeting, lead, link, validity, footer) = self.parts();
+    pub fn text(&self, tr: Tr) -> String {
+        let (greeting, lead, link, validity, footer) = self.parts(tr);
         format!("{greeting}\n\n{lead}\n\n{link}\n\n{validity}\n\n{footer}\n\n-- \nGatehouse\n")
     }
 
-    pub fn html(&self) -> String {
-        let (greeting, lead, link, validity, footer) = self.parts();
+    pub fn html(&self, tr: Tr) -> String {
+        let (greeting, lead, link, validity, footer) = self.parts(tr);
         let (greeting, lead, link, validity, footer) =
             (escape(&greeting), escape(&lead), escape(link), escape(&validity), escape(&footer));
         format!(
-            "<!doctype html>\n<html><body style=\"font-family: sans-serif; line-height: 1.5\">\n\
+            "<!doctype html>\n<html lang=\"{}\"><body style=\"font-family: sans-serif; line-height: 1.5\">\n\
              <p>{greeting}</p>\n<p>{lead}</p>\n<p><a href=\"{link}\">{link}</a></p>\n<p>{validity}</p>\n\
-             <p style=\"color: #666\">{footer}</p>\n</body></html>\n"
+             <p style=\"color: #666\">{footer}</p>\n</body></html>\n",
+            tr.lang.tag()
         )
     }
 }
@@ -106,43 +110,67 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// How long a link stays valid, as a message says it: "7 days", "30 minutes".
-pub fn describe(duration: Duration) -> String {
+/// How long a link stays valid, as a message says it: "7 days", "30 minutes", "7 Tage".
+pub fn describe(tr: Tr, duration: Duration) -> String {
     let seconds = duration.as_secs();
-    let (n, unit) = if seconds.is_multiple_of(86_400) {
-        (seconds / 86_400, "day")
+    if seconds.is_multiple_of(86_400) {
+        tr.count("mail-days", "n", seconds / 86_400)
     } else if seconds.is_multiple_of(3600) {
-        (seconds / 3600, "hour")
+        tr.count("mail-hours", "n", seconds / 3600)
     } else {
-        (seconds.div_ceil(60), "minute")
-    };
-    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+        tr.count("mail-minutes", "n", seconds.div_ceil(60))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::i18n::Lang;
 
-    #[test]
-    fn html_escapes_every_value_and_text_carries_the_link() {
-        let message = Message::Invitation {
+    const EN: Tr = Tr { lang: Lang::En };
+    const DE: Tr = Tr { lang: Lang::De };
+
+    fn invitation() -> Message {
+        Message::Invitation {
             name: Some("<script>x</script>".into()),
             organisation: "A & B".into(),
             link: "https://g.example/invitations/accept?token=t&x=1".into(),
-            valid_for: "7 days".into(),
-        };
-        let html = message.html();
+            valid_for: Duration::from_secs(7 * 86_400),
+        }
+    }
+
+    #[test]
+    fn html_escapes_every_value_and_text_carries_the_link() {
+        let message = invitation();
+        let html = message.html(EN);
         assert!(html.contains("&lt;script&gt;x&lt;/script&gt;") && !html.contains("<script>"), "{html}");
         assert!(html.contains("A &amp; B"));
         assert!(html.contains("href=\"https://g.example/invitations/accept?token=t&amp;x=1\""));
-        assert!(message.text().contains("https://g.example/invitations/accept?token=t&x=1\n"));
-        assert_eq!(message.subject(), "You are invited to A & B");
+        assert!(message.text(EN).contains("https://g.example/invitations/accept?token=t&x=1\n"));
+        assert!(message.text(EN).contains("The link works once and for 7 days."), "{}", message.text(EN));
+        assert_eq!(message.subject(EN), "You are invited to A & B");
+    }
+
+    /// NFR-017: a mail in its recipient's language.
+    #[test]
+    fn a_german_recipient_reads_german() {
+        let message = invitation();
+        assert_eq!(message.subject(DE), "Sie sind zu A & B eingeladen");
+        let text = message.text(DE);
+        assert!(text.starts_with("Hallo <script>x</script>,"), "{text}");
+        assert!(text.contains("7 Tage") && text.contains("Wählen Sie Ihr Passwort"), "{text}");
+        assert!(message.html(DE).contains("<html lang=\"de\">"));
+        let reset = Message::PasswordReset { name: None, link: "l".into(), valid_for: Duration::from_secs(3600) };
+        assert_eq!(reset.subject(DE), "Passwort zurücksetzen");
+        assert!(reset.text(DE).contains("1 Stunde lang"), "{}", reset.text(DE));
     }
 
     #[test]
     fn durations_read_naturally() {
-        assert_eq!(describe(Duration::from_secs(7 * 86_400)), "7 days");
-        assert_eq!(describe(Duration::from_secs(1800)), "30 minutes");
-        assert_eq!(describe(Duration::from_secs(3600)), "1 hour");
+        assert_eq!(describe(EN, Duration::from_secs(7 * 86_400)), "7 days");
+        assert_eq!(describe(EN, Duration::from_secs(1800)), "30 minutes");
+        assert_eq!(describe(EN, Duration::from_secs(3600)), "1 hour");
+        assert_eq!(describe(DE, Duration::from_secs(86_400)), "1 Tag");
+        assert_eq!(describe(DE, Duration::from_secs(120)), "2 Minuten");
     }
 }

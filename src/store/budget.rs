@@ -262,9 +262,9 @@ pub async fn alerts(pool: &PgPool, tenant_id: Uuid, month: NaiveDate) -> Result<
 pub const WEBHOOK_CHANNEL: &str = "gatehouse_webhook";
 
 /// The active owners of `tenant_id`, whom budget notices are mailed to.
-pub async fn owners(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT email FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active' ORDER BY email",
+pub async fn owners(conn: &mut PgConnection, tenant_id: Uuid) -> Result<Vec<(String, Option<String>)>> {
+    Ok(sqlx::query_as(
+        "SELECT email, language FROM users WHERE tenant_id = $1 AND role = 'owner' AND status = 'active' ORDER BY email",
     )
     .bind(tenant_id)
     .fetch_all(conn)

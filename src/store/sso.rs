@@ -36,7 +36,8 @@ pub struct TenantIdp {
 
 impl TenantIdp {
     /// Where its set-up stands, as shown: `draft`, `verified`, `tested` (verified, and a test
-    /// sign-in completed since: it may be activated) or `active`.
+    /// sign-in completed since: it may be activated, the rule `activate`'s statement checks) or
+    /// `active`.
     pub fn stage(&self) -> &str {
         let tested = matches!((self.tested_at, self.verified_at), (Some(tested), Some(verified)) if tested >= verified);
         if self.state == "verified" && tested { "tested" } else { &self.state }

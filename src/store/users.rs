@@ -298,3 +298,22 @@ async fn refuse_last_owner(conn: &mut PgConnection, tenant_id: Uuid, current: &U
     }
     Ok(())
 }
+
+/// The language `user_id` reads mail in, if known.
+pub async fn language(conn: &mut PgConnection, user_id: Uuid) -> Result<Option<String>> {
+    Ok(sqlx::query_scalar("SELECT language FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(conn)
+        .await?
+        .flatten())
+}
+
+/// Remembers the language `user_id` reads mail in (`en`, `de`).
+pub async fn set_language(conn: &mut PgConnection, user_id: Uuid, language: &str) -> Result<()> {
+    sqlx::query("UPDATE users SET language = $2 WHERE id = $1 AND language IS DISTINCT FROM $2")
+        .bind(user_id)
+        .bind(language)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -66,7 +66,11 @@ async fn operators_see_a_tenants_flags_budget_drift_and_history_and_approve_an_o
     assert!(row.contains("<td>user</td><td>admin</td>"), "applied, then live: {row}");
     assert!(row.contains("changed outside Gatehouse"), "who, from the audit log (nobody here): {row}");
     assert!(umbrella.text.contains("id=\"history\""), "{}", umbrella.text);
-    assert!(umbrella.text.contains("<td>start</td>") || umbrella.text.contains("<td>manual</td>"), "{}", umbrella.text);
+    assert!(
+        umbrella.text.contains("<td>Start</td>") || umbrella.text.contains("<td>Sync now</td>"),
+        "{}",
+        umbrella.text
+    );
 
     // acme's flags: the plan's default, acme's own value from its file, the effective value.
     let acme = get(&server, "/console/tenants/acme", &mut ada).await;

@@ -48,6 +48,92 @@ async fn pages_speak_german_to_a_german_browser_and_remember_the_switch() {
     assert!(problem.text.contains("Geben Sie Ihre E-Mail-Adresse ein"), "{}", problem.text);
 }
 
+/// NFR-017, issue 23.7: mail is in its recipient's language. An owner whose pages are German
+/// invites a colleague: the invitation is German. A password reset asked on a German page, or
+/// through the API with `Accept-Language: de`, is German; an English browser's is English. A user
+/// who switches the pages to German while signed in gets German mail from then on.
+#[tokio::test]
+async fn mail_is_in_its_recipients_language() {
+    use crate::helpers::{OPERATOR, activate, call};
+    let db = TestDb::new().await;
+    let repo = Repo::example();
+    let server = started(&repo, &db, &[]).await;
+    let subject = |email: &'static str| {
+        let db = &db;
+        async move {
+            let sql = format!(
+                "SELECT subject FROM email_outbox WHERE recipient = '{email}' ORDER BY created_at DESC LIMIT 1"
+            );
+            within(std::time::Duration::from_secs(10), "the mail is queued", || async {
+                db.count(&format!("SELECT count(*) FROM email_outbox WHERE recipient = '{email}'")).await > 0
+            })
+            .await;
+            db.text(&sql).await
+        }
+    };
+
+    let body = serde_json::json!({ "name": "lumon", "displayName": "Lumon Industries", "plan": "free", "owner": { "email": "olive@lumon.example" } });
+    assert_eq!(call(&server, "POST", "/v1/tenants", Some(OPERATOR), Some(body)).await.status, 201);
+    assert_eq!(
+        subject("olive@lumon.example").await,
+        "You are invited to Lumon Industries",
+        "no language known: English"
+    );
+    activate(&db, &["olive@lumon.example"]).await;
+    let secret = crate::login::enrol_totp(&server, "olive@lumon.example").await;
+    let mut jar = crate::console::console_sign_in(&server, "olive@lumon.example", Some(&secret)).await;
+    jar.push(("gatehouse_lang".into(), "de".into()));
+    let invited = crate::console::post(
+        &server,
+        "/admin/lumon/users",
+        &mut jar,
+        &[("email", "mark@lumon.example"), ("role", "user")],
+    )
+    .await;
+    assert_eq!(invited.status, 303, "{}", invited.text);
+    assert_eq!(subject("mark@lumon.example").await, "Sie sind zu Lumon Industries eingeladen");
+
+    // A reset asked in German, on the page and through the API; an English page's is English.
+    activate(&db, &["dan@acme.example", "erin@acme.example"]).await;
+    let mut german = vec![("gatehouse_lang".to_owned(), "de".to_owned())];
+    let forgot = format!("{}/password/forgot", server.base);
+    browse("GET", &forgot, &mut german, None).await;
+    let form = format!("csrf={}&email=dan%40acme.example", crate::login::csrf(&german));
+    assert_eq!(browse("POST", &forgot, &mut german, Some(&form)).await.status, 200);
+    assert_eq!(subject("dan@acme.example").await, "Passwort zurücksetzen");
+    let api = request(
+        "POST",
+        format!("{}/v1/auth/password/forgot", server.base),
+        vec![("accept-language", "de".into()), ("content-type", "application/json".into())],
+        br#"{"email":"erin@acme.example"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(api.status, 202, "{}", api.text);
+    assert_eq!(subject("erin@acme.example").await, "Passwort zurücksetzen");
+
+    // The switch while signed in is remembered for mail: a later reset without a language is German.
+    let mut olive = jar.into_iter().filter(|(k, _)| k != "gatehouse_lang").collect::<Vec<_>>();
+    browse("GET", &format!("{}/language?lang=de&return_to=%2Faccount", server.base), &mut olive, None).await;
+    assert_eq!(db.text("SELECT language FROM users WHERE email = 'olive@lumon.example'").await, "de");
+    let plain = request(
+        "POST",
+        format!("{}/v1/auth/password/forgot", server.base),
+        vec![("content-type", "application/json".into())],
+        br#"{"email":"olive@lumon.example"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(plain.status, 202);
+    within(std::time::Duration::from_secs(10), "the reset is queued", || async {
+        db.count(
+            "SELECT count(*) FROM email_outbox WHERE recipient = 'olive@lumon.example' AND kind = 'password_reset'",
+        )
+        .await
+            == 1
+    })
+    .await;
+    assert_eq!(subject("olive@lumon.example").await, "Passwort zurücksetzen");
+}
+
 /// Issue 23.1: pages run no inline code; their stylesheet and htmx come from Gatehouse, cacheable
 /// by the digest in their URL; an htmx request gets the page's fragment, and every page varies on it.
 #[tokio::test]

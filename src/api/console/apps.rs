@@ -50,7 +50,7 @@ async fn apps_page(signed: Signed) -> Response {
             name: a.name.clone(),
             display_name: a.display_name.clone(),
             owner: a.owner.clone(),
-            status: a.status.as_str().to_owned(),
+            status: app_status(tr, a.status),
             scopes: a.scopes.join(", "),
             managed_by: managed(tr, &a.managed_by, a.source_file.as_deref()),
         })
@@ -113,7 +113,7 @@ async fn application(signed: &Signed, app: &str, shown: Shown) -> Response {
         issued: shown.issued,
         display_name: &record.display_name,
         owner: &record.owner,
-        status: record.status.as_str(),
+        status: &app_status(tr, record.status),
         scopes: &record.scopes,
         managed_by: &managed(tr, &record.managed_by, record.source_file.as_deref()),
         keys: &rows,
@@ -122,6 +122,13 @@ async fn application(signed: &Signed, app: &str, shown: Shown) -> Response {
     // Like every page, never kept by a cache (`web::secure`): this one may carry a secret.
     let page = Page::new(&tr.arg("app-title", "app", &record.name), body.html()).status(status);
     signed.render(page, APPS_PATH)
+}
+
+fn app_status(tr: Tr, status: crate::model::AppStatus) -> String {
+    match status {
+        crate::model::AppStatus::Active => tr.t("app-status-active"),
+        crate::model::AppStatus::Disabled => tr.t("app-status-disabled"),
+    }
 }
 
 fn key_row(tr: Tr, key: &KeyRecord) -> templates::KeyRow {

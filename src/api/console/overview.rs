@@ -65,6 +65,18 @@ fn shown(value: &Value) -> String {
     }
 }
 
+/// What started a pass, in words (`interval`, `webhook`, `manual`, `file change`, `start`).
+fn trigger_label(tr: Tr, trigger: &str) -> String {
+    match trigger {
+        "interval" => tr.t("trigger-interval"),
+        "webhook" => tr.t("trigger-webhook"),
+        "manual" => tr.t("trigger-manual"),
+        "file change" => tr.t("trigger-file-change"),
+        "start" => tr.t("trigger-start"),
+        other => other.to_owned(),
+    }
+}
+
 pub(super) fn sync_label(tr: Tr, state: &str) -> String {
     match state {
         "Synced" => tr.t("sync-synced"),
@@ -143,7 +155,7 @@ async fn overview(
         .into_iter()
         .map(|p| templates::PassRow {
             at: when(Some(p.started_at)),
-            trigger: p.trigger,
+            trigger: trigger_label(tr, &p.trigger),
             state: sync_label(tr, &p.state),
             version: short(p.version.as_deref()),
             change: p.subject.unwrap_or_default(),

@@ -255,7 +255,8 @@ async fn invite_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) ->
     let name = Some(form.name.trim()).filter(|n| !n.is_empty());
     let state = signed.state.clone();
     let invited = async {
-        let invite = Invite::check(&state, &signed.caller, &tenant, form.email.trim(), &form.role, name)?;
+        let mut invite = Invite::check(&state, &signed.caller, &tenant, form.email.trim(), &form.role, name)?;
+        invite.language = Some(signed.browser.tr.lang);
         let mut tx = state.pool.begin().await.map_err(crate::store::StoreError::from)?;
         let user = invite.apply(&mut tx, &signed.caller).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;

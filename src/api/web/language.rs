@@ -31,6 +31,7 @@ const REMEMBERED_SECONDS: u64 = 365 * 24 * 3600;
     responses((status = 303, description = "Back to `return_to` (or the login page), the choice remembered.")))]
 async fn switch_language(
     State(state): State<AppState>,
+    parts: axum::http::request::Parts,
     query: Result<Query<Switch>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let (lang, return_to) = query.map(|Query(q)| (q.lang, q.return_to)).unwrap_or_default();
@@ -41,6 +42,16 @@ async fn switch_language(
             super::cookies::set(LANGUAGE_COOKIE, lang.tag(), super::is_https(&state), Some(REMEMBERED_SECONDS));
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        // A signed-in user's mail follows the pages' language from now on.
+        if let Some(session) = crate::api::login::browser_session(&state, &parts).await {
+            let remembered = async {
+                let mut conn = state.pool.acquire().await?;
+                crate::store::users::set_language(&mut conn, session.user_id, lang.tag()).await
+            };
+            if let Err(error) = remembered.await {
+                tracing::warn!(%error, "cannot remember a user's language");
+            }
         }
     }
     response
