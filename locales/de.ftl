@@ -471,3 +471,5 @@ trigger-manual = Jetzt abgleichen
 trigger-file-change = Dateiänderung
 trigger-start = Start
 platform-no-replicas = Kein Replikat hat sich am letzten Tag gemeldet.
+problem-title = Mit dieser Anfrage stimmt etwas nicht
+problem-bad-address = Diese Adresse versteht Gatehouse nicht: Prüfen Sie den Link oder beginnen Sie erneut in der Konsole.

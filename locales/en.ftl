@@ -471,3 +471,5 @@ trigger-manual = Sync now
 trigger-file-change = File change
 trigger-start = Start
 platform-no-replicas = No replica has said it is alive in the last day.
+problem-title = Something is wrong with this request
+problem-bad-address = This address is not one Gatehouse understands: check the link, or start again from the console.

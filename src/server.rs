@@ -123,6 +123,7 @@ pub fn launch(
 
     tracing::info!(%address, source = %source.describe(), replica = %settings.replica, interval = ?settings.interval, "gatehouse is serving");
 
+    let config_dir = source.config_dir();
     tasks.spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
     let reconciler = Controller {
         pool: reconciler_pool(&pool),
@@ -214,6 +215,7 @@ pub fn launch(
         operators,
         webhook_secret: settings.webhook_secret,
         denials: denials.clone(),
+        config_dir: Some(config_dir),
     });
     let api = tokio::spawn(api::serve(listener, state, shutdown.clone()));
     tasks.close();

@@ -102,6 +102,9 @@ pub struct Services {
     pub sso: Arc<crate::sso::Sso>,
     /// Platform staff signed in in a browser; `None` without a client secret at their provider.
     pub staff: Option<Arc<crate::staff::Staff>>,
+    /// The local folder of the config the reconciler applies, where the consoles find the line a
+    /// resource is declared on.
+    pub config_dir: Option<std::path::PathBuf>,
 }
 
 /// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its
@@ -148,7 +151,7 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
                 .merge(sync::router())
                 .merge(apps::router())
                 .merge(sso::router())
-                .merge(forms(state, console::router())),
+                .merge(forms(state, pages_only(state, console::router()))),
         ))
         .merge(mail::router())
         .merge(platform::router())
@@ -168,6 +171,14 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
 fn audited_refusals(state: Option<&AppState>, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
     match state {
         Some(state) => routes.route_layer(middleware::from_fn_with_state(state.clone(), refusals::layer)),
+        None => routes,
+    }
+}
+
+/// `routes` of pages whose errors are pages too (`web::pages_only`).
+fn pages_only(state: Option<&AppState>, routes: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
+    match state {
+        Some(state) => routes.route_layer(middleware::from_fn_with_state(state.clone(), web::pages_only)),
         None => routes,
     }
 }

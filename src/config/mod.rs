@@ -4,6 +4,7 @@
 //! the semantic rules, `position` locates problems (and values, for `rewrite`, which writes adopted
 //! drift back into the files in place), `schema` writes the JSON Schemas that editors and CI use.
 
+pub mod declared;
 pub mod diagnostic;
 pub mod document;
 pub mod load;

@@ -100,6 +100,15 @@ impl Source {
         }
     }
 
+    /// The local folder the config is read from (a git remote's checkout, kept by `fetch`): where
+    /// the consoles read the line a resource is declared on.
+    pub fn config_dir(&self) -> PathBuf {
+        match self {
+            Source::Directory(dir) => dir.clone(),
+            Source::Git(remote) => remote.path.as_ref().map_or_else(|| remote.cache.clone(), |p| remote.cache.join(p)),
+        }
+    }
+
     /// Where the config comes from, safe to log: credentials in a URL are removed.
     pub fn describe(&self) -> String {
         match self {

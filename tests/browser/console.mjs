@@ -10,8 +10,9 @@
 //   INVITE_EMAIL  whom to invite (as an admin)
 //   SCREENSHOTS   optional: a folder for PNGs of the main screens
 //
-// Prints {landedOn, invited, keyboardStops, roleChanged, refusedStatus, germanLang, axe: {screen:
-// [violations]}, problems}.
+// Prints {landedOn, invited, keyboardStops, roleChanged, refusedStatus, germanLang, germanRoleStatus,
+// germanInviteStatus, axe: {screen: [violations]}, problems}: the German statuses say what the page
+// answered a role change and an invitation made in German.
 import { audit } from './axe.mjs';
 import { launch, newPage, required, run } from './harness.mjs';
 import { signIn } from './pages.mjs';
@@ -31,7 +32,10 @@ run(async () => {
   const browser = await launch();
   const axe = {};
   const problems = [];
-  const result = { landedOn: null, invited: false, keyboardStops: null, roleChanged: false, refusedStatus: null, germanLang: null, axe, problems };
+  const result = {
+    landedOn: null, invited: false, keyboardStops: null, roleChanged: false, refusedStatus: null, germanLang: null,
+    germanRoleStatus: null, germanInviteStatus: null, axe, problems,
+  };
   const shot = async (page, name) => {
     if (shots) await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   };
@@ -119,6 +123,14 @@ run(async () => {
   await page.getByRole('link', { name: invite, exact: true }).click();
   await page.waitForURL(/\/users\/[^/?]+$/);
   axe['user-de'] = await audit(page);
+  // In German: change the role back to admin, then invite a second colleague (fields by their ids).
+  await page.locator('#new-role').selectOption('admin');
+  await Promise.all([page.waitForURL(/done=role/), page.locator('form:has(#new-role) button[type=submit]').click()]);
+  result.germanRoleStatus = (await page.getByRole('status').first().innerText()).trim();
+  await page.goto(users);
+  await page.locator('#invite-email').fill(`de-${invite}`);
+  await Promise.all([page.waitForURL(/invited=/), page.locator('#invite-email').press('Enter')]);
+  result.germanInviteStatus = (await page.getByRole('status').first().innerText()).trim();
   // Refusals answer 4xx pages on purpose; anything else the browser reports (a CSP refusal, a
   // script error) is a problem.
   problems.push(...page.consoleErrors.filter((error) => !error.startsWith('Failed to load resource')));

@@ -6,9 +6,12 @@
 //   BASE         Gatehouse, e.g. http://127.0.0.1:PORT
 //   IDP_LOGIN    the operator's account at the provider (any password)
 //   TENANT       the tenant to provision; OWNER its owner's email
+//   AUDITOR_LOGIN optional: an auditor's account at the provider, who exports the log's
+//                tenant.create rows as CSV in the browser (the file's path is `csvFile`)
 //   SCREENSHOTS  optional: a folder for PNGs
 //
-// Prints {provisioned, keyboardStops, germanLang, axe: {screen: [violations]}, problems}.
+// Prints {provisioned, keyboardStops, germanLang, germanStatus, axe: {screen: [violations]}, problems}:
+// `germanStatus` what the page says after a second tenant is provisioned in German.
 import { audit } from './axe.mjs';
 import { launch, newPage, required, run } from './harness.mjs';
 import { throughProvider } from './pages.mjs';
@@ -21,7 +24,7 @@ run(async () => {
   const shots = process.env.SCREENSHOTS || null;
   const axe = {};
   const problems = [];
-  const result = { provisioned: false, keyboardStops: null, germanLang: null, axe, problems };
+  const result = { provisioned: false, keyboardStops: null, germanLang: null, germanStatus: null, csvFile: null, axe, problems };
   const browser = await launch();
 
   // 1. JavaScript off: sign in at the provider, provision by keyboard alone.
@@ -83,7 +86,35 @@ run(async () => {
   await screen('tenant-de', '/console/tenants/acme', 'console-tenant-de');
   await screen('tenants-de', '/console');
   await screen('platform-de', '/console/platform');
+  // The same provisioning in German (the fields found by their ids, not their German labels).
+  await page.goto(`${base}/console`);
+  await page.locator('#tenant-name').fill(`${tenant}-de`);
+  await page.locator('#tenant-display').fill('Lumon Deutschland');
+  await page.locator('#tenant-plan').fill('free');
+  await page.locator('#tenant-owner').fill(`de-${owner}`);
+  await Promise.all([page.waitForURL(/created=/), page.locator('#tenant-owner').press('Enter')]);
+  result.germanStatus = (await page.getByRole('status').first().innerText()).trim();
   problems.push(...page.consoleErrors.filter((error) => !error.startsWith('Failed to load resource')));
+
+  // 3. An auditor signs in at the provider, searches the log for the provisioning and downloads
+  // exactly that filter as CSV.
+  if (process.env.AUDITOR_LOGIN) {
+    const auditor = await newPage(browser, { bypassCSP: true });
+    await auditor.goto(`${base}/console/login`);
+    const walked = await throughProvider(auditor, origin, { login: process.env.AUDITOR_LOGIN, password: 'any password' });
+    problems.push(...walked.problems);
+    await auditor.goto(`${base}/console/audit`);
+    await auditor.locator('#action').fill('tenant.create');
+    await Promise.all([auditor.waitForURL(/action=tenant.create/), auditor.locator('#action').press('Enter')]);
+    axe['auditor-audit'] = await audit(auditor);
+    const [download] = await Promise.all([
+      auditor.waitForEvent('download'),
+      auditor.getByRole('link', { name: 'Export these rows as CSV' }).click(),
+    ]);
+    const path = `${shots || '/tmp'}/audit-export-${process.pid}.csv`;
+    await download.saveAs(path);
+    result.csvFile = path;
+  }
   await browser.close();
   return result;
 });

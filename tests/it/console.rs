@@ -219,15 +219,17 @@ async fn the_console_refuses_other_tenants_and_shows_the_rules_in_words() {
     let mut carol = console_sign_in(&server, "carol@acme.example", None).await;
     let users = get(&server, "/admin/acme/users", &mut carol).await;
     assert_eq!(users.status, 200, "{}", users.text);
-    assert!(users.text.contains("declared in Git (tenants/acme.yaml)"), "{}", users.text);
+    assert!(users.text.contains("declared in Git (tenants/acme.yaml:16)"), "the file and line: {}", users.text);
     let alice = get(&server, "/admin/acme/users/alice%40acme.example", &mut carol).await;
     assert!(alice.text.contains("Only owners can change"), "{}", alice.text);
+    // alice's own entry in the tenant's file, by line.
+    assert!(alice.text.contains("This user is declared in Git (tenants/acme.yaml:17)"), "{}", alice.text);
     assert!(!alice.text.contains("name=\"action\""), "no forms for what the admin may not do: {}", alice.text);
 
     let plan = get(&server, "/admin/acme/subscription", &mut carol).await;
     assert_eq!(plan.status, 200, "{}", plan.text);
     assert!(
-        plan.text.contains("declared in Git (tenants/acme.yaml)") && !plan.text.contains("name=\"plan\""),
+        plan.text.contains("declared in Git (tenants/acme.yaml:8)") && !plan.text.contains("name=\"plan\""),
         "{}",
         plan.text
     );
@@ -288,15 +290,22 @@ async fn the_tenant_console_in_chromium_passes_axe_by_keyboard_and_without_javas
     assert_eq!(result["roleChanged"], json!(true), "{result}");
     assert_eq!(result["refusedStatus"], json!(403), "{result}");
     assert_eq!(result["germanLang"], json!("de"), "{result}");
+    assert_eq!(result["germanRoleStatus"], "Die Rolle ist geändert.", "{result}");
+    assert_eq!(result["germanInviteStatus"], "Einladung an de-helly@lumon.example gesendet.", "{result}");
     let screens = result["axe"].as_object().expect("axe results");
     assert!(screens.len() >= 8, "{result}");
     for (screen, violations) in screens {
         assert_eq!(violations, &json!([]), "axe (WCAG 2.1 A and AA) on {screen}");
     }
     assert_eq!(
-        db.count("SELECT count(*) FROM users WHERE email = 'helly@lumon.example' AND role = 'user'").await,
+        db.count("SELECT count(*) FROM users WHERE email = 'helly@lumon.example' AND role = 'admin'").await,
         1,
-        "invited as an admin with the keyboard, then made a user"
+        "invited as an admin with the keyboard, made a user, then an admin again in German"
+    );
+    assert_eq!(
+        db.text("SELECT language FROM users WHERE email = 'de-helly@lumon.example'").await,
+        "de",
+        "invited from a German page: mailed in German"
     );
 }
 

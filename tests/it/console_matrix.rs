@@ -4,7 +4,9 @@
 //! an anonymous one. A route's allowed roles are declared once below; the test fails when a console
 //! route is missing from the table, when an allowed role is refused, and when any other role is
 //! not refused with a 403 page and an `api.denied` row naming them, whatever its form says. Anonymous browsers are sent to
-//! sign in (a page) or refused by the CSRF layer (a form).
+//! sign in (a page) or refused by the CSRF layer (a form). Then hostile path parameters and form
+//! fields (NUL bytes, invalid UTF-8, 10 KB, a path escape) from a signed-in operator: never a 5xx,
+//! always a page.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -244,4 +246,38 @@ async fn every_console_route_admits_exactly_its_roles_and_audits_every_refusal()
         }
     }
     assert!(wrong.is_empty(), "{} cells disagree with the table:\n{}", wrong.len(), wrong.join("\n"));
+
+    // Issue 11.6 for the consoles: hostile path parameters and form fields from a signed-in
+    // operator never answer 5xx, and every answer is a page (or a redirect to one).
+    let (_, _, operator) = actors.iter_mut().find(|(label, _, _)| *label == "operator").expect("the operator");
+    let long = "x".repeat(10_000);
+    let mut broken = Vec::new();
+    for route in ROUTES {
+        let mut urls = vec![route.url.to_owned()];
+        for value in ["%00", "%FF%FE", long.as_str(), "..%2F..%2Fetc"] {
+            for param in ["acme", "dan%40acme.example", "billing-app"] {
+                if route.url.contains(param) {
+                    urls.push(route.url.replacen(param, value, 1));
+                }
+            }
+        }
+        for url in urls {
+            let fields: Vec<(&str, String)> = match route.method {
+                "GET" => Vec::new(),
+                _ => route.form.iter().map(|(k, _)| (*k, format!("\u{0}{long}"))).collect(),
+            };
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let answer = match route.method {
+                "GET" => get(&server, &url, operator).await,
+                _ => post(&server, &url, operator, &fields).await,
+            };
+            let kind = header(&answer, "content-type").unwrap_or_default();
+            if answer.status >= 500
+                || !(answer.status == 303 || kind.starts_with("text/html") || kind.starts_with("text/csv"))
+            {
+                broken.push(format!("{} {}…: {} {kind}", route.method, &url[..url.len().min(60)], answer.status));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "hostile input broke console routes:\n{}", broken.join("\n"));
 }

@@ -162,7 +162,7 @@ async fn admins_read_sso_and_only_owners_change_it() {
     let mut git_owner = console_sign_in(&server, "alice@acme.example", Some(&alice)).await;
     let declared = get(&server, "/admin/acme/sso", &mut git_owner).await;
     assert_eq!(declared.status, 200, "{}", declared.text);
-    assert!(declared.text.contains("declared in Git (tenants/acme.yaml)"), "{}", declared.text);
+    assert!(declared.text.contains("declared in Git (tenants/acme.yaml:12)"), "{}", declared.text);
     assert!(
         declared.text.contains("Verify the provider") && !declared.text.contains("name=\"issuer\""),
         "{}",

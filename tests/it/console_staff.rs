@@ -59,7 +59,7 @@ async fn operators_see_a_tenants_flags_budget_drift_and_history_and_approve_an_o
     );
     let umbrella = get(&server, "/console/tenants/umbrella", &mut ada).await;
     assert_eq!(umbrella.status, 200, "{}", umbrella.text);
-    assert!(umbrella.text.contains("Git (tenants/umbrella.yaml)"), "{}", umbrella.text);
+    assert!(umbrella.text.contains("Git (tenants/umbrella.yaml:6)"), "its file and line: {}", umbrella.text);
     assert!(umbrella.text.contains("<dd>Drifted</dd>"), "{}", umbrella.text);
     let row = umbrella.text.split("<td><code>role</code></td>").nth(1).expect("the drifted field's row");
     let row = row.split("</tr>").next().unwrap_or_default();
@@ -164,6 +164,7 @@ async fn owner_token(server: &crate::helpers::Served, email: &str) -> String {
 async fn staff_screens_in_chromium_pass_axe_and_provisioning_works_by_keyboard() {
     let (db, _repo, server, idp) = staffed().await;
     idp.account("ada@ops.example", person("ada@ops.example", json!(["platform-ops"]))).await;
+    idp.account("aud@ops.example", person("aud@ops.example", json!(["platform-audit"]))).await;
     let shots = crate::helpers::project_dir().join("target/screenshots");
     std::fs::create_dir_all(&shots).expect("target/screenshots");
     let base = server.base.clone();
@@ -173,6 +174,7 @@ async fn staff_screens_in_chromium_pass_axe_and_provisioning_works_by_keyboard()
             &[
                 ("BASE", base),
                 ("IDP_LOGIN", "ada@ops.example".into()),
+                ("AUDITOR_LOGIN", "aud@ops.example".into()),
                 ("TENANT", "lumon".into()),
                 ("OWNER", "olive@lumon.example".into()),
                 ("SCREENSHOTS", shots.display().to_string()),
@@ -185,6 +187,29 @@ async fn staff_screens_in_chromium_pass_axe_and_provisioning_works_by_keyboard()
     assert_eq!(result["provisioned"], true, "{result}");
     assert!(result["keyboardStops"].as_u64().is_some_and(|n| n < 15), "reached in a few Tab presses: {result}");
     assert_eq!(result["germanLang"], "de", "{result}");
+    assert_eq!(
+        result["germanStatus"], "Die Organisation lumon-de ist eingerichtet; ihr Inhaber ist eingeladen.",
+        "provisioned in German: {result}"
+    );
+    // FR-LOG-002 in the browser: the auditor's download is exactly the filter's rows, read by
+    // Python's csv module as a spreadsheet import would.
+    let file = result["csvFile"].as_str().expect("the downloaded CSV").to_owned();
+    let script = crate::helpers::project_dir().join("tests/support/csv_rows.py");
+    let read = std::process::Command::new("python3").arg(&script).args(["--file", &file]).output().expect("python3");
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let csv: serde_json::Value = serde_json::from_slice(&read.stdout).expect("JSON");
+    let rows = csv["rows"].as_array().expect("rows");
+    assert!(rows.iter().all(|row| row["action"] == "tenant.create"), "only the filter's rows: {csv}");
+    let mut created: Vec<&str> = rows
+        .iter()
+        .filter(|row| row["actor"] == "ada@ops.example")
+        .map(|row| row["tenant"].as_str().unwrap_or_default())
+        .collect();
+    created.sort_unstable();
+    assert_eq!(created, ["lumon", "lumon-de"], "{csv}");
+    let _ = std::fs::remove_file(&file);
+    let exported = "SELECT count(*) FROM audit_log WHERE action = 'audit.export' AND actor = 'aud@ops.example'";
+    assert_eq!(db.count(exported).await, 1, "the browser's export is audited");
     let screens = result["axe"].as_object().expect("axe results");
     assert!(screens.len() >= 7, "{result}");
     for (screen, violations) in screens {
@@ -192,8 +217,10 @@ async fn staff_screens_in_chromium_pass_axe_and_provisioning_works_by_keyboard()
     }
     let invited = "SELECT count(*) FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = 'lumon' AND u.email = 'olive@lumon.example' AND u.role = 'owner' AND u.status = 'invited'";
     assert_eq!(db.count(invited).await, 1, "provisioned with its owner invited");
+    let german = "SELECT count(*) FROM users WHERE email = 'de-olive@lumon.example' AND language IS NULL";
+    assert_eq!(db.count(german).await, 1, "an owner provisioned in German, invited (mail in English until known)");
     let audited = "SELECT count(*) FROM audit_log WHERE action = 'tenant.create' AND actor = 'ada@ops.example'";
-    assert_eq!(db.count(audited).await, 1);
+    assert_eq!(db.count(audited).await, 2);
 }
 
 /// IF-OPS-CONSOLE "system monitoring", FR-SYS-001..003: the platform page shows the tenants per

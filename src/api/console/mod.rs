@@ -196,6 +196,17 @@ pub(super) fn managed(tr: Tr, managed_by: &str, file: Option<&str>) -> String {
     }
 }
 
+/// Where Git declares `what` of `tenant`: its file and line (`tenants/acme.yaml:12`), or the file
+/// alone when the line is not found; `None` for a tenant Git does not declare.
+pub(super) fn declared_at(
+    state: &AppState,
+    record: &crate::store::tenants::TenantRecord,
+    what: crate::config::declared::Declared<'_>,
+) -> Option<String> {
+    let file = record.source_file.as_deref().filter(|_| record.managed_by == "git")?;
+    Some(crate::config::declared::file_and_line(state.config_dir.as_deref(), file, &record.name, what))
+}
+
 /// A time as the consoles show it, `—` for none.
 pub(super) fn when(at: Option<chrono::DateTime<chrono::Utc>>) -> String {
     at.map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string())

@@ -162,7 +162,8 @@ async fn overview(
             author: p.author.unwrap_or_default(),
         })
         .collect::<Vec<_>>();
-    let managed = managed(tr, &record.managed_by, sync.source_file.as_deref());
+    let at = super::declared_at(state, &record, crate::config::declared::Declared::Tenant);
+    let managed = managed(tr, &record.managed_by, at.as_deref().or(sync.source_file.as_deref()));
     let (problem, status) = problem.map_or((None, axum::http::StatusCode::OK), |(p, s)| (Some(p), s));
     let body = templates::TenantOverview {
         t: tr,

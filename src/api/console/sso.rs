@@ -17,6 +17,7 @@ use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
 use crate::api::{ApiError, AppState};
 use crate::authz::Action;
+use crate::config::declared::Declared;
 use crate::store::sso::TenantIdp;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -91,7 +92,8 @@ async fn page(signed: &Signed, tenant: &str, shown: Shown<'_>) -> Response {
     let git = match idp.as_ref().filter(|i| i.managed_by == "git") {
         Some(_) => {
             let record = crate::api::users::tenant_record(&signed.state, tenant).await.ok();
-            let file = record.and_then(|t| t.source_file).unwrap_or_else(|| "the config repository".into());
+            let at = record.and_then(|t| super::declared_at(&signed.state, &t, Declared::Field("sso")));
+            let file = at.unwrap_or_else(|| "the config repository".into());
             Some(tr.arg("sso-git", "file", &file))
         }
         None => None,

@@ -17,6 +17,7 @@ use crate::api::web::templates::{self, Body};
 use crate::api::web::{Page, Tr};
 use crate::api::{ApiError, AppState};
 use crate::authz::Action;
+use crate::config::declared::Declared;
 use crate::model::{AccountStatus, Role};
 use crate::store::users::UserRecord;
 
@@ -149,10 +150,10 @@ async fn users_page(signed: &Signed, tenant: &str, query: &ListQuery, typed: Typ
         Err(error) => return signed.refused(&title, &error),
     };
     let record = users::tenant_record(&signed.state, tenant).await;
-    let git =
-        record.as_ref().ok().filter(|t| t.managed_by == "git" && !t.interactive_edits).map(|t| {
-            tr.arg("console-git-owns-users", "file", t.source_file.as_deref().unwrap_or("the config repository"))
-        });
+    let git = record.as_ref().ok().filter(|t| t.managed_by == "git" && !t.interactive_edits).map(|t| {
+        let at = super::declared_at(&signed.state, t, Declared::Field("users"));
+        tr.arg("console-git-owns-users", "file", at.as_deref().unwrap_or("the config repository"))
+    });
     let rows = found
         .users
         .iter()
@@ -400,7 +401,8 @@ async fn show_user(
     let mut rules = Vec::new();
     let git_owned = user.managed_by == "git" && !record.as_ref().is_some_and(|t| t.interactive_edits);
     if git_owned {
-        let file = record.as_ref().and_then(|t| t.source_file.clone()).unwrap_or_default();
+        let file = record.as_ref().and_then(|t| super::declared_at(&state, t, Declared::User(&user.user.email)));
+        let file = file.unwrap_or_default();
         rules.push(tr.arg("user-rule-git", "file", &file));
     }
     let owners = signed.caller.may_in_tenant(Action::ManageOwners, tenant);
@@ -561,7 +563,8 @@ async fn subscription(signed: &Signed, tenant: &str, changed: bool, problem: Opt
         .map(|flags| flags.iter().map(|(k, v)| (k.clone(), v.to_string())).collect())
         .unwrap_or_default();
     let git = (record.managed_by == "git" && !record.interactive_edits)
-        .then(|| tr.arg("subscription-git", "file", record.source_file.as_deref().unwrap_or("the config repository")));
+        .then(|| super::declared_at(state, &record, Declared::Field("plan")))
+        .map(|at| tr.arg("subscription-git", "file", at.as_deref().unwrap_or("the config repository")));
     let state_label = match budget.state {
         crate::budget::State::Unlimited => tr.t("budget-unlimited"),
         crate::budget::State::Ok => tr.t("budget-ok"),

@@ -201,6 +201,31 @@ pub fn secure(headers: &mut HeaderMap) {
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
 }
 
+/// A page route's error that is not a page (an extractor's rejection: a path that is not UTF-8, a
+/// query that does not parse) becomes one, in the browser's language, with the same status: a
+/// person gets a page, never a JSON envelope.
+pub async fn pages_only(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let browser = Browser::of(&state, &parts);
+    let response = next.run(axum::extract::Request::from_parts(parts, body)).await;
+    let status = response.status();
+    let is_page = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("text/html") || t.starts_with("text/csv"));
+    if !(status.is_client_error() || status.is_server_error()) || is_page {
+        return response;
+    }
+    let tr = browser.tr;
+    let problem = if status.is_server_error() { tr.t("failed-text") } else { tr.t("problem-bad-address") };
+    browser.render(browser.problem_page(&tr.t("problem-title"), &problem).status(status))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
