@@ -473,3 +473,10 @@ trigger-start = Start
 platform-no-replicas = Kein Replikat hat sich am letzten Tag gemeldet.
 problem-title = Mit dieser Anfrage stimmt etwas nicht
 problem-bad-address = Diese Adresse versteht Gatehouse nicht: Prüfen Sie den Link oder beginnen Sie erneut in der Konsole.
+
+## Budget notices, said in each owner's language
+budget-said-limit = { $tenant } hat sein Monatslimit erreicht: { $usage } von { $limit } (onLimit: { $onLimit }).
+budget-said-threshold = { $tenant } hat { $threshold } % seines Monatsbudgets verbraucht: { $usage } von { $limit }.
+budget-said-request = { $requester } beantragt, das Monatslimit von { $tenant } für { $lasts } von { $from } auf { $to } zu erhöhen ({ $reason }); zwei weitere Personen müssen zustimmen.
+budget-said-grant = { $person } hat der Ausnahme für { $tenant } zugestimmt: Ihr Monatslimit ist bis { $until } { $limit }.
+budget-said-approve = { $person } hat der Ausnahme für { $tenant } zugestimmt (Limit { $limit }); eine weitere Person muss zustimmen.

@@ -473,3 +473,10 @@ trigger-start = Start
 platform-no-replicas = No replica has said it is alive in the last day.
 problem-title = Something is wrong with this request
 problem-bad-address = This address is not one Gatehouse understands: check the link, or start again from the console.
+
+## Budget notices, said in each owner's language
+budget-said-limit = { $tenant } has reached its monthly limit: { $usage } of { $limit } (onLimit: { $onLimit }).
+budget-said-threshold = { $tenant } has used { $threshold } % of its monthly budget: { $usage } of { $limit }.
+budget-said-request = { $requester } asks to raise the monthly limit of { $tenant } from { $from } to { $to } for { $lasts } ({ $reason }); two other people must approve.
+budget-said-grant = { $person } approved the override of { $tenant }: its monthly limit is { $limit } until { $until }.
+budget-said-approve = { $person } approved the override of { $tenant } (limit { $limit }); one more person must.

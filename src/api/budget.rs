@@ -8,6 +8,7 @@
 //!   two people other than the requester approve it (operators or owners, each once); it is then in
 //!   force until it expires or its limit is reached. Every step is an audit row.
 
+use crate::i18n::Text;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -263,9 +264,16 @@ async fn request_override(
     let row = caller.audit("budget.override.request", target(&name), details);
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
     let created = db::request(&mut tx, view.id, new_limit, reason, &party(&caller, &requester), lasts, &[row]).await?;
-    let summary = format!(
-        "{requester} asks to raise the monthly limit of {name} from {} to {new_limit} for {} ({reason}); two other people must approve.",
-        limit.monthly_limit, request.expires_in
+    let summary = Text::new(
+        "budget-said-request",
+        vec![
+            ("requester", requester.clone()),
+            ("tenant", name.to_string()),
+            ("from", limit.monthly_limit.to_string()),
+            ("to", new_limit.to_string()),
+            ("lasts", request.expires_in.clone()),
+            ("reason", reason.to_owned()),
+        ],
     );
     let details = json!({ "override": created.id, "limit": new_limit, "requestedBy": requester, "reason": reason });
     notify(&state, &mut tx, name.as_str(), view.id, "budget.override.request", summary, details).await?;
@@ -327,19 +335,14 @@ pub(super) async fn approve_budget_override(
     })
     .await;
     let approved = approved.map_err(|e| refused(e.into()))?;
+    let (person, tenant, limit) = (person.clone(), name.to_string(), approved.limit.to_string());
     let (event, summary) = if approved.status == "granted" {
-        (
-            "budget.override.grant",
-            format!(
-                "{person} approved the override of {name}: its monthly limit is {} until {}.",
-                approved.limit, approved.expires_at
-            ),
-        )
+        let until = approved.expires_at.to_string();
+        let args = vec![("person", person), ("tenant", tenant), ("limit", limit), ("until", until)];
+        ("budget.override.grant", Text::new("budget-said-grant", args))
     } else {
-        (
-            "budget.override.approve",
-            format!("{person} approved the override of {name} (limit {}); one more person must.", approved.limit),
-        )
+        let args = vec![("person", person), ("tenant", tenant), ("limit", limit)];
+        ("budget.override.approve", Text::new("budget-said-approve", args))
     };
     let details = json!({ "override": approved.id, "limit": approved.limit, "approvals": approved.approvals, "status": approved.status });
     notify(state, &mut tx, name.as_str(), tenant_id, event, summary, details).await?;
@@ -354,7 +357,7 @@ async fn notify(
     tenant: &str,
     tenant_id: Uuid,
     event: &'static str,
-    summary: String,
+    summary: Text,
     details: serde_json::Value,
 ) -> Result<()> {
     outbox(state).queue(tx, &Notice { tenant, tenant_id, event, summary, details }).await?;

@@ -16,7 +16,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Text, Tr};
 use crate::mail::{self, Message};
 use crate::secret::Secret;
 use crate::secret::sealed::Keyring;
@@ -37,8 +37,8 @@ pub struct Notice<'a> {
     pub tenant_id: Uuid,
     /// `budget.threshold`, `budget.limit_reached`, `budget.override.request`, …
     pub event: &'static str,
-    /// One sentence for the mail.
-    pub summary: String,
+    /// One sentence for the mail (in each owner's language) and the webhook (in English).
+    pub summary: Text,
     pub details: Value,
 }
 
@@ -56,12 +56,13 @@ impl Outbox<'_> {
     pub async fn queue(&self, conn: &mut PgConnection, notice: &Notice<'_>) -> store::Result<()> {
         let link = format!("{}/v1/tenants/{}/budget", self.public_url.trim_end_matches('/'), notice.tenant);
         let message = Message::Budget { organisation: notice.tenant.to_owned(), summary: notice.summary.clone(), link };
+        let summary = notice.summary.said(Tr::new(Lang::En));
         for (owner, language) in db::owners(conn, notice.tenant_id).await? {
             let lang = language.as_deref().and_then(Lang::parse).unwrap_or(Lang::En);
             mail::queue(conn, self.keyring, &owner, lang, &message).await?;
         }
         if let Some(webhook) = self.webhook {
-            let body = json!({ "type": notice.event, "tenant": notice.tenant, "summary": notice.summary,
+            let body = json!({ "type": notice.event, "tenant": notice.tenant, "summary": summary,
                                "data": notice.details, "createdAt": chrono::Utc::now() });
             db::enqueue_webhook(conn, &webhook.url, notice.event, &body.to_string()).await?;
         }

@@ -12,6 +12,7 @@ use super::book::{Book, month_of};
 use super::notify::{Notice, Outbox};
 use crate::audit::{self, Origin, Outcome, Target};
 use crate::authz::{Actor, Job};
+use crate::i18n::Text;
 use crate::store::{self, budget as db};
 
 /// The thresholds `usage` has reached of `limit`: the `warnAt` percentages reached, and 100 once
@@ -25,17 +26,15 @@ pub fn reached(limit: &Limit, usage: i64) -> Vec<i16> {
 }
 
 /// What crossing `threshold` is called, and the sentence that announces it for `tenant`.
-pub fn announcement(tenant: &str, threshold: i16, usage: i64, limit: &Limit) -> (&'static str, String) {
+pub fn announcement(tenant: &str, threshold: i16, usage: i64, limit: &Limit) -> (&'static str, Text) {
+    let (tenant, usage, monthly) = (tenant.to_owned(), usage.to_string(), limit.monthly_limit.to_string());
     if threshold == 100 {
-        let summary = format!(
-            "{tenant} has reached its monthly limit: {usage} of {} (onLimit: {}).",
-            limit.monthly_limit, limit.on_limit
-        );
-        ("budget.limit_reached", summary)
+        let args =
+            vec![("tenant", tenant), ("usage", usage), ("limit", monthly), ("onLimit", limit.on_limit.to_string())];
+        ("budget.limit_reached", Text::new("budget-said-limit", args))
     } else {
-        let summary =
-            format!("{tenant} has used {threshold} % of its monthly budget: {usage} of {}.", limit.monthly_limit);
-        ("budget.threshold", summary)
+        let args = vec![("tenant", tenant), ("threshold", threshold.to_string()), ("usage", usage), ("limit", monthly)];
+        ("budget.threshold", Text::new("budget-said-threshold", args))
     }
 }
 
@@ -98,12 +97,16 @@ mod tests {
 
     #[test]
     fn the_limit_and_a_warning_are_announced_differently() {
+        use crate::i18n::{Lang, Tr};
         let (event, summary) = announcement("acme", 100, 1000, &limit());
         assert_eq!(event, "budget.limit_reached");
-        assert!(summary.contains("reached its monthly limit: 1000 of 1000"), "{summary}");
+        let said = summary.said(Tr::new(Lang::En));
+        assert!(said.contains("reached its monthly limit: 1000 of 1000"), "{said}");
         let (event, summary) = announcement("acme", 80, 800, &limit());
         assert_eq!(event, "budget.threshold");
-        assert!(summary.contains("used 80 % of its monthly budget"), "{summary}");
+        assert!(summary.said(Tr::new(Lang::En)).contains("used 80 % of its monthly budget"));
+        let german = summary.said(Tr::new(Lang::De));
+        assert!(german.contains("80 % seines Monatsbudgets verbraucht: 800 von 1000"), "{german}");
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub enum Message {
     /// A budget step (a threshold, the limit, an override) announced to the tenant's owners.
     Budget {
         organisation: String,
-        summary: String,
+        /// The step, said in the recipient's language.
+        summary: crate::i18n::Text,
         link: String,
     },
 }
@@ -69,7 +70,7 @@ impl Message {
             ),
             Message::Budget { organisation, summary, link } => (
                 Self::greeting(tr, &None),
-                summary.clone(),
+                summary.said(tr),
                 link,
                 tr.t("mail-budget-where"),
                 tr.arg("mail-budget-footer", "organisation", organisation),
