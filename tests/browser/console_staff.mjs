@@ -24,7 +24,7 @@ run(async () => {
   const shots = process.env.SCREENSHOTS || null;
   const axe = {};
   const problems = [];
-  const result = { provisioned: false, keyboardStops: null, germanLang: null, germanStatus: null, csvFile: null, axe, problems };
+  const result = { provisioned: false, keyboardStops: null, germanLang: null, germanStatus: null, csvFile: null, auditorLang: null, axe, problems };
   const browser = await launch();
 
   // 1. JavaScript off: sign in at the provider, provision by keyboard alone.
@@ -96,20 +96,22 @@ run(async () => {
   result.germanStatus = (await page.getByRole('status').first().innerText()).trim();
   problems.push(...page.consoleErrors.filter((error) => !error.startsWith('Failed to load resource')));
 
-  // 3. An auditor signs in at the provider, searches the log for the provisioning and downloads
-  // exactly that filter as CSV.
+  // 3. An auditor, whose pages are German, signs in at the provider, searches the log for the
+  // provisioning and downloads exactly that filter as CSV.
   if (process.env.AUDITOR_LOGIN) {
     const auditor = await newPage(browser, { bypassCSP: true });
+    await auditor.context().addCookies([{ name: 'gatehouse_lang', value: 'de', url: base }]);
     await auditor.goto(`${base}/console/login`);
     const walked = await throughProvider(auditor, origin, { login: process.env.AUDITOR_LOGIN, password: 'any password' });
     problems.push(...walked.problems);
     await auditor.goto(`${base}/console/audit`);
     await auditor.locator('#action').fill('tenant.create');
     await Promise.all([auditor.waitForURL(/action=tenant.create/), auditor.locator('#action').press('Enter')]);
-    axe['auditor-audit'] = await audit(auditor);
+    axe['auditor-audit-de'] = await audit(auditor);
+    result.auditorLang = await auditor.locator('html').getAttribute('lang');
     const [download] = await Promise.all([
       auditor.waitForEvent('download'),
-      auditor.getByRole('link', { name: 'Export these rows as CSV' }).click(),
+      auditor.locator('a[href^="/console/audit.csv"]').click(),
     ]);
     const path = `${shots || '/tmp'}/audit-export-${process.pid}.csv`;
     await download.saveAs(path);

@@ -191,6 +191,7 @@ async fn staff_screens_in_chromium_pass_axe_and_provisioning_works_by_keyboard()
         result["germanStatus"], "Die Organisation lumon-de ist eingerichtet; ihr Inhaber ist eingeladen.",
         "provisioned in German: {result}"
     );
+    assert_eq!(result["auditorLang"], "de", "the auditor reads German pages: {result}");
     // FR-LOG-002 in the browser: the auditor's download is exactly the filter's rows, read by
     // Python's csv module as a spreadsheet import would.
     let file = result["csvFile"].as_str().expect("the downloaded CSV").to_owned();
