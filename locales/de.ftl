@@ -480,3 +480,18 @@ budget-said-threshold = { $tenant } hat { $threshold } % seines Monatsbudgets ve
 budget-said-request = { $requester } beantragt, das Monatslimit von { $tenant } für { $lasts } von { $from } auf { $to } zu erhöhen ({ $reason }); zwei weitere Personen müssen zustimmen.
 budget-said-grant = { $person } hat der Ausnahme für { $tenant } zugestimmt: Ihr Monatslimit ist bis { $until } { $limit }.
 budget-said-approve = { $person } hat der Ausnahme für { $tenant } zugestimmt (Limit { $limit }); eine weitere Person muss zustimmen.
+
+## What verifying a tenant's identity provider found
+sso-problem-not-url = { $field } `{ $url }` ist keine URL ({ $error })
+sso-problem-http = { $field } `{ $url }` verwendet http: erforderlich ist https
+sso-problem-scheme = { $field } `{ $url }` hat das Schema `{ $scheme }`: erforderlich ist https
+sso-problem-resolve = { $field } `{ $url }`: `{ $host }` lässt sich nicht auflösen: { $error }
+sso-problem-private = { $field } `{ $url }` zeigt auf { $ip }, eine private oder lokale Adresse, die Gatehouse nicht aufruft
+sso-problem-discovery = Das Discovery-Dokument lässt sich nicht lesen: { $error }
+sso-problem-issuer-differs = Das Discovery-Dokument nennt den Aussteller `{ $named }`, nicht `{ $issuer }`: Beide müssen genau übereinstimmen
+sso-problem-no-issuer = { $url } enthält kein `issuer`
+sso-problem-missing = Dem Discovery-Dokument fehlt `{ $name }`
+sso-problem-no-code-flow = Der Anbieter unterstützt den Code-Flow nicht (Antworttypen: { $types })
+sso-problem-algs = Der Anbieter signiert ID-Tokens nur mit [{ $algs }]; Gatehouse prüft RS256, PS256, ES256 oder EdDSA (und ihre größeren Varianten)
+sso-problem-no-key = Das JWKS unter { $url } enthält keinen Signaturschlüssel, den Gatehouse verwenden kann
+sso-problem-jwks = Das JWKS lässt sich nicht abrufen: { $error }

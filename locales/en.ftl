@@ -480,3 +480,18 @@ budget-said-threshold = { $tenant } has used { $threshold } % of its monthly bud
 budget-said-request = { $requester } asks to raise the monthly limit of { $tenant } from { $from } to { $to } for { $lasts } ({ $reason }); two other people must approve.
 budget-said-grant = { $person } approved the override of { $tenant }: its monthly limit is { $limit } until { $until }.
 budget-said-approve = { $person } approved the override of { $tenant } (limit { $limit }); one more person must.
+
+## What verifying a tenant's identity provider found
+sso-problem-not-url = the { $field } `{ $url }` is not a URL ({ $error })
+sso-problem-http = the { $field } `{ $url }` uses http: it must use https
+sso-problem-scheme = the { $field } `{ $url }` has scheme `{ $scheme }`: it must use https
+sso-problem-resolve = the { $field } `{ $url }`: cannot resolve `{ $host }`: { $error }
+sso-problem-private = the { $field } `{ $url }` resolves to { $ip }, a private or local address Gatehouse does not call
+sso-problem-discovery = cannot read the discovery document: { $error }
+sso-problem-issuer-differs = the discovery document names the issuer `{ $named }`, not `{ $issuer }`: they must be exactly equal
+sso-problem-no-issuer = { $url } has no `issuer`
+sso-problem-missing = the discovery document has no `{ $name }`
+sso-problem-no-code-flow = the provider does not support the code flow (response types: { $types })
+sso-problem-algs = the provider signs ID tokens only with [{ $algs }]; Gatehouse checks RS256, PS256, ES256 or EdDSA (and their larger sizes)
+sso-problem-no-key = the JWKS at { $url } has no signing key Gatehouse can use
+sso-problem-jwks = cannot fetch the JWKS: { $error }

@@ -169,7 +169,7 @@ mod tests {
     fn every_key_the_pages_use_exists() {
         let english: BTreeSet<_> = keys(Lang::En).into_iter().collect();
         let mut sources = Vec::new();
-        for folder in ["templates", "src/api", "src/mail", "src/budget"] {
+        for folder in ["templates", "src/api", "src/mail", "src/budget", "src/sso"] {
             collect(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(folder), &mut sources);
         }
         let mut used = 0;

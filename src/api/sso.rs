@@ -261,8 +261,11 @@ pub(super) async fn remove_sso(state: &AppState, caller: &Caller, tenant: &str) 
     responses((status = 200, description = "`passed`, and each `problem` in words; a passing provider is `verified`.", body = SsoVerification)))]
 async fn verify(State(state): State<AppState>, caller: Caller, Path(tenant): Path<String>) -> Result<Response> {
     let (idp, report) = verify_sso(&state, &caller, &tenant).await?;
-    let verification =
-        SsoVerification { state: idp.stage().to_owned(), passed: report.passed(), problems: report.problems };
+    let verification = SsoVerification {
+        state: idp.stage().to_owned(),
+        passed: report.passed(),
+        problems: report.said(crate::i18n::Lang::En),
+    };
     Ok(axum::Json(verification).into_response())
 }
 
@@ -272,7 +275,7 @@ pub(super) async fn verify_sso(state: &AppState, caller: &Caller, tenant: &str) 
     let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "SSO settings", tenant)?;
     let idp = load(state, name.as_str()).await?;
     let report = state.sso.verify(&idp).await?;
-    let details = json!({ "passed": report.passed(), "problems": report.problems });
+    let details = json!({ "passed": report.passed(), "problems": report.said(crate::i18n::Lang::En) });
     caller.record(state, "tenant.sso.verify", crate::audit::Target::in_tenant(name.as_str(), "sso"), details).await?;
     Ok((load(state, name.as_str()).await?, report))
 }

@@ -195,7 +195,7 @@ async fn sso_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) -> Re
         "verify" => {
             return match sso::verify_sso(state, caller, &tenant).await {
                 Ok((_, report)) => {
-                    let verification = Some((report.passed(), report.problems));
+                    let verification = Some((report.passed(), report.said(tr.lang)));
                     page(&signed, &tenant, Shown { verification, ..Shown::default() }).await
                 }
                 Err(error) => refused(&signed, &tenant, &form, &error).await,
