@@ -85,6 +85,9 @@ async fn an_owner_runs_their_users_in_the_tenant_console_with_plain_forms() {
     assert_eq!(location, "/admin/lumon/users?invited=mark%40lumon.example");
     let listed = get(&server, &location, &mut jar).await;
     assert!(listed.text.contains("Invitation sent to mark@lumon.example"), "{}", listed.text);
+    // A crafted link cannot make the page claim an invitation that was not sent.
+    let crafted = get(&server, "/admin/lumon/users?invited=someone%40evil.example", &mut jar).await;
+    assert!(!crafted.text.contains("Invitation sent to"), "{}", crafted.text);
     assert!(listed.text.contains("href=\"/admin/lumon/users/mark%40lumon.example\""), "{}", listed.text);
     let audited = "SELECT count(*) FROM audit_log WHERE action = 'user.invite' AND actor = 'olive@lumon.example' AND resource = 'tenant/lumon/user/mark@lumon.example'";
     assert_eq!(db.count(audited).await, 1, "the invitation is audited as the JSON API's");
@@ -417,6 +420,8 @@ async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_i
     assert_eq!(header(&provisioned, "location"), Some("/console?created=lumon"), "{}", provisioned.text);
     let listed = get(&server, "/console?created=lumon", &mut ada).await;
     assert!(listed.text.contains("Tenant lumon is provisioned"), "{}", listed.text);
+    let crafted = get(&server, "/console?created=nowhere", &mut ada).await;
+    assert!(!crafted.text.contains("is provisioned"), "a crafted link claims nothing: {}", crafted.text);
     assert_eq!(
         db.count(
             "SELECT count(*) FROM users WHERE email = 'olive@lumon.example' AND role = 'owner' AND status = 'invited'"

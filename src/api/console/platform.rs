@@ -136,14 +136,16 @@ async fn page(signed: &Signed, query: &ListQuery, typed: Typed<'_>) -> Response 
             encode(after)
         )
     });
-    let may_provision = matches!(
-        crate::authz::authorize(&signed.caller.actor, Action::ManageTenants, &Resource::platform("tenants")),
-        crate::authz::Decision::Allow
-    );
+    // A crafted `?created=` names no tenant that does not exist.
+    let created = match query.created.as_deref() {
+        Some(name) => crate::api::users::tenant_record(&signed.state, name).await.ok().map(|t| t.name),
+        None => None,
+    };
+    let may_provision = signed.caller.may(Action::ManageTenants, &Resource::platform("tenants"));
     let body = templates::PlatformTenants {
         t: tr,
         csrf: signed.browser.csrf(),
-        done: query.created.as_deref().map(|name| tr.arg("tenant-created", "tenant", name)),
+        done: created.map(|name| tr.arg("tenant-created", "tenant", &name)),
         problem: typed.problem.as_deref(),
         may_provision,
         form_name: typed.name,

@@ -177,7 +177,20 @@ async fn users_page(signed: &Signed, tenant: &str, query: &ListQuery, typed: Typ
             encode(after)
         )
     });
-    let done = match (&query.invited, &query.deleted, query.tenant_done.as_deref()) {
+    // What a link claims is said only if it holds: a crafted `?invited=` names no one who is not.
+    let invited = match &query.invited {
+        Some(email) => users::show_user(&signed.state, &signed.caller, tenant, email)
+            .await
+            .ok()
+            .filter(|u| u.user.status == AccountStatus::Invited)
+            .map(|u| u.user.email),
+        None => None,
+    };
+    let deleted = match &query.deleted {
+        Some(email) => users::show_user(&signed.state, &signed.caller, tenant, email).await.is_err().then_some(email),
+        None => None,
+    };
+    let done = match (&invited, deleted, query.tenant_done.as_deref()) {
         (Some(email), _, _) => Some(tr.arg("console-invited", "email", email)),
         (None, Some(email), _) => Some(tr.arg("console-deleted", "email", email)),
         (None, None, Some("suspend")) => Some(tr.t("tenant-done-suspend")),
