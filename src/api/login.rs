@@ -109,7 +109,8 @@ impl Flow {
             problem,
             signed_out,
             email,
-            staff: self.staff,
+            // Staff come back where they were going too.
+            staff: self.staff.then(|| format!("/console/login?return_to={}", url_encode(&self.return_to))),
         };
         self.page(Page::new(&self.t("login-title"), body.html()).status(status))
     }

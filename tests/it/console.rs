@@ -388,7 +388,10 @@ async fn an_operator_signs_in_at_the_identity_provider_and_provisions_a_tenant_i
 
     // The login page offers platform staff their way in.
     let login = get(&server, "/login", &mut Vec::new()).await;
-    assert!(login.text.contains("href=\"/console/login\""), "{}", login.text);
+    assert!(login.text.contains("href=\"/console/login?return_to=%2F\""), "{}", login.text);
+    // A staff member sent to sign in from a console page comes back to it.
+    let sent = get(&server, "/login?return_to=%2Fconsole%2Faudit", &mut Vec::new()).await;
+    assert!(sent.text.contains("href=\"/console/login?return_to=%2Fconsole%2Faudit\""), "{}", sent.text);
 
     let (mut ada, answered) = staff_sign_in(&server, &idp, "ada@ops.example").await;
     assert_eq!(answered.status, 200, "{}", answered.text);

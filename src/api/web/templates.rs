@@ -68,8 +68,8 @@ pub struct LoginEmail<'a> {
     pub problem: Option<&'a str>,
     pub signed_out: bool,
     pub email: &'a str,
-    /// Platform staff may sign in at their identity provider (a link to it).
-    pub staff: bool,
+    /// Platform staff may sign in at their identity provider: the link to it, with `return_to`.
+    pub staff: Option<String>,
 }
 
 #[derive(Template)]
