@@ -478,7 +478,7 @@ problem-bad-address = Diese Adresse versteht Gatehouse nicht: Prüfen Sie den Li
 budget-said-limit = { $tenant } hat sein Monatslimit erreicht: { $usage } von { $limit } (onLimit: { $onLimit }).
 budget-said-threshold = { $tenant } hat { $threshold } % seines Monatsbudgets verbraucht: { $usage } von { $limit }.
 budget-said-request = { $requester } beantragt, das Monatslimit von { $tenant } für { $lasts } von { $from } auf { $to } zu erhöhen ({ $reason }); zwei weitere Personen müssen zustimmen.
-budget-said-grant = { $person } hat der Ausnahme für { $tenant } zugestimmt: Ihr Monatslimit ist bis { $until } { $limit }.
+budget-said-grant = { $person } hat der Ausnahme für { $tenant } zugestimmt: Sein Monatslimit ist bis { $until } { $limit }.
 budget-said-approve = { $person } hat der Ausnahme für { $tenant } zugestimmt (Limit { $limit }); eine weitere Person muss zustimmen.
 
 ## What verifying a tenant's identity provider found

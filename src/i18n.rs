@@ -197,7 +197,7 @@ mod tests {
     /// The first argument of each `t("…")` / `arg("…"` call.
     fn used_keys(text: &str) -> Vec<String> {
         let mut found = Vec::new();
-        for call in [".t(\"", ".arg(\"", ".args(\"", ".count(\"", "Text::new(\""] {
+        for call in [".t(\"", ".arg(\"", ".args(\"", ".count(\"", "Text::new(\"", "said(\""] {
             let mut rest = text;
             while let Some(start) = rest.find(call) {
                 rest = &rest[start + call.len()..];

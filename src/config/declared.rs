@@ -92,8 +92,15 @@ spec:
 
     #[test]
     fn a_file_outside_the_config_folder_is_not_read() {
-        let dir = std::env::temp_dir();
-        assert_eq!(file_and_line(Some(&dir), "../etc/passwd", "acme", Declared::Tenant), "../etc/passwd");
+        // A real tenant file one folder above the config folder: found from inside, never from `..`.
+        let root = std::env::temp_dir().join(format!("declared-{}", std::process::id()));
+        let config = root.join("config");
+        std::fs::create_dir_all(&config).expect("a folder");
+        std::fs::write(root.join("acme.yaml"), ACME).expect("a file");
+        std::fs::write(config.join("acme.yaml"), ACME).expect("a file");
+        assert_eq!(file_and_line(Some(&config), "acme.yaml", "acme", Declared::Tenant), "acme.yaml:5");
+        assert_eq!(file_and_line(Some(&config), "../acme.yaml", "acme", Declared::Tenant), "../acme.yaml");
+        let _ = std::fs::remove_dir_all(&root);
         assert_eq!(file_and_line(None, "tenants/acme.yaml", "acme", Declared::Tenant), "tenants/acme.yaml");
     }
 }

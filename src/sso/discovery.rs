@@ -96,7 +96,8 @@ pub async fn verify(issuer: &str, allow_loopback_http: bool) -> Report {
     }
     for name in ["authorization_endpoint", "token_endpoint", "jwks_uri"] {
         let url = match discovery.get(name).and_then(Value::as_str) {
-            Some(url) => match check_url(name, url, allow_loopback_http).await {
+            // Named as the API always named it: the `jwks_uri` `https://…`.
+            Some(url) => match check_url(&format!("`{name}`"), url, allow_loopback_http).await {
                 Ok(()) => Some(url.to_owned()),
                 Err(problem) => {
                     report.problems.push(problem);
@@ -158,6 +159,12 @@ mod tests {
         assert_eq!(
             http.said(Tr::new(Lang::De)),
             "issuer `http://login.acme.example` verwendet http: erforderlich ist https"
+        );
+        let endpoint = check_url("`jwks_uri`", "http://keys.acme.example", true).await.expect_err("http");
+        assert_eq!(
+            endpoint.said(Tr::new(Lang::En)),
+            "the `jwks_uri` `http://keys.acme.example` uses http: it must use https",
+            "the API's wording as before"
         );
         assert!(check_url("issuer", "http://127.0.0.1:9000", false).await.is_err());
         assert!(check_url("issuer", "http://127.0.0.1:9000", true).await.is_ok());
