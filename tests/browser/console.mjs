@@ -15,7 +15,7 @@
 // answered a role change and an invitation made in German.
 import { audit } from './axe.mjs';
 import { launch, newPage, required, run } from './harness.mjs';
-import { signIn } from './pages.mjs';
+import { signIn, tabTo } from './pages.mjs';
 
 run(async () => {
   const base = required('BASE').replace(/\/$/, '');
@@ -54,14 +54,8 @@ run(async () => {
       return result;
     }
     // Tab from the top of the page to the invitation's email field, counting the stops.
-    await page.locator('body').focus();
-    let stops = 0;
-    while (stops < 40) {
-      await page.keyboard.press('Tab');
-      stops += 1;
-      if (await page.locator('#invite-email').evaluate((field) => field === document.activeElement)) break;
-    }
-    if (stops === 40) {
+    const stops = await tabTo(page, '#invite-email');
+    if (stops === null) {
       problems.push('the invitation form cannot be reached with Tab');
       return result;
     }

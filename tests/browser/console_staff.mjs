@@ -14,7 +14,7 @@
 // `germanStatus` what the page says after a second tenant is provisioned in German.
 import { audit } from './axe.mjs';
 import { launch, newPage, required, run } from './harness.mjs';
-import { throughProvider } from './pages.mjs';
+import { tabTo, throughProvider } from './pages.mjs';
 
 run(async () => {
   const base = required('BASE').replace(/\/$/, '');
@@ -38,14 +38,8 @@ run(async () => {
       problems.push(`the operator landed on ${page.url()}, not ${base}/console`);
       return result;
     }
-    await page.locator('body').focus();
-    let stops = 0;
-    while (stops < 40) {
-      await page.keyboard.press('Tab');
-      stops += 1;
-      if (await page.locator('#tenant-name').evaluate((field) => field === document.activeElement)) break;
-    }
-    if (stops === 40) {
+    const stops = await tabTo(page, '#tenant-name');
+    if (stops === null) {
       problems.push('the provisioning form cannot be reached with Tab');
       return result;
     }

@@ -182,3 +182,19 @@ export async function throughProvider(page, origin, { login, password }) {
     }
   }
 }
+
+/** The most Tab presses a keyboard walk tries before it says a field cannot be reached. */
+const MAX_TAB_STOPS = 40;
+
+/**
+ * Tabs from the top of the page until the field `selector` has the focus, as a keyboard user
+ * would: the number of presses it took, or null if it was never reached.
+ */
+export async function tabTo(page, selector) {
+  await page.locator('body').focus();
+  for (let stops = 1; stops <= MAX_TAB_STOPS; stops += 1) {
+    await page.keyboard.press('Tab');
+    if (await page.locator(selector).evaluate((field) => field === document.activeElement)) return stops;
+  }
+  return null;
+}
