@@ -112,8 +112,17 @@ async fn mail_is_in_its_recipients_language() {
     assert_eq!(subject("erin@acme.example").await, "Passwort zurücksetzen");
 
     // The switch while signed in is remembered for mail: a later reset without a language is German.
-    let mut olive = jar.into_iter().filter(|(k, _)| k != "gatehouse_lang").collect::<Vec<_>>();
-    browse("GET", &format!("{}/language?lang=de&return_to=%2Faccount", server.base), &mut olive, None).await;
+    let olive = jar.into_iter().filter(|(k, _)| k != "gatehouse_lang").collect::<Vec<_>>();
+    let cookies = olive.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ");
+    let switch = format!("{}/language?lang=de&return_to=%2Faccount", server.base);
+    // A link on another site switches the cookie but not the user's mail language.
+    let elsewhere = vec![("cookie", cookies.clone()), ("sec-fetch-site", "cross-site".to_owned())];
+    assert_eq!(request("GET", switch.clone(), elsewhere, vec![]).await.status, 200, "back on the account page");
+    let unchanged =
+        db.count("SELECT count(*) FROM users WHERE email = 'olive@lumon.example' AND language IS NULL").await;
+    assert_eq!(unchanged, 1, "a cross-site link records no language");
+    let own_page = vec![("cookie", cookies), ("sec-fetch-site", "same-origin".to_owned())];
+    assert_eq!(request("GET", switch, own_page, vec![]).await.status, 200, "back on the account page");
     assert_eq!(db.text("SELECT language FROM users WHERE email = 'olive@lumon.example'").await, "de");
     let plain = request(
         "POST",

@@ -43,8 +43,15 @@ async fn switch_language(
         if let Ok(value) = HeaderValue::from_str(&cookie) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
-        // A signed-in user's mail follows the pages' language from now on.
-        if let Some(session) = crate::api::login::browser_session(&state, &parts).await {
+        // A signed-in user's mail follows the pages' language from now on, when the switch was
+        // clicked on one of Gatehouse's own pages (or typed): a link on another site, which a
+        // browser marks `Sec-Fetch-Site: cross-site`, changes only the cookie.
+        let own = parts
+            .headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|site| site == "same-origin" || site == "none");
+        if own && let Some(session) = crate::api::login::browser_session(&state, &parts).await {
             let remembered = async {
                 let mut conn = state.pool.acquire().await?;
                 crate::store::users::set_language(&mut conn, session.user_id, lang.tag()).await
