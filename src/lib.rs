@@ -41,3 +41,4 @@ pub mod store;
 pub mod telemetry;
 pub mod traces;
 pub mod usage;
+pub mod writeback;

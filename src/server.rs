@@ -68,6 +68,8 @@ pub struct Settings {
     pub provider: crate::oidc::Lifetimes,
     /// Tenant SSO may use http issuers on a loopback host (local set-ups and tests only).
     pub sso_allow_loopback_http: bool,
+    /// Committer and wait of Git write-back (issue 24).
+    pub write_back: crate::writeback::Settings,
 }
 
 /// A launched Gatehouse. Cancel `shutdown`, then `wait` for it to drain.
@@ -124,6 +126,7 @@ pub fn launch(
     tracing::info!(%address, source = %source.describe(), replica = %settings.replica, interval = ?settings.interval, "gatehouse is serving");
 
     let config_dir = source.config_dir();
+    let write_back = Arc::new(crate::writeback::WriteBack::new(&source, settings.write_back.clone()));
     tasks.spawn(controller::listen_for_syncs(pool.clone(), wake.clone(), shutdown.clone()));
     let reconciler = Controller {
         pool: reconciler_pool(&pool),
@@ -216,6 +219,7 @@ pub fn launch(
         webhook_secret: settings.webhook_secret,
         denials: denials.clone(),
         config_dir: Some(config_dir),
+        write_back: Some(write_back),
     });
     let api = tokio::spawn(api::serve(listener, state, shutdown.clone()));
     tasks.close();

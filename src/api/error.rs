@@ -73,6 +73,10 @@ pub enum ApiError {
     /// (`last_owner`, `managed_by_git`, `tenant_exists`, `stale`, `unknown_plan`, …).
     #[error("{message}")]
     Rule { rule: Rule, code: &'static str, message: String },
+    /// 502: a server Gatehouse depends on refused (the config repository's remote refusing a
+    /// write-back's push): the message is that server's, credentials removed.
+    #[error("{message}")]
+    BadGateway { code: &'static str, message: String },
     #[error(transparent)]
     Store(StoreError),
     /// 500 for a broken invariant of our own (logged; the client sees "internal error").
@@ -129,6 +133,7 @@ impl ApiError {
                 },
                 *code,
             ),
+            Self::BadGateway { code, .. } => (StatusCode::BAD_GATEWAY, *code),
             Self::Store(_) | Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

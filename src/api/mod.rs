@@ -34,6 +34,7 @@ mod tenants;
 mod usage;
 mod users;
 mod web;
+mod writeback;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -105,6 +106,9 @@ pub struct Services {
     /// The local folder of the config the reconciler applies, where the consoles find the line a
     /// resource is declared on.
     pub config_dir: Option<std::path::PathBuf>,
+    /// Commits interactive changes of what Git declares (`interactiveEdits: writeBack`); `None`:
+    /// such changes are refused.
+    pub write_back: Option<Arc<crate::writeback::WriteBack>>,
 }
 
 /// Safe delete (issue 12.1): a deleted tenant is restorable for `restorable_for`, then purged; its
@@ -151,6 +155,7 @@ pub(crate) fn routes(state: Option<&AppState>) -> OpenApiRouter<AppState> {
                 .merge(sync::router())
                 .merge(apps::router())
                 .merge(sso::router())
+                .merge(writeback::router())
                 .merge(forms(state, pages_only(state, console::router()))),
         ))
         .merge(mail::router())

@@ -7,17 +7,19 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::Caller;
+use super::writeback;
 use super::{ApiError, AppState, Result};
 use crate::audit::Target;
 use crate::authz::Action;
 use crate::model::{FlagKey, FlagType, FlagValue, TenantName, shown};
 use crate::store::tenants::{self as db, FlagOverride};
 use crate::store::{Rule, StoreError};
+use crate::writeback::Edit;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list)).routes(routes!(set, clear))
@@ -110,8 +112,32 @@ async fn set(
     let current = db::lock_override(&mut tx, &locked, key.as_str()).await?;
     // A new override of a Git tenant changes what its file declares, as a changed one does.
     let managed_by = current.as_ref().map_or(locked.managed_by.as_str(), |c| c.managed_by.as_str());
-    locked.refuse_if_git(managed_by, format_args!("the flag overrides of tenant `{name}`"))?;
     let details = json!({ "value": typed.as_json(), "previous": current.as_ref().map(|c| &c.value) });
+    if let Some(mode) = locked.writes_back(managed_by) {
+        drop(tx);
+        let edit = Edit::Tenant {
+            tenant: locked.name.clone(),
+            path: format!("spec.flags.{key}"),
+            expected: current.as_ref().map_or(Value::Null, |c| c.value.clone()),
+            value: typed.as_json().clone(),
+        };
+        let done = writeback::write_back(
+            &state,
+            &caller,
+            &locked,
+            mode,
+            writeback::Asked { action: "flag.set", target: target(&name, &key), details, edits: vec![edit] },
+        )
+        .await?;
+        return writeback::answer(done, async |_: Option<()>| {
+            let mut conn = state.pool.begin().await.map_err(StoreError::from)?;
+            let locked = db::lock(&mut conn, name.as_str()).await?;
+            let set = db::lock_override(&mut conn, &locked, key.as_str()).await?;
+            Ok(axum::Json(set).into_response())
+        })
+        .await;
+    }
+    locked.refuse_if_git(managed_by, format_args!("the flag overrides of tenant `{name}`"))?;
     let row = caller.audit("flag.set", target(&name, &key), details);
     let set = db::set_override(&mut tx, &locked, key.as_str(), typed.as_json(), &[row]).await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -131,7 +157,7 @@ async fn clear(
     State(state): State<AppState>,
     caller: Caller,
     Path((tenant, flag)): Path<(String, String)>,
-) -> Result<StatusCode> {
+) -> Result<Response> {
     let (name, _) = caller.authorize_tenant(&state, Action::ManageFlags, "flag overrides", &tenant)?;
     let key = flag_key(&flag)?;
     let mut tx = state.pool.begin().await.map_err(StoreError::from)?;
@@ -139,6 +165,25 @@ async fn clear(
     let Some(current) = db::lock_override(&mut tx, &locked, key.as_str()).await? else {
         return Err(ApiError::NotFound(format!("tenant `{name}` has no override of flag `{key}`")));
     };
+    if let Some(mode) = locked.writes_back(&current.managed_by) {
+        drop(tx);
+        let edit = Edit::Tenant {
+            tenant: locked.name.clone(),
+            path: format!("spec.flags.{key}"),
+            expected: current.value.clone(),
+            value: Value::Null,
+        };
+        let details = json!({ "previous": current.value });
+        let done = writeback::write_back(
+            &state,
+            &caller,
+            &locked,
+            mode,
+            writeback::Asked { action: "flag.clear", target: target(&name, &key), details, edits: vec![edit] },
+        )
+        .await?;
+        return writeback::answer(done, async |_: Option<()>| Ok(StatusCode::NO_CONTENT.into_response())).await;
+    }
     super::users::refuse_git_delete(
         &locked,
         &current.managed_by,
@@ -148,5 +193,5 @@ async fn clear(
     db::clear_override(&mut tx, &locked, key.as_str(), &[row]).await?;
     tx.commit().await.map_err(StoreError::from)?;
     super::tenants::refreshed(&state, name.as_str()).await;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

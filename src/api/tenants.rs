@@ -6,12 +6,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::body::JsonBody;
 use super::caller::Caller;
 use super::conditional::{self, check_if_match, tagged};
+use super::writeback::{self, Done};
 use super::{ApiError, AppState, Result, input};
 use crate::audit::Target;
 use crate::authz::{Action, Resource};
@@ -19,6 +20,7 @@ use crate::delivery::sync;
 use crate::model::{AppName, PlanName, TenantName, TenantState, shown};
 use crate::store::tenants::{self as db, NewTenant, TenantChange, TenantFilter, TenantRecord};
 use crate::store::{Rule, StoreError};
+use crate::writeback::Edit;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -368,7 +370,15 @@ async fn update(
         plan: request.plan.as_deref(),
         applications: request.applications.as_deref(),
     };
-    Ok(answered(&update_tenant(&state, &caller, &tenant, &headers, &asked).await?))
+    let done = update_tenant(&state, &caller, &tenant, &headers, &asked).await?;
+    writeback::answer(done, async |updated| {
+        let updated = match updated {
+            Some(updated) => updated,
+            None => db::get(&state.pool, &tenant).await?.ok_or_else(|| db::not_found(&tenant))?,
+        };
+        Ok(answered(&updated))
+    })
+    .await
 }
 
 /// A change of a tenant as asked for, before parsing; `None` leaves the field as it is.
@@ -387,7 +397,7 @@ pub(super) async fn update_tenant(
     tenant: &str,
     headers: &HeaderMap,
     asked: &TenantUpdate<'_>,
-) -> Result<TenantRecord> {
+) -> Result<Done<TenantRecord>> {
     // Which applications may read a tenant is the platform's decision; its name and plan are also
     // its owners' (FR-TENANT-003).
     let (name, _) = caller.authorize_tenant(state, Action::UpdateTenant, "settings", tenant)?;
@@ -404,11 +414,44 @@ pub(super) async fn update_tenant(
     };
     let details =
         json!({ "displayName": change.display_name, "plan": change.plan, "applications": change.applications });
+    if let Some(current) = db::get(&state.pool, name.as_str()).await?
+        && let Some(mode) = current.writes_back(&current.managed_by)
+    {
+        check_if_match(headers, &current.etag())?;
+        let field = |path: &str, expected: Value, value: Value| Edit::Tenant {
+            tenant: current.name.clone(),
+            path: path.to_owned(),
+            expected,
+            value,
+        };
+        let mut edits = Vec::new();
+        if let Some(display_name) = change.display_name.filter(|d| *d != current.display_name) {
+            edits.push(field("spec.displayName", json!(current.display_name), json!(display_name)));
+        }
+        if let Some(plan) = change.plan.filter(|p| *p != current.plan) {
+            edits.push(field("spec.plan", json!(current.plan), json!(plan)));
+        }
+        if let Some(apps) = change.applications.filter(|a| **a != current.applications) {
+            edits.push(field("spec.applications", json!(current.applications), json!(apps)));
+        }
+        if edits.is_empty() {
+            return Ok(Done::Now(current));
+        }
+        return writeback::write_back(
+            state,
+            caller,
+            &current,
+            mode,
+            writeback::Asked { action: "tenant.update", target: target(name.as_str()), details, edits },
+        )
+        .await;
+    }
     let row = caller.audit("tenant.update", target(name.as_str()), details);
-    change_locked(state, &name, headers, None, async |conn, current| {
+    let updated = change_locked(state, &name, headers, None, async |conn, current| {
         db::update(conn, current, &change, &[row]).await.map_err(ApiError::from)
     })
-    .await
+    .await?;
+    Ok(Done::Now(updated))
 }
 
 #[utoipa::path(

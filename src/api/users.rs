@@ -14,13 +14,15 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::body::JsonBody;
 use super::caller::Caller;
 use super::conditional::{self, check_if_match, tagged};
+use super::writeback::{self, Done};
 use super::{ApiError, AppState, Result, input};
 use crate::audit::Target;
 use crate::authz::Action;
-use crate::model::{AccountStatus, Email, Role, TenantName, shown};
+use crate::model::{AccountStatus, Email, Role, TenantName, WriteBackMode, shown};
 use crate::store::tenants::{self as tenants_db, TenantRecord};
 use crate::store::users::{self as db, UserChange, UserFilter, UserRecord};
 use crate::store::{self, Rule, StoreError};
+use crate::writeback::Edit;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -100,6 +102,39 @@ pub(crate) fn refuse_git_delete(tenant: &TenantRecord, managed_by: &str, what: s
     ))
 }
 
+/// Users are invited only to active tenants.
+fn refuse_inactive(tenant: &TenantRecord) -> Result<()> {
+    if tenant.state == crate::model::TenantState::Active {
+        return Ok(());
+    }
+    Err(ApiError::rule(
+        Rule::Conflict,
+        "tenant_not_active",
+        format!("tenant `{}` is {}; restore it before inviting users", tenant.name, tenant.state),
+    ))
+}
+
+/// A change of a user that Git declares, when the tenant writes such changes back: the user as
+/// read, under the preconditions `change_locked` keeps (owners changed by owners, `If-Match`).
+async fn git_user(
+    state: &AppState,
+    caller: &Caller,
+    tenant: &TenantName,
+    email: &Email,
+    headers: &HeaderMap,
+    new_role: Option<Role>,
+) -> Result<Option<(TenantRecord, WriteBackMode, UserRecord)>> {
+    let record = tenant_of(state, tenant).await?;
+    if record.write_back.is_none() {
+        return Ok(None);
+    }
+    let current = user(state, tenant, email).await?;
+    let Some(mode) = record.writes_back(&current.managed_by) else { return Ok(None) };
+    authorize_owner_change(state, caller, tenant, Some(current.user.role), new_role)?;
+    check_if_match(headers, &current.etag())?;
+    Ok(Some((record, mode, current)))
+}
+
 /// The tenant user acting, if the caller is one: who made an account what it is (issue 25.4).
 fn acting_user(caller: &Caller) -> Option<uuid::Uuid> {
     match &caller.actor {
@@ -158,6 +193,13 @@ async fn invite(
     let request = body.value()?;
     let mut invite = Invite::check(&state, &caller, &tenant, &request.email, &request.role, request.name.as_deref())?;
     invite.language = super::web::Lang::accepted(&headers);
+    if let Some(done) = invite.to_git(&state, &caller).await? {
+        return writeback::answer(done, async |_| {
+            let user = user(&state, &invite.tenant, &invite.email).await?;
+            Ok(tagged(StatusCode::CREATED, &user, &user.etag()))
+        })
+        .await;
+    }
     conditional::create(&state, &caller, (&method, uri.path(), &headers, &raw), async |conn| {
         let user = invite.apply(conn, &caller).await?;
         let etag = user.etag();
@@ -196,6 +238,46 @@ impl Invite {
         Ok(Invite { tenant, email, name, role, language: None })
     }
 
+    /// Writes the invitation back to Git when the tenant's users are declared there and its file
+    /// says so (`interactiveEdits: writeBack`): a new item of `spec.users`; the reconciler creates
+    /// the user, `invited`, and the mail worker sends the invitation. `None`: not written back.
+    pub(super) async fn to_git(&self, state: &AppState, caller: &Caller) -> Result<Option<Done<UserRecord>>> {
+        let record = tenant_of(state, &self.tenant).await?;
+        let Some(mode) = record.writes_back(&record.managed_by) else { return Ok(None) };
+        refuse_inactive(&record)?;
+        let email = self.email.as_str();
+        if db::get(&state.pool, record.id, email).await?.is_some() {
+            return Err(ApiError::rule(
+                Rule::Conflict,
+                "email_taken",
+                format!("{email} is already a user of this tenant"),
+            ));
+        }
+        let mut item = vec![("email".to_owned(), json!(email))];
+        if let Some(name) = &self.name {
+            item.push(("name".to_owned(), json!(name.as_str())));
+        }
+        item.push(("role".to_owned(), json!(self.role)));
+        let edit = Edit::AddUser { tenant: record.name.clone(), item };
+        let details = json!({ "role": self.role, "name": self.name.as_ref().map(|n| n.as_str()) });
+        let target = user_target(&self.tenant, email);
+        let done = writeback::write_back(
+            state,
+            caller,
+            &record,
+            mode,
+            writeback::Asked { action: "user.invite", target, details, edits: vec![edit] },
+        )
+        .await?;
+        if let (Done::Committed { applied: true, .. }, Some(lang)) = (&done, self.language)
+            && let Some(user) = db::get(&state.pool, record.id, email).await?
+        {
+            let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+            db::set_language(&mut conn, user.user.id, lang.tag()).await?;
+        }
+        Ok(Some(done))
+    }
+
     /// Inserts the user, `invited`, with its audit row, in `conn`'s transaction; the mail worker
     /// sends the invitation after commit.
     pub(super) async fn apply(&self, conn: &mut sqlx::PgConnection, caller: &Caller) -> Result<UserRecord> {
@@ -204,13 +286,7 @@ impl Invite {
         let row =
             caller.audit("user.invite", user_target(tenant, email.as_str()), json!({ "role": role, "name": name }));
         let locked = tenants_db::lock(conn, tenant.as_str()).await?;
-        if locked.state != crate::model::TenantState::Active {
-            return Err(ApiError::rule(
-                Rule::Conflict,
-                "tenant_not_active",
-                format!("tenant `{tenant}` is {}; restore it before inviting users", locked.state),
-            ));
-        }
+        refuse_inactive(&locked)?;
         locked.refuse_if_git(&locked.managed_by, format_args!("the users of tenant `{}`", locked.name))?;
         let user = db::invite(conn, locked.id, email.as_str(), name, role, acting_user(caller), &[row]).await?;
         if let Some(lang) = self.language {
@@ -397,8 +473,15 @@ async fn update(
     let request = body.value()?;
     let change =
         Change { role: request.role.as_deref(), name: request.name.as_deref(), status: request.status.as_deref() };
-    let updated = update_user(&state, &caller, &tenant, &email, &headers, &change).await?;
-    Ok(tagged(StatusCode::OK, &updated, &updated.etag()))
+    let done = update_user(&state, &caller, &tenant, &email, &headers, &change).await?;
+    writeback::answer(done, async |updated| {
+        let updated = match updated {
+            Some(updated) => updated,
+            None => show_user(&state, &caller, &tenant, &email).await?,
+        };
+        Ok(tagged(StatusCode::OK, &updated, &updated.etag()))
+    })
+    .await
 }
 
 /// A change of a user as asked for, before parsing; `None` leaves the field as it is.
@@ -418,7 +501,7 @@ pub(super) async fn update_user(
     email: &str,
     headers: &HeaderMap,
     asked: &Change<'_>,
-) -> Result<UserRecord> {
+) -> Result<Done<UserRecord>> {
     let tenant = caller.authorize_tenant_user(state, Action::ManageUsers, tenant, email)?;
     let email = input::path_email(email)?;
     let new_role = asked.role.map(role).transpose()?;
@@ -430,6 +513,49 @@ pub(super) async fn update_user(
         status: new_status,
         by: acting_user(caller),
     };
+    if let Some((record, mode, current)) = git_user(state, caller, &tenant, &email, headers, new_role).await? {
+        let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+        db::check_change(&mut conn, record.id, &current, new_role, new_status).await?;
+        drop(conn);
+        let user = &current.user;
+        let field = |field: &str, expected: serde_json::Value, value: serde_json::Value| Edit::User {
+            tenant: record.name.clone(),
+            email: user.email.clone(),
+            field: field.to_owned(),
+            expected,
+            value,
+        };
+        let mut edits = Vec::new();
+        if let Some(role) = new_role.filter(|r| *r != user.role) {
+            edits.push(field("role", json!(user.role), json!(role)));
+        }
+        if let Some(name) = change.name.filter(|n| user.name.as_deref() != Some(*n)) {
+            edits.push(field("name", json!(user.name), json!(name)));
+        }
+        // The file writes `disabled`, or nothing for active (an invited user is active in Git).
+        let written = |s: AccountStatus| if s == AccountStatus::Disabled { json!("disabled") } else { json!(null) };
+        if let Some(status) = new_status.filter(|s| written(*s) != written(user.status)) {
+            edits.push(field("status", written(user.status), written(status)));
+        }
+        if edits.is_empty() {
+            return Ok(Done::Now(current));
+        }
+        let details = json!({
+            "role": new_role.filter(|r| *r != user.role),
+            "status": new_status.filter(|s| *s != user.status),
+            "name": change.name,
+            "from": { "role": user.role, "status": user.status },
+        });
+        let target = user_target(&tenant, email.as_str());
+        return writeback::write_back(
+            state,
+            caller,
+            &record,
+            mode,
+            writeback::Asked { action: "user.update", target, details, edits },
+        )
+        .await;
+    }
     change_locked(state, caller, &tenant, &email, headers, new_role, async |conn, locked, current| {
         let details = json!({
             "role": change.role.filter(|r| *r != current.user.role),
@@ -438,7 +564,7 @@ pub(super) async fn update_user(
             "from": { "role": current.user.role, "status": current.user.status },
         });
         let row = caller.audit("user.update", user_target(&tenant, email.as_str()), details);
-        Ok(db::update(conn, locked.id, current, change, &[row]).await?)
+        Ok(Done::Now(db::update(conn, locked.id, current, change, &[row]).await?))
     })
     .await
 }
@@ -456,9 +582,9 @@ async fn remove(
     caller: Caller,
     Path((tenant, email)): Path<(String, String)>,
     headers: HeaderMap,
-) -> Result<StatusCode> {
-    delete_user(&state, &caller, &tenant, &email, &headers).await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> Result<Response> {
+    let done = delete_user(&state, &caller, &tenant, &email, &headers).await?;
+    writeback::answer(done, async |_| Ok(StatusCode::NO_CONTENT.into_response())).await
 }
 
 /// Deletes a user with their sessions (FR-TENANT-006), under the rules of `update_user`.
@@ -468,9 +594,25 @@ pub(super) async fn delete_user(
     tenant: &str,
     email: &str,
     headers: &HeaderMap,
-) -> Result<()> {
+) -> Result<Done<()>> {
     let tenant = caller.authorize_tenant_user(state, Action::ManageUsers, tenant, email)?;
     let email = input::path_email(email)?;
+    if let Some((record, mode, current)) = git_user(state, caller, &tenant, &email, headers, None).await? {
+        let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+        db::check_delete(&mut conn, record.id, &current).await?;
+        drop(conn);
+        let details = json!({ "role": current.user.role, "status": current.user.status });
+        let edit = Edit::RemoveUser { tenant: record.name.clone(), email: current.user.email.clone() };
+        let target = user_target(&tenant, email.as_str());
+        return writeback::write_back(
+            state,
+            caller,
+            &record,
+            mode,
+            writeback::Asked { action: "user.delete", target, details, edits: vec![edit] },
+        )
+        .await;
+    }
     change_locked(state, caller, &tenant, &email, headers, None, async |conn, locked, current| {
         refuse_git_delete(
             locked,
@@ -479,7 +621,8 @@ pub(super) async fn delete_user(
         )?;
         let details = json!({ "role": current.user.role, "status": current.user.status });
         let row = caller.audit("user.delete", user_target(&tenant, email.as_str()), details);
-        Ok(db::delete(conn, locked.id, current, &[row]).await?)
+        db::delete(conn, locked.id, current, &[row]).await?;
+        Ok(Done::Now(()))
     })
     .await
 }

@@ -124,6 +124,14 @@ pub struct ServeArgs {
     /// reverted or failed something. Older ones are forgotten.
     #[arg(long, env = "GATEHOUSE_HISTORY_LIMIT", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
     pub history_limit: i64,
+    /// The committer of write-back commits (`sync.interactiveEdits: writeBack`); the author is the
+    /// person who made the change.
+    #[arg(long, env = "GATEHOUSE_WRITE_BACK_COMMITTER", default_value = "Gatehouse <gatehouse@localhost>", value_parser = committer)]
+    pub write_back_committer: (String, String),
+    /// How long an answer to a change written back to Git waits for the reconciler to apply the
+    /// commit; after that it answers 202 with the commit.
+    #[arg(long, env = "GATEHOUSE_WRITE_BACK_WAIT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub write_back_wait: Duration,
     /// Last: its help heading would otherwise cover the flags after it.
     #[command(flatten)]
     pub oidc: super::oidc::OidcArgs,
@@ -180,6 +188,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<server::Server> {
         retention: crate::api::TenantRetention {
             restorable_for: span("--tenant-retention", args.tenant_retention)?,
             name_reserved_for: span("--tenant-name-reservation", args.tenant_name_reservation)?,
+        },
+        write_back: crate::writeback::Settings {
+            committer: args.write_back_committer.clone(),
+            wait: args.write_back_wait,
         },
         sso_allow_loopback_http: args.sso_allow_loopback_http,
         provider: crate::oidc::Lifetimes {
@@ -242,4 +254,15 @@ fn span(flag: &str, duration: Duration) -> anyhow::Result<chrono::TimeDelta> {
         .ok()
         .filter(|span| *span <= chrono::TimeDelta::days(36_525))
         .ok_or_else(|| anyhow::anyhow!("{flag}: at most 100 years"))
+}
+
+/// `Name <email>`, as git writes a person.
+fn committer(text: &str) -> Result<(String, String), String> {
+    let (name, rest) = text.split_once('<').ok_or("write it as `Name <email>`")?;
+    let email = rest.strip_suffix('>').ok_or("write it as `Name <email>`")?;
+    let name = name.trim();
+    if name.is_empty() || email.contains(['<', '>']) {
+        return Err("write it as `Name <email>`".into());
+    }
+    Ok((name.to_owned(), email.trim().to_owned()))
 }

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
-use crate::model::{AppStatus, ClientType, OnLimit, Role, Scope, TenantStatus, UserStatus};
+use crate::model::{AppStatus, ClientType, OnLimit, Role, Scope, TenantStatus, UserStatus, WriteBackMode};
 
 /// The only API version so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -79,9 +79,50 @@ pub struct SyncSpec {
     /// Delete users and flags removed from Git (default true); when false they are reported as orphans.
     pub prune: Option<bool>,
     /// Let tenant admins and operators change this tenant, its users and its flags through the API
-    /// (default false: such changes are refused with 409, naming this file). Their changes show as
-    /// drift with their name; `selfHeal` decides whether the next pass reverts them.
-    pub interactive_edits: Option<bool>,
+    /// and the consoles. `false` (default): such changes are refused with 409, naming this file.
+    /// `true`: they are made and show as drift with their name; `selfHeal` decides whether the next
+    /// pass reverts them. `writeBack`: each becomes a commit of this file (see `writeBack`).
+    pub interactive_edits: Option<InteractiveEdits>,
+    /// With `interactiveEdits: writeBack`: `direct` (default) commits to the tracked branch and
+    /// applies at once; `review` commits to a branch of its own, applied once merged.
+    pub write_back: Option<WriteBackMode>,
+}
+
+/// `sync.interactiveEdits`: a boolean, or `writeBack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+#[serde(untagged)]
+pub enum InteractiveEdits {
+    Allowed(bool),
+    Written(WriteBackWord),
+}
+
+/// The word `writeBack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, JsonSchema)]
+pub enum WriteBackWord {
+    #[serde(rename = "writeBack")]
+    WriteBack,
+}
+
+impl<'de> Deserialize<'de> for InteractiveEdits {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Edits;
+        impl Visitor<'_> for Edits {
+            type Value = InteractiveEdits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("true, false or writeBack")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(InteractiveEdits::Allowed(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                match v {
+                    "writeBack" => Ok(InteractiveEdits::Written(WriteBackWord::WriteBack)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_any(Edits)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]

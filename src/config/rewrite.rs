@@ -159,6 +159,46 @@ pub fn add_item(text: &str, document: usize, path: &str, item: &[(String, Value)
     Ok(edited)
 }
 
+/// `text` without item `item` of the block list at `path`: the lines it is written on, from its
+/// `- ` to its last line, so its siblings stay as written.
+pub fn remove_item(text: &str, document: usize, path: &str, item: usize) -> Result<String> {
+    let index = PositionIndex::build(text);
+    let item_path = format!("{path}[{item}]");
+    let at = index.locate(document, &item_path).map_or(0, |p| p.line);
+    let by_hand = |why: &str| ByHand(format!("line {at}: remove the item of `{path}` written there by hand ({why})"));
+    let list = index.node(document, path).cloned().ok_or_else(|| by_hand("the file has no such list"))?;
+    if is_flow(text, &list) {
+        return Err(by_hand("the list is written inline"));
+    }
+    let node = index.node(document, &item_path).cloned().ok_or_else(|| by_hand("no such item"))?;
+    let first = match &node.kind {
+        NodeKind::Mapping { keys, .. } if !is_flow(text, &node) => {
+            keys.first().and_then(|k| index.key(document, &format!("{item_path}.{k}")))
+        }
+        _ => Some(node.start),
+    }
+    .ok_or_else(|| by_hand("the item is empty"))?;
+    let line_start = line_offset(text, first.line);
+    if text[line_start..offset(text, first)].trim() != "-" {
+        return Err(by_hand("it does not start its line with `- `"));
+    }
+    let last = last_line(text, &index, document, &item_path).ok_or_else(|| by_hand("it ends in a block"))?;
+    let mut edited = text.to_owned();
+    edited.replace_range(line_start..line_offset(text, last + 1), "");
+    let removed = |want: &mut Value| {
+        let list = slot(want, path)?.as_array_mut()?;
+        (item < list.len()).then(|| drop(list.remove(item)))
+    };
+    check(text, &edited, document, path, &Value::Null, removed)?;
+    Ok(edited)
+}
+
+/// The value at `path` (`spec.users[2].role`) of document `document`, `None` where nothing is written.
+pub fn value_at(text: &str, document: usize, path: &str) -> Option<Value> {
+    let mut value = read(text, document).ok()?;
+    slot(&mut value, path).map(std::mem::take).filter(|v| !v.is_null())
+}
+
 /// Adds `key: value` (the last segment of `path`) to the mapping that holds it.
 fn add_key(text: &str, index: &PositionIndex, document: usize, path: &str, value: &Value) -> Result<String> {
     let (parent, key) = match path.rsplit_once('.') {
@@ -204,7 +244,7 @@ fn add_key(text: &str, index: &PositionIndex, document: usize, path: &str, value
 }
 
 /// Removes the key of `path` and its value: from a flow mapping with the comma that separates it, from
-/// a block mapping with its line when key and value are all that line holds.
+/// a block mapping with its line when key and value (and a comment) are all that line holds.
 fn remove_key(text: &str, index: &PositionIndex, document: usize, path: &str) -> Result<String> {
     let by_hand = |line: usize| ByHand(format!("line {line}: remove `{path}` by hand"));
     let node = index.node(document, path).cloned().ok_or_else(|| by_hand(0))?;
@@ -229,7 +269,9 @@ fn remove_key(text: &str, index: &PositionIndex, document: usize, path: &str) ->
     } else {
         let line_start = line_offset(text, key.line);
         let line_end = line_offset(text, key.line + 1);
-        let whole = text[line_start..key_start].trim().is_empty() && text[value_end..line_end].trim().is_empty();
+        // The line goes with a comment that ends it: it spoke of the value removed.
+        let rest = text[value_end..line_end].trim();
+        let whole = text[line_start..key_start].trim().is_empty() && (rest.is_empty() || rest.starts_with('#'));
         if !whole || node.start.line != key.line {
             return Err(by_hand(key.line));
         }

@@ -9,12 +9,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use rayon::prelude::*;
 
 use super::diagnostic::{Diagnostic, Subject};
-use super::document::{BudgetSpec, Document, OidcClientSpec, RawFlagValue, SsoSpec};
+use super::document::{BudgetSpec, Document, InteractiveEdits, OidcClientSpec, RawFlagValue, SsoSpec};
 use super::load::{Loaded, ParsedDocument};
 use super::position::PositionIndex;
 use crate::model::{
     AppName, Application, Budget, DesiredState, Email, FlagKey, FlagType, FlagValue, OidcClient, Plan, PlanName, Role,
-    SecretRef, Sso, SyncPolicy, Tenant, TenantName, TenantStatus, User, UserStatus,
+    SecretRef, Sso, SyncPolicy, Tenant, TenantName, TenantStatus, User, UserStatus, WriteBackMode,
 };
 
 #[derive(Debug, Default)]
@@ -543,6 +543,15 @@ impl<'a> Checker<'a> {
         }
 
         let budget = self.budget(doc, &subject, spec.budget.as_ref());
+        if spec.sync.write_back.is_some() && !matches!(spec.sync.interactive_edits, Some(InteractiveEdits::Written(_)))
+        {
+            self.report(
+                doc,
+                &subject,
+                "spec.sync.writeBack",
+                "`writeBack` applies only with `interactiveEdits: writeBack`; set that too, or remove `writeBack`",
+            );
+        }
         let sso = self.sso(doc, &subject, spec.sso.as_ref());
         let (users, emails) = self.users(doc, &subject, &metadata.name, spec);
         let flags = match candidate {
@@ -565,7 +574,9 @@ impl<'a> Checker<'a> {
                 sync: SyncPolicy {
                     self_heal: spec.sync.self_heal.unwrap_or(true),
                     prune: spec.sync.prune.unwrap_or(true),
-                    interactive_edits: spec.sync.interactive_edits.unwrap_or(false),
+                    interactive_edits: spec.sync.interactive_edits == Some(InteractiveEdits::Allowed(true)),
+                    write_back: matches!(spec.sync.interactive_edits, Some(InteractiveEdits::Written(_)))
+                        .then(|| spec.sync.write_back.unwrap_or(WriteBackMode::Direct)),
                 },
                 budget,
                 sso,

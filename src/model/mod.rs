@@ -13,5 +13,6 @@ pub use oidc::{Alg, check_redirect_uri, is_loopback};
 pub use resources::{
     AccountStatus, AppStatus, Application, Budget, ClientType, DesiredState, OidcClient, OnLimit, Pending, Plan,
     PlatformRole, Role, Scope, SecretRef, Sso, SyncPolicy, Tenant, TenantState, TenantStatus, User, UserStatus,
+    WriteBackMode,
 };
 pub use session::{SessionView, user_identity};

@@ -172,11 +172,42 @@ pub struct SyncPolicy {
     /// serialized form (and so of declaration hashes) while false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub interactive_edits: bool,
+    /// Interactive changes of what Git declares become commits (`interactiveEdits: writeBack`).
+    /// Left out of the serialized form while `None`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_back: Option<WriteBackMode>,
 }
 
 impl Default for SyncPolicy {
     fn default() -> Self {
-        Self { self_heal: true, prune: true, interactive_edits: false }
+        Self { self_heal: true, prune: true, interactive_edits: false, write_back: None }
+    }
+}
+
+/// How an interactive change reaches Git (`sync.writeBack`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WriteBackMode {
+    /// Committed on the tracked branch and applied at once.
+    Direct,
+    /// Committed on a branch of its own, `gatehouse/<tenant>/<change>`, applied once merged.
+    Review,
+}
+
+impl WriteBackMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Review => "review",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "direct" => Some(Self::Direct),
+            "review" => Some(Self::Review),
+            _ => None,
+        }
     }
 }
 

@@ -426,8 +426,10 @@ mod tests {
         }
     }
 
-    const HEAL_AND_PRUNE: SyncPolicy = SyncPolicy { self_heal: true, prune: true, interactive_edits: false };
-    const NEITHER: SyncPolicy = SyncPolicy { self_heal: false, prune: false, interactive_edits: false };
+    const HEAL_AND_PRUNE: SyncPolicy =
+        SyncPolicy { self_heal: true, prune: true, interactive_edits: false, write_back: None };
+    const NEITHER: SyncPolicy =
+        SyncPolicy { self_heal: false, prune: false, interactive_edits: false, write_back: None };
 
     fn row(fields: Fields, applied: Option<&Fields>) -> LiveRow {
         LiveRow {

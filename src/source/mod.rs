@@ -62,6 +62,35 @@ pub struct Credentials {
     pub ssh_key: Option<PathBuf>,
 }
 
+impl Credentials {
+    /// Callbacks that answer the remote's questions with these credentials: the SSH key, else the
+    /// token, else libgit2's defaults; a second refusal is an error rather than a loop.
+    pub fn callbacks(&self) -> git2::RemoteCallbacks<'static> {
+        let mut callbacks = git2::RemoteCallbacks::new();
+        let credentials = self.clone();
+        let mut attempts = 0;
+        callbacks.credentials(move |_url, username, allowed| {
+            // libgit2 asks again after a rejection; a second refusal means the credential is wrong.
+            attempts += 1;
+            if attempts > 2 {
+                return Err(git2::Error::from_str("authentication failed: check the token or SSH key"));
+            }
+            if allowed.contains(git2::CredentialType::SSH_KEY)
+                && let Some(key) = &credentials.ssh_key
+            {
+                return git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None);
+            }
+            if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT)
+                && let Some(token) = &credentials.token
+            {
+                return git2::Cred::userpass_plaintext(username.unwrap_or("x-access-token"), token.expose());
+            }
+            git2::Cred::default()
+        });
+        callbacks
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Source {
     /// A directory read in place: a work tree or any folder of YAML.
@@ -177,27 +206,7 @@ impl GitRemote {
             }
         };
         let mut remote = repo.remote_anonymous(&self.url)?;
-        let mut callbacks = git2::RemoteCallbacks::new();
-        let credentials = self.credentials.clone();
-        let mut attempts = 0;
-        callbacks.credentials(move |_url, username, allowed| {
-            // libgit2 asks again after a rejection; a second refusal means the credential is wrong.
-            attempts += 1;
-            if attempts > 2 {
-                return Err(git2::Error::from_str("authentication failed: check the token or SSH key"));
-            }
-            if allowed.contains(git2::CredentialType::SSH_KEY)
-                && let Some(key) = &credentials.ssh_key
-            {
-                return git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None);
-            }
-            if allowed.contains(git2::CredentialType::USER_PASS_PLAINTEXT)
-                && let Some(token) = &credentials.token
-            {
-                return git2::Cred::userpass_plaintext(username.unwrap_or("x-access-token"), token.expose());
-            }
-            git2::Cred::default()
-        });
+        let callbacks = self.credentials.callbacks();
         let mut options = git2::FetchOptions::new();
         options.remote_callbacks(callbacks).download_tags(git2::AutotagOption::None);
         // Fetching into a ref of our own (not just FETCH_HEAD) lets the next fetch tell the remote what
@@ -246,7 +255,7 @@ fn clean_work_tree(dir: &Path) -> Snapshot {
 }
 
 /// Removes `user:password@` from a URL.
-fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
         (Some(scheme), Some(at)) if at > scheme => format!("{}://{}", &url[..scheme], &url[at + 1..]),
         _ => url.to_owned(),

@@ -128,6 +128,7 @@ pub async fn insert_audit_at(conn: &mut PgConnection, entries: &[AuditEntry], no
     let rows = entries
         .iter()
         .map(|e| NewRow {
+            id: None,
             occurred_at: now,
             actor: bounded(&e.actor, MAX_ACTOR),
             actor_type: e.actor_type,
@@ -141,6 +142,26 @@ pub async fn insert_audit_at(conn: &mut PgConnection, entries: &[AuditEntry], no
         })
         .collect();
     append(conn, rows, now).await
+}
+
+/// Writes one row with the id `id`, chosen before (a write-back names it in its commit's
+/// `Gatehouse-Audit-Id:` trailer, so the commit and the row point at each other).
+pub async fn insert_audit_with_id(conn: &mut PgConnection, entry: &AuditEntry, id: Uuid) -> Result<()> {
+    let now = stored_time(Utc::now());
+    let row = NewRow {
+        id: Some(id),
+        occurred_at: now,
+        actor: bounded(&entry.actor, MAX_ACTOR),
+        actor_type: entry.actor_type,
+        action: bounded(&entry.action, MAX_ACTION),
+        resource: bounded(&entry.resource, MAX_RESOURCE),
+        tenant: entry.tenant.as_deref().map(|t| bounded(t, MAX_TENANT)),
+        success: entry.success,
+        application: None,
+        event_id: None,
+        metadata: bounded_metadata(&entry.metadata),
+    };
+    append(conn, vec![row], now).await
 }
 
 /// An event an application reported, checked (`audit::reported::parse`).
@@ -189,6 +210,7 @@ pub async fn insert_reported(
         let mut fields = e.metadata.clone();
         fields.insert("ip".into(), Value::String(e.ip.to_string()));
         rows.push(NewRow {
+            id: None,
             occurred_at: stored_time(e.timestamp),
             actor: bounded(&e.actor, MAX_ACTOR),
             actor_type: "external",
@@ -212,6 +234,8 @@ fn stored_time(time: DateTime<Utc>) -> DateTime<Utc> {
 
 /// A row about to be written, every value as it will be stored.
 struct NewRow<'a> {
+    /// The row's id when the caller chose it (a write-back names it in its commit); else a new one.
+    id: Option<Uuid>,
     occurred_at: DateTime<Utc>,
     actor: Cow<'a, str>,
     actor_type: &'a str,
@@ -253,7 +277,7 @@ async fn append(conn: &mut PgConnection, rows: Vec<NewRow<'_>>, now: DateTime<Ut
     for (row, chain) in rows.iter().zip(chains) {
         let head =
             heads.get_mut(&chain).ok_or_else(|| StoreError::Broken(format!("audit chain {chain} has no head")))?;
-        let id = Uuid::now_v7();
+        let id = row.id.unwrap_or_else(Uuid::now_v7);
         let outcome = if row.success { "success" } else { "failure" };
         let content = Content {
             id,

@@ -35,7 +35,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres};
 
 pub use audit::{
-    AuditEntry, MAX_RESOURCE, MAX_TENANT, ReportedEvent, bounded, insert_audit, insert_audit_at, insert_reported,
+    AuditEntry, MAX_RESOURCE, MAX_TENANT, ReportedEvent, bounded, insert_audit, insert_audit_at, insert_audit_with_id,
+    insert_reported,
 };
 pub use live::{load_details, load_live, load_live_locked, load_tenant, lock_tenants, reconciler_history};
 pub use write::{apply_global, apply_tenants};

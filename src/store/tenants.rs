@@ -35,6 +35,8 @@ pub struct TenantRecord {
     pub source_file: Option<String>,
     /// Whether Git lets the API change what it declares here (`sync.interactiveEdits`).
     pub interactive_edits: bool,
+    /// `direct` or `review` when such changes become commits (`interactiveEdits: writeBack`).
+    pub write_back: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -45,6 +47,12 @@ impl TenantRecord {
         super::etag(self)
     }
 
+    /// How a change of a row this tenant's file declares (`managed_by`) reaches Git, if it does:
+    /// `None` for rows the API owns and for tenants without write-back.
+    pub fn writes_back(&self, managed_by: &str) -> Option<crate::model::WriteBackMode> {
+        (managed_by == "git").then(|| self.write_back.as_deref().and_then(crate::model::WriteBackMode::parse)).flatten()
+    }
+
     /// 409 `managed_by_git` for `what`, a row of this tenant that Git declares (`managed_by`),
     /// naming the file, unless the tenant allows interactive edits (the change then shows as drift).
     pub fn refuse_if_git(&self, managed_by: &str, what: std::fmt::Arguments<'_>) -> Result<()> {
@@ -52,12 +60,15 @@ impl TenantRecord {
             return Ok(());
         }
         let file = self.source_file.as_deref().unwrap_or("the config repository");
+        let how = if self.write_back.is_some() {
+            "this change is not one Gatehouse writes back to Git"
+        } else {
+            "or set `sync.interactiveEdits: writeBack` (a commit per change) or `true` (drift) in that file"
+        };
         Err(rule(
             Rule::Conflict,
             "managed_by_git",
-            format!(
-                "{what} is declared in Git ({file}); change it there, or set `sync.interactiveEdits: true` in that file"
-            ),
+            format!("{what} is declared in Git ({file}); change it there, {how}"),
         ))
     }
 }
@@ -65,7 +76,7 @@ impl TenantRecord {
 const RECORD: &str = "SELECT t.id, t.name, t.display_name, p.name AS plan,
         CASE WHEN t.purge_after IS NOT NULL THEN 'pending_deletion' ELSE t.status END AS state,
         t.applications, t.suspended_reason, t.suspended_at, t.purge_after, t.managed_by, t.source_file,
-        t.interactive_edits, t.created_at, t.updated_at
+        t.interactive_edits, t.write_back, t.created_at, t.updated_at
    FROM tenants t JOIN plans p ON p.id = t.plan_id";
 
 pub async fn get(pool: &PgPool, name: &str) -> Result<Option<TenantRecord>> {

@@ -214,17 +214,8 @@ pub async fn update(
     change: UserChange<'_>,
     audit: &[AuditEntry],
 ) -> Result<UserRecord> {
+    check_change(conn, tenant_id, current, change.role, change.status).await?;
     let user = &current.user;
-    let stays_owner = change.role.unwrap_or(user.role) == Role::Owner;
-    let stays_active = change.status.map_or(user.status == AccountStatus::Active, |s| s == AccountStatus::Active);
-    // An invited user asked to be active stays invited until they accept (below).
-    let stays_live = change.status.is_none_or(|s| s == AccountStatus::Active);
-    if is_active_owner(current) && !(stays_owner && stays_active) {
-        refuse_last_owner(conn, tenant_id, current, "demote or disable").await?;
-    }
-    if is_invited_owner(current) && !(stays_owner && stays_live) {
-        refuse_last_owner(conn, tenant_id, current, "demote or disable").await?;
-    }
     // Enabling never skips an invitation: a user who has not accepted theirs (no `activated_at`)
     // is `invited` again, not `active`, whether they were invited or disabled.
     sqlx::query(
@@ -247,6 +238,36 @@ pub async fn update(
     Ok(sqlx::query_as(&format!("{RECORD} WHERE u.id = $1")).bind(user.id).fetch_one(&mut *conn).await?)
 }
 
+/// The rule `update` keeps, checked without changing anything (a change written back to Git is
+/// checked before it is committed): the tenant keeps an active owner.
+pub async fn check_change(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    current: &UserRecord,
+    role: Option<Role>,
+    status: Option<AccountStatus>,
+) -> Result<()> {
+    let user = &current.user;
+    let stays_owner = role.unwrap_or(user.role) == Role::Owner;
+    let stays_active = status.map_or(user.status == AccountStatus::Active, |s| s == AccountStatus::Active);
+    // An invited user asked to be active stays invited until they accept (see `update`).
+    let stays_live = status.is_none_or(|s| s == AccountStatus::Active);
+    if (is_active_owner(current) && !(stays_owner && stays_active))
+        || (is_invited_owner(current) && !(stays_owner && stays_live))
+    {
+        refuse_last_owner(conn, tenant_id, current, "demote or disable").await?;
+    }
+    Ok(())
+}
+
+/// The rule `delete` keeps, checked without deleting.
+pub async fn check_delete(conn: &mut PgConnection, tenant_id: Uuid, current: &UserRecord) -> Result<()> {
+    if is_active_owner(current) || is_invited_owner(current) {
+        refuse_last_owner(conn, tenant_id, current, "delete").await?;
+    }
+    Ok(())
+}
+
 /// Deletes the locked user (their sessions, tokens and credentials go with them), refusing to
 /// delete the tenant's last active owner.
 pub async fn delete(
@@ -255,9 +276,7 @@ pub async fn delete(
     current: &UserRecord,
     audit: &[AuditEntry],
 ) -> Result<()> {
-    if is_active_owner(current) || is_invited_owner(current) {
-        refuse_last_owner(conn, tenant_id, current, "delete").await?;
-    }
+    check_delete(conn, tenant_id, current).await?;
     sqlx::query("DELETE FROM users WHERE id = $1").bind(current.user.id).execute(&mut *conn).await?;
     insert_audit(conn, audit).await
 }

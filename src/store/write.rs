@@ -332,6 +332,7 @@ struct RecordColumns {
     self_heal: Vec<bool>,
     prune: Vec<bool>,
     interactive_edits: Vec<bool>,
+    write_back: Vec<Option<&'static str>>,
     sources: Vec<String>,
     converged: Vec<bool>,
 }
@@ -354,6 +355,7 @@ async fn record(
         r.self_heal.push(record.sync.self_heal);
         r.prune.push(record.sync.prune);
         r.interactive_edits.push(record.sync.interactive_edits);
+        r.write_back.push(record.sync.write_back.map(crate::model::WriteBackMode::as_str));
         r.sources.push(record.source.clone());
         r.converged.push(record.converged);
     }
@@ -362,10 +364,11 @@ async fn record(
     }
     sqlx::query(
         "UPDATE tenants SET applied_tree_hash = r.tree_hash, self_heal = r.self_heal, prune = r.prune,
-                interactive_edits = r.interactive_edits, source_file = r.source, applied_commit = $7,
-                checked_revision = CASE WHEN r.converged THEN live_revision ELSE NULL END
-         FROM UNNEST($1::uuid[], $2::bytea[], $3::boolean[], $4::boolean[], $5::text[], $6::boolean[], $8::boolean[])
-              AS r(id, tree_hash, self_heal, prune, source, converged, interactive_edits)
+                interactive_edits = r.interactive_edits, write_back = r.write_back, source_file = r.source,
+                applied_commit = $7, checked_revision = CASE WHEN r.converged THEN live_revision ELSE NULL END
+         FROM UNNEST($1::uuid[], $2::bytea[], $3::boolean[], $4::boolean[], $5::text[], $6::boolean[], $8::boolean[],
+                     $9::text[])
+              AS r(id, tree_hash, self_heal, prune, source, converged, interactive_edits, write_back)
          WHERE tenants.id = r.id",
     )
     .bind(&r.ids)
@@ -376,6 +379,7 @@ async fn record(
     .bind(&r.converged)
     .bind(commit)
     .bind(&r.interactive_edits)
+    .bind(&r.write_back)
     .execute(conn)
     .await?;
     Ok(())

@@ -35,3 +35,4 @@ mod sync_history;
 mod traces;
 mod usage;
 mod web;
+mod write_back;

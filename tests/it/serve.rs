@@ -49,6 +49,7 @@ impl Running {
             budget_webhook: None,
             provider: Default::default(),
             sso_allow_loopback_http: false,
+            write_back: Default::default(),
         };
         let server = launch(pool, source, listener, settings).expect("launch");
         Running { base: format!("http://{}", server.address), server }

@@ -510,7 +510,7 @@ async fn user_form(signed: Signed, Path((tenant, email)): Path<(String, String)>
         "resend" => users::resend_user_invitation(&state, caller, &tenant, &email).await.map(|_| ()),
         "delete" if form.confirm == "yes" => {
             match users::delete_user(&state, caller, &tenant, &email, &if_match).await {
-                Ok(()) => return see_other(&format!("{}?deleted={}", users_path(&tenant), encode(&email))),
+                Ok(_) => return see_other(&format!("{}?deleted={}", users_path(&tenant), encode(&email))),
                 Err(error) => Err(error),
             }
         }
