@@ -15,6 +15,7 @@ mod client;
 mod drift;
 mod identity;
 mod oidc;
+mod proposals;
 pub mod serve;
 mod status;
 mod sync;
@@ -107,6 +108,8 @@ pub enum Command {
     Keys(apps::KeysArgs),
     /// Tenants on a running server: list, show, create, update, suspend, restore, delete.
     Tenants(tenants::TenantsArgs),
+    /// Changes written back to Git for review on a running server: list, show, withdraw.
+    Proposals(proposals::ProposalsArgs),
     /// A tenant's users on a running server: list, show, invite, set-role, disable, enable, delete,
     /// end-sessions, resend-invitation, unlock.
     Users(users::UsersArgs),
@@ -237,6 +240,7 @@ fn execute(command: Command) -> anyhow::Result<u8> {
         }
         Command::Apps(args) => apps::apps(args),
         Command::Keys(args) => apps::keys(args),
+        Command::Proposals(args) => proposals::proposals(args),
         Command::Tenants(args) => tenants::tenants(args),
         Command::Users(args) => users::users(args),
         Command::Usage(args) => usage::usage(args),

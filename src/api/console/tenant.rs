@@ -271,14 +271,19 @@ async fn invite_form(signed: Signed, Path(tenant): Path<String>, body: Bytes) ->
     let invited = async {
         let mut invite = Invite::check(&state, &signed.caller, &tenant, form.email.trim(), &form.role, name)?;
         invite.language = Some(signed.browser.tr.lang);
+        // A tenant that writes back to Git takes the invitation as a commit; the list says it once
+        // the reconciler created the user.
+        if invite.to_git(&state, &signed.caller).await?.is_some() {
+            return Ok::<_, ApiError>(form.email.trim().to_lowercase());
+        }
         let mut tx = state.pool.begin().await.map_err(crate::store::StoreError::from)?;
         let user = invite.apply(&mut tx, &signed.caller).await?;
         tx.commit().await.map_err(crate::store::StoreError::from)?;
-        Ok::<_, ApiError>(user)
+        Ok::<_, ApiError>(user.user.email)
     }
     .await;
     match invited {
-        Ok(user) => see_other(&format!("{}?invited={}", users_path(&tenant), encode(&user.user.email))),
+        Ok(email) => see_other(&format!("{}?invited={}", users_path(&tenant), encode(&email))),
         Err(error @ (ApiError::Forbidden { .. } | ApiError::Unauthorized(_))) => {
             signed.refused(&signed.browser.tr.t("console-users"), &error)
         }
