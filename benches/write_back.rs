@@ -41,7 +41,12 @@ fn change_role(base: &str, tenant: usize, role: &str) -> Duration {
     let response = ureq::request("PATCH", &url)
         .set("Authorization", &format!("Bearer {TOKEN}"))
         .send_json(serde_json::json!({ "role": role }))
-        .unwrap_or_else(|e| panic!("PATCH {url}: {e}"));
+        .unwrap_or_else(|e| match e {
+            ureq::Error::Status(code, answer) => {
+                panic!("PATCH {url}: {code} {}", answer.into_string().unwrap_or_default())
+            }
+            other => panic!("PATCH {url}: {other}"),
+        });
     let elapsed = started.elapsed();
     assert_eq!(response.status(), 200, "the change was not applied within the wait");
     assert!(response.header("gatehouse-commit").is_some(), "no Gatehouse-Commit in the answer");

@@ -117,7 +117,7 @@ async fn set(
         drop(tx);
         let edit = Edit::Tenant {
             tenant: locked.name.clone(),
-            path: format!("spec.flags.{key}"),
+            path: writeback::flag_path(&key)?,
             expected: current.as_ref().map_or(Value::Null, |c| c.value.clone()),
             value: typed.as_json().clone(),
         };
@@ -167,9 +167,10 @@ async fn clear(
     };
     if let Some(mode) = locked.writes_back(&current.managed_by) {
         drop(tx);
+        writeback::refuse_unless_pruned(&state, &locked, &format!("the override of flag `{key}`")).await?;
         let edit = Edit::Tenant {
             tenant: locked.name.clone(),
-            path: format!("spec.flags.{key}"),
+            path: writeback::flag_path(&key)?,
             expected: current.value.clone(),
             value: Value::Null,
         };

@@ -246,13 +246,9 @@ impl Invite {
         let Some(mode) = record.writes_back(&record.managed_by) else { return Ok(None) };
         refuse_inactive(&record)?;
         let email = self.email.as_str();
-        if db::get(&state.pool, record.id, email).await?.is_some() {
-            return Err(ApiError::rule(
-                Rule::Conflict,
-                "email_taken",
-                format!("{email} is already a user of this tenant"),
-            ));
-        }
+        let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+        db::check_invitable(&mut conn, record.id, email).await?;
+        drop(conn);
         let mut item = vec![("email".to_owned(), json!(email))];
         if let Some(name) = &self.name {
             item.push(("name".to_owned(), json!(name.as_str())));
@@ -601,6 +597,7 @@ pub(super) async fn delete_user(
         let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
         db::check_delete(&mut conn, record.id, &current).await?;
         drop(conn);
+        writeback::refuse_unless_pruned(state, &record, &format!("user {}", current.user.email)).await?;
         let details = json!({ "role": current.user.role, "status": current.user.status });
         let edit = Edit::RemoveUser { tenant: record.name.clone(), email: current.user.email.clone() };
         let target = user_target(&tenant, email.as_str());

@@ -92,8 +92,19 @@ pub(crate) async fn answer<T>(
 }
 
 /// The commit's author: the person (or application) who asked, as the session or the identity
-/// provider names them.
+/// provider names them. Git needs an email: one who has none (the bootstrap token, an application)
+/// gets `<their name>@gatehouse.invalid`, which no one can receive mail at.
 fn author(actor: &Actor) -> (String, String) {
+    let (name, email) = named(actor);
+    if email.is_empty() {
+        let local: String =
+            actor.name().chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '-' }).collect();
+        return (name, format!("{local}@gatehouse.invalid"));
+    }
+    (name, email)
+}
+
+fn named(actor: &Actor) -> (String, String) {
     match actor {
         Actor::User(session) => (session.name.clone().unwrap_or_else(|| session.email.clone()), session.email.clone()),
         Actor::Platform(p) => {
@@ -160,6 +171,21 @@ pub(crate) async fn write_back<T>(
             return Err(refusal(failure));
         }
     };
+    if written.unchanged {
+        // Git already says so: nothing committed. What it says is applied by the next pass.
+        if branch.is_some() {
+            return Err(ApiError::rule(
+                Rule::Conflict,
+                "git_conflict",
+                format!("{file} already says this at commit {}; there is nothing to propose", &written.commit[..7]),
+            ));
+        }
+        let mut conn = state.pool.acquire().await.map_err(StoreError::from)?;
+        store::status::request_sync(&mut conn).await?;
+        drop(conn);
+        store::notify_sync(&state.pool).await?;
+        return Ok(Done::Committed { commit: written.commit, applied: false });
+    }
     let mut row = caller.audit(action, target, details);
     row.metadata["writeBack"] = json!({
         "mode": mode.as_str(), "commit": written.commit, "file": file, "unchanged": written.unchanged, "branch": branch,
@@ -195,8 +221,46 @@ pub(crate) async fn write_back<T>(
     store::status::request_sync(&mut tx).await?;
     tx.commit().await.map_err(StoreError::from)?;
     store::notify_sync(&state.pool).await?;
+    let waited = std::time::Instant::now();
     let applied = applied(state, record, &written.commit).await?;
+    tracing::info!(commit = %written.commit, applied, wait_ms = waited.elapsed().as_millis(), "write-back applied");
     Ok(Done::Committed { commit: written.commit, applied })
+}
+
+/// Where a tenant's file writes the override of `key`: `spec.flags.<key>`. A key with a dot in it
+/// cannot be told from a nested field there yet, so it is changed by hand.
+pub(crate) fn flag_path(key: &crate::model::FlagKey) -> Result<String> {
+    if key.as_str().contains('.') {
+        return Err(ApiError::rule(
+            Rule::Conflict,
+            "write_back_by_hand",
+            format!(
+                "flag `{key}` has a dot in its key, which write-back cannot address yet; change `spec.flags` in the file"
+            ),
+        ));
+    }
+    Ok(format!("spec.flags.{key}"))
+}
+
+/// Removing what Git declares from a tenant that does not prune (`sync.prune: false`) would leave
+/// the row live as an orphan: such a removal is refused, saying so.
+pub(crate) async fn refuse_unless_pruned(state: &AppState, record: &TenantRecord, what: &str) -> Result<()> {
+    let prune: bool = sqlx::query_scalar("SELECT prune FROM tenants WHERE id = $1")
+        .bind(record.id)
+        .fetch_one(&state.pool)
+        .await
+        .map_err(StoreError::from)?;
+    if prune {
+        return Ok(());
+    }
+    let file = record.source_file.as_deref().unwrap_or("its file");
+    Err(ApiError::rule(
+        Rule::Conflict,
+        "managed_by_git",
+        format!(
+            "{what} is declared in Git ({file}), whose `sync.prune: false` keeps what is removed from it; remove it there and delete it live, or set `prune: true`"
+        ),
+    ))
 }
 
 /// Waits (up to the write-back's wait) until the reconciler applied `commit` (or a later commit)
@@ -318,8 +382,13 @@ async fn withdraw(
     caller: Caller,
     Path((tenant, id)): Path<(String, String)>,
 ) -> Result<Response> {
+    // Who proposed a change may withdraw it; anyone else needs to be allowed to change the tenant
+    // (owners and operators), whatever the change was.
     let (name, _) = caller.authorize_tenant(&state, Action::ManageUsers, "proposals", &tenant)?;
     let proposal = refresh(&state, proposal(&state, name.as_str(), &id).await?).await?;
+    if proposal.proposed_by != caller.actor.name() {
+        caller.authorize_tenant(&state, Action::UpdateTenant, "proposals", &tenant)?;
+    }
     if proposal.state != "open" {
         return Err(ApiError::rule(
             Rule::Conflict,
@@ -366,7 +435,9 @@ async fn decide(conn: &mut sqlx::PgConnection, id: Uuid, state: &str) -> Result<
 /// edits (its edit no longer applies).
 async fn refresh(state: &AppState, mut proposal: Proposal) -> Result<Proposal> {
     let Some(writer) = state.write_back.as_ref().filter(|_| proposal.state == "open") else { return Ok(proposal) };
-    let decided = if writer.merged(proposal.commit.clone()).await.map_err(refusal)? {
+    // An unreachable remote leaves the state as it was last known, rather than failing the list.
+    let Ok(merged) = writer.merged(proposal.commit.clone()).await else { return Ok(proposal) };
+    let decided = if merged {
         Some("merged")
     } else {
         let edit: Value = sqlx::query_scalar("SELECT edit FROM proposals WHERE id = $1")
@@ -374,17 +445,21 @@ async fn refresh(state: &AppState, mut proposal: Proposal) -> Result<Proposal> {
             .fetch_one(&state.pool)
             .await
             .map_err(StoreError::from)?;
-        let edits: Vec<Edit> = serde_json::from_value(edit).unwrap_or_default();
-        let text = writer.current(proposal.file.clone()).await.map_err(refusal)?;
-        let mut edited = Ok(text.clone());
-        for edit in &edits {
-            edited = edited.and_then(|t| edit.apply(&t));
-        }
-        match edited {
-            Err(_) => Some("superseded"),
+        let edits: Vec<Edit> = serde_json::from_value(edit)
+            .map_err(|e| ApiError::Internal(format!("proposal {} holds edits that do not read: {e}", proposal.id)))?;
+        match writer.current(proposal.file.clone()).await {
+            // The file is gone (renamed, removed): what the proposal edits is no more.
+            Err(Failure::Conflict(_)) => Some("superseded"),
+            Err(_) => return Ok(proposal),
             // The tracked branch already says what it proposes: merged another way (a squash).
-            Ok(edited) if edited == text => Some("merged"),
-            Ok(_) => None,
+            Ok(text) if edits.iter().all(|e| e.holds(&text)) => Some("merged"),
+            Ok(text) => {
+                let mut edited = Ok(text);
+                for edit in &edits {
+                    edited = edited.and_then(|t| edit.apply(&t));
+                }
+                edited.is_err().then_some("superseded")
+            }
         }
     };
     if let Some(decided) = decided {
@@ -394,4 +469,34 @@ async fn refresh(state: &AppState, mut proposal: Proposal) -> Result<Proposal> {
         proposal.decided_at = Some(Utc::now());
     }
     Ok(proposal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authz::PlatformActor;
+    use crate::model::PlatformRole;
+
+    #[test]
+    fn an_author_without_an_email_gets_one_nobody_receives() {
+        let token = Actor::Platform(PlatformActor {
+            role: PlatformRole::Operator,
+            name: "bootstrap-token".into(),
+            via: PlatformVia::BootstrapToken,
+        });
+        assert_eq!(
+            author(&token),
+            ("Gatehouse operator (bootstrap token)".to_owned(), "bootstrap-token@gatehouse.invalid".to_owned())
+        );
+        let signed_in = Actor::Platform(PlatformActor {
+            role: PlatformRole::Operator,
+            name: "olga@corp.example".into(),
+            via: PlatformVia::IdentityProvider {
+                issuer: "https://idp.example".into(),
+                subject: "42".into(),
+                display_name: Some("Olga Ops".into()),
+            },
+        });
+        assert_eq!(author(&signed_in), ("Olga Ops".to_owned(), "olga@corp.example".to_owned()));
+    }
 }

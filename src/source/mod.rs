@@ -256,9 +256,13 @@ fn clean_work_tree(dir: &Path) -> Snapshot {
 
 /// Removes `user:password@` from a URL.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.find('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://{}", &url[..scheme], &url[at + 1..]),
-        _ => url.to_owned(),
+    let Some(scheme) = url.find("://") else { return url.to_owned() };
+    let rest = &url[scheme + 3..];
+    // The credentials end at the last `@` before the path: a password may hold an `@` itself.
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{}://{}", &url[..scheme], &rest[at + 1..]),
+        None => url.to_owned(),
     }
 }
 
@@ -293,6 +297,7 @@ mod tests {
         );
         assert_eq!(redact("ssh://git@host.example/config.git"), "ssh://host.example/config.git");
         assert_eq!(redact("/srv/config.git"), "/srv/config.git");
+        assert_eq!(redact("https://u:p@ss@host.example/a@b.git"), "https://host.example/a@b.git");
     }
 
     #[test]

@@ -104,6 +104,29 @@ pub async fn insert_invited(
     Ok(id)
 }
 
+/// The rule `insert_invited` keeps, checked without inserting (an invitation written back to Git is
+/// checked before it is committed): the address is nobody's yet, and in no domain another tenant
+/// verified.
+pub async fn check_invitable(conn: &mut PgConnection, tenant_id: Uuid, email: &str) -> Result<()> {
+    let (here, elsewhere): (bool, bool) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE email = $1 AND tenant_id = $2),
+                EXISTS (SELECT 1 FROM users WHERE email = $1 AND tenant_id <> $2)
+                OR EXISTS (SELECT 1 FROM tenant_idp_domains d JOIN tenant_idps p ON p.tenant_id = d.tenant_id
+                            WHERE d.domain = lower(split_part($1, '@', 2)) AND d.tenant_id <> $2 AND p.state <> 'draft')",
+    )
+    .bind(email)
+    .bind(tenant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if here {
+        return Err(rule(Rule::Conflict, "email_taken", format!("{email} is already a user of this tenant")));
+    }
+    if elsewhere {
+        return Err(unavailable(email));
+    }
+    Ok(())
+}
+
 /// The refusal of an address another tenant has, as a user or by its verified sign-in domain: one
 /// answer for both that names neither the user nor the tenant (issue 25.10).
 fn unavailable(email: &str) -> StoreError {

@@ -78,6 +78,19 @@ impl Edit {
         }
     }
 
+    /// Whether `text` already says what the edit asks for (a proposal merged another way).
+    pub fn holds(&self, text: &str) -> bool {
+        match (self.apply(text), self) {
+            (Ok(edited), _) => edited == text,
+            (Err(_), Edit::AddUser { item, tenant }) => {
+                let index = PositionIndex::build(text);
+                let email = item.iter().find(|(k, _)| k == "email").and_then(|(_, v)| v.as_str()).unwrap_or_default();
+                index.document_of("Tenant", tenant).is_some_and(|doc| user_path(&index, doc, email).is_some())
+            }
+            (Err(_), _) => false,
+        }
+    }
+
     /// `text` (a file declaring the tenant) with the edit made; unchanged when the file already says
     /// what the edit asks for.
     pub fn apply(&self, text: &str) -> Result<String, Refusal> {
@@ -87,7 +100,11 @@ impl Edit {
             .document_of("Tenant", tenant)
             .ok_or_else(|| Refusal::Conflict(format!("the file no longer declares tenant `{tenant}`")))?;
         match self {
-            Edit::Tenant { path, expected, value, .. } => set(text, document, path, expected, value, &Value::Null),
+            Edit::Tenant { path, expected, value, .. } => {
+                // A tenant that lists no applications has none.
+                let default = if path == "spec.applications" { Value::Array(Vec::new()) } else { Value::Null };
+                set(text, document, path, expected, value, &default)
+            }
             Edit::User { email, field, expected, value, .. } => {
                 let user = user_path(&index, document, email).ok_or_else(|| {
                     Refusal::Conflict(format!("user {email} is no longer declared in tenant `{tenant}`"))
@@ -127,10 +144,10 @@ fn set(
 ) -> Result<String, Refusal> {
     let or_default = |v: &Value| if v.is_null() { default.clone() } else { v.clone() };
     let written = rewrite::value_at(text, document, path).unwrap_or(Value::Null);
-    if or_default(&written) == or_default(value) {
+    if same(&or_default(&written), &or_default(value)) {
         return Ok(text.to_owned());
     }
-    if or_default(&written) != or_default(expected) {
+    if !same(&or_default(&written), &or_default(expected)) {
         let line = PositionIndex::build(text).locate(document, path).map_or(0, |p| p.line);
         return Err(Refusal::Conflict(format!(
             "`{path}` (line {line}) is {} in Git now, not {} as it was read",
@@ -139,6 +156,23 @@ fn set(
         )));
     }
     Ok(rewrite::set(text, document, path, &written, value)?)
+}
+
+/// Whether two values say the same: numbers by value (YAML's `3` is the API's `3.0`), lists as
+/// sets (the database keeps a tenant's applications sorted, the file in its author's order).
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len()
+                && x.iter().all(|v| y.iter().any(|w| same(v, w)))
+                && y.iter().all(|w| x.iter().any(|v| same(v, w)))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
 }
 
 /// `spec.users[i]` of the user with `email` (any case).
@@ -260,6 +294,19 @@ spec:
             user("carol@acme.example", Value::Null, json!("disabled")).apply(ACME),
             Err(Refusal::Conflict(_))
         ));
+    }
+
+    #[test]
+    fn numbers_compare_by_value_and_lists_as_sets() {
+        let flags = "apiVersion: gatehouse.dev/v1\nkind: Tenant\nmetadata: { name: acme }\nspec:\n  applications: [b-app, a-app]\n  flags:\n    ratio: 3\n";
+        let ratio = tenant("spec.flags.ratio", json!(3.0), json!(4.5)).apply(flags).expect("edited");
+        assert_eq!(diff(flags, &ratio), ["-    ratio: 3", "+    ratio: 4.5"]);
+        let apps = tenant("spec.applications", json!(["a-app", "b-app"]), json!(["a-app", "b-app", "c-app"]));
+        let edited = apps.apply(flags).expect("edited");
+        assert_eq!(diff(flags, &edited), ["-  applications: [b-app, a-app]", "+  applications: [a-app, b-app, c-app]"]);
+        assert!(apps.holds(&edited) && !apps.holds(flags));
+        let add = Edit::AddUser { tenant: "acme".into(), item: vec![("email".into(), json!("alice@acme.example"))] };
+        assert!(add.holds(ACME), "a user already declared is what an invitation asks for");
     }
 
     #[test]

@@ -147,9 +147,12 @@ impl Workspace {
         let branch = self.tracked_branch(&repo, remote)?;
         let mut last = String::new();
         for _ in 0..ATTEMPTS {
+            let started = std::time::Instant::now();
             let head = fetch(&repo, remote, &branch)?;
+            let fetched = started.elapsed();
             let config = config_dir(&repo, remote.path.as_deref())?;
             let written = self.commit(&repo, &head, &config, file, edits, authored)?;
+            let committed = started.elapsed();
             if written.unchanged {
                 return Ok(written);
             }
@@ -157,11 +160,16 @@ impl Workspace {
                 Destination::Tracked => branch.clone(),
                 Destination::Branch(name) => format!("refs/heads/{name}"),
             };
-            match push(&repo, remote, &format!("{}:{target}", written.commit)) {
+            let base = matches!(destination, Destination::Tracked).then_some(head.id());
+            match push_to(&repo, remote, &written.commit, &target, base) {
                 Ok(()) => {
-                    if matches!(destination, Destination::Tracked) {
-                        self.known = self.known.take().map(|(_, problems)| (written.commit.clone(), problems));
-                    }
+                    tracing::info!(
+                        commit = %written.commit, %target,
+                        fetch_ms = fetched.as_millis(),
+                        edit_and_validate_ms = (committed - fetched).as_millis(),
+                        push_ms = (started.elapsed() - committed).as_millis(),
+                        "write-back pushed"
+                    );
                     return Ok(written);
                 }
                 Err(Pushed::Behind(message)) => last = message,
@@ -203,7 +211,10 @@ impl Workspace {
         if !written.unchanged {
             let id = git2::Oid::from_str(&written.commit).map_err(git)?;
             let name = head_ref.name().unwrap_or("HEAD").to_owned();
-            repo.reference(&name, id, true, "gatehouse write-back").map_err(git)?;
+            // Moved only from the head the edit was made on: a commit made meanwhile is kept.
+            repo.reference_matching(&name, id, true, head.id(), "gatehouse write-back").map_err(|e| {
+                Failure::Conflict(format!("{name} moved while the change was being made ({}); try again", e.message()))
+            })?;
             let mut index = repo.index().map_err(git)?;
             index.add_path(&relative).map_err(git)?;
             index.write().map_err(git)?;
@@ -224,6 +235,12 @@ impl Workspace {
     ) -> Result<Written, Failure> {
         let short = &head.id().to_string()[..7];
         let path = config.join(file);
+        let plain = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+        if !plain || !Path::new(file).components().all(|c| matches!(c, std::path::Component::Normal(_))) {
+            return Err(Failure::Conflict(format!(
+                "{file} is not a plain file inside the config folder at commit {short}"
+            )));
+        }
         let text = std::fs::read_to_string(&path)
             .map_err(|e| Failure::Conflict(format!("{file} cannot be read at commit {short}: {e}")))?;
         let mut edited = text.clone();
@@ -273,7 +290,23 @@ impl Workspace {
     fn problems(&mut self, config: &Path) -> Result<BTreeSet<String>, Failure> {
         let validated = crate::config::load_repo_cached(config, &mut self.parsed)
             .map_err(|e| Failure::Git(format!("cannot read the config: {e}")))?;
-        Ok(validated.diagnostics().iter().map(ToString::to_string).collect())
+        // By file and message only: an edit above a problem moves its line and list index, which
+        // does not make it a new one.
+        let unplaced = |d: &crate::config::Diagnostic| {
+            let mut message = String::with_capacity(d.message.len());
+            let mut in_index = false;
+            for c in d.message.chars() {
+                match c {
+                    '[' => in_index = true,
+                    ']' => in_index = false,
+                    c if in_index && c.is_ascii_digit() => continue,
+                    _ => {}
+                }
+                message.push(c);
+            }
+            format!("{}: {message}", d.file)
+        };
+        Ok(validated.diagnostics().iter().map(unplaced).collect())
     }
 
     /// Whether `later` is `commit` or comes after it (fetching the tracked branch if `later` is not
@@ -428,6 +461,47 @@ fn tree_with<'r>(
     repo.find_tree(id)
 }
 
+/// Pushes `commit` to `target`, which must still be at `base` (`None`: must not exist yet). A
+/// local remote (a path or `file://`) is written by libgit2 without the check a git server makes,
+/// so there the objects go to a ref of their own and the target moves by compare-and-swap.
+fn push_to(
+    repo: &git2::Repository,
+    remote: &GitRemote,
+    commit: &str,
+    target: &str,
+    base: Option<git2::Oid>,
+) -> Result<(), Pushed> {
+    let Some(path) = local_path(&remote.url) else { return push(repo, remote, &format!("{commit}:{target}")) };
+    let incoming = format!("refs/gatehouse/incoming/{commit}");
+    push(repo, remote, &format!("{commit}:{incoming}"))?;
+    let failed = |e: git2::Error| Pushed::Failed(format!("cannot update {}: {}", redact(&remote.url), e.message()));
+    let far = git2::Repository::open(path).map_err(failed)?;
+    let id = git2::Oid::from_str(commit).map_err(failed)?;
+    let moved = match base {
+        Some(base) => far.reference_matching(target, id, true, base, "gatehouse write-back"),
+        None => far.reference(target, id, false, "gatehouse write-back"),
+    };
+    if let Ok(mut reference) = far.find_reference(&incoming) {
+        let _ = reference.delete();
+    }
+    match moved {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.code(), git2::ErrorCode::Modified | git2::ErrorCode::Exists) => {
+            Err(Pushed::Behind(e.message().to_owned()))
+        }
+        Err(e) => Err(failed(e)),
+    }
+}
+
+/// The directory of a remote on this machine: a `file://` URL or a plain path.
+fn local_path(url: &str) -> Option<&str> {
+    match url.strip_prefix("file://") {
+        Some(path) => Some(path),
+        None if !url.contains("://") && Path::new(url).is_dir() => Some(url),
+        None => None,
+    }
+}
+
 enum Pushed {
     /// The remote moved on: fetch and redo.
     Behind(String),
@@ -465,7 +539,12 @@ fn push(repo: &git2::Repository, remote: &GitRemote, refspec: &str) -> Result<()
         Err(e) => Err(Pushed::Failed(format!("cannot push to {}: {}", redact(&remote.url), with_said(e.message())))),
         Ok(()) => match refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() {
             None => Ok(()),
-            Some(status) if status.contains("fast-forward") || status.contains("fetch first") => {
+            // How git servers say the ref moved since the push began.
+            Some(status)
+                if ["fast-forward", "fetch first", "failed to update ref", "incorrect old value", "stale info"]
+                    .iter()
+                    .any(|m| status.contains(m)) =>
+            {
                 Err(Pushed::Behind(status))
             }
             Some(status) => {

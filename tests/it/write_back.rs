@@ -361,3 +361,35 @@ async fn a_directory_that_is_not_a_git_repository_refuses_write_back_clearly() {
     );
     assert!(refused.text.contains("is not in a git repository"), "{}", refused.text);
 }
+
+/// Issue 24 with the API's rules kept: an address another tenant has is refused before anything is
+/// committed (as the API refuses it), and removing a user from a tenant that does not prune is
+/// refused rather than left live as an orphan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn written_back_changes_keep_the_apis_rules() {
+    let setup = Setup::new("sync: { selfHeal: true, prune: false, interactiveEdits: writeBack }", 1).await;
+    let (server, owner) = (&setup.servers[0], setup.owner().await);
+    let before = setup.head();
+    let taken = setup
+        .db
+        .text("SELECT email FROM users u JOIN tenants t ON t.id = u.tenant_id WHERE t.name = 'globex' LIMIT 1")
+        .await;
+    let body = json!({ "email": taken, "role": "user" });
+    let refused = call(server, "POST", "/v1/tenants/acme/users", Some(&owner), Some(body)).await;
+    assert_eq!(
+        (refused.status, refused.body["error"]["code"].as_str()),
+        (409, Some("email_unavailable")),
+        "{}",
+        refused.text
+    );
+    assert!(!refused.text.contains("tenant `globex`"), "names no other tenant: {}", refused.text);
+    let removed = call(server, "DELETE", "/v1/tenants/acme/users/dan@acme.example", Some(&owner), None).await;
+    assert_eq!(
+        (removed.status, removed.body["error"]["code"].as_str()),
+        (409, Some("managed_by_git")),
+        "{}",
+        removed.text
+    );
+    assert!(removed.text.contains("prune: false"), "{}", removed.text);
+    assert_eq!(setup.head(), before, "nothing committed");
+}
