@@ -50,7 +50,7 @@ pub fn start(args: &[&str], env: &[(&str, &str)]) -> (std::process::Child, Strin
     };
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
-            if line.contains("access cache loaded") {
+            if line.contains("access cache loaded") || line.contains("write-back") || line.contains("reconciled") {
                 eprintln!("{line}");
             }
         }

@@ -133,10 +133,13 @@ async fn applications_report_audit_events_and_an_auditor_exports_them_as_csv() {
     let rest =
         call(&server, "GET", &format!("/v1/audit/events?tenant=acme&limit=1000&after={next}"), Some(&auditor), None)
             .await;
-    let times: Vec<String> = [&first, &rest]
+    // As instants: RFC 3339 text does not sort as time (`…20.500Z` is written without trailing zeros).
+    let times: Vec<chrono::DateTime<chrono::Utc>> = [&first, &rest]
         .iter()
         .flat_map(|r| {
-            r.body["events"].as_array().expect("events").iter().map(|e| e["time"].as_str().expect("t").to_owned())
+            r.body["events"].as_array().expect("events").iter().map(|e| {
+                e["time"].as_str().expect("t").parse::<chrono::DateTime<chrono::Utc>>().expect("an RFC 3339 time")
+            })
         })
         .collect();
     let mut sorted = times.clone();
