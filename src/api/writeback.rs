@@ -375,7 +375,7 @@ async fn show(
         ("tenant" = String, Path, description = "The tenant's name.", pattern = "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", example = "acme"),
         ("id" = Uuid, Path, description = "The proposal's id."),
     ),
-    responses((status = 200, description = "The proposal, withdrawn: its branch is deleted. 409 `proposal_decided` if it was merged, superseded or withdrawn before.", body = Proposal)),
+    responses((status = 200, description = "The proposal, withdrawn: its branch is deleted. Admins withdraw only their own proposals; owners and operators any. 409 `proposal_decided` if it was merged, superseded or withdrawn before.", body = Proposal)),
 )]
 async fn withdraw(
     State(state): State<AppState>,

@@ -188,8 +188,8 @@ fn adopt_one(text: &str, adoption: &Adoption) -> Result<(String, usize), ByHand>
     }
 }
 
-/// `spec.users[i]` of the user with `email`, as the file lists them.
-fn user_path(index: &PositionIndex, document: usize, email: &str) -> Option<String> {
+/// `spec.users[i]` of the user with `email` (any case), as the file lists them.
+pub fn user_path(index: &PositionIndex, document: usize, email: &str) -> Option<String> {
     let Some(NodeKind::Sequence { items, .. }) = index.node(document, "spec.users").map(|n| &n.kind) else {
         return None;
     };

@@ -125,22 +125,7 @@ pub async fn insert_audit(conn: &mut PgConnection, entries: &[AuditEntry]) -> Re
 #[tracing::instrument(name = "db.insert_audit", level = "debug", skip_all, fields(rows = entries.len()))]
 pub async fn insert_audit_at(conn: &mut PgConnection, entries: &[AuditEntry], now: DateTime<Utc>) -> Result<()> {
     let now = stored_time(now);
-    let rows = entries
-        .iter()
-        .map(|e| NewRow {
-            id: None,
-            occurred_at: now,
-            actor: bounded(&e.actor, MAX_ACTOR),
-            actor_type: e.actor_type,
-            action: bounded(&e.action, MAX_ACTION),
-            resource: bounded(&e.resource, MAX_RESOURCE),
-            tenant: e.tenant.as_deref().map(|t| bounded(t, MAX_TENANT)),
-            success: e.success,
-            application: None,
-            event_id: None,
-            metadata: bounded_metadata(&e.metadata),
-        })
-        .collect();
+    let rows = entries.iter().map(|e| NewRow::of(e, None, now)).collect();
     append(conn, rows, now).await
 }
 
@@ -148,20 +133,7 @@ pub async fn insert_audit_at(conn: &mut PgConnection, entries: &[AuditEntry], no
 /// `Gatehouse-Audit-Id:` trailer, so the commit and the row point at each other).
 pub async fn insert_audit_with_id(conn: &mut PgConnection, entry: &AuditEntry, id: Uuid) -> Result<()> {
     let now = stored_time(Utc::now());
-    let row = NewRow {
-        id: Some(id),
-        occurred_at: now,
-        actor: bounded(&entry.actor, MAX_ACTOR),
-        actor_type: entry.actor_type,
-        action: bounded(&entry.action, MAX_ACTION),
-        resource: bounded(&entry.resource, MAX_RESOURCE),
-        tenant: entry.tenant.as_deref().map(|t| bounded(t, MAX_TENANT)),
-        success: entry.success,
-        application: None,
-        event_id: None,
-        metadata: bounded_metadata(&entry.metadata),
-    };
-    append(conn, vec![row], now).await
+    append(conn, vec![NewRow::of(entry, Some(id), now)], now).await
 }
 
 /// An event an application reported, checked (`audit::reported::parse`).
@@ -246,6 +218,25 @@ struct NewRow<'a> {
     application: Option<&'a str>,
     event_id: Option<&'a str>,
     metadata: Cow<'a, Value>,
+}
+
+impl<'a> NewRow<'a> {
+    /// The row of `entry`, bounded as stored, occurring at `now`.
+    fn of(entry: &'a AuditEntry, id: Option<Uuid>, now: DateTime<Utc>) -> Self {
+        NewRow {
+            id,
+            occurred_at: now,
+            actor: bounded(&entry.actor, MAX_ACTOR),
+            actor_type: entry.actor_type,
+            action: bounded(&entry.action, MAX_ACTION),
+            resource: bounded(&entry.resource, MAX_RESOURCE),
+            tenant: entry.tenant.as_deref().map(|t| bounded(t, MAX_TENANT)),
+            success: entry.success,
+            application: None,
+            event_id: None,
+            metadata: bounded_metadata(&entry.metadata),
+        }
+    }
 }
 
 /// Writes `rows`, each after the head of its chain: the heads of the chains used are locked (in

@@ -7,8 +7,9 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::position::{NodeKind, PositionIndex};
+use crate::config::position::PositionIndex;
 use crate::config::rewrite::{self, ByHand};
+use crate::plan::adopt::user_path;
 
 /// One change of one tenant's document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,17 +174,6 @@ fn same(a: &Value, b: &Value) -> bool {
         }
         _ => a == b,
     }
-}
-
-/// `spec.users[i]` of the user with `email` (any case).
-fn user_path(index: &PositionIndex, document: usize, email: &str) -> Option<String> {
-    let Some(NodeKind::Sequence { items, .. }) = index.node(document, "spec.users").map(|n| &n.kind) else {
-        return None;
-    };
-    (0..*items).map(|i| format!("spec.users[{i}]")).find(|path| {
-        matches!(index.node(document, &format!("{path}.email")).map(|n| &n.kind),
-            Some(NodeKind::Scalar { value, .. }) if value.eq_ignore_ascii_case(email))
-    })
 }
 
 fn shown(value: &Value) -> String {
